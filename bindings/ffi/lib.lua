@@ -1,0 +1,63 @@
+--- bindings/ffi/lib.lua — loads libspore and its cdefs; the one place that holds `ffi.C`.
+-- Returns { C = <library namespace>, check = fn(status, context?) , ffi = ffi }.
+-- Library search: $SPORE_LIB, then <root>/build/libspore.so, then an installed
+-- <prefix>/lib/libspore.so next to the Lua tree, then the system linker path.
+local ffi = require("ffi")
+
+local M = { ffi = ffi }
+
+local here = (debug.getinfo(1, "S").source:match("^@(.*)[/\\]") or ".")
+
+local function exists(p)
+  local f = io.open(p, "rb")
+  if f then f:close() return true end
+  return false
+end
+
+local cdef_path = here .. "/cdef.lua"
+local chunk = loadfile(cdef_path)
+if not chunk then
+  error("spore: " .. cdef_path .. " is missing: run `make` to generate the FFI cdefs", 0)
+end
+ffi.cdef(chunk())
+
+local function load_lib()
+  -- A C host that links libspore statically (with -rdynamic) sets SPORE_LIB_SELF.
+  if rawget(_G, "SPORE_LIB_SELF") then return ffi.C, "host process" end
+  local tried = {}
+  local env = os.getenv("SPORE_LIB")
+  local cands = {}
+  if env and env ~= "" then cands[#cands + 1] = env end
+  cands[#cands + 1] = here .. "/../../build/libspore.so"
+  cands[#cands + 1] = here .. "/../../../../lib/libspore.so" -- <prefix>/share/spore/bindings/ffi
+  for _, p in ipairs(cands) do
+    if exists(p) then return ffi.load(p), p end
+    tried[#tried + 1] = p
+  end
+  local ok, lib = pcall(ffi.load, "spore")
+  if ok then return lib, "libspore (system path)" end
+  error("spore: cannot find libspore.so (tried " .. table.concat(tried, ", ")
+    .. " and the system path): run `make`, or set SPORE_LIB", 0)
+end
+
+M.C, M.path = load_lib()
+local C = M.C
+
+--- Raise a Lua error with the engine's message when status ~= 0.
+-- @param status sp_status from a C call
+-- @param context optional prefix ("load_checkpoint: ...")
+function M.check(status, context)
+  if status ~= 0 then
+    local msg = ffi.string(C.sp_last_error())
+    if context then msg = context .. ": " .. msg end
+    error(msg, 3)
+  end
+end
+
+--- Like check, but returns nil, message instead of raising.
+function M.try(status)
+  if status ~= 0 then return nil, ffi.string(C.sp_last_error()) end
+  return true
+end
+
+return M

@@ -1,0 +1,80 @@
+/* internal.h — engine-private definitions shared by engine/ files (never by the FFI). */
+#ifndef SPORE_INTERNAL_H
+#define SPORE_INTERNAL_H
+
+#include "spore.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+
+typedef struct sp_storage {
+    void *data;
+    size_t nbytes;
+    atomic_int refcount;
+    sp_release_fn release; /* adopted memory: called with ctx when the storage dies */
+    void *ctx;
+    int owned;             /* 1: allocated by sp_alloc_bytes */
+} sp_storage;
+
+struct sp_tensor {
+    sp_storage *st;
+    int dtype;
+    int ndim;
+    int64_t shape[SP_MAX_DIMS];
+    int64_t strides[SP_MAX_DIMS]; /* elements */
+    int64_t offset;               /* elements */
+};
+
+/* Element load/store through double (floats, bool, ints up to 2^53) and int64. */
+double sp_load_f64(int dtype, const void *p);
+void sp_store_f64(int dtype, void *p, double v);
+int64_t sp_load_i64(int dtype, const void *p);
+void sp_store_i64(int dtype, void *p, int64_t v);
+int sp_dtype_valid(int dtype);
+int sp_dtype_is_int(int dtype); /* integer or bool */
+
+/* Checked arithmetic: return 0 on overflow. */
+static inline int sp_mul_ok(int64_t a, int64_t b, int64_t *r) {
+    return !__builtin_mul_overflow(a, b, r) && *r >= 0;
+}
+
+/* Validate a shape and compute its element count (0 on error with message set). */
+sp_status sp_shape_numel(int ndim, const int64_t *shape, int64_t *numel);
+
+/* Pointer to the element at flat row-major position i of t (any strides). */
+static inline char *sp_elem_ptr(const sp_tensor *t, int64_t i) {
+    int64_t off = t->offset;
+    for (int d = t->ndim - 1; d >= 0; d--) {
+        int64_t n = t->shape[d];
+        off += (i % n) * t->strides[d];
+        i /= n;
+    }
+    return (char *)t->st->data + off * (int64_t)sp_dtype_size(t->dtype);
+}
+
+/* Row-major traversal of up to three same-shaped strided operands. */
+typedef struct {
+    int ndim;
+    int64_t shape[SP_MAX_DIMS];
+    int64_t idx[SP_MAX_DIMS];
+    int64_t strides[3][SP_MAX_DIMS]; /* bytes */
+    char *ptr[3];
+    int nops;
+} sp_iter;
+
+void sp_iter_init(sp_iter *it, int ndim, const int64_t *shape, int nops, char **base,
+                  int64_t (*strides_bytes)[SP_MAX_DIMS]);
+/* Advance to the next element; returns 0 after the last. */
+static inline int sp_iter_next(sp_iter *it) {
+    for (int d = it->ndim - 1; d >= 0; d--) {
+        if (++it->idx[d] < it->shape[d]) {
+            for (int k = 0; k < it->nops; k++) it->ptr[k] += it->strides[k][d];
+            return 1;
+        }
+        it->idx[d] = 0;
+        for (int k = 0; k < it->nops; k++) it->ptr[k] -= it->strides[k][d] * (it->shape[d] - 1);
+    }
+    return 0;
+}
+
+#endif

@@ -1,0 +1,193 @@
+/* elementwise.c — fill, arange, binary ops with numpy broadcasting, unary ops.
+ * float32 contiguous operands take a direct loop; other dtypes go through double
+ * (integers through int64, so 64-bit values stay exact for add/sub/mul). */
+#include "../core/internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+sp_status sp_fill(sp_tensor *t, double v) {
+    if (!t) return sp_error(SP_EINVAL, "fill: tensor is NULL");
+    int64_t n = sp_tensor_numel(t);
+    if (t->dtype == SP_FLOAT32 && sp_tensor_is_contiguous(t)) {
+        float *p = sp_tensor_data(t), f = (float)v;
+        for (int64_t i = 0; i < n; i++) p[i] = f;
+        return SP_OK;
+    }
+    char buf[8];
+    sp_store_f64(t->dtype, buf, v);
+    size_t sz = sp_dtype_size(t->dtype);
+    for (int64_t i = 0; i < n; i++) memcpy(sp_elem_ptr(t, i), buf, sz);
+    return SP_OK;
+}
+
+sp_status sp_arange(sp_tensor *t, double start, double step) {
+    if (!t) return sp_error(SP_EINVAL, "arange: tensor is NULL");
+    if (t->ndim != 1) return sp_error(SP_EINVAL, "arange: expected a 1-D tensor, got rank %d", t->ndim);
+    for (int64_t i = 0; i < t->shape[0]; i++) sp_store_f64(t->dtype, sp_elem_ptr(t, i), start + (double)i * step);
+    return SP_OK;
+}
+
+static double apply(int op, double a, double b) {
+    switch (op) {
+    case SP_OP_ADD: return a + b;
+    case SP_OP_SUB: return a - b;
+    case SP_OP_MUL: return a * b;
+    case SP_OP_DIV: return a / b;
+    case SP_OP_MAX: return (a != a || a >= b) ? a : b;
+    case SP_OP_MIN: return (a != a || a <= b) ? a : b;
+    case SP_OP_POW: return pow(a, b);
+    }
+    return 0;
+}
+
+static int apply_int(int op, int64_t a, int64_t b, int64_t *r) {
+    switch (op) {
+    case SP_OP_ADD: *r = (int64_t)((uint64_t)a + (uint64_t)b); return 1;
+    case SP_OP_SUB: *r = (int64_t)((uint64_t)a - (uint64_t)b); return 1;
+    case SP_OP_MUL: *r = (int64_t)((uint64_t)a * (uint64_t)b); return 1;
+    case SP_OP_DIV:
+        if (b == 0) return 0;
+        *r = (a == INT64_MIN && b == -1) ? INT64_MIN : a / b;
+        return 1;
+    case SP_OP_MAX: *r = a >= b ? a : b; return 1;
+    case SP_OP_MIN: *r = a <= b ? a : b; return 1;
+    case SP_OP_POW: *r = (int64_t)pow((double)a, (double)b); return 1;
+    }
+    return 0;
+}
+
+static const char *OPN[] = {"add", "sub", "mul", "div", "max", "min", "pow"};
+
+static void fmt_shape(const sp_tensor *t, char *buf, size_t n) {
+    size_t k = (size_t)snprintf(buf, n, "[");
+    for (int i = 0; i < t->ndim && k < n; i++)
+        k += (size_t)snprintf(buf + k, n - k, i ? ", %lld" : "%lld", (long long)t->shape[i]);
+    if (k < n) snprintf(buf + k, n - k, "]");
+}
+
+sp_status sp_binary(sp_tensor *out, const sp_tensor *a, const sp_tensor *b, int op) {
+    if (!out || !a || !b) return sp_error(SP_EINVAL, "binary op: tensor is NULL");
+    if (op < SP_OP_ADD || op > SP_OP_POW) return sp_error(SP_EINVAL, "binary op: unknown op %d", op);
+    /* broadcast shape, right-aligned */
+    int nd = a->ndim > b->ndim ? a->ndim : b->ndim;
+    int64_t shape[SP_MAX_DIMS], strides[3][SP_MAX_DIMS];
+    for (int i = 0; i < nd; i++) {
+        int ia = i - (nd - a->ndim), ib = i - (nd - b->ndim);
+        int64_t da = ia >= 0 ? a->shape[ia] : 1, db = ib >= 0 ? b->shape[ib] : 1;
+        if (da != db && da != 1 && db != 1) {
+            char sa[128], sb[128];
+            fmt_shape(a, sa, sizeof sa); fmt_shape(b, sb, sizeof sb);
+            return sp_error(SP_EINVAL, "%s: shapes %s and %s cannot be broadcast together", OPN[op], sa, sb);
+        }
+        shape[i] = da == 1 ? db : da;
+        int64_t sza = (int64_t)sp_dtype_size(a->dtype), szb = (int64_t)sp_dtype_size(b->dtype);
+        strides[1][i] = (ia >= 0 && da != 1) ? a->strides[ia] * sza : 0;
+        strides[2][i] = (ib >= 0 && db != 1) ? b->strides[ib] * szb : 0;
+    }
+    if (out->ndim != nd) goto badout;
+    for (int i = 0; i < nd; i++) {
+        if (out->shape[i] != shape[i]) goto badout;
+        strides[0][i] = out->strides[i] * (int64_t)sp_dtype_size(out->dtype);
+    }
+    int64_t n = sp_tensor_numel(out);
+    if (n == 0) return SP_OK;
+    int all_int = sp_dtype_is_int(out->dtype) && sp_dtype_is_int(a->dtype) && sp_dtype_is_int(b->dtype);
+    /* fast path: float32, same shapes, contiguous */
+    if (out->dtype == SP_FLOAT32 && a->dtype == SP_FLOAT32 && b->dtype == SP_FLOAT32 &&
+        sp_tensor_is_contiguous(out) && sp_tensor_is_contiguous(a) && sp_tensor_is_contiguous(b) &&
+        sp_tensor_numel(a) == n && sp_tensor_numel(b) == n) {
+        float *o = sp_tensor_data(out);
+        const float *x = sp_tensor_data(a), *y = sp_tensor_data(b);
+        switch (op) {
+        case SP_OP_ADD: for (int64_t i = 0; i < n; i++) o[i] = x[i] + y[i]; return SP_OK;
+        case SP_OP_SUB: for (int64_t i = 0; i < n; i++) o[i] = x[i] - y[i]; return SP_OK;
+        case SP_OP_MUL: for (int64_t i = 0; i < n; i++) o[i] = x[i] * y[i]; return SP_OK;
+        case SP_OP_DIV: for (int64_t i = 0; i < n; i++) o[i] = x[i] / y[i]; return SP_OK;
+        default: break;
+        }
+    }
+    char *base[3] = {sp_tensor_data(out), sp_tensor_data(a), sp_tensor_data(b)};
+    sp_iter it;
+    sp_iter_init(&it, nd, shape, 3, base, strides);
+    if (all_int && out->dtype != SP_BOOL) {
+        do {
+            int64_t r;
+            if (!apply_int(op, sp_load_i64(a->dtype, it.ptr[1]), sp_load_i64(b->dtype, it.ptr[2]), &r))
+                return sp_error(SP_EINVAL, "%s: integer division by zero", OPN[op]);
+            sp_store_i64(out->dtype, it.ptr[0], r);
+        } while (sp_iter_next(&it));
+    } else {
+        do sp_store_f64(out->dtype, it.ptr[0],
+                        apply(op, sp_load_f64(a->dtype, it.ptr[1]), sp_load_f64(b->dtype, it.ptr[2])));
+        while (sp_iter_next(&it));
+    }
+    return SP_OK;
+badout: {
+        char so[128];
+        fmt_shape(out, so, sizeof so);
+        return sp_error(SP_EINVAL, "%s: output shape %s does not match the broadcast shape", OPN[op], so);
+    }
+}
+
+sp_status sp_binary_scalar(sp_tensor *out, const sp_tensor *a, double s, int op, int reverse) {
+    if (!out || !a) return sp_error(SP_EINVAL, "binary op: tensor is NULL");
+    if (op < SP_OP_ADD || op > SP_OP_POW) return sp_error(SP_EINVAL, "binary op: unknown op %d", op);
+    if (out->ndim != a->ndim) return sp_error(SP_EINVAL, "%s: output rank %d differs from input rank %d", OPN[op], out->ndim, a->ndim);
+    for (int i = 0; i < a->ndim; i++)
+        if (out->shape[i] != a->shape[i]) return sp_error(SP_EINVAL, "%s: output shape differs from input shape", OPN[op]);
+    int64_t n = sp_tensor_numel(a);
+    int ints = sp_dtype_is_int(out->dtype) && sp_dtype_is_int(a->dtype) && out->dtype != SP_BOOL && s == floor(s) &&
+               fabs(s) < 9.0e15;
+    if (ints && op == SP_OP_DIV && ((!reverse && s == 0))) return sp_error(SP_EINVAL, "%s: integer division by zero", OPN[op]);
+    if (out->dtype == SP_FLOAT32 && a->dtype == SP_FLOAT32 && sp_tensor_is_contiguous(out) && sp_tensor_is_contiguous(a) && !reverse) {
+        float *o = sp_tensor_data(out);
+        const float *x = sp_tensor_data(a);
+        float f = (float)s;
+        switch (op) {
+        case SP_OP_ADD: for (int64_t i = 0; i < n; i++) o[i] = x[i] + f; return SP_OK;
+        case SP_OP_SUB: for (int64_t i = 0; i < n; i++) o[i] = x[i] - f; return SP_OK;
+        case SP_OP_MUL: for (int64_t i = 0; i < n; i++) o[i] = x[i] * f; return SP_OK;
+        case SP_OP_DIV: for (int64_t i = 0; i < n; i++) o[i] = x[i] / f; return SP_OK;
+        default: break;
+        }
+    }
+    for (int64_t i = 0; i < n; i++) {
+        const char *pa = sp_elem_ptr(a, i);
+        char *po = sp_elem_ptr(out, i);
+        if (ints) {
+            int64_t x = sp_load_i64(a->dtype, pa), y = (int64_t)s, r;
+            if (!apply_int(op, reverse ? y : x, reverse ? x : y, &r))
+                return sp_error(SP_EINVAL, "%s: integer division by zero", OPN[op]);
+            sp_store_i64(out->dtype, po, r);
+        } else {
+            double x = sp_load_f64(a->dtype, pa);
+            sp_store_f64(out->dtype, po, reverse ? apply(op, s, x) : apply(op, x, s));
+        }
+    }
+    return SP_OK;
+}
+
+sp_status sp_unary(sp_tensor *out, const sp_tensor *a, int op) {
+    if (!out || !a) return sp_error(SP_EINVAL, "unary op: tensor is NULL");
+    if (sp_tensor_numel(out) != sp_tensor_numel(a) || out->ndim != a->ndim)
+        return sp_error(SP_EINVAL, "unary op: output shape differs from input shape");
+    int64_t n = sp_tensor_numel(a);
+    for (int64_t i = 0; i < n; i++) {
+        double x = sp_load_f64(a->dtype, sp_elem_ptr(a, i)), r;
+        switch (op) {
+        case SP_UN_NEG: r = -x; break;
+        case SP_UN_ABS: r = fabs(x); break;
+        case SP_UN_EXP: r = exp(x); break;
+        case SP_UN_LOG: r = log(x); break;
+        case SP_UN_SQRT: r = sqrt(x); break;
+        case SP_UN_TANH: r = tanh(x); break;
+        case SP_UN_SIGMOID: r = 1.0 / (1.0 + exp(-x)); break;
+        case SP_UN_RELU: r = x > 0 ? x : 0; break;
+        default: return sp_error(SP_EINVAL, "unary op: unknown op %d", op);
+        }
+        sp_store_f64(out->dtype, sp_elem_ptr(out, i), r);
+    }
+    return SP_OK;
+}

@@ -1,0 +1,67 @@
+/* gemm.c — matmul through OpenBLAS.
+ * out[M,N] = alpha * op(a)[M,K] · op(b)[K,N] + beta * out. */
+#include "../core/internal.h"
+
+#include <cblas.h>
+
+/* A 2-D operand BLAS can read directly: row-major with unit column stride, or a
+ * transposed view (unit row stride). Returns 0 when a copy is needed. */
+static int blas_layout(const sp_tensor *t, int *trans, int64_t *ld) {
+    if (t->strides[1] == 1 && t->strides[0] >= (t->shape[1] > 1 ? t->shape[1] : 1)) { *trans = 0; *ld = t->strides[0]; return 1; }
+    if (t->strides[0] == 1 && t->strides[1] >= (t->shape[0] > 1 ? t->shape[0] : 1)) { *trans = 1; *ld = t->strides[1]; return 1; }
+    if (t->shape[0] <= 1 && t->shape[1] <= 1) { *trans = 0; *ld = 1; return 1; }
+    return 0;
+}
+
+sp_status sp_matmul(sp_tensor *out, const sp_tensor *a, const sp_tensor *b, int trans_a, int trans_b, double alpha,
+                    double beta) {
+    if (!out || !a || !b) return sp_error(SP_EINVAL, "matmul: tensor is NULL");
+    if (a->ndim != 2 || b->ndim != 2 || out->ndim != 2)
+        return sp_error(SP_EINVAL, "matmul: expected 2-D tensors, got ranks %d, %d and output %d", a->ndim, b->ndim, out->ndim);
+    int dt = out->dtype;
+    if ((dt != SP_FLOAT32 && dt != SP_FLOAT64) || a->dtype != dt || b->dtype != dt)
+        return sp_error(SP_EINVAL, "matmul: expected float32 or float64 operands of one dtype, got %s, %s -> %s",
+                        sp_dtype_name(a->dtype), sp_dtype_name(b->dtype), sp_dtype_name(dt));
+    int64_t M = trans_a ? a->shape[1] : a->shape[0], K = trans_a ? a->shape[0] : a->shape[1];
+    int64_t K2 = trans_b ? b->shape[1] : b->shape[0], N = trans_b ? b->shape[0] : b->shape[1];
+    if (K != K2)
+        return sp_error(SP_EINVAL, "matmul: inner dimensions differ: [%lld, %lld] x [%lld, %lld]", (long long)M,
+                        (long long)K, (long long)K2, (long long)N);
+    if (out->shape[0] != M || out->shape[1] != N)
+        return sp_error(SP_EINVAL, "matmul: output is [%lld, %lld], expected [%lld, %lld]", (long long)out->shape[0],
+                        (long long)out->shape[1], (long long)M, (long long)N);
+    if (M > INT32_MAX || N > INT32_MAX || K > INT32_MAX) return sp_error(SP_EINVAL, "matmul: dimension too large for BLAS");
+    if (M == 0 || N == 0) return SP_OK;
+    sp_tensor *ca = NULL, *cb = NULL, *co = NULL;
+    int ta, tb, to;
+    int64_t lda, ldb, ldo;
+    sp_status st = SP_OK;
+    if (!blas_layout(a, &ta, &lda)) { if ((st = sp_tensor_clone(&ca, a, dt))) goto done; blas_layout(ca, &ta, &lda); }
+    if (!blas_layout(b, &tb, &ldb)) { if ((st = sp_tensor_clone(&cb, b, dt))) goto done; blas_layout(cb, &tb, &ldb); }
+    if (!blas_layout(out, &to, &ldo) || to) {
+        if ((st = sp_tensor_clone(&co, out, dt))) goto done;
+        blas_layout(co, &to, &ldo);
+    }
+    {
+        const sp_tensor *A = ca ? ca : a, *B = cb ? cb : b;
+        sp_tensor *O = co ? co : out;
+        CBLAS_TRANSPOSE TA = (ta ^ (trans_a != 0)) ? CblasTrans : CblasNoTrans;
+        CBLAS_TRANSPOSE TB = (tb ^ (trans_b != 0)) ? CblasTrans : CblasNoTrans;
+        if (K == 0) {
+            /* BLAS leaves beta*C; make that explicit for K == 0 */
+            sp_binary_scalar(O, O, beta, SP_OP_MUL, 0);
+        } else if (dt == SP_FLOAT32) {
+            cblas_sgemm(CblasRowMajor, TA, TB, (int)M, (int)N, (int)K, (float)alpha, sp_tensor_data(A), (int)lda,
+                        sp_tensor_data(B), (int)ldb, (float)beta, sp_tensor_data(O), (int)ldo);
+        } else {
+            cblas_dgemm(CblasRowMajor, TA, TB, (int)M, (int)N, (int)K, alpha, sp_tensor_data(A), (int)lda,
+                        sp_tensor_data(B), (int)ldb, beta, sp_tensor_data(O), (int)ldo);
+        }
+        if (co) st = sp_tensor_copy(out, co);
+    }
+done:
+    sp_tensor_free(ca);
+    sp_tensor_free(cb);
+    sp_tensor_free(co);
+    return st;
+}

@@ -1,0 +1,238 @@
+/*
+ * spore.h — the whole public C API of the spore engine.
+ *
+ * Conventions (see DESIGN.md):
+ *  - Every fallible call returns sp_status (SP_OK = 0). On failure the message,
+ *    naming the file / tensor / expectation, is in sp_last_error() (thread-local).
+ *  - Handles are opaque. Read shape, dtype and data through accessors.
+ *  - The engine never calls back into Lua, never aborts on user input.
+ *
+ * Ownership table
+ *  | call                               | returns                         | release with          |
+ *  |------------------------------------|---------------------------------|-----------------------|
+ *  | sp_tensor_new / _empty / _from_data| owned handle, own storage       | sp_tensor_free        |
+ *  | sp_tensor_view / _reshape /        | owned handle sharing (retaining)| sp_tensor_free        |
+ *  |   _transpose / _select / _narrow / |   the source's storage          |                       |
+ *  |   _alias                           |                                 |                       |
+ *  | sp_tensor_contiguous               | owned handle (a view when the   | sp_tensor_free        |
+ *  |                                    |   source is contiguous)         |                       |
+ *  | sp_tensor_adopt                    | owned handle over caller memory;| sp_tensor_free (calls |
+ *  |                                    |   release(ctx) when storage dies|   release once)       |
+ *  | const sp_tensor * arguments        | borrowed                        | —                     |
+ *  | sp_last_error()                    | borrowed thread-local string    | —                     |
+ *
+ * The FFI cdefs (bindings/ffi/cdef.lua) are generated from the text between the
+ * @ffi-begin and @ffi-end markers: plain declarations only, no preprocessor lines.
+ */
+#ifndef SPORE_H
+#define SPORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* @ffi-begin */
+
+/* ==== core: status, errors, memory ==================================== */
+
+typedef int sp_status;
+enum {
+    SP_OK = 0,
+    SP_EINVAL = 1,   /* bad argument: shape, dtype, index, option */
+    SP_ENOMEM = 2,   /* allocation failed or size overflow */
+    SP_EIO = 3,      /* file could not be opened / read / written */
+    SP_EFORMAT = 4,  /* file content malformed or unsupported */
+    SP_ECRC = 5,     /* checksum mismatch */
+    SP_ECRYPTO = 6,  /* decryption / authentication failed */
+    SP_EDEVICE = 7   /* device (CUDA) error or not built with CUDA */
+};
+
+/* Message of the last failed call on this thread ("" if none). Borrowed. */
+const char *sp_last_error(void);
+/* Replace the last error (used by bindings and hosts to report their own failures). */
+void sp_set_error_message(const char *msg);
+/* Engine version string, e.g. "0.1.0". */
+const char *sp_version(void);
+
+/* Live bytes of tensor storage the engine allocated, the peak, and the number of
+ * live allocations. Any pointer may be NULL. */
+void sp_mem_stats(int64_t *live_bytes, int64_t *peak_bytes, int64_t *live_allocs);
+int64_t sp_mem_live_bytes(void);
+void sp_mem_reset_peak(void);
+
+/* ==== core: dtypes ===================================================== */
+
+typedef enum {
+    SP_FLOAT32 = 0, SP_FLOAT16 = 1, SP_BFLOAT16 = 2, SP_FLOAT64 = 3,
+    SP_INT8 = 4, SP_INT16 = 5, SP_INT32 = 6, SP_INT64 = 7,
+    SP_UINT8 = 8, SP_UINT16 = 9, SP_UINT32 = 10, SP_UINT64 = 11,
+    SP_BOOL = 12,
+    SP_NUM_DTYPES = 13
+} sp_dtype;
+
+enum { SP_MAX_DIMS = 8 };
+
+/* Size in bytes of one element (0 for an invalid dtype). */
+size_t sp_dtype_size(int dtype);
+/* Lower-case name: "float32", "bfloat16", "uint8", "bool"... ("?" if invalid). */
+const char *sp_dtype_name(int dtype);
+/* Parse a name (spore's lower-case names, numpy names, MindSpore's "Float32",
+ * "UInt8"/"Uint8", "BFloat16"...). Returns the dtype or -1. */
+int sp_dtype_from_name(const char *name);
+int sp_dtype_is_float(int dtype);
+
+/* Scalar conversions, round-to-nearest-even, NaN and Inf preserved. */
+uint16_t sp_f32_to_f16(float x);
+float sp_f16_to_f32(uint16_t h);
+uint16_t sp_f32_to_bf16(float x);
+float sp_bf16_to_f32(uint16_t h);
+uint16_t sp_f64_to_f16(double x);
+uint16_t sp_f64_to_bf16(double x);
+
+/* ==== core: tensors ==================================================== */
+
+typedef struct sp_tensor sp_tensor;
+
+/* A release callback for adopted memory (mmap'd file, a host's buffer). */
+typedef void (*sp_release_fn)(void *ctx);
+
+/* New contiguous tensor, zero-filled. ndim 0 makes a scalar. */
+sp_status sp_tensor_new(sp_tensor **out, int dtype, int ndim, const int64_t *shape);
+/* New contiguous tensor, contents undefined. */
+sp_status sp_tensor_empty(sp_tensor **out, int dtype, int ndim, const int64_t *shape);
+/* New tensor holding a copy of nbytes of data; nbytes must equal numel*itemsize. */
+sp_status sp_tensor_from_data(sp_tensor **out, int dtype, int ndim, const int64_t *shape,
+                              const void *data, size_t nbytes);
+/* Tensor over caller-owned memory (not counted by sp_mem_stats); release(ctx) is
+ * called once when the last handle on that storage is freed (release may be NULL). */
+sp_status sp_tensor_adopt(sp_tensor **out, int dtype, int ndim, const int64_t *shape,
+                          void *data, size_t nbytes, sp_release_fn release, void *ctx);
+/* Release a handle (NULL is a no-op). Storage is freed with its last handle. */
+void sp_tensor_free(sp_tensor *t);
+
+int sp_tensor_dtype(const sp_tensor *t);
+int sp_tensor_ndim(const sp_tensor *t);
+int64_t sp_tensor_dim(const sp_tensor *t, int i);      /* i may be negative */
+int64_t sp_tensor_stride(const sp_tensor *t, int i);   /* in elements */
+int64_t sp_tensor_offset(const sp_tensor *t);          /* in elements */
+int64_t sp_tensor_numel(const sp_tensor *t);
+size_t sp_tensor_nbytes(const sp_tensor *t);           /* numel * itemsize */
+int sp_tensor_is_contiguous(const sp_tensor *t);
+/* Address of the first element (storage + offset). */
+void *sp_tensor_data(const sp_tensor *t);
+/* Number of handles sharing this tensor's storage. */
+int sp_tensor_storage_refcount(const sp_tensor *t);
+/* 1 when a and b share storage. */
+int sp_tensor_shares_storage(const sp_tensor *a, const sp_tensor *b);
+/* Copy the shape into shape[SP_MAX_DIMS]; returns ndim. */
+int sp_tensor_shape(const sp_tensor *t, int64_t *shape);
+
+/* Views (share storage). */
+sp_status sp_tensor_alias(sp_tensor **out, const sp_tensor *src);
+sp_status sp_tensor_view(sp_tensor **out, const sp_tensor *src, int ndim, const int64_t *shape,
+                         const int64_t *strides, int64_t offset);
+/* Reshape: a view when src is contiguous, else an error (call contiguous first).
+ * One dim may be -1 (inferred). */
+sp_status sp_tensor_reshape(sp_tensor **out, const sp_tensor *src, int ndim, const int64_t *shape);
+sp_status sp_tensor_transpose(sp_tensor **out, const sp_tensor *src, int d0, int d1);
+/* Drop dimension dim, keeping index (0-based). */
+sp_status sp_tensor_select(sp_tensor **out, const sp_tensor *src, int dim, int64_t index);
+/* Keep [start, start+length) along dim (0-based). */
+sp_status sp_tensor_narrow(sp_tensor **out, const sp_tensor *src, int dim, int64_t start, int64_t length);
+/* A contiguous tensor with src's values: a view if already contiguous, else a copy. */
+sp_status sp_tensor_contiguous(sp_tensor **out, const sp_tensor *src);
+/* A contiguous copy, converted to dtype. */
+sp_status sp_tensor_clone(sp_tensor **out, const sp_tensor *src, int dtype);
+
+/* Copy src into dst element by element (same numel; shapes may differ only when
+ * both are contiguous), converting dtypes. Float->int truncates toward zero,
+ * saturating; NaN->int gives 0; x->bool is x != 0. */
+sp_status sp_tensor_copy(sp_tensor *dst, const sp_tensor *src);
+/* Element access with 0-based indices (ndim of them). */
+sp_status sp_tensor_get(const sp_tensor *t, const int64_t *index, double *value);
+sp_status sp_tensor_set(sp_tensor *t, const int64_t *index, double value);
+/* Exact 64-bit integer access (int64/uint64 beyond 2^53). */
+sp_status sp_tensor_get_i64(const sp_tensor *t, const int64_t *index, int64_t *value);
+/* All elements, in row-major order, into buf[numel] as doubles. */
+sp_status sp_tensor_to_doubles(const sp_tensor *t, double *buf, int64_t n);
+/* Set all elements from buf[numel] (row-major). */
+sp_status sp_tensor_from_doubles(sp_tensor *t, const double *buf, int64_t n);
+
+/* ==== core: fill and random ============================================ */
+
+sp_status sp_fill(sp_tensor *t, double value);
+/* t[i] = start + i*step for contiguous 1-D t. */
+sp_status sp_arange(sp_tensor *t, double start, double step);
+/* Seeded generators: *state is advanced (splitmix64-seeded xoshiro256**). */
+sp_status sp_rand_uniform(sp_tensor *t, double lo, double hi, uint64_t *state);
+sp_status sp_rand_normal(sp_tensor *t, double mean, double std, uint64_t *state);
+/* Truncated normal in [mean-2std, mean+2std] (MindSpore's TruncatedNormal). */
+sp_status sp_rand_trunc_normal(sp_tensor *t, double mean, double std, uint64_t *state);
+
+/* ==== core: elementwise, reductions, matmul ============================ */
+
+typedef enum { SP_OP_ADD = 0, SP_OP_SUB = 1, SP_OP_MUL = 2, SP_OP_DIV = 3,
+               SP_OP_MAX = 4, SP_OP_MIN = 5, SP_OP_POW = 6 } sp_binop;
+/* out = a OP b with numpy broadcasting; out must have the broadcast shape
+ * (out may be a or b when shapes match). Integer division truncates; x/0 is an error. */
+sp_status sp_binary(sp_tensor *out, const sp_tensor *a, const sp_tensor *b, int op);
+/* out = a OP s (reverse != 0: out = s OP a). */
+sp_status sp_binary_scalar(sp_tensor *out, const sp_tensor *a, double s, int op, int reverse);
+
+typedef enum { SP_UN_NEG = 0, SP_UN_ABS = 1, SP_UN_EXP = 2, SP_UN_LOG = 3, SP_UN_SQRT = 4,
+               SP_UN_TANH = 5, SP_UN_SIGMOID = 6, SP_UN_RELU = 7 } sp_unop;
+sp_status sp_unary(sp_tensor *out, const sp_tensor *a, int op);
+
+typedef enum { SP_RED_SUM = 0, SP_RED_MEAN = 1, SP_RED_MAX = 2, SP_RED_MIN = 3,
+               SP_RED_ARGMAX = 4, SP_RED_ARGMIN = 5 } sp_redop;
+/* Reduce every element into *value (argmax/argmin give the 0-based flat index;
+ * the first extreme wins; NaN propagates for max/min). Empty tensors: sum 0,
+ * others an error. */
+sp_status sp_reduce_all(const sp_tensor *a, int op, double *value);
+/* Reduce along dim (negative counts from the end). out has a's shape with dim
+ * removed (keepdim=0) or set to 1 (keepdim=1); argmax/argmin write int64. */
+sp_status sp_reduce_dim(sp_tensor *out, const sp_tensor *a, int op, int dim, int keepdim);
+
+/* out[M,N] = op(a)[M,K] · op(b)[K,N] (+ beta*out). float32 or float64, 2-D.
+ * Any strides; transposed views go to BLAS without a copy. */
+sp_status sp_matmul(sp_tensor *out, const sp_tensor *a, const sp_tensor *b,
+                    int trans_a, int trans_b, double alpha, double beta);
+
+/* ==== nn kernels (engine/cpu): conv, pool, norm, activations, losses, optimizers ==== */
+/* (section owned by the networks work) */
+
+
+
+/* ==== checkpoint io (engine/io): .ckpt, safetensors, crc, encryption ==== */
+/* (section owned by the checkpoint work) */
+
+
+
+/* ==== datasets (engine/io): idx, cifar, transforms ===================== */
+/* (section owned by the datasets work) */
+
+
+
+/* ==== device ============================================================ */
+
+/* Number of CUDA devices (0 when built without CUDA or none present). */
+int sp_cuda_device_count(void);
+
+/* @ffi-end */
+
+/* Internal helpers shared by engine files (not part of the FFI). */
+sp_status sp_error(sp_status code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+void *sp_alloc_bytes(size_t nbytes);
+void sp_free_bytes(void *p, size_t nbytes);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SPORE_H */

@@ -1,0 +1,78 @@
+--- spore — load deep-learning checkpoints for inference and transfer learning.
+--   local spore = require("spore")
+-- Finds its own tree: works from any directory once lua/ is on package.path
+-- (the scripts under scripts/ put it there themselves).
+local here = debug.getinfo(1, "S").source:match("^@(.*)[/\\]") or "."
+-- Source tree: <root>/lua/spore → bindings at <root>/bindings.
+-- Installed: <prefix>/share/lua/5.1/spore → bindings at <prefix>/share/spore/bindings.
+local function exists(p) local f = io.open(p, "rb"); if f then f:close() end; return f ~= nil end
+local bindings
+for _, cand in ipairs({ here .. "/../../bindings", here .. "/../../../spore/bindings" }) do
+  if exists(cand .. "/ffi/lib.lua") then bindings = cand break end
+end
+if not bindings then error("spore: cannot find the bindings/ directory next to " .. here, 0) end
+if not package.path:find(bindings .. "/?.lua", 1, true) then
+  package.path = bindings .. "/?.lua;" .. package.path
+end
+-- make spore.* submodules resolvable even when only this file was found via a relative path
+local luadir = here .. "/.."
+if not package.path:find(luadir .. "/?.lua", 1, true) then
+  package.path = luadir .. "/?.lua;" .. luadir .. "/?/init.lua;" .. package.path
+end
+
+local spore = {}
+spore._root = here .. "/../.."
+spore.version = "0.1.0"
+
+local T = require("spore.tensor")
+spore.Tensor = T.Tensor
+spore.tensor = T.tensor
+spore.is_tensor = T.is_tensor
+spore.zeros, spore.ones, spore.empty, spore.full = T.zeros, T.ones, T.empty, T.full
+spore.arange, spore.rand, spore.randn = T.arange, T.rand, T.randn
+spore.manual_seed = T.manual_seed
+spore.from_pointer = T.from_pointer
+spore.dtypes = T.dtypes
+spore.print_options = T.print_options
+
+local lib = require("ffi.lib")
+--- Engine memory: { live = bytes, peak = bytes, allocs = n, soft_limit = bytes }.
+function spore.mem_stats()
+  local ffi = lib.ffi
+  local live, peak, n = ffi.new("int64_t[1]"), ffi.new("int64_t[1]"), ffi.new("int64_t[1]")
+  lib.C.sp_mem_stats(live, peak, n)
+  return { live = tonumber(live[0]), peak = tonumber(peak[0]), allocs = tonumber(n[0]),
+    soft_limit = T.gc_policy.soft, collections = T.gc_policy.collections }
+end
+function spore.matmul(a, b) return a:matmul(b) end
+function spore.cuda_device_count() return lib.C.sp_cuda_device_count() end
+
+-- Submodules load on first use: spore.nn, spore.models, spore.optim, spore.data, ...
+local lazy = { nn = "spore.nn", models = "spore.models", optim = "spore.optim", data = "spore.data",
+  ckpt = "spore.ckpt", train = "spore.train", repl = "spore.repl" }
+setmetatable(spore, {
+  __index = function(t, k)
+    local mod = lazy[k]
+    if mod then
+      local ok, m = pcall(require, mod)
+      if not ok then error(m, 2) end
+      rawset(t, k, m)
+      return m
+    end
+    -- top-level re-exports provided by submodules (load_checkpoint, Model, ...)
+    local exports = rawget(t, "_exports")
+    if exports and exports[k] then
+      local m = require(exports[k])
+      local v = m[k]
+      rawset(t, k, v)
+      return v
+    end
+    return nil
+  end,
+})
+spore._exports = {
+  load_checkpoint = "spore.ckpt", load_param_into_net = "spore.ckpt", save_checkpoint = "spore.ckpt",
+  Model = "spore.train",
+}
+
+return spore

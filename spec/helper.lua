@@ -1,0 +1,66 @@
+-- spec/helper.lua — shared by every spec: paths, fixtures, small utilities.
+package.path = "lua/?.lua;lua/?/init.lua;bindings/?.lua;" .. package.path
+
+local H = {}
+_G.spec_helper = H
+
+H.root = os.getenv("PWD") or "."
+
+--- Directory of the shared real-data fixtures, or nil.
+function H.fixtures_dir()
+  local d = os.getenv("SPORE_FIXTURES") or (H.root .. "/../shared/fixtures")
+  local f = io.open(d .. "/README.md", "rb")
+  if f then f:close() return d end
+  return nil
+end
+
+--- Path of a shared fixture, or nil plus a message naming the missing file.
+function H.fixture(rel)
+  local d = H.fixtures_dir() or ((os.getenv("SPORE_FIXTURES") or "../shared/fixtures"))
+  local p = d .. "/" .. rel
+  local f = io.open(p, "rb")
+  if f then f:close() return p end
+  return nil, "fixture missing: " .. p .. " (set SPORE_FIXTURES)"
+end
+
+--- Path of a committed spec fixture (spec/fixtures/...), or nil + message.
+function H.local_fixture(rel)
+  local p = H.root .. "/spec/fixtures/" .. rel
+  local f = io.open(p, "rb")
+  if f then f:close() return p end
+  return nil, "spec fixture missing: " .. p
+end
+
+--- Run a shell command; returns stdout, exit code.
+function H.run(cmd)
+  local p = io.popen(cmd .. "; echo \"__rc=$?\"", "r")
+  local out = p:read("*a")
+  p:close()
+  local rc = tonumber(out:match("__rc=(%d+)%s*$"))
+  return out:gsub("__rc=%d+%s*$", ""), rc
+end
+
+--- Resident set size of this process in bytes (Linux).
+function H.rss()
+  local f = io.open("/proc/self/statm", "rb")
+  local s = f:read("*a")
+  f:close()
+  local pages = tonumber(s:match("^%d+%s+(%d+)"))
+  return pages * 4096
+end
+
+function H.tmpdir()
+  local p = io.popen("mktemp -d")
+  local d = p:read("*l")
+  p:close()
+  return d
+end
+
+--- Max |a - b| over two flat arrays.
+function H.max_abs_diff(a, b)
+  local m = 0
+  for i = 1, #a do m = math.max(m, math.abs(a[i] - b[i])) end
+  return m
+end
+
+return H
