@@ -38,3 +38,27 @@ describe("C host", function()
     assert.matches("y = [[28, 64], [64, 154]]", out, 1, true)
   end)
 end)
+
+describe("require('spore') from the root", function()
+  it("works with only lua/ on package.path (the README's one-liner)", function()
+    local out, rc = H.run([[SPORE_LIB= luajit -e 'package.path="lua/?.lua;lua/?/init.lua;"..package.path' ]]
+      .. [[-e 'print(require("spore").tensor{{1,2},{3,4}})' 2>&1]])
+    assert.equal(0, rc, out)
+    assert.equal("tensor([[1., 2.],\n        [3., 4.]])\n", out)
+  end)
+end)
+
+describe("make install", function()
+  it("installs library, header, Lua modules and spore.pc that work from elsewhere", function()
+    local d = H.tmpdir()
+    local out, rc = H.run("make -s install PREFIX=" .. d .. " >/dev/null 2>&1; cd / && SPORE_LIB= luajit -e 'package.path=\""
+      .. d .. "/share/lua/5.1/?.lua;" .. d .. "/share/lua/5.1/?/init.lua;\"..package.path' "
+      .. "-e 'local s = require(\"spore\"); print(s.ones{3}:sum(), require(\"ffi.lib\").path)' 2>&1")
+    assert.equal(0, rc, out)
+    assert.matches("^3\t" .. d:gsub("%p", "%%%0") .. "/.*libspore%.so", out)
+    local pc = assert(io.open(d .. "/lib/pkgconfig/spore.pc")):read("*a")
+    assert.matches("prefix=" .. d:gsub("%p", "%%%0"), pc)
+    assert.matches("Libs: %-L%${libdir} %-lspore", pc)
+    H.run("rm -rf " .. d)
+  end)
+end)

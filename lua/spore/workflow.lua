@@ -1,0 +1,79 @@
+--- spore.workflow — the pieces the scripts share: nets and datasets by name,
+-- the head of each net, and the checkpoint-loading step with its report.
+local spore = require("spore")
+
+local M = {}
+
+M.NETS = {
+  lenet5 = { head = "fc3", head_in = 84, channels = 1, size = 32,
+    build = function(nc) return spore.models.lenet5{ num_class = nc } end },
+  resnet18 = { head = "end_point", head_in = 512, channels = 3, size = 224,
+    build = function(nc) return spore.models.resnet18{ class_num = nc } end },
+  resnet34 = { head = "end_point", head_in = 512, channels = 3, size = 224,
+    build = function(nc) return spore.models.resnet34{ class_num = nc } end },
+  resnet50 = { head = "end_point", head_in = 2048, channels = 3, size = 224,
+    build = function(nc) return spore.models.resnet50{ class_num = nc } end },
+}
+
+M.DATASETS = {
+  mnist = { default_dir = nil, classes = 10 },
+  ["fashion-mnist"] = { default_dir = "/usr/share/datasets/fashion-mnist", classes = 10 },
+}
+
+local function names(t)
+  local n = {}
+  for k in pairs(t) do n[#n + 1] = k end
+  table.sort(n)
+  return table.concat(n, ", ")
+end
+
+--- Network spec by name, or a usage error listing the choices.
+function M.net_spec(name, usage_error)
+  local s = M.NETS[name]
+  if not s then (usage_error or error)("unknown --net '" .. tostring(name) .. "' (choose one of " .. names(M.NETS) .. ")") end
+  return s
+end
+
+--- Dataset for a net: the MindSpore tutorial pipeline for LeNet-style inputs.
+-- opts: split, batch, shuffle, seed, limit.
+function M.dataset(name, dir, net_name, opts, usage_error)
+  local d = M.DATASETS[name]
+  if not d then (usage_error or error)("unknown --dataset '" .. tostring(name) .. "' (choose one of " .. names(M.DATASETS) .. ")") end
+  dir = dir or d.default_dir
+  if not dir then (usage_error or error)("--data DIR is required for --dataset " .. name) end
+  local ns = M.net_spec(net_name, usage_error)
+  if ns.channels ~= 1 then
+    error("--net " .. net_name .. " expects " .. ns.channels .. "-channel " .. ns.size .. "x" .. ns.size
+      .. " images; " .. name .. " has 1-channel 28x28 images (use --net lenet5)", 0)
+  end
+  return spore.data.mnist_tutorial(dir, opts.split or "train", {
+    batch = opts.batch or 32, shuffle = opts.shuffle, seed = opts.seed, limit = opts.limit,
+    drop_remainder = opts.drop_remainder,
+  })
+end
+
+--- Load renaming rules from a Lua file returning a list of {pattern, replacement} or functions.
+function M.load_rules(path)
+  local chunk, err = loadfile(path)
+  if not chunk then error("cannot read rename rules " .. path .. ": " .. err, 0) end
+  local ok, rules = pcall(chunk)
+  if not ok then error("rename rules " .. path .. " failed: " .. tostring(rules), 0) end
+  if type(rules) ~= "table" then error("rename rules " .. path .. " must return a list of rules", 0) end
+  return rules
+end
+
+--- Short summary of a load report for the JSON results line.
+function M.report_summary(param_not_load, ckpt_not_load, report)
+  local s = { param_not_load = param_not_load or {}, ckpt_not_load = ckpt_not_load or {},
+    loaded = 0, cast = {}, skipped = {} }
+  for _, r in ipairs((report and report.entries) or report or {}) do
+    if r.status == "loaded" or r.action == "loaded" then s.loaded = s.loaded + 1 end
+    if r.cast or r.status == "cast" then s.cast[#s.cast + 1] = r.name end
+    if r.status == "skipped" or r.action == "skipped" then
+      s.skipped[#s.skipped + 1] = { name = r.name, reason = r.reason }
+    end
+  end
+  return s
+end
+
+return M
