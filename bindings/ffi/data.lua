@@ -3,7 +3,13 @@
 -- and isatty). The only Lua file that calls the datasets C API.
 local lib = require("ffi.lib")
 local T = require("ffi.tensor")
-local ffi, C, check = lib.ffi, lib.C, lib.check
+local ffi, C = lib.ffi, lib.C
+
+-- Raise the engine's message as it is: it already names the file and the
+-- expectation, so no "file:line:" position is prepended.
+local function check(status)
+  if status ~= 0 then error(ffi.string(C.sp_last_error()), 0) end
+end
 
 local M = {}
 
