@@ -118,29 +118,38 @@ sp_status sp_image_out_shape(int h, int w, int c, const sp_img_op *ops, int nops
     return SP_OK;
 }
 
-/* Bilinear, OpenCV INTER_LINEAR: fx = (x+0.5)*scale-0.5, clamped to the edges. */
-static void resize_bilinear(float *dst, int oh, int ow, const float *src, int h, int w, int c) {
-    double sy = (double)h / oh, sx = (double)w / ow;
+/* Bilinear, OpenCV INTER_LINEAR: fx = (x+0.5)*scale-0.5, clamped to the edges.
+ * The column taps are computed once per call (tab: 3*ow ints/floats). */
+typedef struct { int i0, i1; float w; } tap;
+
+static void make_taps(tap *t, int on, int n) {
+    double s = (double)n / on;
+    for (int x = 0; x < on; x++) {
+        double f = (x + 0.5) * s - 0.5;
+        int i0 = (int)floor(f);
+        double w = f - i0;
+        if (i0 < 0) { i0 = 0; w = 0; }
+        if (i0 >= n - 1) { i0 = n - 1; w = 0; }
+        t[x].i0 = i0;
+        t[x].i1 = i0 + 1 < n ? i0 + 1 : n - 1;
+        t[x].w = (float)w;
+    }
+}
+
+static void resize_bilinear(float *dst, int oh, int ow, const float *src, int h, int w, int c, tap *tx, tap *ty) {
+    make_taps(tx, ow, w);
+    make_taps(ty, oh, h);
     for (int y = 0; y < oh; y++) {
-        double fy = (y + 0.5) * sy - 0.5;
-        int y0 = (int)floor(fy);
-        double wy = fy - y0;
-        if (y0 < 0) { y0 = 0; wy = 0; }
-        if (y0 >= h - 1) { y0 = h - 1; wy = 0; }
-        int y1 = y0 + 1 < h ? y0 + 1 : h - 1;
-        const float *r0 = src + (size_t)y0 * w * c, *r1 = src + (size_t)y1 * w * c;
+        const float *r0 = src + (size_t)ty[y].i0 * w * c, *r1 = src + (size_t)ty[y].i1 * w * c;
+        const float wy = ty[y].w;
+        float *d = dst + (size_t)y * ow * c;
         for (int x = 0; x < ow; x++) {
-            double fx = (x + 0.5) * sx - 0.5;
-            int x0 = (int)floor(fx);
-            double wx = fx - x0;
-            if (x0 < 0) { x0 = 0; wx = 0; }
-            if (x0 >= w - 1) { x0 = w - 1; wx = 0; }
-            int x1 = x0 + 1 < w ? x0 + 1 : w - 1;
-            float *d = dst + ((size_t)y * ow + x) * c;
+            const int a = tx[x].i0 * c, b = tx[x].i1 * c;
+            const float wx = tx[x].w;
             for (int k = 0; k < c; k++) {
-                double top = r0[x0 * c + k] * (1 - wx) + r0[x1 * c + k] * wx;
-                double bot = r1[x0 * c + k] * (1 - wx) + r1[x1 * c + k] * wx;
-                d[k] = (float)(top * (1 - wy) + bot * wy);
+                float top = r0[a + k] + (r0[b + k] - r0[a + k]) * wx;
+                float bot = r1[a + k] + (r1[b + k] - r1[a + k]) * wx;
+                d[x * c + k] = top + (bot - top) * wy;
             }
         }
     }
@@ -153,14 +162,15 @@ static int has_random(const sp_img_op *ops, int nops) {
 }
 
 /* Run the ops on one image; returns the buffer holding the result. */
-static float *run_one(float *a, float *b, int h, int w, int c, const sp_img_op *ops, int nops, uint64_t seed) {
+static float *run_one(float *a, float *b, int h, int w, int c, const sp_img_op *ops, int nops, uint64_t seed,
+                      tap *tx, tap *ty) {
     for (int i = 0; i < nops; i++) {
         const sp_img_op *o = &ops[i];
         int64_t n = (int64_t)h * w * c;
         switch (o->kind) {
         case SP_IMG_RESIZE:
             if (o->h != h || o->w != w) {
-                resize_bilinear(b, o->h, o->w, a, h, w, c);
+                resize_bilinear(b, o->h, o->w, a, h, w, c, tx, ty);
                 float *t = a; a = b; b = t;
                 h = o->h; w = o->w;
             }
@@ -246,13 +256,20 @@ sp_status sp_image_batch(sp_tensor *out, const sp_tensor *src, const int64_t *id
     char *op = sp_tensor_data(out);
     const int odt = out->dtype;
     const size_t osz = sp_dtype_size(odt);
+    int maxtap = 1;
+    for (int i = 0; i < nops; i++)
+        if (ops[i].kind == SP_IMG_RESIZE) {
+            if (ops[i].h > maxtap) maxtap = ops[i].h;
+            if (ops[i].w > maxtap) maxtap = ops[i].w;
+        }
     int failed = 0;
     int par = n > 1 && n * (p.maxel > in_el ? p.maxel : in_el) > 32768;
 #pragma omp parallel if (par)
     {
         float *a = malloc(sizeof(float) * (size_t)p.maxel);
         float *b = malloc(sizeof(float) * (size_t)p.maxel);
-        if (!a || !b) {
+        tap *tx = malloc(sizeof(tap) * (size_t)maxtap), *ty = malloc(sizeof(tap) * (size_t)maxtap);
+        if (!a || !b || !tx || !ty) {
 #pragma omp atomic write
             failed = 1;
         } else {
@@ -261,7 +278,7 @@ sp_status sp_image_batch(sp_tensor *out, const sp_tensor *src, const int64_t *id
                 int64_t r = idx[i];
                 if (s8) { const unsigned char *q = s8 + r * in_el; for (int64_t k = 0; k < in_el; k++) a[k] = q[k]; }
                 else memcpy(a, s32 + r * in_el, sizeof(float) * (size_t)in_el);
-                float *res = run_one(a, b, h, w, c, ops, nops, seeds[i]);
+                float *res = run_one(a, b, h, w, c, ops, nops, seeds[i], tx, ty);
                 char *dst = op + (size_t)(i * out_el) * osz;
                 const int oh = p.h, ow = p.w, oc = p.c;
                 if (odt == SP_FLOAT32) {
@@ -286,6 +303,8 @@ sp_status sp_image_batch(sp_tensor *out, const sp_tensor *src, const int64_t *id
         }
         free(a);
         free(b);
+        free(tx);
+        free(ty);
     }
     free(seeds);
     if (failed) return sp_error(SP_ENOMEM, "image_batch: out of memory for working buffers");
