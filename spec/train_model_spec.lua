@@ -315,3 +315,54 @@ describe("ModelCheckpoint", function()
     if f then f:close() end
   end)
 end)
+
+describe("ProgressBar and resumed checkpoint names", function()
+  it("ProgressBar draws step, images/s and ETA, ending each epoch with a newline", function()
+    local buf = {}
+    local out = { write = function(self, ...) for _, s in ipairs({ ... }) do buf[#buf + 1] = s end return self end,
+      flush = function() end }
+    local imgs = spore.rand({ 40, 2, 2 }, 0, 255):to("uint8")
+    local ds = data.from_tensors(imgs, spore.zeros({ 40 }, "int32"), { batch = 10, transforms = RS })
+    local net = SoftmaxRegression(4, 10)
+    spore.Model(net, SoftmaxCE(), SGD(net, 0.1)):train(2, ds, { progress = false,
+      callbacks = { train.ProgressBar({ out = out, interval = 0 }) } })
+    local text = table.concat(buf)
+    assert.matches("\repoch 1 %[=+%s*%] 4/4 %d+ img/s ETA 0:00:00 loss [%d%.]+ \n", text)
+    assert.matches("\repoch 2 %[", text)
+    assert.matches("1/4", text)
+  end)
+
+  it("a resumed run (initial_epoch) names files by the continued epoch and step", function()
+    local tmp = H.tmpdir()
+    local saves = {}
+    local imgs = spore.rand({ 30, 2, 2 }, 0, 255):to("uint8")
+    local ds = data.from_tensors(imgs, spore.zeros({ 30 }, "int32"), { batch = 10, transforms = RS })
+    local net = SoftmaxRegression(4, 10)
+    local cb = train.ModelCheckpoint("r", tmp, train.CheckpointConfig({ save_checkpoint_steps = 3,
+      append_info = { "epoch_num", "step_num" },
+      saver = function(_, path, o) saves[#saves + 1] = { path:match("[^/]+$"), o.append_dict.step_num } end }))
+    spore.Model(net, SoftmaxCE(), SGD(net, 0.1)):train(4, ds, { progress = false, initial_epoch = 2, callbacks = { cb } })
+    assert.same({ { "r-3_3.ckpt", 9 }, { "r-4_3.ckpt", 12 } }, saves)
+    os.execute("rm -rf '" .. tmp .. "'")
+  end)
+end)
+
+describe("memory", function()
+  it("2,000 batches of the tutorial pipeline keep RSS and engine memory flat", function()
+    local p, msg = H.fixture("mnist/t10k-images-idx3-ubyte.gz")
+    if not p then pending(msg) return end
+    local dir = p:gsub("/t10k%-images%-idx3%-ubyte%.gz$", "")
+    local ds = data.mnist_tutorial(dir, "test", { shuffle = true, ["repeat"] = 7 }) -- 313 * 7 = 2191 batches
+    local n = 0
+    local rss0, live0
+    for x, y in ds:batches() do
+      n = n + 1
+      if n == 100 then collectgarbage("collect"); rss0, live0 = H.rss(), spore.mem_stats().live end
+      if n == 2100 then break end
+    end
+    collectgarbage("collect")
+    local grew = H.rss() - rss0
+    assert.is_true(grew < 4 * 1024 * 1024, "RSS grew by " .. grew .. " bytes")
+    assert.equal(live0, spore.mem_stats().live)
+  end)
+end)

@@ -48,7 +48,6 @@ function M.LossMonitor(per_print_times, opts)
   return setmetatable({ per_print_times = per_print_times, _last = 0, print = (opts or {}).print or default_print },
     LossMonitor)
 end
-function LossMonitor:on_train_begin(ctx) self._last = ctx.cur_step_num end
 function LossMonitor:on_train_step_end(ctx)
   local loss = ctx.net_outputs
   local s = (ctx.cur_step_num - 1) % ctx.batch_num + 1
@@ -65,7 +64,7 @@ end
 local TimeMonitor = {}
 TimeMonitor.__index = TimeMonitor
 --- TimeMonitor([data_size][, opts{print=}]): at each epoch end prints
--- "epoch time: X ms, per step time: Y ms" (Y = X / (data_size or steps run)).
+-- "epoch time: X ms, per step time: Y ms" (Y = X / steps per epoch, or data_size).
 function M.TimeMonitor(data_size, opts)
   if type(data_size) == "table" then data_size, opts = nil, data_size end
   return setmetatable({ data_size = data_size, print = (opts or {}).print or default_print }, TimeMonitor)
@@ -73,7 +72,9 @@ end
 function TimeMonitor:on_train_epoch_begin(ctx) self._t0, self._s0 = B.now(), ctx.cur_step_num end
 function TimeMonitor:on_train_epoch_end(ctx)
   local ms = (B.now() - (self._t0 or B.now())) * 1000
-  local steps = self.data_size or math.max(1, ctx.cur_step_num - (self._s0 or 0))
+  -- MindSpore divides by batch_num (steps per epoch) when it has one, else data_size
+  local steps = (ctx.batch_num and ctx.batch_num > 0) and ctx.batch_num or self.data_size
+  if type(steps) ~= "number" or steps < 1 then error("TimeMonitor: step size must be a positive integer", 0) end
   self.last_epoch_ms, self.last_step_ms = ms, ms / steps
   self.print(string.format("epoch time: %5.3f ms, per step time: %5.3f ms", ms, ms / steps))
 end
@@ -221,13 +222,16 @@ function M.ModelCheckpoint(prefix, directory, config, opts)
   config = config or M.CheckpointConfig()
   if not config.__config then config = M.CheckpointConfig(config) end
   local saver = (opts and opts.saver) or config.saver
-  return setmetatable({ base_prefix = prefix, prefix = prefix, directory = directory or ".", config = config,
-    saver = saver, saved = {}, _seq = 0, _last_triggered = 0, _owned = {} }, ModelCheckpoint)
+  directory = directory or "."
+  -- as MindSpore: the directory is made and the prefix chosen when the callback is built
+  mkdir_p(directory)
+  return setmetatable({ base_prefix = prefix, prefix = M.unique_prefix(directory, prefix), directory = directory,
+    config = config, saver = saver, saved = {}, _seq = 0, _last_triggered = 0, _owned = {} }, ModelCheckpoint)
 end
 
+-- Saves are counted from the step training starts at, so a resumed run
+-- (initial_epoch) keeps saving on the same step boundaries.
 function ModelCheckpoint:on_train_begin(ctx)
-  mkdir_p(self.directory)
-  self.prefix = M.unique_prefix(self.directory, self.base_prefix)
   self._last_triggered = ctx.cur_step_num
 end
 
@@ -236,7 +240,7 @@ function ModelCheckpoint:_files()
   local out = {}
   local pre = self.prefix .. "-"
   for _, f in ipairs(list_dir(self.directory)) do
-    if f:sub(1, #pre) == pre and f:sub(-5) == ".ckpt" then
+    if f:sub(1, #pre) == pre and f:sub(-5) == ".ckpt" and not f:sub(#pre, -6):find("%a") then
       local p = self.directory .. "/" .. f
       out[#out + 1] = { path = p, mtime = mtime(p), seq = self._owned[p] or 0 }
     end
