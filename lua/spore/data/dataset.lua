@@ -22,8 +22,8 @@ end
 --- Dataset.new(images, labels, opts)
 -- images: uint8 or float32 Tensor [N,H,W] or [N,H,W,C]; labels: Tensor [N] or [N,K].
 -- opts: batch (32), shuffle (true), seed (0), drop_remainder (false), repeat (1),
---   num_samples (all; the first n), transforms (list, default {}), label_dtype
---   ("int32"), name (for messages).
+--   num_samples (all; the first n), transforms (list, default {} = raw images),
+--   label_dtype ("int32") or label_transforms ({TypeCast(dtype)}), name (for messages).
 function Dataset.new(images, labels, opts)
   opts = opts or {}
   local name = opts.name or "dataset"
@@ -51,10 +51,17 @@ function Dataset.new(images, labels, opts)
     if opts.num_samples < 1 then error(name .. ": num_samples must be positive", 2) end
     size = math.min(n, opts.num_samples)
   end
+  local label_dtype = opts.label_dtype
+  for i, t in ipairs(opts.label_transforms or {}) do
+    if type(t) ~= "table" or t.op ~= "TypeCast" then
+      error(name .. ": label_transforms[" .. i .. "]: only TypeCast is supported for labels", 2)
+    end
+    label_dtype = t.dtype
+  end
   local self = setmetatable({
     name = name, images = images, labels = labels, batch = batch, ["repeat"] = rep,
     shuffle = opt_bool(opts.shuffle, true), drop_remainder = opt_bool(opts.drop_remainder, false),
-    _size = size, label_dtype = opts.label_dtype or "int32",
+    _size = size, label_dtype = label_dtype or "int32",
   }, Dataset)
   local h, w, c = ish[2], ish[3], ish[4] or 1
   local list = opts.transforms or {}

@@ -7,12 +7,13 @@
 --   data.fashion_mnist(dir?, opts)   same format; dir defaults to /usr/share/datasets/fashion-mnist
 --   data.mnist_tutorial(dir, split?, opts?)  resize 32 bilinear, /255, (x-0.1307)/0.3081, CHW
 --   data.cifar10(dir, opts)          CIFAR-10 binary batches (data_batch_1..5.bin, test_batch.bin)
+--   data.cifar100(dir, opts)         CIFAR-100 binary (train.bin, test.bin; fine labels)
 --   data.from_tensors(images, labels, opts)
 --   data.idx_load(path)              one idx file → Tensor
 -- opts: split ("train"|"test"), batch (32), shuffle (true), seed (0),
 --   drop_remainder (false), repeat (1), num_samples, transforms (list of
 --   data.vision.*; default {Rescale(1/255, 0), HWC2CHW()}, {} for raw uint8 HWC),
---   label_dtype ("int32").
+--   label_dtype ("int32"; label_transforms = {TypeCast(dtype)} works too).
 local B = require("ffi.data")
 local Dataset = require("spore.data.dataset")
 local vision = require("spore.data.transforms")
@@ -166,6 +167,28 @@ function M.cifar10(dir, opts)
   o.name = o.name or ("cifar10(" .. split .. ")")
   local ds = Dataset.new(images, labels, o)
   ds.split, ds.files, ds.classes = split, files, M.CIFAR10_CLASSES
+  return ds
+end
+
+--- CIFAR-100 binary files from dir (or dir/cifar-100-binary): train.bin / test.bin,
+-- records of (coarse, fine) label bytes + image; labels are the fine (100-class) ones.
+function M.cifar100(dir, opts)
+  opts = opts or {}
+  if type(dir) ~= "string" then error("cifar100: dataset directory (a string) expected", 2) end
+  if not exists(dir .. "/test.bin") and exists(dir .. "/cifar-100-binary/test.bin") then dir = dir .. "/cifar-100-binary" end
+  local split = opts.split or "train"
+  if split ~= "train" and split ~= "test" then
+    error("cifar100: split must be \"train\" or \"test\", got " .. tostring(split), 2)
+  end
+  local p = dir .. "/" .. split .. ".bin"
+  if not exists(p) then error("cifar100: cannot find " .. p, 2) end
+  local images, labels = B.cifar_load(p, 2)
+  local o = {}
+  for k, v in pairs(opts) do o[k] = v end
+  o.transforms = opts.transforms or default_transforms()
+  o.name = o.name or ("cifar100(" .. split .. ")")
+  local ds = Dataset.new(images, labels, o)
+  ds.split, ds.files = split, { p }
   return ds
 end
 
