@@ -13,7 +13,10 @@ local ffi = require("ffi")
 
 local M = {}
 
+local bar_active = false -- a ProgressBar line is on screen: clear it before printing
+
 local function default_print(line)
+  if bar_active then io.stdout:write("\r\27[K") end
   io.stdout:write(line, "\n")
   io.stdout:flush()
 end
@@ -111,6 +114,7 @@ function ProgressBar:_draw(ctx, final)
     string.rep("=", fill), string.rep(" ", self.width - fill), done, total,
     el > 0 and self._imgs / el or 0, hms(eta), M.format_loss(ctx.net_outputs or 0)))
   if final then self.out:write("\n") end
+  bar_active = (self.out == io.stdout) and not final
   self.out:flush()
 end
 function ProgressBar:on_train_step_end(ctx)
@@ -118,6 +122,7 @@ function ProgressBar:on_train_step_end(ctx)
   self:_draw(ctx, false)
 end
 function ProgressBar:on_train_epoch_end(ctx) self:_draw(ctx, true) end
+function ProgressBar:on_train_end() bar_active = false end
 
 ---------------------------------------------------------------- ModelCheckpoint
 --- CheckpointConfig{save_checkpoint_steps=1, keep_checkpoint_max=5,

@@ -73,8 +73,9 @@ function Model:train(epochs, dataset, opts)
   if opts.steps then per_epoch = math.min(per_epoch, opts.steps) end
   if per_epoch < 1 then error("Model:train: the dataset yields no batch (size " .. tostring(dataset:size()) .. ")", 2) end
   local list = {}
+  -- the bar goes first: its line is finished before other callbacks print
+  if opts.progress == true or (opts.progress == nil and B.isatty(1)) then list[1] = cbs.ProgressBar() end
   for _, cb in ipairs(opts.callbacks or {}) do list[#list + 1] = cb end
-  if opts.progress == true or (opts.progress == nil and B.isatty(1)) then list[#list + 1] = cbs.ProgressBar() end
   local ctx = {
     epoch_num = epochs, cur_epoch_num = initial, cur_step_num = initial * per_epoch, batch_num = per_epoch,
     initial_epoch = initial, train_network = net, network = net, optimizer = opt, loss_fn = loss,
@@ -91,7 +92,6 @@ function Model:train(epochs, dataset, opts)
     local step = 0
     for x, y in dataset:batches() do
       step = step + 1
-      if step > per_epoch then break end
       ctx.cur_step_num = ctx.cur_step_num + 1
       ctx.step_in_epoch = step
       ctx.batch_size = x:size(1)
@@ -103,7 +103,7 @@ function Model:train(epochs, dataset, opts)
       opt:step()
       ctx.net_outputs, ctx.loss = l, l
       call(list, "on_train_step_end", ctx)
-      if ctx._stop then break end
+      if ctx._stop or step >= per_epoch then break end
     end
     call(list, "on_train_epoch_end", ctx)
     if ctx._stop then break end
@@ -125,10 +125,10 @@ function Model:eval(dataset, opts)
     local steps = 0
     for x, y in dataset:batches() do
       steps = steps + 1
-      if opts.steps and steps > opts.steps then break end
       local logits = net:forward(x)
       local l = want_loss and number_of(lossf:forward(logits, y)) or nil
       m:update(logits, y, l)
+      if opts.steps and steps >= opts.steps then break end
     end
     return m:eval()
   end)
