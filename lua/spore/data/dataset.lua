@@ -89,6 +89,8 @@ function Dataset:num_batches()
 end
 --- MindSpore's name for num_batches().
 Dataset.get_dataset_size = Dataset.num_batches
+--- MindSpore's name for batches().
+Dataset.create_tuple_iterator = function(self) return self:batches() end
 --- Shape of one transformed image ({C,H,W} or {H,W,C}).
 function Dataset:item_shape() return { unpack(self._item_shape) } end
 
