@@ -214,6 +214,60 @@ sp_status sp_matmul(sp_tensor *out, const sp_tensor *a, const sp_tensor *b,
 /* ==== datasets (engine/io): idx, cifar, transforms ===================== */
 /* (section owned by the datasets work) */
 
+/* Decode an idx file (MNIST / Fashion-MNIST format), plain or gzip-compressed
+ * (detected from content). Big-endian payloads (int16/int32/float32/float64) are
+ * converted to host order. *out: an owned tensor with the file's dims and dtype
+ * (0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32, 0x0D float32, 0x0E float64).
+ * Errors name the file and the expectation: magic, dims, truncated or trailing data. */
+sp_status sp_idx_load(sp_tensor **out, const char *path);
+
+/* Decode one CIFAR-10 (label_bytes 1) or CIFAR-100 (label_bytes 2: coarse, fine;
+ * the fine label is kept) binary batch: records of label_bytes + 3*32*32 bytes
+ * stored CHW. *images: owned uint8 [N,32,32,3] (HWC, as MindSpore decodes);
+ * *labels: owned int32 [N]. The file size must be a whole number of records. */
+sp_status sp_cifar_load(sp_tensor **images, sp_tensor **labels, const char *path, int label_bytes);
+
+/* Shuffle idx[0..n) in place (Fisher-Yates) drawing from the seeded *state
+ * (splitmix64 stream; *state is advanced). Reproducible for a given seed. */
+sp_status sp_shuffle_indices(int64_t *idx, int64_t n, uint64_t *state);
+
+/* dst[i, ...] = src[idx[i], ...] for i in [0, n): rows along dim 0, converting
+ * dtype (float->int truncates). dst must have n rows and the same row size;
+ * idx entries are checked against src's row count. */
+sp_status sp_gather_rows(sp_tensor *dst, const sp_tensor *src, const int64_t *idx, int64_t n);
+
+/* Per-image transform ops, run in order by sp_image_batch on a float working copy
+ * of each image (HWC). */
+typedef enum {
+    SP_IMG_RESIZE = 0,        /* bilinear to (h, w), OpenCV INTER_LINEAR: half-pixel
+                                 centres, edge clamp; computed in float (no uint8 rounding) */
+    SP_IMG_RESCALE = 1,       /* x = x*a + b */
+    SP_IMG_NORMALIZE = 2,     /* x[c] = (x[c] - mean[c]) / std[c], up to 4 channels */
+    SP_IMG_HWC2CHW = 3,       /* output layout CHW (applied when writing the batch) */
+    SP_IMG_RANDOM_CROP = 4,   /* pad by `pad` (zeros) on every side, then crop (h, w)
+                                 at a random offset */
+    SP_IMG_RANDOM_HFLIP = 5   /* flip left-right with probability a */
+} sp_img_kind;
+
+typedef struct sp_img_op {
+    int kind;
+    int h, w, pad;
+    double a, b;
+    float mean[4];
+    float std[4];
+} sp_img_op;
+
+/* Batch transform: for i in [0, n), take image src[idx[i]] (src: uint8 or float32,
+ * contiguous [N,H,W,C], or [N,H,W] for one channel), run ops[0..nops) and write the
+ * result into out[i] (any dtype, contiguous; shape [n,C,H',W'] after an
+ * SP_IMG_HWC2CHW op, else [n,H',W',C]). Random ops draw from *rng (advanced once
+ * per image, so results do not depend on the thread count). */
+sp_status sp_image_batch(sp_tensor *out, const sp_tensor *src, const int64_t *idx, int64_t n,
+                         const sp_img_op *ops, int nops, uint64_t *rng);
+/* The output shape of that pipeline for one image of (h, w, c): writes
+ * shape[3] (CHW or HWC as the ops say). */
+sp_status sp_image_out_shape(int h, int w, int c, const sp_img_op *ops, int nops, int64_t *shape);
+
 
 
 /* ==== device ============================================================ */
