@@ -1,9 +1,56 @@
--- demo.lua — `make demo`. Until the training workflow lands this is the REPL
--- smoke demo: build tensors, multiply, print.
+-- demo.lua — `make demo`: the mission's workflow on Fashion-MNIST (Debian's
+-- dataset-fashion-mnist), each step in a fresh process as a user would run it:
+--   1. train LeNet5 for one epoch and save a MindSpore checkpoint (net + optimizer)
+--   2. load that checkpoint for inference and evaluate it
+--   3. resume training from it with the optimizer state
+--   4. fine-tune a new classifier head with the feature layers frozen
 dofile((arg and arg[0] or ""):match("^(.-)[^/\\]*$") .. "boot.lua")
 local spore = require("spore")
-spore.manual_seed(0)
-local a = spore.randn{2, 3}
-print("a =", a)
-print("a·aᵀ =", a:matmul(a:t()))
-print("engine memory:", spore.mem_stats().live, "bytes live")
+local json = require("spore.json")
+local root = spore._root
+local out = os.getenv("SPORE_DEMO_OUT") or (root .. "/out/demo")
+
+local function say(s) io.write(s, "\n"); io.flush() end
+
+-- Run a script, stream its stderr, return its last stdout line decoded (tiny JSON reader
+-- for the flat fields we print).
+local function run(script, args)
+  local cmd = ("luajit %s/scripts/%s %s --quiet"):format(root, script, args)
+  say("  $ " .. cmd:gsub(root .. "/", ""))
+  local p = io.popen(cmd, "r")
+  local all = p:read("*a")
+  local ok = p:close()
+  local last = all:match("([^\n]+)\n?$")
+  if not ok or not last then error(script .. " failed", 0) end
+  local r = {}
+  for k, v in last:gmatch('"([%w_]+)":(%-?[%d%.e%-]+)') do if r[k] == nil then r[k] = tonumber(v) end end
+  for k, v in last:gmatch('"([%w_]+)":"([^"]*)"') do if r[k] == nil then r[k] = v end end
+  r._json = last
+  return r
+end
+
+say("spore demo: LeNet5 on Fashion-MNIST (/usr/share/datasets/fashion-mnist), 2 CPU cores\n")
+os.execute("rm -rf " .. out .. " && mkdir -p " .. out)
+
+say("1. Train LeNet5 from scratch for one epoch (60,000 images), saving a checkpoint with the optimizer state.")
+local t = run("train.lua", ("--net lenet5 --dataset fashion-mnist --epochs 1 --out %s/train"):format(out))
+say(("   -> test accuracy %.4f after %d steps in %.0f s; saved %s\n"):format(t.accuracy, t.steps, t.seconds, t.checkpoint))
+
+say("2. In a fresh process, load that checkpoint for inference and evaluate on the 10,000 test images.")
+local e = run("eval.lua", ("--net lenet5 --ckpt %s --dataset fashion-mnist"):format(t.checkpoint))
+say(("   -> accuracy %.4f, loss %.4f on %d images (same as at the end of training: %s)\n"):format(
+  e.accuracy, e.loss, e.samples, math.abs(e.accuracy - t.accuracy) < 1e-9 and "yes" or "NO"))
+
+say("3. Resume training from the checkpoint: weights, momentum buffers (moments.*), learning rate and global step.")
+local r = run("finetune.lua", ("--net lenet5 --ckpt %s --dataset fashion-mnist --load-optimizer --epochs 1 --out %s/resume")
+  :format(t.checkpoint, out))
+say(("   -> resumed at the checkpoint's loss level (first 100 steps: %.3f); after a second epoch test accuracy %.4f;"
+  .. " global step %d; saved %s\n"):format(r.first_100_steps_loss, r.accuracy, r.global_step, r.checkpoint))
+
+say("4. Transfer: a new 10-class head, conv1/conv2/fc1/fc2 frozen, 600 steps of training.")
+local f = run("finetune.lua", ("--net lenet5 --ckpt %s --dataset fashion-mnist --new-head 10 --freeze conv1,conv2,fc1,fc2"
+  .. " --steps 600 --lr 0.05 --out %s/newhead"):format(r.checkpoint, out))
+say(("   -> the new head alone reaches test accuracy %.4f in %.0f s; saved %s\n"):format(f.accuracy, f.seconds, f.checkpoint))
+
+say("Inspect any checkpoint with:  luajit scripts/inspect.lua " .. r.checkpoint)
+say("Explore in the REPL with:     luajit scripts/repl.lua")

@@ -45,6 +45,8 @@ function spore.mem_stats()
     soft_limit = T.gc_policy.soft, collections = T.gc_policy.collections }
 end
 function spore.matmul(a, b) return a:matmul(b) end
+--- Monotonic wall clock in seconds.
+function spore.clock() return require("ffi.data").now() end
 function spore.cuda_device_count() return lib.C.sp_cuda_device_count() end
 
 -- Submodules load on first use: spore.nn, spore.models, spore.optim, spore.data, ...

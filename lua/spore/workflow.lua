@@ -34,8 +34,9 @@ function M.net_spec(name, usage_error)
   return s
 end
 
---- Dataset for a net: the MindSpore tutorial pipeline for LeNet-style inputs.
--- opts: split, batch, shuffle, seed, limit.
+--- Dataset for a net, through the MindSpore LeNet tutorial pipeline (28→32
+-- bilinear, /255, (x-0.1307)/0.3081, CHW; int32 labels).
+-- opts: split, batch, shuffle, seed, num_samples, drop_remainder.
 function M.dataset(name, dir, net_name, opts, usage_error)
   local d = M.DATASETS[name]
   if not d then (usage_error or error)("unknown --dataset '" .. tostring(name) .. "' (choose one of " .. names(M.DATASETS) .. ")") end
@@ -46,9 +47,10 @@ function M.dataset(name, dir, net_name, opts, usage_error)
     error("--net " .. net_name .. " expects " .. ns.channels .. "-channel " .. ns.size .. "x" .. ns.size
       .. " images; " .. name .. " has 1-channel 28x28 images (use --net lenet5)", 0)
   end
-  return spore.data.mnist_tutorial(dir, opts.split or "train", {
-    batch = opts.batch or 32, shuffle = opts.shuffle, seed = opts.seed, limit = opts.limit,
-    drop_remainder = opts.drop_remainder,
+  local split = opts.split or "train"
+  return spore.data.mnist_tutorial(dir, split, {
+    batch = opts.batch or 32, shuffle = opts.shuffle, seed = opts.seed, num_samples = opts.num_samples,
+    drop_remainder = opts.drop_remainder, fashion = (name == "fashion-mnist"),
   })
 end
 
@@ -62,18 +64,20 @@ function M.load_rules(path)
   return rules
 end
 
---- Short summary of a load report for the JSON results line.
+--- Compact form of a load report for the JSON results line.
 function M.report_summary(param_not_load, ckpt_not_load, report)
   local s = { param_not_load = param_not_load or {}, ckpt_not_load = ckpt_not_load or {},
-    loaded = 0, cast = {}, skipped = {} }
-  for _, r in ipairs((report and report.entries) or report or {}) do
-    if r.status == "loaded" or r.action == "loaded" then s.loaded = s.loaded + 1 end
-    if r.cast or r.status == "cast" then s.cast[#s.cast + 1] = r.name end
-    if r.status == "skipped" or r.action == "skipped" then
-      s.skipped[#s.skipped + 1] = { name = r.name, reason = r.reason }
-    end
+    loaded = report and #report.loaded or 0, cast = {}, skipped = {} }
+  for _, e in ipairs(report and report.cast or {}) do s.cast[#s.cast + 1] = { name = e.name, from = e.from, to = e.to } end
+  for _, e in ipairs(report and report.skipped or {}) do
+    s.skipped[#s.skipped + 1] = { name = e.name, reason = e.reason }
   end
   return s
+end
+
+--- Human lines for a load report (to stderr, so stdout ends with one JSON line).
+function M.print_report(title, report)
+  io.stderr:write(title .. ": " .. tostring(report) .. "\n")
 end
 
 return M

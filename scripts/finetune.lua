@@ -1,0 +1,192 @@
+-- finetune.lua — resume or fine-tune from a checkpoint (MindSpore's transfer-learning flow).
+--   luajit scripts/finetune.lua --net lenet5 --ckpt FILE --dataset mnist --data DIR
+--     [--load-optimizer] [--new-head N] [--freeze PREFIX,...] [--rename RULES.lua]
+--     [--lr X] [--epochs N] [--steps N] [--out DIR]
+-- With no arguments it fine-tunes the checkpoint `make demo` trained (or, failing that,
+-- the MindSpore LeNet checkpoint of ../shared/fixtures with a new head and conv1
+-- frozen) on Fashion-MNIST. Prints the loading report and per-epoch metrics on
+-- stderr and ends with one JSON line on stdout.
+dofile((arg and arg[0] or ""):match("^(.-)[^/\\]*$") .. "boot.lua")
+local cli = require("spore.cli")
+
+local spec = {
+  name = "finetune.lua",
+  summary = "Load a checkpoint into a network (and optionally its optimizer state), then train on.",
+  options = {
+    { "--net", "string", "lenet5", "network: lenet5" },
+    { "--ckpt", "string", nil, "checkpoint to start from (default: the newest of out/demo, see above)" },
+    { "--dataset", "string", "fashion-mnist", "mnist | fashion-mnist" },
+    { "--data", "string", nil, "dataset directory (fashion-mnist defaults to /usr/share/datasets/fashion-mnist)" },
+    { "--load-optimizer", "flag", false, "also load moments, learning_rate, momentum, global_step (resume)" },
+    { "--new-head", "int", nil, "replace the classifier head with a fresh N-class one" },
+    { "--freeze", "list", nil, "comma-separated parameter-name prefixes to freeze (e.g. conv1,conv2)" },
+    { "--rename", "string", nil, "Lua file returning renaming rules {{pattern, replacement}, fn, ...}" },
+    { "--lr", "number", nil, "learning rate (default 0.01, or the checkpoint's with --load-optimizer)" },
+    { "--momentum", "number", 0.9, "momentum" },
+    { "--epochs", "int", 1, "epochs to train" },
+    { "--steps", "int", nil, "stop after N steps" },
+    { "--batch", "int", 32, "batch size" },
+    { "--seed", "int", 1, "seed for the new head and shuffling" },
+    { "--out", "string", "out/finetune", "directory for the checkpoints written" },
+    { "--quiet", "flag", false, "no per-step loss lines" },
+  },
+}
+
+local function exists(p) local f = io.open(p, "rb"); if f then f:close() end; return f ~= nil end
+
+-- Newest checkpoint of a directory (by name order of ls -t), or nil.
+local function newest_ckpt(dir)
+  local p = io.popen("ls -t " .. dir .. "/*.ckpt 2>/dev/null")
+  local first = p:read("*l")
+  p:close()
+  return first
+end
+
+local function starts_with(s, prefix) return s:sub(1, #prefix) == prefix end
+
+cli.main(spec, function(o)
+  local spore = require("spore")
+  local wf = require("spore.workflow")
+  local ckptlib = require("spore.ckpt")
+  local train = spore.train
+  local log = function(s) io.stderr:write(s, "\n") end
+  if o.epochs < 1 then cli.usage_error("--epochs must be at least 1") end
+  if o.batch < 1 then cli.usage_error("--batch must be at least 1") end
+  if o.lr and o.lr <= 0 then cli.usage_error("--lr must be positive") end
+  if o.new_head and o.new_head < 1 then cli.usage_error("--new-head must be at least 1") end
+  local ns = wf.net_spec(o.net, cli.usage_error)
+
+  -- the meaningful default: continue from what `make demo` trained, or transfer the
+  -- MindSpore MNIST checkpoint to Fashion-MNIST
+  if not o.ckpt then
+    local root = require("spore")._root
+    o.ckpt = newest_ckpt(root .. "/out/demo/train")
+    if o.ckpt then
+      log("finetune.lua: no --ckpt given: continuing from " .. o.ckpt .. " (trained by make demo)")
+    else
+      local fx = (os.getenv("SPORE_FIXTURES") or (root .. "/../shared/fixtures")) .. "/mindspore/checkpoint_lenet-1_1875.ckpt"
+      if not exists(fx) then
+        error("no checkpoint given and none found: pass --ckpt FILE, or run `make demo` first", 0)
+      end
+      o.ckpt = fx
+      o.new_head = o.new_head or 10
+      o.freeze = o.freeze or { "conv1" }
+      log("finetune.lua: no --ckpt given: transferring the MindSpore MNIST LeNet " .. fx
+        .. " to " .. o.dataset .. " with a new head and conv1 frozen")
+    end
+  end
+  local t0 = spore.clock()
+  spore.manual_seed(o.seed)
+
+  local ds = wf.dataset(o.dataset, o.data, o.net, { split = "train", batch = o.batch, shuffle = true, seed = o.seed,
+    drop_remainder = true }, cli.usage_error)
+  local test = wf.dataset(o.dataset, o.data, o.net, { split = "test", batch = 256, shuffle = false }, cli.usage_error)
+  local rules = o.rename and wf.load_rules(o.rename) or nil
+
+  -- 1. the network, loaded from the checkpoint (head size taken from the checkpoint)
+  local params = spore.load_checkpoint(o.ckpt)
+  local head_w = params[ns.head .. ".weight"]
+  local ckpt_classes = (spore.is_tensor(head_w) and head_w:dim() == 2) and head_w:size(1) or 10
+  local net = ns.build(ckpt_classes)
+  local pnl, cnl, report = spore.load_param_into_net(net, params, { rename = rules })
+  local n_trainable, n_missing = #net:trainable_params(), 0
+  for _, name in ipairs(pnl) do
+    for _, p in ipairs(net:trainable_params()) do if p.name == name then n_missing = n_missing + 1 end end
+  end
+  if n_missing == n_trainable then
+    error(o.ckpt .. " holds none of the " .. o.net .. " parameters (e.g. checkpoint entry '" .. tostring(cnl[1])
+      .. "'): is it a checkpoint of another network? (--rename RULES.lua maps other names)", 0)
+  end
+  wf.print_report("finetune.lua: load " .. o.ckpt .. " into " .. o.net, report)
+
+  -- 2. a new head: the old head and its optimizer moments are not used
+  local dropped = {}
+  if o.new_head then
+    net:replace(ns.head, spore.nn.Dense(ns.head_in, o.new_head))
+    for _, k in ipairs(ckptlib.keys(params)) do
+      local bare = k:gsub("^[%w_]+%.", "", 1)
+      if starts_with(k, ns.head .. ".") or (k ~= bare and starts_with(bare, ns.head .. ".")) then
+        dropped[#dropped + 1] = k
+        params[k] = nil
+      end
+    end
+    log(("finetune.lua: replaced head %s (%d -> %d classes); not loaded: %s"):format(ns.head, ckpt_classes,
+      o.new_head, table.concat(dropped, ", ")))
+  end
+  for _, prefix in ipairs(o.freeze or {}) do
+    local before = #net:trainable_params()
+    net:freeze(prefix)
+    if #net:trainable_params() == before then error("--freeze " .. prefix .. " matches no trainable parameter", 0) end
+  end
+  local frozen = {}
+  for _, kv in ipairs(net:parameters_and_names()) do
+    for _, prefix in ipairs(o.freeze or {}) do
+      if starts_with(kv[1], prefix) and not kv[2].requires_grad then frozen[#frozen + 1] = kv[1] end
+    end
+  end
+
+  -- 3. the optimizer, optionally resumed from the checkpoint's state
+  local opt = spore.optim.Momentum(net:trainable_params(), o.lr or 0.01, o.momentum)
+  local opt_report
+  if o.load_optimizer then
+    if o.lr then params.learning_rate = nil end -- an explicit --lr wins over the saved one
+    local _, _, r = spore.load_param_into_net(opt, params, { rename = rules })
+    opt_report = r
+    wf.print_report("finetune.lua: optimizer state", r)
+    local have = {}
+    for _, n in ipairs(r.loaded) do have[n] = true end
+    if not have["moments." .. net:trainable_params()[1].name] then
+      log("finetune.lua: warning: the checkpoint holds no optimizer moments; starting them at zero")
+    end
+  end
+
+  -- 4. train, evaluating after each epoch
+  local loss = spore.nn.SoftmaxCrossEntropyWithLogits{ sparse = true, reduction = "mean" }
+  local model = spore.Model(net, loss, opt, { metrics = { "accuracy", "loss" } })
+  local first, epochs = {}, {}
+  local sum_epoch, n_epoch = 0, 0
+  local recorder = {
+    on_train_step_end = function(_, ctx)
+      local l = ctx.net_outputs
+      if #first < 100 then first[#first + 1] = l end
+      sum_epoch, n_epoch = sum_epoch + l, n_epoch + 1
+    end,
+    on_train_epoch_end = function(_, ctx)
+      local m = model:eval(test)
+      epochs[#epochs + 1] = { epoch = ctx.cur_epoch_num, train_loss = sum_epoch / math.max(n_epoch, 1),
+        accuracy = m.accuracy, loss = m.loss }
+      log(("finetune.lua: epoch %d: train loss %.4f, test accuracy %.4f, test loss %.4f"):format(
+        ctx.cur_epoch_num, sum_epoch / math.max(n_epoch, 1), m.accuracy, m.loss))
+      sum_epoch, n_epoch = 0, 0
+    end,
+  }
+  local prefix = o.net .. "_finetune"
+  local ckpt_cb = train.ModelCheckpoint(prefix, o.out, train.CheckpointConfig{
+    save_checkpoint_steps = ds:num_batches(), keep_checkpoint_max = 5, append_info = { "epoch_num", "step_num" } })
+  local cbs = { recorder, ckpt_cb }
+  if not o.quiet then cbs[#cbs + 1] = train.LossMonitor(200, { print = log }) end
+  local ctx = model:train(o.epochs, ds, { callbacks = cbs, steps = o.steps })
+  if #epochs == 0 or epochs[#epochs].epoch ~= ctx.cur_epoch_num then
+    -- stopped by --steps inside an epoch: evaluate where it stopped
+    recorder.on_train_epoch_end(nil, ctx)
+  end
+
+  local json = require("spore.json")
+  local sum100 = 0
+  for _, l in ipairs(first) do sum100 = sum100 + l end
+  local res = json.ordered()
+  res.checkpoint = ckpt_cb.latest
+  res.loaded_from = o.ckpt
+  res.report = wf.report_summary(pnl, cnl, report)
+  res.optimizer_report = opt_report and wf.report_summary(opt_report.param_not_load, opt_report.ckpt_not_load, opt_report) or nil
+  res.new_head = o.new_head
+  res.head_not_loaded = dropped
+  res.frozen = frozen
+  res.first_100_steps_loss = #first > 0 and sum100 / #first or nil
+  res.epochs = epochs
+  res.accuracy = epochs[#epochs].accuracy
+  res.global_step = opt:global_step()
+  res.lr = opt:get_lr()
+  res.seconds = spore.clock() - t0
+  io.write(json.encode(res), "\n")
+end)
