@@ -117,7 +117,7 @@ end
 --- Set requires_grad=false on parameters whose name starts with `pat` or matches the
 -- Lua pattern `pat` (a function(name) → bool works too). Returns self.
 function Module:freeze(pat, flag)
-  local rg = flag == nil and false or flag
+  local rg = flag and true or false
   for _, e in ipairs(self:parameters_and_names()) do
     local n = e[1]
     local hit
