@@ -13,7 +13,7 @@ sp_status sp_relu_forward(sp_tensor *out, const sp_tensor *x) {
     int64_t n = sp_tensor_numel(x);
     const float *a = F32(x);
     float *o = F32(out);
-#pragma omp parallel for schedule(static) if (n > 262144)
+#pragma omp parallel for schedule(static) if (n > SP_NN_PAR_MIN)
     for (int64_t i = 0; i < n; i++) o[i] = a[i] > 0.0f ? a[i] : 0.0f;
     return SP_OK;
 }
@@ -25,7 +25,7 @@ sp_status sp_relu_backward(sp_tensor *grad_x, const sp_tensor *grad_out, const s
     int64_t n = sp_tensor_numel(y);
     const float *g = F32(grad_out), *a = F32(y);
     float *o = F32(grad_x);
-#pragma omp parallel for schedule(static) if (n > 262144)
+#pragma omp parallel for schedule(static) if (n > SP_NN_PAR_MIN)
     for (int64_t i = 0; i < n; i++) o[i] = a[i] > 0.0f ? g[i] : 0.0f;
     return SP_OK;
 }
@@ -66,7 +66,7 @@ sp_status sp_add_forward(sp_tensor *out, const sp_tensor *a, const sp_tensor *b,
     int64_t n = sp_tensor_numel(a);
     const float *x = F32(a), *y = F32(b);
     float *o = F32(out);
-#pragma omp parallel for schedule(static) if (n > 262144)
+#pragma omp parallel for schedule(static) if (n > SP_NN_PAR_MIN)
     for (int64_t i = 0; i < n; i++) {
         float v = x[i] + y[i];
         o[i] = (relu && v < 0.0f) ? 0.0f : v;
@@ -80,7 +80,7 @@ sp_status sp_accumulate(sp_tensor *dst, const sp_tensor *src) {
     int64_t n = sp_tensor_numel(src);
     const float *s = F32(src);
     float *d = F32(dst);
-#pragma omp parallel for schedule(static) if (n > 262144)
+#pragma omp parallel for schedule(static) if (n > SP_NN_PAR_MIN)
     for (int64_t i = 0; i < n; i++) d[i] += s[i];
     return SP_OK;
 }
