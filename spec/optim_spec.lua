@@ -102,6 +102,9 @@ describe("Momentum", function()
     opt:step(); opt:step()
     close(a.data, (ref_momentum({ 1 }, { 0.5 }, 2, 0.5, 0.9, 0.1)), "a")
     close(b.data, (ref_momentum({ 1 }, { 0.5 }, 2, 0.1, 0.9)), "b")
+    assert.same({ "a", "b", "learning_rate_group_0", "learning_rate_group_1", "momentum", "moments.a", "moments.b",
+      "global_step" }, names(opt))
+    assert.is_true(math.abs(opt:get_lr(1) - 0.5) < 1e-7 and math.abs(opt:get_lr(2) - 0.1) < 1e-7)
   end)
 
   it("state loaded in place (momentum, moments, global_step) drives the next step", function()

@@ -20,7 +20,7 @@ local function new(params, learning_rate, opts)
   if self.eps <= 0 then error("Adam: eps must be > 0", 2) end
   self.use_nesterov = opts.use_nesterov and true or false
   self.global_step_param = self:_add_state("global_step", self:_global_step_param())
-  self.lr_param = self:_add_state("learning_rate", self:_lr_param(learning_rate, "learning_rate"))
+  self:_add_lr_state()
   self.beta1_power = self:_add_state("beta1_power", O.scalar(1, "beta1_power"))
   self.beta2_power = self:_add_state("beta2_power", O.scalar(1, "beta2_power"))
   self.moment1 = self:_slots("moment1")

@@ -18,7 +18,7 @@ local function new(params, learning_rate, momentum, opts)
   local self = setmetatable({}, Momentum)
   self:_init_common(params, learning_rate, opts)
   self.use_nesterov = opts.use_nesterov and true or false
-  self.lr_param = self:_add_state("learning_rate", self:_lr_param(learning_rate, "learning_rate"))
+  self:_add_lr_state()
   self.momentum_param = self:_add_state("momentum", O.scalar(momentum, "momentum"))
   self.moments = self:_slots("moments")
   self.global_step_param = self:_add_state("global_step", self:_global_step_param())

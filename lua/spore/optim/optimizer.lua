@@ -110,14 +110,28 @@ local function lr_at(spec_param, spec, step)
   return tonumber(t:ptr()[i])
 end
 
+--- learning_rate state: "learning_rate", or with per-group learning rates one
+-- "learning_rate_group_<i>" (0-based) per group, as MindSpore names them.
+function Optimizer:_add_lr_state()
+  local grouped_lr = false
+  for _, g in ipairs(self.groups) do if g.lr ~= nil then grouped_lr = true end end
+  if not grouped_lr then
+    self.lr_param = self:_add_state("learning_rate", self:_lr_param(self.lr_spec, "learning_rate"))
+    return
+  end
+  for i, g in ipairs(self.groups) do
+    g.lr_spec = g.lr ~= nil and g.lr or self.lr_spec
+    local name = "learning_rate_group_" .. (i - 1)
+    g.lr_param = self:_add_state(name, self:_lr_param(g.lr_spec, name))
+  end
+  self.lr_param = self.groups[1].lr_param
+end
+
 --- The learning rate of the next step (of group gi, default 1).
 function Optimizer:get_lr(gi)
   local step = self:global_step()
   local grp = self.groups[gi or 1]
-  if grp and grp.lr ~= nil then
-    if grp.lr_param == nil then grp.lr_param = self:_lr_param(grp.lr, "learning_rate_group") end
-    return lr_at(grp.lr_param, grp.lr, step)
-  end
+  if grp and grp.lr_param then return lr_at(grp.lr_param, grp.lr_spec, step) end
   return lr_at(self.lr_param, self.lr_spec, step)
 end
 
@@ -154,7 +168,10 @@ function Optimizer:_begin_step()
   for gi = 1, #self.groups do lrs[gi] = self:get_lr(gi) end
   local gs = self.global_step_param.data:ptr()
   gs[0] = gs[0] + 1
-  if type(self.lr_spec) == "function" then
+  for _, g in ipairs(self.groups) do
+    if g.lr_param and type(g.lr_spec) == "function" then g.lr_param.data:fill_(g.lr_spec(gs[0])) end
+  end
+  if type(self.lr_spec) == "function" and not self.groups[1].lr_param then
     self.lr_param.data:fill_(self.lr_spec(gs[0]))
   end
   return lrs

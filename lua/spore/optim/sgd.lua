@@ -18,7 +18,7 @@ local function new(params, learning_rate, opts)
   if self.nesterov and (u <= 0 or self.dampening ~= 0) then
     error("SGD: nesterov needs momentum > 0 and dampening 0", 2)
   end
-  self.lr_param = self:_add_state("learning_rate", self:_lr_param(learning_rate or 0.1, "learning_rate"))
+  self:_add_lr_state()
   self.momentum_param = self:_add_state("momentum", O.scalar(u, "momentum"))
   self.accum = self:_slots("accum")
   self.stat = self:_slots("stat", 1)
