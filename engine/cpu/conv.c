@@ -35,15 +35,15 @@ static sp_status conv_check(conv_geom *c, const char *op, const sp_tensor *x, co
     return SP_OK;
 }
 
-/* col [Cg*kh*kw, Ho*Wo] from x channels [c0, c0+Cg) of one image. */
-static void im2col(float *col, const float *x, const conv_geom *c, int64_t c0, int64_t Cg) {
+/* col [Cg*kh*kw, Ho*Wo] (rows ldc apart) from x channels [c0, c0+Cg) of one image. */
+static void im2col_ld(float *col, int64_t ldc, const float *x, const conv_geom *c, int64_t c0, int64_t Cg) {
     int64_t HW = c->Ho * c->Wo;
     int64_t rows = Cg * c->kh * c->kw;
 #pragma omp parallel for schedule(static) if (rows * HW > SP_NN_PAR_MIN)
     for (int64_t r = 0; r < rows; r++) {
         int64_t ci = r / (c->kh * c->kw), ki = (r / c->kw) % c->kh, kj = r % c->kw;
         const float *xc = x + (c0 + ci) * c->H * c->W;
-        float *dst = col + r * HW;
+        float *dst = col + r * ldc;
         for (int64_t oh = 0; oh < c->Ho; oh++) {
             int64_t ih = oh * c->sh - c->pt + ki * c->dh;
             float *d = dst + oh * c->Wo;
@@ -55,6 +55,10 @@ static void im2col(float *col, const float *x, const conv_geom *c, int64_t c0, i
             }
         }
     }
+}
+
+static void im2col(float *col, const float *x, const conv_geom *c, int64_t c0, int64_t Cg) {
+    im2col_ld(col, c->Ho * c->Wo, x, c, c0, Cg);
 }
 
 /* grad x channels [c0, c0+Cg) += col2im(col). Parallel over channels (no races). */
@@ -96,6 +100,33 @@ sp_status sp_conv2d_forward(sp_tensor *out, const sp_tensor *x, const sp_tensor 
     NN_TRY(nn_shape4(out, c.N, c.Co, c.Ho, c.Wo, op, "out"));
     if (bias) { NN_TRY(nn_f32(bias, -1, op, "bias")); NN_TRY(nn_numel(bias, c.Co, op, "bias")); }
     int64_t Cg = c.C / c.g, Cog = c.Co / c.g, K = Cg * c.kh * c.kw, HW = c.Ho * c.Wo;
+    /* Small feature maps with a batch: one GEMM over all images ([Cog, N*HW]) keeps BLAS
+     * efficient where per-image GEMMs would be thin (ResNet's late layers). */
+    if (c.N > 1 && HW < 1024 && K * c.N * HW <= ((int64_t)1 << 24)) {
+        int64_t NHW = c.N * HW;
+        float *col = malloc(sizeof(float) * (size_t)(K * NHW));
+        float *tmp = malloc(sizeof(float) * (size_t)(Cog * NHW));
+        if (!col || !tmp) {
+            free(col); free(tmp);
+            return sp_error(SP_ENOMEM, "%s: cannot allocate the batched im2col buffer", op);
+        }
+        const float *X = F32(x), *Wt = F32(w);
+        float *O = F32(out);
+        for (int g = 0; g < c.g; g++) {
+            for (int64_t n = 0; n < c.N; n++) im2col_ld(col + n * HW, NHW, X + n * c.C * c.H * c.W, &c, g * Cg, Cg);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Cog, (int)NHW, (int)K, 1.0f, Wt + g * Cog * K,
+                        (int)K, col, (int)NHW, 0.0f, tmp, (int)NHW);
+            for (int64_t n = 0; n < c.N; n++)
+                for (int64_t o = 0; o < Cog; o++) {
+                    float *dst = O + (n * c.Co + g * Cog + o) * HW;
+                    const float *src = tmp + o * NHW + n * HW;
+                    float b = bias ? F32(bias)[g * Cog + o] : 0.0f;
+                    for (int64_t i = 0; i < HW; i++) dst[i] = src[i] + b;
+                }
+        }
+        free(col); free(tmp);
+        return SP_OK;
+    }
     int pw = is_pointwise(&c);
     float *col = NULL;
     if (!pw) {

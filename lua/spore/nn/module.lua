@@ -150,6 +150,12 @@ function Module:replace(path, new)
   return new
 end
 
+--- to(device): "cpu" (or nil) is the only device of this build; returns self.
+function Module:to(device)
+  if device == nil or device == "cpu" then return self end
+  error("Module:to('" .. tostring(device) .. "'): only 'cpu' modules are available in this build", 2)
+end
+
 --- The gradient tensor of a parameter (allocated on first use), nil when frozen.
 function Module:grad_of(p)
   if not p or not p.requires_grad then return nil end
