@@ -35,24 +35,36 @@ static sp_status conv_check(conv_geom *c, const char *op, const sp_tensor *x, co
     return SP_OK;
 }
 
-/* col [Cg*kh*kw, Ho*Wo] (rows ldc apart) from x channels [c0, c0+Cg) of one image. */
+/* The output columns [lo, hi) whose input column ow*s + off lies inside [0, n). */
+static inline void valid_range(int64_t n, int64_t off, int s, int64_t nout, int64_t *lo, int64_t *hi) {
+    int64_t l = off >= 0 ? 0 : (-off + s - 1) / s;
+    int64_t h = n - off > 0 ? (n - off + s - 1) / s : 0;
+    if (h > nout) h = nout;
+    if (l > h) l = h;
+    *lo = l;
+    *hi = h;
+}
+
+/* col [Cg*kh*kw, Ho*Wo] (rows ldc apart) from x channels [c0, c0+Cg) of one image.
+ * Bounds are resolved per row segment, so the inner loops are plain copies. */
 static void im2col_ld(float *col, int64_t ldc, const float *x, const conv_geom *c, int64_t c0, int64_t Cg) {
-    int64_t HW = c->Ho * c->Wo;
     int64_t rows = Cg * c->kh * c->kw;
-#pragma omp parallel for schedule(static) if (rows * HW > SP_NN_PAR_MIN)
+#pragma omp parallel for schedule(static) if (rows * c->Ho * c->Wo > SP_NN_PAR_MIN)
     for (int64_t r = 0; r < rows; r++) {
         int64_t ci = r / (c->kh * c->kw), ki = (r / c->kw) % c->kh, kj = r % c->kw;
         const float *xc = x + (c0 + ci) * c->H * c->W;
         float *dst = col + r * ldc;
+        int64_t off = kj * c->dw - c->pl, lo, hi;
+        valid_range(c->W, off, c->sw, c->Wo, &lo, &hi);
         for (int64_t oh = 0; oh < c->Ho; oh++) {
             int64_t ih = oh * c->sh - c->pt + ki * c->dh;
             float *d = dst + oh * c->Wo;
             if (ih < 0 || ih >= c->H) { memset(d, 0, sizeof(float) * c->Wo); continue; }
-            const float *xr = xc + ih * c->W;
-            for (int64_t ow = 0; ow < c->Wo; ow++) {
-                int64_t iw = ow * c->sw - c->pl + kj * c->dw;
-                d[ow] = (iw >= 0 && iw < c->W) ? xr[iw] : 0.0f;
-            }
+            const float *xr = xc + ih * c->W + off;
+            for (int64_t ow = 0; ow < lo; ow++) d[ow] = 0.0f;
+            if (c->sw == 1) memcpy(d + lo, xr + lo, sizeof(float) * (size_t)(hi - lo));
+            else for (int64_t ow = lo; ow < hi; ow++) d[ow] = xr[ow * c->sw];
+            for (int64_t ow = hi; ow < c->Wo; ow++) d[ow] = 0.0f;
         }
     }
 }
@@ -70,15 +82,15 @@ static void col2im(float *gx, const float *col, const conv_geom *c, int64_t c0, 
         for (int64_t k = 0; k < K2; k++) {
             int64_t ki = k / c->kw, kj = k % c->kw;
             const float *src = col + (ci * K2 + k) * HW;
+            int64_t off = kj * c->dw - c->pl, lo, hi;
+            valid_range(c->W, off, c->sw, c->Wo, &lo, &hi);
             for (int64_t oh = 0; oh < c->Ho; oh++) {
                 int64_t ih = oh * c->sh - c->pt + ki * c->dh;
                 if (ih < 0 || ih >= c->H) continue;
-                float *gr = g + ih * c->W;
-                const float *s = src + oh * c->Wo;
-                for (int64_t ow = 0; ow < c->Wo; ow++) {
-                    int64_t iw = ow * c->sw - c->pl + kj * c->dw;
-                    if (iw >= 0 && iw < c->W) gr[iw] += s[ow];
-                }
+                float *gr = g + ih * c->W + off;
+                const float *sr = src + oh * c->Wo;
+                if (c->sw == 1) for (int64_t ow = lo; ow < hi; ow++) gr[ow] += sr[ow];
+                else for (int64_t ow = lo; ow < hi; ow++) gr[ow * c->sw] += sr[ow];
             }
         }
     }

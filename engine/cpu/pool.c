@@ -21,7 +21,7 @@ static sp_status pool_geom(const char *op, const sp_tensor *x, int kh, int kw, i
 sp_status sp_maxpool2d_forward(sp_tensor *out, sp_tensor *argmax, const sp_tensor *x, int kh, int kw, int stride_h,
                                int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right) {
     const char *op = "maxpool2d_forward";
-    int64_t Ho, Wo;
+    int64_t Ho = 0, Wo = 0;
     NN_TRY(pool_geom(op, x, kh, kw, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, &Ho, &Wo));
     int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
     NN_TRY(nn_f32(out, 4, op, "out"));
@@ -32,27 +32,36 @@ sp_status sp_maxpool2d_forward(sp_tensor *out, sp_tensor *argmax, const sp_tenso
     const float *X = F32(x);
     float *O = F32(out);
     int32_t *A = sp_tensor_data(argmax);
-#pragma omp parallel for schedule(static) if (N * C * Ho * Wo * kh * kw > SP_NN_PAR_MIN)
+/* serial: a 2-core machine gains little here and the OpenMP region costs BLAS time */
     for (int64_t nc = 0; nc < N * C; nc++) {
         const float *xp = X + nc * H * W;
-        for (int64_t oh = 0; oh < Ho; oh++)
+        for (int64_t oh = 0; oh < Ho; oh++) {
+            int64_t h0 = oh * stride_h - pad_top, h1 = h0 + kh;
+            if (h0 < 0) h0 = 0;
+            if (h1 > H) h1 = H;
             for (int64_t ow = 0; ow < Wo; ow++) {
+                int64_t w0 = ow * stride_w - pad_left, w1 = w0 + kw;
+                if (w0 < 0) w0 = 0;
+                if (w1 > W) w1 = W;
+                /* branch-free selects (random data mispredicts a branch half the time);
+                 * a NaN wins and then stays */
                 float best = -INFINITY;
-                int32_t bi = -1;
-                for (int i = 0; i < kh; i++) {
-                    int64_t ih = oh * stride_h - pad_top + i;
-                    if (ih < 0 || ih >= H) continue;
-                    for (int j = 0; j < kw; j++) {
-                        int64_t iw = ow * stride_w - pad_left + j;
-                        if (iw < 0 || iw >= W) continue;
+                int32_t bi = (h0 < h1 && w0 < w1) ? (int32_t)(h0 * W + w0) : -1;
+                int nan = 0;
+                for (int64_t ih = h0; ih < h1; ih++)
+                    for (int64_t iw = w0; iw < w1; iw++) {
                         float v = xp[ih * W + iw];
-                        if (bi < 0 || v > best || v != v) { best = v; bi = (int32_t)(ih * W + iw); if (v != v) goto done; }
+                        int32_t idx = (int32_t)(ih * W + iw);
+                        int32_t m = -(int32_t)(v > best); /* all ones when v wins */
+                        nan |= v != v;
+                        bi = (idx & m) | (bi & ~m);
+                        best = best > v ? best : v;        /* maxss */
                     }
-                }
-            done:
+                if (nan) best = NAN;
                 O[(nc * Ho + oh) * Wo + ow] = bi < 0 ? 0.0f : best;
                 A[(nc * Ho + oh) * Wo + ow] = bi;
             }
+        }
     }
     return SP_OK;
 }
@@ -97,7 +106,7 @@ static inline int64_t avg_count(int64_t oh, int64_t ow, int kh, int kw, int sh, 
 sp_status sp_avgpool2d_forward(sp_tensor *out, const sp_tensor *x, int kh, int kw, int stride_h, int stride_w,
                                int pad_top, int pad_bottom, int pad_left, int pad_right, int count_pad) {
     const char *op = "avgpool2d_forward";
-    int64_t Ho, Wo;
+    int64_t Ho = 0, Wo = 0;
     NN_TRY(pool_geom(op, x, kh, kw, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, &Ho, &Wo));
     int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
     NN_TRY(nn_f32(out, 4, op, "out"));
@@ -129,7 +138,7 @@ sp_status sp_avgpool2d_forward(sp_tensor *out, const sp_tensor *x, int kh, int k
 sp_status sp_avgpool2d_backward(sp_tensor *grad_x, const sp_tensor *grad_out, int kh, int kw, int stride_h,
                                 int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right, int count_pad) {
     const char *op = "avgpool2d_backward";
-    int64_t Ho, Wo;
+    int64_t Ho = 0, Wo = 0;
     NN_TRY(pool_geom(op, grad_x, kh, kw, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, &Ho, &Wo));
     int64_t N = grad_x->shape[0], C = grad_x->shape[1], H = grad_x->shape[2], W = grad_x->shape[3];
     NN_TRY(nn_f32(grad_out, 4, op, "grad_out"));
