@@ -86,7 +86,7 @@ sp_status sp_accumulate(sp_tensor *dst, const sp_tensor *src) {
     int64_t n = sp_tensor_numel(src);
     const float *s = F32(src);
     float *d = F32(dst);
-#pragma omp parallel for schedule(static) if (n > SP_NN_PAR_MIN)
+#pragma omp parallel for schedule(static) if (nn_par(n))
     for (int64_t i = 0; i < n; i++) d[i] += s[i];
     return SP_OK;
 }

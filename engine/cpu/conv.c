@@ -49,7 +49,7 @@ static inline void valid_range(int64_t n, int64_t off, int s, int64_t nout, int6
  * Bounds are resolved per row segment, so the inner loops are plain copies. */
 static void im2col_ld(float *col, int64_t ldc, const float *x, const conv_geom *c, int64_t c0, int64_t Cg) {
     int64_t rows = Cg * c->kh * c->kw;
-#pragma omp parallel for schedule(static) if (rows * c->Ho * c->Wo > SP_NN_PAR_MIN)
+#pragma omp parallel for schedule(static) if (nn_par(rows * c->Ho * c->Wo))
     for (int64_t r = 0; r < rows; r++) {
         int64_t ci = r / (c->kh * c->kw), ki = (r / c->kw) % c->kh, kj = r % c->kw;
         const float *xc = x + (c0 + ci) * c->H * c->W;
@@ -76,7 +76,7 @@ static void im2col(float *col, const float *x, const conv_geom *c, int64_t c0, i
 /* grad x channels [c0, c0+Cg) += col2im(col). Parallel over channels (no races). */
 static void col2im(float *gx, const float *col, const conv_geom *c, int64_t c0, int64_t Cg) {
     int64_t HW = c->Ho * c->Wo, K2 = c->kh * c->kw;
-#pragma omp parallel for schedule(static) if (Cg * K2 * HW > SP_NN_PAR_MIN)
+#pragma omp parallel for schedule(static) if (nn_par(Cg * K2 * HW))
     for (int64_t ci = 0; ci < Cg; ci++) {
         float *g = gx + (c0 + ci) * c->H * c->W;
         for (int64_t k = 0; k < K2; k++) {

@@ -28,7 +28,7 @@ sp_status sp_batchnorm_forward(sp_tensor *out, sp_tensor *save_mean, sp_tensor *
     if (training && M < 1) return sp_error(SP_EINVAL, "%s: training needs at least one value per channel", op);
     const float *X = F32(x), *G = F32(gamma), *B = F32(beta);
     float *O = F32(out), *sm = F32(save_mean), *si = F32(save_invstd), *mm = F32(moving_mean), *mv = F32(moving_var);
-#pragma omp parallel for schedule(static) if (N * C * HW > SP_NN_PAR_MIN)
+#pragma omp parallel for schedule(static) if (nn_par(N * C * HW))
     for (int64_t c = 0; c < C; c++) {
         double mean, var;
         if (training) {
@@ -82,7 +82,7 @@ sp_status sp_batchnorm_backward(sp_tensor *grad_x, sp_tensor *grad_gamma, sp_ten
     NN_TRY(bn_vec(save_mean, C, op, "save_mean"));
     NN_TRY(bn_vec(save_invstd, C, op, "save_invstd"));
     const float *X = F32(x), *GO = F32(grad_out), *G = F32(gamma), *sm = F32(save_mean), *si = F32(save_invstd);
-#pragma omp parallel for schedule(static) if (N * C * HW > SP_NN_PAR_MIN)
+#pragma omp parallel for schedule(static) if (nn_par(N * C * HW))
     for (int64_t c = 0; c < C; c++) {
         double sg = 0, sgx = 0, mean = sm[c], inv = si[c];
         for (int64_t n = 0; n < N; n++) {

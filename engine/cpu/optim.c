@@ -22,7 +22,7 @@ sp_status sp_momentum_update(sp_tensor *param, sp_tensor *moment, const sp_tenso
     float *P = F32(param), *V = F32(moment);
     const float *G = F32(grad);
     float l = (float)lr, u = (float)momentum, wd = (float)weight_decay, inv = (float)(1.0 / loss_scale);
-#pragma omp parallel for schedule(static) if (n > SP_NN_PAR_MIN)
+#pragma omp parallel for schedule(static) if (nn_par(n))
     for (int64_t i = 0; i < n; i++) {
         float g = G[i] * inv + wd * P[i];
         float v = u * V[i] + g;

@@ -80,7 +80,7 @@ sp_status sp_maxpool2d_backward(sp_tensor *grad_x, const sp_tensor *grad_out, co
     const float *GO = F32(grad_out);
     const int32_t *A = sp_tensor_data(argmax);
     memset(G, 0, sizeof(float) * (size_t)(NC * HW));
-#pragma omp parallel for schedule(static) if (NC * HoWo > SP_NN_PAR_MIN)
+#pragma omp parallel for schedule(static) if (nn_par(NC * HoWo))
     for (int64_t nc = 0; nc < NC; nc++)
         for (int64_t i = 0; i < HoWo; i++) {
             int32_t a = A[nc * HoWo + i];
@@ -113,7 +113,7 @@ sp_status sp_avgpool2d_forward(sp_tensor *out, const sp_tensor *x, int kh, int k
     NN_TRY(nn_shape4(out, N, C, Ho, Wo, op, "out"));
     const float *X = F32(x);
     float *O = F32(out);
-#pragma omp parallel for schedule(static) if (N * C * Ho * Wo * kh * kw > SP_NN_PAR_MIN)
+#pragma omp parallel for schedule(static) if (nn_par(N * C * Ho * Wo * kh * kw))
     for (int64_t nc = 0; nc < N * C; nc++) {
         const float *xp = X + nc * H * W;
         for (int64_t oh = 0; oh < Ho; oh++)
@@ -146,7 +146,7 @@ sp_status sp_avgpool2d_backward(sp_tensor *grad_x, const sp_tensor *grad_out, in
     float *G = F32(grad_x);
     const float *GO = F32(grad_out);
     memset(G, 0, sizeof(float) * (size_t)(N * C * H * W));
-#pragma omp parallel for schedule(static) if (N * C * Ho * Wo * kh * kw > SP_NN_PAR_MIN)
+#pragma omp parallel for schedule(static) if (nn_par(N * C * Ho * Wo * kh * kw))
     for (int64_t nc = 0; nc < N * C; nc++) {
         float *gp = G + nc * H * W;
         for (int64_t oh = 0; oh < Ho; oh++)
