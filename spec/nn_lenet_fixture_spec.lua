@@ -83,8 +83,9 @@ local function pipeline(images, first, count)
       local y0, y1, wy = cy[oy][1], cy[oy][2], cy[oy][3]
       for ox = 0, 31 do
         local x0, x1, wx = cx[ox][1], cx[ox][2], cx[ox][3]
-        local function px(yy, xx) return images:byte(base + yy * 28 + xx + 1) end
-        local v = (1 - wy) * ((1 - wx) * px(y0, x0) + wx * px(y0, x1)) + wy * ((1 - wx) * px(y1, x0) + wx * px(y1, x1))
+        local r0, r1 = base + y0 * 28 + 1, base + y1 * 28 + 1
+        local v = (1 - wy) * ((1 - wx) * images:byte(r0 + x0) + wx * images:byte(r0 + x1))
+          + wy * ((1 - wx) * images:byte(r1 + x0) + wx * images:byte(r1 + x1))
         p[n * 1024 + oy * 32 + ox] = (v / 255 - 0.1307) / 0.3081
       end
     end
@@ -161,5 +162,24 @@ describe("LeNet5 with the real MindSpore checkpoint", function()
     -- the reference is float64; spore computes in float32 (README: ~1e-4 expected)
     assert.is_true(maxdiff < 1e-4, ("max |logit diff| = %g"):format(maxdiff))
     print(("\n  lenet fixture: 100/100 predictions agree, %d/100 correct, max |logit diff| %.2e"):format(correct, maxdiff))
+  end)
+
+  it("classifies the whole t10k set at 0.9638 +- 0.002 (README's reference figure)", function()
+    local images, labels = gunzip(imgs), gunzip(labs)
+    local n = be32(images, 5)
+    assert.equal(10000, n)
+    local correct = 0
+    for first = 0, n - 1, 500 do
+      local logits = net(pipeline(images, first, 500))
+      local lp = logits:ptr()
+      for i = 0, 499 do
+        local best, bi = -math.huge, -1
+        for c = 0, 9 do if lp[i * 10 + c] > best then best, bi = lp[i * 10 + c], c end end
+        if bi == labels:byte(9 + first + i) then correct = correct + 1 end
+      end
+    end
+    local acc = correct / n
+    print(("\n  lenet fixture: t10k accuracy %.4f"):format(acc))
+    assert.is_true(math.abs(acc - 0.9638) <= 0.002, ("accuracy %.4f"):format(acc))
   end)
 end)
