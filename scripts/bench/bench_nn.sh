@@ -12,19 +12,29 @@ BUILD=${BUILD:-build}
 export SPORE_LIB="${SPORE_LIB:-$PWD/$BUILD/libspore.so}"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-luajit scripts/bench/nn_spore.lua "$RUNS" > "$tmp/spore.tsv"
-OPENBLAS_NUM_THREADS=1 /usr/bin/python3 scripts/bench/nn_torch.py "$RUNS" > "$tmp/torch.tsv" 2> "$tmp/torch.err" || true
+# Runs alternate spore / torch (one measurement each per round) so that load from other
+# processes on a shared machine hits both sides alike; each figure is the median of RUNS.
+for ((r = 1; r <= RUNS; r++)); do
+  luajit scripts/bench/nn_spore.lua 1 >> "$tmp/spore.tsv"
+  OPENBLAS_NUM_THREADS=1 /usr/bin/python3 scripts/bench/nn_torch.py 1 >> "$tmp/torch.tsv" 2>> "$tmp/torch.err" || true
+done
 /usr/bin/python3 - "$tmp/spore.tsv" "$tmp/torch.tsv" <<'PY'
-import json, sys
-torch = {}
+import json, statistics, sys
+torch, spore, units, order = {}, {}, {}, []
 for line in open(sys.argv[2]):
     f = line.rstrip("\n").split("\t")
     if len(f) == 2:
-        torch[f[0]] = float(f[1])
+        torch.setdefault(f[0], []).append(float(f[1]))
 for line in open(sys.argv[1]):
-    name, unit, med, runs = line.rstrip("\n").split("\t")
-    med = float(med)
-    t = torch.get(name)
-    print(json.dumps({"name": name, "unit": unit, "spore": round(med, 3), "peers": {"torch": None if t is None else round(t, 3)},
-                      "ratio_vs_torch": None if not t else round(med / t, 3), "runs": int(runs)}))
+    name, unit, value, _ = line.rstrip("\n").split("\t")
+    if name not in spore:
+        order.append(name)
+    spore.setdefault(name, []).append(float(value))
+    units[name] = unit
+for name in order:
+    med = statistics.median(spore[name])
+    t = statistics.median(torch[name]) if name in torch else None
+    print(json.dumps({"name": name, "unit": units[name], "spore": round(med, 3),
+                      "peers": {"torch": None if t is None else round(t, 3)},
+                      "ratio_vs_torch": None if not t else round(med / t, 3), "runs": len(spore[name])}))
 PY
