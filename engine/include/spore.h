@@ -204,6 +204,87 @@ sp_status sp_matmul(sp_tensor *out, const sp_tensor *a, const sp_tensor *b,
 /* ==== nn kernels (engine/cpu): conv, pool, norm, activations, losses, optimizers ==== */
 /* (section owned by the networks work) */
 
+/* All nn kernels take contiguous float32 tensors (labels: int32). Shapes are checked
+ * once with a message naming the kernel. Parameter gradients accumulate (+=), input
+ * gradients overwrite. Optional tensors may be NULL. */
+
+/* Conv2d, NCHW. out [N,Co,Ho,Wo] = conv(x [N,Ci,H,W], w [Co,Ci/groups,kh,kw]) + bias [Co].
+ * Padding is explicit per side (the caller resolves pad_mode same/valid/pad). */
+sp_status sp_conv2d_forward(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias,
+                            int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right,
+                            int dil_h, int dil_w, int groups);
+/* grad_x (overwritten), grad_w and grad_b (accumulated); any of the three may be NULL. */
+sp_status sp_conv2d_backward(sp_tensor *grad_x, sp_tensor *grad_w, sp_tensor *grad_b, const sp_tensor *grad_out,
+                             const sp_tensor *x, const sp_tensor *w,
+                             int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right,
+                             int dil_h, int dil_w, int groups);
+
+/* Dense: out [N,O] = x [N,I] · w[O,I]^T + b [O]. */
+sp_status sp_dense_forward(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias);
+sp_status sp_dense_backward(sp_tensor *grad_x, sp_tensor *grad_w, sp_tensor *grad_b, const sp_tensor *grad_out,
+                            const sp_tensor *x, const sp_tensor *w);
+
+/* BatchNorm2d over x [N,C,H,W]. training: batch statistics, and (update != 0) moving =
+ * momentum*moving + (1-momentum)*batch (variance unbiased); eval: moving statistics.
+ * save_mean/save_invstd [C] receive the statistics used, for the backward pass. */
+sp_status sp_batchnorm_forward(sp_tensor *out, sp_tensor *save_mean, sp_tensor *save_invstd, const sp_tensor *x,
+                               const sp_tensor *gamma, const sp_tensor *beta, sp_tensor *moving_mean,
+                               sp_tensor *moving_var, int training, int update, double momentum, double eps);
+sp_status sp_batchnorm_backward(sp_tensor *grad_x, sp_tensor *grad_gamma, sp_tensor *grad_beta,
+                                const sp_tensor *grad_out, const sp_tensor *x, const sp_tensor *gamma,
+                                const sp_tensor *save_mean, const sp_tensor *save_invstd, int training);
+
+/* ReLU: out = max(x, 0); grad_x = grad_out * (y > 0) with y the forward output. */
+sp_status sp_relu_forward(sp_tensor *out, const sp_tensor *x);
+sp_status sp_relu_backward(sp_tensor *grad_x, const sp_tensor *grad_out, const sp_tensor *y);
+/* Dropout: mask[i] = 0 with probability p else 1/(1-p); out = x * mask. */
+sp_status sp_dropout_forward(sp_tensor *out, sp_tensor *mask, const sp_tensor *x, double p, uint64_t *state);
+/* out = a*b elementwise (same numel; also dropout's backward). */
+sp_status sp_mul_forward(sp_tensor *out, const sp_tensor *a, const sp_tensor *b);
+/* out = a + b (same numel), optional relu after (relu != 0): the residual join. */
+sp_status sp_add_forward(sp_tensor *out, const sp_tensor *a, const sp_tensor *b, int relu);
+/* dst += src (same numel). */
+sp_status sp_accumulate(sp_tensor *dst, const sp_tensor *src);
+
+/* Pooling over x [N,C,H,W] with explicit padding. Max: argmax [N,C,Ho,Wo] int32
+ * (flat h*W+w index, -1 for an all-padding window) is kept for the backward. Avg:
+ * the divisor counts only the window's in-bounds pixels (count_pad = 0) or all (1). */
+sp_status sp_maxpool2d_forward(sp_tensor *out, sp_tensor *argmax, const sp_tensor *x, int kh, int kw,
+                               int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right);
+sp_status sp_maxpool2d_backward(sp_tensor *grad_x, const sp_tensor *grad_out, const sp_tensor *argmax);
+sp_status sp_avgpool2d_forward(sp_tensor *out, const sp_tensor *x, int kh, int kw, int stride_h, int stride_w,
+                               int pad_top, int pad_bottom, int pad_left, int pad_right, int count_pad);
+sp_status sp_avgpool2d_backward(sp_tensor *grad_x, const sp_tensor *grad_out, int kh, int kw, int stride_h,
+                                int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right, int count_pad);
+/* Global mean over H, W: out [N,C] (or [N,C,1,1]) from x [N,C,H,W]. */
+sp_status sp_global_avgpool_forward(sp_tensor *out, const sp_tensor *x);
+sp_status sp_global_avgpool_backward(sp_tensor *grad_x, const sp_tensor *grad_out);
+
+/* Row softmax of x [N,C]. */
+sp_status sp_softmax_forward(sp_tensor *out, const sp_tensor *x);
+/* Softmax cross-entropy: loss [N] = logsumexp(x) - sum(label*x); labels int32 [N]
+ * (sparse) or float32 [N,C] (dense). prob [N,C] keeps the softmax for the backward. */
+sp_status sp_softmax_xent_forward(sp_tensor *loss, sp_tensor *prob, const sp_tensor *logits, const sp_tensor *labels);
+/* grad_x [N,C] = (prob - label) * scale[n] where scale = grad of each row's loss. */
+sp_status sp_softmax_xent_backward(sp_tensor *grad_x, const sp_tensor *prob, const sp_tensor *labels,
+                                   const sp_tensor *grad_loss, double scale);
+
+/* Optimizer updates (in place on param and state), float32, same numel.
+ * Momentum (ApplyMomentum): g' = g/loss_scale + wd*p; v = u*v + g'; p -= lr*v, or
+ * Nesterov p -= lr*g' + lr*u*v. */
+sp_status sp_momentum_update(sp_tensor *param, sp_tensor *moment, const sp_tensor *grad, double lr,
+                             double momentum, double weight_decay, double loss_scale, int nesterov);
+/* SGD (MindSpore): g' = g/loss_scale + wd*p; first step (stat != 0): accum = g', else
+ * accum = u*accum + (1-dampening)*g'; p -= lr*(nesterov ? g' + u*accum : accum). */
+sp_status sp_sgd_update(sp_tensor *param, sp_tensor *accum, const sp_tensor *grad, double lr, double momentum,
+                        double dampening, double weight_decay, double loss_scale, int nesterov, int first);
+/* Adam (MindSpore): g' = g/loss_scale + wd*p; m += (g'-m)(1-b1); v += (g'^2-v)(1-b2);
+ * lr_t = lr*sqrt(1-b2^t)/(1-b1^t); p -= lr_t*m/(sqrt(v)+eps) (Nesterov:
+ * lr_t*(m*b1 + (1-b1)*g')/(sqrt(v)+eps)). beta*_power are b^t for this step. */
+sp_status sp_adam_update(sp_tensor *param, sp_tensor *m, sp_tensor *v, const sp_tensor *grad, double lr,
+                         double beta1, double beta2, double eps, double beta1_power, double beta2_power,
+                         double weight_decay, double loss_scale, int nesterov);
+
 
 
 /* ==== checkpoint io (engine/io): .ckpt, safetensors, crc, encryption ==== */

@@ -1,0 +1,73 @@
+--- bindings/ffi/nn.lua — the nn kernels (engine/cpu) for lua/spore/nn, models and optim.
+-- Every function takes Tensors (nil for an optional one) and raises with the
+-- engine's message on a shape or dtype error. Outputs come first, as in C.
+local lib = require("ffi.lib")
+local T = require("ffi.tensor")
+local C, check = lib.C, lib.check
+
+local M = {}
+local H = T.handle
+local function h(t) if t == nil then return nil end return H(t) end
+
+--- Conv2d: pad = {top, bottom, left, right}, stride = {sh, sw}, dil = {dh, dw}.
+function M.conv2d_forward(out, x, w, b, stride, pad, dil, groups)
+  check(C.sp_conv2d_forward(H(out), H(x), H(w), h(b), stride[1], stride[2], pad[1], pad[2], pad[3], pad[4],
+    dil[1], dil[2], groups), "Conv2d")
+end
+function M.conv2d_backward(gx, gw, gb, gout, x, w, stride, pad, dil, groups)
+  check(C.sp_conv2d_backward(h(gx), h(gw), h(gb), H(gout), H(x), H(w), stride[1], stride[2], pad[1], pad[2],
+    pad[3], pad[4], dil[1], dil[2], groups), "Conv2d backward")
+end
+function M.dense_forward(out, x, w, b) check(C.sp_dense_forward(H(out), H(x), H(w), h(b)), "Dense") end
+function M.dense_backward(gx, gw, gb, gout, x, w)
+  check(C.sp_dense_backward(h(gx), h(gw), h(gb), H(gout), H(x), H(w)), "Dense backward")
+end
+function M.batchnorm_forward(out, smean, sinv, x, gamma, beta, mmean, mvar, training, update, momentum, eps)
+  check(C.sp_batchnorm_forward(H(out), H(smean), H(sinv), H(x), H(gamma), H(beta), H(mmean), H(mvar),
+    training and 1 or 0, update and 1 or 0, momentum, eps), "BatchNorm2d")
+end
+function M.batchnorm_backward(gx, ggamma, gbeta, gout, x, gamma, smean, sinv, training)
+  check(C.sp_batchnorm_backward(h(gx), h(ggamma), h(gbeta), H(gout), H(x), H(gamma), H(smean), H(sinv),
+    training and 1 or 0), "BatchNorm2d backward")
+end
+function M.relu_forward(out, x) check(C.sp_relu_forward(H(out), H(x)), "ReLU") end
+function M.relu_backward(gx, gout, y) check(C.sp_relu_backward(H(gx), H(gout), H(y)), "ReLU backward") end
+function M.dropout_forward(out, mask, x, p)
+  check(C.sp_dropout_forward(H(out), H(mask), H(x), p, T.rng_state()), "Dropout")
+end
+function M.mul(out, a, b) check(C.sp_mul_forward(H(out), H(a), H(b)), "mul") end
+function M.add(out, a, b, relu) check(C.sp_add_forward(H(out), H(a), H(b), relu and 1 or 0), "add") end
+function M.accumulate(dst, src) check(C.sp_accumulate(H(dst), H(src)), "accumulate") end
+function M.maxpool_forward(out, argmax, x, k, s, p)
+  check(C.sp_maxpool2d_forward(H(out), H(argmax), H(x), k[1], k[2], s[1], s[2], p[1], p[2], p[3], p[4]), "MaxPool2d")
+end
+function M.maxpool_backward(gx, gout, argmax)
+  check(C.sp_maxpool2d_backward(H(gx), H(gout), H(argmax)), "MaxPool2d backward")
+end
+function M.avgpool_forward(out, x, k, s, p, count_pad)
+  check(C.sp_avgpool2d_forward(H(out), H(x), k[1], k[2], s[1], s[2], p[1], p[2], p[3], p[4], count_pad and 1 or 0),
+    "AvgPool2d")
+end
+function M.avgpool_backward(gx, gout, k, s, p, count_pad)
+  check(C.sp_avgpool2d_backward(H(gx), H(gout), k[1], k[2], s[1], s[2], p[1], p[2], p[3], p[4], count_pad and 1 or 0),
+    "AvgPool2d backward")
+end
+function M.global_avgpool_forward(out, x) check(C.sp_global_avgpool_forward(H(out), H(x)), "global mean") end
+function M.global_avgpool_backward(gx, gout) check(C.sp_global_avgpool_backward(H(gx), H(gout)), "global mean backward") end
+function M.softmax(out, x) check(C.sp_softmax_forward(H(out), H(x)), "softmax") end
+function M.xent_forward(loss, prob, logits, labels)
+  check(C.sp_softmax_xent_forward(H(loss), H(prob), H(logits), H(labels)), "SoftmaxCrossEntropyWithLogits")
+end
+function M.xent_backward(gx, prob, labels, gloss, scale)
+  check(C.sp_softmax_xent_backward(H(gx), H(prob), H(labels), h(gloss), scale), "SoftmaxCrossEntropyWithLogits backward")
+end
+function M.momentum_update(p, v, g, lr, u, wd, ls, nesterov)
+  check(C.sp_momentum_update(H(p), H(v), H(g), lr, u, wd, ls, nesterov and 1 or 0), "Momentum")
+end
+function M.sgd_update(p, acc, g, lr, u, damp, wd, ls, nesterov, first)
+  check(C.sp_sgd_update(H(p), H(acc), H(g), lr, u, damp, wd, ls, nesterov and 1 or 0, first and 1 or 0), "SGD")
+end
+function M.adam_update(p, m, v, g, lr, b1, b2, eps, b1p, b2p, wd, ls, nesterov)
+  check(C.sp_adam_update(H(p), H(m), H(v), H(g), lr, b1, b2, eps, b1p, b2p, wd, ls, nesterov and 1 or 0), "Adam")
+end
+return M

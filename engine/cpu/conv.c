@@ -1,0 +1,226 @@
+/* conv.c — Conv2d forward/backward, NCHW, float32: im2col + cblas_sgemm per image
+ * and group. Padding is explicit per side; dilation and groups supported. */
+#include "nn_common.h"
+
+#include <cblas.h>
+
+typedef struct {
+    int64_t N, C, H, W, Co, kh, kw, Ho, Wo;
+    int sh, sw, pt, pl, dh, dw, g;
+} conv_geom;
+
+static sp_status conv_check(conv_geom *c, const char *op, const sp_tensor *x, const sp_tensor *w, int sh, int sw,
+                            int pt, int pb, int pl, int pr, int dh, int dw, int groups) {
+    NN_TRY(nn_f32(x, 4, op, "x"));
+    NN_TRY(nn_f32(w, 4, op, "weight"));
+    if (sh < 1 || sw < 1 || dh < 1 || dw < 1 || groups < 1 || pt < 0 || pb < 0 || pl < 0 || pr < 0)
+        return sp_error(SP_EINVAL, "%s: stride/dilation/groups must be >= 1 and padding >= 0", op);
+    c->N = x->shape[0]; c->C = x->shape[1]; c->H = x->shape[2]; c->W = x->shape[3];
+    c->Co = w->shape[0]; c->kh = w->shape[2]; c->kw = w->shape[3];
+    if (c->C % groups || c->Co % groups)
+        return sp_error(SP_EINVAL, "%s: channels in %lld / out %lld not divisible by groups %d", op,
+                        (long long)c->C, (long long)c->Co, groups);
+    if (w->shape[1] != c->C / groups)
+        return sp_error(SP_EINVAL, "%s: weight is [%lld,%lld,%lld,%lld], expected in-channels/groups = %lld", op,
+                        (long long)w->shape[0], (long long)w->shape[1], (long long)w->shape[2],
+                        (long long)w->shape[3], (long long)(c->C / groups));
+    int64_t eh = (int64_t)dh * (c->kh - 1) + 1, ew = (int64_t)dw * (c->kw - 1) + 1;
+    int64_t Hp = c->H + pt + pb, Wp = c->W + pl + pr;
+    if (Hp < eh || Wp < ew)
+        return sp_error(SP_EINVAL, "%s: input %lldx%lld (padded %lldx%lld) smaller than the dilated kernel %lldx%lld",
+                        op, (long long)c->H, (long long)c->W, (long long)Hp, (long long)Wp, (long long)eh,
+                        (long long)ew);
+    c->Ho = (Hp - eh) / sh + 1; c->Wo = (Wp - ew) / sw + 1;
+    c->sh = sh; c->sw = sw; c->pt = pt; c->pl = pl; c->dh = dh; c->dw = dw; c->g = groups;
+    return SP_OK;
+}
+
+/* The output columns [lo, hi) whose input column ow*s + off lies inside [0, n). */
+static inline void valid_range(int64_t n, int64_t off, int s, int64_t nout, int64_t *lo, int64_t *hi) {
+    int64_t l = off >= 0 ? 0 : (-off + s - 1) / s;
+    int64_t h = n - off > 0 ? (n - off + s - 1) / s : 0;
+    if (h > nout) h = nout;
+    if (l > h) l = h;
+    *lo = l;
+    *hi = h;
+}
+
+/* col [Cg*kh*kw, Ho*Wo] (rows ldc apart) from x channels [c0, c0+Cg) of one image.
+ * Bounds are resolved per row segment, so the inner loops are plain copies. */
+static void im2col_ld(float *col, int64_t ldc, const float *x, const conv_geom *c, int64_t c0, int64_t Cg) {
+    int64_t rows = Cg * c->kh * c->kw;
+#pragma omp parallel for schedule(static) if (nn_par(rows * c->Ho * c->Wo))
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t ci = r / (c->kh * c->kw), ki = (r / c->kw) % c->kh, kj = r % c->kw;
+        const float *xc = x + (c0 + ci) * c->H * c->W;
+        float *dst = col + r * ldc;
+        int64_t off = kj * c->dw - c->pl, lo, hi;
+        valid_range(c->W, off, c->sw, c->Wo, &lo, &hi);
+        for (int64_t oh = 0; oh < c->Ho; oh++) {
+            int64_t ih = oh * c->sh - c->pt + ki * c->dh;
+            float *d = dst + oh * c->Wo;
+            if (ih < 0 || ih >= c->H) { memset(d, 0, sizeof(float) * c->Wo); continue; }
+            const float *xr = xc + ih * c->W + off;
+            for (int64_t ow = 0; ow < lo; ow++) d[ow] = 0.0f;
+            if (c->sw == 1) memcpy(d + lo, xr + lo, sizeof(float) * (size_t)(hi - lo));
+            else for (int64_t ow = lo; ow < hi; ow++) d[ow] = xr[ow * c->sw];
+            for (int64_t ow = hi; ow < c->Wo; ow++) d[ow] = 0.0f;
+        }
+    }
+}
+
+static void im2col(float *col, const float *x, const conv_geom *c, int64_t c0, int64_t Cg) {
+    im2col_ld(col, c->Ho * c->Wo, x, c, c0, Cg);
+}
+
+/* grad x channels [c0, c0+Cg) += col2im(col). Parallel over channels (no races). */
+static void col2im(float *gx, const float *col, const conv_geom *c, int64_t c0, int64_t Cg) {
+    int64_t HW = c->Ho * c->Wo, K2 = c->kh * c->kw;
+#pragma omp parallel for schedule(static) if (nn_par(Cg * K2 * HW))
+    for (int64_t ci = 0; ci < Cg; ci++) {
+        float *g = gx + (c0 + ci) * c->H * c->W;
+        for (int64_t k = 0; k < K2; k++) {
+            int64_t ki = k / c->kw, kj = k % c->kw;
+            const float *src = col + (ci * K2 + k) * HW;
+            int64_t off = kj * c->dw - c->pl, lo, hi;
+            valid_range(c->W, off, c->sw, c->Wo, &lo, &hi);
+            for (int64_t oh = 0; oh < c->Ho; oh++) {
+                int64_t ih = oh * c->sh - c->pt + ki * c->dh;
+                if (ih < 0 || ih >= c->H) continue;
+                float *gr = g + ih * c->W + off;
+                const float *sr = src + oh * c->Wo;
+                if (c->sw == 1) for (int64_t ow = lo; ow < hi; ow++) gr[ow] += sr[ow];
+                else for (int64_t ow = lo; ow < hi; ow++) gr[ow * c->sw] += sr[ow];
+            }
+        }
+    }
+}
+
+static int is_pointwise(const conv_geom *c) {
+    return c->kh == 1 && c->kw == 1 && c->sh == 1 && c->sw == 1 && c->pt == 0 && c->pl == 0 && c->Ho == c->H &&
+           c->Wo == c->W;
+}
+
+/* out [N,Co,Ho,Wo] = x [N,C,H,W] (*) w [Co,C/g,kh,kw] + bias [Co] */
+sp_status sp_conv2d_forward(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias,
+                            int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right,
+                            int dil_h, int dil_w, int groups) {
+    const char *op = "conv2d_forward";
+    conv_geom c;
+    NN_TRY(conv_check(&c, op, x, w, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups));
+    NN_TRY(nn_f32(out, 4, op, "out"));
+    NN_TRY(nn_shape4(out, c.N, c.Co, c.Ho, c.Wo, op, "out"));
+    if (bias) { NN_TRY(nn_f32(bias, -1, op, "bias")); NN_TRY(nn_numel(bias, c.Co, op, "bias")); }
+    int64_t Cg = c.C / c.g, Cog = c.Co / c.g, K = Cg * c.kh * c.kw, HW = c.Ho * c.Wo;
+    /* Small feature maps with a batch: one GEMM over all images ([Cog, N*HW]) keeps BLAS
+     * efficient where per-image GEMMs would be thin (ResNet's late layers). */
+    if (c.N > 1 && HW < 1024 && K * c.N * HW <= ((int64_t)1 << 24)) {
+        int64_t NHW = c.N * HW;
+        float *col = malloc(sizeof(float) * (size_t)(K * NHW));
+        float *tmp = malloc(sizeof(float) * (size_t)(Cog * NHW));
+        if (!col || !tmp) {
+            free(col); free(tmp);
+            return sp_error(SP_ENOMEM, "%s: cannot allocate the batched im2col buffer", op);
+        }
+        const float *X = F32(x), *Wt = F32(w);
+        float *O = F32(out);
+        for (int g = 0; g < c.g; g++) {
+            for (int64_t n = 0; n < c.N; n++) im2col_ld(col + n * HW, NHW, X + n * c.C * c.H * c.W, &c, g * Cg, Cg);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Cog, (int)NHW, (int)K, 1.0f, Wt + g * Cog * K,
+                        (int)K, col, (int)NHW, 0.0f, tmp, (int)NHW);
+            for (int64_t n = 0; n < c.N; n++)
+                for (int64_t o = 0; o < Cog; o++) {
+                    float *dst = O + (n * c.Co + g * Cog + o) * HW;
+                    const float *src = tmp + o * NHW + n * HW;
+                    float b = bias ? F32(bias)[g * Cog + o] : 0.0f;
+                    for (int64_t i = 0; i < HW; i++) dst[i] = src[i] + b;
+                }
+        }
+        free(col); free(tmp);
+        return SP_OK;
+    }
+    int pw = is_pointwise(&c);
+    float *col = NULL;
+    if (!pw) {
+        col = malloc(sizeof(float) * (size_t)(K * HW > 0 ? K * HW : 1));
+        if (!col) return sp_error(SP_ENOMEM, "%s: cannot allocate the im2col buffer (%lld floats)", op, (long long)(K * HW));
+    }
+    const float *X = F32(x), *Wt = F32(w);
+    float *O = F32(out);
+    for (int64_t n = 0; n < c.N; n++) {
+        const float *xn = X + n * c.C * c.H * c.W;
+        float *on = O + n * c.Co * HW;
+        for (int g = 0; g < c.g; g++) {
+            const float *B;
+            if (pw) B = xn + g * Cg * c.H * c.W;
+            else { im2col(col, xn, &c, g * Cg, Cg); B = col; }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Cog, (int)HW, (int)K, 1.0f, Wt + g * Cog * K,
+                        (int)K, B, (int)HW, 0.0f, on + g * Cog * HW, (int)HW);
+        }
+        if (bias) {
+            const float *b = F32(bias);
+            for (int64_t o = 0; o < c.Co; o++)
+                for (int64_t i = 0; i < HW; i++) on[o * HW + i] += b[o];
+        }
+    }
+    free(col);
+    return SP_OK;
+}
+
+/* grad_x [N,C,H,W] = conv^T(grad_out); grad_w [Co,C/g,kh,kw] += ...; grad_b [Co] += sum */
+sp_status sp_conv2d_backward(sp_tensor *grad_x, sp_tensor *grad_w, sp_tensor *grad_b, const sp_tensor *grad_out,
+                             const sp_tensor *x, const sp_tensor *w, int stride_h, int stride_w, int pad_top,
+                             int pad_bottom, int pad_left, int pad_right, int dil_h, int dil_w, int groups) {
+    const char *op = "conv2d_backward";
+    conv_geom c;
+    NN_TRY(conv_check(&c, op, x, w, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups));
+    NN_TRY(nn_f32(grad_out, 4, op, "grad_out"));
+    NN_TRY(nn_shape4(grad_out, c.N, c.Co, c.Ho, c.Wo, op, "grad_out"));
+    if (grad_x) { NN_TRY(nn_f32(grad_x, 4, op, "grad_x")); NN_TRY(nn_shape4(grad_x, c.N, c.C, c.H, c.W, op, "grad_x")); }
+    if (grad_w) { NN_TRY(nn_f32(grad_w, -1, op, "grad_w")); NN_TRY(nn_numel(grad_w, sp_tensor_numel(w), op, "grad_w")); }
+    if (grad_b) { NN_TRY(nn_f32(grad_b, -1, op, "grad_b")); NN_TRY(nn_numel(grad_b, c.Co, op, "grad_b")); }
+    int64_t Cg = c.C / c.g, Cog = c.Co / c.g, K = Cg * c.kh * c.kw, HW = c.Ho * c.Wo;
+    int pw = is_pointwise(&c);
+    float *col = NULL;
+    if (!pw || grad_x) {
+        col = malloc(sizeof(float) * (size_t)(K * HW > 0 ? K * HW : 1));
+        if (!col) return sp_error(SP_ENOMEM, "%s: cannot allocate the im2col buffer", op);
+    }
+    const float *X = F32(x), *Wt = F32(w), *GO = F32(grad_out);
+    if (grad_x) memset(F32(grad_x), 0, sizeof(float) * (size_t)sp_tensor_numel(grad_x));
+    for (int64_t n = 0; n < c.N; n++) {
+        const float *xn = X + n * c.C * c.H * c.W;
+        const float *gon = GO + n * c.Co * HW;
+        for (int g = 0; g < c.g; g++) {
+            const float *gog = gon + g * Cog * HW;
+            if (grad_w) {
+                const float *B;
+                if (pw) B = xn + g * Cg * c.H * c.W;
+                else { im2col(col, xn, &c, g * Cg, Cg); B = col; }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)Cog, (int)K, (int)HW, 1.0f, gog, (int)HW, B,
+                            (int)HW, 1.0f, F32(grad_w) + g * Cog * K, (int)K);
+            }
+            if (grad_x) {
+                float *gxn = F32(grad_x) + n * c.C * c.H * c.W;
+                if (pw) {
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)HW, (int)Cog, 1.0f,
+                                Wt + g * Cog * K, (int)K, gog, (int)HW, 0.0f, gxn + g * Cg * c.H * c.W, (int)HW);
+                } else {
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)HW, (int)Cog, 1.0f,
+                                Wt + g * Cog * K, (int)K, gog, (int)HW, 0.0f, col, (int)HW);
+                    col2im(gxn, col, &c, g * Cg, Cg);
+                }
+            }
+        }
+        if (grad_b) {
+            float *gb = F32(grad_b);
+            for (int64_t o = 0; o < c.Co; o++) {
+                double s = 0;
+                for (int64_t i = 0; i < HW; i++) s += gon[o * HW + i];
+                gb[o] += (float)s;
+            }
+        }
+    }
+    free(col);
+    return SP_OK;
+}

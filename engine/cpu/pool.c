@@ -1,0 +1,200 @@
+/* pool.c — MaxPool2d / AvgPool2d (explicit padding) and global mean, NCHW float32. */
+#include "nn_common.h"
+
+#include <math.h>
+
+static sp_status pool_geom(const char *op, const sp_tensor *x, int kh, int kw, int sh, int sw, int pt, int pb,
+                           int pl, int pr, int64_t *Ho, int64_t *Wo) {
+    NN_TRY(nn_f32(x, 4, op, "x"));
+    if (kh < 1 || kw < 1 || sh < 1 || sw < 1 || pt < 0 || pb < 0 || pl < 0 || pr < 0)
+        return sp_error(SP_EINVAL, "%s: kernel and stride must be >= 1, padding >= 0", op);
+    int64_t Hp = x->shape[2] + pt + pb, Wp = x->shape[3] + pl + pr;
+    if (Hp < kh || Wp < kw)
+        return sp_error(SP_EINVAL, "%s: input %lldx%lld (padded %lldx%lld) smaller than the kernel %dx%d", op,
+                        (long long)x->shape[2], (long long)x->shape[3], (long long)Hp, (long long)Wp, kh, kw);
+    *Ho = (Hp - kh) / sh + 1;
+    *Wo = (Wp - kw) / sw + 1;
+    return SP_OK;
+}
+
+/* out [N,C,Ho,Wo] = max over window; argmax [N,C,Ho,Wo] int32 = h*W+w of the max */
+sp_status sp_maxpool2d_forward(sp_tensor *out, sp_tensor *argmax, const sp_tensor *x, int kh, int kw, int stride_h,
+                               int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right) {
+    const char *op = "maxpool2d_forward";
+    int64_t Ho = 0, Wo = 0;
+    NN_TRY(pool_geom(op, x, kh, kw, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, &Ho, &Wo));
+    int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
+    NN_TRY(nn_f32(out, 4, op, "out"));
+    NN_TRY(nn_shape4(out, N, C, Ho, Wo, op, "out"));
+    if (!argmax || argmax->dtype != SP_INT32 || !sp_tensor_is_contiguous(argmax))
+        return sp_error(SP_EINVAL, "%s: argmax must be a contiguous int32 tensor", op);
+    NN_TRY(nn_numel(argmax, N * C * Ho * Wo, op, "argmax"));
+    const float *X = F32(x);
+    float *O = F32(out);
+    int32_t *A = sp_tensor_data(argmax);
+/* serial: a 2-core machine gains little here and the OpenMP region costs BLAS time */
+    for (int64_t nc = 0; nc < N * C; nc++) {
+        const float *xp = X + nc * H * W;
+        for (int64_t oh = 0; oh < Ho; oh++) {
+            int64_t h0 = oh * stride_h - pad_top, h1 = h0 + kh;
+            if (h0 < 0) h0 = 0;
+            if (h1 > H) h1 = H;
+            for (int64_t ow = 0; ow < Wo; ow++) {
+                int64_t w0 = ow * stride_w - pad_left, w1 = w0 + kw;
+                if (w0 < 0) w0 = 0;
+                if (w1 > W) w1 = W;
+                /* branch-free selects (random data mispredicts a branch half the time);
+                 * a NaN wins and then stays */
+                float best = -INFINITY;
+                int32_t bi = (h0 < h1 && w0 < w1) ? (int32_t)(h0 * W + w0) : -1;
+                int nan = 0;
+                for (int64_t ih = h0; ih < h1; ih++)
+                    for (int64_t iw = w0; iw < w1; iw++) {
+                        float v = xp[ih * W + iw];
+                        int32_t idx = (int32_t)(ih * W + iw);
+                        int32_t m = -(int32_t)(v > best); /* all ones when v wins */
+                        nan |= v != v;
+                        bi = (idx & m) | (bi & ~m);
+                        best = best > v ? best : v;        /* maxss */
+                    }
+                if (nan) best = NAN;
+                O[(nc * Ho + oh) * Wo + ow] = bi < 0 ? 0.0f : best;
+                A[(nc * Ho + oh) * Wo + ow] = bi;
+            }
+        }
+    }
+    return SP_OK;
+}
+
+/* grad_x [N,C,H,W] = scatter of grad_out [N,C,Ho,Wo] through argmax */
+sp_status sp_maxpool2d_backward(sp_tensor *grad_x, const sp_tensor *grad_out, const sp_tensor *argmax) {
+    const char *op = "maxpool2d_backward";
+    NN_TRY(nn_f32(grad_x, 4, op, "grad_x"));
+    NN_TRY(nn_f32(grad_out, 4, op, "grad_out"));
+    if (!argmax || argmax->dtype != SP_INT32) return sp_error(SP_EINVAL, "%s: argmax must be int32", op);
+    NN_TRY(nn_numel(argmax, sp_tensor_numel(grad_out), op, "argmax"));
+    int64_t NC = grad_x->shape[0] * grad_x->shape[1], HW = grad_x->shape[2] * grad_x->shape[3];
+    if (grad_out->shape[0] * grad_out->shape[1] != NC) return sp_error(SP_EINVAL, "%s: grad_out and grad_x differ in N*C", op);
+    int64_t HoWo = grad_out->shape[2] * grad_out->shape[3];
+    float *G = F32(grad_x);
+    const float *GO = F32(grad_out);
+    const int32_t *A = sp_tensor_data(argmax);
+    memset(G, 0, sizeof(float) * (size_t)(NC * HW));
+#pragma omp parallel for schedule(static) if (nn_par(NC * HoWo))
+    for (int64_t nc = 0; nc < NC; nc++)
+        for (int64_t i = 0; i < HoWo; i++) {
+            int32_t a = A[nc * HoWo + i];
+            if (a >= 0 && a < HW) G[nc * HW + a] += GO[nc * HoWo + i];
+        }
+    return SP_OK;
+}
+
+static inline int64_t avg_count(int64_t oh, int64_t ow, int kh, int kw, int sh, int sw, int pt, int pl, int64_t H,
+                                int64_t W, int count_pad) {
+    if (count_pad) return (int64_t)kh * kw;
+    int64_t h0 = oh * sh - pt, w0 = ow * sw - pl;
+    int64_t h1 = h0 + kh, w1 = w0 + kw;
+    if (h0 < 0) h0 = 0;
+    if (w0 < 0) w0 = 0;
+    if (h1 > H) h1 = H;
+    if (w1 > W) w1 = W;
+    int64_t c = (h1 - h0) * (w1 - w0);
+    return c > 0 ? c : 1;
+}
+
+/* out [N,C,Ho,Wo] = mean over window (divisor: in-bounds count, or kh*kw with count_pad) */
+sp_status sp_avgpool2d_forward(sp_tensor *out, const sp_tensor *x, int kh, int kw, int stride_h, int stride_w,
+                               int pad_top, int pad_bottom, int pad_left, int pad_right, int count_pad) {
+    const char *op = "avgpool2d_forward";
+    int64_t Ho = 0, Wo = 0;
+    NN_TRY(pool_geom(op, x, kh, kw, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, &Ho, &Wo));
+    int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
+    NN_TRY(nn_f32(out, 4, op, "out"));
+    NN_TRY(nn_shape4(out, N, C, Ho, Wo, op, "out"));
+    const float *X = F32(x);
+    float *O = F32(out);
+#pragma omp parallel for schedule(static) if (nn_par(N * C * Ho * Wo * kh * kw))
+    for (int64_t nc = 0; nc < N * C; nc++) {
+        const float *xp = X + nc * H * W;
+        for (int64_t oh = 0; oh < Ho; oh++)
+            for (int64_t ow = 0; ow < Wo; ow++) {
+                double s = 0;
+                for (int i = 0; i < kh; i++) {
+                    int64_t ih = oh * stride_h - pad_top + i;
+                    if (ih < 0 || ih >= H) continue;
+                    for (int j = 0; j < kw; j++) {
+                        int64_t iw = ow * stride_w - pad_left + j;
+                        if (iw >= 0 && iw < W) s += xp[ih * W + iw];
+                    }
+                }
+                O[(nc * Ho + oh) * Wo + ow] =
+                    (float)(s / (double)avg_count(oh, ow, kh, kw, stride_h, stride_w, pad_top, pad_left, H, W, count_pad));
+            }
+    }
+    return SP_OK;
+}
+
+/* grad_x [N,C,H,W] from grad_out [N,C,Ho,Wo] */
+sp_status sp_avgpool2d_backward(sp_tensor *grad_x, const sp_tensor *grad_out, int kh, int kw, int stride_h,
+                                int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right, int count_pad) {
+    const char *op = "avgpool2d_backward";
+    int64_t Ho = 0, Wo = 0;
+    NN_TRY(pool_geom(op, grad_x, kh, kw, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, &Ho, &Wo));
+    int64_t N = grad_x->shape[0], C = grad_x->shape[1], H = grad_x->shape[2], W = grad_x->shape[3];
+    NN_TRY(nn_f32(grad_out, 4, op, "grad_out"));
+    NN_TRY(nn_shape4(grad_out, N, C, Ho, Wo, op, "grad_out"));
+    float *G = F32(grad_x);
+    const float *GO = F32(grad_out);
+    memset(G, 0, sizeof(float) * (size_t)(N * C * H * W));
+#pragma omp parallel for schedule(static) if (nn_par(N * C * Ho * Wo * kh * kw))
+    for (int64_t nc = 0; nc < N * C; nc++) {
+        float *gp = G + nc * H * W;
+        for (int64_t oh = 0; oh < Ho; oh++)
+            for (int64_t ow = 0; ow < Wo; ow++) {
+                float g = GO[(nc * Ho + oh) * Wo + ow] /
+                          (float)avg_count(oh, ow, kh, kw, stride_h, stride_w, pad_top, pad_left, H, W, count_pad);
+                for (int i = 0; i < kh; i++) {
+                    int64_t ih = oh * stride_h - pad_top + i;
+                    if (ih < 0 || ih >= H) continue;
+                    for (int j = 0; j < kw; j++) {
+                        int64_t iw = ow * stride_w - pad_left + j;
+                        if (iw >= 0 && iw < W) gp[ih * W + iw] += g;
+                    }
+                }
+            }
+    }
+    return SP_OK;
+}
+
+/* out [N,C] (or [N,C,1,1]) = mean over H,W of x [N,C,H,W] */
+sp_status sp_global_avgpool_forward(sp_tensor *out, const sp_tensor *x) {
+    const char *op = "global_avgpool_forward";
+    NN_TRY(nn_f32(x, 4, op, "x"));
+    NN_TRY(nn_f32(out, -1, op, "out"));
+    int64_t NC = x->shape[0] * x->shape[1], HW = x->shape[2] * x->shape[3];
+    NN_TRY(nn_numel(out, NC, op, "out"));
+    const float *X = F32(x);
+    float *O = F32(out);
+    for (int64_t i = 0; i < NC; i++) {
+        double s = 0;
+        for (int64_t j = 0; j < HW; j++) s += X[i * HW + j];
+        O[i] = HW ? (float)(s / (double)HW) : 0.0f;
+    }
+    return SP_OK;
+}
+
+/* grad_x [N,C,H,W] = grad_out [N,C] / (H*W) broadcast */
+sp_status sp_global_avgpool_backward(sp_tensor *grad_x, const sp_tensor *grad_out) {
+    const char *op = "global_avgpool_backward";
+    NN_TRY(nn_f32(grad_x, 4, op, "grad_x"));
+    NN_TRY(nn_f32(grad_out, -1, op, "grad_out"));
+    int64_t NC = grad_x->shape[0] * grad_x->shape[1], HW = grad_x->shape[2] * grad_x->shape[3];
+    NN_TRY(nn_numel(grad_out, NC, op, "grad_out"));
+    const float *GO = F32(grad_out);
+    float *G = F32(grad_x);
+    for (int64_t i = 0; i < NC; i++) {
+        float g = GO[i] / (float)HW;
+        for (int64_t j = 0; j < HW; j++) G[i * HW + j] = g;
+    }
+    return SP_OK;
+}

@@ -1,0 +1,16 @@
+--- spore.models.chain — run an ordered list of modules forward and backward (used by
+-- models whose registered children, which define parameter names, differ from the
+-- execution order, e.g. LeNet5 reusing ReLU/MaxPool).
+local M = {}
+--- forward through list; remembers each module's input in ins.
+function M.forward(list, ins, x)
+  for i = 1, #list do ins[i] = x; x = list[i]:forward(x) end
+  return x
+end
+--- backward through list in reverse; the first module skips its input gradient
+-- unless need_input_grad.
+function M.backward(list, ins, g, need_input_grad)
+  for i = #list, 1, -1 do g = list[i]:backward(ins[i], g, i > 1 or need_input_grad ~= false) end
+  return g
+end
+return M

@@ -1,0 +1,103 @@
+--- spore.models.resnet50{class_num=10} / resnet18{} / resnet34{} — the MindSpore model zoo
+-- ResNet (official/cv/ResNet/src/resnet.py): conv1 7×7/2 same → bn1 → ReLU → maxpool 3×3/2
+-- same → layer1..4 → global mean → end_point Dense. Bottleneck blocks (resnet50) carry the
+-- stride on conv2; down_sample_layer = [1×1 conv, BN] when stride ≠ 1 or channels change.
+-- BN eps 1e-4, momentum 0.9; the last BN of a block starts with gamma 0 (zoo's _bn_last).
+local nn = require("spore.nn")
+local K = require("ffi.nn")
+local chain = require("spore.models.chain")
+
+local M = {}
+local W = function() return nn.Normal(0.01) end
+local function conv(cin, cout, k, stride) return nn.Conv2d(cin, cout, k, { stride = stride or 1, pad_mode = "same", weight_init = W() }) end
+local function bn(c, last) return nn.BatchNorm2d(c, { eps = 1e-4, momentum = 0.9, gamma_init = last and 0 or 1 }) end
+
+---------------------------------------------------------------- blocks
+local Block = nn.class("ResidualBlock")
+M.ResidualBlock = Block
+--- ResidualBlock(in, out, stride, bottleneck)
+function Block:__init(cin, cout, stride, bottleneck)
+  stride = stride or 1
+  self.bottleneck = bottleneck ~= false
+  if self.bottleneck then
+    local ch = cout / 4
+    self:register_module("conv1", conv(cin, ch, 1, 1)); self:register_module("bn1", bn(ch))
+    self:register_module("conv2", conv(ch, ch, 3, stride)); self:register_module("bn2", bn(ch))
+    self:register_module("conv3", conv(ch, cout, 1, 1)); self:register_module("bn3", bn(cout, true))
+  else
+    self:register_module("conv1", conv(cin, cout, 3, stride)); self:register_module("bn1", bn(cout))
+    self:register_module("conv2", conv(cout, cout, 3, 1)); self:register_module("bn2", bn(cout, true))
+  end
+  if stride ~= 1 or cin ~= cout then
+    self:register_module("down_sample_layer", nn.SequentialCell({ conv(cin, cout, 1, stride), bn(cout) }))
+  end
+  self._relus = { nn.ReLU(), nn.ReLU() }
+  self._ins = {}
+end
+function Block:_list()
+  local r = self._relus
+  if self.bottleneck then return { self.conv1, self.bn1, r[1], self.conv2, self.bn2, r[2], self.conv3, self.bn3 } end
+  return { self.conv1, self.bn1, r[1], self.conv2, self.bn2 }
+end
+function Block:forward(x)
+  local c = chain.forward(self:_list(), self._ins, x)
+  local id = self.down_sample_layer and self.down_sample_layer:forward(x) or x
+  local out = self:buffer("output", c:shape())
+  K.add(out, c, id, true)
+  return out
+end
+function Block:backward(x, g, need_input_grad)
+  local gs = self:buffer("grad_sum", g:shape())
+  K.relu_backward(gs, g, self.output)
+  local gmain = chain.backward(self:_list(), self._ins, gs, need_input_grad)
+  if need_input_grad == false then
+    if self.down_sample_layer then self.down_sample_layer:backward(x, gs, false) end
+    return nil
+  end
+  local gid = self.down_sample_layer and self.down_sample_layer:backward(x, gs) or gs
+  local gx = self:buffer("grad_input", x:shape())
+  K.add(gx, gmain, gid, false)
+  return gx
+end
+
+---------------------------------------------------------------- network
+local ResNet = nn.class("ResNet")
+M.ResNet = ResNet
+--- ResNet(layer_nums, in_channels, out_channels, strides, class_num, bottleneck)
+function ResNet:__init(layer_nums, in_ch, out_ch, strides, class_num, bottleneck)
+  self:register_module("conv1", conv(3, 64, 7, 2))
+  self:register_module("bn1", bn(64))
+  self:register_module("relu", nn.ReLU())
+  self:register_module("maxpool", nn.MaxPool2d(3, 2, "same"))
+  for i = 1, 4 do
+    local layer = nn.SequentialCell({})
+    for j = 1, layer_nums[i] do
+      layer:append(Block(j == 1 and in_ch[i] or out_ch[i], out_ch[i], j == 1 and strides[i] or 1, bottleneck))
+    end
+    self:register_module("layer" .. i, layer)
+  end
+  self:register_module("mean", nn.GlobalAvgPool())
+  self:register_module("end_point", nn.Dense(out_ch[4], class_num, { weight_init = W(), bias_init = "zeros" }))
+  self._ins = {}
+end
+function ResNet:_list()
+  return { self.conv1, self.bn1, self.relu, self.maxpool, self.layer1, self.layer2, self.layer3, self.layer4,
+           self.mean, self.end_point }
+end
+function ResNet:forward(x) self.output = chain.forward(self:_list(), self._ins, x); return self.output end
+function ResNet:backward(_, g, need_input_grad) return chain.backward(self:_list(), self._ins, g, need_input_grad) end
+
+function M.resnet50(opts)
+  opts = opts or {}
+  return ResNet({ 3, 4, 6, 3 }, { 64, 256, 512, 1024 }, { 256, 512, 1024, 2048 }, { 1, 2, 2, 2 },
+    opts.class_num or 10, true)
+end
+function M.resnet18(opts)
+  opts = opts or {}
+  return ResNet({ 2, 2, 2, 2 }, { 64, 64, 128, 256 }, { 64, 128, 256, 512 }, { 1, 2, 2, 2 }, opts.class_num or 10, false)
+end
+function M.resnet34(opts)
+  opts = opts or {}
+  return ResNet({ 3, 4, 6, 3 }, { 64, 64, 128, 256 }, { 64, 128, 256, 512 }, { 1, 2, 2, 2 }, opts.class_num or 10, false)
+end
+return M

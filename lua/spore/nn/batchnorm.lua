@@ -1,0 +1,59 @@
+--- spore.nn.BatchNorm2d(num_features, eps=1e-5, momentum=0.9, affine=true, gamma_init="ones",
+-- beta_init="zeros", moving_mean_init="zeros", moving_var_init="ones", use_batch_statistics=nil)
+-- or BatchNorm2d(n, {eps=, momentum=, ...}). Parameters in MindSpore's order: moving_mean,
+-- moving_variance (not trainable), gamma, beta. Train: batch statistics and
+-- moving = momentum*moving + (1-momentum)*batch (unbiased variance); eval: moving statistics.
+local base = require("spore.nn.module")
+local I = require("spore.nn.initializer")
+local K = require("ffi.nn")
+
+local BN = base.class("BatchNorm2d")
+
+function BN:__init(n, eps, momentum, affine, gamma_init, beta_init, mm_init, mv_init, use_batch_statistics)
+  if type(eps) == "table" then
+    local o = eps
+    eps, momentum, affine, gamma_init, beta_init = o.eps, o.momentum, o.affine, o.gamma_init, o.beta_init
+    mm_init, mv_init, use_batch_statistics = o.moving_mean_init, o.moving_var_init, o.use_batch_statistics
+  end
+  self.num_features = n
+  self.eps = eps or 1e-5
+  self.momentum = momentum or 0.9
+  if affine == nil then affine = true end
+  self.use_batch_statistics = use_batch_statistics
+  local P = base.Parameter
+  self:register_parameter("moving_mean", P(I.initialize(mm_init or "zeros", { n }), "moving_mean", false))
+  self:register_parameter("moving_variance", P(I.initialize(mv_init or "ones", { n }), "moving_variance", false))
+  self:register_parameter("gamma", P(I.initialize(gamma_init or "ones", { n }), "gamma", affine))
+  self:register_parameter("beta", P(I.initialize(beta_init or "zeros", { n }), "beta", affine))
+end
+function BN:__repr() return ("BatchNorm2d(%d, eps=%g, momentum=%g)"):format(self.num_features, self.eps, self.momentum) end
+
+function BN:_batch_stats()
+  if self.use_batch_statistics == nil then return self.training end
+  return self.use_batch_statistics
+end
+
+function BN:forward(x)
+  local s = x:shape()
+  if #s ~= 4 or s[2] ~= self.num_features then
+    error(("BatchNorm2d: expected input [N, %d, H, W], got [%s]"):format(self.num_features, table.concat(s, ", ")), 2)
+  end
+  local out = self:buffer("output", s)
+  local sm = self:buffer("save_mean", { self.num_features })
+  local si = self:buffer("save_invstd", { self.num_features })
+  local bs = self:_batch_stats()
+  self._used_batch = bs
+  K.batchnorm_forward(out, sm, si, x, self.gamma.data, self.beta.data, self.moving_mean.data,
+    self.moving_variance.data, bs, bs and self.training, self.momentum, self.eps)
+  return out
+end
+
+function BN:backward(x, gout, need_input_grad)
+  local gx
+  if need_input_grad ~= false then gx = self:buffer("grad_input", x:shape()) end
+  K.batchnorm_backward(gx, self:grad_of(self.gamma), self:grad_of(self.beta), gout, x, self.gamma.data,
+    self.save_mean, self.save_invstd, self._used_batch)
+  return gx
+end
+
+return BN

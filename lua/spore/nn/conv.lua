@@ -1,0 +1,99 @@
+--- spore.nn.Conv2d(in, out, kernel_size, stride=1, pad_mode="same", padding=0, dilation=1,
+-- group=1, has_bias=false, weight_init="he_uniform", bias_init=U(±1/sqrt(fan_in)))
+-- or Conv2d(in, out, kernel_size, {stride=, pad_mode=, padding=, dilation=, group=, has_bias=,
+-- weight_init=, bias_init=}). NCHW; weight [out, in/group, kh, kw]. pad_mode "same" puts
+-- the odd pixel at the bottom/right (MindSpore/TF); "pad" takes padding as a number or
+-- {top, bottom, left, right}.
+local base = require("spore.nn.module")
+local I = require("spore.nn.initializer")
+local K = require("ffi.nn")
+
+local Conv2d = base.class("Conv2d")
+
+local function pair(v) if type(v) == "table" then return { v[1], v[2] or v[1] } end return { v, v } end
+
+function Conv2d:__init(cin, cout, kernel_size, stride, pad_mode, padding, dilation, group, has_bias, weight_init, bias_init)
+  local o = type(stride) == "table" and stride.stride == nil and stride[1] == nil and stride or nil
+  if type(stride) == "table" and (stride.pad_mode or stride.has_bias ~= nil or stride.padding or stride.group
+    or stride.dilation or stride.weight_init or stride.bias_init or stride.stride) then o = stride end
+  if o then
+    stride, pad_mode, padding, dilation, group = o.stride, o.pad_mode, o.padding, o.dilation, o.group
+    has_bias, weight_init, bias_init = o.has_bias, o.weight_init, o.bias_init
+  end
+  self.in_channels, self.out_channels = cin, cout
+  self.kernel_size = pair(kernel_size)
+  self.stride = pair(stride or 1)
+  self.dilation = pair(dilation or 1)
+  self.pad_mode = pad_mode or "same"
+  if self.pad_mode ~= "same" and self.pad_mode ~= "valid" and self.pad_mode ~= "pad" then
+    error("Conv2d: pad_mode must be 'same', 'valid' or 'pad', got '" .. tostring(self.pad_mode) .. "'", 3)
+  end
+  padding = padding or 0
+  if type(padding) == "number" then padding = { padding, padding, padding, padding } end
+  if self.pad_mode ~= "pad" and (padding[1] ~= 0 or padding[2] ~= 0 or padding[3] ~= 0 or padding[4] ~= 0) then
+    error("Conv2d: padding must be 0 unless pad_mode is 'pad'", 3)
+  end
+  self.padding = padding
+  self.group = group or 1
+  if cin % self.group ~= 0 or cout % self.group ~= 0 then
+    error(("Conv2d: in_channels %d and out_channels %d must be divisible by group %d"):format(cin, cout, self.group), 3)
+  end
+  self.has_bias = has_bias and true or false
+  local wshape = { cout, cin / self.group, self.kernel_size[1], self.kernel_size[2] }
+  self:register_parameter("weight", base.Parameter(I.initialize(weight_init or "he_uniform", wshape), "weight", true))
+  if self.has_bias then
+    local fan_in = wshape[2] * wshape[3] * wshape[4]
+    self:register_parameter("bias", base.Parameter(I.initialize(bias_init or I.Uniform(1 / math.sqrt(fan_in)), { cout }),
+      "bias", true))
+  end
+end
+
+function Conv2d:__repr()
+  return ("Conv2d(%d, %d, kernel_size=%dx%d, stride=%d, pad_mode=%s%s)"):format(self.in_channels, self.out_channels,
+    self.kernel_size[1], self.kernel_size[2], self.stride[1], self.pad_mode, self.has_bias and ", has_bias" or "")
+end
+
+local function same_pad(n, k, s, d)
+  local out = math.ceil(n / s)
+  local total = math.max((out - 1) * s + (k - 1) * d + 1 - n, 0)
+  local a = math.floor(total / 2)
+  return a, total - a
+end
+
+--- {top, bottom, left, right} for an input of H×W.
+function Conv2d:pads(H, W)
+  if self.pad_mode == "valid" then return { 0, 0, 0, 0 } end
+  if self.pad_mode == "pad" then return self.padding end
+  local t, b = same_pad(H, self.kernel_size[1], self.stride[1], self.dilation[1])
+  local l, r = same_pad(W, self.kernel_size[2], self.stride[2], self.dilation[2])
+  return { t, b, l, r }
+end
+Conv2d.same_pad = same_pad
+
+function Conv2d:forward(x)
+  local s = x:shape()
+  if #s ~= 4 then error("Conv2d: expected a 4-D NCHW input, got " .. #s .. "-D", 2) end
+  local p = self:pads(s[3], s[4])
+  local kh, kw = self.kernel_size[1], self.kernel_size[2]
+  local ho = math.floor((s[3] + p[1] + p[2] - self.dilation[1] * (kh - 1) - 1) / self.stride[1]) + 1
+  local wo = math.floor((s[4] + p[3] + p[4] - self.dilation[2] * (kw - 1) - 1) / self.stride[2]) + 1
+  local out = self:buffer("output", { s[1], self.out_channels, ho, wo })
+  K.conv2d_forward(out, x, self.weight.data, self.has_bias and self.bias.data or nil, self.stride, p, self.dilation,
+    self.group)
+  self._pad = p
+  return out
+end
+
+function Conv2d:backward(x, gout, need_input_grad)
+  local gx
+  if need_input_grad ~= false then gx = self:buffer("grad_input", x:shape()) end
+  local gw = self:grad_of(self.weight)
+  local gb = self.has_bias and self:grad_of(self.bias) or nil
+  if gx or gw or gb then
+    local s = x:shape()
+    K.conv2d_backward(gx, gw, gb, gout, x, self.weight.data, self.stride, self:pads(s[3], s[4]), self.dilation, self.group)
+  end
+  return gx
+end
+
+return Conv2d

@@ -1,0 +1,44 @@
+--- spore.nn.Dense(in, out, weight_init="he_uniform", bias_init=U(±1/sqrt(in)), has_bias=true)
+-- or Dense(in, out, {weight_init=, bias_init=, has_bias=}). weight [out, in]; y = x·Wᵀ + b.
+local base = require("spore.nn.module")
+local I = require("spore.nn.initializer")
+local K = require("ffi.nn")
+
+local Dense = base.class("Dense")
+
+function Dense:__init(cin, cout, weight_init, bias_init, has_bias)
+  if type(weight_init) == "table" and (weight_init.weight_init ~= nil or weight_init.has_bias ~= nil
+    or weight_init.bias_init ~= nil) then
+    local o = weight_init
+    weight_init, bias_init, has_bias = o.weight_init, o.bias_init, o.has_bias
+  end
+  if has_bias == nil then has_bias = true end
+  self.in_channels, self.out_channels, self.has_bias = cin, cout, has_bias
+  self:register_parameter("weight", base.Parameter(I.initialize(weight_init or "he_uniform", { cout, cin }), "weight", true))
+  if has_bias then
+    self:register_parameter("bias", base.Parameter(I.initialize(bias_init or I.Uniform(1 / math.sqrt(cin)), { cout }),
+      "bias", true))
+  end
+end
+function Dense:__repr() return ("Dense(%d, %d%s)"):format(self.in_channels, self.out_channels, self.has_bias and "" or ", no bias") end
+
+function Dense:forward(x)
+  local s = x:shape()
+  if #s ~= 2 or s[2] ~= self.in_channels then
+    error(("Dense: expected input [N, %d], got [%s]"):format(self.in_channels, table.concat(s, ", ")), 2)
+  end
+  local out = self:buffer("output", { s[1], self.out_channels })
+  K.dense_forward(out, x, self.weight.data, self.has_bias and self.bias.data or nil)
+  return out
+end
+
+function Dense:backward(x, gout, need_input_grad)
+  local gx
+  if need_input_grad ~= false then gx = self:buffer("grad_input", x:shape()) end
+  local gw = self:grad_of(self.weight)
+  local gb = self.has_bias and self:grad_of(self.bias) or nil
+  if gx or gw or gb then K.dense_backward(gx, gw, gb, gout, x, self.weight.data) end
+  return gx
+end
+
+return Dense

@@ -1,0 +1,187 @@
+--- spore.nn.Module — the module protocol (DESIGN.md): forward/backward, ordered
+-- parameters in MindSpore order (own parameters first, then children in registration
+-- order), train()/eval(), zero_grad(), replace(), freeze(), buffers reused between steps.
+local T = require("spore.tensor")
+
+local M = {}
+
+--- Parameter(tensor, name, requires_grad) → {name, data, requires_grad, grad}.
+-- Loading a checkpoint copies into param.data in place; modules read param.data on every call.
+function M.Parameter(data, name, requires_grad)
+  if requires_grad == nil then requires_grad = true end
+  return { name = name or "", data = data, requires_grad = requires_grad and true or false, grad = nil,
+           __parameter = true }
+end
+
+local Module = {}
+Module.__index = Module
+Module.__name = "Module"
+M.Module = Module
+
+--- class(name, parent): a subclass; calling the class constructs (runs __init).
+function M.class(name, parent)
+  parent = parent or Module
+  local cls = {}
+  cls.__index = cls
+  cls.__name = name
+  cls.__call = function(self, ...) return self:forward(...) end
+  cls.__tostring = function(self) return self:__repr() end
+  cls.super = parent
+  return setmetatable(cls, { __index = parent, __call = function(c, ...)
+    local o = setmetatable({}, c)
+    o:__base_init()
+    o:__init(...)
+    return o
+  end })
+end
+Module.__call = function(self, ...) return self:forward(...) end
+
+function Module:__base_init()
+  self._params, self._modules, self.training = {}, {}, true
+end
+function Module:__init() end
+function Module:__repr() return getmetatable(self).__name .. "()" end
+
+--- Register a parameter under a local name (order matters: it is checkpoint order).
+function Module:register_parameter(name, param)
+  for _, e in ipairs(self._params) do
+    if e[1] == name then e[2] = param; self[name] = param; return param end
+  end
+  self._params[#self._params + 1] = { name, param }
+  self[name] = param
+  param.name = name
+  return param
+end
+--- Register a child module under a name (order matters).
+function Module:register_module(name, mod)
+  name = tostring(name)
+  for _, e in ipairs(self._modules) do
+    if e[1] == name then e[2] = mod; self[name] = mod; return mod end
+  end
+  self._modules[#self._modules + 1] = { name, mod }
+  self[name] = mod
+  return mod
+end
+function Module:children() return self._modules end
+
+--- Ordered array of {name, param} in MindSpore order; also (re)sets param.name.
+function Module:parameters_and_names(prefix, out, seen)
+  out, seen = out or {}, seen or {}
+  prefix = prefix or ""
+  for _, e in ipairs(self._params) do
+    local p = e[2]
+    if not seen[p] then
+      seen[p] = true
+      p.name = prefix .. e[1]
+      out[#out + 1] = { p.name, p }
+    end
+  end
+  for _, e in ipairs(self._modules) do e[2]:parameters_and_names(prefix .. e[1] .. ".", out, seen) end
+  return out
+end
+--- Ordered array of Parameters (trainable and not).
+function Module:parameters()
+  local r = {}
+  for i, e in ipairs(self:parameters_and_names()) do r[i] = e[2] end
+  return r
+end
+--- Ordered array of the Parameters with requires_grad.
+function Module:trainable_params()
+  local r = {}
+  for _, e in ipairs(self:parameters_and_names()) do if e[2].requires_grad then r[#r + 1] = e[2] end end
+  return r
+end
+--- Map name → Parameter.
+function Module:parameters_dict()
+  local r = {}
+  for _, e in ipairs(self:parameters_and_names()) do r[e[1]] = e[2] end
+  return r
+end
+
+function Module:train(mode)
+  if mode == nil then mode = true end
+  self.training = mode and true or false
+  for _, e in ipairs(self._modules) do e[2]:train(mode) end
+  return self
+end
+function Module:eval() return self:train(false) end
+
+--- Zero every parameter gradient that exists.
+function Module:zero_grad()
+  for _, e in ipairs(self:parameters_and_names()) do
+    if e[2].grad then e[2].grad:zero_() end
+  end
+  return self
+end
+
+--- Set requires_grad=false on parameters whose name starts with `pat` or matches the
+-- Lua pattern `pat` (a function(name) → bool works too). Returns self.
+function Module:freeze(pat, flag)
+  local rg = flag and true or false
+  for _, e in ipairs(self:parameters_and_names()) do
+    local n = e[1]
+    local hit
+    if type(pat) == "function" then hit = pat(n)
+    elseif pat == nil then hit = true
+    else hit = n:sub(1, #pat) == pat or n:match(pat) ~= nil end
+    if hit then e[2].requires_grad = rg; if not rg then e[2].grad = nil end end
+  end
+  return self
+end
+function Module:unfreeze(pat) return self:freeze(pat, true) end
+
+--- Replace the child at a dotted path ("end_point", "layer4.2.conv3") with a new module;
+-- parameter names are re-derived. Returns the new module.
+function Module:replace(path, new)
+  local parent, last = self, nil
+  local parts = {}
+  for p in tostring(path):gmatch("[^%.]+") do parts[#parts + 1] = p end
+  for i = 1, #parts - 1 do
+    parent = parent[parts[i]]
+    if type(parent) ~= "table" or not parent._modules then error("replace: no module at '" .. path .. "'", 2) end
+  end
+  last = parts[#parts]
+  local found = false
+  for _, e in ipairs(parent._modules) do if e[1] == last then found = true end end
+  if not found then error("replace: no child '" .. last .. "' in '" .. path .. "'", 2) end
+  parent:register_module(last, new)
+  new:train(self.training)
+  self:parameters_and_names()
+  return new
+end
+
+--- to(device): "cpu" (or nil) is the only device of this build; returns self.
+function Module:to(device)
+  if device == nil or device == "cpu" then return self end
+  error("Module:to('" .. tostring(device) .. "'): only 'cpu' modules are available in this build", 2)
+end
+
+--- The gradient tensor of a parameter (allocated on first use), nil when frozen.
+function Module:grad_of(p)
+  if not p or not p.requires_grad then return nil end
+  local g = p.grad
+  if g == nil or not M.same_shape(g, p.data) then
+    g = T.zeros(p.data:shape(), p.data:dtype())
+    p.grad = g
+  end
+  return g
+end
+
+function M.same_shape(t, shape)
+  if type(shape) == "table" and getmetatable(shape) == T.Tensor then shape = shape:shape() end
+  local s = t:shape()
+  if #s ~= #shape then return false end
+  for i = 1, #s do if s[i] ~= shape[i] then return false end end
+  return true
+end
+
+--- A buffer self[key] of the given shape, reallocated only when the shape changes.
+function Module:buffer(key, shape, dtype)
+  local t = rawget(self, key)
+  if t and M.same_shape(t, shape) and (dtype == nil or t:dtype() == dtype) then return t end
+  t = T.empty(shape, dtype)
+  rawset(self, key, t)
+  return t
+end
+
+return M

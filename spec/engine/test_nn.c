@@ -1,0 +1,175 @@
+/* test_nn.c — nn kernels against naive reference loops: conv2d (pad, stride,
+ * dilation, groups) forward and backward, pooling, dense, softmax cross-entropy. */
+#include "check.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static sp_tensor *mk(int nd, int64_t a, int64_t b, int64_t c, int64_t d, uint64_t *rng) {
+    int64_t s[4] = {a, b, c, d};
+    sp_tensor *t = NULL;
+    sp_tensor_new(&t, SP_FLOAT32, nd, s);
+    if (rng) sp_rand_uniform(t, -1, 1, rng);
+    return t;
+}
+static float *D(sp_tensor *t) { return sp_tensor_data(t); }
+static double maxdiff(const float *a, const double *b, int64_t n) {
+    double m = 0;
+    for (int64_t i = 0; i < n; i++) m = fmax(m, fabs(a[i] - b[i]));
+    return m;
+}
+
+SUITE(nn_conv2d_vs_naive) {
+    uint64_t rng = 42;
+    /* N C H W Co kh kw sh sw pt pb pl pr dh dw g */
+    int cases[][16] = {
+        {1, 1, 5, 5, 1, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1},
+        {2, 3, 7, 6, 4, 3, 3, 2, 2, 0, 1, 0, 1, 1, 1, 1},  /* same-style odd pad bottom/right */
+        {2, 4, 9, 8, 6, 3, 2, 2, 1, 1, 1, 2, 0, 2, 1, 2},  /* dilation, groups */
+        {1, 6, 5, 5, 6, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 3},  /* pointwise, grouped */
+        {3, 4, 6, 6, 8, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1},  /* pointwise fast path */
+        {2, 2, 8, 7, 3, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 1},  /* 1x1 strided */
+        {1, 2, 4, 4, 2, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 1},
+    };
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        int *q = cases[ci];
+        int64_t N = q[0], C = q[1], H = q[2], W = q[3], Co = q[4], kh = q[5], kw = q[6];
+        int sh = q[7], sw = q[8], pt = q[9], pb = q[10], pl = q[11], pr = q[12], dh = q[13], dw = q[14], g = q[15];
+        int64_t Ho = (H + pt + pb - dh * (kh - 1) - 1) / sh + 1, Wo = (W + pl + pr - dw * (kw - 1) - 1) / sw + 1;
+        sp_tensor *x = mk(4, N, C, H, W, &rng), *w = mk(4, Co, C / g, kh, kw, &rng), *b = mk(1, Co, 0, 0, 0, &rng);
+        sp_tensor *y = mk(4, N, Co, Ho, Wo, NULL), *gy = mk(4, N, Co, Ho, Wo, &rng);
+        sp_tensor *gx = mk(4, N, C, H, W, NULL), *gw = mk(4, Co, C / g, kh, kw, NULL), *gb = mk(1, Co, 0, 0, 0, NULL);
+        CHECK_OK(sp_conv2d_forward(y, x, w, b, sh, sw, pt, pb, pl, pr, dh, dw, g));
+        CHECK_OK(sp_conv2d_backward(gx, gw, gb, gy, x, w, sh, sw, pt, pb, pl, pr, dh, dw, g));
+        double *ry = calloc(N * Co * Ho * Wo, 8), *rgx = calloc(N * C * H * W, 8), *rgw = calloc(Co * C / g * kh * kw, 8),
+               *rgb = calloc(Co, 8);
+        int64_t Cg = C / g, Cog = Co / g;
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t o = 0; o < Co; o++)
+                for (int64_t oh = 0; oh < Ho; oh++)
+                    for (int64_t ow = 0; ow < Wo; ow++) {
+                        int64_t yi = ((n * Co + o) * Ho + oh) * Wo + ow;
+                        double s = D(b)[o], go = D(gy)[yi];
+                        rgb[o] += go;
+                        int64_t grp = o / Cog;
+                        for (int64_t c = 0; c < Cg; c++)
+                            for (int64_t i = 0; i < kh; i++)
+                                for (int64_t j = 0; j < kw; j++) {
+                                    int64_t ih = oh * sh - pt + i * dh, iw = ow * sw - pl + j * dw;
+                                    if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                                    int64_t xi = ((n * C + grp * Cg + c) * H + ih) * W + iw;
+                                    int64_t wi = ((o * Cg + c) * kh + i) * kw + j;
+                                    s += D(x)[xi] * D(w)[wi];
+                                    rgx[xi] += go * D(w)[wi];
+                                    rgw[wi] += go * D(x)[xi];
+                                }
+                        ry[yi] = s;
+                    }
+        CHECK(maxdiff(D(y), ry, N * Co * Ho * Wo) < 1e-4, "conv case %zu forward diff %g", ci, maxdiff(D(y), ry, N * Co * Ho * Wo));
+        CHECK(maxdiff(D(gx), rgx, N * C * H * W) < 1e-4, "conv case %zu grad_x diff %g", ci, maxdiff(D(gx), rgx, N * C * H * W));
+        CHECK(maxdiff(D(gw), rgw, Co * Cg * kh * kw) < 1e-4, "conv case %zu grad_w diff", ci);
+        CHECK(maxdiff(D(gb), rgb, Co) < 1e-4, "conv case %zu grad_b diff", ci);
+        /* parameter gradients accumulate */
+        CHECK_OK(sp_conv2d_backward(NULL, gw, gb, gy, x, w, sh, sw, pt, pb, pl, pr, dh, dw, g));
+        for (int64_t i = 0; i < Co; i++) rgb[i] *= 2;
+        CHECK(maxdiff(D(gb), rgb, Co) < 1e-4, "conv case %zu grad_b accumulates", ci);
+        free(ry); free(rgx); free(rgw); free(rgb);
+        sp_tensor_free(x); sp_tensor_free(w); sp_tensor_free(b); sp_tensor_free(y); sp_tensor_free(gy);
+        sp_tensor_free(gx); sp_tensor_free(gw); sp_tensor_free(gb);
+    }
+    /* shape errors are reported, not crashed on */
+    sp_tensor *x = mk(4, 1, 3, 5, 5, &rng), *w = mk(4, 2, 2, 3, 3, &rng), *y = mk(4, 1, 2, 3, 3, NULL);
+    CHECK(sp_conv2d_forward(y, x, w, NULL, 1, 1, 0, 0, 0, 0, 1, 1, 1) == SP_EINVAL, "in-channel mismatch rejected");
+    CHECK(strstr(sp_last_error(), "conv2d_forward") != NULL, "message names the kernel: %s", sp_last_error());
+    sp_tensor_free(x); sp_tensor_free(w); sp_tensor_free(y);
+}
+
+SUITE(nn_pool_vs_naive) {
+    uint64_t rng = 7;
+    int cases[][8] = {{3, 3, 2, 2, 0, 1, 0, 1}, {2, 2, 2, 2, 0, 0, 0, 0}, {3, 2, 1, 2, 1, 1, 0, 1}};
+    for (int ci = 0; ci < 3; ci++) {
+        int *q = cases[ci];
+        int64_t N = 2, C = 3, H = 7, W = 6;
+        int64_t Ho = (H + q[4] + q[5] - q[0]) / q[2] + 1, Wo = (W + q[6] + q[7] - q[1]) / q[3] + 1;
+        sp_tensor *x = mk(4, N, C, H, W, &rng), *y = mk(4, N, C, Ho, Wo, NULL), *a = NULL, *gy = mk(4, N, C, Ho, Wo, &rng);
+        sp_tensor *gx = mk(4, N, C, H, W, NULL);
+        int64_t s[4] = {N, C, Ho, Wo};
+        sp_tensor_new(&a, SP_INT32, 4, s);
+        for (int avg = 0; avg < 2; avg++) {
+            if (avg) {
+                CHECK_OK(sp_avgpool2d_forward(y, x, q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7], 0));
+                CHECK_OK(sp_avgpool2d_backward(gx, gy, q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7], 0));
+            } else {
+                CHECK_OK(sp_maxpool2d_forward(y, a, x, q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7]));
+                CHECK_OK(sp_maxpool2d_backward(gx, gy, a));
+            }
+            double *ry = calloc(N * C * Ho * Wo, 8), *rg = calloc(N * C * H * W, 8);
+            for (int64_t nc = 0; nc < N * C; nc++)
+                for (int64_t oh = 0; oh < Ho; oh++)
+                    for (int64_t ow = 0; ow < Wo; ow++) {
+                        double best = -INFINITY, sum = 0; int64_t bi = -1, cnt = 0;
+                        for (int i = 0; i < q[0]; i++)
+                            for (int j = 0; j < q[1]; j++) {
+                                int64_t ih = oh * q[2] - q[4] + i, iw = ow * q[3] - q[6] + j;
+                                if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                                double v = D(x)[nc * H * W + ih * W + iw];
+                                sum += v; cnt++;
+                                if (v > best) { best = v; bi = ih * W + iw; }
+                            }
+                        int64_t yi = (nc * Ho + oh) * Wo + ow;
+                        ry[yi] = avg ? sum / cnt : best;
+                        if (avg) {
+                            for (int i = 0; i < q[0]; i++)
+                                for (int j = 0; j < q[1]; j++) {
+                                    int64_t ih = oh * q[2] - q[4] + i, iw = ow * q[3] - q[6] + j;
+                                    if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                                    rg[nc * H * W + ih * W + iw] += D(gy)[yi] / cnt;
+                                }
+                        } else rg[nc * H * W + bi] += D(gy)[yi];
+                    }
+            CHECK(maxdiff(D(y), ry, N * C * Ho * Wo) < 1e-5, "pool case %d avg=%d forward", ci, avg);
+            CHECK(maxdiff(D(gx), rg, N * C * H * W) < 1e-5, "pool case %d avg=%d backward", ci, avg);
+            free(ry); free(rg);
+        }
+        sp_tensor_free(x); sp_tensor_free(y); sp_tensor_free(a); sp_tensor_free(gy); sp_tensor_free(gx);
+    }
+}
+
+SUITE(nn_dense_xent_optim) {
+    uint64_t rng = 3;
+    int64_t N = 3, In = 5, O = 4;
+    sp_tensor *x = mk(2, N, In, 0, 0, &rng), *w = mk(2, O, In, 0, 0, &rng), *b = mk(1, O, 0, 0, 0, &rng), *y = mk(2, N, O, 0, 0, NULL);
+    CHECK_OK(sp_dense_forward(y, x, w, b));
+    double r[12];
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < O; o++) {
+            double s = D(b)[o];
+            for (int i = 0; i < In; i++) s += D(x)[n * In + i] * D(w)[o * In + i];
+            r[n * O + o] = s;
+        }
+    CHECK(maxdiff(D(y), r, N * O) < 1e-5, "dense forward vs naive");
+    sp_tensor *loss = mk(1, N, 0, 0, 0, NULL), *prob = mk(2, N, O, 0, 0, NULL), *lab = NULL, *g = mk(2, N, O, 0, 0, NULL);
+    int64_t s1 = N;
+    sp_tensor_new(&lab, SP_INT32, 1, &s1);
+    int32_t *L = sp_tensor_data(lab);
+    L[0] = 1; L[1] = 3; L[2] = 0;
+    CHECK_OK(sp_softmax_xent_forward(loss, prob, y, lab));
+    for (int n = 0; n < N; n++) {
+        double se = 0;
+        for (int o = 0; o < O; o++) se += exp(D(y)[n * O + o]);
+        double ref = log(se) - D(y)[n * O + L[n]];
+        CHECK(fabs(D(loss)[n] - ref) < 1e-5, "xent row %d: %g vs %g", n, D(loss)[n], ref);
+    }
+    L[2] = 9;
+    CHECK(sp_softmax_xent_forward(loss, prob, y, lab) == SP_EINVAL, "label out of range rejected");
+    /* momentum: two steps by hand */
+    sp_tensor *p = mk(1, 2, 0, 0, 0, NULL), *v = mk(1, 2, 0, 0, 0, NULL), *gr = mk(1, 2, 0, 0, 0, NULL);
+    D(p)[0] = 1; D(p)[1] = -2; D(gr)[0] = 0.5f; D(gr)[1] = 1;
+    CHECK_OK(sp_momentum_update(p, v, gr, 0.1, 0.9, 0, 1, 0));
+    CHECK_OK(sp_momentum_update(p, v, gr, 0.1, 0.9, 0, 1, 0));
+    /* v1 = g, p1 = p - .1g; v2 = .9g + g = 1.9g; p2 = p1 - .19g */
+    CHECK(fabsf(D(p)[0] - (1 - 0.29f * 0.5f)) < 1e-6 && fabsf(D(p)[1] - (-2 - 0.29f)) < 1e-6, "momentum two steps");
+    sp_tensor_free(x); sp_tensor_free(w); sp_tensor_free(b); sp_tensor_free(y); sp_tensor_free(loss);
+    sp_tensor_free(prob); sp_tensor_free(lab); sp_tensor_free(g); sp_tensor_free(p); sp_tensor_free(v); sp_tensor_free(gr);
+}
