@@ -1,0 +1,191 @@
+/* ckpt_read.c — MindSpore .ckpt reader. The file is a sequence of serialized
+ * Checkpoint messages (field 1 = one Value each). We walk that top-level framing
+ * and hand each Value's bytes to protobuf-c (generated from proto/checkpoint.proto).
+ * protobuf-c copies tensor_content once into a malloc'd buffer, which the tensor then
+ * adopts: the bytes are copied exactly once. Mapped pages already consumed are
+ * dropped as we go, so peak RSS stays near one file size. */
+#include "io/ckpt_internal.h"
+#include "checkpoint.pb-c.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+static int get_varint(const uint8_t *p, size_t n, size_t *pos, uint64_t *v) {
+    uint64_t r = 0;
+    for (int s = 0; s < 64; s += 7) {
+        if (*pos >= n) return 0;
+        uint8_t b = p[(*pos)++];
+        if (s == 63 && b > 1) return 0;
+        r |= (uint64_t)(b & 0x7f) << s;
+        if (!(b & 0x80)) { *v = r; return 1; }
+    }
+    return 0;
+}
+
+typedef struct {
+    int64_t expect;   /* bytes the last entry must reach (-1: none pending) */
+} pend_t;
+
+static const char *prev_name(const sp_ckpt *c) { return c->n ? c->e[c->n - 1].name : NULL; }
+
+static sp_status check_complete(sp_ckpt *c, pend_t *pd) {
+    if (pd->expect < 0 || c->n == 0) return SP_OK;
+    ck_entry *e = &c->e[c->n - 1];
+    if ((int64_t)e->nbytes != pd->expect)
+        return sp_error(SP_EFORMAT, "file '%s': tensor '%s': content has %zu bytes, expected %lld "
+                        "(shape × %zu-byte %s): truncated or malformed", c->path, e->name, e->nbytes,
+                        (long long)pd->expect, sp_dtype_size(e->dtype), e->type);
+    pd->expect = -1;
+    return SP_OK;
+}
+
+static sp_status adopt_entry(sp_ckpt *c, ck_entry *e) {
+    sp_status st;
+    if (e->nbytes == 0) {
+        st = sp_tensor_new(&e->t, e->dtype, e->ndim, e->shape);
+        free(e->raw);
+    } else {
+        st = sp_tensor_adopt(&e->t, e->dtype, e->ndim, e->shape, e->raw, e->nbytes, free, e->raw);
+        if (st) free(e->raw);
+    }
+    e->raw = NULL;
+    if (st) return sp_error(st, "file '%s': tensor '%s': %s", c->path, e->name, sp_last_error());
+    e->data = sp_tensor_data(e->t);
+    return SP_OK;
+}
+
+/* One Value. Takes the content buffer out of the message. */
+static sp_status add_value(sp_ckpt *c, Checkpoint__Value *v, size_t file_bytes, pend_t *pd) {
+    const char *tag = v->tag ? v->tag : "";
+    if (v->value_case == CHECKPOINT__VALUE__VALUE_MAPTENSOR) {
+        sp_status st = check_complete(c, pd);
+        if (st) return st;
+        ck_entry *e = ck_push(c);
+        if (!e || !(e->name = strdup(tag)) || !(e->type = strdup("maptensor")))
+            return sp_error(SP_ENOMEM, "out of memory");
+        return SP_OK;
+    }
+    if (v->value_case != CHECKPOINT__VALUE__VALUE_TENSOR || !v->tensor)
+        return sp_error(SP_EFORMAT, "file '%s': tensor '%s': the Value holds neither a tensor nor a maptensor",
+                        c->path, tag);
+    TensorProto *tp = v->tensor;
+    const char *type = tp->tensor_type ? tp->tensor_type : "";
+    int dt = ck_ms_dtype(type);
+    if (tp->n_dims > SP_MAX_DIMS)
+        return sp_error(SP_EFORMAT, "file '%s': tensor '%s': %zu dims, at most %d supported", c->path, tag,
+                        tp->n_dims, SP_MAX_DIMS);
+    int64_t shape[SP_MAX_DIMS], numel = 1;
+    int ndim = (int)tp->n_dims;
+    for (int d = 0; d < ndim; d++) {
+        shape[d] = tp->dims[d];
+        if (shape[d] < 0)
+            return sp_error(SP_EFORMAT, "file '%s': tensor '%s': dim %d is %lld, expected >= 0", c->path, tag, d,
+                            (long long)shape[d]);
+        if (!sp_mul_ok(numel, shape[d], &numel))
+            return sp_error(SP_EFORMAT, "file '%s': tensor '%s': the element count of the dims overflows",
+                            c->path, tag);
+    }
+    size_t len = tp->tensor_content.len;
+    size_t isz = dt >= 0 ? sp_dtype_size(dt) : 0;
+    /* scalars: no dims (new) or dims [0] with content (old: one element; spore's writer
+     * may slice it). An empty content with dims [0] is an empty 1-D tensor. */
+    if (ndim == 1 && shape[0] == 0 && len > 0) { ndim = 0; numel = 1; }
+
+    /* consecutive same-tag values: slices of one big tensor */
+    if (pd->expect >= 0 && c->n && strcmp(c->e[c->n - 1].name, tag) == 0) {
+        ck_entry *e = &c->e[c->n - 1];
+        if (strcmp(e->type, type) != 0 || e->ndim != ndim || memcmp(e->shape, shape, sizeof(int64_t) * ndim))
+            return sp_error(SP_EFORMAT, "file '%s': tensor '%s': a slice's dims or type differ from the first slice",
+                            c->path, tag);
+        if (len > (size_t)pd->expect - e->nbytes)
+            return sp_error(SP_EFORMAT, "file '%s': tensor '%s': slices hold more than the %lld bytes of the "
+                            "shape", c->path, tag, (long long)pd->expect);
+        memcpy((char *)e->raw + e->nbytes, tp->tensor_content.data, len);
+        e->nbytes += len;
+        if ((int64_t)e->nbytes == pd->expect) { pd->expect = -1; return adopt_entry(c, e); }
+        return SP_OK;
+    }
+    sp_status st = check_complete(c, pd);
+    if (st) return st;
+
+    ck_entry *e = ck_push(c);
+    if (!e || !(e->name = strdup(tag)) || !(e->type = strdup(type))) return sp_error(SP_ENOMEM, "out of memory");
+    e->ndim = ndim;
+    memcpy(e->shape, shape, sizeof(int64_t) * ndim);
+    if (dt < 0) {   /* str or unknown: keep the raw bytes */
+        e->raw = tp->tensor_content.data;
+        e->data = e->raw;
+        e->nbytes = len;
+        tp->tensor_content.data = NULL; tp->tensor_content.len = 0;
+        return SP_OK;
+    }
+    e->dtype = dt;
+    int64_t expect;
+    if (!sp_mul_ok(numel, (int64_t)isz, &expect))
+        return sp_error(SP_EFORMAT, "file '%s': tensor '%s': the byte size of the dims overflows", c->path, tag);
+    if ((uint64_t)len > (uint64_t)expect || (size_t)expect > file_bytes)
+        return sp_error(SP_EFORMAT, "file '%s': tensor '%s': content has %zu bytes, expected %lld "
+                        "(%lld elements × %zu-byte %s)%s", c->path, tag, len, (long long)expect,
+                        (long long)numel, isz, type,
+                        (size_t)expect > file_bytes ? ": the dims are larger than the file" : "");
+    e->raw = tp->tensor_content.data;
+    e->nbytes = len;
+    tp->tensor_content.data = NULL; tp->tensor_content.len = 0;
+    if ((int64_t)len == expect) return adopt_entry(c, e);
+    /* first slice of a split tensor: grow to the full size now */
+    void *grown = realloc(e->raw, (size_t)expect);
+    if (!grown) return sp_error(SP_ENOMEM, "file '%s': tensor '%s': out of memory (%lld bytes)", c->path, tag,
+                                (long long)expect);
+    e->raw = grown;
+    e->data = grown;
+    pd->expect = expect;
+    return SP_OK;
+}
+
+sp_status ck_parse_proto(sp_ckpt *c, const uint8_t *buf, size_t n, int mapped) {
+    size_t pos = 0, dropped = 0;
+    long page = sysconf(_SC_PAGESIZE);
+    pend_t pd = {-1};
+    int64_t rec = 0;
+    while (pos < n) {
+        size_t at = pos;
+        uint64_t key = 0, len = 0;
+        if (!get_varint(buf, n, &pos, &key) || key != 0x0a) {
+            if (rec == 0)
+                return sp_error(SP_EFORMAT, "file '%s': not a MindSpore checkpoint (no protobuf Checkpoint.value "
+                                "at byte 0)", c->path);
+            return sp_error(SP_EFORMAT, "file '%s': malformed data at byte offset %zu after tensor '%s' "
+                            "(expected another Checkpoint.value)", c->path, at, prev_name(c));
+        }
+        if (!get_varint(buf, n, &pos, &len) || len > n - pos) {
+            if (rec == 0)
+                return sp_error(SP_EFORMAT, "file '%s': not a MindSpore checkpoint, or truncated in its first "
+                                "value (byte offset %zu)", c->path, at);
+            return sp_error(SP_EFORMAT, "file '%s': truncated: the value after tensor '%s' (byte offset %zu) "
+                            "claims %llu bytes, %zu remain", c->path, prev_name(c), at,
+                            (unsigned long long)len, n - pos);
+        }
+        Checkpoint__Value *v = (Checkpoint__Value *)protobuf_c_message_unpack(&checkpoint__value__descriptor, NULL, (size_t)len, buf + pos);
+        if (!v) {
+            if (rec == 0)
+                return sp_error(SP_EFORMAT, "file '%s': not a MindSpore checkpoint (the first value at byte 0 "
+                                "does not parse as Checkpoint.Value)", c->path);
+            return sp_error(SP_EFORMAT, "file '%s': malformed value at byte offset %zu after tensor '%s' "
+                            "(protobuf parse failed)", c->path, at, prev_name(c));
+        }
+        sp_status st = add_value(c, v, n, &pd);
+        protobuf_c_message_free_unpacked(&v->base, NULL);
+        if (st) return st;
+        pos += (size_t)len;
+        rec++;
+        if (mapped && pos - dropped >= ((size_t)16 << 20)) {
+            /* drop the consumed pages of the private mapping from our RSS */
+            size_t upto = pos & ~((size_t)page - 1);
+            madvise((void *)(buf + dropped), upto - dropped, MADV_DONTNEED);
+            dropped = upto;
+        }
+    }
+    return check_complete(c, &pd);
+}
