@@ -7,6 +7,7 @@
 --                             checkpoint has a tensor literally named "keys")
 --   for name, t in ckpt.pairs(dict) do ... end   -- ordered iteration
 -- Names added to the dict later come after the file's names, sorted.
+require("spore") -- puts bindings/ on package.path
 local B = require("ffi.ckpt")
 local T = require("ffi.tensor")
 local P = require("spore.ckpt.policy")
