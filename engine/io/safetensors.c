@@ -60,6 +60,7 @@ sp_status ck_parse_safetensors(sp_ckpt *c, int flags) {
         const char *name = it->string ? it->string : "";
         if (strcmp(name, "__metadata__") == 0) {
             if (!cJSON_IsObject(it)) { st = sp_error(SP_EFORMAT, "file '%s': __metadata__ is not an object", c->path); break; }
+            free(c->meta); /* a duplicate __metadata__: the last wins */
             c->meta = cJSON_PrintUnformatted(it);
             cJSON *crc = cJSON_GetObjectItemCaseSensitive(it, "crc_num");
             if (cJSON_IsString(crc)) crc_str = crc->valuestring;
