@@ -117,7 +117,7 @@ ck_entry *ck_push(sp_ckpt *c) {
 void sp_ckpt_close(sp_ckpt *c) {
     if (!c) return;
     for (int64_t i = 0; i < c->n; i++) {
-        free(c->e[i].name); free(c->e[i].type); free(c->e[i].raw);
+        free(c->e[i].name); free(c->e[i].type); ck_block_free(c->e[i].raw);
         sp_tensor_free(c->e[i].t);
     }
     free(c->e); free(c->path); free(c->meta);

@@ -35,7 +35,7 @@ typedef struct ck_entry {
     int64_t shape[SP_MAX_DIMS];
     size_t nbytes;
     void *data;            /* content (in t's storage, in raw, or in the mapping) */
-    void *raw;             /* malloc'd content not owned by a tensor (str / unknown) */
+    void *raw;             /* content not owned by a tensor (str / unknown): ck_block_free */
     sp_tensor *t;          /* .ckpt entries with a dtype */
     int aligned;           /* safetensors: data suitably aligned for a zero-copy view */
 } ck_entry;
@@ -53,6 +53,8 @@ struct sp_ckpt {
 };
 
 ck_entry *ck_push(sp_ckpt *c);
+/* Free a content block from the .ckpt reader's allocator (sp_release_fn). */
+void ck_block_free(void *p);
 
 /* .ckpt protobuf stream (after decryption and trailer removal). */
 sp_status ck_parse_proto(sp_ckpt *c, const uint8_t *buf, size_t n, int mapped);

@@ -24,6 +24,61 @@ static int get_varint(const uint8_t *p, size_t n, size_t *pos, uint64_t *v) {
     return 0;
 }
 
+/* ---- allocator handed to protobuf-c --------------------------------------
+ * Small blocks come from malloc. Contents of 1 MiB and more get their own anonymous
+ * mapping, 2 MiB-aligned with MADV_HUGEPAGE, so that the single copy protobuf-c makes
+ * lands in memory that faults in 2 MiB at a time; the tensor then adopts the block
+ * (released by ck_block_free). Every block carries a tag just below the pointer. */
+#define CK_BIG ((size_t)1 << 20)
+#define CK_HUGE ((size_t)2 << 20)
+#define TAG_SMALL 0x5350736d616c6c31ull
+#define TAG_BIG 0x5350626967626c31ull
+
+static void *blk_alloc(void *ad, size_t size) {
+    (void)ad;
+    if (size < CK_BIG) {
+        uint64_t *p = malloc(size + 16);
+        if (!p) return NULL;
+        p[1] = TAG_SMALL;
+        return p + 2;
+    }
+    size_t need = size + 64;
+    if (need < size) return NULL;
+    size_t len = (need + 4095) & ~(size_t)4095; /* exact pages: no 2 MiB rounding waste */
+    size_t maplen = len + CK_HUGE;
+    if (maplen < len) return NULL;
+    uint8_t *m = mmap(NULL, maplen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) return NULL;
+    uint8_t *a = (uint8_t *)(((uintptr_t)m + CK_HUGE - 1) & ~(uintptr_t)(CK_HUGE - 1));
+    /* trim to the aligned span */
+    if (a > m) munmap(m, (size_t)(a - m));
+    size_t tail = (size_t)((m + maplen) - (a + len));
+    if (tail) munmap(a + len, tail);
+    if (!getenv("SPORE_NO_THP")) madvise(a, len, MADV_HUGEPAGE);
+    uint64_t *h = (uint64_t *)(a + 64);
+    h[-1] = TAG_BIG;
+    h[-2] = len;
+    return h;
+}
+
+void ck_block_free(void *p) {
+    if (!p) return;
+    uint64_t *h = p;
+    if (h[-1] == TAG_BIG) munmap((uint8_t *)p - 64, (size_t)h[-2]);
+    else free(h - 2);
+}
+static void blk_free(void *ad, void *p) { (void)ad; ck_block_free(p); }
+static ProtobufCAllocator blk_allocator = {blk_alloc, blk_free, NULL};
+
+/* Grow a block to size bytes, keeping its first keep bytes. */
+static void *blk_grow(void *p, size_t keep, size_t size) {
+    void *q = blk_alloc(NULL, size);
+    if (!q) return NULL;
+    if (keep) memcpy(q, p, keep);
+    ck_block_free(p);
+    return q;
+}
+
 typedef struct {
     int64_t expect;   /* bytes the last entry must reach (-1: none pending) */
 } pend_t;
@@ -45,10 +100,10 @@ static sp_status adopt_entry(sp_ckpt *c, ck_entry *e) {
     sp_status st;
     if (e->nbytes == 0) {
         st = sp_tensor_new(&e->t, e->dtype, e->ndim, e->shape);
-        free(e->raw);
+        ck_block_free(e->raw);
     } else {
-        st = sp_tensor_adopt(&e->t, e->dtype, e->ndim, e->shape, e->raw, e->nbytes, free, e->raw);
-        if (st) free(e->raw);
+        st = sp_tensor_adopt(&e->t, e->dtype, e->ndim, e->shape, e->raw, e->nbytes, ck_block_free, e->raw);
+        if (st) ck_block_free(e->raw);
     }
     e->raw = NULL;
     if (st) return sp_error(st, "file '%s': tensor '%s': %s", c->path, e->name, sp_last_error());
@@ -135,7 +190,7 @@ static sp_status add_value(sp_ckpt *c, Checkpoint__Value *v, size_t file_bytes, 
     tp->tensor_content.data = NULL; tp->tensor_content.len = 0;
     if ((int64_t)len == expect) return adopt_entry(c, e);
     /* first slice of a split tensor: grow to the full size now */
-    void *grown = realloc(e->raw, (size_t)expect);
+    void *grown = blk_grow(e->raw, len, (size_t)expect);
     if (!grown) return sp_error(SP_ENOMEM, "file '%s': tensor '%s': out of memory (%lld bytes)", c->path, tag,
                                 (long long)expect);
     e->raw = grown;
@@ -167,7 +222,7 @@ sp_status ck_parse_proto(sp_ckpt *c, const uint8_t *buf, size_t n, int mapped) {
                             "claims %llu bytes, %zu remain", c->path, prev_name(c), at,
                             (unsigned long long)len, n - pos);
         }
-        Checkpoint__Value *v = (Checkpoint__Value *)protobuf_c_message_unpack(&checkpoint__value__descriptor, NULL, (size_t)len, buf + pos);
+        Checkpoint__Value *v = (Checkpoint__Value *)protobuf_c_message_unpack(&checkpoint__value__descriptor, &blk_allocator, (size_t)len, buf + pos);
         if (!v) {
             if (rec == 0)
                 return sp_error(SP_EFORMAT, "file '%s': not a MindSpore checkpoint (the first value at byte 0 "
@@ -176,7 +231,7 @@ sp_status ck_parse_proto(sp_ckpt *c, const uint8_t *buf, size_t n, int mapped) {
                             "(protobuf parse failed)", c->path, at, prev_name(c));
         }
         sp_status st = add_value(c, v, n, &pd);
-        protobuf_c_message_free_unpacked(&v->base, NULL);
+        protobuf_c_message_free_unpacked(&v->base, &blk_allocator);
         if (st) return st;
         pos += (size_t)len;
         rec++;
