@@ -129,6 +129,19 @@ describe("load_param_into_net", function()
     assert.same({ "fc.weight", "fc.bias" }, pnl2)
     assert.is_nil(rep2.prefix)
     assert.equal(0, net2.params[7].data:sum(), "fc.weight must stay untouched")
+    -- the same through a wrapper prefix: network.moments.fc.weight never feeds fc.weight
+    local wrapped2 = {}
+    for _, k in ipairs(ckpt.keys(d)) do wrapped2[#wrapped2 + 1] = { "network." .. k, d[k] } end
+    local net3 = small_net()
+    local pnl3, _, rep3 = spore.load_param_into_net(net3, ckpt.dict(wrapped2))
+    assert.equal("network.", rep3.prefix)
+    assert.same({ "fc.weight", "fc.bias" }, pnl3)
+    assert.equal(0, net3.params[7].data:sum())
+    local only_state = ckpt.dict({ { "network.moments.fc.bias", spore.ones({ 5 }) } })
+    local net4 = small_net()
+    local _, _, rep4 = spore.load_param_into_net(net4, only_state)
+    assert.is_nil(rep4.prefix)
+    assert.equal(0, net4.params[8].data:sum())
   end)
 
   it("an optimizer loads weights and its state (ms_momentum.ckpt)", function()

@@ -89,6 +89,13 @@ function P.shape_compatible(a, b)
   return true
 end
 
+--- true when any dotted component of a prefix is an optimizer-state name
+-- ("moments.", "network.moments.", "opt.adam_m.").
+function P.prefix_has_state(prefix)
+  for comp in prefix:gmatch("[^%.]+") do if STATE[comp] then return true end end
+  return false
+end
+
 --- MindSpore's prefix fallback for missing names: find a key K = prefix .. N for a
 -- missing name N, where prefix ends with "." and is not optimizer state. Returns
 -- the prefix or nil.
@@ -97,7 +104,7 @@ function P.find_prefix(missing, keys_set, keys_list)
     for _, k in ipairs(keys_list) do
       if #k > #n and k:sub(-#n) == n then
         local prefix = k:sub(1, #k - #n)
-        if prefix:sub(-1) == "." and not P.is_state(k) and not P.is_state(prefix .. "x") then
+        if prefix:sub(-1) == "." and not P.prefix_has_state(prefix) then
           return prefix
         end
       end
