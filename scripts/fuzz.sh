@@ -11,7 +11,7 @@ if ! command -v clang >/dev/null; then
   SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends clang >/dev/null
 fi
-rm -f build/gen/checkpoint.pb-c.c; make -s build/gen/checkpoint.pb-c.c build/gen/checkpoint.pb-c.h >/dev/null
+make -s build/gen/checkpoint.pb-c.c build/gen/checkpoint.pb-c.h >/dev/null
 OUT=build/fuzz
 mkdir -p "$OUT"
 SRC=$(ls engine/core/*.c engine/cpu/*.c engine/io/*.c)
