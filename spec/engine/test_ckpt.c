@@ -373,3 +373,33 @@ SUITE(ckpt_writer_roundtrip) {
     char cmd[300]; snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd)) {}
 }
+
+/* safetensors: crafted headers. */
+static void st_expect(const char *hdr, size_t datalen, const char *needle, const char *what) {
+    size_t hl = strlen(hdr), n = 8 + hl + datalen;
+    unsigned char *b = calloc(1, n);
+    for (int i = 0; i < 8; i++) b[i] = (unsigned char)((uint64_t)hl >> (8 * i));
+    memcpy(b + 8, hdr, hl);
+    sp_ckpt *c = NULL;
+    sp_status st = sp_ckpt_open_memory(&c, b, n, "bad.safetensors", SP_CKPT_AUTO, 0, NULL, 0, NULL);
+    if (!needle) CHECK(st == SP_OK, "%s: %s", what, sp_last_error());
+    else CHECK(st != SP_OK && strstr(sp_last_error(), "bad.safetensors") && strstr(sp_last_error(), needle),
+               "%s: status %d, message '%s' should mention '%s'", what, st, sp_last_error(), needle);
+    sp_ckpt_close(c);
+    free(b);
+}
+
+SUITE(ckpt_safetensors_malformed) {
+    st_expect("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, NULL, "valid");
+    st_expect("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}", 8, "not a JSON object", "broken JSON");
+    st_expect("{\"a\":{\"dtype\":\"F33\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, "unknown dtype 'F33'", "unknown dtype");
+    st_expect("{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8, "tensor 'a': data_offsets span 8 bytes, expected 12", "span");
+    st_expect("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,16]}}", 8, "out of range", "past the end");
+    st_expect("{\"a\":{\"dtype\":\"F32\",\"shape\":[-2],\"data_offsets\":[0,8]}}", 8, "non-negative", "negative dim");
+    st_expect("{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,4294967296],\"data_offsets\":[0,8]}}", 8,
+              "overflows", "overflowing product");
+    st_expect("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,0]}}", 8, "out of range", "reversed offsets");
+    st_expect("{\"a\":{\"dtype\":\"F32\",\"shape\":[2]}}", 8, "data_offsets", "missing offsets");
+    st_expect("{\"__metadata__\":{\"crc_num\":\"x\"},\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8,
+              "crc_num", "bad crc_num");
+}
