@@ -125,6 +125,20 @@ describe("save_checkpoint", function()
     assert.is_not_nil(spore.load_checkpoint(path).new)
   end)
 
+  it("slices big contents into consecutive same-tag values with full dims (MindSpore's 512 MiB split)", function()
+    local w = spore.arange(0, 10):to("float32"):reshape({ 2, 5 })
+    local out = spore.save_checkpoint({ { name = "w", data = w }, { name = "s", data = spore.full({}, 3) } },
+      dir .. "/sl.ckpt", { _slice = 12 })
+    local ref = pydecode(out)
+    assert.equal(5, #ref) -- 40 bytes in 12-byte slices: 4 values, plus the scalar
+    local joined = ""
+    for i = 1, 4 do assert.equal("w", ref[i].tag); assert.equal("2,5", ref[i].dims); joined = joined .. ref[i].content end
+    local back = spore.load_checkpoint(out)
+    assert.same({ "w", "s" }, ckpt.keys(back))
+    assert.is_true(bytes_of(back.w) == joined and joined == bytes_of(w))
+    assert.same({}, back.s:shape())
+  end)
+
   it("rejects bad arguments with clear errors", function()
     local ok, err = pcall(spore.save_checkpoint, 42, dir .. "/z")
     assert.is_false(ok); assert.matches("expected a net", err)
