@@ -139,6 +139,17 @@ describe("save_checkpoint", function()
     assert.same({}, back.s:shape())
   end)
 
+  it("release_cache returns the reader's reusable blocks", function()
+    local big = spore.zeros({ 512, 1024 }) -- 2 MiB: above the reader's big-block size
+    local p = spore.save_checkpoint({ { name = "b", data = big } }, dir .. "/big.ckpt")
+    local d = spore.load_checkpoint(p)
+    d.b:free()
+    d = nil
+    collectgarbage()
+    assert.is_true(ckpt.release_cache() >= 2 * 1024 * 1024)
+    assert.equal(0, ckpt.release_cache())
+  end)
+
   it("rejects bad arguments with clear errors", function()
     local ok, err = pcall(spore.save_checkpoint, 42, dir .. "/z")
     assert.is_false(ok); assert.matches("expected a net", err)

@@ -100,6 +100,9 @@ function M.write(path, items, opts)
   return path
 end
 
+--- Return the reader's cached content blocks to the system; bytes freed.
+function M.release_cache() return tonumber(C.sp_ckpt_release_cache()) end
+
 function M.crc32(s, crc) return tonumber(C.sp_crc32(crc or 0, s, #s)) end
 
 return M

@@ -264,6 +264,9 @@ void sp_ckpt_writer_set_slice(sp_ckpt_writer *w, size_t bytes);
 sp_status sp_ckpt_writer_commit(sp_ckpt_writer *w);
 /* Drop everything written; the previous file at path is untouched. Frees w. */
 void sp_ckpt_writer_abort(sp_ckpt_writer *w);
+/* The .ckpt reader keeps freed content blocks (up to 256 MiB, $SPORE_CKPT_CACHE_MB) to
+ * reuse on the next load; this returns them to the system and gives the bytes freed. */
+size_t sp_ckpt_release_cache(void);
 /* zlib CRC-32 of a buffer continuing from crc (0 to start). */
 uint32_t sp_crc32(uint32_t crc, const void *data, size_t nbytes);
 

@@ -83,6 +83,16 @@ static int cache_put(uint8_t *base, size_t len) {
     return ok;
 }
 
+size_t sp_ckpt_release_cache(void) {
+    size_t freed = 0;
+    pthread_mutex_lock(&blk_mu);
+    for (int i = 0; i < blk_ncache; i++) { munmap(blk_cache[i].base, blk_cache[i].len); freed += blk_cache[i].len; }
+    blk_ncache = 0;
+    blk_cached_bytes = 0;
+    pthread_mutex_unlock(&blk_mu);
+    return freed;
+}
+
 static void *blk_alloc(void *ad, size_t size) {
     (void)ad;
     if (size < CK_BIG) {

@@ -319,6 +319,10 @@ function M.save_checkpoint(obj, path, opts)
     enc_mode = opts.enc_mode, slice = opts._slice })
 end
 
+--- Return memory the .ckpt reader keeps for reuse (freed tensors' blocks, up to
+-- 256 MiB or $SPORE_CKPT_CACHE_MB) to the system. Returns the bytes freed.
+function M.release_cache() return B.release_cache() end
+
 --- Low-level access for tools: the engine's view of a file (entries, crc, metadata).
 function M.read_raw(path, opts) return B.read(path, opts) end
 function M.write_raw(path, items, opts) return B.write(path, items, opts) end
