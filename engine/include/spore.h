@@ -223,7 +223,8 @@ enum { SP_CKPT_CRC = 1 }; /* open: verify the CRC (error if absent); writer: wri
  * .ckpt (key NULL for plain files). A CRC trailer is always stripped. */
 sp_status sp_ckpt_open(sp_ckpt **out, const char *path, int format, int flags,
                        const void *key, size_t key_len, const char *dec_mode);
-/* The same over caller memory (copied); name is used in messages. */
+/* The same over caller memory (not kept after the call: safetensors are copied);
+ * name is used in messages. */
 sp_status sp_ckpt_open_memory(sp_ckpt **out, const void *data, size_t nbytes, const char *name,
                               int format, int flags, const void *key, size_t key_len,
                               const char *dec_mode);

@@ -94,7 +94,8 @@ void ck_map_retain(ck_map *m) { atomic_fetch_add(&m->refs, 1); }
 void ck_map_release(void *ctx) {
     ck_map *m = ctx;
     if (!m || atomic_fetch_sub(&m->refs, 1) != 1) return;
-    if (m->heap) free(m->addr);
+    if (m->heap == 1) free(m->addr);
+    else if (m->heap == 2) {}
     else munmap(m->addr, m->len);
     free(m);
 }
@@ -193,8 +194,16 @@ static sp_status open_buffer(sp_ckpt *c, ck_map *m, int format, int flags, const
         return sp_error(SP_ECRYPTO, "file '%s': dec_key given but the file is not encrypted", c->path);
     if (format != SP_CKPT_PROTO && ck_is_safetensors(buf, n)) {
         c->format = SP_CKPT_SAFETENSORS;
-        ck_map_retain(m);
-        c->map = m;
+        if (m->heap == 2) {   /* views must outlive the caller's buffer: copy it */
+            void *copy = malloc(n);
+            if (!copy) return sp_error(SP_ENOMEM, "file '%s': out of memory", c->path);
+            memcpy(copy, buf, n);
+            c->map = ck_map_heap(copy, n);
+            if (!c->map) { free(copy); return sp_error(SP_ENOMEM, "file '%s': out of memory", c->path); }
+        } else {
+            ck_map_retain(m);
+            c->map = m;
+        }
         return ck_parse_safetensors(c, flags);
     }
     if (format == SP_CKPT_SAFETENSORS)
@@ -225,7 +234,7 @@ static sp_status open_buffer(sp_ckpt *c, ck_map *m, int format, int flags, const
     }
     if (n == 0)
         return sp_error(SP_EFORMAT, "file '%s': no tensors before the CRC trailer", c->path);
-    return ck_parse_proto(c, buf, n, !m->heap);
+    return ck_parse_proto(c, buf, n, m->heap == 0);
 }
 
 static sp_status finish(sp_ckpt *c, sp_status st, sp_ckpt **out) {
@@ -241,11 +250,12 @@ sp_status sp_ckpt_open_memory(sp_ckpt **out, const void *data, size_t nbytes, co
     sp_ckpt *c = calloc(1, sizeof *c);
     if (!c) return sp_error(SP_ENOMEM, "out of memory");
     c->path = strdup(name ? name : "<memory>");
-    void *copy = malloc(nbytes ? nbytes : 1);
-    if (!c->path || !copy) { free(copy); return finish(c, sp_error(SP_ENOMEM, "out of memory"), out); }
-    if (nbytes) memcpy(copy, data, nbytes);
-    ck_map *m = ck_map_heap(copy, nbytes);
-    if (!m) { free(copy); return finish(c, sp_error(SP_ENOMEM, "out of memory"), out); }
+    if (!c->path) return finish(c, sp_error(SP_ENOMEM, "out of memory"), out);
+    /* borrowed: a .ckpt is parsed (contents copied into tensors) before we return;
+     * safetensors views get their own copy in open_buffer */
+    ck_map *m = ck_map_heap((void *)(nbytes ? data : ""), nbytes);
+    if (!m) return finish(c, sp_error(SP_ENOMEM, "out of memory"), out);
+    m->heap = 2;
     sp_status st = open_buffer(c, m, format, flags, key, keylen, mode);
     ck_map_release(m);
     return finish(c, st, out);

@@ -19,7 +19,7 @@
 typedef struct ck_map {
     void *addr;
     size_t len;
-    int heap;          /* 1: addr is malloc'd, 0: mmap'd */
+    int heap;          /* 1: addr is malloc'd, 0: mmap'd, 2: borrowed caller memory */
     atomic_int refs;
 } ck_map;
 ck_map *ck_map_file(int fd, size_t len);
