@@ -121,3 +121,6 @@ fuzz:
 
 clean:
 	rm -rf build $(CDEF)
+
+# checkpoint io: generated protobuf-c sources are never deleted as intermediates
+.SECONDARY: $(PROTO_C) $(PROTO_H)

@@ -290,6 +290,68 @@ sp_status sp_adam_update(sp_tensor *param, sp_tensor *m, sp_tensor *v, const sp_
 /* ==== checkpoint io (engine/io): .ckpt, safetensors, crc, encryption ==== */
 /* (section owned by the checkpoint work) */
 
+/* A checkpoint opened for reading: an ordered list of named entries. .ckpt files
+ * are parsed once (protobuf-c over a private mapping; each tensor's content is
+ * copied once into its own storage); safetensors are mapped and each tensor is a
+ * zero-copy view on a refcounted mapping, made on demand. */
+typedef struct sp_ckpt sp_ckpt;
+typedef struct sp_ckpt_writer sp_ckpt_writer;
+enum { SP_CKPT_AUTO = 0, SP_CKPT_PROTO = 1, SP_CKPT_SAFETENSORS = 2 };
+enum { SP_CKPT_CRC = 1 }; /* open: verify the CRC (error if absent); writer: write one */
+
+/* Open path. format: SP_CKPT_AUTO detects it from the content. key/key_len and
+ * dec_mode ("AES-GCM", "AES-CBC", "SM4-CBC"; NULL = AES-GCM) decrypt an encrypted
+ * .ckpt (key NULL for plain files). A CRC trailer is always stripped. */
+sp_status sp_ckpt_open(sp_ckpt **out, const char *path, int format, int flags,
+                       const void *key, size_t key_len, const char *dec_mode);
+/* The same over caller memory (not kept after the call: safetensors are copied);
+ * name is used in messages. */
+sp_status sp_ckpt_open_memory(sp_ckpt **out, const void *data, size_t nbytes, const char *name,
+                              int format, int flags, const void *key, size_t key_len,
+                              const char *dec_mode);
+void sp_ckpt_close(sp_ckpt *c); /* NULL is a no-op; tensors handed out stay valid */
+int64_t sp_ckpt_count(const sp_ckpt *c);
+int sp_ckpt_format(const sp_ckpt *c);            /* SP_CKPT_PROTO or SP_CKPT_SAFETENSORS */
+const char *sp_ckpt_name(const sp_ckpt *c, int64_t i);   /* borrowed */
+/* Stored type string ("Float32", "F32", "str", "maptensor", or unknown text). */
+const char *sp_ckpt_type(const sp_ckpt *c, int64_t i);
+/* spore dtype, or -1 for str / maptensor / an unknown type (no tensor then). */
+int sp_ckpt_dtype(const sp_ckpt *c, int64_t i);
+int sp_ckpt_shape(const sp_ckpt *c, int64_t i, int64_t *shape); /* returns ndim */
+size_t sp_ckpt_nbytes(const sp_ckpt *c, int64_t i);
+/* Raw little-endian content (borrowed; valid until sp_ckpt_close). */
+const void *sp_ckpt_bytes(const sp_ckpt *c, int64_t i);
+/* An owned tensor for entry i (shares the checkpoint's storage). */
+sp_status sp_ckpt_tensor(const sp_ckpt *c, int64_t i, sp_tensor **out);
+/* 1 when the file had a crc_num trailer (*crc: its value); 2 if also verified. */
+int sp_ckpt_crc(const sp_ckpt *c, uint32_t *crc);
+/* Encryption mode of the file ("" when plain), safetensors metadata JSON ("" if none). */
+const char *sp_ckpt_encryption(const sp_ckpt *c);
+const char *sp_ckpt_metadata(const sp_ckpt *c);
+
+/* Streaming, atomic writer: writes path.tmp, then fsync + rename on commit.
+ * format SP_CKPT_PROTO (.ckpt: one message per value, sliced at 512 MiB, scalars as
+ * dims [0]) or SP_CKPT_SAFETENSORS (keys sorted, metadata {"format":"ms"}).
+ * flags SP_CKPT_CRC adds the CRC (ckpt trailer / safetensors crc_num).
+ * key/enc_mode encrypt a .ckpt (AES-GCM, AES-CBC, SM4-CBC). */
+sp_status sp_ckpt_writer_open(sp_ckpt_writer **out, const char *path, int format, int flags,
+                              const void *key, size_t key_len, const char *enc_mode);
+sp_status sp_ckpt_writer_add(sp_ckpt_writer *w, const char *name, const sp_tensor *t);
+/* A raw entry: type is a MindSpore type string ("str": UTF-32LE content, dims [0]). */
+sp_status sp_ckpt_writer_add_raw(sp_ckpt_writer *w, const char *name, const char *type, int ndim,
+                                 const int64_t *shape, const void *data, size_t nbytes);
+/* Slice size for .ckpt contents (default 512 MiB; for tests). */
+void sp_ckpt_writer_set_slice(sp_ckpt_writer *w, size_t bytes);
+/* Finish, fsync, rename over path; frees w (also on failure, removing the temp file). */
+sp_status sp_ckpt_writer_commit(sp_ckpt_writer *w);
+/* Drop everything written; the previous file at path is untouched. Frees w. */
+void sp_ckpt_writer_abort(sp_ckpt_writer *w);
+/* The .ckpt reader keeps freed content blocks (up to 256 MiB, $SPORE_CKPT_CACHE_MB) to
+ * reuse on the next load; this returns them to the system and gives the bytes freed. */
+size_t sp_ckpt_release_cache(void);
+/* zlib CRC-32 of a buffer continuing from crc (0 to start). */
+uint32_t sp_crc32(uint32_t crc, const void *data, size_t nbytes);
+
 
 
 /* ==== datasets (engine/io): idx, cifar, transforms ===================== */

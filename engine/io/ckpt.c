@@ -1,0 +1,292 @@
+/* ckpt.c — opening checkpoints: format detection, CRC trailer, decryption, and the
+ * sp_ckpt accessors shared by the .ckpt and safetensors readers. */
+#include "io/ckpt_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+/* ---- type names --------------------------------------------------------- */
+
+static const struct { const char *ms, *st; int d; } TYPES[] = {
+    {"Float32", "F32", SP_FLOAT32}, {"Float16", "F16", SP_FLOAT16}, {"BFloat16", "BF16", SP_BFLOAT16},
+    {"Float64", "F64", SP_FLOAT64}, {"Int8", "I8", SP_INT8}, {"Int16", "I16", SP_INT16},
+    {"Int32", "I32", SP_INT32}, {"Int64", "I64", SP_INT64}, {"UInt8", "U8", SP_UINT8},
+    {"UInt16", "U16", SP_UINT16}, {"UInt32", "U32", SP_UINT32}, {"UInt64", "U64", SP_UINT64},
+    {"Bool", "BOOL", SP_BOOL},
+};
+#define NTYPES (sizeof TYPES / sizeof TYPES[0])
+
+int ck_ms_dtype(const char *type) {
+    if (!type) return -1;
+    for (size_t i = 0; i < NTYPES; i++) {
+        if (strcmp(type, TYPES[i].ms) == 0) return TYPES[i].d;
+        /* older files: "Uint8", "Uint16", ... */
+        if (TYPES[i].ms[0] == 'U' && type[0] == 'U' && type[1] == 'i' && strcmp(type + 2, TYPES[i].ms + 2) == 0)
+            return TYPES[i].d;
+    }
+    return -1;
+}
+const char *ck_ms_name(int d) {
+    for (size_t i = 0; i < NTYPES; i++) if (TYPES[i].d == d) return TYPES[i].ms;
+    return NULL;
+}
+int ck_st_dtype(const char *type) {
+    if (!type) return -1;
+    for (size_t i = 0; i < NTYPES; i++) if (strcmp(type, TYPES[i].st) == 0) return TYPES[i].d;
+    return -1;
+}
+const char *ck_st_name(int d) {
+    for (size_t i = 0; i < NTYPES; i++) if (TYPES[i].d == d) return TYPES[i].st;
+    return NULL;
+}
+
+uint32_t sp_crc32(uint32_t crc, const void *data, size_t n) {
+    const uint8_t *p = data;
+    while (n > 0) {
+        uInt k = n > (1u << 30) ? (1u << 30) : (uInt)n;
+        crc = (uint32_t)crc32(crc, p, k);
+        p += k; n -= k;
+    }
+    return crc;
+}
+
+uint32_t ck_crc32_zeros(uint32_t crc, uint64_t n) {
+    /* crc32 of n zeros via squaring: z = crc(0, n zeros) built from powers of two. */
+    static const uint8_t zero = 0;
+    uint32_t zcrc = 0; uint64_t zlen = 0;          /* crc of zlen zeros */
+    uint32_t p = (uint32_t)crc32(0, &zero, 1); uint64_t plen = 1; /* crc of plen zeros */
+    while (n) {
+        if (n & 1) { zcrc = zlen ? (uint32_t)crc32_combine(zcrc, p, (z_off_t)plen) : p; zlen += plen; }
+        n >>= 1;
+        if (n) { p = (uint32_t)crc32_combine(p, p, (z_off_t)plen); plen *= 2; }
+    }
+    return zlen ? (uint32_t)crc32_combine(crc, zcrc, (z_off_t)zlen) : crc;
+}
+
+/* ---- mappings ----------------------------------------------------------- */
+
+ck_map *ck_map_file(int fd, size_t len) {
+    ck_map *m = calloc(1, sizeof *m);
+    if (!m) return NULL;
+    /* private + writable: pages stay shared with the page cache until written
+     * (copy-on-write), so tensors over the mapping can be modified safely. */
+    m->addr = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    if (m->addr == MAP_FAILED) { free(m); return NULL; }
+    m->len = len;
+    atomic_init(&m->refs, 1);
+    return m;
+}
+ck_map *ck_map_heap(void *data, size_t len) {
+    ck_map *m = calloc(1, sizeof *m);
+    if (!m) return NULL;
+    m->addr = data; m->len = len; m->heap = 1;
+    atomic_init(&m->refs, 1);
+    return m;
+}
+void ck_map_retain(ck_map *m) { atomic_fetch_add(&m->refs, 1); }
+void ck_map_release(void *ctx) {
+    ck_map *m = ctx;
+    if (!m || atomic_fetch_sub(&m->refs, 1) != 1) return;
+    if (m->heap == 1) free(m->addr);
+    else if (m->heap == 2) {}
+    else munmap(m->addr, m->len);
+    free(m);
+}
+
+/* ---- the checkpoint object ---------------------------------------------- */
+
+ck_entry *ck_push(sp_ckpt *c) {
+    if (c->n == c->cap) {
+        int64_t cap = c->cap ? c->cap * 2 : 64;
+        ck_entry *e = realloc(c->e, (size_t)cap * sizeof *e);
+        if (!e) return NULL;
+        c->e = e; c->cap = cap;
+    }
+    ck_entry *e = &c->e[c->n++];
+    memset(e, 0, sizeof *e);
+    e->dtype = -1;
+    return e;
+}
+
+void sp_ckpt_close(sp_ckpt *c) {
+    if (!c) return;
+    for (int64_t i = 0; i < c->n; i++) {
+        free(c->e[i].name); free(c->e[i].type); ck_block_free(c->e[i].raw);
+        sp_tensor_free(c->e[i].t);
+    }
+    free(c->e); free(c->path); free(c->meta);
+    ck_map_release(c->map);
+    free(c);
+}
+
+static int ok_index(const sp_ckpt *c, int64_t i) { return c && i >= 0 && i < c->n; }
+int64_t sp_ckpt_count(const sp_ckpt *c) { return c ? c->n : 0; }
+int sp_ckpt_format(const sp_ckpt *c) { return c ? c->format : 0; }
+const char *sp_ckpt_name(const sp_ckpt *c, int64_t i) { return ok_index(c, i) ? c->e[i].name : NULL; }
+const char *sp_ckpt_type(const sp_ckpt *c, int64_t i) { return ok_index(c, i) ? c->e[i].type : NULL; }
+int sp_ckpt_dtype(const sp_ckpt *c, int64_t i) { return ok_index(c, i) ? c->e[i].dtype : -1; }
+int sp_ckpt_shape(const sp_ckpt *c, int64_t i, int64_t *shape) {
+    if (!ok_index(c, i)) return -1;
+    for (int d = 0; d < c->e[i].ndim; d++) shape[d] = c->e[i].shape[d];
+    return c->e[i].ndim;
+}
+size_t sp_ckpt_nbytes(const sp_ckpt *c, int64_t i) { return ok_index(c, i) ? c->e[i].nbytes : 0; }
+const void *sp_ckpt_bytes(const sp_ckpt *c, int64_t i) { return ok_index(c, i) ? c->e[i].data : NULL; }
+int sp_ckpt_crc(const sp_ckpt *c, uint32_t *crc) {
+    if (!c) return 0;
+    if (crc) *crc = c->crc;
+    return c->crc_state;
+}
+const char *sp_ckpt_encryption(const sp_ckpt *c) { return c ? c->enc : ""; }
+const char *sp_ckpt_metadata(const sp_ckpt *c) { return c && c->meta ? c->meta : ""; }
+
+sp_status sp_ckpt_tensor(const sp_ckpt *c, int64_t i, sp_tensor **out) {
+    if (!out) return sp_error(SP_EINVAL, "sp_ckpt_tensor: out is NULL");
+    *out = NULL;
+    if (!ok_index(c, i)) return sp_error(SP_EINVAL, "sp_ckpt_tensor: index %lld out of range", (long long)i);
+    const ck_entry *e = &c->e[i];
+    if (e->dtype < 0)
+        return sp_error(SP_EFORMAT, "file '%s': tensor '%s': type '%s' has no tensor representation",
+                        c->path, e->name, e->type);
+    if (e->t) return sp_tensor_alias(out, e->t);
+    if (e->aligned && c->map) {
+        ck_map_retain(c->map);
+        sp_status st = sp_tensor_adopt(out, e->dtype, e->ndim, e->shape, e->data, e->nbytes, ck_map_release, c->map);
+        if (st) ck_map_release(c->map);
+        return st;
+    }
+    return sp_tensor_from_data(out, e->dtype, e->ndim, e->shape, e->data, e->nbytes);
+}
+
+/* ---- opening ------------------------------------------------------------ */
+
+static sp_status open_buffer(sp_ckpt *c, ck_map *m, int format, int flags, const void *key, size_t keylen,
+                             const char *mode) {
+    const uint8_t *buf = m->addr;
+    size_t n = m->len;
+    if (n == 0)
+        return sp_error(SP_EFORMAT, "file '%s': empty file (0 bytes), not a checkpoint", c->path);
+    uint32_t magic = 0;
+    if (ck_is_encrypted(buf, n, &magic)) {
+        if (format == SP_CKPT_SAFETENSORS)
+            return sp_error(SP_EFORMAT, "file '%s': encrypted .ckpt, not safetensors", c->path);
+        const char *name = magic == CK_MAGIC_GCM ? "AES-GCM" : magic == CK_MAGIC_CBC ? "AES-CBC" : "SM4-CBC";
+        if (!key)
+            return sp_error(SP_ECRYPTO, "file '%s': the checkpoint is encrypted (%s): pass dec_key", c->path, name);
+        uint8_t *plain = NULL; size_t pn = 0;
+        sp_status st = ck_decrypt(c->path, buf, n, key, keylen, mode, &plain, &pn);
+        if (st) return st;
+        snprintf(c->enc, sizeof c->enc, "%s", name);
+        ck_map *pm = ck_map_heap(plain, pn);
+        if (!pm) { free(plain); return sp_error(SP_ENOMEM, "file '%s': out of memory", c->path); }
+        st = open_buffer(c, pm, SP_CKPT_PROTO, flags, NULL, 0, NULL);
+        ck_map_release(pm);
+        return st;
+    }
+    if (key && !c->enc[0])
+        return sp_error(SP_ECRYPTO, "file '%s': dec_key given but the file is not encrypted", c->path);
+    if (format != SP_CKPT_PROTO && ck_is_safetensors(buf, n)) {
+        c->format = SP_CKPT_SAFETENSORS;
+        if (m->heap == 2) {   /* views must outlive the caller's buffer: copy it */
+            void *copy = malloc(n);
+            if (!copy) return sp_error(SP_ENOMEM, "file '%s': out of memory", c->path);
+            memcpy(copy, buf, n);
+            c->map = ck_map_heap(copy, n);
+            if (!c->map) { free(copy); return sp_error(SP_ENOMEM, "file '%s': out of memory", c->path); }
+        } else {
+            ck_map_retain(m);
+            c->map = m;
+        }
+        return ck_parse_safetensors(c, flags);
+    }
+    if (format == SP_CKPT_SAFETENSORS)
+        return sp_error(SP_EFORMAT, "file '%s': not a safetensors file (bad header)", c->path);
+    c->format = SP_CKPT_PROTO;
+    /* CRC trailer: "crc_num" + 10-byte big-endian CRC-32 of everything before it. */
+    if (n >= 17 && memcmp(buf + n - 17, "crc_num", 7) == 0) {
+        const uint8_t *t = buf + n - 10;
+        uint64_t v = 0;
+        for (int k = 0; k < 10; k++) {
+            if (k < 2 && t[k]) v = UINT64_MAX;
+            if (v != UINT64_MAX) v = (v << 8) | t[k];
+        }
+        if (v > 0xffffffffu)
+            return sp_error(SP_EFORMAT, "file '%s': malformed crc_num trailer (value exceeds 32 bits)", c->path);
+        n -= 17;
+        c->crc = (uint32_t)v;
+        c->crc_state = 1;
+        if (flags & SP_CKPT_CRC) {
+            uint32_t got = sp_crc32(0, buf, n);
+            if (got != c->crc)
+                return sp_error(SP_ECRC, "file '%s': CRC mismatch: the trailer says %u, the content gives %u "
+                                "(file corrupted or modified)", c->path, c->crc, got);
+            c->crc_state = 2;
+        }
+    } else if (flags & SP_CKPT_CRC) {
+        return sp_error(SP_ECRC, "file '%s': crc_check requested but the file has no crc_num trailer", c->path);
+    }
+    if (n == 0)
+        return sp_error(SP_EFORMAT, "file '%s': no tensors before the CRC trailer", c->path);
+    return ck_parse_proto(c, buf, n, m->heap == 0);
+}
+
+static sp_status finish(sp_ckpt *c, sp_status st, sp_ckpt **out) {
+    if (st) { sp_ckpt_close(c); return st; }
+    *out = c;
+    return SP_OK;
+}
+
+sp_status sp_ckpt_open_memory(sp_ckpt **out, const void *data, size_t nbytes, const char *name, int format,
+                              int flags, const void *key, size_t keylen, const char *mode) {
+    if (!out) return sp_error(SP_EINVAL, "sp_ckpt_open_memory: out is NULL");
+    *out = NULL;
+    sp_ckpt *c = calloc(1, sizeof *c);
+    if (!c) return sp_error(SP_ENOMEM, "out of memory");
+    c->path = strdup(name ? name : "<memory>");
+    if (!c->path) return finish(c, sp_error(SP_ENOMEM, "out of memory"), out);
+    /* borrowed: a .ckpt is parsed (contents copied into tensors) before we return;
+     * safetensors views get their own copy in open_buffer */
+    ck_map *m = ck_map_heap((void *)(nbytes ? data : ""), nbytes);
+    if (!m) return finish(c, sp_error(SP_ENOMEM, "out of memory"), out);
+    m->heap = 2;
+    sp_status st = open_buffer(c, m, format, flags, key, keylen, mode);
+    ck_map_release(m);
+    return finish(c, st, out);
+}
+
+sp_status sp_ckpt_open(sp_ckpt **out, const char *path, int format, int flags, const void *key, size_t keylen,
+                       const char *mode) {
+    if (!out) return sp_error(SP_EINVAL, "sp_ckpt_open: out is NULL");
+    *out = NULL;
+    if (!path) return sp_error(SP_EINVAL, "sp_ckpt_open: path is NULL");
+    sp_ckpt *c = calloc(1, sizeof *c);
+    if (!c) return sp_error(SP_ENOMEM, "out of memory");
+    c->path = strdup(path);
+    if (!c->path) return finish(c, sp_error(SP_ENOMEM, "out of memory"), out);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return finish(c, sp_error(SP_EIO, "file '%s': cannot open: %s", path, strerror(errno)), out);
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return finish(c, sp_error(SP_EIO, "file '%s': not a regular file", path), out);
+    }
+    if (sb.st_size == 0) {
+        close(fd);
+        return finish(c, sp_error(SP_EFORMAT, "file '%s': empty file (0 bytes), not a checkpoint", path), out);
+    }
+    ck_map *m = ck_map_file(fd, (size_t)sb.st_size);
+    int err = errno;
+    close(fd);
+    if (!m) return finish(c, sp_error(SP_EIO, "file '%s': cannot map: %s", path, strerror(err)), out);
+    madvise(m->addr, m->len, MADV_SEQUENTIAL);
+    sp_status st = open_buffer(c, m, format, flags, key, keylen, mode);
+    ck_map_release(m);
+    return finish(c, st, out);
+}

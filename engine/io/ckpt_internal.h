@@ -1,0 +1,83 @@
+/* ckpt_internal.h — engine-private structures shared by the checkpoint readers and
+ * writers in engine/io (never part of the FFI). */
+#ifndef SP_CKPT_INTERNAL_H
+#define SP_CKPT_INTERNAL_H
+
+#include "core/internal.h"
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CK_SLICE_DEFAULT ((size_t)512 * 1024 * 1024)  /* MindSpore's slice size */
+#define CK_ENC_CHUNK ((size_t)64 * 1024 * 1024)       /* plaintext per encrypted block */
+#define CK_MAGIC_GCM 0x7F3A5ED8u
+#define CK_MAGIC_CBC 0x7F3A5ED9u
+#define CK_MAGIC_SM4 0x7F3A5EDAu
+
+/* A refcounted read-only-backed private mapping of a whole file (or a heap copy). */
+typedef struct ck_map {
+    void *addr;
+    size_t len;
+    int heap;          /* 1: addr is malloc'd, 0: mmap'd, 2: borrowed caller memory */
+    atomic_int refs;
+} ck_map;
+ck_map *ck_map_file(int fd, size_t len);
+ck_map *ck_map_heap(void *data, size_t len); /* takes ownership of data */
+void ck_map_retain(ck_map *m);
+void ck_map_release(void *m); /* sp_release_fn */
+
+typedef struct ck_entry {
+    char *name;
+    char *type;            /* stored type string */
+    int dtype;             /* -1: no tensor (str, maptensor, unknown) */
+    int ndim;
+    int64_t shape[SP_MAX_DIMS];
+    size_t nbytes;
+    void *data;            /* content (in t's storage, in raw, or in the mapping) */
+    void *raw;             /* content not owned by a tensor (str / unknown): ck_block_free */
+    sp_tensor *t;          /* .ckpt entries with a dtype */
+    int aligned;           /* safetensors: data suitably aligned for a zero-copy view */
+} ck_entry;
+
+struct sp_ckpt {
+    char *path;
+    int format;
+    ck_entry *e;
+    int64_t n, cap;
+    int crc_state;         /* 0 none, 1 present, 2 present and verified */
+    uint32_t crc;
+    char enc[16];
+    char *meta;            /* safetensors __metadata__ JSON */
+    ck_map *map;           /* safetensors mapping */
+};
+
+ck_entry *ck_push(sp_ckpt *c);
+/* Free a content block from the .ckpt reader's allocator (sp_release_fn). */
+void ck_block_free(void *p);
+
+/* .ckpt protobuf stream (after decryption and trailer removal). */
+sp_status ck_parse_proto(sp_ckpt *c, const uint8_t *buf, size_t n, int mapped);
+/* safetensors over c->map. */
+sp_status ck_parse_safetensors(sp_ckpt *c, int flags);
+int ck_is_safetensors(const uint8_t *buf, size_t n);
+
+/* Encryption (crypt.c). mode: "AES-GCM" | "AES-CBC" | "SM4-CBC". */
+int ck_enc_mode(const char *mode);  /* magic for mode, 0 if unknown */
+int ck_is_encrypted(const uint8_t *buf, size_t n, uint32_t *magic);
+sp_status ck_decrypt(const char *file, const uint8_t *in, size_t n, const void *key, size_t keylen,
+                     const char *mode, uint8_t **out, size_t *outn);
+/* Encrypt one chunk into a complete block appended to *out (malloc'd, grown). */
+sp_status ck_encrypt_block(const char *file, uint32_t magic, const void *key, size_t keylen,
+                           const uint8_t *in, size_t n, uint8_t **out, size_t *outn);
+
+/* Strict type-name tables. */
+int ck_ms_dtype(const char *type);             /* MindSpore name -> dtype or -1 */
+const char *ck_ms_name(int dtype);
+int ck_st_dtype(const char *type);             /* safetensors name -> dtype or -1 */
+const char *ck_st_name(int dtype);
+
+/* CRC of n zero bytes continued from crc (MindSpore's safetensors 0-d int quirk). */
+uint32_t ck_crc32_zeros(uint32_t crc, uint64_t n);
+
+#endif

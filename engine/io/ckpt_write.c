@@ -1,0 +1,371 @@
+/* ckpt_write.c — streaming, atomic checkpoint writers. .ckpt: one serialized
+ * Checkpoint message per value, packed by protobuf-c straight into our output
+ * buffer (tensor bytes are not copied into an intermediate message), sliced at
+ * 512 MiB, scalars written as dims [0]; optional CRC trailer and encryption.
+ * safetensors: tensors held until commit, header keys sorted, data in insertion order.
+ * Both write path.tmp, fsync, rename, then fsync the directory. */
+#include "io/ckpt_internal.h"
+#include "checkpoint.pb-c.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define WBUF ((size_t)1 << 20)
+
+typedef struct st_item {
+    char *name;
+    sp_tensor *t;      /* contiguous alias (NULL for raw) */
+    int dtype, ndim;
+    int64_t shape[SP_MAX_DIMS];
+} st_item;
+
+struct sp_ckpt_writer {
+    char *path, *tmp;
+    int fd, format, flags;
+    uint8_t *key; size_t keylen; uint32_t magic;
+    size_t slice;
+    uint32_t crc;
+    uint8_t *buf; size_t blen;        /* write buffer */
+    uint8_t *ebuf; size_t elen;       /* plaintext chunk awaiting encryption */
+    sp_status err;                    /* first failure (sticky) */
+    char errmsg[1024];
+    st_item *items; size_t nitems, cap;
+};
+
+static sp_status fail(sp_ckpt_writer *w, sp_status st) {
+    if (!w->err) { w->err = st; snprintf(w->errmsg, sizeof w->errmsg, "%s", sp_last_error()); }
+    return st;
+}
+
+static sp_status write_all(sp_ckpt_writer *w, const void *p, size_t n) {
+    const char *c = p;
+    while (n) {
+        ssize_t k = write(w->fd, c, n > ((size_t)1 << 30) ? ((size_t)1 << 30) : n);
+        if (k < 0) {
+            if (errno == EINTR) continue;
+            return fail(w, sp_error(SP_EIO, "file '%s': write failed: %s", w->path, strerror(errno)));
+        }
+        c += k; n -= (size_t)k;
+    }
+    return SP_OK;
+}
+
+static sp_status flush_buf(sp_ckpt_writer *w) {
+    sp_status st = w->blen ? write_all(w, w->buf, w->blen) : SP_OK;
+    w->blen = 0;
+    return st;
+}
+
+static sp_status out_raw(sp_ckpt_writer *w, const void *p, size_t n) {
+    if (w->err) return w->err;
+    if (n >= WBUF) {
+        sp_status st = flush_buf(w);
+        return st ? st : write_all(w, p, n);
+    }
+    if (w->blen + n > WBUF) { sp_status st = flush_buf(w); if (st) return st; }
+    memcpy(w->buf + w->blen, p, n);
+    w->blen += n;
+    return SP_OK;
+}
+
+static sp_status encrypt_chunk(sp_ckpt_writer *w) {
+    uint8_t *o = NULL; size_t on = 0;
+    sp_status st = ck_encrypt_block(w->path, w->magic, w->key, w->keylen, w->ebuf, w->elen, &o, &on);
+    if (!st) st = out_raw(w, o, on);
+    free(o);
+    w->elen = 0;
+    return st ? fail(w, st) : SP_OK;
+}
+
+/* Plaintext file bytes: CRC, then encryption or the write buffer. */
+static sp_status emit(sp_ckpt_writer *w, const void *p, size_t n) {
+    if (w->err) return w->err;
+    if (w->flags & SP_CKPT_CRC) w->crc = sp_crc32(w->crc, p, n);
+    if (!w->key) return out_raw(w, p, n);
+    const uint8_t *c = p;
+    while (n) {
+        size_t k = CK_ENC_CHUNK - w->elen;
+        if (k > n) k = n;
+        memcpy(w->ebuf + w->elen, c, k);
+        w->elen += k; c += k; n -= k;
+        if (w->elen == CK_ENC_CHUNK) { sp_status st = encrypt_chunk(w); if (st) return st; }
+    }
+    return SP_OK;
+}
+
+typedef struct { ProtobufCBuffer base; sp_ckpt_writer *w; } pbuf;
+static void pbuf_append(ProtobufCBuffer *b, size_t len, const uint8_t *data) {
+    emit(((pbuf *)b)->w, data, len);
+}
+
+static void free_writer(sp_ckpt_writer *w) {
+    if (w->fd >= 0) close(w->fd);
+    for (size_t i = 0; i < w->nitems; i++) { free(w->items[i].name); sp_tensor_free(w->items[i].t); }
+    free(w->items);
+    if (w->key) { memset(w->key, 0, w->keylen); free(w->key); }
+    free(w->buf); free(w->ebuf); free(w->path); free(w->tmp);
+    free(w);
+}
+
+sp_status sp_ckpt_writer_open(sp_ckpt_writer **out, const char *path, int format, int flags, const void *key,
+                              size_t keylen, const char *enc_mode) {
+    if (!out) return sp_error(SP_EINVAL, "sp_ckpt_writer_open: out is NULL");
+    *out = NULL;
+    if (!path || !*path) return sp_error(SP_EINVAL, "save_checkpoint: empty path");
+    if (format != SP_CKPT_PROTO && format != SP_CKPT_SAFETENSORS)
+        return sp_error(SP_EINVAL, "file '%s': unknown checkpoint format %d", path, format);
+    if (key && format == SP_CKPT_SAFETENSORS)
+        return sp_error(SP_EINVAL, "file '%s': encryption is only supported for .ckpt", path);
+    uint32_t magic = 0;
+    if (key) {
+        magic = (uint32_t)ck_enc_mode(enc_mode);
+        if (!magic)
+            return sp_error(SP_EINVAL, "file '%s': unknown enc_mode '%s' (expected AES-GCM, AES-CBC, SM4-CBC)", path,
+                            enc_mode);
+        if ((magic == CK_MAGIC_SM4 && keylen != 16) || (keylen != 16 && keylen != 24 && keylen != 32))
+            return sp_error(SP_EINVAL, "file '%s': enc_key must be %s bytes, got %zu", path,
+                            magic == CK_MAGIC_SM4 ? "16" : "16, 24 or 32", keylen);
+    }
+    sp_ckpt_writer *w = calloc(1, sizeof *w);
+    if (!w) return sp_error(SP_ENOMEM, "out of memory");
+    w->fd = -1;
+    w->format = format; w->flags = flags; w->magic = magic;
+    w->slice = CK_SLICE_DEFAULT;
+    w->path = strdup(path);
+    w->tmp = malloc(strlen(path) + 5);
+    w->buf = malloc(WBUF);
+    if (key) { w->key = malloc(keylen); w->keylen = keylen; w->ebuf = malloc(CK_ENC_CHUNK); }
+    if (!w->path || !w->tmp || !w->buf || (key && (!w->key || !w->ebuf))) {
+        free_writer(w);
+        return sp_error(SP_ENOMEM, "out of memory");
+    }
+    if (key) memcpy(w->key, key, keylen);
+    sprintf(w->tmp, "%s.tmp", path);
+    w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (w->fd < 0) {
+        sp_status st = sp_error(SP_EIO, "file '%s': cannot create '%s': %s", path, w->tmp, strerror(errno));
+        free_writer(w);
+        return st;
+    }
+    *out = w;
+    return SP_OK;
+}
+
+void sp_ckpt_writer_set_slice(sp_ckpt_writer *w, size_t bytes) {
+    if (w && bytes > 0) w->slice = bytes;
+}
+
+static sp_status write_value(sp_ckpt_writer *w, const char *name, const char *type, int ndim, const int64_t *shape,
+                             const void *data, size_t nbytes, int sliceable) {
+    int64_t dims[SP_MAX_DIMS];
+    int64_t zero = 0;
+    TensorProto tp = TENSOR_PROTO__INIT;
+    Checkpoint__Value v = CHECKPOINT__VALUE__INIT;
+    Checkpoint ck = CHECKPOINT__INIT;
+    Checkpoint__Value *vp = &v;
+    for (int d = 0; d < ndim; d++) dims[d] = shape[d];
+    tp.n_dims = ndim ? (size_t)ndim : 1;
+    tp.dims = ndim ? dims : &zero; /* scalars as dims [0]: every MindSpore version reads that */
+    tp.tensor_type = (char *)type;
+    v.tag = (char *)name;
+    v.value_case = CHECKPOINT__VALUE__VALUE_TENSOR;
+    v.tensor = &tp;
+    ck.n_value = 1;
+    ck.value = &vp;
+    pbuf b = {{NULL}, w};
+    b.base.append = pbuf_append;
+    size_t off = 0;
+    do {
+        size_t k = sliceable && nbytes - off > w->slice ? w->slice : nbytes - off;
+        tp.tensor_content.data = (uint8_t *)data + off;
+        tp.tensor_content.len = k;
+        checkpoint__pack_to_buffer(&ck, &b.base);
+        if (w->err) return w->err;
+        off += k;
+    } while (off < nbytes);
+    return SP_OK;
+}
+
+static sp_status add_item(sp_ckpt_writer *w, const char *name, sp_tensor *t, int dtype, int ndim,
+                          const int64_t *shape) {
+    if (w->nitems == w->cap) {
+        size_t cap = w->cap ? w->cap * 2 : 64;
+        st_item *it = realloc(w->items, cap * sizeof *it);
+        if (!it) return sp_error(SP_ENOMEM, "out of memory");
+        w->items = it; w->cap = cap;
+    }
+    st_item *it = &w->items[w->nitems];
+    memset(it, 0, sizeof *it);
+    it->name = strdup(name);
+    if (!it->name) return sp_error(SP_ENOMEM, "out of memory");
+    it->t = t; it->dtype = dtype; it->ndim = ndim;
+    for (int d = 0; d < ndim; d++) it->shape[d] = shape[d];
+    w->nitems++;
+    return SP_OK;
+}
+
+sp_status sp_ckpt_writer_add(sp_ckpt_writer *w, const char *name, const sp_tensor *t) {
+    if (!w || !name || !t) return sp_error(SP_EINVAL, "sp_ckpt_writer_add: NULL argument");
+    if (w->err) return w->err;
+    int dt = sp_tensor_dtype(t);
+    int64_t shape[SP_MAX_DIMS];
+    int nd = sp_tensor_shape(t, shape);
+    sp_tensor *c = NULL;
+    sp_status st = sp_tensor_contiguous(&c, t);
+    if (st) return sp_error(st, "file '%s': tensor '%s': %s", w->path, name, sp_last_error());
+    if (w->format == SP_CKPT_SAFETENSORS) {
+        st = add_item(w, name, c, dt, nd, shape);
+        if (st) sp_tensor_free(c);
+        return st;
+    }
+    st = write_value(w, name, ck_ms_name(dt), nd, shape, sp_tensor_data(c), sp_tensor_nbytes(c), 1);
+    sp_tensor_free(c);
+    return st;
+}
+
+sp_status sp_ckpt_writer_add_raw(sp_ckpt_writer *w, const char *name, const char *type, int ndim,
+                                 const int64_t *shape, const void *data, size_t nbytes) {
+    if (!w || !name || !type || (nbytes && !data) || ndim < 0 || ndim > SP_MAX_DIMS)
+        return sp_error(SP_EINVAL, "sp_ckpt_writer_add_raw: bad argument");
+    if (w->err) return w->err;
+    int dt = ck_ms_dtype(type);
+    if (w->format == SP_CKPT_SAFETENSORS) {
+        if (dt < 0)
+            return sp_error(SP_EINVAL, "file '%s': tensor '%s': type '%s' cannot be stored in safetensors",
+                            w->path, name, type);
+        sp_tensor *t = NULL;
+        sp_status st = sp_tensor_from_data(&t, dt, ndim, shape, data, nbytes);
+        if (st) return sp_error(st, "file '%s': tensor '%s': %s", w->path, name, sp_last_error());
+        st = add_item(w, name, t, dt, ndim, shape);
+        if (st) sp_tensor_free(t);
+        return st;
+    }
+    if (dt >= 0) {
+        int64_t numel;
+        sp_status st = sp_shape_numel(ndim, shape, &numel);
+        if (st || (size_t)numel * sp_dtype_size(dt) != nbytes)
+            return sp_error(SP_EINVAL, "file '%s': tensor '%s': %zu bytes do not match the shape", w->path, name, nbytes);
+    }
+    return write_value(w, name, type, ndim, shape, data, nbytes, dt >= 0); /* str: never sliced */
+}
+
+static int cmp_items(const void *a, const void *b) {
+    return strcmp((*(st_item *const *)a)->name, (*(st_item *const *)b)->name);
+}
+
+static sp_status write_safetensors(sp_ckpt_writer *w) {
+    size_t n = w->nitems;
+    st_item **sorted = malloc((n ? n : 1) * sizeof *sorted);
+    uint64_t *off = malloc((n ? n : 1) * sizeof *off);
+    cJSON *root = cJSON_CreateObject(), *meta = cJSON_CreateObject();
+    sp_status st = SP_OK;
+    char *hdr = NULL;
+    if (!sorted || !off || !root || !meta) { st = sp_error(SP_ENOMEM, "out of memory"); goto done; }
+    uint64_t pos = 0;
+    for (size_t i = 0; i < n; i++) { off[i] = pos; pos += sp_tensor_nbytes(w->items[i].t); sorted[i] = &w->items[i]; }
+    qsort(sorted, n, sizeof *sorted, cmp_items);
+    for (size_t i = 1; i < n; i++)
+        if (strcmp(sorted[i]->name, sorted[i - 1]->name) == 0) {
+            st = sp_error(SP_EINVAL, "file '%s': tensor '%s' added twice", w->path, sorted[i]->name);
+            goto done;
+        }
+    cJSON_AddStringToObject(meta, "format", "ms");
+    if (w->flags & SP_CKPT_CRC) {
+        uint32_t crc = 0;
+        for (size_t i = 0; i < n; i++) {
+            st_item *it = sorted[i];
+            crc = sp_crc32(crc, it->name, strlen(it->name));
+            if (it->ndim == 0 && !sp_dtype_is_float(it->dtype)) {
+                int64_t v = sp_load_i64(it->dtype, sp_tensor_data(it->t));
+                crc = ck_crc32_zeros(crc, v > 0 ? (uint64_t)v : 0); /* MindSpore's bytes(0-d int) quirk */
+            } else {
+                crc = sp_crc32(crc, sp_tensor_data(it->t), sp_tensor_nbytes(it->t));
+            }
+        }
+        char num[16];
+        snprintf(num, sizeof num, "%u", crc);
+        cJSON_AddStringToObject(meta, "crc_num", num);
+    }
+    cJSON_AddItemToObject(root, "__metadata__", meta);
+    meta = NULL;
+    for (size_t i = 0; i < n; i++) {
+        st_item *it = sorted[i];
+        size_t k = (size_t)(it - w->items);
+        cJSON *e = cJSON_CreateObject(), *sh = cJSON_CreateArray(), *of = cJSON_CreateArray();
+        if (!e || !sh || !of) { cJSON_Delete(e); cJSON_Delete(sh); cJSON_Delete(of); st = sp_error(SP_ENOMEM, "out of memory"); goto done; }
+        cJSON_AddStringToObject(e, "dtype", ck_st_name(it->dtype));
+        for (int d = 0; d < it->ndim; d++) cJSON_AddItemToArray(sh, cJSON_CreateNumber((double)it->shape[d]));
+        cJSON_AddItemToObject(e, "shape", sh);
+        cJSON_AddItemToArray(of, cJSON_CreateNumber((double)off[k]));
+        cJSON_AddItemToArray(of, cJSON_CreateNumber((double)(off[k] + sp_tensor_nbytes(it->t))));
+        cJSON_AddItemToObject(e, "data_offsets", of);
+        cJSON_AddItemToObject(root, it->name, e);
+    }
+    hdr = cJSON_PrintUnformatted(root);
+    if (!hdr) { st = sp_error(SP_ENOMEM, "out of memory"); goto done; }
+    size_t hl = strlen(hdr), padded = (hl + 7) & ~(size_t)7;
+    uint8_t len8[8];
+    for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)padded >> (8 * i));
+    st = out_raw(w, len8, 8);
+    if (!st) st = out_raw(w, hdr, hl);
+    for (size_t i = hl; !st && i < padded; i++) st = out_raw(w, " ", 1);
+    for (size_t i = 0; !st && i < n; i++) st = out_raw(w, sp_tensor_data(w->items[i].t), sp_tensor_nbytes(w->items[i].t));
+done:
+    free(hdr); free(sorted); free(off);
+    cJSON_Delete(root); cJSON_Delete(meta);
+    return st;
+}
+
+void sp_ckpt_writer_abort(sp_ckpt_writer *w) {
+    if (!w) return;
+    if (w->fd >= 0) { close(w->fd); w->fd = -1; unlink(w->tmp); }
+    free_writer(w);
+}
+
+sp_status sp_ckpt_writer_commit(sp_ckpt_writer *w) {
+    if (!w) return sp_error(SP_EINVAL, "sp_ckpt_writer_commit: NULL writer");
+    sp_status st = w->err;
+    if (st) sp_set_error_message(w->errmsg);
+    if (!st && w->format == SP_CKPT_SAFETENSORS) st = write_safetensors(w);
+    if (!st && w->format == SP_CKPT_PROTO && (w->flags & SP_CKPT_CRC)) {
+        uint8_t tr[17] = {'c', 'r', 'c', '_', 'n', 'u', 'm', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+        uint32_t c = w->crc;
+        for (int i = 0; i < 4; i++) tr[16 - i] = (uint8_t)(c >> (8 * i));
+        w->flags &= ~SP_CKPT_CRC;
+        st = emit(w, tr, sizeof tr);
+    }
+    if (!st && w->key && w->elen) st = encrypt_chunk(w);
+    if (!st) st = flush_buf(w);
+    if (!st && fsync(w->fd) != 0) st = sp_error(SP_EIO, "file '%s': fsync failed: %s", w->path, strerror(errno));
+    if (!st) {
+        int fd = w->fd;
+        w->fd = -1;
+        if (close(fd) != 0) st = sp_error(SP_EIO, "file '%s': close failed: %s", w->path, strerror(errno));
+        else if (rename(w->tmp, w->path) != 0)
+            st = sp_error(SP_EIO, "file '%s': rename from '%s' failed: %s", w->path, w->tmp, strerror(errno));
+        else {
+            char *d = strdup(w->path);
+            if (d) {
+                int dfd = open(dirname(d), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (dfd >= 0) { fsync(dfd); close(dfd); }
+                free(d);
+            }
+        }
+        if (st) unlink(w->tmp);
+    }
+    if (st) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", sp_last_error());
+        sp_ckpt_writer_abort(w);
+        sp_set_error_message(msg);
+        return st;
+    }
+    free_writer(w);
+    return SP_OK;
+}

@@ -1,0 +1,330 @@
+--- spore.ckpt — MindSpore's checkpoint API (load_checkpoint, load_param_into_net,
+-- save_checkpoint) over the engine's .ckpt / safetensors readers and writers.
+--
+-- Parameter dicts: `load_checkpoint` returns a table name -> Tensor (a `str` entry
+-- gives a Lua string). The file order is kept beside it:
+--   ckpt.keys(dict)        -> ordered array of names (also `dict:keys()` unless the
+--                             checkpoint has a tensor literally named "keys")
+--   for name, t in ckpt.pairs(dict) do ... end   -- ordered iteration
+-- Names added to the dict later come after the file's names, sorted.
+require("spore") -- puts bindings/ on package.path
+local B = require("ffi.ckpt")
+local T = require("ffi.tensor")
+local P = require("spore.ckpt.policy")
+local Report = require("spore.ckpt.report")
+
+local M = {}
+M.policy = P
+M.Report = Report
+
+---------------------------------------------------------------- ordered dicts
+local Dict = {}
+local ORDER = setmetatable({}, { __mode = "k" })
+
+--- Ordered array of a dict's names.
+function M.keys(d)
+  local order, seen, out = ORDER[d] or {}, {}, {}
+  for _, k in ipairs(order) do
+    if rawget(d, k) ~= nil and not seen[k] then out[#out + 1] = k; seen[k] = true end
+  end
+  local extra = {}
+  for k in pairs(d) do if not seen[k] then extra[#extra + 1] = k end end
+  table.sort(extra, function(a, b) return tostring(a) < tostring(b) end)
+  for _, k in ipairs(extra) do out[#out + 1] = k end
+  return out
+end
+
+--- Ordered iterator: `for name, value in ckpt.pairs(dict)`.
+function M.pairs(d)
+  local ks, i = M.keys(d), 0
+  return function()
+    i = i + 1
+    local k = ks[i]
+    if k ~= nil then return k, rawget(d, k) end
+  end
+end
+
+Dict.__index = { keys = M.keys, pairs = M.pairs }
+
+--- New ordered dict from an array of {name, value} pairs.
+function M.dict(list)
+  local d, order = setmetatable({}, Dict), {}
+  for _, kv in ipairs(list or {}) do
+    if rawget(d, kv[1]) == nil then order[#order + 1] = kv[1] end
+    rawset(d, kv[1], kv[2])
+  end
+  ORDER[d] = order
+  return d
+end
+
+---------------------------------------------------------------- str (UTF-32LE)
+local function utf32_decode(b)
+  local out = {}
+  for i = 1, #b - 3, 4 do
+    local c0, c1, c2, c3 = b:byte(i, i + 3)
+    local cp = c0 + c1 * 256 + c2 * 65536 + c3 * 16777216
+    if cp < 0x80 then out[#out + 1] = string.char(cp)
+    elseif cp < 0x800 then out[#out + 1] = string.char(0xC0 + math.floor(cp / 64), 0x80 + cp % 64)
+    elseif cp < 0x10000 then
+      out[#out + 1] = string.char(0xE0 + math.floor(cp / 4096), 0x80 + math.floor(cp / 64) % 64, 0x80 + cp % 64)
+    else
+      out[#out + 1] = string.char(0xF0 + math.floor(cp / 262144) % 8, 0x80 + math.floor(cp / 4096) % 64,
+        0x80 + math.floor(cp / 64) % 64, 0x80 + cp % 64)
+    end
+  end
+  return table.concat(out)
+end
+M.utf32_decode = utf32_decode
+
+local function utf32_encode(s)
+  local out, i, n = {}, 1, #s
+  while i <= n do
+    local c = s:byte(i)
+    local cp, len
+    if c < 0x80 then cp, len = c, 1
+    elseif c >= 0xF0 then cp, len = c % 8, 4
+    elseif c >= 0xE0 then cp, len = c % 16, 3
+    elseif c >= 0xC0 then cp, len = c % 32, 2
+    else error("save_checkpoint: append_dict string is not valid UTF-8", 0) end
+    for k = 1, len - 1 do
+      local cc = s:byte(i + k)
+      if not cc or cc < 0x80 or cc >= 0xC0 then error("save_checkpoint: append_dict string is not valid UTF-8", 0) end
+      cp = cp * 64 + cc % 64
+    end
+    out[#out + 1] = string.char(cp % 256, math.floor(cp / 256) % 256, math.floor(cp / 65536) % 256, 0)
+    i = i + len
+  end
+  return table.concat(out)
+end
+M.utf32_encode = utf32_encode
+
+---------------------------------------------------------------- loading
+local OPAQUE = { maptensor = true }
+local OPAQUE_TAGS = { random_op = true }
+
+--- load_checkpoint(path, opts) -> dict[, report]
+-- opts (MindSpore's names): net, strict_load, filter_prefix (str|list), specify_prefix
+-- (str|list), choice_func(name)->bool (only when both prefixes are nil), crc_check,
+-- dec_key (string), dec_mode ("AES-GCM"|"AES-CBC"|"SM4-CBC"), format ("ckpt"|
+-- "safetensors"; detected from content when nil). spore's own: on_unknown_dtype
+-- ("error" default | "skip"), plus load_param_into_net's options when net is given.
+-- Returns the ordered dict (see ckpt.keys); with net, also loads it and returns the report.
+-- Errors: one line naming the file and, where known, the tensor.
+function M.load_checkpoint(path, opts)
+  opts = opts or {}
+  if type(path) ~= "string" then error("load_checkpoint: path must be a string, got " .. type(path), 2) end
+  local res = B.read(path, { format = opts.format, crc_check = opts.crc_check, dec_key = opts.dec_key,
+    dec_mode = opts.dec_mode })
+  local keep = P.filter(opts)
+  local list, skipped = {}, {}
+  for _, e in ipairs(res.entries) do
+    if keep(e.name) then
+      if e.tensor then
+        list[#list + 1] = { e.name, e.tensor }
+      elseif e.type == "str" then
+        list[#list + 1] = { e.name, utf32_decode(e.bytes) }
+      elseif OPAQUE[e.type] or OPAQUE_TAGS[e.name] or opts.on_unknown_dtype == "skip" then
+        skipped[#skipped + 1] = { name = e.name, type = e.type }
+      else
+        error(string.format("file '%s': tensor '%s': unknown tensor_type '%s' (expected Float16/32/64, BFloat16, "
+          .. "Int8..Int64, UInt8..UInt64, Bool or str; pass on_unknown_dtype=\"skip\" to skip it)",
+          path, e.name, e.type), 0)
+      end
+    end
+  end
+  if #list == 0 then
+    error(string.format("file '%s': no parameters left after specify_prefix/filter_prefix/choice_func "
+      .. "(the file holds %d entries)", path, #res.entries), 0)
+  end
+  local d = M.dict(list)
+  if opts.net then
+    local _, _, report = M.load_param_into_net(opts.net, d, opts)
+    report.unknown = skipped
+    return d, report
+  end
+  return d
+end
+
+local function shape_of(t) return t:shape() end
+
+--- load_param_into_net(net_or_optimizer, dict, opts) -> param_not_load, ckpt_not_load, report
+-- A parameter loads iff its (renamed) name is a key: copied into param.data in place.
+-- opts: strict_load (dtype casts become errors), rename = {{pattern, repl} | fn, ...}
+-- applied in order to checkpoint keys, on_shape_mismatch = "error" (default, as
+-- MindSpore) | "skip", prefix_fallback (default true unless strict_load).
+-- Never loads optimizer state (moments.X, moment1.X, adam_m.X, ...) into a parameter X.
+function M.load_param_into_net(net, dict, opts)
+  opts = opts or {}
+  if type(net) ~= "table" or type(net.parameters_and_names) ~= "function" then
+    error("load_param_into_net: expected a network or optimizer with parameters_and_names()", 2)
+  end
+  if type(dict) ~= "table" then error("load_param_into_net: expected a parameter dict", 2) end
+  local report = Report.new()
+  -- renamed view of the checkpoint
+  local keys = M.keys(dict)
+  local by_name, src_key, renamed_list = {}, {}, {}
+  for _, k in ipairs(keys) do
+    local nk = P.rename(k, opts.rename)
+    if nk == nil then
+      report:add({ name = k, key = k, status = "dropped", reason = "dropped by a rename rule" })
+    else
+      if nk ~= k then report.renamed = report.renamed or {}; report.renamed[#report.renamed + 1] = { k, nk } end
+      if by_name[nk] == nil then renamed_list[#renamed_list + 1] = nk end
+      by_name[nk] = dict[k]
+      src_key[nk] = k
+    end
+  end
+  local params = net:parameters_and_names()
+  local missing = {}
+  for _, pn in ipairs(params) do
+    if by_name[pn[1]] == nil then missing[#missing + 1] = pn[1] end
+  end
+  local prefix
+  local fallback = opts.prefix_fallback
+  if fallback == nil then fallback = not opts.strict_load end
+  if fallback and #missing > 0 then
+    prefix = P.find_prefix(missing, by_name, renamed_list)
+    report.prefix = prefix
+  end
+  local used = {}
+  local param_not_load = {}
+  for _, pn in ipairs(params) do
+    local name, param = pn[1], pn[2]
+    local key = name
+    local src = by_name[name]
+    if src == nil and prefix and not P.is_state(prefix .. name) then
+      key = prefix .. name
+      src = by_name[key]
+    end
+    if src == nil then
+      param_not_load[#param_not_load + 1] = name
+      report:add({ name = name, status = "not_in_ckpt", net_shape = shape_of(param.data), to = param.data:dtype() })
+    elseif type(src) ~= "table" or not T.is_tensor(src) then
+      used[key] = true
+      param_not_load[#param_not_load + 1] = name
+      report:add({ name = name, key = src_key[key], status = "skipped", reason = "checkpoint value is not a tensor",
+        net_shape = shape_of(param.data) })
+    else
+      used[key] = true
+      local cs, ns = src:shape(), param.data:shape()
+      local from, to = src:dtype(), param.data:dtype()
+      local e = { name = name, key = src_key[key], from = from, to = to, ckpt_shape = cs, net_shape = ns }
+      local rel = P.dtype_relation(from, to)
+      if not P.shape_compatible(cs, ns) then
+        e.reason = "shape mismatch"
+        if opts.on_shape_mismatch == "skip" then
+          e.status = "skipped"
+        else
+          error(string.format("load_param_into_net: parameter '%s': checkpoint shape %s (key '%s'), net shape %s "
+            .. "(pass on_shape_mismatch=\"skip\" to skip it)", name, Report.shape_str(cs), e.key, Report.shape_str(ns)), 0)
+        end
+      elseif rel == "incompatible" or (rel == "cast" and opts.strict_load) then
+        e.reason = rel == "incompatible" and "incompatible dtypes" or "dtype differs (strict_load)"
+        if opts.on_dtype_mismatch == "skip" then
+          e.status = "skipped"
+        else
+          error(string.format("load_param_into_net: parameter '%s': checkpoint dtype %s, net dtype %s (%s)",
+            name, from, to, e.reason), 0)
+        end
+      else
+        param.data:copy_(src)
+        e.status = rel == "cast" and "cast" or "loaded"
+      end
+      if e.status == "skipped" then param_not_load[#param_not_load + 1] = name end
+      report:add(e)
+    end
+  end
+  local ckpt_not_load = {}
+  for _, nk in ipairs(renamed_list) do
+    if not used[nk] then
+      ckpt_not_load[#ckpt_not_load + 1] = src_key[nk]
+      report:add({ name = src_key[nk], key = src_key[nk], status = "not_in_net" })
+    end
+  end
+  report.param_not_load, report.ckpt_not_load = param_not_load, ckpt_not_load
+  return param_not_load, ckpt_not_load, report
+end
+
+---------------------------------------------------------------- saving
+local function append_item(name, v)
+  if T.is_tensor(v) then return { name = name, tensor = v } end
+  if type(v) == "boolean" then return { name = name, tensor = T.from_table(v and 1 or 0, "bool") } end
+  if type(v) == "number" then
+    if v == math.floor(v) and v >= -2^63 and v < 2^63 then
+      local t = T.zeros({}, "int64")
+      t:set({}, v)
+      return { name = name, tensor = t }
+    end
+    return { name = name, tensor = T.from_table(v, "float32") }
+  end
+  if type(v) == "string" then return { name = name, type = "str", shape = { 0 }, bytes = utf32_encode(v) } end
+  error("save_checkpoint: append_dict['" .. tostring(name) .. "'] has unsupported type " .. type(v), 0)
+end
+
+local function items_of(obj)
+  local items = {}
+  if type(obj) == "table" and type(obj.parameters_and_names) == "function" then
+    for _, pn in ipairs(obj:parameters_and_names()) do items[#items + 1] = { name = pn[1], tensor = pn[2].data } end
+  elseif type(obj) == "table" and obj[1] ~= nil then
+    for i, it in ipairs(obj) do
+      local name, data = it.name or it[1], it.data or it[2]
+      if type(name) ~= "string" then error("save_checkpoint: list item " .. i .. " has no name", 0) end
+      if type(data) == "table" and not T.is_tensor(data) and data.data then data = data.data end
+      items[#items + 1] = append_item(name, data)
+    end
+  elseif type(obj) == "table" then
+    for _, k in ipairs(M.keys(obj)) do
+      local v = obj[k]
+      if type(v) == "table" and not T.is_tensor(v) and v.data then v = v.data end
+      items[#items + 1] = append_item(k, v)
+    end
+  else
+    error("save_checkpoint: expected a net, a list of {name=, data=} or a dict, got " .. type(obj), 0)
+  end
+  return items
+end
+
+--- save_checkpoint(obj, path, opts) -> path written
+-- obj: a net/optimizer (parameters_and_names order), a list of {name=, data=}, or a
+-- dict (ckpt.keys order). opts: append_dict (table; an array of {name, value} keeps
+-- order, a map is written in sorted key order; integers -> Int64, other numbers ->
+-- Float32, strings -> "str", booleans -> Bool, tensors as they are), choice_func(name),
+-- crc_check, enc_key, enc_mode, format ("ckpt" default | "safetensors"; inferred from a
+-- ".safetensors" path). ".ckpt" (or ".safetensors") is appended when missing, as MindSpore does.
+function M.save_checkpoint(obj, path, opts)
+  opts = opts or {}
+  if type(path) ~= "string" or path == "" then error("save_checkpoint: path must be a non-empty string", 2) end
+  local format = opts.format
+  if not format then format = path:match("%.safetensors$") and "safetensors" or "ckpt" end
+  local ext = format == "safetensors" and ".safetensors" or ".ckpt"
+  if path:sub(-#ext) ~= ext then path = path .. ext end
+  local items = items_of(obj)
+  local ad = opts.append_dict
+  if ad then
+    if ad[1] ~= nil then
+      for _, kv in ipairs(ad) do items[#items + 1] = append_item(kv[1], kv[2]) end
+    else
+      local ks = {}
+      for k in pairs(ad) do ks[#ks + 1] = k end
+      table.sort(ks)
+      for _, k in ipairs(ks) do items[#items + 1] = append_item(k, ad[k]) end
+    end
+  end
+  if opts.choice_func then
+    local kept = {}
+    for _, it in ipairs(items) do if opts.choice_func(it.name) then kept[#kept + 1] = it end end
+    items = kept
+  end
+  return B.write(path, items, { format = format, crc_check = opts.crc_check, enc_key = opts.enc_key,
+    enc_mode = opts.enc_mode, slice = opts._slice })
+end
+
+--- Return memory the .ckpt reader keeps for reuse (freed tensors' blocks, up to
+-- 256 MiB or $SPORE_CKPT_CACHE_MB) to the system. Returns the bytes freed.
+function M.release_cache() return B.release_cache() end
+
+--- Low-level access for tools: the engine's view of a file (entries, crc, metadata).
+function M.read_raw(path, opts) return B.read(path, opts) end
+function M.write_raw(path, items, opts) return B.write(path, items, opts) end
+
+return M
