@@ -16,7 +16,10 @@ local function say(s) io.write(s, "\n"); io.flush() end
 -- for the flat fields we print).
 local function run(script, args)
   local cmd = ("luajit %s/scripts/%s %s --quiet"):format(root, script, args)
-  say("  $ " .. cmd:gsub(root .. "/", ""))
+  local shown = cmd
+  local i, j = shown:find(root .. "/", 1, true)
+  while i do shown = shown:sub(1, i - 1) .. shown:sub(j + 1); i, j = shown:find(root .. "/", 1, true) end
+  say("  $ " .. shown)
   local p = io.popen(cmd, "r")
   local all = p:read("*a")
   local ok = p:close()

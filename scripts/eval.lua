@@ -18,6 +18,7 @@ local spec = {
     { "--num-class", "int", 10, "classes of the network's head" },
     { "--limit", "int", nil, "evaluate only the first N samples" },
     { "--strict", "flag", false, "strict_load: every parameter must come from the checkpoint" },
+    { "--quiet", "flag", false, "no loading report on stderr" },
   },
 }
 
@@ -48,7 +49,7 @@ cli.main(spec, function(o)
     error(o.ckpt .. ": tensor '" .. e.name .. "' " .. e.reason .. " (checkpoint " .. report.shape_str(e.ckpt_shape)
       .. ", net " .. report.shape_str(e.net_shape) .. ")", 0)
   end
-  wf.print_report("eval.lua: load " .. o.ckpt, report)
+  if not o.quiet then wf.print_report("eval.lua: load " .. o.ckpt, report) end
   local loss = spore.nn.SoftmaxCrossEntropyWithLogits{ sparse = true, reduction = "mean" }
   local model = spore.Model(net, loss, nil, { metrics = { "accuracy", "loss" } })
   local m = model:eval(ds)

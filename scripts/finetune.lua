@@ -165,7 +165,14 @@ cli.main(spec, function(o)
     save_checkpoint_steps = ds:num_batches(), keep_checkpoint_max = 5, append_info = { "epoch_num", "step_num" } })
   local cbs = { recorder, ckpt_cb }
   if not o.quiet then cbs[#cbs + 1] = train.LossMonitor(200, { print = log }) end
-  local ctx = model:train(o.epochs, ds, { callbacks = cbs, steps = o.steps })
+  -- resuming one of our own checkpoints continues its epoch count (ModelCheckpoint's epoch_num)
+  local initial_epoch = 0
+  local saved_epoch = params.epoch_num
+  if o.load_optimizer and spore.is_tensor(saved_epoch) and saved_epoch:numel() == 1 then
+    initial_epoch = math.floor(saved_epoch:item())
+    log(("finetune.lua: resuming after epoch %d (global step %d)"):format(initial_epoch, opt:global_step()))
+  end
+  local ctx = model:train(initial_epoch + o.epochs, ds, { callbacks = cbs, steps = o.steps, initial_epoch = initial_epoch })
   if #epochs == 0 or epochs[#epochs].epoch ~= ctx.cur_epoch_num then
     -- stopped by --steps inside an epoch: evaluate where it stopped
     recorder.on_train_epoch_end(nil, ctx)

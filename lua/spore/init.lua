@@ -21,7 +21,19 @@ if not package.path:find(luadir .. "/?.lua", 1, true) then
 end
 
 local spore = {}
-spore._root = here .. "/../.."
+--- Collapse "a/b/../c" and "./" segments of a path.
+local function normalize(path)
+  local abs = path:sub(1, 1) == "/"
+  local parts = {}
+  for seg in path:gmatch("[^/]+") do
+    if seg == ".." and #parts > 0 and parts[#parts] ~= ".." then parts[#parts] = nil
+    elseif seg ~= "." then parts[#parts + 1] = seg end
+  end
+  local r = table.concat(parts, "/")
+  if abs then return "/" .. r end
+  return r == "" and "." or r
+end
+spore._root = normalize(here .. "/../..")
 spore.version = "0.1.0"
 
 local T = require("spore.tensor")

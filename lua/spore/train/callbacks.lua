@@ -206,6 +206,22 @@ end
 
 local ModelCheckpoint = {}
 ModelCheckpoint.__index = ModelCheckpoint
+--- The training network's state as {name, Parameter} pairs: every network
+-- parameter (frozen ones and BatchNorm statistics included), then the optimizer's
+-- own state (moments, learning_rate, momentum, global_step...), as MindSpore saves
+-- its training cell. An optimizer alone lists only the parameters it trains.
+function M.training_state(net, opt)
+  local list, seen = {}, {}
+  for _, owner in ipairs({ net or false, opt or false }) do
+    if owner then
+      for _, kv in ipairs(owner:parameters_and_names()) do
+        if not seen[kv[1]] then list[#list + 1] = kv; seen[kv[1]] = true end
+      end
+    end
+  end
+  return list
+end
+
 --- ModelCheckpoint(prefix="CKP", directory=".", config=CheckpointConfig{}, opts{saver=})
 -- Saves "<prefix>-<epoch>_<step_in_epoch>.ckpt" every save_checkpoint_steps steps
 -- and once more at the end (unless that step was just saved), the network AND
@@ -279,7 +295,7 @@ function ModelCheckpoint:_save(ctx)
     elseif type(k) == "table" then for kk, v in pairs(k) do append[kk] = v end
     else error("ModelCheckpoint: unknown append_info entry '" .. tostring(k) .. "'", 0) end
   end
-  local obj = ctx.optimizer or ctx.train_network
+  local obj = M.training_state(ctx.train_network, ctx.optimizer)
   local saver = self.saver or function(o, p, so) return require("spore").save_checkpoint(o, p, so) end
   saver(obj, path, { append_dict = append })
   self._seq = self._seq + 1
