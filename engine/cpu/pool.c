@@ -17,23 +17,12 @@ static sp_status pool_geom(const char *op, const sp_tensor *x, int kh, int kw, i
     return SP_OK;
 }
 
-/* out [N,C,Ho,Wo] = max over window; argmax [N,C,Ho,Wo] int32 = h*W+w of the max */
-sp_status sp_maxpool2d_forward(sp_tensor *out, sp_tensor *argmax, const sp_tensor *x, int kh, int kw, int stride_h,
-                               int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right) {
-    const char *op = "maxpool2d_forward";
-    int64_t Ho = 0, Wo = 0;
-    NN_TRY(pool_geom(op, x, kh, kw, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, &Ho, &Wo));
-    int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
-    NN_TRY(nn_f32(out, 4, op, "out"));
-    NN_TRY(nn_shape4(out, N, C, Ho, Wo, op, "out"));
-    if (!argmax || argmax->dtype != SP_INT32 || !sp_tensor_is_contiguous(argmax))
-        return sp_error(SP_EINVAL, "%s: argmax must be a contiguous int32 tensor", op);
-    NN_TRY(nn_numel(argmax, N * C * Ho * Wo, op, "argmax"));
-    const float *X = F32(x);
-    float *O = F32(out);
-    int32_t *A = sp_tensor_data(argmax);
-/* serial: a 2-core machine gains little here and the OpenMP region costs BLAS time */
-    for (int64_t nc = 0; nc < N * C; nc++) {
+/* Max over each window of NC planes; inlined with constant kh/kw/strides for fast paths. */
+static inline __attribute__((always_inline)) void maxpool_planes(float *O, int32_t *A, const float *X, int64_t NC,
+                                                                 int64_t H, int64_t W, int64_t Ho, int64_t Wo,
+                                                                 int kh, int kw, int stride_h, int stride_w,
+                                                                 int pad_top, int pad_left) {
+    for (int64_t nc = 0; nc < NC; nc++) {
         const float *xp = X + nc * H * W;
         for (int64_t oh = 0; oh < Ho; oh++) {
             int64_t h0 = oh * stride_h - pad_top, h1 = h0 + kh;
@@ -63,6 +52,65 @@ sp_status sp_maxpool2d_forward(sp_tensor *out, sp_tensor *argmax, const sp_tenso
             }
         }
     }
+}
+
+/* The same with every window inside the plane (no padding reached): fixed trip counts. */
+static inline __attribute__((always_inline)) void maxpool_planes_inner(float *O, int32_t *A, const float *X,
+                                                                       int64_t NC, int64_t H, int64_t W, int64_t Ho,
+                                                                       int64_t Wo, int kh, int kw, int sh, int sw) {
+    for (int64_t nc = 0; nc < NC; nc++) {
+        const float *xp = X + nc * H * W;
+        float *o = O + nc * Ho * Wo;
+        int32_t *a = A + nc * Ho * Wo;
+        for (int64_t oh = 0; oh < Ho; oh++)
+            for (int64_t ow = 0; ow < Wo; ow++) {
+                int64_t h0 = oh * sh, w0 = ow * sw;
+                float best = -INFINITY;
+                int32_t bi = (int32_t)(h0 * W + w0);
+                int nan = 0;
+                for (int i = 0; i < kh; i++)
+                    for (int j = 0; j < kw; j++) {
+                        float v = xp[(h0 + i) * W + w0 + j];
+                        int32_t idx = (int32_t)((h0 + i) * W + w0 + j);
+                        int32_t m = -(int32_t)(v > best);
+                        nan |= v != v;
+                        bi = (idx & m) | (bi & ~m);
+                        best = best > v ? best : v;
+                    }
+                o[oh * Wo + ow] = nan ? NAN : best;
+                a[oh * Wo + ow] = bi;
+            }
+    }
+}
+
+/* out [N,C,Ho,Wo] = max over window; argmax [N,C,Ho,Wo] int32 = h*W+w of the max */
+sp_status sp_maxpool2d_forward(sp_tensor *out, sp_tensor *argmax, const sp_tensor *x, int kh, int kw, int stride_h,
+                               int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right) {
+    const char *op = "maxpool2d_forward";
+    int64_t Ho = 0, Wo = 0;
+    NN_TRY(pool_geom(op, x, kh, kw, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, &Ho, &Wo));
+    int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
+    NN_TRY(nn_f32(out, 4, op, "out"));
+    NN_TRY(nn_shape4(out, N, C, Ho, Wo, op, "out"));
+    if (!argmax || argmax->dtype != SP_INT32 || !sp_tensor_is_contiguous(argmax))
+        return sp_error(SP_EINVAL, "%s: argmax must be a contiguous int32 tensor", op);
+    NN_TRY(nn_numel(argmax, N * C * Ho * Wo, op, "argmax"));
+    const float *X = F32(x);
+    float *O = F32(out);
+    int32_t *A = sp_tensor_data(argmax);
+/* serial: a 2-core machine gains little here and the OpenMP region costs BLAS time.
+ * The common shapes get the window size as a compile-time constant (fully unrolled). */
+    int inner = pad_top == 0 && pad_left == 0 && (Ho - 1) * stride_h + kh <= H && (Wo - 1) * stride_w + kw <= W;
+    if (inner && kh == 2 && kw == 2 && stride_h == 2 && stride_w == 2)
+        maxpool_planes_inner(O, A, X, N * C, H, W, Ho, Wo, 2, 2, 2, 2);
+    else if (inner)
+        maxpool_planes_inner(O, A, X, N * C, H, W, Ho, Wo, kh, kw, stride_h, stride_w);
+    else if (kh == 2 && kw == 2 && stride_h == 2 && stride_w == 2)
+        maxpool_planes(O, A, X, N * C, H, W, Ho, Wo, 2, 2, 2, 2, pad_top, pad_left);
+    else if (kh == 3 && kw == 3 && stride_h == 2 && stride_w == 2)
+        maxpool_planes(O, A, X, N * C, H, W, Ho, Wo, 3, 3, 2, 2, pad_top, pad_left);
+    else
+        maxpool_planes(O, A, X, N * C, H, W, Ho, Wo, kh, kw, stride_h, stride_w, pad_top, pad_left);
     return SP_OK;
 }
 
