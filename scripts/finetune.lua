@@ -22,6 +22,7 @@ local spec = {
     { "--freeze", "list", nil, "comma-separated parameter-name prefixes to freeze (e.g. conv1,conv2)" },
     { "--rename", "string", nil, "Lua file returning renaming rules {{pattern, replacement}, fn, ...}" },
     { "--lr", "number", nil, "learning rate (default 0.01, or the checkpoint's with --load-optimizer)" },
+    { "--head-lr", "number", nil, "a learning rate of its own for the head (a parameter group)" },
     { "--momentum", "number", 0.9, "momentum" },
     { "--epochs", "int", 1, "epochs to train" },
     { "--steps", "int", nil, "stop after N steps" },
@@ -53,6 +54,7 @@ cli.main(spec, function(o)
   if o.epochs < 1 then cli.usage_error("--epochs must be at least 1") end
   if o.batch < 1 then cli.usage_error("--batch must be at least 1") end
   if o.lr and o.lr <= 0 then cli.usage_error("--lr must be positive") end
+  if o.head_lr and o.head_lr <= 0 then cli.usage_error("--head-lr must be positive") end
   if o.new_head and o.new_head < 1 then cli.usage_error("--new-head must be at least 1") end
   local ns = wf.net_spec(o.net, cli.usage_error)
 
@@ -126,7 +128,20 @@ cli.main(spec, function(o)
   end
 
   -- 3. the optimizer, optionally resumed from the checkpoint's state
-  local opt = spore.optim.Momentum(net:trainable_params(), o.lr or 0.01, o.momentum)
+  local opt
+  if o.head_lr then
+    -- two parameter groups: the body at --lr, the head at --head-lr
+    local body, head = {}, {}
+    for _, p in ipairs(net:trainable_params()) do
+      if starts_with(p.name, ns.head .. ".") then head[#head + 1] = p else body[#body + 1] = p end
+    end
+    if #head == 0 then error("--head-lr: the head " .. ns.head .. " has no trainable parameter", 0) end
+    local groups = { { params = head, lr = o.head_lr } }
+    if #body > 0 then table.insert(groups, 1, { params = body, lr = o.lr or 0.01 }) end
+    opt = spore.optim.Momentum(groups, o.lr or 0.01, o.momentum)
+  else
+    opt = spore.optim.Momentum(net:trainable_params(), o.lr or 0.01, o.momentum)
+  end
   local opt_report
   if o.load_optimizer then
     if o.lr then params.learning_rate = nil end -- an explicit --lr wins over the saved one

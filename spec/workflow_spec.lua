@@ -135,3 +135,29 @@ describe("scripts reject bad input with one clear line", function()
     end
   end)
 end)
+
+describe("fine-tuning helpers", function()
+  it("--head-lr trains the head in its own parameter group, saved as learning_rate_group_<i>", function()
+    if not exists(FASHION) then return pending("Fashion-MNIST missing: " .. FASHION) end
+    local dir = H.tmpdir()
+    -- a checkpoint to start from: 20 steps of training
+    local out, rc = H.run(("luajit scripts/train.lua --steps 20 --out %s/a --quiet 2>/dev/null"):format(dir))
+    assert.equal(0, rc, out)
+    local src = str(last_json(out), "checkpoint")
+    out, rc = H.run(("luajit scripts/finetune.lua --ckpt %s --new-head 10 --freeze conv1 --lr 0.005 --head-lr 0.05 "
+      .. "--steps 20 --out %s/b --quiet 2>/dev/null"):format(src, dir))
+    assert.equal(0, rc, out)
+    local d = spore.load_checkpoint(str(last_json(out), "checkpoint"))
+    assert.near(0.005, d.learning_rate_group_0:item(), 1e-9)
+    assert.near(0.05, d.learning_rate_group_1:item(), 1e-9)
+    assert.is_nil(d.learning_rate)
+    assert.is_nil(d["moments.conv1.weight"]) -- frozen: no optimizer state
+    assert.is_truthy(d["conv1.weight"])        -- but the weight is saved
+    H.run("rm -rf " .. dir)
+  end)
+  it("models accept MindSpore's and torchvision's spellings of the class count", function()
+    assert.same({ 7, 2048 }, spore.models.resnet50{ num_classes = 7 }.end_point.weight.data:shape())
+    assert.same({ 3, 84 }, spore.models.lenet5{ num_classes = 3 }.fc3.weight.data:shape())
+    assert.has_error(function() spore.models.resnet18{ class_num = 0 } end)
+  end)
+end)

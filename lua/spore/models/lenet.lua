@@ -9,7 +9,10 @@ local LeNet5 = nn.class("LeNet5")
 
 function LeNet5:__init(opts)
   opts = opts or {}
-  local nc, ch = opts.num_class or 10, opts.num_channel or 1
+  local nc, ch = opts.num_class or opts.num_classes or opts.class_num or 10, opts.num_channel or 1
+  if type(nc) ~= "number" or nc < 1 or nc ~= math.floor(nc) then
+    error("lenet5: num_class must be a positive integer, got " .. tostring(nc), 2)
+  end
   self:register_module("conv1", nn.Conv2d(ch, 6, 5, { pad_mode = "valid" }))
   self:register_module("conv2", nn.Conv2d(6, 16, 5, { pad_mode = "valid" }))
   self:register_module("fc1", nn.Dense(16 * 5 * 5, 120, { weight_init = nn.Normal(0.02) }))

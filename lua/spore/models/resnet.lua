@@ -87,17 +87,27 @@ end
 function ResNet:forward(x) self.output = chain.forward(self:_list(), self._ins, x); return self.output end
 function ResNet:backward(_, g, need_input_grad) return chain.backward(self:_list(), self._ins, g, need_input_grad) end
 
+-- The class count: MindSpore's model zoo says class_num; num_classes and num_class
+-- (torchvision's and the LeNet tutorial's spellings) are accepted too.
+local function classes(opts)
+  local n = opts.class_num or opts.num_classes or opts.num_class or 10
+  if type(n) ~= "number" or n < 1 or n ~= math.floor(n) then
+    error("resnet: class_num must be a positive integer, got " .. tostring(n), 3)
+  end
+  return n
+end
+
 function M.resnet50(opts)
   opts = opts or {}
   return ResNet({ 3, 4, 6, 3 }, { 64, 256, 512, 1024 }, { 256, 512, 1024, 2048 }, { 1, 2, 2, 2 },
-    opts.class_num or 10, true)
+    classes(opts), true)
 end
 function M.resnet18(opts)
   opts = opts or {}
-  return ResNet({ 2, 2, 2, 2 }, { 64, 64, 128, 256 }, { 64, 128, 256, 512 }, { 1, 2, 2, 2 }, opts.class_num or 10, false)
+  return ResNet({ 2, 2, 2, 2 }, { 64, 64, 128, 256 }, { 64, 128, 256, 512 }, { 1, 2, 2, 2 }, classes(opts), false)
 end
 function M.resnet34(opts)
   opts = opts or {}
-  return ResNet({ 3, 4, 6, 3 }, { 64, 64, 128, 256 }, { 64, 128, 256, 512 }, { 1, 2, 2, 2 }, opts.class_num or 10, false)
+  return ResNet({ 3, 4, 6, 3 }, { 64, 64, 128, 256 }, { 64, 128, 256, 512 }, { 1, 2, 2, 2 }, classes(opts), false)
 end
 return M
