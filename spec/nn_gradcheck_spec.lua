@@ -212,7 +212,7 @@ describe("finite-difference gradients", function()
     jacobian(b, spore.randn({ 2, 4, 5, 5 }), { k = 12, kinks = true, eps = 2e-3 })
     local b2 = resnet.ResidualBlock(3, 3, 1, false)
     rescale(b2)
-    b2.bn2.gamma.data:fill_(1)
+    b2.bn2d.gamma.data:fill_(1)
     jacobian(b2, spore.randn({ 1, 3, 4, 4 }), { k = 12, kinks = true, eps = 2e-3 })
   end)
 

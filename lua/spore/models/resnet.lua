@@ -1,35 +1,54 @@
 --- spore.models.resnet50{class_num=10} / resnet18{} / resnet34{} — the MindSpore model zoo
--- ResNet (official/cv/ResNet/src/resnet.py): conv1 7×7/2 same → bn1 → ReLU → maxpool 3×3/2
--- same → layer1..4 → global mean → end_point Dense. Bottleneck blocks (resnet50) carry the
--- stride on conv2; down_sample_layer = [1×1 conv, BN] when stride ≠ 1 or channels change.
--- BN eps 1e-4, momentum 0.9; the last BN of a block starts with gamma 0 (zoo's _bn_last).
+-- ResNet (official/cv/ResNet/src/resnet.py), names, paddings, BatchNorm settings and
+-- initialisers as there:
+--   resnet50: conv1 7×7/2 "same" → bn1 → ReLU → maxpool 3×3/2 "same" → layer1..4 of
+--     bottleneck ResidualBlocks (conv1 1×1, conv2 3×3 carrying the stride, conv3 1×1, bn1..3;
+--     all convs "same"; BN eps 1e-4, momentum 0.9) → global mean → end_point Dense.
+--   resnet18/34 (res_base): conv1 7×7/2 "pad" 3 → bn1 (eps 1e-5, momentum 0.1) → ReLU →
+--     1-pixel pad + maxpool 3×3/2 "valid" → ResidualBlockBase blocks (conv1 3×3 carrying the
+--     stride, bn1d, conv2 3×3, bn2d; convs "pad" 1; bn1d/bn2d eps 1e-4, momentum 0.9).
+-- down_sample_layer = [1×1 conv with the stride, BN] when stride ≠ 1 or channels change
+-- (res_base: that BN is eps 1e-5, momentum 0.1). Conv weights He-normal (fan_out, relu),
+-- end_point He-uniform (a = √5) with a zero bias.
 local nn = require("spore.nn")
 local K = require("ffi.nn")
 local chain = require("spore.models.chain")
 
 local M = {}
-local W = function() return nn.Normal(0.01) end
-local function conv(cin, cout, k, stride) return nn.Conv2d(cin, cout, k, { stride = stride or 1, pad_mode = "same", weight_init = W() }) end
-local function bn(c, last) return nn.BatchNorm2d(c, { eps = 1e-4, momentum = 0.9, gamma_init = last and 0 or 1 }) end
+local function conv_init() return nn.HeNormal(0, "fan_out", "relu") end
+local function conv(cin, cout, k, stride, res_base)
+  if res_base then
+    return nn.Conv2d(cin, cout, k, { stride = stride or 1, pad_mode = "pad", padding = math.floor((k - 1) / 2),
+      weight_init = conv_init() })
+  end
+  return nn.Conv2d(cin, cout, k, { stride = stride or 1, pad_mode = "same", weight_init = conv_init() })
+end
+-- the zoo's _bn(channel, res_base)
+local function bn(c, res_base)
+  if res_base then return nn.BatchNorm2d(c, { eps = 1e-5, momentum = 0.1 }) end
+  return nn.BatchNorm2d(c, { eps = 1e-4, momentum = 0.9 })
+end
 
 ---------------------------------------------------------------- blocks
 local Block = nn.class("ResidualBlock")
 M.ResidualBlock = Block
---- ResidualBlock(in, out, stride, bottleneck)
+--- ResidualBlock(in, out, stride, bottleneck): the zoo's ResidualBlock (bottleneck) or
+-- ResidualBlockBase (res_base, BN children named bn1d / bn2d).
 function Block:__init(cin, cout, stride, bottleneck)
   stride = stride or 1
   self.bottleneck = bottleneck ~= false
+  local rb = not self.bottleneck
   if self.bottleneck then
-    local ch = cout / 4
+    local ch = math.floor(cout / 4)
     self:register_module("conv1", conv(cin, ch, 1, 1)); self:register_module("bn1", bn(ch))
     self:register_module("conv2", conv(ch, ch, 3, stride)); self:register_module("bn2", bn(ch))
-    self:register_module("conv3", conv(ch, cout, 1, 1)); self:register_module("bn3", bn(cout, true))
+    self:register_module("conv3", conv(ch, cout, 1, 1)); self:register_module("bn3", bn(cout))
   else
-    self:register_module("conv1", conv(cin, cout, 3, stride)); self:register_module("bn1", bn(cout))
-    self:register_module("conv2", conv(cout, cout, 3, 1)); self:register_module("bn2", bn(cout, true))
+    self:register_module("conv1", conv(cin, cout, 3, stride, true)); self:register_module("bn1d", bn(cout))
+    self:register_module("conv2", conv(cout, cout, 3, 1, true)); self:register_module("bn2d", bn(cout))
   end
   if stride ~= 1 or cin ~= cout then
-    self:register_module("down_sample_layer", nn.SequentialCell({ conv(cin, cout, 1, stride), bn(cout) }))
+    self:register_module("down_sample_layer", nn.SequentialCell({ conv(cin, cout, 1, stride, rb), bn(cout, rb) }))
   end
   self._relus = { nn.ReLU(), nn.ReLU() }
   self._ins = {}
@@ -37,7 +56,7 @@ end
 function Block:_list()
   local r = self._relus
   if self.bottleneck then return { self.conv1, self.bn1, r[1], self.conv2, self.bn2, r[2], self.conv3, self.bn3 } end
-  return { self.conv1, self.bn1, r[1], self.conv2, self.bn2 }
+  return { self.conv1, self.bn1d, r[1], self.conv2, self.bn2d }
 end
 function Block:forward(x)
   local c = chain.forward(self:_list(), self._ins, x)
@@ -65,10 +84,14 @@ local ResNet = nn.class("ResNet")
 M.ResNet = ResNet
 --- ResNet(layer_nums, in_channels, out_channels, strides, class_num, bottleneck)
 function ResNet:__init(layer_nums, in_ch, out_ch, strides, class_num, bottleneck)
-  self:register_module("conv1", conv(3, 64, 7, 2))
-  self:register_module("bn1", bn(64))
+  local rb = bottleneck == false -- the zoo's res_base (resnet18/34)
+  self:register_module("conv1", rb and nn.Conv2d(3, 64, 7, { stride = 2, pad_mode = "pad", padding = 3,
+    weight_init = conv_init() }) or conv(3, 64, 7, 2))
+  self:register_module("bn1", bn(64, rb))
   self:register_module("relu", nn.ReLU())
-  self:register_module("maxpool", nn.MaxPool2d(3, 2, "same"))
+  -- res_base pads with zeros before a "valid" pool; after ReLU that equals a padded max
+  self:register_module("maxpool", rb and nn.MaxPool2d{ kernel_size = 3, stride = 2, pad_mode = "pad", padding = 1 }
+    or nn.MaxPool2d(3, 2, "same"))
   for i = 1, 4 do
     local layer = nn.SequentialCell({})
     for j = 1, layer_nums[i] do
@@ -77,7 +100,8 @@ function ResNet:__init(layer_nums, in_ch, out_ch, strides, class_num, bottleneck
     self:register_module("layer" .. i, layer)
   end
   self:register_module("mean", nn.GlobalAvgPool())
-  self:register_module("end_point", nn.Dense(out_ch[4], class_num, { weight_init = W(), bias_init = "zeros" }))
+  self:register_module("end_point", nn.Dense(out_ch[4], class_num,
+    { weight_init = nn.HeUniform(math.sqrt(5)), bias_init = "zeros" }))
   self._ins = {}
 end
 function ResNet:_list()

@@ -9,20 +9,33 @@ local Conv2d = require("spore.nn.conv")
 local M = {}
 local function pair(v) if type(v) == "table" then return { v[1], v[2] or v[1] } end return { v, v } end
 
-local function init(self, kernel_size, stride, pad_mode)
+-- pad_mode "pad" (spore's addition, for the zoo's nn.Pad + "valid" pool) takes padding =
+-- n or {top, bottom, left, right}; padded cells, like "same"'s, never win a max.
+local function init(self, kernel_size, stride, pad_mode, padding)
   if type(kernel_size) == "table" and kernel_size.kernel_size then
     local o = kernel_size
-    kernel_size, stride, pad_mode = o.kernel_size, o.stride, o.pad_mode
+    kernel_size, stride, pad_mode, padding = o.kernel_size, o.stride, o.pad_mode, o.padding
   end
   self.kernel_size = pair(kernel_size or 1)
   self.stride = pair(stride or 1)
   self.pad_mode = (pad_mode or "valid"):lower()
-  if self.pad_mode ~= "same" and self.pad_mode ~= "valid" then
-    error("pooling: pad_mode must be 'same' or 'valid', got '" .. self.pad_mode .. "'", 4)
+  if self.pad_mode ~= "same" and self.pad_mode ~= "valid" and self.pad_mode ~= "pad" then
+    error("pooling: pad_mode must be 'same', 'valid' or 'pad', got '" .. self.pad_mode .. "'", 4)
   end
+  padding = padding or 0
+  if type(padding) == "number" then padding = { padding, padding, padding, padding } end
+  if self.pad_mode ~= "pad" and (padding[1] ~= 0 or padding[2] ~= 0 or padding[3] ~= 0 or padding[4] ~= 0) then
+    error("pooling: padding must be 0 unless pad_mode is 'pad'", 4)
+  end
+  for i = 1, 4 do
+    local k = self.kernel_size[i <= 2 and 1 or 2]
+    if padding[i] < 0 or padding[i] >= k then error("pooling: padding must be in [0, kernel_size)", 4) end
+  end
+  self.padding = padding
 end
 local function pads(self, H, W)
   if self.pad_mode == "valid" then return { 0, 0, 0, 0 } end
+  if self.pad_mode == "pad" then return self.padding end
   local t, b = Conv2d.same_pad(H, self.kernel_size[1], self.stride[1], 1)
   local l, r = Conv2d.same_pad(W, self.kernel_size[2], self.stride[2], 1)
   return { t, b, l, r }
