@@ -99,7 +99,7 @@ function Model:train(epochs, dataset, opts)
       if net.zero_grad then net:zero_grad() end
       local logits = net:forward(x)
       local l = number_of(loss:forward(logits, y))
-      net:backward(x, loss:backward())
+      net:backward(x, loss:backward(), false) -- nobody needs d(loss)/d(images)
       opt:step()
       ctx.net_outputs, ctx.loss = l, l
       call(list, "on_train_step_end", ctx)
