@@ -106,13 +106,16 @@ describe("maxpool2d fast paths", function()
 end)
 
 -- conv2d's direct path (one group, stride 1, no padding or dilation, C*kh*kw <= 32,
--- Wo >= 8: LeNet's conv1) against a naive Lua loop: forward, grad_x, grad_w, grad_b.
-describe("conv2d direct path", function()
+-- Wo >= 8: LeNet's conv1) and its vector im2col/col2im for unpadded stride-1 maps with
+-- Wo >= 8 (LeNet's conv2), against a naive Lua loop: forward, grad_x, grad_w, grad_b.
+describe("conv2d direct path and plain im2col", function()
   local cases = {
     { n = 4, cin = 1, cout = 6, kh = 5, kw = 5, h = 32, w = 32 }, -- LeNet conv1
     { n = 3, cin = 2, cout = 3, kh = 3, kw = 4, h = 9, w = 12 },  -- Wo = 9: overlapping last vector
     { n = 2, cin = 1, cout = 5, kh = 2, kw = 3, h = 5, w = 42 },  -- Wo = 40: two row blocks
     { n = 1, cin = 3, cout = 1, kh = 1, kw = 1, h = 3, w = 8 },   -- Wo = 8
+    { n = 3, cin = 6, cout = 16, kh = 5, kw = 5, h = 14, w = 14 }, -- LeNet conv2: plain im2col, batched
+    { n = 1, cin = 4, cout = 5, kh = 3, kw = 3, h = 12, w = 21 },  -- K = 36, one image, Wo = 19
   }
   for _, c in ipairs(cases) do
     it(("N=%d %d->%d k%dx%d %dx%d"):format(c.n, c.cin, c.cout, c.kh, c.kw, c.h, c.w), function()

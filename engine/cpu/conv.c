@@ -50,12 +50,50 @@ static inline void valid_range(int64_t n, int64_t off, int s, int64_t nout, int6
     *hi = h;
 }
 
+/* The build targets baseline x86-64 (SSE2, no FMA); the direct loops get AVX2/AVX-512
+ * clones chosen at load time, as OpenBLAS picks its kernels. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define SP_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define SP_CLONES
+#endif
+
+/* Rows go in 8-float vectors, four at a time; the last vector of a row starts at Wo-8 and
+ * overlaps the previous one (forward: recomputed, same value; weight gradient: its
+ * already-counted lanes are masked off). Needs Wo >= 8. */
+typedef float v8f __attribute__((vector_size(32), aligned(4), may_alias));
+
+/* im2col without padding or horizontal stride (every tap in bounds: LeNet's conv2): each
+ * output row is one contiguous run of x, copied as 8-float vectors (the last one
+ * overlapping) with no bounds or alias checks; 10-float rows went through scalar tails. */
+static int im2col_plain(const conv_geom *c) {
+    return c->pt == 0 && c->pl == 0 && c->sw == 1 && c->Wo >= 8 && (c->Ho - 1) * c->sh + (c->kh - 1) * c->dh < c->H &&
+           (c->Wo - 1) + (c->kw - 1) * c->dw < c->W;
+}
+SP_CLONES static void im2col_plain_ld(float *col, int64_t ldc, const float *x, const conv_geom *c, int64_t c0,
+                                      int64_t Cg) {
+    int64_t rows = Cg * c->kh * c->kw, Wo = c->Wo;
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t ci = r / (c->kh * c->kw), ki = (r / c->kw) % c->kh, kj = r % c->kw;
+        const float *src = x + (c0 + ci) * c->H * c->W + ki * c->dh * c->W + kj * c->dw;
+        float *dst = col + r * ldc;
+        for (int64_t oh = 0; oh < c->Ho; oh++) {
+            const float *sr = src + oh * c->sh * c->W;
+            float *d = dst + oh * Wo;
+            int64_t ow = 0;
+            for (; ow + 8 <= Wo; ow += 8) *(v8f *)(d + ow) = *(const v8f *)(sr + ow);
+            if (ow < Wo) *(v8f *)(d + Wo - 8) = *(const v8f *)(sr + Wo - 8);
+        }
+    }
+}
+
 /* col [Cg*kh*kw, Ho*Wo] (rows ldc apart) from x channels [c0, c0+Cg) of one image.
  * Bounds are resolved per row segment, so the inner loops are plain copies. */
 /* Rows are short (LeNet: 28 floats), so the copies are plain loops: a memcpy call per
  * row segment cost more than the copy (perf: memmove + PLT ~17% of LeNet inference). */
 static void im2col_ld(float *col, int64_t ldc, const float *x, const conv_geom *c, int64_t c0, int64_t Cg) {
     int64_t rows = Cg * c->kh * c->kw;
+    if (im2col_plain(c) && !nn_par(rows * c->Ho * c->Wo)) { im2col_plain_ld(col, ldc, x, c, c0, Cg); return; }
 #pragma omp parallel for schedule(static) if (nn_par(rows * c->Ho * c->Wo))
     for (int64_t r = 0; r < rows; r++) {
         int64_t ci = r / (c->kh * c->kw), ki = (r / c->kw) % c->kh, kj = r % c->kw;
@@ -80,9 +118,29 @@ static void im2col(float *col, const float *x, const conv_geom *c, int64_t c0, i
     im2col_ld(col, c->Ho * c->Wo, x, c, c0, Cg);
 }
 
+/* col2im for the im2col_plain geometry: vector adds along each row, scalar tail */
+SP_CLONES static void col2im_plain(float *gx, const float *col, const conv_geom *c, int64_t c0, int64_t Cg) {
+    int64_t HW = c->Ho * c->Wo, K2 = c->kh * c->kw, Wo = c->Wo;
+    for (int64_t ci = 0; ci < Cg; ci++) {
+        float *g = gx + (c0 + ci) * c->H * c->W;
+        for (int64_t k = 0; k < K2; k++) {
+            int64_t ki = k / c->kw, kj = k % c->kw;
+            const float *src = col + (ci * K2 + k) * HW;
+            for (int64_t oh = 0; oh < c->Ho; oh++) {
+                float *gr = g + (oh * c->sh + ki * c->dh) * c->W + kj * c->dw;
+                const float *sr = src + oh * Wo;
+                int64_t ow = 0;
+                for (; ow + 8 <= Wo; ow += 8) *(v8f *)(gr + ow) += *(const v8f *)(sr + ow);
+                for (; ow < Wo; ow++) gr[ow] += sr[ow];
+            }
+        }
+    }
+}
+
 /* grad x channels [c0, c0+Cg) += col2im(col). Parallel over channels (no races). */
 static void col2im(float *gx, const float *col, const conv_geom *c, int64_t c0, int64_t Cg) {
     int64_t HW = c->Ho * c->Wo, K2 = c->kh * c->kw;
+    if (im2col_plain(c) && !nn_par(Cg * K2 * HW)) { col2im_plain(gx, col, c, c0, Cg); return; }
 #pragma omp parallel for schedule(static) if (nn_par(Cg * K2 * HW))
     for (int64_t ci = 0; ci < Cg; ci++) {
         float *g = gx + (c0 + ci) * c->H * c->W;
@@ -112,19 +170,6 @@ static int is_direct(const conv_geom *c) {
     return c->g == 1 && c->sh == 1 && c->sw == 1 && c->dh == 1 && c->dw == 1 && c->pt == 0 && c->pl == 0 &&
            c->Ho + c->kh - 1 == c->H && c->Wo + c->kw - 1 == c->W && c->C * c->kh * c->kw <= 32 && c->Wo >= 8;
 }
-
-/* The build targets baseline x86-64 (SSE2, no FMA); the direct loops get AVX2/AVX-512
- * clones chosen at load time, as OpenBLAS picks its kernels. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define SP_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define SP_CLONES
-#endif
-
-/* Rows go in 8-float vectors, four at a time; the last vector of a row starts at Wo-8 and
- * overlaps the previous one (forward: recomputed, same value; weight gradient: its
- * already-counted lanes are masked off). Needs Wo >= 8. */
-typedef float v8f __attribute__((vector_size(32), aligned(4), may_alias));
 
 static inline void chunk_starts(int64_t base, int64_t Wo, int64_t st[4]) {
     for (int c = 0; c < 4; c++) st[c] = base + 8 * c < Wo - 8 ? base + 8 * c : Wo - 8;
