@@ -213,13 +213,36 @@ direct_forward(float *O, const float *X, const float *Wt, const float *B, const 
                 int64_t st[4];
                 chunk_starts(base, c->Wo, st);
                 int64_t o = 0;
-                for (; o + 2 <= c->Co; o += 2) DIRECT_FWD_BLOCK(2);
+                for (; o + 3 <= c->Co; o += 3) DIRECT_FWD_BLOCK(3);
                 for (; o < c->Co; o++) DIRECT_FWD_BLOCK(1);
             }
     }
 }
 
 typedef int32_t v8i __attribute__((vector_size(32), aligned(4), may_alias));
+
+/* OB output channels at a time, so that each shifted x vector loaded serves OB weights */
+#define DIRECT_GW_BLOCK(OB)                                                                                 \
+    do {                                                                                                    \
+        v8f gv[OB][4];                                                                                      \
+        for (int q = 0; q < (OB); q++) {                                                                    \
+            const float *g = GO + (n * c->Co + o + q) * HW + oh * c->Wo;                                    \
+            for (int k = 0; k < 4; k++) gv[q][k] = (v8f)(*(const v8i *)(const void *)(g + st[k]) & m[k]);  \
+        }                                                                                                   \
+        for (int64_t ci = 0; ci < c->C; ci++)                                                               \
+            for (int64_t ki = 0; ki < c->kh; ki++) {                                                        \
+                const float *xr = xn + (ci * c->H + oh + ki) * c->W;                                        \
+                int64_t t0 = (ci * c->kh + ki) * c->kw;                                                     \
+                for (int64_t kj = 0; kj < c->kw; kj++) {                                                    \
+                    const float *xs = xr + kj;                                                              \
+                    v8f x0 = *(const v8f *)(xs + st[0]), x1 = *(const v8f *)(xs + st[1]);                   \
+                    v8f x2 = *(const v8f *)(xs + st[2]), x3 = *(const v8f *)(xs + st[3]);                   \
+                    for (int q = 0; q < (OB); q++)                                                          \
+                        acc[(o + q) * K + t0 + kj] += (gv[q][0] * x0 + gv[q][1] * x1) +                     \
+                                                      (gv[q][2] * x2 + gv[q][3] * x3);                      \
+                }                                                                                           \
+            }                                                                                               \
+    } while (0)
 
 /* grad_w (and grad_b) of the direct path: per output row, the 4 gout vectors (the
  * overlapping one masked to its new lanes) times the shifted x rows, into one vector
@@ -238,26 +261,11 @@ direct_grad_w(float *GW, const float *GO, const float *X, const conv_geom *c, v8
         }
         for (int64_t n = 0; n < c->N; n++) {
             const float *xn = X + n * c->C * c->H * c->W;
-            for (int64_t o = 0; o < c->Co; o++)
-                for (int64_t oh = 0; oh < c->Ho; oh++) {
-                    const float *g = GO + (n * c->Co + o) * HW + oh * c->Wo;
-                    v8f g0 = (v8f)(*(const v8i *)(const void *)(g + st[0]) & m[0]);
-                    v8f g1 = (v8f)(*(const v8i *)(const void *)(g + st[1]) & m[1]);
-                    v8f g2 = (v8f)(*(const v8i *)(const void *)(g + st[2]) & m[2]);
-                    v8f g3 = (v8f)(*(const v8i *)(const void *)(g + st[3]) & m[3]);
-                    v8f *ao = acc + o * K;
-                    for (int64_t ci = 0; ci < c->C; ci++)
-                        for (int64_t ki = 0; ki < c->kh; ki++) {
-                            const float *xr = xn + (ci * c->H + oh + ki) * c->W;
-                            v8f *at = ao + (ci * c->kh + ki) * c->kw;
-                            for (int64_t kj = 0; kj < c->kw; kj++) {
-                                const float *xs = xr + kj;
-                                v8f t = g0 * *(const v8f *)(xs + st[0]) + g1 * *(const v8f *)(xs + st[1]);
-                                v8f u = g2 * *(const v8f *)(xs + st[2]) + g3 * *(const v8f *)(xs + st[3]);
-                                at[kj] += t + u;
-                            }
-                        }
-                }
+            for (int64_t oh = 0; oh < c->Ho; oh++) {
+                int64_t o = 0;
+                for (; o + 3 <= c->Co; o += 3) DIRECT_GW_BLOCK(3);
+                for (; o < c->Co; o++) DIRECT_GW_BLOCK(1);
+            }
         }
     }
     for (int64_t r = 0; r < c->Co * K; r++) {
