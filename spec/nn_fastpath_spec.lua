@@ -104,3 +104,73 @@ describe("maxpool2d fast paths", function()
     end)
   end
 end)
+
+-- conv2d's direct path (one group, stride 1, no padding or dilation, C*kh*kw <= 32,
+-- Wo >= 8: LeNet's conv1) and its vector im2col/col2im for unpadded stride-1 maps with
+-- Wo >= 8 (LeNet's conv2), against a naive Lua loop: forward, grad_x, grad_w, grad_b.
+describe("conv2d direct path and plain im2col", function()
+  local cases = {
+    { n = 4, cin = 1, cout = 6, kh = 5, kw = 5, h = 32, w = 32 }, -- LeNet conv1
+    { n = 3, cin = 2, cout = 3, kh = 3, kw = 4, h = 9, w = 12 },  -- Wo = 9: overlapping last vector
+    { n = 2, cin = 1, cout = 5, kh = 2, kw = 3, h = 5, w = 42 },  -- Wo = 40: two row blocks
+    { n = 1, cin = 3, cout = 1, kh = 1, kw = 1, h = 3, w = 8 },   -- Wo = 8
+    { n = 3, cin = 6, cout = 16, kh = 5, kw = 5, h = 14, w = 14 }, -- LeNet conv2: plain im2col, batched
+    { n = 1, cin = 4, cout = 5, kh = 3, kw = 3, h = 12, w = 21 },  -- K = 36, one image, Wo = 19
+  }
+  for _, c in ipairs(cases) do
+    it(("N=%d %d->%d k%dx%d %dx%d"):format(c.n, c.cin, c.cout, c.kh, c.kw, c.h, c.w), function()
+      spore.manual_seed(11)
+      local ho, wo = c.h - c.kh + 1, c.w - c.kw + 1
+      local x = spore.randn({ c.n, c.cin, c.h, c.w })
+      local w = spore.randn({ c.cout, c.cin, c.kh, c.kw })
+      local b = spore.randn({ c.cout })
+      local gy = spore.randn({ c.n, c.cout, ho, wo })
+      local out = spore.empty({ c.n, c.cout, ho, wo })
+      local gx, gw, gb = spore.empty({ c.n, c.cin, c.h, c.w }), spore.randn({ c.cout, c.cin, c.kh, c.kw }), spore.randn({ c.cout })
+      local gw0, gb0 = gw:clone(), gb:clone() -- parameter gradients accumulate
+      K.conv2d_forward(out, x, w, b, { 1, 1 }, { 0, 0, 0, 0 }, { 1, 1 }, 1)
+      K.conv2d_backward(gx, gw, gb, gy, x, w, { 1, 1 }, { 0, 0, 0, 0 }, { 1, 1 }, 1)
+      local X, Wt, B, GY = x:ptr(), w:ptr(), b:ptr(), gy:ptr()
+      local function xi(n, ci, i, j) return ((n * c.cin + ci) * c.h + i) * c.w + j end
+      local function wi(o, ci, i, j) return ((o * c.cin + ci) * c.kh + i) * c.kw + j end
+      local function yi(n, o, i, j) return ((n * c.cout + o) * ho + i) * wo + j end
+      local ry, rgx, rgw, rgb = {}, {}, {}, {}
+      for i = 0, c.n * c.cin * c.h * c.w - 1 do rgx[i] = 0 end
+      for i = 0, c.cout * c.cin * c.kh * c.kw - 1 do rgw[i] = gw0:ptr()[i] end
+      for o = 0, c.cout - 1 do rgb[o] = gb0:ptr()[o] end
+      for n = 0, c.n - 1 do
+        for o = 0, c.cout - 1 do
+          for i = 0, ho - 1 do
+            for j = 0, wo - 1 do
+              local s, g = B[o], GY[yi(n, o, i, j)]
+              rgb[o] = rgb[o] + g
+              for ci = 0, c.cin - 1 do
+                for ki = 0, c.kh - 1 do
+                  for kj = 0, c.kw - 1 do
+                    local xa, wa = xi(n, ci, i + ki, j + kj), wi(o, ci, ki, kj)
+                    s = s + Wt[wa] * X[xa]
+                    rgx[xa] = rgx[xa] + Wt[wa] * g
+                    rgw[wa] = rgw[wa] + X[xa] * g
+                  end
+                end
+              end
+              ry[yi(n, o, i, j)] = s
+            end
+          end
+        end
+      end
+      local function check(what, got, ref, count)
+        local p, maxd = got:ptr(), 0
+        for i = 0, count - 1 do
+          local d = math.abs(p[i] - ref[i]) / (1 + math.abs(ref[i]))
+          if d > maxd then maxd = d end
+        end
+        assert.is_true(maxd < 1e-4, what .. ": max relative difference " .. maxd)
+      end
+      check("forward", out, ry, c.n * c.cout * ho * wo)
+      check("grad_x", gx, rgx, c.n * c.cin * c.h * c.w)
+      check("grad_w", gw, rgw, c.cout * c.cin * c.kh * c.kw)
+      check("grad_b", gb, rgb, c.cout)
+    end)
+  end
+end)

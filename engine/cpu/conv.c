@@ -50,12 +50,50 @@ static inline void valid_range(int64_t n, int64_t off, int s, int64_t nout, int6
     *hi = h;
 }
 
+/* The build targets baseline x86-64 (SSE2, no FMA); the direct loops get AVX2/AVX-512
+ * clones chosen at load time, as OpenBLAS picks its kernels. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define SP_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define SP_CLONES
+#endif
+
+/* Rows go in 8-float vectors, four at a time; the last vector of a row starts at Wo-8 and
+ * overlaps the previous one (forward: recomputed, same value; weight gradient: its
+ * already-counted lanes are masked off). Needs Wo >= 8. */
+typedef float v8f __attribute__((vector_size(32), aligned(4), may_alias));
+
+/* im2col without padding or horizontal stride (every tap in bounds: LeNet's conv2): each
+ * output row is one contiguous run of x, copied as 8-float vectors (the last one
+ * overlapping) with no bounds or alias checks; 10-float rows went through scalar tails. */
+static int im2col_plain(const conv_geom *c) {
+    return c->pt == 0 && c->pl == 0 && c->sw == 1 && c->Wo >= 8 && (c->Ho - 1) * c->sh + (c->kh - 1) * c->dh < c->H &&
+           (c->Wo - 1) + (c->kw - 1) * c->dw < c->W;
+}
+SP_CLONES static void im2col_plain_ld(float *col, int64_t ldc, const float *x, const conv_geom *c, int64_t c0,
+                                      int64_t Cg) {
+    int64_t rows = Cg * c->kh * c->kw, Wo = c->Wo;
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t ci = r / (c->kh * c->kw), ki = (r / c->kw) % c->kh, kj = r % c->kw;
+        const float *src = x + (c0 + ci) * c->H * c->W + ki * c->dh * c->W + kj * c->dw;
+        float *dst = col + r * ldc;
+        for (int64_t oh = 0; oh < c->Ho; oh++) {
+            const float *sr = src + oh * c->sh * c->W;
+            float *d = dst + oh * Wo;
+            int64_t ow = 0;
+            for (; ow + 8 <= Wo; ow += 8) *(v8f *)(d + ow) = *(const v8f *)(sr + ow);
+            if (ow < Wo) *(v8f *)(d + Wo - 8) = *(const v8f *)(sr + Wo - 8);
+        }
+    }
+}
+
 /* col [Cg*kh*kw, Ho*Wo] (rows ldc apart) from x channels [c0, c0+Cg) of one image.
  * Bounds are resolved per row segment, so the inner loops are plain copies. */
 /* Rows are short (LeNet: 28 floats), so the copies are plain loops: a memcpy call per
  * row segment cost more than the copy (perf: memmove + PLT ~17% of LeNet inference). */
 static void im2col_ld(float *col, int64_t ldc, const float *x, const conv_geom *c, int64_t c0, int64_t Cg) {
     int64_t rows = Cg * c->kh * c->kw;
+    if (im2col_plain(c) && !nn_par(rows * c->Ho * c->Wo)) { im2col_plain_ld(col, ldc, x, c, c0, Cg); return; }
 #pragma omp parallel for schedule(static) if (nn_par(rows * c->Ho * c->Wo))
     for (int64_t r = 0; r < rows; r++) {
         int64_t ci = r / (c->kh * c->kw), ki = (r / c->kw) % c->kh, kj = r % c->kw;
@@ -80,9 +118,29 @@ static void im2col(float *col, const float *x, const conv_geom *c, int64_t c0, i
     im2col_ld(col, c->Ho * c->Wo, x, c, c0, Cg);
 }
 
+/* col2im for the im2col_plain geometry: vector adds along each row, scalar tail */
+SP_CLONES static void col2im_plain(float *gx, const float *col, const conv_geom *c, int64_t c0, int64_t Cg) {
+    int64_t HW = c->Ho * c->Wo, K2 = c->kh * c->kw, Wo = c->Wo;
+    for (int64_t ci = 0; ci < Cg; ci++) {
+        float *g = gx + (c0 + ci) * c->H * c->W;
+        for (int64_t k = 0; k < K2; k++) {
+            int64_t ki = k / c->kw, kj = k % c->kw;
+            const float *src = col + (ci * K2 + k) * HW;
+            for (int64_t oh = 0; oh < c->Ho; oh++) {
+                float *gr = g + (oh * c->sh + ki * c->dh) * c->W + kj * c->dw;
+                const float *sr = src + oh * Wo;
+                int64_t ow = 0;
+                for (; ow + 8 <= Wo; ow += 8) *(v8f *)(gr + ow) += *(const v8f *)(sr + ow);
+                for (; ow < Wo; ow++) gr[ow] += sr[ow];
+            }
+        }
+    }
+}
+
 /* grad x channels [c0, c0+Cg) += col2im(col). Parallel over channels (no races). */
 static void col2im(float *gx, const float *col, const conv_geom *c, int64_t c0, int64_t Cg) {
     int64_t HW = c->Ho * c->Wo, K2 = c->kh * c->kw;
+    if (im2col_plain(c) && !nn_par(Cg * K2 * HW)) { col2im_plain(gx, col, c, c0, Cg); return; }
 #pragma omp parallel for schedule(static) if (nn_par(Cg * K2 * HW))
     for (int64_t ci = 0; ci < Cg; ci++) {
         float *g = gx + (c0 + ci) * c->H * c->W;
@@ -103,6 +161,143 @@ static void col2im(float *gx, const float *col, const conv_geom *c, int64_t c0, 
     }
 }
 
+/* Direct convolution for first-layer shapes: tiny reduction K = C*kh*kw (<= 32), stride 1,
+ * no dilation or padding, one group (LeNet's conv1: 1->6, 5x5 on 32x32). im2col there writes
+ * K copies of every input pixel and the GEMM is bound by reading them back (perf: im2col
+ * ~30% of a LeNet training step); the direct loops run over output rows, vectorised along
+ * the row, and touch each input row from cache. */
+static int is_direct(const conv_geom *c) {
+    return c->g == 1 && c->sh == 1 && c->sw == 1 && c->dh == 1 && c->dw == 1 && c->pt == 0 && c->pl == 0 &&
+           c->Ho + c->kh - 1 == c->H && c->Wo + c->kw - 1 == c->W && c->C * c->kh * c->kw <= 32 && c->Wo >= 8;
+}
+
+static inline void chunk_starts(int64_t base, int64_t Wo, int64_t st[4]) {
+    for (int c = 0; c < 4; c++) st[c] = base + 8 * c < Wo - 8 ? base + 8 * c : Wo - 8;
+}
+
+/* one row block of outputs for OB output channels: 4*OB independent accumulator chains,
+ * enough to keep the FMA units busy; the x loads are shared by the OB channels */
+#define DIRECT_FWD_BLOCK(OB)                                                                              \
+    do {                                                                                                  \
+        v8f a[OB][4];                                                                                     \
+        for (int q = 0; q < (OB); q++) for (int k = 0; k < 4; k++) a[q][k] = (v8f){0};                   \
+        for (int64_t ci = 0; ci < c->C; ci++)                                                             \
+            for (int64_t ki = 0; ki < c->kh; ki++) {                                                      \
+                const float *xr = xn + (ci * c->H + oh + ki) * c->W;                                      \
+                int64_t t0 = (ci * c->kh + ki) * c->kw;                                                   \
+                for (int64_t kj = 0; kj < c->kw; kj++) {                                                  \
+                    const float *xs = xr + kj;                                                            \
+                    v8f x0 = *(const v8f *)(xs + st[0]), x1 = *(const v8f *)(xs + st[1]);                 \
+                    v8f x2 = *(const v8f *)(xs + st[2]), x3 = *(const v8f *)(xs + st[3]);                 \
+                    for (int q = 0; q < (OB); q++) {                                                      \
+                        float wv = Wt[(o + q) * K + t0 + kj];                                             \
+                        a[q][0] += wv * x0; a[q][1] += wv * x1; a[q][2] += wv * x2; a[q][3] += wv * x3;   \
+                    }                                                                                     \
+                }                                                                                         \
+            }                                                                                             \
+        for (int q = 0; q < (OB); q++) {                                                                  \
+            float b = B ? B[o + q] : 0.0f; /* bias last, as the GEMM path adds it */                      \
+            float *orow = O + (n * c->Co + o + q) * HW + oh * c->Wo;                                      \
+            /* reverse order: an overlapping chunk holds the same values anyway */                        \
+            for (int k = 3; k >= 0; k--) *(v8f *)(orow + st[k]) = a[q][k] + b;                           \
+        }                                                                                                 \
+    } while (0)
+
+SP_CLONES __attribute__((optimize("fp-contract=fast"))) static void
+direct_forward(float *O, const float *X, const float *Wt, const float *B, const conv_geom *c) {
+    int64_t HW = c->Ho * c->Wo, K = c->C * c->kh * c->kw;
+    for (int64_t n = 0; n < c->N; n++) {
+        const float *xn = X + n * c->C * c->H * c->W;
+        for (int64_t oh = 0; oh < c->Ho; oh++)
+            for (int64_t base = 0; base < c->Wo; base += 32) {
+                int64_t st[4];
+                chunk_starts(base, c->Wo, st);
+                int64_t o = 0;
+                for (; o + 3 <= c->Co; o += 3) DIRECT_FWD_BLOCK(3);
+                for (; o < c->Co; o++) DIRECT_FWD_BLOCK(1);
+            }
+    }
+}
+
+typedef int32_t v8i __attribute__((vector_size(32), aligned(4), may_alias));
+
+/* OB output channels at a time, so that each shifted x vector loaded serves OB weights */
+#define DIRECT_GW_BLOCK(OB)                                                                                 \
+    do {                                                                                                    \
+        v8f gv[OB][4];                                                                                      \
+        for (int q = 0; q < (OB); q++) {                                                                    \
+            const float *g = GO + (n * c->Co + o + q) * HW + oh * c->Wo;                                    \
+            for (int k = 0; k < 4; k++) gv[q][k] = (v8f)(*(const v8i *)(const void *)(g + st[k]) & m[k]);  \
+        }                                                                                                   \
+        for (int64_t ci = 0; ci < c->C; ci++)                                                               \
+            for (int64_t ki = 0; ki < c->kh; ki++) {                                                        \
+                const float *xr = xn + (ci * c->H + oh + ki) * c->W;                                        \
+                int64_t t0 = (ci * c->kh + ki) * c->kw;                                                     \
+                for (int64_t kj = 0; kj < c->kw; kj++) {                                                    \
+                    const float *xs = xr + kj;                                                              \
+                    v8f x0 = *(const v8f *)(xs + st[0]), x1 = *(const v8f *)(xs + st[1]);                   \
+                    v8f x2 = *(const v8f *)(xs + st[2]), x3 = *(const v8f *)(xs + st[3]);                   \
+                    for (int q = 0; q < (OB); q++)                                                          \
+                        acc[(o + q) * K + t0 + kj] += (gv[q][0] * x0 + gv[q][1] * x1) +                     \
+                                                      (gv[q][2] * x2 + gv[q][3] * x3);                      \
+                }                                                                                           \
+            }                                                                                               \
+    } while (0)
+
+/* grad_w (and grad_b) of the direct path: per output row, the 4 gout vectors (the
+ * overlapping one masked to its new lanes) times the shifted x rows, into one vector
+ * accumulator per weight, summed across lanes once at the end. */
+SP_CLONES __attribute__((optimize("fp-contract=fast"))) static void
+direct_grad_w(float *GW, const float *GO, const float *X, const conv_geom *c, v8f *acc) {
+    int64_t HW = c->Ho * c->Wo, K = c->C * c->kh * c->kw;
+    for (int64_t r = 0; r < c->Co * K; r++) acc[r] = (v8f){0};
+    for (int64_t base = 0; base < c->Wo; base += 32) {
+        int64_t st[4], prev = base;
+        v8i m[4];
+        chunk_starts(base, c->Wo, st);
+        for (int k = 0; k < 4; k++) {
+            for (int j = 0; j < 8; j++) m[k][j] = st[k] + j >= prev ? -1 : 0;
+            if (st[k] + 8 > prev) prev = st[k] + 8;
+        }
+        for (int64_t n = 0; n < c->N; n++) {
+            const float *xn = X + n * c->C * c->H * c->W;
+            for (int64_t oh = 0; oh < c->Ho; oh++) {
+                int64_t o = 0;
+                for (; o + 3 <= c->Co; o += 3) DIRECT_GW_BLOCK(3);
+                for (; o < c->Co; o++) DIRECT_GW_BLOCK(1);
+            }
+        }
+    }
+    for (int64_t r = 0; r < c->Co * K; r++) {
+        double s = 0;
+        for (int j = 0; j < 8; j++) s += acc[r][j];
+        GW[r] += (float)s;
+    }
+}
+
+/* grad_w and grad_b of the direct path; grad_x (a first layer usually needs none: LeNet's
+ * chain skips it) stays on the GEMM + col2im path, whose scatter is cheaper than shifted
+ * read-modify-write rows. */
+static sp_status direct_backward(float *GW, float *GB, const float *GO, const float *X, const conv_geom *c,
+                                 const char *op) {
+    int64_t HW = c->Ho * c->Wo, K = c->C * c->kh * c->kw;
+    if (GW) {
+        v8f *acc = aligned_alloc(32, sizeof(v8f) * (size_t)(c->Co * K));
+        if (!acc) return sp_error(SP_ENOMEM, "%s: cannot allocate the weight-gradient accumulators", op);
+        direct_grad_w(GW, GO, X, c, acc);
+        free(acc);
+    }
+    if (GB)
+        for (int64_t n = 0; n < c->N; n++)
+            for (int64_t o = 0; o < c->Co; o++) {
+                const float *gon = GO + (n * c->Co + o) * HW;
+                double s = 0;
+                for (int64_t i = 0; i < HW; i++) s += gon[i];
+                GB[o] += (float)s;
+            }
+    return SP_OK;
+}
+
 static int is_pointwise(const conv_geom *c) {
     return c->kh == 1 && c->kw == 1 && c->sh == 1 && c->sw == 1 && c->pt == 0 && c->pl == 0 && c->Ho == c->H &&
            c->Wo == c->W;
@@ -118,6 +313,10 @@ sp_status sp_conv2d_forward(sp_tensor *out, const sp_tensor *x, const sp_tensor 
     NN_TRY(nn_f32(out, 4, op, "out"));
     NN_TRY(nn_shape4(out, c.N, c.Co, c.Ho, c.Wo, op, "out"));
     if (bias) { NN_TRY(nn_f32(bias, -1, op, "bias")); NN_TRY(nn_numel(bias, c.Co, op, "bias")); }
+    if (is_direct(&c)) {
+        direct_forward(F32(out), F32(x), F32(w), bias ? F32(bias) : NULL, &c);
+        return SP_OK;
+    }
     int64_t Cg = c.C / c.g, Cog = c.Co / c.g, K = Cg * c.kh * c.kw, HW = c.Ho * c.Wo;
     /* Small feature maps with a batch: one GEMM over all images ([Cog, N*HW]) keeps BLAS
      * efficient where per-image GEMMs would be thin (ResNet's late layers). */
@@ -197,6 +396,11 @@ sp_status sp_conv2d_backward(sp_tensor *grad_x, sp_tensor *grad_w, sp_tensor *gr
     if (grad_x) { NN_TRY(nn_f32(grad_x, 4, op, "grad_x")); NN_TRY(nn_shape4(grad_x, c.N, c.C, c.H, c.W, op, "grad_x")); }
     if (grad_w) { NN_TRY(nn_f32(grad_w, -1, op, "grad_w")); NN_TRY(nn_numel(grad_w, sp_tensor_numel(w), op, "grad_w")); }
     if (grad_b) { NN_TRY(nn_f32(grad_b, -1, op, "grad_b")); NN_TRY(nn_numel(grad_b, c.Co, op, "grad_b")); }
+    if (is_direct(&c)) {
+        NN_TRY(direct_backward(grad_w ? F32(grad_w) : NULL, grad_b ? F32(grad_b) : NULL, F32(grad_out), F32(x), &c, op));
+        if (!grad_x) return SP_OK;
+        grad_w = grad_b = NULL;
+    }
     int64_t Cg = c.C / c.g, Cog = c.Co / c.g, K = Cg * c.kh * c.kw, HW = c.Ho * c.Wo;
     int pw = is_pointwise(&c);
     float *col = NULL;
