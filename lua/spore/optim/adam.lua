@@ -37,8 +37,7 @@ function Adam:step()
   local p1, p2 = tonumber(b1p[0]), tonumber(b2p[0])
   for i, p in ipairs(self.params) do
     if self:active(p) then
-      local gi = 1
-      for k, g in ipairs(self.groups) do if g == p.__group then gi = k end end
+      local gi = self:group_index(p)
       K.adam_update(p.data, self.moment1[i].data, self.moment2[i].data, p.grad, lrs[gi], self.beta1, self.beta2,
         self.eps, p1, p2, self:decay_of(p), self.loss_scale, self.use_nesterov)
     end

@@ -31,8 +31,7 @@ function Momentum:step()
   local u = tonumber(self.momentum_param.data:ptr()[0])
   for i, p in ipairs(self.params) do
     if self:active(p) then
-      local gi = 1
-      for k, g in ipairs(self.groups) do if g == p.__group then gi = k end end
+      local gi = self:group_index(p)
       K.momentum_update(p.data, self.moments[i].data, p.grad, lrs[gi], u, self:decay_of(p), self.loss_scale,
         self.use_nesterov)
     end

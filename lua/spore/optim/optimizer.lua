@@ -135,6 +135,12 @@ function Optimizer:get_lr(gi)
   return lr_at(self.lr_param, self.lr_spec, step)
 end
 
+--- Index of the parameter group of this optimizer that holds p (1 when ungrouped).
+function Optimizer:group_index(p)
+  for k, g in ipairs(self.groups) do if g == p.__group then return k end end
+  return 1
+end
+
 --- Weight decay of parameter p.
 function Optimizer:decay_of(p)
   local grp = p.__group
