@@ -11,7 +11,8 @@
  * gives "state_dict.conv.weight" ... and "epoch"). Python ints / floats / bools become
  * 0-d int64 / float64 / bool entries; other values (strings, None, deeper dicts, lists)
  * become entries of type "pickle:<kind>" with no tensor (the Lua side skips and reports
- * them). */
+ * them). Besides the state_dict opcodes, BINFLOAT and lists (EMPTY_LIST, APPEND(S)) are
+ * read as inert data, since training checkpoints carry them ("lr", "milestones"). */
 #include "io/ckpt_internal.h"
 
 #include <stdio.h>
@@ -118,7 +119,7 @@ static const zentry *zip_find(const zdir *z, const char *prefix, size_t plen, co
 
 /* ---- pickle values (arena-allocated, freed together) -------------------- */
 
-enum { V_NONE, V_BOOL, V_INT, V_FLOAT, V_STR, V_TUPLE, V_DICT, V_GLOBAL, V_STORAGE, V_TENSOR, V_MARK };
+enum { V_NONE, V_BOOL, V_INT, V_FLOAT, V_STR, V_TUPLE, V_DICT, V_GLOBAL, V_STORAGE, V_TENSOR, V_MARK, V_LIST };
 enum { G_ODICT = 1, G_REBUILD, G_PARAM, G_STORAGE };
 
 typedef struct pv {
@@ -170,8 +171,8 @@ static int pv_append(pk *k, pv *c, pv *x) {
 
 static const char *kind_name(int kind) {
     static const char *N[] = {"None", "bool", "int", "float", "str", "tuple", "dict", "global", "storage", "tensor",
-                              "mark"};
-    return kind >= 0 && kind <= V_MARK ? N[kind] : "?";
+                              "mark", "list"};
+    return kind >= 0 && kind <= V_LIST ? N[kind] : "?";
 }
 
 static const struct { const char *name; int dtype; const char *tname; } STORAGES[] = {
@@ -279,6 +280,22 @@ static sp_status unpickle(pk *k, const uint8_t *b, size_t n, pv **result) {
         case '}': PUSH(pv_new(k, V_DICT)); break;                  /* EMPTY_DICT */
         case ')': PUSH(pv_new(k, V_TUPLE)); break;                 /* EMPTY_TUPLE */
         case '(': PUSH(pv_new(k, V_MARK)); break;                  /* MARK */
+        case ']': PUSH(pv_new(k, V_LIST)); break;                  /* EMPTY_LIST: inert data */
+        case 'a': {                                                /* APPEND */
+            pv *v; POP(v);
+            if (k->sn <= 0 || k->stack[k->sn - 1]->kind != V_LIST)
+                PERR("file '%s': pickle: APPEND at offset %zu on something other than a list", k->path, op_off);
+            if (!pv_append(k, k->stack[k->sn - 1], v)) PERR("out of memory");
+            break;
+        }
+        case 'e': {                                                /* APPENDS */
+            int64_t m = find_mark(k);
+            if (m < 1 || k->stack[m - 1]->kind != V_LIST)
+                PERR("file '%s': pickle: APPENDS at offset %zu without MARK or list", k->path, op_off);
+            for (int64_t j = m + 1; j < k->sn; j++) if (!pv_append(k, k->stack[m - 1], k->stack[j])) PERR("out of memory");
+            k->sn = m;
+            break;
+        }
         case 'N': PUSH(pv_new(k, V_NONE)); break;                  /* NONE */
         case 0x88: case 0x89: {                                    /* NEWTRUE / NEWFALSE */
             pv *v = pv_new(k, V_BOOL);

@@ -192,9 +192,9 @@ SUITE(pth_hostile) {
               strstr(sp_last_error(), names[k]) && strstr(sp_last_error(), "offset 2"), "evil %d: %s", k, sp_last_error());
     }
     /* unsupported opcodes name the opcode and offset */
-    const char *ops[] = {"\x80\x02]q\x00.", "\x80\x02}(X\x01\x00\x00\x00" "aI1\nu.", "\x80\x02}."};
-    zin z1[] = {{"a/data.pkl", ops[0], 5, 0}};
-    CHECK(open_zip(z1, 1, &c) == SP_EFORMAT && strstr(sp_last_error(), "opcode 0x5d (']') at offset 2"), "op: %s",
+    const char *ops[] = {"\x80\x02S'a'\n.", "\x80\x02}(X\x01\x00\x00\x00" "aI1\nu.", "\x80\x02}."};
+    zin z1[] = {{"a/data.pkl", ops[0], 8, 0}};
+    CHECK(open_zip(z1, 1, &c) == SP_EFORMAT && strstr(sp_last_error(), "opcode 0x53 ('S') at offset 2"), "op: %s",
           sp_last_error());
     z1[0].data = ops[1]; z1[0].len = 15;
     CHECK(open_zip(z1, 1, &c) == SP_EFORMAT && strstr(sp_last_error(), "opcode 0x49 ('I') at offset 10"), "op: %s",
