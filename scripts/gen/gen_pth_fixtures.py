@@ -94,7 +94,8 @@ views["step"] = m[1:, ::2]         # offset 6, strides (6, 2)
 views["expand"] = torch.arange(3.0).reshape(3, 1).expand(3, 4)  # stride 0
 save("views.pth", views)
 
-save("wrapper.pth", {"state_dict": tiny.state_dict(), "epoch": 3, "lr": 0.125, "name": "tiny"})
+save("wrapper.pth", {"state_dict": tiny.state_dict(), "epoch": 3, "lr": 0.125, "name": "tiny",
+                     "milestones": [10, 20], "best": None})
 
 class LeNet(nn.Module):  # spore.models.lenet5 with torch names
     def __init__(self):
