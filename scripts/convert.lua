@@ -1,15 +1,18 @@
 dofile((arg and arg[0] or ""):match("^(.-)[^/\\]*$") .. "boot.lua")
--- convert.lua IN OUT [--rename RULES.lua] — .ckpt <-> .safetensors by extension.
+-- convert.lua IN OUT [--rename RULES.lua|NAME] — .ckpt / .safetensors / PyTorch .pth -> .ckpt or .safetensors.
 local USAGE = [[
 usage: luajit scripts/convert.lua IN OUT [--rename RULES.lua] [--crc] [--dec-key KEY] [--dec-mode MODE]
                                   [--enc-key KEY] [--enc-mode MODE]
-  IN              a MindSpore .ckpt or a .safetensors file (format detected from content)
+  IN              a MindSpore .ckpt, a .safetensors or a PyTorch .pth file (format detected from content)
   OUT             ends in .ckpt or .safetensors: the output format
-  --rename FILE   a Lua file returning rules {{"^backbone%.", ""}, function(name) ... end, ...},
-                  applied in order; a function returning nil drops the tensor
+  --rename FILE   a Lua file returning rules {{"^backbone%.", ""}, function(name, dict) ... end, ...},
+                  applied in order; a function returning nil drops the tensor; or a built-in rule set:
+                  torch_to_mindspore (BatchNorm weight/bias/running_* -> gamma/beta/moving_*, drops
+                  num_batches_tracked) | mindspore_to_torch
   --crc           write a CRC (crc_num); --dec-key/--dec-mode read, --enc-key/--enc-mode write encrypted .ckpt
   -h, --help      this text
-str entries (append_dict strings) cannot be stored in safetensors: they are skipped with a warning.]]
+str entries (append_dict strings) cannot be stored in safetensors, nor non-numeric .pth values
+(strings, None, lists) anywhere: they are skipped with a warning. Writing .pth is not supported.]]
 
 local function usage_error(msg)
   io.stderr:write("convert: " .. msg .. "\n" .. USAGE .. "\n")
@@ -38,16 +41,20 @@ local ok, err = pcall(function()
   local ckpt = require("spore.ckpt")
   local P = require("spore.ckpt.policy")
   local rules
-  if opts.rename then
+  local builtin = opts.rename and ckpt.rules[opts.rename]
+  if builtin and opts.rename:match("_to_") then
+    rules = builtin
+  elseif opts.rename then
     local chunk, lerr = loadfile(opts.rename)
     if not chunk then error("cannot load rename rules: " .. lerr, 0) end
     rules = chunk()
     if type(rules) ~= "table" then error("rename rules file '" .. opts.rename .. "' must return a table", 0) end
   end
   local res = ckpt.read_raw(args[1], { dec_key = opts.dec_key, dec_mode = opts.dec_mode })
-  local items, seen, skipped = {}, {}, 0
+  local items, seen, skipped, names = {}, {}, 0, {}
+  for _, e in ipairs(res.entries) do names[e.name] = true end
   for _, e in ipairs(res.entries) do
-    local name = P.rename(e.name, rules)
+    local name = P.rename(e.name, rules, names)
     if name then
       if seen[name] then error("rename rules map two tensors to '" .. name .. "'", 0) end
       seen[name] = true

@@ -1,10 +1,10 @@
 dofile((arg and arg[0] or ""):match("^(.-)[^/\\]*$") .. "boot.lua")
 -- inspect.lua FILE [--json] [--crc] [--dec-key KEY] [--dec-mode MODE]
--- Lists every tensor of a MindSpore .ckpt or a safetensors file: name, dtype, shape,
+-- Lists every tensor of a MindSpore .ckpt, a safetensors or a PyTorch .pth file: name, dtype, shape,
 -- bytes, min/max/mean; then the CRC trailer, encryption and metadata.
 local USAGE = [[
 usage: luajit scripts/inspect.lua FILE [--json] [--crc] [--dec-key KEY] [--dec-mode MODE]
-  FILE            a MindSpore .ckpt or a .safetensors file (format detected from content)
+  FILE            a MindSpore .ckpt, a .safetensors or a PyTorch .pth file (format detected from content)
   --json          one JSON object: {"file","format","size","crc","encryption","metadata","tensors":[...]}
   --crc           verify the CRC (crc_num trailer / metadata) and fail on a mismatch
   --dec-key KEY   decrypt an encrypted .ckpt; --dec-mode AES-GCM (default) | AES-CBC | SM4-CBC

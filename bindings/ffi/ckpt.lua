@@ -9,7 +9,7 @@ local T = require("ffi.tensor")
 local ffi, C = lib.ffi, lib.C
 
 local M = {}
-local FORMATS = { auto = C.SP_CKPT_AUTO, ckpt = C.SP_CKPT_PROTO, safetensors = C.SP_CKPT_SAFETENSORS }
+local FORMATS = { auto = C.SP_CKPT_AUTO, ckpt = C.SP_CKPT_PROTO, safetensors = C.SP_CKPT_SAFETENSORS, pth = C.SP_CKPT_PTH }
 M.FORMATS = FORMATS
 
 local function fail(ctx)
@@ -19,13 +19,13 @@ end
 local function format_code(f)
   if f == nil then return C.SP_CKPT_AUTO end
   local c = FORMATS[f]
-  if not c then error("unknown checkpoint format '" .. tostring(f) .. "' (expected \"ckpt\" or \"safetensors\")", 0) end
+  if not c then error("unknown checkpoint format '" .. tostring(f) .. "' (expected \"ckpt\", \"safetensors\" or \"pth\")", 0) end
   return c
 end
 M.format_code = format_code
 
 --- Open and parse a checkpoint; every entry's tensor is created (views for safetensors).
--- opts: format ("ckpt"|"safetensors"|nil auto), crc_check (bool), dec_key (string), dec_mode (string),
+-- opts: format ("ckpt"|"safetensors"|"pth"|nil auto), crc_check (bool), dec_key (string), dec_mode (string),
 --       lazy (bool: do not create tensors; call entry:tensor() later; keep the result alive).
 function M.read(path, opts)
   opts = opts or {}
@@ -35,7 +35,8 @@ function M.read(path, opts)
     key, key and #key or 0, opts.dec_mode)
   if st ~= 0 then fail() end
   local c = ffi.gc(out[0], C.sp_ckpt_close)
-  local res = { entries = {}, format = tonumber(C.sp_ckpt_format(c)) == C.SP_CKPT_SAFETENSORS and "safetensors" or "ckpt" }
+  local fc = tonumber(C.sp_ckpt_format(c))
+  local res = { entries = {}, format = fc == C.SP_CKPT_SAFETENSORS and "safetensors" or fc == C.SP_CKPT_PTH and "pth" or "ckpt" }
   local crcv = ffi.new("uint32_t[1]")
   local cs = C.sp_ckpt_crc(c, crcv)
   res.crc = { present = cs >= 1, verified = cs == 2, value = cs >= 1 and tonumber(crcv[0]) or nil }
@@ -69,10 +70,11 @@ function M.read(path, opts)
   return res
 end
 
---- Write items atomically (path.tmp, fsync, rename).
+--- Write items atomically (.pth is read-only) (path.tmp, fsync, rename).
 -- opts: format ("ckpt"|"safetensors"), crc_check, enc_key, enc_mode, slice (bytes, tests only).
 function M.write(path, items, opts)
   opts = opts or {}
+  if opts.format == "pth" then error("writing .pth is not supported (write .ckpt or .safetensors)", 0) end
   local fmt = format_code(opts.format or "ckpt")
   local out = ffi.new("sp_ckpt_writer*[1]")
   local key = opts.enc_key

@@ -351,6 +351,15 @@ void sp_ckpt_writer_abort(sp_ckpt_writer *w);
 size_t sp_ckpt_release_cache(void);
 /* zlib CRC-32 of a buffer continuing from crc (0 to start). */
 uint32_t sp_crc32(uint32_t crc, const void *data, size_t nbytes);
+/* PyTorch .pth (torch.save's zip since 1.6, STORED entries): format code for
+ * sp_ckpt_open/_open_memory (also detected by SP_CKPT_AUTO from the zip magic) and the
+ * value sp_ckpt_format returns. Read only, through a restricted unpickler (state_dict
+ * globals only). Every tensor is a contiguous copy of its (strided/offset) storage
+ * slice; type strings are "torch.float32"...; a nested dict is flattened one level
+ * ("state_dict.conv.weight"); Python int/float/bool give 0-d int64/float64/bool entries
+ * (type "int"/"float"/"bool"); other values give entries of type "pickle:<kind>" with
+ * dtype -1. */
+enum { SP_CKPT_PTH = 3 };
 
 
 

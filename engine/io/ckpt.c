@@ -175,8 +175,9 @@ static sp_status open_buffer(sp_ckpt *c, ck_map *m, int format, int flags, const
         return sp_error(SP_EFORMAT, "file '%s': empty file (0 bytes), not a checkpoint", c->path);
     uint32_t magic = 0;
     if (ck_is_encrypted(buf, n, &magic)) {
-        if (format == SP_CKPT_SAFETENSORS)
-            return sp_error(SP_EFORMAT, "file '%s': encrypted .ckpt, not safetensors", c->path);
+        if (format == SP_CKPT_SAFETENSORS || format == SP_CKPT_PTH)
+            return sp_error(SP_EFORMAT, "file '%s': encrypted .ckpt, not %s", c->path,
+                            format == SP_CKPT_PTH ? "a .pth file" : "safetensors");
         const char *name = magic == CK_MAGIC_GCM ? "AES-GCM" : magic == CK_MAGIC_CBC ? "AES-CBC" : "SM4-CBC";
         if (!key)
             return sp_error(SP_ECRYPTO, "file '%s': the checkpoint is encrypted (%s): pass dec_key", c->path, name);
@@ -192,6 +193,12 @@ static sp_status open_buffer(sp_ckpt *c, ck_map *m, int format, int flags, const
     }
     if (key && !c->enc[0])
         return sp_error(SP_ECRYPTO, "file '%s': dec_key given but the file is not encrypted", c->path);
+    if (format == SP_CKPT_PTH || (format == SP_CKPT_AUTO && ck_is_pth(buf, n))) {
+        if (!ck_is_pth(buf, n))
+            return sp_error(SP_EFORMAT, "file '%s': not a PyTorch .pth file (no zip magic PK\\3\\4)", c->path);
+        c->format = SP_CKPT_PTH;
+        return ck_parse_pth(c, buf, n);
+    }
     if (format != SP_CKPT_PROTO && ck_is_safetensors(buf, n)) {
         c->format = SP_CKPT_SAFETENSORS;
         if (m->heap == 2) {   /* views must outlive the caller's buffer: copy it */

@@ -61,6 +61,9 @@ sp_status ck_parse_proto(sp_ckpt *c, const uint8_t *buf, size_t n, int mapped);
 /* safetensors over c->map. */
 sp_status ck_parse_safetensors(sp_ckpt *c, int flags);
 int ck_is_safetensors(const uint8_t *buf, size_t n);
+/* PyTorch .pth (zip, STORED entries) over buf; tensors are copied out (pth.c). */
+sp_status ck_parse_pth(sp_ckpt *c, const uint8_t *buf, size_t n);
+int ck_is_pth(const uint8_t *buf, size_t n);
 
 /* Encryption (crypt.c). mode: "AES-GCM" | "AES-CBC" | "SM4-CBC". */
 int ck_enc_mode(const char *mode);  /* magic for mode, 0 if unknown */

@@ -16,6 +16,7 @@ local Report = require("spore.ckpt.report")
 local M = {}
 M.policy = P
 M.Report = Report
+M.rules = require("spore.ckpt.rules")
 
 ---------------------------------------------------------------- ordered dicts
 local Dict = {}
@@ -106,7 +107,12 @@ local OPAQUE_TAGS = { random_op = true }
 -- opts (MindSpore's names): net, strict_load, filter_prefix (str|list), specify_prefix
 -- (str|list), choice_func(name)->bool (only when both prefixes are nil), crc_check,
 -- dec_key (string), dec_mode ("AES-GCM"|"AES-CBC"|"SM4-CBC"), format ("ckpt"|
--- "safetensors"; detected from content when nil). spore's own: on_unknown_dtype
+-- "safetensors"|"pth"; detected from content when nil: zip magic "PK\3\4" -> PyTorch .pth,
+-- safetensors header, else .ckpt). .pth: tensors keep torch's names and dtypes (use
+-- rename = ckpt.rules.torch_to_mindspore(dict) for MindSpore names); a nested dict is
+-- flattened one level ("state_dict.conv.weight": load_param_into_net's prefix fallback
+-- finds it); Python ints/floats/bools are 0-d int64/float64/bool tensors; other values
+-- (strings, None, lists) are skipped (report.unknown, type "pickle:<kind>"). spore's own: on_unknown_dtype
 -- ("error" default | "skip"), plus load_param_into_net's options when net is given.
 -- Returns the ordered dict (see ckpt.keys); with net, also loads it and returns the report.
 -- Errors: one line naming the file and, where known, the tensor.
@@ -123,7 +129,7 @@ function M.load_checkpoint(path, opts)
         list[#list + 1] = { e.name, e.tensor }
       elseif e.type == "str" then
         list[#list + 1] = { e.name, utf32_decode(e.bytes) }
-      elseif OPAQUE[e.type] or OPAQUE_TAGS[e.name] or opts.on_unknown_dtype == "skip" then
+      elseif OPAQUE[e.type] or OPAQUE_TAGS[e.name] or e.type:match("^pickle:") or opts.on_unknown_dtype == "skip" then
         skipped[#skipped + 1] = { name = e.name, type = e.type }
       else
         error(string.format("file '%s': tensor '%s': unknown tensor_type '%s' (expected Float16/32/64, BFloat16, "
@@ -164,7 +170,7 @@ function M.load_param_into_net(net, dict, opts)
   local keys = M.keys(dict)
   local by_name, src_key, renamed_list = {}, {}, {}
   for _, k in ipairs(keys) do
-    local nk = P.rename(k, opts.rename)
+    local nk = P.rename(k, opts.rename, dict)
     if nk == nil then
       report:add({ name = k, key = k, status = "dropped", reason = "dropped by a rename rule" })
     else

@@ -43,13 +43,15 @@ function P.filter(opts)
 end
 
 --- Apply rename rules in order: `{pattern, replacement}` (Lua patterns, string.gsub)
--- or `function(name) -> new name | nil (drop)`. Returns the new name or nil.
-function P.rename(name, rules)
+-- or `function(name, dict) -> new name | nil (drop)`; dict (optional) is the checkpoint
+-- being renamed, keyed by its original names, so a rule can look at sibling keys
+-- (spore.ckpt.rules.torch_to_mindspore does). Returns the new name or nil.
+function P.rename(name, rules, dict)
   if not rules then return name end
   for i, r in ipairs(rules) do
     if name == nil then return nil end
     if type(r) == "function" then
-      name = r(name)
+      name = r(name, dict)
     elseif type(r) == "table" and type(r[1]) == "string" then
       name = (name:gsub(r[1], r[2] or ""))
     else
