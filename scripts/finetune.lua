@@ -20,7 +20,7 @@ local spec = {
     { "--load-optimizer", "flag", false, "also load moments, learning_rate, momentum, global_step (resume)" },
     { "--new-head", "int", nil, "replace the classifier head with a fresh N-class one" },
     { "--freeze", "list", nil, "comma-separated parameter-name prefixes to freeze (e.g. conv1,conv2)" },
-    { "--rename", "string", nil, "Lua file returning renaming rules {{pattern, replacement}, fn, ...}" },
+    { "--rename", "string", nil, "Lua file returning renaming rules {{pattern, replacement}, fn, ...}, or torch_to_mindspore" },
     { "--lr", "number", nil, "learning rate (default 0.01, or the checkpoint's with --load-optimizer)" },
     { "--head-lr", "number", nil, "a learning rate of its own for the head (a parameter group)" },
     { "--momentum", "number", 0.9, "momentum" },

@@ -55,7 +55,11 @@ function M.dataset(name, dir, net_name, opts, usage_error)
 end
 
 --- Load renaming rules from a Lua file returning a list of {pattern, replacement} or functions.
+-- The names of the built-in rule sets (spore.ckpt.rules: torch_to_mindspore,
+-- mindspore_to_torch) are accepted too.
 function M.load_rules(path)
+  local builtin = require("spore.ckpt").rules
+  if builtin and type(builtin[path]) == "table" then return builtin[path] end
   local chunk, err = loadfile(path)
   if not chunk then error("cannot read rename rules " .. path .. ": " .. err, 0) end
   local ok, rules = pcall(chunk)
