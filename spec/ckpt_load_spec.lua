@@ -9,9 +9,9 @@ local json = require("dkjson")
 
 local PY = "/usr/bin/python3"
 
-local function read_file(p) local f = assert(io.open(p, "rb")); local s = f:read("*a"); f:close(); return s end
-local function write_file(p, s) local f = assert(io.open(p, "wb")); f:write(s); f:close() end
-local function bytes_of(t) return require("ffi").string(t:ptr(), t:nbytes()) end
+local read_file = H.read_file
+local write_file = H.write_file
+local bytes_of = H.bytes_of
 
 --- Independent decode: list of {tag, type, dims (nil = none), nbytes, wire, content}.
 local function pydecode(path)
@@ -30,17 +30,7 @@ local function pydecode(path)
   return list
 end
 
---- sha256 of many strings at once.
-local function sha256_all(strings)
-  local dir = H.tmpdir()
-  local names = {}
-  for i, s in ipairs(strings) do write_file(dir .. "/" .. i, s); names[i] = dir .. "/" .. i end
-  local out = H.run("sha256sum " .. table.concat(names, " "))
-  local res = {}
-  for h, p in out:gmatch("(%x+)%s+(%S+)") do res[tonumber(p:match("(%d+)$"))] = h end
-  os.execute("rm -rf " .. dir)
-  return res
-end
+local sha256_all = H.sha256_all
 
 local function sidecar(name)
   local p = H.local_fixture(name .. ".json")

@@ -8,21 +8,12 @@ local ckpt = spore.ckpt
 local json = require("dkjson")
 local ffi = require("ffi")
 
-local function read_file(p) local f = assert(io.open(p, "rb")); local s = f:read("*a"); f:close(); return s end
-local function write_file(p, s) local f = assert(io.open(p, "wb")); f:write(s); f:close() end
-local function bytes_of(t) return ffi.string(t:ptr(), t:nbytes()) end
+local read_file = H.read_file
+local write_file = H.write_file
+local bytes_of = H.bytes_of
 local function fx(name) return H.root .. "/spec/fixtures/pth/" .. name end
 
-local function sha256_all(strings)
-  local dir = H.tmpdir()
-  local names = {}
-  for i, s in ipairs(strings) do write_file(dir .. "/" .. i, s); names[i] = dir .. "/" .. i end
-  local out = H.run("sha256sum " .. table.concat(names, " "))
-  local res = {}
-  for h, p in out:gmatch("(%x+)%s+(%S+)") do res[tonumber(p:match("(%d+)$"))] = h end
-  os.execute("rm -rf " .. dir)
-  return res
-end
+local sha256_all = H.sha256_all
 
 local side = json.decode(read_file(fx("pth_fixtures.json")))
 

@@ -8,8 +8,8 @@ local ckpt = spore.ckpt
 local ffi = require("ffi")
 
 local PY = "/usr/bin/python3"
-local function read_file(p) local f = assert(io.open(p, "rb")); local s = f:read("*a"); f:close(); return s end
-local function bytes_of(t) return ffi.string(t:ptr(), t:nbytes()) end
+local read_file = H.read_file
+local bytes_of = H.bytes_of
 
 local function pydecode(path)
   local dir = H.tmpdir()

@@ -63,4 +63,21 @@ function H.max_abs_diff(a, b)
   return m
 end
 
+function H.read_file(p) local f = assert(io.open(p, "rb")); local s = f:read("*a"); f:close(); return s end
+function H.write_file(p, s) local f = assert(io.open(p, "wb")); f:write(s); f:close() end
+--- The raw bytes of a contiguous tensor.
+function H.bytes_of(t) return require("ffi").string(t:ptr(), t:nbytes()) end
+
+--- SHA-256 (hex) of many strings at once, through sha256sum.
+function H.sha256_all(strings)
+  local dir = H.tmpdir()
+  local names = {}
+  for i, s in ipairs(strings) do H.write_file(dir .. "/" .. i, s); names[i] = dir .. "/" .. i end
+  local out = H.run("sha256sum " .. table.concat(names, " "))
+  local res = {}
+  for h, p in out:gmatch("(%x+)%s+(%S+)") do res[tonumber(p:match("(%d+)$"))] = h end
+  os.execute("rm -rf " .. dir)
+  return res
+end
+
 return H
