@@ -113,11 +113,12 @@ function M.zeros(shape, dtype, ...)
   return wrap(o[0])
 end
 
---- New tensor with undefined contents (cheaper than zeros for buffers).
-function M.empty(shape, dtype)
+--- New tensor with undefined contents (cheaper than zeros for buffers), on device
+-- (default "cpu").
+function M.empty(shape, dtype, device)
   local b, n = shape_buf(shape)
   local o = outp()
-  check(C.sp_tensor_empty(o, dtype_code(dtype), n, b), "empty")
+  check(C.sp_tensor_empty_on(o, dtype_code(dtype), n, b, M.device_code(device)), "empty")
   return wrap(o[0])
 end
 
@@ -233,7 +234,9 @@ function Tensor:shares_storage(o) return C.sp_tensor_shares_storage(H(self), H(o
 --- Typed pointer to the first element (e.g. float* for float32). Borrowed:
 -- keep the tensor alive while using it.
 function Tensor:ptr()
-  return ffi.cast(CTYPE[self:dtype()] .. "*", C.sp_tensor_data(H(self)))
+  local p = C.sp_tensor_data(H(self))
+  if p == nil then error(ffi.string(C.sp_last_error()), 2) end
+  return ffi.cast(CTYPE[self:dtype()] .. "*", p)
 end
 --- The raw handle (for bindings that call the engine).
 function Tensor:handle() return H(self) end
@@ -386,10 +389,33 @@ function Tensor:clone(dtype)
   local h = H(self)
   return view_call(C.sp_tensor_clone, h, dtype and dtype_code(dtype) or C.sp_tensor_dtype(h))
 end
---- Converted copy (or self when the dtype already matches).
-function Tensor:to(dtype)
-  if dtype_code(dtype) == C.sp_tensor_dtype(H(self)) then return self end
-  return self:clone(dtype)
+---------------------------------------------------------------- devices
+--- Device code from a name ("cpu", "sim", "cuda", "cuda:1"); raises on a bad name.
+function M.device_code(dev)
+  if dev == nil then return C.SP_DEVICE_CPU end
+  local d = C.sp_device_parse(tostring(dev))
+  if d < 0 then error(ffi.string(C.sp_last_error()), 3) end
+  if C.sp_device_available(d) == 0 then error(ffi.string(C.sp_last_error()), 3) end
+  return d
+end
+local function is_device_name(x)
+  return type(x) == "string" and (x == "cpu" or x == "sim" or x:match("^cuda") ~= nil)
+end
+M.is_device_name = is_device_name
+--- "cpu", "sim", "cuda:0"...
+function Tensor:device() return ffi.string(C.sp_device_name(C.sp_tensor_device(H(self)))) end
+--- t:to("sim") / t:to("cpu"): a copy on that device (self when already there);
+-- t:to("float64"): a converted copy (self when the dtype already matches).
+function Tensor:to(arg)
+  if is_device_name(arg) then
+    local d = M.device_code(arg)
+    if d == C.sp_tensor_device(H(self)) then return self end
+    local o = outp()
+    check(C.sp_tensor_to_device(o, H(self), d), "to")
+    return wrap(o[0])
+  end
+  if dtype_code(arg) == C.sp_tensor_dtype(H(self)) then return self end
+  return self:clone(arg)
 end
 for _, n in ipairs({ "float32", "float64", "float16", "bfloat16", "int32", "int64", "uint8", "bool" }) do
   Tensor[n] = function(self) return self:to(n) end

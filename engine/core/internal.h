@@ -7,13 +7,16 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+struct sp_device;
+
 typedef struct sp_storage {
-    void *data;
+    void *data;            /* device memory: reachable by host code only when dev->host_visible */
+    struct sp_device *dev; /* the device that owns data (cpu for adopted memory) */
     size_t nbytes;
     atomic_int refcount;
     sp_release_fn release; /* adopted memory: called with ctx when the storage dies */
     void *ctx;
-    int owned;             /* 1: allocated by sp_alloc_bytes */
+    int owned;             /* 1: allocated by dev->alloc */
 } sp_storage;
 
 struct sp_tensor {
@@ -24,6 +27,17 @@ struct sp_tensor {
     int64_t strides[SP_MAX_DIMS]; /* elements */
     int64_t offset;               /* elements */
 };
+
+/* Engine-internal address of t's first element, on whatever device holds it. Kernels
+ * (which run "on" that device) use it; the public sp_tensor_data() refuses device memory. */
+#define SP_DATA(t) ((void *)((char *)(t)->st->data + (t)->offset * (int64_t)sp_dtype_size((t)->dtype)))
+#define SP_DEV(t) ((t)->st->dev)
+
+/* A contiguous host tensor with t's values: a view of t when t is contiguous host
+ * memory, else a copy (through the device's explicit copy when t is on a device). */
+sp_status sp_tensor_host_contiguous(sp_tensor **out, const sp_tensor *t);
+/* Error unless every non-NULL tensor is on d's device (names the op and the tensor). */
+sp_status sp_check_same_device(const char *op, int n, const sp_tensor *const *ts, const char *const *names);
 
 /* Element load/store through double (floats, bool, ints up to 2^53) and int64. */
 double sp_load_f64(int dtype, const void *p);

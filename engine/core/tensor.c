@@ -1,10 +1,12 @@
 /* tensor.c — tensor handles: creation, accessors, views, copies, element access. */
-#include "internal.h"
+#include "core/internal.h"
+#include "core/device.h"
+#include "core/kernels.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-sp_storage *sp_storage_new(size_t nbytes, int zero);
+sp_storage *sp_storage_new(sp_device *dev, size_t nbytes, int zero);
 sp_storage *sp_storage_adopt(void *data, size_t nbytes, sp_release_fn release, void *ctx);
 void sp_storage_retain(sp_storage *s);
 void sp_storage_release(sp_storage *s);
@@ -29,9 +31,11 @@ static void set_contiguous_strides(sp_tensor *t) {
     for (int i = t->ndim - 1; i >= 0; i--) { t->strides[i] = s; s *= t->shape[i] ? t->shape[i] : 1; }
 }
 
-static sp_status make(sp_tensor **out, int dtype, int ndim, const int64_t *shape, int zero) {
+static sp_status make(sp_tensor **out, int dtype, int ndim, const int64_t *shape, int zero, int device) {
     if (!out) return sp_error(SP_EINVAL, "output pointer is NULL");
     *out = NULL;
+    sp_device *dev = sp_device_get(device);
+    if (!dev) return SP_EDEVICE;
     if (!sp_dtype_valid(dtype)) return sp_error(SP_EINVAL, "unknown dtype code %d", dtype);
     int64_t n, bytes;
     sp_status st = sp_shape_numel(ndim, shape, &n);
@@ -40,11 +44,11 @@ static sp_status make(sp_tensor **out, int dtype, int ndim, const int64_t *shape
         return sp_error(SP_ENOMEM, "tensor of %lld elements is too large", (long long)n);
     sp_tensor *t = calloc(1, sizeof *t);
     if (!t) return sp_error(SP_ENOMEM, "out of memory allocating a tensor handle");
-    t->st = sp_storage_new((size_t)bytes, zero);
+    t->st = sp_storage_new(dev, (size_t)bytes, zero);
     if (!t->st) {
         free(t);
-        return sp_error(SP_ENOMEM, "out of memory allocating %lld bytes for a %s tensor", (long long)bytes,
-                        sp_dtype_name(dtype));
+        return sp_error(SP_ENOMEM, "out of memory allocating %lld bytes for a %s tensor on %s", (long long)bytes,
+                        sp_dtype_name(dtype), dev->name);
     }
     t->dtype = dtype;
     t->ndim = ndim;
@@ -55,16 +59,35 @@ static sp_status make(sp_tensor **out, int dtype, int ndim, const int64_t *shape
 }
 
 sp_status sp_tensor_new(sp_tensor **out, int dtype, int ndim, const int64_t *shape) {
-    return make(out, dtype, ndim, shape, 1);
+    return make(out, dtype, ndim, shape, 1, SP_DEVICE_CPU);
 }
 
 sp_status sp_tensor_empty(sp_tensor **out, int dtype, int ndim, const int64_t *shape) {
-    return make(out, dtype, ndim, shape, 0);
+    return make(out, dtype, ndim, shape, 0, SP_DEVICE_CPU);
+}
+
+sp_status sp_tensor_new_on(sp_tensor **out, int dtype, int ndim, const int64_t *shape, int device) {
+    return make(out, dtype, ndim, shape, 1, device);
+}
+
+sp_status sp_tensor_empty_on(sp_tensor **out, int dtype, int ndim, const int64_t *shape, int device) {
+    return make(out, dtype, ndim, shape, 0, device);
+}
+
+static sp_status refuse_device_pointer(const void *p, const char *what) {
+    sp_device *d = sp_device_owning(p);
+    if (d)
+        return sp_error(SP_EINVAL, "%s: the pointer is into %s device memory, not host memory (copy through "
+                        "sp_tensor_read/sp_tensor_to_device)", what, d->name);
+    return SP_OK;
 }
 
 sp_status sp_tensor_from_data(sp_tensor **out, int dtype, int ndim, const int64_t *shape, const void *data,
                               size_t nbytes) {
-    sp_status st = make(out, dtype, ndim, shape, 0);
+    if (out) *out = NULL;
+    sp_status st = refuse_device_pointer(data, "from_data");
+    if (st) return st;
+    st = make(out, dtype, ndim, shape, 0, SP_DEVICE_CPU);
     if (st) return st;
     if (nbytes != (*out)->st->nbytes) {
         size_t want = (*out)->st->nbytes;
@@ -85,7 +108,9 @@ sp_status sp_tensor_adopt(sp_tensor **out, int dtype, int ndim, const int64_t *s
     *out = NULL;
     if (!sp_dtype_valid(dtype)) return sp_error(SP_EINVAL, "unknown dtype code %d", dtype);
     int64_t n, bytes;
-    sp_status st = sp_shape_numel(ndim, shape, &n);
+    sp_status st = refuse_device_pointer(data, "adopt");
+    if (st) return st;
+    st = sp_shape_numel(ndim, shape, &n);
     if (st) return st;
     if (!sp_mul_ok(n, (int64_t)sp_dtype_size(dtype), &bytes) || (size_t)bytes != nbytes)
         return sp_error(SP_EINVAL, "adopted buffer has %zu bytes, expected %lld", nbytes, (long long)bytes);
@@ -139,8 +164,15 @@ int sp_tensor_is_contiguous(const sp_tensor *t) {
     return 1;
 }
 void *sp_tensor_data(const sp_tensor *t) {
-    return t ? (char *)t->st->data + t->offset * (int64_t)sp_dtype_size(t->dtype) : NULL;
+    if (!t) { sp_error(SP_EINVAL, "tensor is NULL"); return NULL; }
+    if (!SP_DEV(t)->host_visible) {
+        sp_error(SP_EDEVICE, "tensor is on device %s, whose memory host code cannot address: copy it out "
+                 "(sp_tensor_read, sp_tensor_to_device)", SP_DEV(t)->name);
+        return NULL;
+    }
+    return SP_DATA(t);
 }
+int sp_tensor_device(const sp_tensor *t) { return t ? SP_DEV(t)->code : -1; }
 int sp_tensor_storage_refcount(const sp_tensor *t) { return t ? atomic_load(&t->st->refcount) : 0; }
 int sp_tensor_shares_storage(const sp_tensor *a, const sp_tensor *b) { return a && b && a->st == b->st; }
 int sp_tensor_shape(const sp_tensor *t, int64_t *shape) {
@@ -288,7 +320,7 @@ sp_status sp_tensor_contiguous(sp_tensor **out, const sp_tensor *src) {
 
 sp_status sp_tensor_clone(sp_tensor **out, const sp_tensor *src, int dtype) {
     if (!src) return sp_error(SP_EINVAL, "source tensor is NULL");
-    sp_status st = sp_tensor_empty(out, dtype, src->ndim, src->shape);
+    sp_status st = sp_tensor_empty_on(out, dtype, src->ndim, src->shape, SP_DEV(src)->code);
     if (st) return st;
     st = sp_tensor_copy(*out, src);
     if (st) { sp_tensor_free(*out); *out = NULL; }
@@ -308,20 +340,25 @@ void sp_iter_init(sp_iter *it, int ndim, const int64_t *shape, int nops, char **
     }
 }
 
-static void byte_strides(const sp_tensor *t, int64_t *out) {
-    int64_t sz = (int64_t)sp_dtype_size(t->dtype);
-    for (int d = 0; d < t->ndim; d++) out[d] = t->strides[d] * sz;
+/* Byte range [lo, hi) that t's elements span in its storage. */
+static void byte_span(const sp_tensor *t, int64_t *lo, int64_t *hi) {
+    int64_t sz = (int64_t)sp_dtype_size(t->dtype), a = t->offset, b = t->offset;
+    for (int d = 0; d < t->ndim; d++) {
+        int64_t ext = (t->shape[d] - 1) * t->strides[d];
+        if (ext < 0) a += ext; else b += ext;
+    }
+    *lo = a * sz;
+    *hi = (b + 1) * sz;
 }
 
-static void convert_one(int dd, char *dp, int sd, const char *sp) {
-    if (dd == sd) { memcpy(dp, sp, sp_dtype_size(dd)); return; }
-    if (sp_dtype_is_int(dd) && sp_dtype_is_int(sd) && dd != SP_BOOL && sd != SP_BOOL)
-        sp_store_i64(dd, dp, sp_load_i64(sd, sp));
-    else if (dd == SP_BFLOAT16 && sd == SP_FLOAT32) { float f; memcpy(&f, sp, 4); uint16_t h = sp_f32_to_bf16(f); memcpy(dp, &h, 2); }
-    else sp_store_f64(dd, dp, sp_load_f64(sd, sp));
+static int same_layout(const sp_tensor *a, const sp_tensor *b) {
+    if (a->dtype != b->dtype || a->offset != b->offset || a->ndim != b->ndim) return 0;
+    for (int d = 0; d < a->ndim; d++)
+        if (a->shape[d] != b->shape[d] || (a->shape[d] > 1 && a->strides[d] != b->strides[d])) return 0;
+    return 1;
 }
 
-sp_status sp_tensor_copy(sp_tensor *dst, const sp_tensor *src) {
+static sp_status copy_checks(const sp_tensor *dst, const sp_tensor *src) {
     if (!dst || !src) return sp_error(SP_EINVAL, "copy: tensor is NULL");
     int64_t n = sp_tensor_numel(dst);
     if (n != sp_tensor_numel(src))
@@ -329,81 +366,188 @@ sp_status sp_tensor_copy(sp_tensor *dst, const sp_tensor *src) {
                         (long long)sp_tensor_numel(src));
     int same_shape = dst->ndim == src->ndim;
     for (int i = 0; same_shape && i < dst->ndim; i++) same_shape = dst->shape[i] == src->shape[i];
-    int dc = sp_tensor_is_contiguous(dst), sc = sp_tensor_is_contiguous(src);
-    if (!same_shape && !(dc && sc))
+    if (!same_shape && !(sp_tensor_is_contiguous(dst) && sp_tensor_is_contiguous(src)))
         return sp_error(SP_EINVAL, "copy: shapes differ and a tensor is not contiguous");
-    if (n == 0) return SP_OK;
-    if (dc && sc) {
-        char *dp = sp_tensor_data(dst);
-        const char *sp = sp_tensor_data(src);
-        if (dst->dtype == src->dtype) { memmove(dp, sp, (size_t)n * sp_dtype_size(dst->dtype)); return SP_OK; }
-        size_t ds = sp_dtype_size(dst->dtype), ss = sp_dtype_size(src->dtype);
-        if (dst->dtype == SP_FLOAT32 && src->dtype == SP_FLOAT16) {
-            for (int64_t i = 0; i < n; i++) ((float *)dp)[i] = sp_f16_to_f32(((const uint16_t *)sp)[i]);
-        } else if (dst->dtype == SP_FLOAT32 && src->dtype == SP_BFLOAT16) {
-            for (int64_t i = 0; i < n; i++) ((float *)dp)[i] = sp_bf16_to_f32(((const uint16_t *)sp)[i]);
-        } else if (dst->dtype == SP_FLOAT32 && src->dtype == SP_FLOAT64) {
-            for (int64_t i = 0; i < n; i++) ((float *)dp)[i] = (float)((const double *)sp)[i];
-        } else if (dst->dtype == SP_FLOAT64 && src->dtype == SP_FLOAT32) {
-            for (int64_t i = 0; i < n; i++) ((double *)dp)[i] = ((const float *)sp)[i];
-        } else {
-            for (int64_t i = 0; i < n; i++) convert_one(dst->dtype, dp + i * ds, src->dtype, sp + i * ss);
-        }
-        return SP_OK;
-    }
-    char *base[2] = {sp_tensor_data(dst), sp_tensor_data(src)};
-    int64_t strides[2][SP_MAX_DIMS];
-    byte_strides(dst, strides[0]);
-    byte_strides(src, strides[1]);
-    sp_iter it;
-    sp_iter_init(&it, dst->ndim, dst->shape, 2, base, strides);
-    do convert_one(dst->dtype, it.ptr[0], src->dtype, it.ptr[1]);
-    while (sp_iter_next(&it));
     return SP_OK;
 }
+
+/* dst <- src where src is a contiguous host tensor and dst is on a device: through a
+ * contiguous staging tensor of dst's dtype on dst's device when dst is strided or
+ * converts. */
+static sp_status copy_from_host(sp_tensor *dst, const sp_tensor *hsrc) {
+    sp_device *d = SP_DEV(dst);
+    if (dst->dtype == hsrc->dtype && sp_tensor_is_contiguous(dst))
+        return d->from_host(d, SP_DATA(dst), SP_DATA(hsrc), sp_tensor_nbytes(dst));
+    sp_tensor *conv = NULL, *stage = NULL;
+    sp_status st = SP_OK;
+    const sp_tensor *h = hsrc;
+    if (dst->dtype != hsrc->dtype) {
+        st = sp_tensor_empty(&conv, dst->dtype, hsrc->ndim, hsrc->shape);
+        if (!st) st = sp_cpu_kernels.copy(conv, hsrc);
+        h = conv;
+    }
+    if (!st) st = sp_tensor_empty_on(&stage, dst->dtype, dst->ndim, dst->shape, d->code);
+    if (!st) st = d->from_host(d, SP_DATA(stage), SP_DATA(h), sp_tensor_nbytes(stage));
+    if (!st) st = d->k->copy(dst, stage);
+    sp_tensor_free(conv);
+    sp_tensor_free(stage);
+    return st;
+}
+
+sp_status sp_tensor_host_contiguous(sp_tensor **out, const sp_tensor *t) {
+    if (!out) return sp_error(SP_EINVAL, "output pointer is NULL");
+    *out = NULL;
+    if (!t) return sp_error(SP_EINVAL, "tensor is NULL");
+    sp_device *d = SP_DEV(t);
+    if (d->host_visible) return sp_tensor_contiguous(out, t);
+    sp_tensor *c = NULL;
+    sp_status st = sp_tensor_contiguous(&c, t); /* on the device */
+    if (st) return st;
+    st = sp_tensor_empty(out, t->dtype, t->ndim, t->shape);
+    if (!st) st = d->to_host(d, SP_DATA(*out), SP_DATA(c), sp_tensor_nbytes(c));
+    sp_tensor_free(c);
+    if (st) { sp_tensor_free(*out); *out = NULL; }
+    return st;
+}
+
+sp_status sp_tensor_copy(sp_tensor *dst, const sp_tensor *src) {
+    sp_status st = copy_checks(dst, src);
+    if (st) return st;
+    if (sp_tensor_numel(dst) == 0) return SP_OK;
+    sp_device *dd = SP_DEV(dst), *sd = SP_DEV(src);
+    if (dd != sd) {
+        sp_tensor *h = NULL;
+        st = sp_tensor_host_contiguous(&h, src);
+        if (!st) st = dd->host_visible ? dd->k->copy(dst, h) : copy_from_host(dst, h);
+        sp_tensor_free(h);
+        return st;
+    }
+    /* same storage: overlapping element ranges are read through a temporary (a:copy_(a:t())) */
+    if (dst->st == src->st && !same_layout(dst, src)) {
+        int64_t a0, a1, b0, b1;
+        byte_span(dst, &a0, &a1);
+        byte_span(src, &b0, &b1);
+        int contiguous_same_type = dst->dtype == src->dtype && sp_tensor_is_contiguous(dst) && sp_tensor_is_contiguous(src);
+        if (a0 < b1 && b0 < a1 && !contiguous_same_type) { /* contiguous same-dtype copies are a memmove */
+            sp_tensor *tmp = NULL;
+            st = sp_tensor_clone(&tmp, src, src->dtype);
+            if (!st) st = dd->k->copy(dst, tmp);
+            sp_tensor_free(tmp);
+            return st;
+        }
+    }
+    return dd->k->copy(dst, src);
+}
+
+sp_status sp_tensor_to_device(sp_tensor **out, const sp_tensor *src, int device) {
+    if (!out) return sp_error(SP_EINVAL, "output pointer is NULL");
+    *out = NULL;
+    if (!src) return sp_error(SP_EINVAL, "source tensor is NULL");
+    sp_device *d = sp_device_get(device);
+    if (!d) return SP_EDEVICE;
+    if (d == SP_DEV(src)) return sp_tensor_alias(out, src);
+    sp_status st = sp_tensor_empty_on(out, src->dtype, src->ndim, src->shape, device);
+    if (!st) st = sp_tensor_copy(*out, src);
+    if (st) { sp_tensor_free(*out); *out = NULL; }
+    return st;
+}
+
+sp_status sp_tensor_read(const sp_tensor *t, void *dst, size_t nbytes) {
+    if (!t || (!dst && nbytes)) return sp_error(SP_EINVAL, "read: NULL argument");
+    if (nbytes != sp_tensor_nbytes(t))
+        return sp_error(SP_EINVAL, "read: buffer has %zu bytes, tensor has %zu", nbytes, sp_tensor_nbytes(t));
+    sp_status st = refuse_device_pointer(dst, "read");
+    if (st || !nbytes) return st;
+    sp_tensor *h = NULL;
+    st = sp_tensor_host_contiguous(&h, t);
+    if (!st) memcpy(dst, SP_DATA(h), nbytes);
+    sp_tensor_free(h);
+    return st;
+}
+
+sp_status sp_tensor_write(sp_tensor *t, const void *src, size_t nbytes) {
+    if (!t || (!src && nbytes)) return sp_error(SP_EINVAL, "write: NULL argument");
+    if (nbytes != sp_tensor_nbytes(t))
+        return sp_error(SP_EINVAL, "write: buffer has %zu bytes, tensor has %zu", nbytes, sp_tensor_nbytes(t));
+    sp_status st = refuse_device_pointer(src, "write");
+    if (st || !nbytes) return st;
+    sp_tensor *h = NULL;
+    st = sp_tensor_adopt(&h, t->dtype, t->ndim, t->shape, (void *)src, nbytes, NULL, NULL);
+    if (!st) st = sp_tensor_copy(t, h);
+    sp_tensor_free(h);
+    return st;
+}
+
+sp_status sp_check_same_device(const char *op, int n, const sp_tensor *const *ts, const char *const *names) {
+    const sp_tensor *first = NULL;
+    int fi = 0;
+    for (int i = 0; i < n; i++) {
+        if (!ts[i]) continue;
+        if (!first) { first = ts[i]; fi = i; continue; }
+        if (SP_DEV(ts[i]) != SP_DEV(first))
+            return sp_error(SP_EINVAL, "%s: %s is on %s but %s is on %s (move it with to())", op, names[i],
+                            SP_DEV(ts[i])->name, names[fi], SP_DEV(first)->name);
+    }
+    return SP_OK;
+}
+
+/* ---- element access: through the device's explicit copies ---------------- */
 
 static sp_status elem_at(const sp_tensor *t, const int64_t *index, char **p) {
     if (!t) return sp_error(SP_EINVAL, "tensor is NULL");
     int64_t off = t->offset;
     for (int d = 0; d < t->ndim; d++) {
         if (index[d] < 0 || index[d] >= t->shape[d])
-            return sp_error(SP_EINVAL, "index %lld is out of range for dimension %d of size %lld",
-                            (long long)index[d] + 1, d + 1, (long long)t->shape[d]);
+            return sp_error(SP_EINVAL, "index %lld is out of range for dimension %d of size %lld (0-based)",
+                            (long long)index[d], d, (long long)t->shape[d]);
         off += index[d] * t->strides[d];
     }
     *p = (char *)t->st->data + off * (int64_t)sp_dtype_size(t->dtype);
     return SP_OK;
 }
 
-sp_status sp_tensor_get(const sp_tensor *t, const int64_t *index, double *value) {
+static sp_status load_elem(const sp_tensor *t, const int64_t *index, char buf[8]) {
     char *p;
     sp_status st = elem_at(t, index, &p);
     if (st) return st;
-    *value = sp_load_f64(t->dtype, p);
-    return SP_OK;
+    sp_device *d = SP_DEV(t);
+    return d->to_host(d, buf, p, sp_dtype_size(t->dtype));
+}
+
+sp_status sp_tensor_get(const sp_tensor *t, const int64_t *index, double *value) {
+    char buf[8];
+    sp_status st = load_elem(t, index, buf);
+    if (!st) *value = sp_load_f64(t->dtype, buf);
+    return st;
 }
 
 sp_status sp_tensor_get_i64(const sp_tensor *t, const int64_t *index, int64_t *value) {
-    char *p;
-    sp_status st = elem_at(t, index, &p);
-    if (st) return st;
-    *value = sp_load_i64(t->dtype, p);
-    return SP_OK;
+    char buf[8];
+    sp_status st = load_elem(t, index, buf);
+    if (!st) *value = sp_load_i64(t->dtype, buf);
+    return st;
 }
 
 sp_status sp_tensor_set(sp_tensor *t, const int64_t *index, double value) {
-    char *p;
+    char *p, buf[8];
     sp_status st = elem_at(t, index, &p);
     if (st) return st;
-    sp_store_f64(t->dtype, p, value);
-    return SP_OK;
+    sp_store_f64(t->dtype, buf, value);
+    sp_device *d = SP_DEV(t);
+    return d->from_host(d, p, buf, sp_dtype_size(t->dtype));
 }
 
 sp_status sp_tensor_to_doubles(const sp_tensor *t, double *buf, int64_t n) {
     if (!t || !buf) return sp_error(SP_EINVAL, "to_doubles: NULL argument");
     int64_t numel = sp_tensor_numel(t);
     if (n != numel) return sp_error(SP_EINVAL, "to_doubles: buffer holds %lld, tensor has %lld", (long long)n, (long long)numel);
-    for (int64_t i = 0; i < n; i++) buf[i] = sp_load_f64(t->dtype, sp_elem_ptr(t, i));
+    sp_tensor *h = NULL;
+    sp_status st = sp_tensor_host_contiguous(&h, t);
+    if (st) return st;
+    const char *p = SP_DATA(h);
+    size_t sz = sp_dtype_size(t->dtype);
+    for (int64_t i = 0; i < n; i++) buf[i] = sp_load_f64(t->dtype, p + (size_t)i * sz);
+    sp_tensor_free(h);
     return SP_OK;
 }
 
@@ -411,6 +555,13 @@ sp_status sp_tensor_from_doubles(sp_tensor *t, const double *buf, int64_t n) {
     if (!t || !buf) return sp_error(SP_EINVAL, "from_doubles: NULL argument");
     int64_t numel = sp_tensor_numel(t);
     if (n != numel) return sp_error(SP_EINVAL, "from_doubles: buffer holds %lld, tensor has %lld", (long long)n, (long long)numel);
-    for (int64_t i = 0; i < n; i++) sp_store_f64(t->dtype, sp_elem_ptr(t, i), buf[i]);
-    return SP_OK;
+    sp_tensor *h = NULL;
+    sp_status st = sp_tensor_empty(&h, t->dtype, t->ndim, t->shape);
+    if (st) return st;
+    char *p = SP_DATA(h);
+    size_t sz = sp_dtype_size(t->dtype);
+    for (int64_t i = 0; i < n; i++) sp_store_f64(t->dtype, p + (size_t)i * sz, buf[i]);
+    st = sp_tensor_copy(t, h);
+    sp_tensor_free(h);
+    return st;
 }

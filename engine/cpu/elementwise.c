@@ -11,7 +11,7 @@ sp_status sp_fill(sp_tensor *t, double v) {
     if (!t) return sp_error(SP_EINVAL, "fill: tensor is NULL");
     int64_t n = sp_tensor_numel(t);
     if (t->dtype == SP_FLOAT32 && sp_tensor_is_contiguous(t)) {
-        float *p = sp_tensor_data(t), f = (float)v;
+        float *p = SP_DATA(t), f = (float)v;
         for (int64_t i = 0; i < n; i++) p[i] = f;
         return SP_OK;
     }
@@ -98,8 +98,8 @@ sp_status sp_binary(sp_tensor *out, const sp_tensor *a, const sp_tensor *b, int 
     if (out->dtype == SP_FLOAT32 && a->dtype == SP_FLOAT32 && b->dtype == SP_FLOAT32 &&
         sp_tensor_is_contiguous(out) && sp_tensor_is_contiguous(a) && sp_tensor_is_contiguous(b) &&
         sp_tensor_numel(a) == n && sp_tensor_numel(b) == n) {
-        float *o = sp_tensor_data(out);
-        const float *x = sp_tensor_data(a), *y = sp_tensor_data(b);
+        float *o = SP_DATA(out);
+        const float *x = SP_DATA(a), *y = SP_DATA(b);
         switch (op) {
         case SP_OP_ADD: for (int64_t i = 0; i < n; i++) o[i] = x[i] + y[i]; return SP_OK;
         case SP_OP_SUB: for (int64_t i = 0; i < n; i++) o[i] = x[i] - y[i]; return SP_OK;
@@ -108,7 +108,7 @@ sp_status sp_binary(sp_tensor *out, const sp_tensor *a, const sp_tensor *b, int 
         default: break;
         }
     }
-    char *base[3] = {sp_tensor_data(out), sp_tensor_data(a), sp_tensor_data(b)};
+    char *base[3] = {SP_DATA(out), SP_DATA(a), SP_DATA(b)};
     sp_iter it;
     sp_iter_init(&it, nd, shape, 3, base, strides);
     if (all_int && out->dtype != SP_BOOL) {
@@ -142,8 +142,8 @@ sp_status sp_binary_scalar(sp_tensor *out, const sp_tensor *a, double s, int op,
                fabs(s) < 9.0e15;
     if (ints && op == SP_OP_DIV && ((!reverse && s == 0))) return sp_error(SP_EINVAL, "%s: integer division by zero", OPN[op]);
     if (out->dtype == SP_FLOAT32 && a->dtype == SP_FLOAT32 && sp_tensor_is_contiguous(out) && sp_tensor_is_contiguous(a) && !reverse) {
-        float *o = sp_tensor_data(out);
-        const float *x = sp_tensor_data(a);
+        float *o = SP_DATA(out);
+        const float *x = SP_DATA(a);
         float f = (float)s;
         switch (op) {
         case SP_OP_ADD: for (int64_t i = 0; i < n; i++) o[i] = x[i] + f; return SP_OK;

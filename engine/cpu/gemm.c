@@ -51,11 +51,11 @@ sp_status sp_matmul(sp_tensor *out, const sp_tensor *a, const sp_tensor *b, int 
             /* BLAS leaves beta*C; make that explicit for K == 0 */
             sp_binary_scalar(O, O, beta, SP_OP_MUL, 0);
         } else if (dt == SP_FLOAT32) {
-            cblas_sgemm(CblasRowMajor, TA, TB, (int)M, (int)N, (int)K, (float)alpha, sp_tensor_data(A), (int)lda,
-                        sp_tensor_data(B), (int)ldb, (float)beta, sp_tensor_data(O), (int)ldo);
+            cblas_sgemm(CblasRowMajor, TA, TB, (int)M, (int)N, (int)K, (float)alpha, SP_DATA(A), (int)lda,
+                        SP_DATA(B), (int)ldb, (float)beta, SP_DATA(O), (int)ldo);
         } else {
-            cblas_dgemm(CblasRowMajor, TA, TB, (int)M, (int)N, (int)K, alpha, sp_tensor_data(A), (int)lda,
-                        sp_tensor_data(B), (int)ldb, beta, sp_tensor_data(O), (int)ldo);
+            cblas_dgemm(CblasRowMajor, TA, TB, (int)M, (int)N, (int)K, alpha, SP_DATA(A), (int)lda,
+                        SP_DATA(B), (int)ldb, beta, SP_DATA(O), (int)ldo);
         }
         if (co) st = sp_tensor_copy(out, co);
     }

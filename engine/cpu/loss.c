@@ -29,7 +29,7 @@ static sp_status label_check(const char *op, const sp_tensor *labels, int64_t N,
     if (labels->dtype == SP_INT32) {
         *sparse = 1;
         NN_TRY(nn_numel(labels, N, op, "labels (sparse, int32 [N])"));
-        const int32_t *L = sp_tensor_data(labels);
+        const int32_t *L = SP_DATA(labels);
         for (int64_t n = 0; n < N; n++)
             if (L[n] < 0 || L[n] >= C)
                 return sp_error(SP_EINVAL, "%s: label %d at row %lld is out of range [0, %lld)", op, L[n],
@@ -60,7 +60,7 @@ sp_status sp_softmax_xent_forward(sp_tensor *loss, sp_tensor *prob, const sp_ten
         double lse;
         softmax_row(F32(prob) + n * C, X + n * C, C, &lse);
         double v;
-        if (sparse) v = lse - X[n * C + ((const int32_t *)sp_tensor_data(labels))[n]];
+        if (sparse) v = lse - X[n * C + ((const int32_t *)SP_DATA(labels))[n]];
         else {
             const float *L = F32(labels) + n * C;
             double s = 0, ls = 0;
@@ -88,7 +88,7 @@ sp_status sp_softmax_xent_backward(sp_tensor *grad_x, const sp_tensor *prob, con
     for (int64_t n = 0; n < N; n++) {
         double k = scale * (grad_loss ? F32(grad_loss)[n] : 1.0);
         if (sparse) {
-            int32_t y = ((const int32_t *)sp_tensor_data(labels))[n];
+            int32_t y = ((const int32_t *)SP_DATA(labels))[n];
             for (int64_t c = 0; c < C; c++) G[n * C + c] = (float)(k * (P[n * C + c] - (c == y ? 1.0 : 0.0)));
         } else {
             const float *L = F32(labels) + n * C;

@@ -49,5 +49,5 @@ static inline int nn_par(int64_t work) {
     }
     return enabled && work > SP_NN_PAR_MIN;
 }
-#define F32(t) ((float *)sp_tensor_data(t))
+#define F32(t) ((float *)SP_DATA(t))
 #endif

@@ -97,7 +97,7 @@ sp_status sp_maxpool2d_forward(sp_tensor *out, sp_tensor *argmax, const sp_tenso
     NN_TRY(nn_numel(argmax, N * C * Ho * Wo, op, "argmax"));
     const float *X = F32(x);
     float *O = F32(out);
-    int32_t *A = sp_tensor_data(argmax);
+    int32_t *A = SP_DATA(argmax);
 /* serial: a 2-core machine gains little here and the OpenMP region costs BLAS time.
  * The common shapes get the window size as a compile-time constant (fully unrolled). */
     int inner = pad_top == 0 && pad_left == 0 && (Ho - 1) * stride_h + kh <= H && (Wo - 1) * stride_w + kw <= W;
@@ -126,7 +126,7 @@ sp_status sp_maxpool2d_backward(sp_tensor *grad_x, const sp_tensor *grad_out, co
     int64_t HoWo = grad_out->shape[2] * grad_out->shape[3];
     float *G = F32(grad_x);
     const float *GO = F32(grad_out);
-    const int32_t *A = sp_tensor_data(argmax);
+    const int32_t *A = SP_DATA(argmax);
     memset(G, 0, sizeof(float) * (size_t)(NC * HW));
 #pragma omp parallel for schedule(static) if (nn_par(NC * HoWo))
     for (int64_t nc = 0; nc < NC; nc++)

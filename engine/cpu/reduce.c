@@ -39,13 +39,13 @@ sp_status sp_reduce_all(const sp_tensor *a, int op, double *value) {
         return sp_error(SP_EINVAL, "%s of an empty tensor", RN[op]);
     }
     if (sp_tensor_is_contiguous(a)) {
-        *value = reduce_run(a->dtype, sp_tensor_data(a), n, (int64_t)sp_dtype_size(a->dtype), op);
+        *value = reduce_run(a->dtype, SP_DATA(a), n, (int64_t)sp_dtype_size(a->dtype), op);
         return SP_OK;
     }
     sp_tensor *c;
     sp_status st = sp_tensor_contiguous(&c, a);
     if (st) return st;
-    *value = reduce_run(c->dtype, sp_tensor_data(c), n, (int64_t)sp_dtype_size(c->dtype), op);
+    *value = reduce_run(c->dtype, SP_DATA(c), n, (int64_t)sp_dtype_size(c->dtype), op);
     sp_tensor_free(c);
     return SP_OK;
 }

@@ -57,11 +57,27 @@ void sp_set_error_message(const char *msg);
 /* Engine version string, e.g. "0.1.0". */
 const char *sp_version(void);
 
-/* Live bytes of tensor storage the engine allocated, the peak, and the number of
- * live allocations. Any pointer may be NULL. */
+/* Live bytes the engine holds on every device (tensor storage, checkpoint reader blocks
+ * and cache, kernel workspaces), the peak, and the number of live allocations. Any
+ * pointer may be NULL. */
 void sp_mem_stats(int64_t *live_bytes, int64_t *peak_bytes, int64_t *live_allocs);
 int64_t sp_mem_live_bytes(void);
 void sp_mem_reset_peak(void);
+
+/* ==== core: devices ===================================================== */
+/* A device is a code: SP_DEVICE_CPU, SP_DEVICE_SIM (a simulated device whose memory host
+ * code cannot address: it proves that callers move data only through explicit copies),
+ * or SP_DEVICE_CUDA + index. Every storage belongs to one device; an op's tensors must
+ * all be on one device. */
+enum { SP_DEVICE_CPU = 0, SP_DEVICE_SIM = 256, SP_DEVICE_CUDA = 512 };
+/* "cpu", "sim", "cuda", "cuda:N" -> code, or -1 with the error set. */
+int sp_device_parse(const char *name);
+/* "cpu", "sim", "cuda:0"... ("?" for an unknown code). Borrowed, static. */
+const char *sp_device_name(int device);
+/* 1 when tensors can be made on this device in this process (else 0, error set). */
+int sp_device_available(int device);
+/* The same counters for one device. */
+sp_status sp_mem_stats_device(int device, int64_t *live_bytes, int64_t *peak_bytes, int64_t *live_allocs);
 
 /* ==== core: dtypes ===================================================== */
 
@@ -110,8 +126,19 @@ sp_status sp_tensor_from_data(sp_tensor **out, int dtype, int ndim, const int64_
  * called once when the last handle on that storage is freed (release may be NULL). */
 sp_status sp_tensor_adopt(sp_tensor **out, int dtype, int ndim, const int64_t *shape,
                           void *data, size_t nbytes, sp_release_fn release, void *ctx);
+/* The same on a device (sp_tensor_new/_empty make them on SP_DEVICE_CPU). */
+sp_status sp_tensor_new_on(sp_tensor **out, int dtype, int ndim, const int64_t *shape, int device);
+sp_status sp_tensor_empty_on(sp_tensor **out, int dtype, int ndim, const int64_t *shape, int device);
 /* Release a handle (NULL is a no-op). Storage is freed with its last handle. */
 void sp_tensor_free(sp_tensor *t);
+/* The device code of t's storage. */
+int sp_tensor_device(const sp_tensor *t);
+/* A contiguous copy of src on device (an alias when src is already there). */
+sp_status sp_tensor_to_device(sp_tensor **out, const sp_tensor *src, int device);
+/* Explicit copies between a tensor (any device, any strides) and host memory, in
+ * row-major order, in t's dtype: nbytes must equal sp_tensor_nbytes(t). */
+sp_status sp_tensor_read(const sp_tensor *t, void *dst, size_t nbytes);
+sp_status sp_tensor_write(sp_tensor *t, const void *src, size_t nbytes);
 
 int sp_tensor_dtype(const sp_tensor *t);
 int sp_tensor_ndim(const sp_tensor *t);
@@ -121,7 +148,8 @@ int64_t sp_tensor_offset(const sp_tensor *t);          /* in elements */
 int64_t sp_tensor_numel(const sp_tensor *t);
 size_t sp_tensor_nbytes(const sp_tensor *t);           /* numel * itemsize */
 int sp_tensor_is_contiguous(const sp_tensor *t);
-/* Address of the first element (storage + offset). */
+/* Address of the first element (storage + offset) of a host tensor. NULL, with the
+ * error set, for a tensor on a device host code cannot address (sim, cuda). */
 void *sp_tensor_data(const sp_tensor *t);
 /* Number of handles sharing this tensor's storage. */
 int sp_tensor_storage_refcount(const sp_tensor *t);
@@ -148,7 +176,8 @@ sp_status sp_tensor_contiguous(sp_tensor **out, const sp_tensor *src);
 sp_status sp_tensor_clone(sp_tensor **out, const sp_tensor *src, int dtype);
 
 /* Copy src into dst element by element (same numel; shapes may differ only when
- * both are contiguous), converting dtypes. Float->int truncates toward zero,
+ * both are contiguous), converting dtypes, across devices too; overlapping memory is
+ * copied as if through a temporary. Float->int truncates toward zero,
  * saturating; NaN->int gives 0; x->bool is x != 0. */
 sp_status sp_tensor_copy(sp_tensor *dst, const sp_tensor *src);
 /* Element access with 0-based indices (ndim of them). */
@@ -435,8 +464,6 @@ sp_status sp_error(sp_status code, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
-void *sp_alloc_bytes(size_t nbytes);
-void sp_free_bytes(void *p, size_t nbytes);
 
 #ifdef __cplusplus
 }

@@ -217,7 +217,7 @@ sp_status sp_ckpt_writer_add(sp_ckpt_writer *w, const char *name, const sp_tenso
     int64_t shape[SP_MAX_DIMS];
     int nd = sp_tensor_shape(t, shape);
     sp_tensor *c = NULL;
-    sp_status st = sp_tensor_contiguous(&c, t);
+    sp_status st = sp_tensor_host_contiguous(&c, t); /* device tensors: one explicit copy out */
     if (st) return sp_error(st, "file '%s': tensor '%s': %s", w->path, name, sp_last_error());
     if (w->format == SP_CKPT_SAFETENSORS) {
         st = add_item(w, name, c, dt, nd, shape);
