@@ -230,6 +230,16 @@ sp_status sp_reduce_dim(sp_tensor *out, const sp_tensor *a, int op, int dim, int
 sp_status sp_matmul(sp_tensor *out, const sp_tensor *a, const sp_tensor *b,
                     int trans_a, int trans_b, double alpha, double beta);
 
+/* The k largest (largest != 0) or smallest elements along dim (0-based; negative counts
+ * from the end), sorted: values[..., j, ...] is the j-th, indices (int64, 0-based
+ * positions along dim) say where it was. Ties: the lower index first. NaN counts as
+ * greater than every number. values (may be NULL) has a's dtype; both have a's shape
+ * with dim of size k (0 <= k <= size). */
+sp_status sp_topk(sp_tensor *values, sp_tensor *indices, const sp_tensor *a, int k, int dim, int largest);
+/* *count = how many elements of a and b are equal, with numpy broadcasting (integers
+ * compare exactly as int64, anything else as double; NaN equals nothing). */
+sp_status sp_count_equal(const sp_tensor *a, const sp_tensor *b, int64_t *count);
+
 /* ==== nn kernels (engine/cpu): conv, pool, norm, activations, losses, optimizers ==== */
 /* (section owned by the networks work) */
 
