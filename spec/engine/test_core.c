@@ -284,3 +284,66 @@ SUITE(random_seeded) {
     CHECK(mx <= 2 && mn >= -2, "truncated normal stays within 2 std");
     sp_tensor_free(a); sp_tensor_free(b);
 }
+
+/* Regression (issue #8, b4): copying a tensor into a view of itself whose elements
+ * overlap (a <- a^T, shifted narrow views) must read every source value before it is
+ * overwritten, i.e. give the same result as copying from a separate clone. */
+static int copy_overlap_matches_clone(sp_tensor *dst, const sp_tensor *src) {
+    sp_tensor *snap;
+    if (sp_tensor_clone(&snap, src, sp_tensor_dtype(src))) return -1;
+    int64_t n = sp_tensor_numel(dst);
+    double want[64], got[64];
+    sp_tensor_to_doubles(snap, want, n);
+    sp_status st = sp_tensor_copy(dst, src);
+    sp_tensor_to_doubles(dst, got, n);
+    sp_tensor_free(snap);
+    if (st) return -1;
+    int bad = 0;
+    for (int64_t i = 0; i < n; i++) bad += got[i] != want[i];
+    return bad;
+}
+
+static sp_status fill_iota(sp_tensor *t, double start) {
+    double v[64];
+    int64_t n = sp_tensor_numel(t);
+    for (int64_t i = 0; i < n; i++) v[i] = start + (double)i;
+    return sp_tensor_from_doubles(t, v, n);
+}
+
+SUITE(tensor_copy_overlap) {
+    for (int n = 2; n <= 5; n++) {
+        sp_tensor *a, *at;
+        CHECK_OK(sp_tensor_new(&a, SP_FLOAT32, 2, (int64_t[]){n, n}));
+        CHECK_OK(fill_iota(a, 1));
+        CHECK_OK(sp_tensor_transpose(&at, a, 0, 1));
+        CHECK(copy_overlap_matches_clone(a, at) == 0, "a:copy_(a:t()) for %dx%d", n, n);
+        double v[25];
+        sp_tensor_to_doubles(a, v, n * n);
+        int bad = 0;
+        for (int i = 0; i < n; i++) for (int j = 0; j < n; j++) bad += v[i * n + j] != (double)(j * n + i + 1);
+        CHECK(bad == 0, "a:copy_(a:t()) gives the transpose of 1..%d", n * n);
+        sp_tensor_free(at); sp_tensor_free(a);
+    }
+    /* overlapping shifted windows of one 1-d storage, both directions */
+    sp_tensor *b, *lo, *hi;
+    CHECK_OK(sp_tensor_new(&b, SP_FLOAT64, 1, (int64_t[]){10}));
+    CHECK_OK(sp_arange(b, 0, 1));
+    CHECK_OK(sp_tensor_narrow(&lo, b, 0, 0, 7));
+    CHECK_OK(sp_tensor_narrow(&hi, b, 0, 3, 7));
+    CHECK(copy_overlap_matches_clone(hi, lo) == 0, "b[4..10] <- b[1..7] (forward overlap)");
+    double v[10];
+    sp_tensor_to_doubles(b, v, 10);
+    CHECK(v[3] == 0 && v[9] == 6 && v[2] == 2, "forward overlap shifts the values: %g %g %g", v[3], v[9], v[2]);
+    CHECK_OK(sp_arange(b, 0, 1));
+    CHECK(copy_overlap_matches_clone(lo, hi) == 0, "b[1..7] <- b[4..10] (backward overlap)");
+    sp_tensor_free(lo); sp_tensor_free(hi); sp_tensor_free(b);
+    /* non-square: the 3x4 block of a 4x4 tensor gets the transpose of its 4x3 block */
+    sp_tensor *c, *r34, *c43, *t34;
+    CHECK_OK(sp_tensor_new(&c, SP_INT32, 2, (int64_t[]){4, 4}));
+    CHECK_OK(fill_iota(c, 0));
+    CHECK_OK(sp_tensor_narrow(&r34, c, 0, 0, 3));
+    CHECK_OK(sp_tensor_narrow(&c43, c, 1, 1, 3));
+    CHECK_OK(sp_tensor_transpose(&t34, c43, 0, 1));
+    CHECK(copy_overlap_matches_clone(r34, t34) == 0, "c[1..3,:] <- c[:,2..4]^T (non-square overlap)");
+    sp_tensor_free(t34); sp_tensor_free(c43); sp_tensor_free(r34); sp_tensor_free(c);
+}
