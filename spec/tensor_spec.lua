@@ -59,6 +59,17 @@ describe("element access", function()
     ok, err = pcall(function() return t[1][4] end)
     assert.is_false(ok)
     assert.matches("out of range", err)
+    ok, err = pcall(function() return t:size(3) end)
+    assert.matches("dimension 3 is out of range for a 2%-d tensor %(dimensions are 1%-based%)", err)
+    ok, err = pcall(function() return t:sum(-3) end)
+    assert.matches("dimension %-3 is out of range", err)   -- the position as given, not rewritten
+    ok, err = pcall(function() return t:select(2, -4) end)
+    assert.matches("select: index %-4 is out of range for dimension 2 of size 3 %(positions are 1%-based%)", err)
+    ok, err = pcall(function() return t:narrow(2, 3, 2) end)
+    assert.matches("narrow: start 3 and length 2 do not fit dimension 2 of size 3 %(start is 1%-based", err)
+    ok, err = pcall(function() return t:narrow(2, 0, 1) end)
+    assert.is_false(ok)
+    assert.same({{1, 2}, {4, 5}}, t:narrow(2, 2, 2):totable())
     t:set({1, 2}, 42)
     assert.equal(42, t[1][2])
     t[2] = 9
@@ -145,13 +156,20 @@ describe("arithmetic", function()
     ok, err = pcall(function() return spore.ones{3}:matmul(spore.ones{3, 1}) end)
     assert.matches("expected 2%-d tensors", err)
   end)
-  it("reductions: sum, mean, max, argmax (1-based, first max wins)", function()
+  it("reductions: sum, mean, max, argmax (0-based indices as stored data, first max wins)", function()
     local t = spore.tensor{{1, 5, 5}, {7, 2, 0}}
     assert.equal(20, t:sum())
     assert.equal(20 / 6, t:mean())
     assert.equal(7, t:max())
-    assert.equal(4, t:argmax())
-    assert.same({2, 1}, t:argmax(2):totable())
+    assert.equal(3, t:argmax())            -- 0-based flat index of the 7
+    assert.equal(5, t:argmin())            -- the 0
+    assert.same({1, 0}, t:argmax(2):totable())
+    assert.same({0, 2}, t:argmin(2):totable())
+    assert.same({1, 0, 0}, t:argmax(1):totable())
+    assert.equal("int64", t:argmax(2):dtype())
+    -- argmax over classes compares with 0-based labels directly, no +1/-1
+    local labels = spore.tensor({1, 2}, "int64")
+    assert.equal(1, t:argmax(2):count_equal(labels))
     assert.same({8, 7, 5}, t:sum(1):totable())
     assert.same({{11}, {9}}, t:sum(2, true):totable())
   end)
@@ -177,5 +195,95 @@ describe("printing", function()
     local m = tostring(spore.zeros{100, 100})
     assert.matches("%.%.%.", m)
     assert.is_true(#m < 600)
+  end)
+end)
+
+describe("topk (values sorted; indices int64, 0-based)", function()
+  -- naive reference: sort positions by (value desc | asc, then lower index first)
+  local function naive(row, k, largest)
+    local idx = {}
+    for i = 1, #row do idx[i] = i end
+    table.sort(idx, function(a, b)
+      if row[a] ~= row[b] then if largest then return row[a] > row[b] else return row[a] < row[b] end end
+      return a < b
+    end)
+    local v, ix = {}, {}
+    for j = 1, k do v[j] = row[idx[j]]; ix[j] = idx[j] - 1 end
+    return v, ix
+  end
+  it("matches a naive sort along the last and the first dim, ties lower index first", function()
+    spore.manual_seed(3)
+    local x = (spore.rand({6, 7}, 0, 4)):to("int32"):to("float32") -- many ties
+    local rows = x:totable()
+    for _, largest in ipairs({ true, false }) do
+      for k = 0, 7 do
+        local v, ix = x:topk(k, 2, largest)
+        assert.same({6, k}, v:shape())
+        assert.equal("int64", ix:dtype())
+        local vt, it_ = v:totable(), ix:totable()
+        for r = 1, 6 do
+          local wv, wi = naive(rows[r], k, largest)
+          assert.same(wv, vt[r])
+          assert.same(wi, it_[r])
+        end
+      end
+      local v, ix = x:topk(3, 1, largest)
+      local vt, xt = v:totable(), ix:totable()
+      for c = 1, 7 do
+        local col = {}
+        for r = 1, 6 do col[r] = rows[r][c] end
+        local wv, wi = naive(col, 3, largest)
+        for j = 1, 3 do assert.equal(wv[j], vt[j][c]); assert.equal(wi[j], xt[j][c]) end
+      end
+    end
+  end)
+  it("defaults to the last dim and largest; checks k", function()
+    local v, ix = spore.tensor{3, 1, 3, 2}:topk(2)
+    assert.same({3, 3}, v:totable())
+    assert.same({0, 2}, ix:totable())
+    local ok, err = pcall(function() return spore.tensor{1, 2}:topk(3) end)
+    assert.is_false(ok)
+    assert.matches("topk: k = 3 is out of range for dimension 1 of size 2", err)
+  end)
+  it("top-1 index equals argmax", function()
+    spore.manual_seed(5)
+    local x = spore.randn{9, 11}
+    local _, ix = x:topk(1, 2)
+    assert.same(x:argmax(2):totable(), ix:reshape(9):totable())
+  end)
+end)
+
+describe("copy_ onto an overlapping view of itself (issue #8, b4)", function()
+  local function transpose_table(t)
+    local out = {}
+    for i = 1, #t[1] do out[i] = {} for j = 1, #t do out[i][j] = t[j][i] end end
+    return out
+  end
+  it("a:copy_(a:t()) transposes in place for 2x2 and 3x3", function()
+    for _, n in ipairs({ 2, 3 }) do
+      local a = spore.arange(1, n * n + 1):reshape(n, n)
+      local want = transpose_table(a:totable())
+      a:copy_(a:t())
+      assert.same(want, a:totable())
+    end
+  end)
+  it("non-square and shifted overlapping narrow views read the values before the write", function()
+    local c = spore.arange(16, nil, nil, "int32"):reshape(4, 4)
+    local src = c:narrow(2, 2, 3):t()            -- 3x4, overlaps rows 1..3
+    local want = src:clone():totable()
+    c:narrow(1, 1, 3):copy_(src)
+    assert.same(want, c:narrow(1, 1, 3):totable())
+    local b = spore.arange(10, nil, nil, "float64")
+    local lo, hi = b:narrow(1, 1, 7), b:narrow(1, 4, 7)
+    hi:copy_(lo)
+    assert.same({0, 1, 2, 0, 1, 2, 3, 4, 5, 6}, b:totable())
+    b = spore.arange(10, nil, nil, "float64")
+    b:narrow(1, 1, 7):copy_(b:narrow(1, 4, 7))
+    assert.same({3, 4, 5, 6, 7, 8, 9, 7, 8, 9}, b:totable())
+    -- strided overlap: every other element shifted by one
+    local s = spore.arange(8):reshape(4, 2)
+    local w = s:t():clone():totable()
+    s:reshape(2, 4):copy_(s:t())
+    assert.same(w, s:reshape(2, 4):totable())
   end)
 end)

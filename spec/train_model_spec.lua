@@ -166,6 +166,33 @@ describe("metrics", function()
     M2:update(logits, spore.tensor({ { 0, 1, 0, 0 }, { 0, 0, 1, 0 }, { 0, 0, 0, 1 } }))
     assert.equal(2 / 3, M2:eval().accuracy)
   end)
+  it("agrees with a naive Lua count on random logits with ties (0-based labels, any label dtype)", function()
+    spore.manual_seed(11)
+    local N, K = 40, 6
+    local logits = spore.rand({ N, K }, 0, 3):to("int32"):to("float32") -- small ints: many ties
+    local labels = spore.rand({ N }, 0, K):to("int64")
+    local lt, lb = logits:totable(), labels:totable()
+    local acc, top3 = 0, 0
+    for i = 1, N do
+      local row, y = lt[i], lb[i] + 1 -- Lua position of the 0-based label
+      local best = 1
+      for j = 2, K do if row[j] > row[best] then best = j end end
+      if best == y then acc = acc + 1 end
+      local rank = 0
+      for j = 1, K do if row[j] > row[y] or (row[j] == row[y] and j < y) then rank = rank + 1 end end
+      if rank < 3 then top3 = top3 + 1 end
+    end
+    for _, dt in ipairs({ "int64", "int32", "float32" }) do
+      local M = train.Metrics.new({ "accuracy", "top3", "top9" })
+      assert.equal(acc, M:update(logits, labels:to(dt)))
+      local r = M:eval()
+      assert.equal(acc / N, r.accuracy)
+      assert.equal(top3 / N, r.top3)
+      assert.equal(1, r.top9) -- K > classes counts every sample
+    end
+    -- logits:argmax(2) compares with the labels with no +1/-1
+    assert.equal(acc, logits:argmax(2):count_equal(labels))
+  end)
 end)
 
 describe("Model:train callbacks and resuming", function()

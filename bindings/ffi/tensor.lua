@@ -1,7 +1,9 @@
 --- bindings/ffi/tensor.lua — the Tensor class over `sp_tensor *` handles.
 -- A Tensor is a Lua table { h = <sp_tensor* cdata> } so that `free()` is
 -- idempotent and a freed tensor raises a clear error instead of crashing.
--- Indices and dimensions are 1-based, as everywhere in Lua.
+-- Positions you pass (t[i], t:get{i, j}, select/narrow start, dim arguments) are
+-- 1-based as in Lua/Torch7; values that ARE indices stored in tensors (labels,
+-- argmax/argmin/topk results) are 0-based as in MindSpore (README "Indexing").
 --
 -- Memory: the LuaJIT GC does not see engine memory. Each handle carries an
 -- ffi.gc finaliser (the safety net) and every allocation goes through track(),
@@ -215,8 +217,9 @@ function Tensor:size(d)
   if d == nil then return self:shape() end
   local h = H(self)
   local nd = C.sp_tensor_ndim(h)
+  local d0 = d
   if d < 0 then d = nd + d + 1 end
-  if d < 1 or d > nd then error("dimension " .. d .. " out of range for a " .. nd .. "-d tensor", 2) end
+  if d < 1 or d > nd then error("dimension " .. d0 .. " is out of range for a " .. nd .. "-d tensor (dimensions are 1-based)", 2) end
   return tonumber(C.sp_tensor_dim(h, d - 1))
 end
 function Tensor:stride()
@@ -275,7 +278,8 @@ local function index_buf(self, idx)
     local size = tonumber(C.sp_tensor_dim(h, i - 1))
     if v < 0 then v = size + v + 1 end
     if v < 1 or v > size or v ~= math.floor(v) then
-      error("index " .. tostring(idx[i]) .. " is out of range for dimension " .. i .. " of size " .. size, 3)
+      error("index " .. tostring(idx[i]) .. " is out of range for dimension " .. i .. " of size " .. size
+        .. " (positions are 1-based)", 3)
     end
     b[i - 1] = v - 1
   end
@@ -341,8 +345,11 @@ end
 local function norm_dim(self, d, extra)
   local nd = self:dim() + (extra or 0)
   if type(d) ~= "number" then error("dimension must be a number", 3) end
+  local d0 = d
   if d < 0 then d = nd + d + 1 end
-  if d < 1 or d > nd then error("dimension " .. d .. " out of range for a " .. self:dim() .. "-d tensor", 3) end
+  if d < 1 or d > nd then
+    error("dimension " .. d0 .. " is out of range for a " .. self:dim() .. "-d tensor (dimensions are 1-based)", 3)
+  end
   return d - 1
 end
 
@@ -371,13 +378,24 @@ function Tensor:select(dim, i)
   local d = norm_dim(self, dim)
   local size = self:size(d + 1)
   if type(i) ~= "number" then error("select: index must be a number", 2) end
+  local i0 = i
   if i < 0 then i = size + i + 1 end
-  if i < 1 or i > size then error("index " .. i .. " is out of range for dimension " .. (d + 1) .. " of size " .. size, 2) end
+  if i < 1 or i > size or i ~= math.floor(i) then
+    error("select: index " .. i0 .. " is out of range for dimension " .. (d + 1) .. " of size " .. size
+      .. " (positions are 1-based)", 2)
+  end
   return view_call(C.sp_tensor_select, H(self), d, i - 1)
 end
 --- Elements start..start+len-1 (1-based) along dim.
 function Tensor:narrow(dim, start, len)
-  return view_call(C.sp_tensor_narrow, H(self), norm_dim(self, dim), start - 1, len)
+  local d = norm_dim(self, dim)
+  local size = self:size(d + 1)
+  if type(start) ~= "number" or type(len) ~= "number" then error("narrow: start and length must be numbers", 2) end
+  if start < 1 or start ~= math.floor(start) or len < 0 or len ~= math.floor(len) or start + len - 1 > size then
+    error("narrow: start " .. start .. " and length " .. len .. " do not fit dimension " .. (d + 1) .. " of size "
+      .. size .. " (start is 1-based; need 1 <= start and start + length - 1 <= size)", 2)
+  end
+  return view_call(C.sp_tensor_narrow, H(self), d, start - 1, len)
 end
 function Tensor:contiguous() return view_call(C.sp_tensor_contiguous, H(self)) end
 function Tensor:alias() return view_call(C.sp_tensor_alias, H(self)) end
@@ -515,22 +533,51 @@ end
 local RED = { sum = C.SP_RED_SUM, mean = C.SP_RED_MEAN, max = C.SP_RED_MAX, min = C.SP_RED_MIN,
   argmax = C.SP_RED_ARGMAX, argmin = C.SP_RED_ARGMIN }
 for name, op in pairs(RED) do
-  --- t:sum() → number; t:sum(dim[, keepdim]) → tensor. argmax/argmin give 1-based indices.
+  --- t:sum() → number; t:sum(dim[, keepdim]) → tensor (dim 1-based). argmax/argmin
+  -- return 0-based indices (int64 tensor, or the 0-based flat index with no dim): they
+  -- are values stored as data, like labels, so `logits:argmax(2)` equals class ids.
   Tensor[name] = function(self, dim, keepdim)
     local arg = (name == "argmax" or name == "argmin")
     if dim == nil then
       local v = dblbuf()
       check(C.sp_reduce_all(H(self), op, v), name)
-      return arg and v[0] + 1 or v[0]
+      return v[0]
     end
     local d = norm_dim(self, dim)
     local shape = self:shape()
     if keepdim then shape[d + 1] = 1 else table.remove(shape, d + 1) end
-    local out = M.empty(shape, arg and "int64" or (self:dtype():match("^float") and self:dtype() or "float64"))
+    local out = M.empty(shape, arg and "int64" or (self:dtype():match("^float") and self:dtype() or "float64"),
+      self:device())
     check(C.sp_reduce_dim(H(out), H(self), op, d, keepdim and 1 or 0), name)
-    if arg then out:add_(1) end
     return out
   end
+end
+
+--- t:topk(k[, dim[, largest]]) → values, indices: the k largest (largest ~= false) or
+-- smallest elements along dim (1-based, default the last), sorted; ties keep the lower
+-- index first. indices is int64 and 0-based (values stored as data, like argmax).
+function Tensor:topk(k, dim, largest)
+  if type(k) ~= "number" or k ~= math.floor(k) then error("topk: k must be an integer, got " .. tostring(k), 2) end
+  if self:dim() == 0 then error("topk: expected a tensor with at least 1 dimension, got a scalar", 2) end
+  local d = norm_dim(self, dim or -1)
+  local size = self:size(d + 1)
+  if k < 0 or k > size then
+    error("topk: k = " .. k .. " is out of range for dimension " .. (d + 1) .. " of size " .. size, 2)
+  end
+  local shape = self:shape()
+  shape[d + 1] = k
+  local dev = self:device()
+  local values, indices = M.empty(shape, self:dtype(), dev), M.empty(shape, "int64", dev)
+  check(C.sp_topk(H(values), H(indices), H(self), k, d, largest == false and 0 or 1), "topk")
+  return values, indices
+end
+
+--- How many elements of a and b are equal (numpy broadcasting; NaN equals nothing).
+function Tensor:count_equal(other)
+  if not is_tensor(other) then error("count_equal: expected a tensor, got " .. type(other), 2) end
+  local n = ffi.new("int64_t[1]")
+  check(C.sp_count_equal(H(self), H(other), n), "count_equal")
+  return tonumber(n[0])
 end
 
 ---------------------------------------------------------------- indexing metamethods

@@ -35,9 +35,7 @@ function SCE:forward(logits, labels)
   local prob = self:buffer("prob", s)
   K.xent_forward(loss, prob, logits, labels)
   self._labels = labels
-  local sum = 0
-  local p = loss:ptr()
-  for i = 0, s[1] - 1 do sum = sum + p[i] end
+  local sum = loss:sum() -- the engine reduces (accumulating in double)
   self.value = (self.reduction == "sum") and sum or sum / s[1]
   return self.value
 end

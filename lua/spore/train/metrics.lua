@@ -2,10 +2,11 @@
 --   local m = Metrics.new({"accuracy", "top5", "loss"})
 --   m:update(logits, labels, batch_loss)  -- logits [N,K]; labels [N] ints or [N,K] one-hot
 --   m:eval() → {accuracy=, top5=, loss=}
--- accuracy: mean of argmax(logits) == label (first maximum wins ties; one-hot
--- labels are argmax-ed). topK: the label's logit ranks among the K largest
--- (ties broken by index, as argmax). loss: the sample-weighted mean of the batch
--- means (equal to MindSpore's batch average when batches are equal-sized).
+-- accuracy: mean of argmax(logits) == label (labels are 0-based class ids, as
+-- argmax's results; first maximum wins ties; one-hot labels are argmax-ed). topK: the
+-- label is among topk(K)'s indices (ties broken by lower index, as argmax). loss: the
+-- sample-weighted mean of the batch means (MindSpore's batch average when batches are
+-- equal-sized).
 local T = require("spore.tensor")
 
 local M = {}
@@ -41,59 +42,31 @@ end
 
 function M:wants(name) for _, n in ipairs(self.names) do if n == name then return true end end return false end
 
-local function float_view(t)
-  local dt = t:dtype()
-  if dt ~= "float32" and dt ~= "float64" then t = t:to("float32") end
-  if not t:is_contiguous() then t = t:contiguous() end
-  return t
-end
-
---- Class indices (0-based) per row of labels: [N] ints, or [N,K] one-hot (argmax).
-local function label_index(labels, n)
-  local out = {}
-  if labels:dim() == 1 then
-    local l = labels
-    if not l:is_contiguous() then l = l:contiguous() end
-    local dt = l:dtype()
-    if dt == "float16" or dt == "bfloat16" or dt == "bool" then l = l:to("int64") end
-    local p = l:ptr()
-    for i = 0, n - 1 do out[i] = tonumber(p[i]) end
-  else
-    local l = float_view(labels)
-    local k, p = l:size(2), l:ptr()
-    for i = 0, n - 1 do
-      local best, bi = p[i * k], 0
-      for j = 1, k - 1 do if p[i * k + j] > best then best, bi = p[i * k + j], j end end
-      out[i] = bi
-    end
-  end
-  return out
+--- Class indices (0-based, int64 tensor [N]) per row of labels: [N] class ids, or
+-- [N,K] one-hot / probabilities (argmax over the classes).
+local function label_index(labels)
+  if labels:dim() == 1 then return labels end -- compared by value: any dtype works
+  if labels:dim() ~= 2 then error("metrics: labels must be [N] class ids or [N, classes], got " .. labels:dim() .. "-d", 3) end
+  return labels:argmax(2)
 end
 M.label_index = label_index
 
---- Add one batch. loss (optional) is the batch's mean loss.
+--- Add one batch. loss (optional) is the batch's mean loss. Everything is counted by
+-- engine ops (argmax, topk, count_equal): no tensor memory is read from Lua.
 function M:update(logits, labels, loss)
   if logits:dim() ~= 2 then error("metrics: logits must be [N, classes], got " .. logits:dim() .. "-d", 2) end
   local n, k = logits:size(1), logits:size(2)
   if labels:size(1) ~= n then error("metrics: " .. n .. " logits rows but " .. labels:size(1) .. " labels", 2) end
-  local lg = float_view(logits)
-  local p = lg:ptr()
-  local lab = label_index(labels, n)
-  local correct = 0
-  local ks = self.k
-  for i = 0, n - 1 do
-    local row = i * k
-    local best, bi = p[row], 0
-    for j = 1, k - 1 do if p[row + j] > best then best, bi = p[row + j], j end end
-    local y = lab[i]
-    if bi == y then correct = correct + 1 end
-    if next(ks) then
-      local v, rank = p[row + y], 0
-      for j = 0, k - 1 do
-        local w = p[row + j]
-        if w > v or (w == v and j < y) then rank = rank + 1 end
-      end
-      for c, kk in pairs(ks) do if rank < kk then self.topk[c] = self.topk[c] + 1 end end
+  local lab = label_index(labels)
+  local correct = logits:argmax(2):count_equal(lab)
+  if next(self.k) then
+    -- the label is among the K largest (ties by lower index) iff it is in topk(K)'s indices
+    local kmax = 0
+    for _, kk in pairs(self.k) do kmax = math.max(kmax, math.min(kk, k)) end
+    local _, top = logits:topk(kmax, 2)
+    local col = lab:reshape(n, 1)
+    for c, kk in pairs(self.k) do
+      self.topk[c] = self.topk[c] + top:narrow(2, 1, math.min(kk, k)):count_equal(col)
     end
   end
   self.correct = self.correct + correct
