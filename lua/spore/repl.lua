@@ -1,8 +1,7 @@
 --- spore.repl — an interactive read-eval-print loop with `spore` preloaded.
 -- Expressions are printed (tables and tensors pretty-printed); statements run;
 -- incomplete input continues on the next line; `:help`, `:quit`; Ctrl-D exits.
--- Uses GNU readline (history) through the FFI when the library is present.
-local ffi = require("ffi")
+-- Uses GNU readline (history) when present, through bindings/ffi/readline.lua.
 
 local M = {}
 
@@ -43,34 +42,6 @@ spore REPL — Lua (LuaJIT) with `spore` loaded.
   :help   this text      :quit   leave (or Ctrl-D)
 ]]
 
-local readline
-do
-  local ok = pcall(ffi.cdef, [[
-    char *readline(const char *prompt);
-    void add_history(const char *line);
-    void free(void *p);
-  ]])
-  if ok and os.getenv("SPORE_NO_READLINE") == nil then
-    local lok, lib = pcall(ffi.load, "readline")
-    if not lok then lok, lib = pcall(ffi.load, "libreadline.so.8") end
-    if lok then readline = lib end
-  end
-end
-
-local function read_line(prompt)
-  if readline then
-    local p = readline.readline(prompt)
-    if p == nil then return nil end
-    local s = ffi.string(p)
-    ffi.C.free(p)
-    if s:match("%S") then readline.add_history(s) end
-    return s
-  end
-  io.write(prompt)
-  io.flush()
-  return io.read("*l")
-end
-
 local function pack(...) return { n = select("#", ...), ... } end
 
 --- Evaluate one chunk of source in env. Returns "incomplete" | "ok", results | "error", msg.
@@ -92,6 +63,7 @@ end
 function M.run(opts)
   opts = opts or {}
   local env = setmetatable({ spore = opts.spore or require("spore") }, { __index = _G })
+  local read_line = require("ffi.readline").read -- after spore: it puts bindings/ on package.path
   io.write("spore " .. env.spore.version .. " REPL (LuaJIT). :help for help, Ctrl-D to exit.\n")
   local buf = ""
   while true do
