@@ -110,6 +110,25 @@ describe("load_param_into_net", function()
     assert.equal(1, rep:counts().dropped)
   end)
 
+  it("two checkpoint keys renamed onto one name is an error naming both keys and the name (issue #8, b2)", function()
+    local d = ckpt.dict({ { "a.w", spore.full({ 2 }, 1) }, { "b.w", spore.full({ 2 }, 2) }, { "c", spore.ones({ 1 }) } })
+    local net = net_of({ P("w", { 2 }), P("c", { 1 }) })
+    local ok, err = pcall(spore.load_param_into_net, net, d, { rename = { { "^%a+%.", "" } } })
+    assert.is_false(ok)
+    assert.matches("checkpoint keys 'a%.w' and 'b%.w' both map to 'w' after renaming", err)
+    assert.same({ 0, 0 }, net.params[1].data:totable()) -- nothing was loaded
+    -- a key renamed onto a key that is already there (unrenamed)
+    local d2 = ckpt.dict({ { "w", spore.ones({ 2 }) }, { "old.w", spore.ones({ 2 }) } })
+    ok, err = pcall(spore.load_param_into_net, net_of({ P("w", { 2 }) }), d2, { rename = { { "^old%.", "" } } })
+    assert.is_false(ok)
+    assert.matches("'w' and 'old%.w' both map to 'w'", err)
+    -- also through load_checkpoint{net=, rename=}, and when the shared name is not in the net
+    local d3 = ckpt.dict({ { "x.q", spore.ones({ 1 }) }, { "y.q", spore.ones({ 1 }) } })
+    ok, err = pcall(spore.load_param_into_net, net_of({ P("w", { 2 }) }), d3, { rename = { { "^%a%.", "" } } })
+    assert.is_false(ok)
+    assert.matches("'x%.q' and 'y%.q' both map to 'q'", err)
+  end)
+
   it("prefix fallback loads network.X for X (MindSpore), never moments.X into X", function()
     local p = fixture("ms_small.ckpt")
     if not p then return pending("SKIPPED") end

@@ -175,7 +175,12 @@ function M.load_param_into_net(net, dict, opts)
       report:add({ name = k, key = k, status = "dropped", reason = "dropped by a rename rule" })
     else
       if nk ~= k then report.renamed = report.renamed or {}; report.renamed[#report.renamed + 1] = { k, nk } end
-      if by_name[nk] == nil then renamed_list[#renamed_list + 1] = nk end
+      if src_key[nk] ~= nil then
+        -- two keys onto one name: loading either would silently hide the other
+        error(string.format("load_param_into_net: checkpoint keys '%s' and '%s' both map to '%s' after renaming "
+          .. "(fix the rename rules so each name comes from one key)", src_key[nk], k, nk), 2)
+      end
+      renamed_list[#renamed_list + 1] = nk
       by_name[nk] = dict[k]
       src_key[nk] = k
     end
