@@ -334,6 +334,42 @@ describe("ModelCheckpoint", function()
     assert.equal("mx", train.callbacks.unique_prefix(tmp .. "/ckpt", "mx"))
   end)
 
+  it("a failed save keeps the previous checkpoint (keep_checkpoint_max = 1; issue #8, b3)", function()
+    local saves, n = {}, 0
+    local imgs = spore.rand({ 30, 2, 2 }, 0, 255):to("uint8")
+    local ds = data.from_tensors(imgs, spore.zeros({ 30 }, "int32"), { batch = 10, transforms = RS })
+    local net = SoftmaxRegression(4, 10)
+    local cb = train.ModelCheckpoint("f", tmp, train.CheckpointConfig({ save_checkpoint_steps = 1, keep_checkpoint_max = 1,
+      saver = function(_, path)
+        n = n + 1
+        if n == 3 then error("disk full (injected)") end
+        saves[#saves + 1] = path
+        local f = assert(io.open(path, "wb")); f:write("x"); f:close()
+      end }))
+    local ok, err = pcall(function()
+      spore.Model(net, SoftmaxCE(), SGD(net, 0.1)):train(1, ds, { progress = false, callbacks = { cb } })
+    end)
+    assert.is_false(ok)
+    assert.matches("disk full", err)
+    assert.same({ "f-1_2.ckpt" }, listing(tmp)) -- step 1's file went after step 2's was complete
+  end)
+
+  it("a failed real save (target path is a directory) keeps the previous checkpoint", function()
+    local imgs = spore.rand({ 30, 2, 2 }, 0, 255):to("uint8")
+    local ds = data.from_tensors(imgs, spore.zeros({ 30 }, "int32"), { batch = 10, transforms = RS })
+    local net = SoftmaxRegression(4, 10)
+    local cb = train.ModelCheckpoint("d", tmp, train.CheckpointConfig({ save_checkpoint_steps = 1, keep_checkpoint_max = 1 }))
+    assert(require("lfs").mkdir(tmp .. "/d-1_2.ckpt")) -- the second save cannot rename onto it
+    local f = assert(io.open(tmp .. "/d-1_2.ckpt/keep", "wb")); f:close()
+    local ok = pcall(function()
+      spore.Model(net, SoftmaxCE(), SGD(net, 0.1)):train(1, ds, { progress = false, callbacks = { cb } })
+    end)
+    assert.is_false(ok)
+    local d = spore.load_checkpoint(tmp .. "/d-1_1.ckpt") -- still there and readable
+    assert.is_true(#spore.ckpt.keys(d) > 0)
+    assert.is_nil(io.open(tmp .. "/d-1_2.ckpt.tmp", "rb")) -- the writer cleaned up its temporary
+  end)
+
   it("writes real checkpoints through spore.save_checkpoint (network + optimizer state)", function()
     local ok = pcall(require, "spore.ckpt")
     if not ok then pending("spore.ckpt is not available in this tree yet: ModelCheckpoint file writing untested") return end

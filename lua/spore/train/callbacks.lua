@@ -163,6 +163,13 @@ local function mtime(path)
   return 0
 end
 
+-- a regular file (not a directory named like a checkpoint); true when lfs is missing
+local function is_file(path)
+  local L = lfs()
+  if L then return L.attributes(path, "mode") == "file" end
+  return true
+end
+
 local function mkdir_p(dir)
   local L = lfs()
   if L and L.attributes(dir, "mode") == "directory" then return end
@@ -228,7 +235,8 @@ end
 -- optimizer state (the optimizer is saved when there is one: its
 -- parameters_and_names() includes the network weights). An existing
 -- "<prefix>-*.ckpt" makes the prefix "<prefix>_N"; only the newest
--- keep_checkpoint_max files (by mtime) are kept. saver(obj, path, {append_dict=})
+-- keep_checkpoint_max files (by mtime) are kept, older ones deleted only after the
+-- new file is complete. saver(obj, path, {append_dict=})
 -- defaults to require("spore").save_checkpoint. Fields after training:
 -- .prefix (the one used), .saved (paths, in order), .latest (last path).
 function M.ModelCheckpoint(prefix, directory, config, opts)
@@ -261,8 +269,8 @@ function ModelCheckpoint:_files()
   local out = {}
   local pre = self.prefix .. "-"
   for _, f in ipairs(list_dir(self.directory)) do
-    if f:sub(1, #pre) == pre and f:sub(-5) == ".ckpt" and not f:sub(#pre, -6):find("%a") then
-      local p = self.directory .. "/" .. f
+    local p = self.directory .. "/" .. f
+    if f:sub(1, #pre) == pre and f:sub(-5) == ".ckpt" and not f:sub(#pre, -6):find("%a") and is_file(p) then
       out[#out + 1] = { path = p, mtime = mtime(p), seq = self._owned[p] or 0 }
     end
   end
@@ -278,15 +286,6 @@ function ModelCheckpoint:_save(ctx)
   local step = (ctx.cur_step_num - 1) % ctx.batch_num + 1
   local name = string.format("%s-%d_%d.ckpt", self.prefix, ctx.cur_epoch_num, step)
   local path = self.directory .. "/" .. name
-  local keep = self.config.keep_checkpoint_max
-  if keep and keep > 0 then
-    local files = self:_files()
-    local i = 1
-    while #files - (i - 1) >= keep do
-      if files[i].path ~= path then os.remove(files[i].path) end
-      i = i + 1
-    end
-  end
   local append
   for _, k in ipairs(self.config.append_info or {}) do
     append = append or {}
@@ -297,12 +296,24 @@ function ModelCheckpoint:_save(ctx)
   end
   local obj = M.training_state(ctx.train_network, ctx.optimizer)
   local saver = self.saver or function(o, p, so) return require("spore").save_checkpoint(o, p, so) end
+  -- Save first: old files go only once the new one is complete (save_checkpoint writes
+  -- path.tmp and renames it), so a failed or killed save never leaves no checkpoint.
   saver(obj, path, { append_dict = append })
   self._seq = self._seq + 1
   self._owned[path] = self._seq
   self.saved[#self.saved + 1] = path
   self.latest = path
   self._last_triggered = ctx.cur_step_num
+  self:_prune(path)
+end
+
+-- Keep the newest keep_checkpoint_max files "<prefix>-*.ckpt" (newest included).
+function ModelCheckpoint:_prune(newest)
+  local keep = self.config.keep_checkpoint_max
+  if not keep or keep <= 0 then return end
+  local old = {}
+  for _, f in ipairs(self:_files()) do if f.path ~= newest then old[#old + 1] = f.path end end
+  for i = 1, #old - (keep - 1) do os.remove(old[i]) end
 end
 
 function ModelCheckpoint:on_train_step_end(ctx)
