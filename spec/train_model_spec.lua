@@ -192,6 +192,11 @@ describe("metrics", function()
     end
     -- logits:argmax(2) compares with the labels with no +1/-1
     assert.equal(acc, logits:argmax(2):count_equal(labels))
+    -- logits on the sim device (its memory is not host-addressable): same counts, cpu labels moved over
+    local Ms = train.Metrics.new({ "accuracy", "top3" })
+    Ms:update(logits:to("sim"), labels)
+    assert.equal(acc / N, Ms:eval().accuracy)
+    assert.equal(top3 / N, Ms:eval().top3)
   end)
 end)
 

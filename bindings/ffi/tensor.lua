@@ -568,7 +568,7 @@ function Tensor:topk(k, dim, largest)
   shape[d + 1] = k
   local dev = self:device()
   local values, indices = M.empty(shape, self:dtype(), dev), M.empty(shape, "int64", dev)
-  check(C.sp_topk(H(values), H(indices), H(self), k, d, largest == false and 0 or 1), "topk")
+  check(C.sp_topk(H(values), H(indices), H(self), k, d, largest == false and 0 or 1))
   return values, indices
 end
 
@@ -576,7 +576,7 @@ end
 function Tensor:count_equal(other)
   if not is_tensor(other) then error("count_equal: expected a tensor, got " .. type(other), 2) end
   local n = ffi.new("int64_t[1]")
-  check(C.sp_count_equal(H(self), H(other), n), "count_equal")
+  check(C.sp_count_equal(H(self), H(other), n))
   return tonumber(n[0])
 end
 

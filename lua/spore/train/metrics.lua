@@ -57,7 +57,7 @@ function M:update(logits, labels, loss)
   if logits:dim() ~= 2 then error("metrics: logits must be [N, classes], got " .. logits:dim() .. "-d", 2) end
   local n, k = logits:size(1), logits:size(2)
   if labels:size(1) ~= n then error("metrics: " .. n .. " logits rows but " .. labels:size(1) .. " labels", 2) end
-  local lab = label_index(labels)
+  local lab = label_index(labels):to(logits:device())
   local correct = logits:argmax(2):count_equal(lab)
   if next(self.k) then
     -- the label is among the K largest (ties by lower index) iff it is in topk(K)'s indices
