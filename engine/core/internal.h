@@ -3,6 +3,7 @@
 #define SPORE_INTERNAL_H
 
 #include "spore.h"
+#include "error.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -90,5 +91,8 @@ static inline int sp_iter_next(sp_iter *it) {
     }
     return 0;
 }
+
+/* Configuration (sp_config_set_*; engine/core/config.c, engine/io/ckpt_read.c). */
+extern atomic_int sp_cfg_nn_omp;
 
 #endif

@@ -1,6 +1,7 @@
 /* ckpt.c — opening checkpoints: format detection, CRC trailer, decryption, and the
  * sp_ckpt accessors shared by the .ckpt and safetensors readers. */
 #include "io/ckpt_internal.h"
+#include "core/device.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -80,6 +81,7 @@ ck_map *ck_map_file(int fd, size_t len) {
     m->addr = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
     if (m->addr == MAP_FAILED) { free(m); return NULL; }
     m->len = len;
+    sp_mem_account(NULL, (long long)len);
     atomic_init(&m->refs, 1);
     return m;
 }
@@ -88,15 +90,24 @@ ck_map *ck_map_heap(void *data, size_t len) {
     if (!m) return NULL;
     m->addr = data; m->len = len; m->heap = 1;
     atomic_init(&m->refs, 1);
+    sp_mem_account(NULL, (long long)len);
+    return m;
+}
+ck_map *ck_map_borrow(const void *data, size_t len) {
+    ck_map *m = calloc(1, sizeof *m);
+    if (!m) return NULL;
+    m->addr = (void *)data; m->len = len; m->heap = 2;
+    atomic_init(&m->refs, 1);
     return m;
 }
 void ck_map_retain(ck_map *m) { atomic_fetch_add(&m->refs, 1); }
 void ck_map_release(void *ctx) {
     ck_map *m = ctx;
     if (!m || atomic_fetch_sub(&m->refs, 1) != 1) return;
+    if (m->heap == 2) { free(m); return; }
     if (m->heap == 1) free(m->addr);
-    else if (m->heap == 2) {}
     else munmap(m->addr, m->len);
+    sp_mem_account(NULL, -(long long)m->len);
     free(m);
 }
 
@@ -260,9 +271,8 @@ sp_status sp_ckpt_open_memory(sp_ckpt **out, const void *data, size_t nbytes, co
     if (!c->path) return finish(c, sp_error(SP_ENOMEM, "out of memory"), out);
     /* borrowed: a .ckpt is parsed (contents copied into tensors) before we return;
      * safetensors views get their own copy in open_buffer */
-    ck_map *m = ck_map_heap((void *)(nbytes ? data : ""), nbytes);
+    ck_map *m = ck_map_borrow(nbytes ? data : "", nbytes);
     if (!m) return finish(c, sp_error(SP_ENOMEM, "out of memory"), out);
-    m->heap = 2;
     sp_status st = open_buffer(c, m, format, flags, key, keylen, mode);
     ck_map_release(m);
     return finish(c, st, out);
