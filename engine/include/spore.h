@@ -104,6 +104,9 @@ const char *sp_dtype_name(int dtype);
  * "UInt8"/"Uint8", "BFloat16"...). Returns the dtype or -1. */
 int sp_dtype_from_name(const char *name);
 int sp_dtype_is_float(int dtype);
+/* The C element type LuaJIT's FFI uses for it ("float", "uint16_t" for float16/bfloat16,
+ * "uint8_t" for bool...; NULL if invalid). Borrowed, static. */
+const char *sp_dtype_ctype(int dtype);
 
 /* Scalar conversions, round-to-nearest-even, NaN and Inf preserved. */
 uint16_t sp_f32_to_f16(float x);

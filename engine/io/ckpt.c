@@ -15,38 +15,24 @@
 
 /* ---- type names --------------------------------------------------------- */
 
-static const struct { const char *ms, *st; int d; } TYPES[] = {
-    {"Float32", "F32", SP_FLOAT32}, {"Float16", "F16", SP_FLOAT16}, {"BFloat16", "BF16", SP_BFLOAT16},
-    {"Float64", "F64", SP_FLOAT64}, {"Int8", "I8", SP_INT8}, {"Int16", "I16", SP_INT16},
-    {"Int32", "I32", SP_INT32}, {"Int64", "I64", SP_INT64}, {"UInt8", "U8", SP_UINT8},
-    {"UInt16", "U16", SP_UINT16}, {"UInt32", "U32", SP_UINT32}, {"UInt64", "U64", SP_UINT64},
-    {"Bool", "BOOL", SP_BOOL},
-};
-#define NTYPES (sizeof TYPES / sizeof TYPES[0])
-
+/* Read from the dtype table (engine/core/dtype.c). */
 int ck_ms_dtype(const char *type) {
     if (!type) return -1;
-    for (size_t i = 0; i < NTYPES; i++) {
-        if (strcmp(type, TYPES[i].ms) == 0) return TYPES[i].d;
+    for (int d = 0; d < SP_NUM_DTYPES; d++) {
+        const char *ms = sp_dtypes[d].ms;
+        if (strcmp(type, ms) == 0) return d;
         /* older files: "Uint8", "Uint16", ... */
-        if (TYPES[i].ms[0] == 'U' && type[0] == 'U' && type[1] == 'i' && strcmp(type + 2, TYPES[i].ms + 2) == 0)
-            return TYPES[i].d;
+        if (ms[0] == 'U' && type[0] == 'U' && type[1] == 'i' && strcmp(type + 2, ms + 2) == 0) return d;
     }
     return -1;
 }
-const char *ck_ms_name(int d) {
-    for (size_t i = 0; i < NTYPES; i++) if (TYPES[i].d == d) return TYPES[i].ms;
-    return NULL;
-}
+const char *ck_ms_name(int d) { return sp_dtype_valid(d) ? sp_dtypes[d].ms : NULL; }
 int ck_st_dtype(const char *type) {
     if (!type) return -1;
-    for (size_t i = 0; i < NTYPES; i++) if (strcmp(type, TYPES[i].st) == 0) return TYPES[i].d;
+    for (int d = 0; d < SP_NUM_DTYPES; d++) if (strcmp(type, sp_dtypes[d].st) == 0) return d;
     return -1;
 }
-const char *ck_st_name(int d) {
-    for (size_t i = 0; i < NTYPES; i++) if (TYPES[i].d == d) return TYPES[i].st;
-    return NULL;
-}
+const char *ck_st_name(int d) { return sp_dtype_valid(d) ? sp_dtypes[d].st : NULL; }
 
 uint32_t sp_crc32(uint32_t crc, const void *data, size_t n) {
     const uint8_t *p = data;
