@@ -67,7 +67,7 @@ ck_map *ck_map_file(int fd, size_t len) {
     m->addr = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
     if (m->addr == MAP_FAILED) { free(m); return NULL; }
     m->len = len;
-    sp_mem_account(NULL, (long long)len);
+    sp_mem_account(NULL, (long long)(len + sizeof *m));
     atomic_init(&m->refs, 1);
     return m;
 }
@@ -76,7 +76,7 @@ ck_map *ck_map_heap(void *data, size_t len) {
     if (!m) return NULL;
     m->addr = data; m->len = len; m->heap = 1;
     atomic_init(&m->refs, 1);
-    sp_mem_account(NULL, (long long)len);
+    sp_mem_account(NULL, (long long)(len + sizeof *m));
     return m;
 }
 ck_map *ck_map_borrow(const void *data, size_t len) {
@@ -93,7 +93,7 @@ void ck_map_release(void *ctx) {
     if (m->heap == 2) { free(m); return; }
     if (m->heap == 1) free(m->addr);
     else munmap(m->addr, m->len);
-    sp_mem_account(NULL, -(long long)m->len);
+    sp_mem_account(NULL, -(long long)(m->len + sizeof *m));
     free(m);
 }
 
@@ -119,6 +119,7 @@ void sp_ckpt_close(sp_ckpt *c) {
         sp_tensor_free(c->e[i].t);
     }
     free(c->e); free(c->path); free(c->meta);
+    if (c->acct) sp_mem_account(NULL, -c->acct);
     ck_map_release(c->map);
     free(c);
 }
@@ -241,8 +242,24 @@ static sp_status open_buffer(sp_ckpt *c, ck_map *m, int format, int flags, const
     return ck_parse_proto(c, buf, n, m->heap == 0);
 }
 
+/* The bookkeeping an open checkpoint holds (its entry table, names, type strings, path,
+ * metadata) is counted in sp_mem_stats from here to sp_ckpt_close; the contents are
+ * counted where they live (reader blocks, tensor storage, the mapping). */
+static long long bookkeeping_bytes(const sp_ckpt *c) {
+    long long n = (long long)sizeof *c + (long long)c->cap * (long long)sizeof(ck_entry);
+    if (c->path) n += (long long)strlen(c->path) + 1;
+    if (c->meta) n += (long long)strlen(c->meta) + 1;
+    for (int64_t i = 0; i < c->n; i++) {
+        if (c->e[i].name) n += (long long)strlen(c->e[i].name) + 1;
+        if (c->e[i].type) n += (long long)strlen(c->e[i].type) + 1;
+    }
+    return n;
+}
+
 static sp_status finish(sp_ckpt *c, sp_status st, sp_ckpt **out) {
     if (st) { sp_ckpt_close(c); return st; }
+    c->acct = bookkeeping_bytes(c);
+    sp_mem_account(NULL, c->acct);
     *out = c;
     return SP_OK;
 }

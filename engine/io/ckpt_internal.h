@@ -53,6 +53,7 @@ struct sp_ckpt {
     char enc[16];
     char *meta;            /* safetensors __metadata__ JSON */
     ck_map *map;           /* safetensors mapping */
+    long long acct;        /* bookkeeping bytes (this struct, entries, names) counted while open */
 };
 
 ck_entry *ck_push(sp_ckpt *c);

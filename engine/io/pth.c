@@ -138,6 +138,10 @@ typedef struct pv {
     int64_t shape[SP_MAX_DIMS], strides[SP_MAX_DIMS];
 } pv;
 
+/* The unpickler's arena, stack and memo and the zip directory are transient: freed before
+ * ck_parse_pth returns, so they are not reported to sp_mem_stats. What outlives the call
+ * is counted: each tensor is a copy in engine storage (sp_tensor_new), and the file's
+ * mapping is counted by ck_map while it is open. */
 typedef struct blk { struct blk *next; } blk;
 typedef struct {
     const char *path;
