@@ -18,7 +18,7 @@ ifeq ($(CUDA),1)
   BUILD := build/cuda
 endif
 
-CFLAGS_BASE := -std=c11 -O2 -g -Wall -Wextra -Werror -fPIC -fopenmp -D_GNU_SOURCE \
+CFLAGS_BASE := -std=c11 -O2 -g -Wall -Wextra -Werror -fPIC -fopenmp -D_GNU_SOURCE -fvisibility=hidden \
                -Iengine/include -Iengine -I$(BUILD)/gen
 CFLAGS  += $(CFLAGS_BASE) $(SANFLAGS)
 LDLIBS  := -lopenblas -lprotobuf-c -lz -lcrypto -lcjson -lm -lgomp -lpthread
@@ -65,7 +65,7 @@ $(BUILD)/obj/%.o: %.c engine/include/spore.h $(wildcard engine/core/*.h engine/c
 
 $(BUILD)/obj/%.o: %.cu engine/include/spore.h
 	@mkdir -p $(dir $@)
-	$(NVCC) -O2 -Xcompiler -fPIC -Iengine/include -c $< -o $@
+	$(NVCC) -O2 -Xcompiler -fPIC -Xcompiler -fvisibility=hidden -Iengine/include -c $< -o $@
 
 $(LIB_SO): $(OBJS)
 	$(CC) -shared -o $@ $(OBJS) $(LDFLAGS) $(LDLIBS)

@@ -26,11 +26,8 @@ local dblbuf = ffi.typeof("double[1]")
 local DT_NAMES = {}
 for d = 0, C.SP_NUM_DTYPES - 1 do DT_NAMES[d] = ffi.string(C.sp_dtype_name(d)) end
 M.dtypes = DT_NAMES
-local CTYPE = {
-  float32 = "float", float64 = "double", float16 = "uint16_t", bfloat16 = "uint16_t",
-  int8 = "int8_t", int16 = "int16_t", int32 = "int32_t", int64 = "int64_t",
-  uint8 = "uint8_t", uint16 = "uint16_t", uint32 = "uint32_t", uint64 = "uint64_t", bool = "uint8_t",
-}
+local CTYPE = {} -- dtype name -> C element type, from the engine's dtype table
+for d = 0, C.SP_NUM_DTYPES - 1 do CTYPE[DT_NAMES[d]] = ffi.string(C.sp_dtype_ctype(d)) end
 
 --- dtype code from a name (or code); raises on an unknown name.
 function M.dtype_code(dt)

@@ -6,40 +6,53 @@
 #include <string.h>
 #include <strings.h>
 
-static const struct { const char *name; size_t size; } DT[SP_NUM_DTYPES] = {
-    [SP_FLOAT32] = {"float32", 4}, [SP_FLOAT16] = {"float16", 2}, [SP_BFLOAT16] = {"bfloat16", 2},
-    [SP_FLOAT64] = {"float64", 8}, [SP_INT8] = {"int8", 1},       [SP_INT16] = {"int16", 2},
-    [SP_INT32] = {"int32", 4},     [SP_INT64] = {"int64", 8},     [SP_UINT8] = {"uint8", 1},
-    [SP_UINT16] = {"uint16", 2},   [SP_UINT32] = {"uint32", 4},   [SP_UINT64] = {"uint64", 8},
-    [SP_BOOL] = {"bool", 1},
+/* The one dtype table: every other name lookup (MindSpore .ckpt types, safetensors and
+ * torch names in engine/io, the FFI's C types in bindings/ffi/tensor.lua) reads it. */
+const sp_dtype_info sp_dtypes[SP_NUM_DTYPES] = {
+    /*            name        size float MindSpore   st      torch             torch storage      C type     aliases */
+    [SP_FLOAT32]  = {"float32",  4, 1, "Float32",  "F32",  "torch.float32",  "FloatStorage",    "float",    "float f32"},
+    [SP_FLOAT16]  = {"float16",  2, 1, "Float16",  "F16",  "torch.float16",  "HalfStorage",     "uint16_t", "half f16"},
+    [SP_BFLOAT16] = {"bfloat16", 2, 1, "BFloat16", "BF16", "torch.bfloat16", "BFloat16Storage", "uint16_t", "bf16"},
+    [SP_FLOAT64]  = {"float64",  8, 1, "Float64",  "F64",  "torch.float64",  "DoubleStorage",   "double",   "float_ double f64"},
+    [SP_INT8]     = {"int8",     1, 0, "Int8",     "I8",   "torch.int8",     "CharStorage",     "int8_t",   ""},
+    [SP_INT16]    = {"int16",    2, 0, "Int16",    "I16",  "torch.int16",    "ShortStorage",    "int16_t",  ""},
+    [SP_INT32]    = {"int32",    4, 0, "Int32",    "I32",  "torch.int32",    "IntStorage",      "int32_t",  "int"},
+    [SP_INT64]    = {"int64",    8, 0, "Int64",    "I64",  "torch.int64",    "LongStorage",     "int64_t",  "long"},
+    [SP_UINT8]    = {"uint8",    1, 0, "UInt8",    "U8",   "torch.uint8",    "ByteStorage",     "uint8_t",  ""},
+    [SP_UINT16]   = {"uint16",   2, 0, "UInt16",   "U16",  NULL,             NULL,              "uint16_t", ""},
+    [SP_UINT32]   = {"uint32",   4, 0, "UInt32",   "U32",  NULL,             NULL,              "uint32_t", ""},
+    [SP_UINT64]   = {"uint64",   8, 0, "UInt64",   "U64",  NULL,             NULL,              "uint64_t", ""},
+    [SP_BOOL]     = {"bool",     1, 0, "Bool",     "BOOL", "torch.bool",     "BoolStorage",     "uint8_t",  "bool_"},
 };
 
 int sp_dtype_valid(int d) { return d >= 0 && d < SP_NUM_DTYPES; }
-size_t sp_dtype_size(int d) { return sp_dtype_valid(d) ? DT[d].size : 0; }
-const char *sp_dtype_name(int d) { return sp_dtype_valid(d) ? DT[d].name : "?"; }
-int sp_dtype_is_float(int d) {
-    return d == SP_FLOAT32 || d == SP_FLOAT16 || d == SP_BFLOAT16 || d == SP_FLOAT64;
+size_t sp_dtype_size(int d) { return sp_dtype_valid(d) ? sp_dtypes[d].size : 0; }
+const char *sp_dtype_name(int d) { return sp_dtype_valid(d) ? sp_dtypes[d].name : "?"; }
+const char *sp_dtype_ctype(int d) { return sp_dtype_valid(d) ? sp_dtypes[d].ctype : NULL; }
+int sp_dtype_is_float(int d) { return sp_dtype_valid(d) && sp_dtypes[d].is_float; }
+int sp_dtype_is_int(int d) { return sp_dtype_valid(d) && !sp_dtypes[d].is_float; }
+
+/* 1 when name is one of the space-separated words of list. */
+static int in_words(const char *list, const char *name) {
+    size_t n = strlen(name);
+    for (const char *p = list; *p;) {
+        while (*p == ' ') p++;
+        size_t w = strcspn(p, " ");
+        if (w && w == n && memcmp(p, name, n) == 0) return 1;
+        p += w;
+    }
+    return 0;
 }
-int sp_dtype_is_int(int d) { return sp_dtype_valid(d) && !sp_dtype_is_float(d); }
 
 int sp_dtype_from_name(const char *name) {
-    if (!name) return -1;
-    static const struct { const char *alias; int d; } AL[] = {
-        {"float", SP_FLOAT32}, {"float_", SP_FLOAT64}, {"half", SP_FLOAT16}, {"double", SP_FLOAT64},
-        {"bf16", SP_BFLOAT16}, {"f32", SP_FLOAT32}, {"f16", SP_FLOAT16}, {"f64", SP_FLOAT64},
-        {"long", SP_INT64}, {"int", SP_INT32}, {"bool_", SP_BOOL},
-        /* safetensors names */
-        {"F32", SP_FLOAT32}, {"F16", SP_FLOAT16}, {"BF16", SP_BFLOAT16}, {"F64", SP_FLOAT64},
-        {"I8", SP_INT8}, {"I16", SP_INT16}, {"I32", SP_INT32}, {"I64", SP_INT64},
-        {"U8", SP_UINT8}, {"U16", SP_UINT16}, {"U32", SP_UINT32}, {"U64", SP_UINT64},
-        {"BOOL", SP_BOOL},
-    };
-    for (size_t i = 0; i < sizeof AL / sizeof AL[0]; i++)
-        if (strcmp(name, AL[i].alias) == 0) return AL[i].d;
+    if (!name || !*name) return -1;
+    /* exact: numpy / torch aliases ("float", "half", "long"...) and safetensors names */
+    for (int d = 0; d < SP_NUM_DTYPES; d++)
+        if (in_words(sp_dtypes[d].aliases, name) || strcmp(name, sp_dtypes[d].st) == 0) return d;
     /* spore / numpy names, and MindSpore's CamelCase ("Float32", "UInt8", "Uint8",
      * "BFloat16", "Bool") compared case-insensitively. */
     for (int d = 0; d < SP_NUM_DTYPES; d++)
-        if (strcasecmp(name, DT[d].name) == 0) return d;
+        if (strcasecmp(name, sp_dtypes[d].name) == 0) return d;
     return -1;
 }
 

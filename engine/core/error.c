@@ -1,5 +1,5 @@
 /* error.c — thread-local last-error message and status helpers. */
-#include "spore.h"
+#include "core/error.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -3,6 +3,7 @@
 #define SPORE_INTERNAL_H
 
 #include "spore.h"
+#include "error.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -90,5 +91,23 @@ static inline int sp_iter_next(sp_iter *it) {
     }
     return 0;
 }
+
+/* The dtype table (engine/core/dtype.c), indexed by sp_dtype. NULL torch names: no
+ * torch storage type for that dtype. */
+typedef struct sp_dtype_info {
+    const char *name;          /* spore / numpy name: "float32" */
+    size_t size;               /* bytes per element */
+    int is_float;
+    const char *ms;            /* MindSpore .ckpt tensor_type: "Float32" */
+    const char *st;            /* safetensors dtype: "F32" */
+    const char *torch;         /* torch dtype: "torch.float32" */
+    const char *torch_storage; /* torch pickle storage class: "FloatStorage" */
+    const char *ctype;         /* C element type for the FFI: "float" */
+    const char *aliases;       /* extra names accepted by sp_dtype_from_name, space-separated */
+} sp_dtype_info;
+extern const sp_dtype_info sp_dtypes[SP_NUM_DTYPES];
+
+/* Configuration (sp_config_set_*; engine/core/config.c, engine/io/ckpt_read.c). */
+extern atomic_int sp_cfg_nn_omp;
 
 #endif

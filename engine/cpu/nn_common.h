@@ -36,18 +36,14 @@ static inline sp_status nn_shape4(const sp_tensor *t, int64_t a, int64_t b, int6
     return SP_OK;
 }
 #define NN_TRY(x) do { sp_status s_ = (x); if (s_) return s_; } while (0)
-/* OpenMP in the nn kernels is off unless SPORE_NN_OMP=1: with the pthread OpenBLAS, the
- * libgomp workers spin after each region and steal the CPU from BLAS threads. Measured on
- * the 2-core machine: ResNet50 batch-8 forward 1548 ms with regions vs 908 ms without,
- * LeNet training step 16 ms vs 6 ms. Above SP_NN_PAR_MIN elements of work only. */
+/* OpenMP in the nn kernels is off unless sp_config_set_nn_omp(1) (lua/spore: SPORE_NN_OMP=1):
+ * with the pthread OpenBLAS, the libgomp workers spin after each region and steal the CPU
+ * from BLAS threads. Measured on the 2-core machine: ResNet50 batch-8 forward 1548 ms with
+ * regions vs 908 ms without, LeNet training step 16 ms vs 6 ms. Above SP_NN_PAR_MIN
+ * elements of work only. */
 #define SP_NN_PAR_MIN ((int64_t)1 << 20)
 static inline int nn_par(int64_t work) {
-    static int enabled = -1;
-    if (enabled < 0) {
-        const char *e = getenv("SPORE_NN_OMP");
-        enabled = (e && e[0] == '1') ? 1 : 0;
-    }
-    return enabled && work > SP_NN_PAR_MIN;
+    return work > SP_NN_PAR_MIN && atomic_load_explicit(&sp_cfg_nn_omp, memory_order_relaxed);
 }
 #define F32(t) ((float *)SP_DATA(t))
 #endif

@@ -34,6 +34,11 @@
 extern "C" {
 #endif
 
+/* libspore is built with -fvisibility=hidden: only the declarations below are exported. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 /* @ffi-begin */
 
 /* ==== core: status, errors, memory ==================================== */
@@ -99,6 +104,9 @@ const char *sp_dtype_name(int dtype);
  * "UInt8"/"Uint8", "BFloat16"...). Returns the dtype or -1. */
 int sp_dtype_from_name(const char *name);
 int sp_dtype_is_float(int dtype);
+/* The C element type LuaJIT's FFI uses for it ("float", "uint16_t" for float16/bfloat16,
+ * "uint8_t" for bool...; NULL if invalid). Borrowed, static. */
+const char *sp_dtype_ctype(int dtype);
 
 /* Scalar conversions, round-to-nearest-even, NaN and Inf preserved. */
 uint16_t sp_f32_to_f16(float x);
@@ -385,7 +393,7 @@ void sp_ckpt_writer_set_slice(sp_ckpt_writer *w, size_t bytes);
 sp_status sp_ckpt_writer_commit(sp_ckpt_writer *w);
 /* Drop everything written; the previous file at path is untouched. Frees w. */
 void sp_ckpt_writer_abort(sp_ckpt_writer *w);
-/* The .ckpt reader keeps freed content blocks (up to 256 MiB, $SPORE_CKPT_CACHE_MB) to
+/* The .ckpt reader keeps freed content blocks (up to sp_config_ckpt_cache(), 256 MiB by default) to
  * reuse on the next load; this returns them to the system and gives the bytes freed. */
 size_t sp_ckpt_release_cache(void);
 /* zlib CRC-32 of a buffer continuing from crc (0 to start). */
@@ -461,6 +469,24 @@ sp_status sp_image_out_shape(int h, int w, int c, const sp_img_op *ops, int nops
 
 
 
+/* ==== configuration ===================================================== */
+/* Process-wide settings, set explicitly: the engine reads no environment variables
+ * (lua/spore reads SPORE_NN_OMP, SPORE_CKPT_CACHE_MB and SPORE_NO_THP at require time and
+ * calls these; a C host calls them itself). Safe to call at any time from any thread. */
+
+/* nn kernels (conv, pool, norm...): OpenMP regions over large work (on != 0) or serial
+ * (0, the default: with the pthread OpenBLAS, libgomp's spinning workers steal BLAS's CPU). */
+void sp_config_set_nn_omp(int on);
+int sp_config_nn_omp(void);
+/* Cap on the .ckpt reader's cache of freed content blocks, in bytes (default 256 MiB;
+ * 0 disables it). Lowering the cap returns cached blocks beyond it to the system. */
+void sp_config_set_ckpt_cache(size_t bytes);
+size_t sp_config_ckpt_cache(void);
+/* .ckpt reader: advise transparent huge pages on big content blocks (on != 0, the
+ * default; measured ~4x faster loads of a 200 MB file than 4 KiB faults) or not (0). */
+void sp_config_set_ckpt_thp(int on);
+int sp_config_ckpt_thp(void);
+
 /* ==== device ============================================================ */
 
 /* Number of CUDA devices (0 when built without CUDA or none present). */
@@ -468,12 +494,9 @@ int sp_cuda_device_count(void);
 
 /* @ffi-end */
 
-/* Internal helpers shared by engine files (not part of the FFI). */
-sp_status sp_error(sp_status code, const char *fmt, ...)
 #if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
+#pragma GCC visibility pop
 #endif
-    ;
 
 #ifdef __cplusplus
 }

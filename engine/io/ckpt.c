@@ -1,6 +1,7 @@
 /* ckpt.c — opening checkpoints: format detection, CRC trailer, decryption, and the
  * sp_ckpt accessors shared by the .ckpt and safetensors readers. */
 #include "io/ckpt_internal.h"
+#include "core/device.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -14,38 +15,24 @@
 
 /* ---- type names --------------------------------------------------------- */
 
-static const struct { const char *ms, *st; int d; } TYPES[] = {
-    {"Float32", "F32", SP_FLOAT32}, {"Float16", "F16", SP_FLOAT16}, {"BFloat16", "BF16", SP_BFLOAT16},
-    {"Float64", "F64", SP_FLOAT64}, {"Int8", "I8", SP_INT8}, {"Int16", "I16", SP_INT16},
-    {"Int32", "I32", SP_INT32}, {"Int64", "I64", SP_INT64}, {"UInt8", "U8", SP_UINT8},
-    {"UInt16", "U16", SP_UINT16}, {"UInt32", "U32", SP_UINT32}, {"UInt64", "U64", SP_UINT64},
-    {"Bool", "BOOL", SP_BOOL},
-};
-#define NTYPES (sizeof TYPES / sizeof TYPES[0])
-
+/* Read from the dtype table (engine/core/dtype.c). */
 int ck_ms_dtype(const char *type) {
     if (!type) return -1;
-    for (size_t i = 0; i < NTYPES; i++) {
-        if (strcmp(type, TYPES[i].ms) == 0) return TYPES[i].d;
+    for (int d = 0; d < SP_NUM_DTYPES; d++) {
+        const char *ms = sp_dtypes[d].ms;
+        if (strcmp(type, ms) == 0) return d;
         /* older files: "Uint8", "Uint16", ... */
-        if (TYPES[i].ms[0] == 'U' && type[0] == 'U' && type[1] == 'i' && strcmp(type + 2, TYPES[i].ms + 2) == 0)
-            return TYPES[i].d;
+        if (ms[0] == 'U' && type[0] == 'U' && type[1] == 'i' && strcmp(type + 2, ms + 2) == 0) return d;
     }
     return -1;
 }
-const char *ck_ms_name(int d) {
-    for (size_t i = 0; i < NTYPES; i++) if (TYPES[i].d == d) return TYPES[i].ms;
-    return NULL;
-}
+const char *ck_ms_name(int d) { return sp_dtype_valid(d) ? sp_dtypes[d].ms : NULL; }
 int ck_st_dtype(const char *type) {
     if (!type) return -1;
-    for (size_t i = 0; i < NTYPES; i++) if (strcmp(type, TYPES[i].st) == 0) return TYPES[i].d;
+    for (int d = 0; d < SP_NUM_DTYPES; d++) if (strcmp(type, sp_dtypes[d].st) == 0) return d;
     return -1;
 }
-const char *ck_st_name(int d) {
-    for (size_t i = 0; i < NTYPES; i++) if (TYPES[i].d == d) return TYPES[i].st;
-    return NULL;
-}
+const char *ck_st_name(int d) { return sp_dtype_valid(d) ? sp_dtypes[d].st : NULL; }
 
 uint32_t sp_crc32(uint32_t crc, const void *data, size_t n) {
     const uint8_t *p = data;
@@ -80,6 +67,7 @@ ck_map *ck_map_file(int fd, size_t len) {
     m->addr = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
     if (m->addr == MAP_FAILED) { free(m); return NULL; }
     m->len = len;
+    sp_mem_account(NULL, (long long)(len + sizeof *m));
     atomic_init(&m->refs, 1);
     return m;
 }
@@ -88,15 +76,24 @@ ck_map *ck_map_heap(void *data, size_t len) {
     if (!m) return NULL;
     m->addr = data; m->len = len; m->heap = 1;
     atomic_init(&m->refs, 1);
+    sp_mem_account(NULL, (long long)(len + sizeof *m));
+    return m;
+}
+ck_map *ck_map_borrow(const void *data, size_t len) {
+    ck_map *m = calloc(1, sizeof *m);
+    if (!m) return NULL;
+    m->addr = (void *)data; m->len = len; m->heap = 2;
+    atomic_init(&m->refs, 1);
     return m;
 }
 void ck_map_retain(ck_map *m) { atomic_fetch_add(&m->refs, 1); }
 void ck_map_release(void *ctx) {
     ck_map *m = ctx;
     if (!m || atomic_fetch_sub(&m->refs, 1) != 1) return;
+    if (m->heap == 2) { free(m); return; }
     if (m->heap == 1) free(m->addr);
-    else if (m->heap == 2) {}
     else munmap(m->addr, m->len);
+    sp_mem_account(NULL, -(long long)(m->len + sizeof *m));
     free(m);
 }
 
@@ -122,6 +119,7 @@ void sp_ckpt_close(sp_ckpt *c) {
         sp_tensor_free(c->e[i].t);
     }
     free(c->e); free(c->path); free(c->meta);
+    if (c->acct) sp_mem_account(NULL, -c->acct);
     ck_map_release(c->map);
     free(c);
 }
@@ -244,8 +242,24 @@ static sp_status open_buffer(sp_ckpt *c, ck_map *m, int format, int flags, const
     return ck_parse_proto(c, buf, n, m->heap == 0);
 }
 
+/* The bookkeeping an open checkpoint holds (its entry table, names, type strings, path,
+ * metadata) is counted in sp_mem_stats from here to sp_ckpt_close; the contents are
+ * counted where they live (reader blocks, tensor storage, the mapping). */
+static long long bookkeeping_bytes(const sp_ckpt *c) {
+    long long n = (long long)sizeof *c + (long long)c->cap * (long long)sizeof(ck_entry);
+    if (c->path) n += (long long)strlen(c->path) + 1;
+    if (c->meta) n += (long long)strlen(c->meta) + 1;
+    for (int64_t i = 0; i < c->n; i++) {
+        if (c->e[i].name) n += (long long)strlen(c->e[i].name) + 1;
+        if (c->e[i].type) n += (long long)strlen(c->e[i].type) + 1;
+    }
+    return n;
+}
+
 static sp_status finish(sp_ckpt *c, sp_status st, sp_ckpt **out) {
     if (st) { sp_ckpt_close(c); return st; }
+    c->acct = bookkeeping_bytes(c);
+    sp_mem_account(NULL, c->acct);
     *out = c;
     return SP_OK;
 }
@@ -260,9 +274,8 @@ sp_status sp_ckpt_open_memory(sp_ckpt **out, const void *data, size_t nbytes, co
     if (!c->path) return finish(c, sp_error(SP_ENOMEM, "out of memory"), out);
     /* borrowed: a .ckpt is parsed (contents copied into tensors) before we return;
      * safetensors views get their own copy in open_buffer */
-    ck_map *m = ck_map_heap((void *)(nbytes ? data : ""), nbytes);
+    ck_map *m = ck_map_borrow(nbytes ? data : "", nbytes);
     if (!m) return finish(c, sp_error(SP_ENOMEM, "out of memory"), out);
-    m->heap = 2;
     sp_status st = open_buffer(c, m, format, flags, key, keylen, mode);
     ck_map_release(m);
     return finish(c, st, out);

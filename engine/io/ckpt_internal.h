@@ -23,7 +23,10 @@ typedef struct ck_map {
     atomic_int refs;
 } ck_map;
 ck_map *ck_map_file(int fd, size_t len);
+/* Mappings and owned heap copies count their bytes in sp_mem_stats (cpu) while alive:
+ * safetensors tensors are views on them, so the file's bytes are counted once. */
 ck_map *ck_map_heap(void *data, size_t len); /* takes ownership of data */
+ck_map *ck_map_borrow(const void *data, size_t len); /* caller memory: not owned, not counted */
 void ck_map_retain(ck_map *m);
 void ck_map_release(void *m); /* sp_release_fn */
 
@@ -50,6 +53,7 @@ struct sp_ckpt {
     char enc[16];
     char *meta;            /* safetensors __metadata__ JSON */
     ck_map *map;           /* safetensors mapping */
+    long long acct;        /* bookkeeping bytes (this struct, entries, names) counted while open */
 };
 
 ck_entry *ck_push(sp_ckpt *c);

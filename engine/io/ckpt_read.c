@@ -5,6 +5,7 @@
  * adopts: the bytes are copied exactly once. Mapped pages already consumed are
  * dropped as we go, so peak RSS stays near one file size. */
 #include "io/ckpt_internal.h"
+#include "core/device.h"
 #include "checkpoint.pb-c.h"
 
 #include <pthread.h>
@@ -29,31 +30,60 @@ static int get_varint(const uint8_t *p, size_t n, size_t *pos, uint64_t *v) {
  * Small blocks come from malloc. Contents of 1 MiB and more get their own anonymous
  * mapping, 2 MiB-aligned with MADV_HUGEPAGE, so that the single copy protobuf-c makes
  * lands in memory that faults in 2 MiB at a time; the tensor then adopts the block
- * (released by ck_block_free). Every block carries a tag just below the pointer.
- * SPORE_NO_THP=1 skips MADV_HUGEPAGE (measured: 4 KiB faults make a 200 MB load ~4x slower). */
+ * (released by ck_block_free). Every block carries a tag just below the pointer, and
+ * its byte count, which is reported to sp_mem_account (cpu) while the block is alive:
+ * in a message being unpacked, adopted by a tensor, or kept in the cache below.
+ * sp_config_set_ckpt_thp(0) (lua: SPORE_NO_THP=1) skips MADV_HUGEPAGE (measured: 4 KiB
+ * faults make a 200 MB load ~4x slower). */
 #define CK_BIG ((size_t)1 << 20)
 #define CK_HUGE ((size_t)2 << 20)
 #define TAG_SMALL 0x5350736d616c6c31ull
 #define TAG_BIG 0x5350626967626c31ull
 
-/* Freed big blocks are kept (exact page length, up to a cap: 256 MiB, or
- * $SPORE_CKPT_CACHE_MB) and handed out again to a block of the same length, so a
+/* Freed big blocks are kept (exact page length, up to a cap: 256 MiB by default,
+ * sp_config_set_ckpt_cache) and handed out again to a block of the same length, so a
  * process that loads checkpoints repeatedly (an evaluation sweep, a resume) reuses
  * faulted-in pages instead of having the kernel zero fresh ones — what glibc's heap
- * does for malloc'd buffers below its mmap threshold. */
+ * does for malloc'd buffers below its mmap threshold. Cached blocks stay counted in
+ * sp_mem_stats until sp_ckpt_release_cache returns them to the system. */
 #define CK_CACHE_SLOTS 1024
 static struct { uint8_t *base; size_t len; } blk_cache[CK_CACHE_SLOTS];
 static int blk_ncache;
-static size_t blk_cached_bytes, blk_cache_cap = (size_t)-1;
+static size_t blk_cached_bytes, blk_cache_cap = (size_t)256 << 20;
 static pthread_mutex_t blk_mu = PTHREAD_MUTEX_INITIALIZER;
+static atomic_int blk_thp = 1;
 
-static size_t cache_cap(void) {
-    if (blk_cache_cap == (size_t)-1) {
-        const char *e = getenv("SPORE_CKPT_CACHE_MB");
-        blk_cache_cap = (e && *e ? (size_t)strtoull(e, NULL, 10) : 256) << 20;
-    }
-    return blk_cache_cap;
+static void big_unmap(uint8_t *base, size_t len) {
+    munmap(base, len);
+    sp_mem_account(NULL, -(long long)len);
 }
+
+void sp_config_set_ckpt_cache(size_t bytes) {
+    pthread_mutex_lock(&blk_mu);
+    blk_cache_cap = bytes;
+    /* return the oldest cached blocks until the cache fits the new cap */
+    int keep = 0;
+    for (int i = 0; i < blk_ncache; i++) {
+        if (blk_cached_bytes > blk_cache_cap) {
+            big_unmap(blk_cache[i].base, blk_cache[i].len);
+            blk_cached_bytes -= blk_cache[i].len;
+        } else {
+            blk_cache[keep++] = blk_cache[i];
+        }
+    }
+    blk_ncache = keep;
+    pthread_mutex_unlock(&blk_mu);
+}
+
+size_t sp_config_ckpt_cache(void) {
+    pthread_mutex_lock(&blk_mu);
+    size_t cap = blk_cache_cap;
+    pthread_mutex_unlock(&blk_mu);
+    return cap;
+}
+
+void sp_config_set_ckpt_thp(int on) { atomic_store(&blk_thp, on ? 1 : 0); }
+int sp_config_ckpt_thp(void) { return atomic_load(&blk_thp); }
 
 static uint8_t *cache_take(size_t len) {
     uint8_t *r = NULL;
@@ -72,7 +102,7 @@ static uint8_t *cache_take(size_t len) {
 static int cache_put(uint8_t *base, size_t len) {
     int ok = 0;
     pthread_mutex_lock(&blk_mu);
-    if (blk_ncache < CK_CACHE_SLOTS && blk_cached_bytes + len <= cache_cap()) {
+    if (blk_ncache < CK_CACHE_SLOTS && len <= blk_cache_cap && blk_cached_bytes <= blk_cache_cap - len) {
         blk_cache[blk_ncache].base = base;
         blk_cache[blk_ncache].len = len;
         blk_ncache++;
@@ -86,7 +116,7 @@ static int cache_put(uint8_t *base, size_t len) {
 size_t sp_ckpt_release_cache(void) {
     size_t freed = 0;
     pthread_mutex_lock(&blk_mu);
-    for (int i = 0; i < blk_ncache; i++) { munmap(blk_cache[i].base, blk_cache[i].len); freed += blk_cache[i].len; }
+    for (int i = 0; i < blk_ncache; i++) { big_unmap(blk_cache[i].base, blk_cache[i].len); freed += blk_cache[i].len; }
     blk_ncache = 0;
     blk_cached_bytes = 0;
     pthread_mutex_unlock(&blk_mu);
@@ -98,7 +128,9 @@ static void *blk_alloc(void *ad, size_t size) {
     if (size < CK_BIG) {
         uint64_t *p = malloc(size + 16);
         if (!p) return NULL;
+        p[0] = size + 16;
         p[1] = TAG_SMALL;
+        sp_mem_account(NULL, (long long)(size + 16));
         return p + 2;
     }
     size_t need = size + 64;
@@ -115,12 +147,13 @@ static void *blk_alloc(void *ad, size_t size) {
     if (maplen < len) return NULL;
     uint8_t *m = mmap(NULL, maplen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) return NULL;
+    sp_mem_account(NULL, (long long)len);
     uint8_t *a = (uint8_t *)(((uintptr_t)m + CK_HUGE - 1) & ~(uintptr_t)(CK_HUGE - 1));
     /* trim to the aligned span */
     if (a > m) munmap(m, (size_t)(a - m));
     size_t tail = (size_t)((m + maplen) - (a + len));
     if (tail) munmap(a + len, tail);
-    if (!getenv("SPORE_NO_THP")) madvise(a, len, MADV_HUGEPAGE);
+    if (atomic_load_explicit(&blk_thp, memory_order_relaxed)) madvise(a, len, MADV_HUGEPAGE);
     uint64_t *h = (uint64_t *)(a + 64);
     h[-1] = TAG_BIG;
     h[-2] = len;
@@ -133,9 +166,11 @@ void ck_block_free(void *p) {
     if (h[-1] == TAG_BIG) {
         uint8_t *base = (uint8_t *)p - 64;
         size_t len = (size_t)h[-2];
-        if (!cache_put(base, len)) munmap(base, len);
+        if (!cache_put(base, len)) big_unmap(base, len);
+    } else {
+        sp_mem_account(NULL, -(long long)h[-2]);
+        free(h - 2);
     }
-    else free(h - 2);
 }
 static void blk_free(void *ad, void *p) { (void)ad; ck_block_free(p); }
 static ProtobufCAllocator blk_allocator = {blk_alloc, blk_free, NULL};
@@ -182,9 +217,9 @@ static sp_status adopt_entry(sp_ckpt *c, ck_entry *e) {
 }
 
 /* One Value. Takes the content buffer out of the message. */
-static sp_status add_value(sp_ckpt *c, Checkpoint__Value *v, size_t file_bytes, pend_t *pd) {
+static sp_status add_value(sp_ckpt *c, Spore__Ms__Checkpoint__Value *v, size_t file_bytes, pend_t *pd) {
     const char *tag = v->tag ? v->tag : "";
-    if (v->value_case == CHECKPOINT__VALUE__VALUE_MAPTENSOR) {
+    if (v->value_case == SPORE__MS__CHECKPOINT__VALUE__VALUE_MAPTENSOR) {
         sp_status st = check_complete(c, pd);
         if (st) return st;
         ck_entry *e = ck_push(c);
@@ -192,10 +227,10 @@ static sp_status add_value(sp_ckpt *c, Checkpoint__Value *v, size_t file_bytes, 
             return sp_error(SP_ENOMEM, "out of memory");
         return SP_OK;
     }
-    if (v->value_case != CHECKPOINT__VALUE__VALUE_TENSOR || !v->tensor)
+    if (v->value_case != SPORE__MS__CHECKPOINT__VALUE__VALUE_TENSOR || !v->tensor)
         return sp_error(SP_EFORMAT, "file '%s': tensor '%s': the Value holds neither a tensor nor a maptensor",
                         c->path, tag);
-    TensorProto *tp = v->tensor;
+    Spore__Ms__TensorProto *tp = v->tensor;
     const char *type = tp->tensor_type ? tp->tensor_type : "";
     int dt = ck_ms_dtype(type);
     if (tp->n_dims > SP_MAX_DIMS)
@@ -274,7 +309,7 @@ static sp_status add_value(sp_ckpt *c, Checkpoint__Value *v, size_t file_bytes, 
  * mapping are dropped from RSS as we go. */
 #define CK_BATCH 64
 
-typedef struct { size_t at, pos, len; Checkpoint__Value *v; } rec_t;
+typedef struct { size_t at, pos, len; Spore__Ms__Checkpoint__Value *v; } rec_t;
 
 static void drop_pages(const uint8_t *buf, size_t from, size_t to, long page) {
     size_t a = (from + (size_t)page - 1) & ~((size_t)page - 1), b = to & ~((size_t)page - 1);
@@ -308,13 +343,13 @@ sp_status ck_parse_proto(sp_ckpt *c, const uint8_t *buf, size_t n, int mapped) {
          * process mm lock; kept serial) */
         (void)bytes;
         for (int r = 0; r < nb; r++) {
-            batch[r].v = (Checkpoint__Value *)protobuf_c_message_unpack(&checkpoint__value__descriptor, &blk_allocator,
+            batch[r].v = (Spore__Ms__Checkpoint__Value *)protobuf_c_message_unpack(&spore__ms__checkpoint__value__descriptor, &blk_allocator,
                                                                          batch[r].len, buf + batch[r].pos);
             if (mapped) drop_pages(buf, batch[r].pos, batch[r].pos + batch[r].len, page);
         }
         sp_status st = SP_OK;
         for (int r = 0; r < nb; r++) {
-            Checkpoint__Value *v = batch[r].v;
+            Spore__Ms__Checkpoint__Value *v = batch[r].v;
             if (!st && !v) {
                 if (rec == 0)
                     st = sp_error(SP_EFORMAT, "file '%s': not a MindSpore checkpoint (the first value at byte 0 "

@@ -6,6 +6,7 @@
  * Both write path.tmp, fsync, rename, then fsync the directory. */
 #include "io/ckpt_internal.h"
 #include "checkpoint.pb-c.h"
+#include "core/device.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -109,6 +110,9 @@ static void free_writer(sp_ckpt_writer *w) {
     for (size_t i = 0; i < w->nitems; i++) { free(w->items[i].name); sp_tensor_free(w->items[i].t); }
     free(w->items);
     if (w->key) { memset(w->key, 0, w->keylen); free(w->key); }
+    /* the write buffers are counted in sp_mem_stats while the writer is open */
+    if (w->buf) sp_mem_account(NULL, -(long long)WBUF);
+    if (w->ebuf) sp_mem_account(NULL, -(long long)CK_ENC_CHUNK);
     free(w->buf); free(w->ebuf); free(w->path); free(w->tmp);
     free(w);
 }
@@ -141,6 +145,8 @@ sp_status sp_ckpt_writer_open(sp_ckpt_writer **out, const char *path, int format
     w->tmp = malloc(strlen(path) + 5);
     w->buf = malloc(WBUF);
     if (key) { w->key = malloc(keylen); w->keylen = keylen; w->ebuf = malloc(CK_ENC_CHUNK); }
+    if (w->buf) sp_mem_account(NULL, (long long)WBUF);
+    if (w->ebuf) sp_mem_account(NULL, (long long)CK_ENC_CHUNK);
     if (!w->path || !w->tmp || !w->buf || (key && (!w->key || !w->ebuf))) {
         free_writer(w);
         return sp_error(SP_ENOMEM, "out of memory");
@@ -165,16 +171,16 @@ static sp_status write_value(sp_ckpt_writer *w, const char *name, const char *ty
                              const void *data, size_t nbytes, int sliceable) {
     int64_t dims[SP_MAX_DIMS];
     int64_t zero = 0;
-    TensorProto tp = TENSOR_PROTO__INIT;
-    Checkpoint__Value v = CHECKPOINT__VALUE__INIT;
-    Checkpoint ck = CHECKPOINT__INIT;
-    Checkpoint__Value *vp = &v;
+    Spore__Ms__TensorProto tp = SPORE__MS__TENSOR_PROTO__INIT;
+    Spore__Ms__Checkpoint__Value v = SPORE__MS__CHECKPOINT__VALUE__INIT;
+    Spore__Ms__Checkpoint ck = SPORE__MS__CHECKPOINT__INIT;
+    Spore__Ms__Checkpoint__Value *vp = &v;
     for (int d = 0; d < ndim; d++) dims[d] = shape[d];
     tp.n_dims = ndim ? (size_t)ndim : 1;
     tp.dims = ndim ? dims : &zero; /* scalars as dims [0]: every MindSpore version reads that */
     tp.tensor_type = (char *)type;
     v.tag = (char *)name;
-    v.value_case = CHECKPOINT__VALUE__VALUE_TENSOR;
+    v.value_case = SPORE__MS__CHECKPOINT__VALUE__VALUE_TENSOR;
     v.tensor = &tp;
     ck.n_value = 1;
     ck.value = &vp;
@@ -185,7 +191,7 @@ static sp_status write_value(sp_ckpt_writer *w, const char *name, const char *ty
         size_t k = sliceable && nbytes - off > w->slice ? w->slice : nbytes - off;
         tp.tensor_content.data = (uint8_t *)data + off;
         tp.tensor_content.len = k;
-        checkpoint__pack_to_buffer(&ck, &b.base);
+        spore__ms__checkpoint__pack_to_buffer(&ck, &b.base);
         if (w->err) return w->err;
         off += k;
     } while (off < nbytes);

@@ -138,6 +138,10 @@ typedef struct pv {
     int64_t shape[SP_MAX_DIMS], strides[SP_MAX_DIMS];
 } pv;
 
+/* The unpickler's arena, stack and memo and the zip directory are transient: freed before
+ * ck_parse_pth returns, so they are not reported to sp_mem_stats. What outlives the call
+ * is counted: each tensor is a copy in engine storage (sp_tensor_new), and the file's
+ * mapping is counted by ck_map while it is open. */
 typedef struct blk { struct blk *next; } blk;
 typedef struct {
     const char *path;
@@ -175,18 +179,9 @@ static const char *kind_name(int kind) {
     return kind >= 0 && kind <= V_LIST ? N[kind] : "?";
 }
 
-static const struct { const char *name; int dtype; const char *tname; } STORAGES[] = {
-    {"FloatStorage", SP_FLOAT32, "torch.float32"}, {"DoubleStorage", SP_FLOAT64, "torch.float64"},
-    {"HalfStorage", SP_FLOAT16, "torch.float16"}, {"BFloat16Storage", SP_BFLOAT16, "torch.bfloat16"},
-    {"LongStorage", SP_INT64, "torch.int64"}, {"IntStorage", SP_INT32, "torch.int32"},
-    {"ShortStorage", SP_INT16, "torch.int16"}, {"CharStorage", SP_INT8, "torch.int8"},
-    {"ByteStorage", SP_UINT8, "torch.uint8"}, {"BoolStorage", SP_BOOL, "torch.bool"},
-};
-#define NSTORAGES (sizeof STORAGES / sizeof STORAGES[0])
-
+/* torch storage classes and dtype names: read from the dtype table (engine/core/dtype.c). */
 static const char *torch_type_name(int dtype) {
-    for (size_t i = 0; i < NSTORAGES; i++) if (STORAGES[i].dtype == dtype) return STORAGES[i].tname;
-    return "?";
+    return sp_dtype_valid(dtype) && sp_dtypes[dtype].torch ? sp_dtypes[dtype].torch : "?";
 }
 
 /* ---- the unpickler ------------------------------------------------------ */
@@ -382,10 +377,10 @@ static sp_status unpickle(pk *k, const uint8_t *b, size_t n, pv **result) {
             else if (IS(mod, ml, "torch._utils") && IS(nm, nl, "_rebuild_tensor_v2")) v->i = G_REBUILD;
             else if (IS(mod, ml, "torch._utils") && IS(nm, nl, "_rebuild_parameter")) v->i = G_PARAM;
             else if (IS(mod, ml, "torch")) {
-                for (size_t s = 0; s < NSTORAGES; s++)
-                    if (nl == strlen(STORAGES[s].name) && memcmp(nm, STORAGES[s].name, nl) == 0) {
-                        v->i = G_STORAGE; v->dtype = STORAGES[s].dtype;
-                    }
+                for (int d = 0; d < SP_NUM_DTYPES; d++) {
+                    const char *sn = sp_dtypes[d].torch_storage;
+                    if (sn && nl == strlen(sn) && memcmp(nm, sn, nl) == 0) { v->i = G_STORAGE; v->dtype = d; }
+                }
             }
 #undef IS
             if (!v->i) {

@@ -47,19 +47,61 @@ spore.from_pointer = T.from_pointer
 spore.dtypes = T.dtypes
 spore.print_options = T.print_options
 
-local lib = require("ffi.lib")
+local E = require("ffi.config")
+
+-- Engine settings. The engine reads no environment variables: they are read here, once,
+-- at require time (only the variables that are set change the engine's defaults).
+--   SPORE_NN_OMP=1        OpenMP in the nn kernels (off by default)
+--   SPORE_CKPT_CACHE_MB=N cap on the .ckpt reader's block cache (256 by default; 0 disables)
+--   SPORE_NO_THP (any)    no transparent huge pages for .ckpt content blocks
+do
+  local omp = os.getenv("SPORE_NN_OMP")
+  if omp then E.set_nn_omp(omp:sub(1, 1) == "1") end
+  local mb = os.getenv("SPORE_CKPT_CACHE_MB")
+  if mb and mb ~= "" then E.set_ckpt_cache((tonumber(mb:match("^%s*%+?(%d+)")) or 0) * 1048576) end
+  if os.getenv("SPORE_NO_THP") then E.set_ckpt_thp(false) end
+end
+
+local CONFIG_KEYS = {
+  nn_omp = "boolean", -- OpenMP regions in the nn kernels
+  ckpt_cache_mb = "number", -- cap on the .ckpt reader's block cache, MiB
+  thp = "boolean", -- transparent huge pages for .ckpt content blocks
+}
+--- Engine settings: spore.config{nn_omp = bool, ckpt_cache_mb = n, thp = bool} sets the
+-- given ones (unknown keys and wrong types are errors); returns the current settings.
+function spore.config(opts)
+  if opts ~= nil and type(opts) ~= "table" then
+    error("spore.config: expected a table of settings, got " .. type(opts), 2)
+  end
+  opts = opts or {}
+  for k, v in pairs(opts) do
+    local want = CONFIG_KEYS[k]
+    if not want then
+      error("spore.config: unknown setting '" .. tostring(k) .. "' (expected nn_omp, ckpt_cache_mb, thp)", 2)
+    end
+    if type(v) ~= want then
+      error(("spore.config: %s must be a %s, got %s"):format(k, want, type(v)), 2)
+    end
+    if k == "ckpt_cache_mb" and (v < 0 or v ~= v or v == math.huge) then
+      error("spore.config: ckpt_cache_mb must be >= 0, got " .. tostring(v), 2)
+    end
+  end
+  if opts.nn_omp ~= nil then E.set_nn_omp(opts.nn_omp) end
+  if opts.ckpt_cache_mb ~= nil then E.set_ckpt_cache(math.floor(opts.ckpt_cache_mb * 1048576)) end
+  if opts.thp ~= nil then E.set_ckpt_thp(opts.thp) end
+  return { nn_omp = E.nn_omp(), ckpt_cache_mb = E.ckpt_cache() / 1048576, thp = E.ckpt_thp() }
+end
+
 --- Engine memory: { live = bytes, peak = bytes, allocs = n, soft_limit = bytes }.
 function spore.mem_stats()
-  local ffi = lib.ffi
-  local live, peak, n = ffi.new("int64_t[1]"), ffi.new("int64_t[1]"), ffi.new("int64_t[1]")
-  lib.C.sp_mem_stats(live, peak, n)
-  return { live = tonumber(live[0]), peak = tonumber(peak[0]), allocs = tonumber(n[0]),
+  local live, peak, n = E.mem_stats()
+  return { live = live, peak = peak, allocs = n,
     soft_limit = T.gc_policy.soft, collections = T.gc_policy.collections }
 end
 function spore.matmul(a, b) return a:matmul(b) end
 --- Monotonic wall clock in seconds.
 function spore.clock() return require("ffi.data").now() end
-function spore.cuda_device_count() return lib.C.sp_cuda_device_count() end
+function spore.cuda_device_count() return E.cuda_device_count() end
 
 -- Submodules load on first use: spore.nn, spore.models, spore.optim, spore.data, ...
 local lazy = { nn = "spore.nn", models = "spore.models", optim = "spore.optim", data = "spore.data",
