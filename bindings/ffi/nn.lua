@@ -70,4 +70,40 @@ end
 function M.adam_update(p, m, v, g, lr, b1, b2, eps, b1p, b2p, wd, ls, nesterov)
   check(C.sp_adam_update(H(p), H(m), H(v), H(g), lr, b1, b2, eps, b1p, b2p, wd, ls, nesterov and 1 or 0), "Adam")
 end
+
+-- Conv/pool geometry (engine/core/geometry.c): MindSpore's pad_mode rules live in C only.
+local ffi = lib.ffi
+local PAD_MODE = { same = C.SP_PAD_SAME, valid = C.SP_PAD_VALID, pad = C.SP_PAD_PAD }
+local g_pad, g_pads, g_oh, g_ow = ffi.new("int[4]"), ffi.new("int[4]"), ffi.new("int64_t[1]"), ffi.new("int64_t[1]")
+local function geometry_args(who, mode, padding)
+  local m = PAD_MODE[mode]
+  if m == nil then error(who .. ": pad_mode must be 'same', 'valid' or 'pad', got '" .. tostring(mode) .. "'", 4) end
+  if m == C.SP_PAD_PAD then
+    if type(padding) ~= "table" then error(who .. ": pad_mode 'pad' needs padding {top, bottom, left, right}", 4) end
+    for i = 1, 4 do g_pad[i - 1] = padding[i] end
+    return m, g_pad
+  end
+  return m, nil
+end
+local function geometry_result()
+  return tonumber(g_oh[0]), tonumber(g_ow[0]), { g_pads[0], g_pads[1], g_pads[2], g_pads[3] }
+end
+
+--- Conv2d geometry for an input H×W: returns Ho, Wo, {top, bottom, left, right}.
+-- k, stride, dil = {h, w}; mode "same" | "valid" | "pad"; padding {t, b, l, r} (mode "pad").
+-- who names the layer in the error message.
+function M.conv2d_geometry(H, W, k, stride, dil, mode, padding, who)
+  who = who or "Conv2d"
+  local m, p = geometry_args(who, mode, padding)
+  check(C.sp_conv2d_geometry(H, W, k[1], k[2], stride[1], stride[2], dil[1], dil[2], m, p, g_oh, g_ow, g_pads), who)
+  return geometry_result()
+end
+
+--- Pool2d geometry (dilation 1; "pad" needs each pad in [0, kernel)): Ho, Wo, {t, b, l, r}.
+function M.pool2d_geometry(H, W, k, stride, mode, padding, who)
+  who = who or "pooling"
+  local m, p = geometry_args(who, mode, padding)
+  check(C.sp_pool2d_geometry(H, W, k[1], k[2], stride[1], stride[2], m, p, g_oh, g_ow, g_pads), who)
+  return geometry_result()
+end
 return M
