@@ -168,3 +168,12 @@ describe("layers use the engine's geometry", function()
     assert.matches("AvgPool2d(3, stride=1, pad_mode=valid): pool2d geometry: input width 2", err, 1, true)
   end)
 end)
+
+describe("geometry arguments checked in the binding", function()
+  it("refuses a short padding table, naming the layer", function()
+    local ok, err = pcall(nn.Conv2d, 1, 1, 3, { pad_mode = "pad", padding = { 1, 1 } })
+    assert.is_false(ok)
+    assert.matches("Conv2d(1, 1, kernel_size=3x3, stride=1, pad_mode=pad): padding must be a number or {top, bottom, left, right}",
+      err, 1, true)
+  end)
+end)

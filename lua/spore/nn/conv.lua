@@ -41,7 +41,7 @@ function Conv2d:__init(cin, cout, kernel_size, stride, pad_mode, padding, dilati
   self.has_bias = has_bias and true or false
   -- the engine's geometry rules (kernel, stride, dilation >= 1, padding >= 0) checked now,
   -- on an input large enough for any kernel, so a bad layer fails where it is built
-  K.conv2d_geometry(1e9, 1e9, self.kernel_size, self.stride, self.dilation, self.pad_mode, self.padding, self:__repr())
+  K.conv2d_geometry(1e9, 1e9, self.kernel_size, self.stride, self.dilation, self.pad_mode, self.padding, self)
   local wshape = { cout, cin / self.group, self.kernel_size[1], self.kernel_size[2] }
   self:register_parameter("weight", base.Parameter(I.initialize(weight_init or "he_uniform", wshape), "weight", true))
   if self.has_bias then
@@ -59,8 +59,7 @@ end
 --- Output size and padding for an input of H×W, from the engine (sp_conv2d_geometry holds
 -- MindSpore's pad_mode rules): returns Ho, Wo, {top, bottom, left, right}. Errors name the layer.
 function Conv2d:geometry(H, W)
-  return K.conv2d_geometry(H, W, self.kernel_size, self.stride, self.dilation, self.pad_mode, self.padding,
-    self:__repr())
+  return K.conv2d_geometry(H, W, self.kernel_size, self.stride, self.dilation, self.pad_mode, self.padding, self)
 end
 
 --- {top, bottom, left, right} for an input of H×W.

@@ -29,12 +29,12 @@ local function init(self, kernel_size, stride, pad_mode, padding)
   self.padding = padding
   -- the engine's rules (kernel, stride >= 1; "pad" padding in [0, kernel)) checked now, on
   -- an input large enough for any kernel, so a bad layer fails where it is built
-  K.pool2d_geometry(1e9, 1e9, self.kernel_size, self.stride, self.pad_mode, self.padding, self:__repr())
+  K.pool2d_geometry(1e9, 1e9, self.kernel_size, self.stride, self.pad_mode, self.padding, self)
 end
 -- Output size and padding from the engine (sp_pool2d_geometry holds MindSpore's rules):
 -- Ho, Wo, {top, bottom, left, right}. Errors name the layer.
 local function geometry(self, H, W)
-  return K.pool2d_geometry(H, W, self.kernel_size, self.stride, self.pad_mode, self.padding, self:__repr())
+  return K.pool2d_geometry(H, W, self.kernel_size, self.stride, self.pad_mode, self.padding, self)
 end
 local function input_shape(self, x)
   local s = x:shape()
