@@ -70,4 +70,50 @@ end
 function M.adam_update(p, m, v, g, lr, b1, b2, eps, b1p, b2p, wd, ls, nesterov)
   check(C.sp_adam_update(H(p), H(m), H(v), H(g), lr, b1, b2, eps, b1p, b2p, wd, ls, nesterov and 1 or 0), "Adam")
 end
+
+-- Conv/pool geometry (engine/core/geometry.c): MindSpore's pad_mode rules live in C only.
+local ffi = lib.ffi
+local PAD_MODE = { same = C.SP_PAD_SAME, valid = C.SP_PAD_VALID, pad = C.SP_PAD_PAD }
+local g_pad, g_pads, g_oh, g_ow = ffi.new("int[4]"), ffi.new("int[4]"), ffi.new("int64_t[1]"), ffi.new("int64_t[1]")
+-- who: the layer's name for messages, a string or a module (its __repr, built only on error)
+local function name_of(who)
+  if type(who) == "table" then return who:__repr() end
+  return who
+end
+local function geometry_args(who, mode, padding)
+  local m = PAD_MODE[mode]
+  if m == nil then error(name_of(who) .. ": pad_mode must be 'same', 'valid' or 'pad', got '" .. tostring(mode) .. "'", 4) end
+  if m == C.SP_PAD_PAD then
+    if type(padding) ~= "table" then error(name_of(who) .. ": pad_mode 'pad' needs padding {top, bottom, left, right}", 4) end
+    for i = 1, 4 do
+      if type(padding[i]) ~= "number" then
+        error(name_of(who) .. ": padding must be a number or {top, bottom, left, right}", 4)
+      end
+      g_pad[i - 1] = padding[i]
+    end
+    return m, g_pad
+  end
+  return m, nil
+end
+local function geometry_result()
+  return tonumber(g_oh[0]), tonumber(g_ow[0]), { g_pads[0], g_pads[1], g_pads[2], g_pads[3] }
+end
+
+--- Conv2d geometry for an input H×W: returns Ho, Wo, {top, bottom, left, right}.
+-- k, stride, dil = {h, w}; mode "same" | "valid" | "pad"; padding {t, b, l, r} (mode "pad").
+-- who names the layer in the error message (a string, or the module itself).
+function M.conv2d_geometry(H, W, k, stride, dil, mode, padding, who)
+  local m, p = geometry_args(who or "Conv2d", mode, padding)
+  local st = C.sp_conv2d_geometry(H, W, k[1], k[2], stride[1], stride[2], dil[1], dil[2], m, p, g_oh, g_ow, g_pads)
+  if st ~= 0 then check(st, name_of(who or "Conv2d")) end
+  return geometry_result()
+end
+
+--- Pool2d geometry (dilation 1; "pad" needs each pad in [0, kernel)): Ho, Wo, {t, b, l, r}.
+function M.pool2d_geometry(H, W, k, stride, mode, padding, who)
+  local m, p = geometry_args(who or "pooling", mode, padding)
+  local st = C.sp_pool2d_geometry(H, W, k[1], k[2], stride[1], stride[2], m, p, g_oh, g_ow, g_pads)
+  if st ~= 0 then check(st, name_of(who or "pooling")) end
+  return geometry_result()
+end
 return M

@@ -255,6 +255,20 @@ sp_status sp_count_equal(const sp_tensor *a, const sp_tensor *b, int64_t *count)
  * once with a message naming the kernel. Parameter gradients accumulate (+=), input
  * gradients overwrite. Optional tensors may be NULL. */
 
+/* Conv2d / Pool2d geometry, MindSpore's pad_mode rules, computed here once (Lua asks):
+ *   SP_PAD_SAME : out = ceil(in/stride); total = max((out-1)*stride + (k-1)*dil + 1 - in, 0);
+ *                 top/left = total/2, bottom/right = the rest (the odd pixel goes bottom/right)
+ *   SP_PAD_VALID: no padding;  SP_PAD_PAD: pad = {top, bottom, left, right} as given
+ * and out = (in + pad_lo + pad_hi - (k-1)*dil - 1)/stride + 1 (floor). out_h, out_w and
+ * pads[4] (resolved {top, bottom, left, right}) receive the result. Errors: kernel, stride
+ * or dilation < 1, a bad pad_mode, negative padding, and a (dilated) kernel larger than the
+ * padded input. Pooling has dilation 1 and needs each pad in [0, kernel) for SP_PAD_PAD. */
+enum { SP_PAD_SAME = 0, SP_PAD_VALID = 1, SP_PAD_PAD = 2 };
+sp_status sp_conv2d_geometry(int64_t h, int64_t w, int kh, int kw, int stride_h, int stride_w, int dil_h, int dil_w,
+                             int pad_mode, const int *pad, int64_t *out_h, int64_t *out_w, int *pads);
+sp_status sp_pool2d_geometry(int64_t h, int64_t w, int kh, int kw, int stride_h, int stride_w, int pad_mode,
+                             const int *pad, int64_t *out_h, int64_t *out_w, int *pads);
+
 /* Conv2d, NCHW. out [N,Co,Ho,Wo] = conv(x [N,Ci,H,W], w [Co,Ci/groups,kh,kw]) + bias [Co].
  * Padding is explicit per side (the caller resolves pad_mode same/valid/pad). */
 sp_status sp_conv2d_forward(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias,

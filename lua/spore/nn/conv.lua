@@ -39,6 +39,9 @@ function Conv2d:__init(cin, cout, kernel_size, stride, pad_mode, padding, dilati
     error(("Conv2d: in_channels %d and out_channels %d must be divisible by group %d"):format(cin, cout, self.group), 3)
   end
   self.has_bias = has_bias and true or false
+  -- the engine's geometry rules (kernel, stride, dilation >= 1, padding >= 0) checked now,
+  -- on an input large enough for any kernel, so a bad layer fails where it is built
+  K.conv2d_geometry(1e9, 1e9, self.kernel_size, self.stride, self.dilation, self.pad_mode, self.padding, self)
   local wshape = { cout, cin / self.group, self.kernel_size[1], self.kernel_size[2] }
   self:register_parameter("weight", base.Parameter(I.initialize(weight_init or "he_uniform", wshape), "weight", true))
   if self.has_bias then
@@ -53,30 +56,22 @@ function Conv2d:__repr()
     self.kernel_size[1], self.kernel_size[2], self.stride[1], self.pad_mode, self.has_bias and ", has_bias" or "")
 end
 
-local function same_pad(n, k, s, d)
-  local out = math.ceil(n / s)
-  local total = math.max((out - 1) * s + (k - 1) * d + 1 - n, 0)
-  local a = math.floor(total / 2)
-  return a, total - a
+--- Output size and padding for an input of H×W, from the engine (sp_conv2d_geometry holds
+-- MindSpore's pad_mode rules): returns Ho, Wo, {top, bottom, left, right}. Errors name the layer.
+function Conv2d:geometry(H, W)
+  return K.conv2d_geometry(H, W, self.kernel_size, self.stride, self.dilation, self.pad_mode, self.padding, self)
 end
 
 --- {top, bottom, left, right} for an input of H×W.
 function Conv2d:pads(H, W)
-  if self.pad_mode == "valid" then return { 0, 0, 0, 0 } end
-  if self.pad_mode == "pad" then return self.padding end
-  local t, b = same_pad(H, self.kernel_size[1], self.stride[1], self.dilation[1])
-  local l, r = same_pad(W, self.kernel_size[2], self.stride[2], self.dilation[2])
-  return { t, b, l, r }
+  local _, _, p = self:geometry(H, W)
+  return p
 end
-Conv2d.same_pad = same_pad
 
 function Conv2d:forward(x)
   local s = x:shape()
   if #s ~= 4 then error("Conv2d: expected a 4-D NCHW input, got " .. #s .. "-D", 2) end
-  local p = self:pads(s[3], s[4])
-  local kh, kw = self.kernel_size[1], self.kernel_size[2]
-  local ho = math.floor((s[3] + p[1] + p[2] - self.dilation[1] * (kh - 1) - 1) / self.stride[1]) + 1
-  local wo = math.floor((s[4] + p[3] + p[4] - self.dilation[2] * (kw - 1) - 1) / self.stride[2]) + 1
+  local ho, wo, p = self:geometry(s[3], s[4])
   local out = self:buffer("output", { s[1], self.out_channels, ho, wo })
   K.conv2d_forward(out, x, self.weight.data, self.has_bias and self.bias.data or nil, self.stride, p, self.dilation,
     self.group)

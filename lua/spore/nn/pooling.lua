@@ -4,7 +4,6 @@
 local base = require("spore.nn.module")
 local T = require("spore.tensor")
 local K = require("ffi.nn")
-local Conv2d = require("spore.nn.conv")
 
 local M = {}
 local function pair(v) if type(v) == "table" then return { v[1], v[2] or v[1] } end return { v, v } end
@@ -27,22 +26,20 @@ local function init(self, kernel_size, stride, pad_mode, padding)
   if self.pad_mode ~= "pad" and (padding[1] ~= 0 or padding[2] ~= 0 or padding[3] ~= 0 or padding[4] ~= 0) then
     error("pooling: padding must be 0 unless pad_mode is 'pad'", 4)
   end
-  for i = 1, 4 do
-    local k = self.kernel_size[i <= 2 and 1 or 2]
-    if padding[i] < 0 or padding[i] >= k then error("pooling: padding must be in [0, kernel_size)", 4) end
-  end
   self.padding = padding
+  -- the engine's rules (kernel, stride >= 1; "pad" padding in [0, kernel)) checked now, on
+  -- an input large enough for any kernel, so a bad layer fails where it is built
+  K.pool2d_geometry(1e9, 1e9, self.kernel_size, self.stride, self.pad_mode, self.padding, self)
 end
-local function pads(self, H, W)
-  if self.pad_mode == "valid" then return { 0, 0, 0, 0 } end
-  if self.pad_mode == "pad" then return self.padding end
-  local t, b = Conv2d.same_pad(H, self.kernel_size[1], self.stride[1], 1)
-  local l, r = Conv2d.same_pad(W, self.kernel_size[2], self.stride[2], 1)
-  return { t, b, l, r }
+-- Output size and padding from the engine (sp_pool2d_geometry holds MindSpore's rules):
+-- Ho, Wo, {top, bottom, left, right}. Errors name the layer.
+local function geometry(self, H, W)
+  return K.pool2d_geometry(H, W, self.kernel_size, self.stride, self.pad_mode, self.padding, self)
 end
-local function out_shape(self, s, p)
-  return { s[1], s[2], math.floor((s[3] + p[1] + p[2] - self.kernel_size[1]) / self.stride[1]) + 1,
-           math.floor((s[4] + p[3] + p[4] - self.kernel_size[2]) / self.stride[2]) + 1 }
+local function input_shape(self, x)
+  local s = x:shape()
+  if #s ~= 4 then error(self:__repr() .. ": expected a 4-D NCHW input, got " .. #s .. "-D", 3) end
+  return s
 end
 
 local MaxPool2d = base.class("MaxPool2d")
@@ -50,9 +47,9 @@ M.MaxPool2d = MaxPool2d
 MaxPool2d.__init = init
 function MaxPool2d:__repr() return ("MaxPool2d(%d, stride=%d, pad_mode=%s)"):format(self.kernel_size[1], self.stride[1], self.pad_mode) end
 function MaxPool2d:forward(x)
-  local s = x:shape()
-  local p = pads(self, s[3], s[4])
-  local os = out_shape(self, s, p)
+  local s = input_shape(self, x)
+  local ho, wo, p = geometry(self, s[3], s[4])
+  local os = { s[1], s[2], ho, wo }
   local out = self:buffer("output", os)
   local am = self:buffer("argmax", os, "int32")
   K.maxpool_forward(out, am, x, self.kernel_size, self.stride, p)
@@ -69,16 +66,17 @@ M.AvgPool2d = AvgPool2d
 AvgPool2d.__init = init
 function AvgPool2d:__repr() return ("AvgPool2d(%d, stride=%d, pad_mode=%s)"):format(self.kernel_size[1], self.stride[1], self.pad_mode) end
 function AvgPool2d:forward(x)
-  local s = x:shape()
-  local p = pads(self, s[3], s[4])
-  local out = self:buffer("output", out_shape(self, s, p))
+  local s = input_shape(self, x)
+  local ho, wo, p = geometry(self, s[3], s[4])
+  local out = self:buffer("output", { s[1], s[2], ho, wo })
   K.avgpool_forward(out, x, self.kernel_size, self.stride, p, false)
   return out
 end
 function AvgPool2d:backward(x, gout)
   local s = x:shape()
   local gx = self:buffer("grad_input", s)
-  K.avgpool_backward(gx, gout, self.kernel_size, self.stride, pads(self, s[3], s[4]), false)
+  local _, _, p = geometry(self, s[3], s[4])
+  K.avgpool_backward(gx, gout, self.kernel_size, self.stride, p, false)
   return gx
 end
 local _ = T
