@@ -27,7 +27,7 @@ LDFLAGS += $(SANFLAGS)
 PROTOS   := $(wildcard proto/*.proto)
 PROTO_C  := $(patsubst proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
 PROTO_H  := $(PROTO_C:.c=.h)
-ENGINE_SRC := $(sort $(wildcard engine/core/*.c engine/cpu/*.c engine/io/*.c))
+ENGINE_SRC := $(sort $(wildcard engine/core/*.c engine/cpu/*.c engine/ops/*.c engine/io/*.c))
 OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(ENGINE_SRC)) $(patsubst %.c,%.o,$(PROTO_C))
 
 CUDA_SRC := $(wildcard engine/cuda/*.cu)
