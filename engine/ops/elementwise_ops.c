@@ -36,7 +36,7 @@ sp_status sp_binary(sp_tensor *out, const sp_tensor *a, const sp_tensor *b, int 
         return sp_error(SP_EINVAL, "%s: output shape %s does not match the broadcast shape", OPN[op], so);
     }
     OP_SAME_DEVICE(OPN[op], T(out), T(a), T(b));
-    return SP_K(out)->binary(out, a, b, op);
+    return OP_CALL(out, binary, out, a, b, op);
 }
 
 sp_status sp_binary_scalar(sp_tensor *out, const sp_tensor *a, double s, int op, int reverse) {
@@ -52,7 +52,7 @@ sp_status sp_binary_scalar(sp_tensor *out, const sp_tensor *a, double s, int op,
     if (ints && op == SP_OP_DIV && !reverse && s == 0)
         return sp_error(SP_EINVAL, "%s: integer division by zero", OPN[op]);
     OP_SAME_DEVICE(OPN[op], T(out), T(a));
-    return SP_K(out)->binary_scalar(out, a, s, op, reverse);
+    return OP_CALL(out, binary_scalar, out, a, s, op, reverse);
 }
 
 sp_status sp_unary(sp_tensor *out, const sp_tensor *a, int op) {
@@ -61,5 +61,5 @@ sp_status sp_unary(sp_tensor *out, const sp_tensor *a, int op) {
     if (sp_tensor_numel(out) != sp_tensor_numel(a) || out->ndim != a->ndim)
         return sp_error(SP_EINVAL, "unary op: output shape differs from input shape");
     OP_SAME_DEVICE("unary op", T(out), T(a));
-    return SP_K(out)->unary(out, a, op);
+    return OP_CALL(out, unary, out, a, op);
 }

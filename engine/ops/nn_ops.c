@@ -40,7 +40,7 @@ sp_status sp_conv2d_forward(sp_tensor *out, const sp_tensor *x, const sp_tensor 
     OP_TRY(op_shape4(out, x->shape[0], w->shape[0], Ho, Wo, op, "out"));
     if (bias) { OP_TRY(op_f32(bias, -1, op, "bias")); OP_TRY(op_numel(bias, w->shape[0], op, "bias")); }
     OP_SAME_DEVICE(op, T(out), T(x), {w, "weight"}, T(bias));
-    return SP_K(x)->conv2d_forward(out, x, w, bias, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right,
+    return OP_CALL(x, conv2d_forward, out, x, w, bias, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right,
                                    dil_h, dil_w, groups);
 }
 
@@ -61,7 +61,7 @@ sp_status sp_conv2d_backward(sp_tensor *grad_x, sp_tensor *grad_w, sp_tensor *gr
     if (grad_w) { OP_TRY(op_f32(grad_w, -1, op, "grad_w")); OP_TRY(op_numel(grad_w, sp_tensor_numel(w), op, "grad_w")); }
     if (grad_b) { OP_TRY(op_f32(grad_b, -1, op, "grad_b")); OP_TRY(op_numel(grad_b, Co, op, "grad_b")); }
     OP_SAME_DEVICE(op, T(grad_x), T(grad_w), T(grad_b), T(grad_out), T(x), {w, "weight"});
-    return SP_K(x)->conv2d_backward(grad_x, grad_w, grad_b, grad_out, x, w, stride_h, stride_w, pad_top, pad_bottom,
+    return OP_CALL(x, conv2d_backward, grad_x, grad_w, grad_b, grad_out, x, w, stride_h, stride_w, pad_top, pad_bottom,
                                     pad_left, pad_right, dil_h, dil_w, groups);
 }
 
@@ -89,7 +89,7 @@ sp_status sp_dense_forward(sp_tensor *out, const sp_tensor *x, const sp_tensor *
                         (long long)out->shape[1], (long long)N, (long long)O);
     if (bias) { OP_TRY(op_f32(bias, -1, op, "bias")); OP_TRY(op_numel(bias, O, op, "bias")); }
     OP_SAME_DEVICE(op, T(out), T(x), {w, "weight"}, T(bias));
-    return SP_K(x)->dense_forward(out, x, w, bias);
+    return OP_CALL(x, dense_forward, out, x, w, bias);
 }
 
 sp_status sp_dense_backward(sp_tensor *grad_x, sp_tensor *grad_w, sp_tensor *grad_b, const sp_tensor *grad_out,
@@ -105,7 +105,7 @@ sp_status sp_dense_backward(sp_tensor *grad_x, sp_tensor *grad_w, sp_tensor *gra
     if (grad_w) { OP_TRY(op_f32(grad_w, -1, op, "grad_w")); OP_TRY(op_numel(grad_w, O * In, op, "grad_w")); }
     if (grad_b) { OP_TRY(op_f32(grad_b, -1, op, "grad_b")); OP_TRY(op_numel(grad_b, O, op, "grad_b")); }
     OP_SAME_DEVICE(op, T(grad_x), T(grad_w), T(grad_b), T(grad_out), T(x), {w, "weight"});
-    return SP_K(x)->dense_backward(grad_x, grad_w, grad_b, grad_out, x, w);
+    return OP_CALL(x, dense_backward, grad_x, grad_w, grad_b, grad_out, x, w);
 }
 
 /* ---- batchnorm ------------------------------------------------------------ */
@@ -133,7 +133,7 @@ sp_status sp_batchnorm_forward(sp_tensor *out, sp_tensor *save_mean, sp_tensor *
         return sp_error(SP_EINVAL, "%s: training needs at least one value per channel", op);
     OP_SAME_DEVICE(op, T(out), T(save_mean), T(save_invstd), T(x), T(gamma), T(beta), T(moving_mean),
                    {moving_var, "moving_variance"});
-    return SP_K(x)->batchnorm_forward(out, save_mean, save_invstd, x, gamma, beta, moving_mean, moving_var, training,
+    return OP_CALL(x, batchnorm_forward, out, save_mean, save_invstd, x, gamma, beta, moving_mean, moving_var, training,
                                       update, momentum, eps);
 }
 
@@ -156,7 +156,7 @@ sp_status sp_batchnorm_backward(sp_tensor *grad_x, sp_tensor *grad_gamma, sp_ten
     OP_TRY(bn_vec(save_invstd, C, op, "save_invstd"));
     OP_SAME_DEVICE(op, T(grad_x), T(grad_gamma), T(grad_beta), T(grad_out), T(x), T(gamma), T(save_mean),
                    T(save_invstd));
-    return SP_K(x)->batchnorm_backward(grad_x, grad_gamma, grad_beta, grad_out, x, gamma, save_mean, save_invstd,
+    return OP_CALL(x, batchnorm_backward, grad_x, grad_gamma, grad_beta, grad_out, x, gamma, save_mean, save_invstd,
                                        training);
 }
 
@@ -171,14 +171,14 @@ static sp_status same_numel(const char *op, const sp_tensor *a, const char *an, 
 sp_status sp_relu_forward(sp_tensor *out, const sp_tensor *x) {
     OP_TRY(same_numel("relu_forward", out, "out", x, "x"));
     OP_SAME_DEVICE("relu_forward", T(out), T(x));
-    return SP_K(x)->relu_forward(out, x);
+    return OP_CALL(x, relu_forward, out, x);
 }
 
 sp_status sp_relu_backward(sp_tensor *grad_x, const sp_tensor *grad_out, const sp_tensor *y) {
     OP_TRY(same_numel("relu_backward", grad_x, "grad_x", grad_out, "grad_out"));
     OP_TRY(same_numel("relu_backward", grad_x, "grad_x", y, "y"));
     OP_SAME_DEVICE("relu_backward", T(grad_x), T(grad_out), T(y));
-    return SP_K(y)->relu_backward(grad_x, grad_out, y);
+    return OP_CALL(y, relu_backward, grad_x, grad_out, y);
 }
 
 sp_status sp_dropout_forward(sp_tensor *out, sp_tensor *mask, const sp_tensor *x, double p, uint64_t *state) {
@@ -187,27 +187,27 @@ sp_status sp_dropout_forward(sp_tensor *out, sp_tensor *mask, const sp_tensor *x
     if (!(p >= 0 && p < 1)) return sp_error(SP_EINVAL, "dropout_forward: p must be in [0, 1), got %g", p);
     if (!state) return sp_error(SP_EINVAL, "dropout_forward: state is NULL");
     OP_SAME_DEVICE("dropout_forward", T(out), T(mask), T(x));
-    return SP_K(x)->dropout_forward(out, mask, x, p, state);
+    return OP_CALL(x, dropout_forward, out, mask, x, p, state);
 }
 
 sp_status sp_mul_forward(sp_tensor *out, const sp_tensor *a, const sp_tensor *b) {
     OP_TRY(same_numel("mul_forward", out, "out", a, "a"));
     OP_TRY(same_numel("mul_forward", out, "out", b, "b"));
     OP_SAME_DEVICE("mul_forward", T(out), T(a), T(b));
-    return SP_K(a)->mul_forward(out, a, b);
+    return OP_CALL(a, mul_forward, out, a, b);
 }
 
 sp_status sp_add_forward(sp_tensor *out, const sp_tensor *a, const sp_tensor *b, int relu) {
     OP_TRY(same_numel("add_forward", out, "out", a, "a"));
     OP_TRY(same_numel("add_forward", out, "out", b, "b"));
     OP_SAME_DEVICE("add_forward", T(out), T(a), T(b));
-    return SP_K(a)->add_forward(out, a, b, relu);
+    return OP_CALL(a, add_forward, out, a, b, relu);
 }
 
 sp_status sp_accumulate(sp_tensor *dst, const sp_tensor *src) {
     OP_TRY(same_numel("accumulate", dst, "dst", src, "src"));
     OP_SAME_DEVICE("accumulate", T(dst), T(src));
-    return SP_K(src)->accumulate(dst, src);
+    return OP_CALL(src, accumulate, dst, src);
 }
 
 /* ---- pooling -------------------------------------------------------------- */
@@ -238,7 +238,7 @@ sp_status sp_maxpool2d_forward(sp_tensor *out, sp_tensor *argmax, const sp_tenso
         return sp_error(SP_EINVAL, "%s: argmax must be a contiguous int32 tensor", op);
     OP_TRY(op_numel(argmax, N * C * Ho * Wo, op, "argmax"));
     OP_SAME_DEVICE(op, T(out), T(argmax), T(x));
-    return SP_K(x)->maxpool2d_forward(out, argmax, x, kh, kw, stride_h, stride_w, pad_top, pad_bottom, pad_left,
+    return OP_CALL(x, maxpool2d_forward, out, argmax, x, kh, kw, stride_h, stride_w, pad_top, pad_bottom, pad_left,
                                       pad_right);
 }
 
@@ -252,7 +252,7 @@ sp_status sp_maxpool2d_backward(sp_tensor *grad_x, const sp_tensor *grad_out, co
     if (grad_out->shape[0] * grad_out->shape[1] != grad_x->shape[0] * grad_x->shape[1])
         return sp_error(SP_EINVAL, "%s: grad_out and grad_x differ in N*C", op);
     OP_SAME_DEVICE(op, T(grad_x), T(grad_out), T(argmax));
-    return SP_K(grad_x)->maxpool2d_backward(grad_x, grad_out, argmax);
+    return OP_CALL(grad_x, maxpool2d_backward, grad_x, grad_out, argmax);
 }
 
 sp_status sp_avgpool2d_forward(sp_tensor *out, const sp_tensor *x, int kh, int kw, int stride_h, int stride_w,
@@ -263,7 +263,7 @@ sp_status sp_avgpool2d_forward(sp_tensor *out, const sp_tensor *x, int kh, int k
     OP_TRY(op_f32(out, 4, op, "out"));
     OP_TRY(op_shape4(out, x->shape[0], x->shape[1], Ho, Wo, op, "out"));
     OP_SAME_DEVICE(op, T(out), T(x));
-    return SP_K(x)->avgpool2d_forward(out, x, kh, kw, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right,
+    return OP_CALL(x, avgpool2d_forward, out, x, kh, kw, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right,
                                       count_pad);
 }
 
@@ -275,7 +275,7 @@ sp_status sp_avgpool2d_backward(sp_tensor *grad_x, const sp_tensor *grad_out, in
     OP_TRY(op_f32(grad_out, 4, op, "grad_out"));
     OP_TRY(op_shape4(grad_out, grad_x->shape[0], grad_x->shape[1], Ho, Wo, op, "grad_out"));
     OP_SAME_DEVICE(op, T(grad_x), T(grad_out));
-    return SP_K(grad_x)->avgpool2d_backward(grad_x, grad_out, kh, kw, stride_h, stride_w, pad_top, pad_bottom,
+    return OP_CALL(grad_x, avgpool2d_backward, grad_x, grad_out, kh, kw, stride_h, stride_w, pad_top, pad_bottom,
                                             pad_left, pad_right, count_pad);
 }
 
@@ -285,7 +285,7 @@ sp_status sp_global_avgpool_forward(sp_tensor *out, const sp_tensor *x) {
     OP_TRY(op_f32(out, -1, op, "out"));
     OP_TRY(op_numel(out, x->shape[0] * x->shape[1], op, "out"));
     OP_SAME_DEVICE(op, T(out), T(x));
-    return SP_K(x)->global_avgpool_forward(out, x);
+    return OP_CALL(x, global_avgpool_forward, out, x);
 }
 
 sp_status sp_global_avgpool_backward(sp_tensor *grad_x, const sp_tensor *grad_out) {
@@ -294,7 +294,7 @@ sp_status sp_global_avgpool_backward(sp_tensor *grad_x, const sp_tensor *grad_ou
     OP_TRY(op_f32(grad_out, -1, op, "grad_out"));
     OP_TRY(op_numel(grad_out, grad_x->shape[0] * grad_x->shape[1], op, "grad_out"));
     OP_SAME_DEVICE(op, T(grad_x), T(grad_out));
-    return SP_K(grad_x)->global_avgpool_backward(grad_x, grad_out);
+    return OP_CALL(grad_x, global_avgpool_backward, grad_x, grad_out);
 }
 
 /* ---- softmax and losses --------------------------------------------------- */
@@ -305,7 +305,7 @@ sp_status sp_softmax_forward(sp_tensor *out, const sp_tensor *x) {
     OP_TRY(op_f32(out, -1, op, "out"));
     OP_TRY(op_numel(out, sp_tensor_numel(x), op, "out"));
     OP_SAME_DEVICE(op, T(out), T(x));
-    return SP_K(x)->softmax_forward(out, x);
+    return OP_CALL(x, softmax_forward, out, x);
 }
 
 /* dtype and shape of the labels (their values are range-checked by the kernel, which can
@@ -329,7 +329,7 @@ sp_status sp_softmax_xent_forward(sp_tensor *loss, sp_tensor *prob, const sp_ten
     OP_TRY(op_numel(prob, N * C, op, "prob"));
     OP_TRY(label_check(op, labels, N, C));
     OP_SAME_DEVICE(op, T(loss), T(prob), T(logits), T(labels));
-    return SP_K(logits)->softmax_xent_forward(loss, prob, logits, labels);
+    return OP_CALL(logits, softmax_xent_forward, loss, prob, logits, labels);
 }
 
 sp_status sp_softmax_xent_backward(sp_tensor *grad_x, const sp_tensor *prob, const sp_tensor *labels,
@@ -342,5 +342,5 @@ sp_status sp_softmax_xent_backward(sp_tensor *grad_x, const sp_tensor *prob, con
     if (grad_loss) { OP_TRY(op_f32(grad_loss, -1, op, "grad_loss")); OP_TRY(op_numel(grad_loss, N, op, "grad_loss")); }
     OP_TRY(label_check(op, labels, N, C));
     OP_SAME_DEVICE(op, T(grad_x), T(prob), T(labels), T(grad_loss));
-    return SP_K(prob)->softmax_xent_backward(grad_x, prob, labels, grad_loss, scale);
+    return OP_CALL(prob, softmax_xent_backward, grad_x, prob, labels, grad_loss, scale);
 }

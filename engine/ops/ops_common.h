@@ -10,6 +10,10 @@
 #define OP_TRY(x) do { sp_status s_ = (x); if (s_) return s_; } while (0)
 /* The kernel table of t's device. */
 #define SP_K(t) (SP_DEV(t)->k)
+/* Run kernel `kern` of t's device (an error when that device has no such kernel yet). */
+#define OP_CALL(t, kern, ...)                                                                 \
+    (SP_K(t)->kern ? SP_K(t)->kern(__VA_ARGS__)                                               \
+                   : sp_error(SP_EDEVICE, "%s: not implemented on device %s", #kern, SP_DEV(t)->name))
 /* Every non-NULL tensor on one device: OP_SAME_DEVICE("op", T(a), T(b)...) with names. */
 #define OP_SAME_DEVICE(op, ...)                                                               \
     do {                                                                                      \

@@ -18,7 +18,7 @@ sp_status sp_momentum_update(sp_tensor *param, sp_tensor *moment, const sp_tenso
     if (!moment) return sp_error(SP_EINVAL, "%s: moment is NULL", op);
     OP_TRY(opt_check(op, param, moment, "moment", NULL, NULL, grad, loss_scale));
     OP_SAME_DEVICE(op, T(param), T(moment), T(grad));
-    return SP_K(param)->momentum_update(param, moment, grad, lr, momentum, weight_decay, loss_scale, nesterov);
+    return OP_CALL(param, momentum_update, param, moment, grad, lr, momentum, weight_decay, loss_scale, nesterov);
 }
 
 sp_status sp_sgd_update(sp_tensor *param, sp_tensor *accum, const sp_tensor *grad, double lr, double momentum,
@@ -27,7 +27,7 @@ sp_status sp_sgd_update(sp_tensor *param, sp_tensor *accum, const sp_tensor *gra
     if (!accum && momentum > 0) return sp_error(SP_EINVAL, "%s: accum is NULL with momentum %g", op, momentum);
     OP_TRY(opt_check(op, param, accum, "accum", NULL, NULL, grad, loss_scale));
     OP_SAME_DEVICE(op, T(param), T(accum), T(grad));
-    return SP_K(param)->sgd_update(param, accum, grad, lr, momentum, dampening, weight_decay, loss_scale, nesterov,
+    return OP_CALL(param, sgd_update, param, accum, grad, lr, momentum, dampening, weight_decay, loss_scale, nesterov,
                                    first);
 }
 
@@ -39,6 +39,6 @@ sp_status sp_adam_update(sp_tensor *param, sp_tensor *m, sp_tensor *v, const sp_
     OP_TRY(opt_check(op, param, m, "moment1", v, "moment2", grad, loss_scale));
     if (beta1_power >= 1) return sp_error(SP_EINVAL, "%s: beta1_power must be < 1, got %g", op, beta1_power);
     OP_SAME_DEVICE(op, T(param), {m, "moment1"}, {v, "moment2"}, T(grad));
-    return SP_K(param)->adam_update(param, m, v, grad, lr, beta1, beta2, eps, beta1_power, beta2_power, weight_decay,
+    return OP_CALL(param, adam_update, param, m, v, grad, lr, beta1, beta2, eps, beta1_power, beta2_power, weight_decay,
                                     loss_scale, nesterov);
 }

@@ -10,7 +10,7 @@ sp_status sp_reduce_all(const sp_tensor *a, int op, double *value) {
         if (op == SP_RED_SUM) { *value = 0; return SP_OK; }
         return sp_error(SP_EINVAL, "%s of an empty tensor", RN[op]);
     }
-    return SP_K(a)->reduce_all(a, op, value);
+    return OP_CALL(a, reduce_all, a, op, value);
 }
 
 sp_status sp_reduce_dim(sp_tensor *out, const sp_tensor *a, int op, int dim, int keepdim) {
@@ -33,7 +33,7 @@ sp_status sp_reduce_dim(sp_tensor *out, const sp_tensor *a, int op, int dim, int
     if (op >= SP_RED_ARGMAX && out->dtype != SP_INT64)
         return sp_error(SP_EINVAL, "%s: output must be int64, got %s", RN[op], sp_dtype_name(out->dtype));
     OP_SAME_DEVICE(RN[op], T(out), T(a));
-    return SP_K(a)->reduce_dim(out, a, op, d, keepdim);
+    return OP_CALL(a, reduce_dim, out, a, op, d, keepdim);
 }
 
 sp_status sp_matmul(sp_tensor *out, const sp_tensor *a, const sp_tensor *b, int trans_a, int trans_b, double alpha,
@@ -58,5 +58,5 @@ sp_status sp_matmul(sp_tensor *out, const sp_tensor *a, const sp_tensor *b, int 
         return sp_error(SP_EINVAL, "matmul: dimension too large for BLAS");
     OP_SAME_DEVICE("matmul", T(out), T(a), T(b));
     if (M == 0 || N == 0) return SP_OK;
-    return SP_K(out)->matmul(out, a, b, trans_a, trans_b, alpha, beta);
+    return OP_CALL(out, matmul, out, a, b, trans_a, trans_b, alpha, beta);
 }
