@@ -14,15 +14,26 @@
 #define OP_CALL(t, kern, ...)                                                                 \
     (SP_K(t)->kern ? SP_K(t)->kern(__VA_ARGS__)                                               \
                    : sp_error(SP_EDEVICE, "%s: not implemented on device %s", #kern, SP_DEV(t)->name))
-/* Every non-NULL tensor on one device: OP_SAME_DEVICE("op", T(a), T(b)...) with names. */
+/* Every non-NULL tensor on one device: OP_SAME_DEVICE("op", T(a), T(b), {w, "weight"}...).
+ * The common case (all on one device) is an inline comparison of the storages' devices;
+ * only a mismatch calls sp_check_same_device for the message naming op and tensors. */
 #define OP_SAME_DEVICE(op, ...)                                                               \
     do {                                                                                      \
         const struct { const sp_tensor *t; const char *n; } d_[] = {__VA_ARGS__};              \
         enum { n_ = sizeof d_ / sizeof d_[0] };                                               \
-        const sp_tensor *ts_[n_];                                                             \
-        const char *nm_[n_];                                                                  \
-        for (int i_ = 0; i_ < n_; i_++) { ts_[i_] = d_[i_].t; nm_[i_] = d_[i_].n; }           \
-        OP_TRY(sp_check_same_device(op, n_, ts_, nm_));                                       \
+        const struct sp_device *dev_ = NULL;                                                  \
+        int bad_ = 0;                                                                         \
+        for (int i_ = 0; i_ < n_; i_++) {                                                     \
+            if (!d_[i_].t) continue;                                                          \
+            if (!dev_) dev_ = SP_DEV(d_[i_].t);                                               \
+            else if (SP_DEV(d_[i_].t) != dev_) bad_ = 1;                                      \
+        }                                                                                     \
+        if (bad_) {                                                                           \
+            const sp_tensor *ts_[n_];                                                         \
+            const char *nm_[n_];                                                              \
+            for (int i_ = 0; i_ < n_; i_++) { ts_[i_] = d_[i_].t; nm_[i_] = d_[i_].n; }       \
+            return sp_check_same_device(op, n_, ts_, nm_);                                    \
+        }                                                                                     \
     } while (0)
 #define T(x) {(x), #x}
 
