@@ -59,7 +59,7 @@ $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto
 $(BUILD)/gen/%.pb-c.o: $(BUILD)/gen/%.pb-c.c
 	$(CC) $(filter-out -Werror -Wextra,$(CFLAGS)) -c $< -o $@
 
-$(BUILD)/obj/%.o: %.c engine/include/spore.h $(wildcard engine/core/*.h engine/cpu/*.h engine/io/*.h) | $(PROTO_H)
+$(BUILD)/obj/%.o: %.c engine/include/spore.h $(wildcard engine/core/*.h engine/cpu/*.h engine/ops/*.h engine/io/*.h) | $(PROTO_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
