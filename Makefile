@@ -27,7 +27,7 @@ LDFLAGS += $(SANFLAGS)
 PROTOS   := $(wildcard proto/*.proto)
 PROTO_C  := $(patsubst proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
 PROTO_H  := $(PROTO_C:.c=.h)
-ENGINE_SRC := $(sort $(wildcard engine/core/*.c engine/cpu/*.c engine/io/*.c))
+ENGINE_SRC := $(sort $(wildcard engine/core/*.c engine/cpu/*.c engine/ops/*.c engine/io/*.c))
 OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(ENGINE_SRC)) $(patsubst %.c,%.o,$(PROTO_C))
 
 CUDA_SRC := $(wildcard engine/cuda/*.cu)
@@ -59,7 +59,7 @@ $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto
 $(BUILD)/gen/%.pb-c.o: $(BUILD)/gen/%.pb-c.c
 	$(CC) $(filter-out -Werror -Wextra,$(CFLAGS)) -c $< -o $@
 
-$(BUILD)/obj/%.o: %.c engine/include/spore.h $(wildcard engine/core/*.h engine/cpu/*.h engine/io/*.h) | $(PROTO_H)
+$(BUILD)/obj/%.o: %.c engine/include/spore.h $(wildcard engine/core/*.h engine/cpu/*.h engine/ops/*.h engine/io/*.h) | $(PROTO_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 

@@ -397,6 +397,13 @@ end
 function Tensor:contiguous() return view_call(C.sp_tensor_contiguous, H(self)) end
 function Tensor:alias() return view_call(C.sp_tensor_alias, H(self)) end
 function Tensor:flatten() return self:reshape({ self:numel() }) end
+--- Resize in place to shape (a table), keeping the first elements (row-major); new
+-- elements are undefined. Raises when views share this tensor's storage.
+function Tensor:resize_(shape)
+  local b, n = shape_buf(shape)
+  check(C.sp_tensor_resize(H(self), n, b), "resize_")
+  return self
+end
 
 ---------------------------------------------------------------- copies and casts
 --- A contiguous copy, optionally converted to dtype.

@@ -565,3 +565,49 @@ sp_status sp_tensor_from_doubles(sp_tensor *t, const double *buf, int64_t n) {
     sp_tensor_free(h);
     return st;
 }
+
+/* ---- resize ------------------------------------------------------------------ */
+
+sp_status sp_tensor_resize(sp_tensor *t, int ndim, const int64_t *shape) {
+    if (!t) return sp_error(SP_EINVAL, "resize: tensor is NULL");
+    int64_t n, bytes;
+    sp_status st = sp_shape_numel(ndim, shape, &n);
+    if (st) return st;
+    size_t sz = sp_dtype_size(t->dtype);
+    if (!sp_mul_ok(n, (int64_t)sz, &bytes))
+        return sp_error(SP_ENOMEM, "resize: tensor of %lld elements is too large", (long long)n);
+    int refs = atomic_load(&t->st->refcount);
+    if (refs > 1)
+        return sp_error(SP_EINVAL, "resize: the tensor shares its storage with %d other handle%s (views); resize "
+                        "a tensor that is the only handle on its storage, or clone it first", refs - 1,
+                        refs == 2 ? "" : "s");
+    int64_t old_n = sp_tensor_numel(t), keep = old_n < n ? old_n : n;
+    size_t end = (size_t)t->offset * sz + (size_t)bytes;
+    if (sp_tensor_is_contiguous(t) && end <= t->st->nbytes) {
+        /* in place: the storage holds the new shape after the offset; the prefix stays */
+        t->ndim = ndim;
+        for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
+        set_contiguous_strides(t);
+        return SP_OK;
+    }
+    /* a new storage on t's device, keeping the first min(old, new) elements (row-major) */
+    sp_device *d = SP_DEV(t);
+    sp_tensor *nt = NULL, *src = NULL;
+    st = sp_tensor_empty_on(&nt, t->dtype, ndim, shape, d->code);
+    if (st) return st;
+    if (keep > 0) {
+        st = sp_tensor_contiguous(&src, t);
+        if (!st) st = d->copy(d, nt->st->data, SP_DATA(src), (size_t)keep * sz);
+        sp_tensor_free(src);
+        if (st) { sp_tensor_free(nt); return st; }
+    }
+    sp_storage *old = t->st;
+    t->st = nt->st;
+    nt->st = old; /* released with nt */
+    sp_tensor_free(nt);
+    t->ndim = ndim;
+    for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
+    set_contiguous_strides(t);
+    t->offset = 0;
+    return SP_OK;
+}

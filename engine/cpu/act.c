@@ -1,15 +1,8 @@
-/* act.c — ReLU, dropout, residual add, elementwise multiply, accumulate (float32). */
+/* act.c — CPU kernels (checked by engine/ops/nn_ops.c): ReLU, dropout, residual add, elementwise multiply, accumulate (float32). */
 #include "nn_common.h"
 
-static sp_status same_numel(const char *op, const sp_tensor *a, const char *an, const sp_tensor *b, const char *bn) {
-    NN_TRY(nn_f32(a, -1, op, an));
-    NN_TRY(nn_f32(b, -1, op, bn));
-    return nn_numel(b, sp_tensor_numel(a), op, bn);
-}
-
 /* out[i] = max(x[i], 0) */
-sp_status sp_relu_forward(sp_tensor *out, const sp_tensor *x) {
-    NN_TRY(same_numel("relu_forward", out, "out", x, "x"));
+sp_status sp_cpu_relu_forward(sp_tensor *out, const sp_tensor *x) {
     int64_t n = sp_tensor_numel(x);
     const float *restrict a = F32(x);
     float *restrict o = F32(out);
@@ -20,9 +13,7 @@ sp_status sp_relu_forward(sp_tensor *out, const sp_tensor *x) {
 }
 
 /* grad_x[i] = y[i] > 0 ? grad_out[i] : 0 */
-sp_status sp_relu_backward(sp_tensor *grad_x, const sp_tensor *grad_out, const sp_tensor *y) {
-    NN_TRY(same_numel("relu_backward", grad_x, "grad_x", grad_out, "grad_out"));
-    NN_TRY(same_numel("relu_backward", grad_x, "grad_x", y, "y"));
+sp_status sp_cpu_relu_backward(sp_tensor *grad_x, const sp_tensor *grad_out, const sp_tensor *y) {
     int64_t n = sp_tensor_numel(y);
     const float *g = F32(grad_out), *a = F32(y);
     float *o = F32(grad_x);
@@ -34,12 +25,8 @@ sp_status sp_relu_backward(sp_tensor *grad_x, const sp_tensor *grad_out, const s
 }
 
 /* mask[i] in {0, 1/(1-p)}, out[i] = x[i]*mask[i] */
-sp_status sp_dropout_forward(sp_tensor *out, sp_tensor *mask, const sp_tensor *x, double p, uint64_t *state) {
-    NN_TRY(same_numel("dropout_forward", out, "out", x, "x"));
-    NN_TRY(same_numel("dropout_forward", out, "out", mask, "mask"));
-    if (!(p >= 0 && p < 1)) return sp_error(SP_EINVAL, "dropout_forward: p must be in [0, 1), got %g", p);
-    if (!state) return sp_error(SP_EINVAL, "dropout_forward: state is NULL");
-    NN_TRY(sp_rand_uniform(mask, 0.0, 1.0, state));
+sp_status sp_cpu_dropout_forward(sp_tensor *out, sp_tensor *mask, const sp_tensor *x, double p, uint64_t *state) {
+    NN_TRY(sp_cpu_rand_uniform(mask, 0.0, 1.0, state));
     int64_t n = sp_tensor_numel(x);
     float *m = F32(mask), *o = F32(out);
     const float *a = F32(x);
@@ -52,9 +39,7 @@ sp_status sp_dropout_forward(sp_tensor *out, sp_tensor *mask, const sp_tensor *x
 }
 
 /* out[i] = a[i]*b[i] */
-sp_status sp_mul_forward(sp_tensor *out, const sp_tensor *a, const sp_tensor *b) {
-    NN_TRY(same_numel("mul_forward", out, "out", a, "a"));
-    NN_TRY(same_numel("mul_forward", out, "out", b, "b"));
+sp_status sp_cpu_mul_forward(sp_tensor *out, const sp_tensor *a, const sp_tensor *b) {
     int64_t n = sp_tensor_numel(a);
     const float *x = F32(a), *y = F32(b);
     float *o = F32(out);
@@ -63,9 +48,7 @@ sp_status sp_mul_forward(sp_tensor *out, const sp_tensor *a, const sp_tensor *b)
 }
 
 /* out[i] = a[i] + b[i] (then relu when relu != 0) */
-sp_status sp_add_forward(sp_tensor *out, const sp_tensor *a, const sp_tensor *b, int relu) {
-    NN_TRY(same_numel("add_forward", out, "out", a, "a"));
-    NN_TRY(same_numel("add_forward", out, "out", b, "b"));
+sp_status sp_cpu_add_forward(sp_tensor *out, const sp_tensor *a, const sp_tensor *b, int relu) {
     int64_t n = sp_tensor_numel(a);
     const float *x = F32(a), *y = F32(b);
     float *o = F32(out);
@@ -81,8 +64,7 @@ sp_status sp_add_forward(sp_tensor *out, const sp_tensor *a, const sp_tensor *b,
 }
 
 /* dst[i] += src[i] */
-sp_status sp_accumulate(sp_tensor *dst, const sp_tensor *src) {
-    NN_TRY(same_numel("accumulate", dst, "dst", src, "src"));
+sp_status sp_cpu_accumulate(sp_tensor *dst, const sp_tensor *src) {
     int64_t n = sp_tensor_numel(src);
     const float *s = F32(src);
     float *d = F32(dst);

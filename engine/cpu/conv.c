@@ -1,5 +1,8 @@
-/* conv.c — Conv2d forward/backward, NCHW, float32: im2col + cblas_sgemm per image
- * and group. Padding is explicit per side; dilation and groups supported. */
+/* conv.c — CPU kernels (checked by engine/ops/nn_ops.c): Conv2d forward/backward, NCHW,
+ * float32: im2col + cblas_sgemm per image and group. Padding is explicit per side;
+ * dilation and groups supported. Scratch buffers come from the device workspace:
+ * slot 0 the im2col buffer, slot 1 the batched GEMM output, slot 2 the direct path's
+ * weight-gradient accumulators. */
 #include "nn_common.h"
 
 #include <cblas.h>
@@ -14,30 +17,14 @@ typedef struct {
     int sh, sw, pt, pl, dh, dw, g;
 } conv_geom;
 
-static sp_status conv_check(conv_geom *c, const char *op, const sp_tensor *x, const sp_tensor *w, int sh, int sw,
-                            int pt, int pb, int pl, int pr, int dh, int dw, int groups) {
-    NN_TRY(nn_f32(x, 4, op, "x"));
-    NN_TRY(nn_f32(w, 4, op, "weight"));
-    if (sh < 1 || sw < 1 || dh < 1 || dw < 1 || groups < 1 || pt < 0 || pb < 0 || pl < 0 || pr < 0)
-        return sp_error(SP_EINVAL, "%s: stride/dilation/groups must be >= 1 and padding >= 0", op);
+/* The geometry of an already-checked convolution. */
+static void conv_geom_of(conv_geom *c, const sp_tensor *x, const sp_tensor *w, int sh, int sw, int pt, int pb, int pl,
+                         int pr, int dh, int dw, int groups) {
     c->N = x->shape[0]; c->C = x->shape[1]; c->H = x->shape[2]; c->W = x->shape[3];
     c->Co = w->shape[0]; c->kh = w->shape[2]; c->kw = w->shape[3];
-    if (c->C % groups || c->Co % groups)
-        return sp_error(SP_EINVAL, "%s: channels in %lld / out %lld not divisible by groups %d", op,
-                        (long long)c->C, (long long)c->Co, groups);
-    if (w->shape[1] != c->C / groups)
-        return sp_error(SP_EINVAL, "%s: weight is [%lld,%lld,%lld,%lld], expected in-channels/groups = %lld", op,
-                        (long long)w->shape[0], (long long)w->shape[1], (long long)w->shape[2],
-                        (long long)w->shape[3], (long long)(c->C / groups));
     int64_t eh = (int64_t)dh * (c->kh - 1) + 1, ew = (int64_t)dw * (c->kw - 1) + 1;
-    int64_t Hp = c->H + pt + pb, Wp = c->W + pl + pr;
-    if (Hp < eh || Wp < ew)
-        return sp_error(SP_EINVAL, "%s: input %lldx%lld (padded %lldx%lld) smaller than the dilated kernel %lldx%lld",
-                        op, (long long)c->H, (long long)c->W, (long long)Hp, (long long)Wp, (long long)eh,
-                        (long long)ew);
-    c->Ho = (Hp - eh) / sh + 1; c->Wo = (Wp - ew) / sw + 1;
+    c->Ho = (c->H + pt + pb - eh) / sh + 1; c->Wo = (c->W + pl + pr - ew) / sw + 1;
     c->sh = sh; c->sw = sw; c->pt = pt; c->pl = pl; c->dh = dh; c->dw = dw; c->g = groups;
-    return SP_OK;
 }
 
 /* The output columns [lo, hi) whose input column ow*s + off lies inside [0, n). */
@@ -279,13 +266,12 @@ direct_grad_w(float *GW, const float *GO, const float *X, const conv_geom *c, v8
  * chain skips it) stays on the GEMM + col2im path, whose scatter is cheaper than shifted
  * read-modify-write rows. */
 static sp_status direct_backward(float *GW, float *GB, const float *GO, const float *X, const conv_geom *c,
-                                 const char *op) {
+                                 sp_device *dev, const char *op) {
     int64_t HW = c->Ho * c->Wo, K = c->C * c->kh * c->kw;
     if (GW) {
-        v8f *acc = aligned_alloc(32, sizeof(v8f) * (size_t)(c->Co * K));
+        v8f *acc = sp_workspace(dev, 2, sizeof(v8f) * (size_t)(c->Co * K));
         if (!acc) return sp_error(SP_ENOMEM, "%s: cannot allocate the weight-gradient accumulators", op);
         direct_grad_w(GW, GO, X, c, acc);
-        free(acc);
     }
     if (GB)
         for (int64_t n = 0; n < c->N; n++)
@@ -304,15 +290,13 @@ static int is_pointwise(const conv_geom *c) {
 }
 
 /* out [N,Co,Ho,Wo] = x [N,C,H,W] (*) w [Co,C/g,kh,kw] + bias [Co] */
-sp_status sp_conv2d_forward(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias,
-                            int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right,
-                            int dil_h, int dil_w, int groups) {
+sp_status sp_cpu_conv2d_forward(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias,
+                                int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right,
+                                int dil_h, int dil_w, int groups) {
     const char *op = "conv2d_forward";
     conv_geom c;
-    NN_TRY(conv_check(&c, op, x, w, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups));
-    NN_TRY(nn_f32(out, 4, op, "out"));
-    NN_TRY(nn_shape4(out, c.N, c.Co, c.Ho, c.Wo, op, "out"));
-    if (bias) { NN_TRY(nn_f32(bias, -1, op, "bias")); NN_TRY(nn_numel(bias, c.Co, op, "bias")); }
+    conv_geom_of(&c, x, w, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
+    sp_device *dev = SP_DEV(x);
     if (is_direct(&c)) {
         direct_forward(F32(out), F32(x), F32(w), bias ? F32(bias) : NULL, &c);
         return SP_OK;
@@ -329,12 +313,9 @@ sp_status sp_conv2d_forward(sp_tensor *out, const sp_tensor *x, const sp_tensor 
         if (NB > c.N) NB = c.N;
         if (NB < 1) NB = 1;
         int64_t NHWmax = NB * HW;
-        float *col = malloc(sizeof(float) * (size_t)(K * NHWmax > 0 ? K * NHWmax : 1));
-        float *tmp = malloc(sizeof(float) * (size_t)(Cog * NHWmax > 0 ? Cog * NHWmax : 1));
-        if (!col || !tmp) {
-            free(col); free(tmp);
-            return sp_error(SP_ENOMEM, "%s: cannot allocate the batched im2col buffer", op);
-        }
+        float *col = sp_workspace(dev, 0, sizeof(float) * (size_t)(K * NHWmax > 0 ? K * NHWmax : 1));
+        float *tmp = sp_workspace(dev, 1, sizeof(float) * (size_t)(Cog * NHWmax > 0 ? Cog * NHWmax : 1));
+        if (!col || !tmp) return sp_error(SP_ENOMEM, "%s: cannot allocate the batched im2col buffer", op);
         const float *X = F32(x), *Wt = F32(w);
         float *O = F32(out);
         for (int64_t n0 = 0; n0 < c.N; n0 += NB) {
@@ -353,13 +334,12 @@ sp_status sp_conv2d_forward(sp_tensor *out, const sp_tensor *x, const sp_tensor 
                     }
             }
         }
-        free(col); free(tmp);
         return SP_OK;
     }
     int pw = is_pointwise(&c);
     float *col = NULL;
     if (!pw) {
-        col = malloc(sizeof(float) * (size_t)(K * HW > 0 ? K * HW : 1));
+        col = sp_workspace(dev, 0, sizeof(float) * (size_t)(K * HW > 0 ? K * HW : 1));
         if (!col) return sp_error(SP_ENOMEM, "%s: cannot allocate the im2col buffer (%lld floats)", op, (long long)(K * HW));
     }
     const float *X = F32(x), *Wt = F32(w);
@@ -380,24 +360,19 @@ sp_status sp_conv2d_forward(sp_tensor *out, const sp_tensor *x, const sp_tensor 
                 for (int64_t i = 0; i < HW; i++) on[o * HW + i] += b[o];
         }
     }
-    free(col);
     return SP_OK;
 }
 
 /* grad_x [N,C,H,W] = conv^T(grad_out); grad_w [Co,C/g,kh,kw] += ...; grad_b [Co] += sum */
-sp_status sp_conv2d_backward(sp_tensor *grad_x, sp_tensor *grad_w, sp_tensor *grad_b, const sp_tensor *grad_out,
-                             const sp_tensor *x, const sp_tensor *w, int stride_h, int stride_w, int pad_top,
-                             int pad_bottom, int pad_left, int pad_right, int dil_h, int dil_w, int groups) {
+sp_status sp_cpu_conv2d_backward(sp_tensor *grad_x, sp_tensor *grad_w, sp_tensor *grad_b, const sp_tensor *grad_out,
+                                 const sp_tensor *x, const sp_tensor *w, int stride_h, int stride_w, int pad_top,
+                                 int pad_bottom, int pad_left, int pad_right, int dil_h, int dil_w, int groups) {
     const char *op = "conv2d_backward";
     conv_geom c;
-    NN_TRY(conv_check(&c, op, x, w, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups));
-    NN_TRY(nn_f32(grad_out, 4, op, "grad_out"));
-    NN_TRY(nn_shape4(grad_out, c.N, c.Co, c.Ho, c.Wo, op, "grad_out"));
-    if (grad_x) { NN_TRY(nn_f32(grad_x, 4, op, "grad_x")); NN_TRY(nn_shape4(grad_x, c.N, c.C, c.H, c.W, op, "grad_x")); }
-    if (grad_w) { NN_TRY(nn_f32(grad_w, -1, op, "grad_w")); NN_TRY(nn_numel(grad_w, sp_tensor_numel(w), op, "grad_w")); }
-    if (grad_b) { NN_TRY(nn_f32(grad_b, -1, op, "grad_b")); NN_TRY(nn_numel(grad_b, c.Co, op, "grad_b")); }
+    conv_geom_of(&c, x, w, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
+    sp_device *dev = SP_DEV(x);
     if (is_direct(&c)) {
-        NN_TRY(direct_backward(grad_w ? F32(grad_w) : NULL, grad_b ? F32(grad_b) : NULL, F32(grad_out), F32(x), &c, op));
+        NN_TRY(direct_backward(grad_w ? F32(grad_w) : NULL, grad_b ? F32(grad_b) : NULL, F32(grad_out), F32(x), &c, dev, op));
         if (!grad_x) return SP_OK;
         grad_w = grad_b = NULL;
     }
@@ -405,7 +380,7 @@ sp_status sp_conv2d_backward(sp_tensor *grad_x, sp_tensor *grad_w, sp_tensor *gr
     int pw = is_pointwise(&c);
     float *col = NULL;
     if (!pw || grad_x) {
-        col = malloc(sizeof(float) * (size_t)(K * HW > 0 ? K * HW : 1));
+        col = sp_workspace(dev, 0, sizeof(float) * (size_t)(K * HW > 0 ? K * HW : 1));
         if (!col) return sp_error(SP_ENOMEM, "%s: cannot allocate the im2col buffer", op);
     }
     const float *X = F32(x), *Wt = F32(w), *GO = F32(grad_out);
@@ -443,6 +418,5 @@ sp_status sp_conv2d_backward(sp_tensor *grad_x, sp_tensor *grad_w, sp_tensor *gr
             }
         }
     }
-    free(col);
     return SP_OK;
 }

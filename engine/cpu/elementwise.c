@@ -1,14 +1,15 @@
-/* elementwise.c — fill, arange, binary ops with numpy broadcasting, unary ops.
+/* elementwise.c — CPU kernels: fill, arange, binary ops with numpy broadcasting, unary ops
+ * (arguments checked by engine/ops/fill_ops.c and elementwise_ops.c).
  * float32 contiguous operands take a direct loop; other dtypes go through double
  * (integers through int64, so 64-bit values stay exact for add/sub/mul). */
-#include "../core/internal.h"
+#include "core/internal.h"
+#include "cpu/cpu_kernels.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
-sp_status sp_fill(sp_tensor *t, double v) {
-    if (!t) return sp_error(SP_EINVAL, "fill: tensor is NULL");
+sp_status sp_cpu_fill(sp_tensor *t, double v) {
     int64_t n = sp_tensor_numel(t);
     if (t->dtype == SP_FLOAT32 && sp_tensor_is_contiguous(t)) {
         float *p = SP_DATA(t), f = (float)v;
@@ -22,9 +23,7 @@ sp_status sp_fill(sp_tensor *t, double v) {
     return SP_OK;
 }
 
-sp_status sp_arange(sp_tensor *t, double start, double step) {
-    if (!t) return sp_error(SP_EINVAL, "arange: tensor is NULL");
-    if (t->ndim != 1) return sp_error(SP_EINVAL, "arange: expected a 1-D tensor, got rank %d", t->ndim);
+sp_status sp_cpu_arange(sp_tensor *t, double start, double step) {
     for (int64_t i = 0; i < t->shape[0]; i++) sp_store_f64(t->dtype, sp_elem_ptr(t, i), start + (double)i * step);
     return SP_OK;
 }
@@ -60,36 +59,18 @@ static int apply_int(int op, int64_t a, int64_t b, int64_t *r) {
 
 static const char *OPN[] = {"add", "sub", "mul", "div", "max", "min", "pow"};
 
-static void fmt_shape(const sp_tensor *t, char *buf, size_t n) {
-    size_t k = (size_t)snprintf(buf, n, "[");
-    for (int i = 0; i < t->ndim && k < n; i++)
-        k += (size_t)snprintf(buf + k, n - k, i ? ", %lld" : "%lld", (long long)t->shape[i]);
-    if (k < n) snprintf(buf + k, n - k, "]");
-}
-
-sp_status sp_binary(sp_tensor *out, const sp_tensor *a, const sp_tensor *b, int op) {
-    if (!out || !a || !b) return sp_error(SP_EINVAL, "binary op: tensor is NULL");
-    if (op < SP_OP_ADD || op > SP_OP_POW) return sp_error(SP_EINVAL, "binary op: unknown op %d", op);
-    /* broadcast shape, right-aligned */
-    int nd = a->ndim > b->ndim ? a->ndim : b->ndim;
+sp_status sp_cpu_binary(sp_tensor *out, const sp_tensor *a, const sp_tensor *b, int op) {
+    /* broadcast shape, right-aligned (checked by sp_binary) */
+    int nd = out->ndim;
     int64_t shape[SP_MAX_DIMS], strides[3][SP_MAX_DIMS];
+    int64_t sza = (int64_t)sp_dtype_size(a->dtype), szb = (int64_t)sp_dtype_size(b->dtype);
     for (int i = 0; i < nd; i++) {
         int ia = i - (nd - a->ndim), ib = i - (nd - b->ndim);
         int64_t da = ia >= 0 ? a->shape[ia] : 1, db = ib >= 0 ? b->shape[ib] : 1;
-        if (da != db && da != 1 && db != 1) {
-            char sa[128], sb[128];
-            fmt_shape(a, sa, sizeof sa); fmt_shape(b, sb, sizeof sb);
-            return sp_error(SP_EINVAL, "%s: shapes %s and %s cannot be broadcast together", OPN[op], sa, sb);
-        }
-        shape[i] = da == 1 ? db : da;
-        int64_t sza = (int64_t)sp_dtype_size(a->dtype), szb = (int64_t)sp_dtype_size(b->dtype);
+        shape[i] = out->shape[i];
+        strides[0][i] = out->strides[i] * (int64_t)sp_dtype_size(out->dtype);
         strides[1][i] = (ia >= 0 && da != 1) ? a->strides[ia] * sza : 0;
         strides[2][i] = (ib >= 0 && db != 1) ? b->strides[ib] * szb : 0;
-    }
-    if (out->ndim != nd) goto badout;
-    for (int i = 0; i < nd; i++) {
-        if (out->shape[i] != shape[i]) goto badout;
-        strides[0][i] = out->strides[i] * (int64_t)sp_dtype_size(out->dtype);
     }
     int64_t n = sp_tensor_numel(out);
     if (n == 0) return SP_OK;
@@ -124,23 +105,12 @@ sp_status sp_binary(sp_tensor *out, const sp_tensor *a, const sp_tensor *b, int 
         while (sp_iter_next(&it));
     }
     return SP_OK;
-badout: {
-        char so[128];
-        fmt_shape(out, so, sizeof so);
-        return sp_error(SP_EINVAL, "%s: output shape %s does not match the broadcast shape", OPN[op], so);
-    }
 }
 
-sp_status sp_binary_scalar(sp_tensor *out, const sp_tensor *a, double s, int op, int reverse) {
-    if (!out || !a) return sp_error(SP_EINVAL, "binary op: tensor is NULL");
-    if (op < SP_OP_ADD || op > SP_OP_POW) return sp_error(SP_EINVAL, "binary op: unknown op %d", op);
-    if (out->ndim != a->ndim) return sp_error(SP_EINVAL, "%s: output rank %d differs from input rank %d", OPN[op], out->ndim, a->ndim);
-    for (int i = 0; i < a->ndim; i++)
-        if (out->shape[i] != a->shape[i]) return sp_error(SP_EINVAL, "%s: output shape differs from input shape", OPN[op]);
+sp_status sp_cpu_binary_scalar(sp_tensor *out, const sp_tensor *a, double s, int op, int reverse) {
     int64_t n = sp_tensor_numel(a);
     int ints = sp_dtype_is_int(out->dtype) && sp_dtype_is_int(a->dtype) && out->dtype != SP_BOOL && s == floor(s) &&
                fabs(s) < 9.0e15;
-    if (ints && op == SP_OP_DIV && ((!reverse && s == 0))) return sp_error(SP_EINVAL, "%s: integer division by zero", OPN[op]);
     if (out->dtype == SP_FLOAT32 && a->dtype == SP_FLOAT32 && sp_tensor_is_contiguous(out) && sp_tensor_is_contiguous(a) && !reverse) {
         float *o = SP_DATA(out);
         const float *x = SP_DATA(a);
@@ -169,10 +139,7 @@ sp_status sp_binary_scalar(sp_tensor *out, const sp_tensor *a, double s, int op,
     return SP_OK;
 }
 
-sp_status sp_unary(sp_tensor *out, const sp_tensor *a, int op) {
-    if (!out || !a) return sp_error(SP_EINVAL, "unary op: tensor is NULL");
-    if (sp_tensor_numel(out) != sp_tensor_numel(a) || out->ndim != a->ndim)
-        return sp_error(SP_EINVAL, "unary op: output shape differs from input shape");
+sp_status sp_cpu_unary(sp_tensor *out, const sp_tensor *a, int op) {
     int64_t n = sp_tensor_numel(a);
     for (int64_t i = 0; i < n; i++) {
         double x = sp_load_f64(a->dtype, sp_elem_ptr(a, i)), r;

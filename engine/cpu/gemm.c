@@ -1,6 +1,7 @@
-/* gemm.c — matmul through OpenBLAS.
+/* gemm.c — the CPU matmul kernel through OpenBLAS (checked by engine/ops/reduce_ops.c).
  * out[M,N] = alpha * op(a)[M,K] · op(b)[K,N] + beta * out. */
-#include "../core/internal.h"
+#include "core/internal.h"
+#include "cpu/cpu_kernels.h"
 
 #include <cblas.h>
 
@@ -13,25 +14,10 @@ static int blas_layout(const sp_tensor *t, int *trans, int64_t *ld) {
     return 0;
 }
 
-sp_status sp_matmul(sp_tensor *out, const sp_tensor *a, const sp_tensor *b, int trans_a, int trans_b, double alpha,
-                    double beta) {
-    if (!out || !a || !b) return sp_error(SP_EINVAL, "matmul: tensor is NULL");
-    if (a->ndim != 2 || b->ndim != 2 || out->ndim != 2)
-        return sp_error(SP_EINVAL, "matmul: expected 2-D tensors, got ranks %d, %d and output %d", a->ndim, b->ndim, out->ndim);
+sp_status sp_cpu_matmul(sp_tensor *out, const sp_tensor *a, const sp_tensor *b, int trans_a, int trans_b,
+                        double alpha, double beta) {
     int dt = out->dtype;
-    if ((dt != SP_FLOAT32 && dt != SP_FLOAT64) || a->dtype != dt || b->dtype != dt)
-        return sp_error(SP_EINVAL, "matmul: expected float32 or float64 operands of one dtype, got %s, %s -> %s",
-                        sp_dtype_name(a->dtype), sp_dtype_name(b->dtype), sp_dtype_name(dt));
-    int64_t M = trans_a ? a->shape[1] : a->shape[0], K = trans_a ? a->shape[0] : a->shape[1];
-    int64_t K2 = trans_b ? b->shape[1] : b->shape[0], N = trans_b ? b->shape[0] : b->shape[1];
-    if (K != K2)
-        return sp_error(SP_EINVAL, "matmul: inner dimensions differ: [%lld, %lld] x [%lld, %lld]", (long long)M,
-                        (long long)K, (long long)K2, (long long)N);
-    if (out->shape[0] != M || out->shape[1] != N)
-        return sp_error(SP_EINVAL, "matmul: output is [%lld, %lld], expected [%lld, %lld]", (long long)out->shape[0],
-                        (long long)out->shape[1], (long long)M, (long long)N);
-    if (M > INT32_MAX || N > INT32_MAX || K > INT32_MAX) return sp_error(SP_EINVAL, "matmul: dimension too large for BLAS");
-    if (M == 0 || N == 0) return SP_OK;
+    int64_t M = out->shape[0], N = out->shape[1], K = trans_a ? a->shape[0] : a->shape[1];
     sp_tensor *ca = NULL, *cb = NULL, *co = NULL;
     int ta, tb, to;
     int64_t lda, ldb, ldo;
@@ -49,7 +35,7 @@ sp_status sp_matmul(sp_tensor *out, const sp_tensor *a, const sp_tensor *b, int 
         CBLAS_TRANSPOSE TB = (tb ^ (trans_b != 0)) ? CblasTrans : CblasNoTrans;
         if (K == 0) {
             /* BLAS leaves beta*C; make that explicit for K == 0 */
-            sp_binary_scalar(O, O, beta, SP_OP_MUL, 0);
+            st = sp_cpu_binary_scalar(O, O, beta, SP_OP_MUL, 0);
         } else if (dt == SP_FLOAT32) {
             cblas_sgemm(CblasRowMajor, TA, TB, (int)M, (int)N, (int)K, (float)alpha, SP_DATA(A), (int)lda,
                         SP_DATA(B), (int)ldb, (float)beta, SP_DATA(O), (int)ldo);

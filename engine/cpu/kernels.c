@@ -1,8 +1,42 @@
 /* kernels.c — the CPU device's kernel table (also the `sim` device's). */
 #include "core/kernels.h"
-
-sp_status sp_cpu_copy(sp_tensor *dst, const sp_tensor *src);
+#include "cpu/cpu_kernels.h"
 
 const sp_kernels sp_cpu_kernels = {
     .copy = sp_cpu_copy,
+    .fill = sp_cpu_fill,
+    .arange = sp_cpu_arange,
+    .rand_uniform = sp_cpu_rand_uniform,
+    .rand_normal = sp_cpu_rand_normal,
+    .rand_trunc_normal = sp_cpu_rand_trunc_normal,
+    .binary = sp_cpu_binary,
+    .binary_scalar = sp_cpu_binary_scalar,
+    .unary = sp_cpu_unary,
+    .reduce_all = sp_cpu_reduce_all,
+    .reduce_dim = sp_cpu_reduce_dim,
+    .matmul = sp_cpu_matmul,
+    .conv2d_forward = sp_cpu_conv2d_forward,
+    .conv2d_backward = sp_cpu_conv2d_backward,
+    .dense_forward = sp_cpu_dense_forward,
+    .dense_backward = sp_cpu_dense_backward,
+    .batchnorm_forward = sp_cpu_batchnorm_forward,
+    .batchnorm_backward = sp_cpu_batchnorm_backward,
+    .relu_forward = sp_cpu_relu_forward,
+    .relu_backward = sp_cpu_relu_backward,
+    .dropout_forward = sp_cpu_dropout_forward,
+    .mul_forward = sp_cpu_mul_forward,
+    .add_forward = sp_cpu_add_forward,
+    .accumulate = sp_cpu_accumulate,
+    .maxpool2d_forward = sp_cpu_maxpool2d_forward,
+    .maxpool2d_backward = sp_cpu_maxpool2d_backward,
+    .avgpool2d_forward = sp_cpu_avgpool2d_forward,
+    .avgpool2d_backward = sp_cpu_avgpool2d_backward,
+    .global_avgpool_forward = sp_cpu_global_avgpool_forward,
+    .global_avgpool_backward = sp_cpu_global_avgpool_backward,
+    .softmax_forward = sp_cpu_softmax_forward,
+    .softmax_xent_forward = sp_cpu_softmax_xent_forward,
+    .softmax_xent_backward = sp_cpu_softmax_xent_backward,
+    .momentum_update = sp_cpu_momentum_update,
+    .sgd_update = sp_cpu_sgd_update,
+    .adam_update = sp_cpu_adam_update,
 };

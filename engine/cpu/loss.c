@@ -1,4 +1,4 @@
-/* loss.c — softmax and softmax cross-entropy with logits (sparse int32 or dense labels). */
+/* loss.c — CPU kernels (checked by engine/ops/nn_ops.c): softmax and softmax cross-entropy with logits (sparse int32 or dense labels). */
 #include "nn_common.h"
 
 #include <math.h>
@@ -13,48 +13,31 @@ static void softmax_row(float *p, const float *x, int64_t C, double *lse) {
 }
 
 /* out [N,C] = softmax(x [N,C]) along C */
-sp_status sp_softmax_forward(sp_tensor *out, const sp_tensor *x) {
-    const char *op = "softmax_forward";
-    NN_TRY(nn_f32(x, 2, op, "x"));
-    NN_TRY(nn_f32(out, -1, op, "out"));
-    NN_TRY(nn_numel(out, sp_tensor_numel(x), op, "out"));
+sp_status sp_cpu_softmax_forward(sp_tensor *out, const sp_tensor *x) {
     int64_t N = x->shape[0], C = x->shape[1];
     for (int64_t n = 0; n < N; n++) softmax_row(F32(out) + n * C, F32(x) + n * C, C, NULL);
     return SP_OK;
 }
 
-static sp_status label_check(const char *op, const sp_tensor *labels, int64_t N, int64_t C, int *sparse) {
-    if (!labels) return sp_error(SP_EINVAL, "%s: labels is NULL", op);
-    if (!sp_tensor_is_contiguous(labels)) return sp_error(SP_EINVAL, "%s: labels must be contiguous", op);
-    if (labels->dtype == SP_INT32) {
-        *sparse = 1;
-        NN_TRY(nn_numel(labels, N, op, "labels (sparse, int32 [N])"));
-        const int32_t *L = SP_DATA(labels);
-        for (int64_t n = 0; n < N; n++)
-            if (L[n] < 0 || L[n] >= C)
-                return sp_error(SP_EINVAL, "%s: label %d at row %lld is out of range [0, %lld)", op, L[n],
-                                (long long)n, (long long)C);
-        return SP_OK;
-    }
-    if (labels->dtype == SP_FLOAT32) {
-        *sparse = 0;
-        return nn_numel(labels, N * C, op, "labels (dense, float32 [N,C])");
-    }
-    return sp_error(SP_EINVAL, "%s: labels must be int32 [N] (sparse) or float32 [N,C], got %s", op,
-                    sp_dtype_name(labels->dtype));
+/* Sparse labels (int32) must lie in [0, C): checked here, where their values can be read. */
+static sp_status label_range(const char *op, const sp_tensor *labels, int64_t N, int64_t C, int *sparse) {
+    *sparse = labels->dtype == SP_INT32;
+    if (!*sparse) return SP_OK;
+    const int32_t *L = SP_DATA(labels);
+    for (int64_t n = 0; n < N; n++)
+        if (L[n] < 0 || L[n] >= C)
+            return sp_error(SP_EINVAL, "%s: label %d at row %lld is out of range [0, %lld)", op, L[n], (long long)n,
+                            (long long)C);
+    return SP_OK;
 }
 
 /* loss [N] = logsumexp(x[n]) - sum_c label[n,c]*x[n,c]; prob [N,C] = softmax(x) */
-sp_status sp_softmax_xent_forward(sp_tensor *loss, sp_tensor *prob, const sp_tensor *logits, const sp_tensor *labels) {
+sp_status sp_cpu_softmax_xent_forward(sp_tensor *loss, sp_tensor *prob, const sp_tensor *logits,
+                                      const sp_tensor *labels) {
     const char *op = "softmax_xent_forward";
-    NN_TRY(nn_f32(logits, 2, op, "logits"));
     int64_t N = logits->shape[0], C = logits->shape[1];
-    NN_TRY(nn_f32(loss, -1, op, "loss"));
-    NN_TRY(nn_numel(loss, N, op, "loss"));
-    NN_TRY(nn_f32(prob, -1, op, "prob"));
-    NN_TRY(nn_numel(prob, N * C, op, "prob"));
     int sparse;
-    NN_TRY(label_check(op, labels, N, C, &sparse));
+    NN_TRY(label_range(op, labels, N, C, &sparse));
     const float *X = F32(logits);
     for (int64_t n = 0; n < N; n++) {
         double lse;
@@ -73,16 +56,12 @@ sp_status sp_softmax_xent_forward(sp_tensor *loss, sp_tensor *prob, const sp_ten
 }
 
 /* grad_x [N,C] = (prob*sum(label) - label) * grad_loss[n] * scale (grad_loss NULL: 1) */
-sp_status sp_softmax_xent_backward(sp_tensor *grad_x, const sp_tensor *prob, const sp_tensor *labels,
-                                   const sp_tensor *grad_loss, double scale) {
+sp_status sp_cpu_softmax_xent_backward(sp_tensor *grad_x, const sp_tensor *prob, const sp_tensor *labels,
+                                       const sp_tensor *grad_loss, double scale) {
     const char *op = "softmax_xent_backward";
-    NN_TRY(nn_f32(prob, 2, op, "prob"));
     int64_t N = prob->shape[0], C = prob->shape[1];
-    NN_TRY(nn_f32(grad_x, -1, op, "grad_x"));
-    NN_TRY(nn_numel(grad_x, N * C, op, "grad_x"));
-    if (grad_loss) { NN_TRY(nn_f32(grad_loss, -1, op, "grad_loss")); NN_TRY(nn_numel(grad_loss, N, op, "grad_loss")); }
     int sparse;
-    NN_TRY(label_check(op, labels, N, C, &sparse));
+    NN_TRY(label_range(op, labels, N, C, &sparse));
     const float *P = F32(prob);
     float *G = F32(grad_x);
     for (int64_t n = 0; n < N; n++) {

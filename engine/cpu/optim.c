@@ -1,23 +1,11 @@
-/* optim.c — in-place optimizer updates (MindSpore's ApplyMomentum, SGD, Adam), float32. */
+/* optim.c — CPU kernels (checked by engine/ops/optim_ops.c): in-place optimizer updates (MindSpore's ApplyMomentum, SGD, Adam), float32. */
 #include "nn_common.h"
 
 #include <math.h>
 
-static sp_status opt_check(const char *op, const sp_tensor *p, const sp_tensor *s1, const char *n1,
-                           const sp_tensor *s2, const char *n2, const sp_tensor *g) {
-    NN_TRY(nn_f32(p, -1, op, "param"));
-    int64_t n = sp_tensor_numel(p);
-    NN_TRY(nn_f32(g, -1, op, "grad")); NN_TRY(nn_numel(g, n, op, "grad"));
-    if (s1) { NN_TRY(nn_f32(s1, -1, op, n1)); NN_TRY(nn_numel(s1, n, op, n1)); }
-    if (s2) { NN_TRY(nn_f32(s2, -1, op, n2)); NN_TRY(nn_numel(s2, n, op, n2)); }
-    return SP_OK;
-}
-
 /* param [*], moment [*], grad [*] */
-sp_status sp_momentum_update(sp_tensor *param, sp_tensor *moment, const sp_tensor *grad, double lr,
-                             double momentum, double weight_decay, double loss_scale, int nesterov) {
-    NN_TRY(opt_check("momentum_update", param, moment, "moment", NULL, NULL, grad));
-    if (loss_scale == 0) return sp_error(SP_EINVAL, "momentum_update: loss_scale is 0");
+sp_status sp_cpu_momentum_update(sp_tensor *param, sp_tensor *moment, const sp_tensor *grad, double lr,
+                                 double momentum, double weight_decay, double loss_scale, int nesterov) {
     int64_t n = sp_tensor_numel(param);
     float *P = F32(param), *V = F32(moment);
     const float *G = F32(grad);
@@ -33,12 +21,10 @@ sp_status sp_momentum_update(sp_tensor *param, sp_tensor *moment, const sp_tenso
 }
 
 /* param [*], accum [*], grad [*] */
-sp_status sp_sgd_update(sp_tensor *param, sp_tensor *accum, const sp_tensor *grad, double lr, double momentum,
-                        double dampening, double weight_decay, double loss_scale, int nesterov, int first) {
-    NN_TRY(opt_check("sgd_update", param, accum, "accum", NULL, NULL, grad));
-    if (loss_scale == 0) return sp_error(SP_EINVAL, "sgd_update: loss_scale is 0");
+sp_status sp_cpu_sgd_update(sp_tensor *param, sp_tensor *accum, const sp_tensor *grad, double lr, double momentum,
+                            double dampening, double weight_decay, double loss_scale, int nesterov, int first) {
     int64_t n = sp_tensor_numel(param);
-    float *P = F32(param), *A = F32(accum);
+    float *P = F32(param), *A = accum ? F32(accum) : NULL; /* NULL only without momentum */
     const float *G = F32(grad);
     float l = (float)lr, u = (float)momentum, d = (float)dampening, wd = (float)weight_decay,
           inv = (float)(1.0 / loss_scale);
@@ -55,12 +41,9 @@ sp_status sp_sgd_update(sp_tensor *param, sp_tensor *accum, const sp_tensor *gra
 }
 
 /* param [*], m [*], v [*], grad [*] */
-sp_status sp_adam_update(sp_tensor *param, sp_tensor *m, sp_tensor *v, const sp_tensor *grad, double lr,
-                         double beta1, double beta2, double eps, double beta1_power, double beta2_power,
-                         double weight_decay, double loss_scale, int nesterov) {
-    NN_TRY(opt_check("adam_update", param, m, "moment1", v, "moment2", grad));
-    if (loss_scale == 0) return sp_error(SP_EINVAL, "adam_update: loss_scale is 0");
-    if (beta1_power >= 1) return sp_error(SP_EINVAL, "adam_update: beta1_power must be < 1, got %g", beta1_power);
+sp_status sp_cpu_adam_update(sp_tensor *param, sp_tensor *m, sp_tensor *v, const sp_tensor *grad, double lr,
+                             double beta1, double beta2, double eps, double beta1_power, double beta2_power,
+                             double weight_decay, double loss_scale, int nesterov) {
     int64_t n = sp_tensor_numel(param);
     float *P = F32(param), *M = F32(m), *V = F32(v);
     const float *G = F32(grad);

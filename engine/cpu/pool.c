@@ -1,20 +1,13 @@
-/* pool.c — MaxPool2d / AvgPool2d (explicit padding) and global mean, NCHW float32. */
+/* pool.c — CPU kernels (checked by engine/ops/nn_ops.c): MaxPool2d / AvgPool2d (explicit padding) and global mean, NCHW float32. */
 #include "nn_common.h"
 
 #include <math.h>
 
-static sp_status pool_geom(const char *op, const sp_tensor *x, int kh, int kw, int sh, int sw, int pt, int pb,
-                           int pl, int pr, int64_t *Ho, int64_t *Wo) {
-    NN_TRY(nn_f32(x, 4, op, "x"));
-    if (kh < 1 || kw < 1 || sh < 1 || sw < 1 || pt < 0 || pb < 0 || pl < 0 || pr < 0)
-        return sp_error(SP_EINVAL, "%s: kernel and stride must be >= 1, padding >= 0", op);
-    int64_t Hp = x->shape[2] + pt + pb, Wp = x->shape[3] + pl + pr;
-    if (Hp < kh || Wp < kw)
-        return sp_error(SP_EINVAL, "%s: input %lldx%lld (padded %lldx%lld) smaller than the kernel %dx%d", op,
-                        (long long)x->shape[2], (long long)x->shape[3], (long long)Hp, (long long)Wp, kh, kw);
-    *Ho = (Hp - kh) / sh + 1;
-    *Wo = (Wp - kw) / sw + 1;
-    return SP_OK;
+/* output size of an (already checked) pooling window */
+static void pool_out(const sp_tensor *x, int kh, int kw, int sh, int sw, int pt, int pb, int pl, int pr, int64_t *Ho,
+                     int64_t *Wo) {
+    *Ho = (x->shape[2] + pt + pb - kh) / sh + 1;
+    *Wo = (x->shape[3] + pl + pr - kw) / sw + 1;
 }
 
 /* Max over each window of NC planes; inlined with constant kh/kw/strides for fast paths. */
@@ -84,17 +77,12 @@ static inline __attribute__((always_inline)) void maxpool_planes_inner(float *O,
 }
 
 /* out [N,C,Ho,Wo] = max over window; argmax [N,C,Ho,Wo] int32 = h*W+w of the max */
-sp_status sp_maxpool2d_forward(sp_tensor *out, sp_tensor *argmax, const sp_tensor *x, int kh, int kw, int stride_h,
-                               int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right) {
-    const char *op = "maxpool2d_forward";
+sp_status sp_cpu_maxpool2d_forward(sp_tensor *out, sp_tensor *argmax, const sp_tensor *x, int kh, int kw,
+                                   int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left,
+                                   int pad_right) {
     int64_t Ho = 0, Wo = 0;
-    NN_TRY(pool_geom(op, x, kh, kw, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, &Ho, &Wo));
+    pool_out(x, kh, kw, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, &Ho, &Wo);
     int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
-    NN_TRY(nn_f32(out, 4, op, "out"));
-    NN_TRY(nn_shape4(out, N, C, Ho, Wo, op, "out"));
-    if (!argmax || argmax->dtype != SP_INT32 || !sp_tensor_is_contiguous(argmax))
-        return sp_error(SP_EINVAL, "%s: argmax must be a contiguous int32 tensor", op);
-    NN_TRY(nn_numel(argmax, N * C * Ho * Wo, op, "argmax"));
     const float *X = F32(x);
     float *O = F32(out);
     int32_t *A = SP_DATA(argmax);
@@ -115,14 +103,8 @@ sp_status sp_maxpool2d_forward(sp_tensor *out, sp_tensor *argmax, const sp_tenso
 }
 
 /* grad_x [N,C,H,W] = scatter of grad_out [N,C,Ho,Wo] through argmax */
-sp_status sp_maxpool2d_backward(sp_tensor *grad_x, const sp_tensor *grad_out, const sp_tensor *argmax) {
-    const char *op = "maxpool2d_backward";
-    NN_TRY(nn_f32(grad_x, 4, op, "grad_x"));
-    NN_TRY(nn_f32(grad_out, 4, op, "grad_out"));
-    if (!argmax || argmax->dtype != SP_INT32) return sp_error(SP_EINVAL, "%s: argmax must be int32", op);
-    NN_TRY(nn_numel(argmax, sp_tensor_numel(grad_out), op, "argmax"));
+sp_status sp_cpu_maxpool2d_backward(sp_tensor *grad_x, const sp_tensor *grad_out, const sp_tensor *argmax) {
     int64_t NC = grad_x->shape[0] * grad_x->shape[1], HW = grad_x->shape[2] * grad_x->shape[3];
-    if (grad_out->shape[0] * grad_out->shape[1] != NC) return sp_error(SP_EINVAL, "%s: grad_out and grad_x differ in N*C", op);
     int64_t HoWo = grad_out->shape[2] * grad_out->shape[3];
     float *G = F32(grad_x);
     const float *GO = F32(grad_out);
@@ -151,14 +133,11 @@ static inline int64_t avg_count(int64_t oh, int64_t ow, int kh, int kw, int sh, 
 }
 
 /* out [N,C,Ho,Wo] = mean over window (divisor: in-bounds count, or kh*kw with count_pad) */
-sp_status sp_avgpool2d_forward(sp_tensor *out, const sp_tensor *x, int kh, int kw, int stride_h, int stride_w,
-                               int pad_top, int pad_bottom, int pad_left, int pad_right, int count_pad) {
-    const char *op = "avgpool2d_forward";
+sp_status sp_cpu_avgpool2d_forward(sp_tensor *out, const sp_tensor *x, int kh, int kw, int stride_h, int stride_w,
+                                   int pad_top, int pad_bottom, int pad_left, int pad_right, int count_pad) {
     int64_t Ho = 0, Wo = 0;
-    NN_TRY(pool_geom(op, x, kh, kw, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, &Ho, &Wo));
+    pool_out(x, kh, kw, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, &Ho, &Wo);
     int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
-    NN_TRY(nn_f32(out, 4, op, "out"));
-    NN_TRY(nn_shape4(out, N, C, Ho, Wo, op, "out"));
     const float *X = F32(x);
     float *O = F32(out);
 #pragma omp parallel for schedule(static) if (nn_par(N * C * Ho * Wo * kh * kw))
@@ -183,14 +162,12 @@ sp_status sp_avgpool2d_forward(sp_tensor *out, const sp_tensor *x, int kh, int k
 }
 
 /* grad_x [N,C,H,W] from grad_out [N,C,Ho,Wo] */
-sp_status sp_avgpool2d_backward(sp_tensor *grad_x, const sp_tensor *grad_out, int kh, int kw, int stride_h,
-                                int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right, int count_pad) {
-    const char *op = "avgpool2d_backward";
+sp_status sp_cpu_avgpool2d_backward(sp_tensor *grad_x, const sp_tensor *grad_out, int kh, int kw, int stride_h,
+                                    int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right,
+                                    int count_pad) {
     int64_t Ho = 0, Wo = 0;
-    NN_TRY(pool_geom(op, grad_x, kh, kw, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, &Ho, &Wo));
+    pool_out(grad_x, kh, kw, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, &Ho, &Wo);
     int64_t N = grad_x->shape[0], C = grad_x->shape[1], H = grad_x->shape[2], W = grad_x->shape[3];
-    NN_TRY(nn_f32(grad_out, 4, op, "grad_out"));
-    NN_TRY(nn_shape4(grad_out, N, C, Ho, Wo, op, "grad_out"));
     float *G = F32(grad_x);
     const float *GO = F32(grad_out);
     memset(G, 0, sizeof(float) * (size_t)(N * C * H * W));
@@ -215,12 +192,8 @@ sp_status sp_avgpool2d_backward(sp_tensor *grad_x, const sp_tensor *grad_out, in
 }
 
 /* out [N,C] (or [N,C,1,1]) = mean over H,W of x [N,C,H,W] */
-sp_status sp_global_avgpool_forward(sp_tensor *out, const sp_tensor *x) {
-    const char *op = "global_avgpool_forward";
-    NN_TRY(nn_f32(x, 4, op, "x"));
-    NN_TRY(nn_f32(out, -1, op, "out"));
+sp_status sp_cpu_global_avgpool_forward(sp_tensor *out, const sp_tensor *x) {
     int64_t NC = x->shape[0] * x->shape[1], HW = x->shape[2] * x->shape[3];
-    NN_TRY(nn_numel(out, NC, op, "out"));
     const float *X = F32(x);
     float *O = F32(out);
     for (int64_t i = 0; i < NC; i++) {
@@ -232,12 +205,8 @@ sp_status sp_global_avgpool_forward(sp_tensor *out, const sp_tensor *x) {
 }
 
 /* grad_x [N,C,H,W] = grad_out [N,C] / (H*W) broadcast */
-sp_status sp_global_avgpool_backward(sp_tensor *grad_x, const sp_tensor *grad_out) {
-    const char *op = "global_avgpool_backward";
-    NN_TRY(nn_f32(grad_x, 4, op, "grad_x"));
-    NN_TRY(nn_f32(grad_out, -1, op, "grad_out"));
+sp_status sp_cpu_global_avgpool_backward(sp_tensor *grad_x, const sp_tensor *grad_out) {
     int64_t NC = grad_x->shape[0] * grad_x->shape[1], HW = grad_x->shape[2] * grad_x->shape[3];
-    NN_TRY(nn_numel(grad_out, NC, op, "grad_out"));
     const float *GO = F32(grad_out);
     float *G = F32(grad_x);
     for (int64_t i = 0; i < NC; i++) {

@@ -1,10 +1,9 @@
-/* reduce.c — sum / mean / max / min / argmax / argmin over all elements or one dim.
+/* reduce.c — CPU kernels (checked by engine/ops/reduce_ops.c): sum / mean / max / min / argmax / argmin over all elements or one dim.
  * Sums accumulate in double. The first extreme wins ties; NaN propagates. */
-#include "../core/internal.h"
+#include "core/internal.h"
+#include "cpu/cpu_kernels.h"
 
 #include <math.h>
-
-static const char *RN[] = {"sum", "mean", "max", "min", "argmax", "argmin"};
 
 /* Reduce n elements starting at p with a byte stride. */
 static double reduce_run(int dtype, const char *p, int64_t n, int64_t stride, int op) {
@@ -30,14 +29,8 @@ static double reduce_run(int dtype, const char *p, int64_t n, int64_t stride, in
     return op >= SP_RED_ARGMAX ? (double)bi : best;
 }
 
-sp_status sp_reduce_all(const sp_tensor *a, int op, double *value) {
-    if (!a || !value) return sp_error(SP_EINVAL, "reduce: NULL argument");
-    if (op < SP_RED_SUM || op > SP_RED_ARGMIN) return sp_error(SP_EINVAL, "reduce: unknown op %d", op);
-    int64_t n = sp_tensor_numel(a);
-    if (n == 0) {
-        if (op == SP_RED_SUM) { *value = 0; return SP_OK; }
-        return sp_error(SP_EINVAL, "%s of an empty tensor", RN[op]);
-    }
+sp_status sp_cpu_reduce_all(const sp_tensor *a, int op, double *value) {
+    int64_t n = sp_tensor_numel(a); /* > 0: checked by sp_reduce_all */
     if (sp_tensor_is_contiguous(a)) {
         *value = reduce_run(a->dtype, SP_DATA(a), n, (int64_t)sp_dtype_size(a->dtype), op);
         return SP_OK;
@@ -50,25 +43,10 @@ sp_status sp_reduce_all(const sp_tensor *a, int op, double *value) {
     return SP_OK;
 }
 
-sp_status sp_reduce_dim(sp_tensor *out, const sp_tensor *a, int op, int dim, int keepdim) {
-    if (!out || !a) return sp_error(SP_EINVAL, "reduce: NULL argument");
-    if (op < SP_RED_SUM || op > SP_RED_ARGMIN) return sp_error(SP_EINVAL, "reduce: unknown op %d", op);
+sp_status sp_cpu_reduce_dim(sp_tensor *out, const sp_tensor *a, int op, int dim, int keepdim) {
+    (void)keepdim; /* out's shape is checked by sp_reduce_dim */
     int d = dim < 0 ? dim + a->ndim : dim;
-    if (d < 0 || d >= a->ndim) return sp_error(SP_EINVAL, "%s: dimension %d is out of range for rank %d", RN[op], dim, a->ndim);
     int64_t len = a->shape[d];
-    if (len == 0 && op != SP_RED_SUM) return sp_error(SP_EINVAL, "%s over an empty dimension", RN[op]);
-    /* expected output shape */
-    int64_t oshape[SP_MAX_DIMS];
-    int ond = 0;
-    for (int i = 0; i < a->ndim; i++) {
-        if (i == d) { if (keepdim) oshape[ond++] = 1; }
-        else oshape[ond++] = a->shape[i];
-    }
-    int ok = out->ndim == ond;
-    for (int i = 0; ok && i < ond; i++) ok = out->shape[i] == oshape[i];
-    if (!ok) return sp_error(SP_EINVAL, "%s: output tensor has the wrong shape for reducing dimension %d", RN[op], d);
-    if (op >= SP_RED_ARGMAX && out->dtype != SP_INT64)
-        return sp_error(SP_EINVAL, "%s: output must be int64, got %s", RN[op], sp_dtype_name(out->dtype));
     /* iterate over all positions of a with dim d fixed at 0 */
     int64_t outer_shape[SP_MAX_DIMS], ostr_a[SP_MAX_DIMS];
     int nd = 0;

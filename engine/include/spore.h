@@ -182,6 +182,11 @@ sp_status sp_tensor_narrow(sp_tensor **out, const sp_tensor *src, int dim, int64
 sp_status sp_tensor_contiguous(sp_tensor **out, const sp_tensor *src);
 /* A contiguous copy, converted to dtype. */
 sp_status sp_tensor_clone(sp_tensor **out, const sp_tensor *src, int dtype);
+/* Give t a new shape (contiguous strides), keeping its first min(old, new) elements in
+ * row-major order; the others are undefined. In place when t is contiguous and its
+ * storage holds the new size after t's offset; else t gets a new storage on its device.
+ * An error when other handles (views) share t's storage. */
+sp_status sp_tensor_resize(sp_tensor *t, int ndim, const int64_t *shape);
 
 /* Copy src into dst element by element (same numel; shapes may differ only when
  * both are contiguous), converting dtypes, across devices too; overlapping memory is

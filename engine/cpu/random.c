@@ -1,7 +1,9 @@
-/* random.c — seeded generators: a splitmix64-expanded xoshiro256** stream whose
+/* random.c — CPU kernels of the seeded random fills (checked by engine/ops/fill_ops.c):
+ * seeded generators: a splitmix64-expanded xoshiro256** stream whose
  * whole state is one caller-held uint64 (advanced on every call), so runs are
  * reproducible from a seed without global state. */
-#include "internal.h"
+#include "core/internal.h"
+#include "cpu/cpu_kernels.h"
 
 #include <math.h>
 
@@ -26,14 +28,7 @@ static void xo_seed(xo *r, uint64_t *state) {
 }
 static inline double uniform01(xo *r) { return (double)(xo_next(r) >> 11) * 0x1.0p-53; }
 
-static sp_status check(sp_tensor *t, uint64_t *state, const char *what) {
-    if (!t || !state) return sp_error(SP_EINVAL, "%s: NULL argument", what);
-    return SP_OK;
-}
-
-sp_status sp_rand_uniform(sp_tensor *t, double lo, double hi, uint64_t *state) {
-    sp_status st = check(t, state, "rand_uniform");
-    if (st) return st;
+sp_status sp_cpu_rand_uniform(sp_tensor *t, double lo, double hi, uint64_t *state) {
     xo r;
     xo_seed(&r, state);
     int64_t n = sp_tensor_numel(t);
@@ -47,9 +42,7 @@ static double gauss(xo *r) {
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
 
-sp_status sp_rand_normal(sp_tensor *t, double mean, double std, uint64_t *state) {
-    sp_status st = check(t, state, "rand_normal");
-    if (st) return st;
+sp_status sp_cpu_rand_normal(sp_tensor *t, double mean, double std, uint64_t *state) {
     xo r;
     xo_seed(&r, state);
     int64_t n = sp_tensor_numel(t);
@@ -57,9 +50,7 @@ sp_status sp_rand_normal(sp_tensor *t, double mean, double std, uint64_t *state)
     return SP_OK;
 }
 
-sp_status sp_rand_trunc_normal(sp_tensor *t, double mean, double std, uint64_t *state) {
-    sp_status st = check(t, state, "rand_trunc_normal");
-    if (st) return st;
+sp_status sp_cpu_rand_trunc_normal(sp_tensor *t, double mean, double std, uint64_t *state) {
     xo r;
     xo_seed(&r, state);
     int64_t n = sp_tensor_numel(t);

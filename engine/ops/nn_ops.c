@@ -1,0 +1,346 @@
+/* nn_ops.c — public nn entry points (conv, dense, batchnorm, activations, pooling,
+ * losses): every shape, dtype and device check is done once here, with a message naming
+ * the kernel and the tensor; then the operands' device kernel runs. */
+#include "ops/ops_common.h"
+
+/* ---- conv2d --------------------------------------------------------------- */
+
+static sp_status conv_check(const char *op, const sp_tensor *x, const sp_tensor *w, int sh, int sw, int pt, int pb,
+                            int pl, int pr, int dh, int dw, int groups, int64_t *Ho, int64_t *Wo) {
+    OP_TRY(op_f32(x, 4, op, "x"));
+    OP_TRY(op_f32(w, 4, op, "weight"));
+    if (sh < 1 || sw < 1 || dh < 1 || dw < 1 || groups < 1 || pt < 0 || pb < 0 || pl < 0 || pr < 0)
+        return sp_error(SP_EINVAL, "%s: stride/dilation/groups must be >= 1 and padding >= 0", op);
+    int64_t C = x->shape[1], H = x->shape[2], W = x->shape[3], Co = w->shape[0], kh = w->shape[2], kw = w->shape[3];
+    if (C % groups || Co % groups)
+        return sp_error(SP_EINVAL, "%s: channels in %lld / out %lld not divisible by groups %d", op, (long long)C,
+                        (long long)Co, groups);
+    if (w->shape[1] != C / groups)
+        return sp_error(SP_EINVAL, "%s: weight is [%lld,%lld,%lld,%lld], expected in-channels/groups = %lld", op,
+                        (long long)w->shape[0], (long long)w->shape[1], (long long)w->shape[2],
+                        (long long)w->shape[3], (long long)(C / groups));
+    int64_t eh = (int64_t)dh * (kh - 1) + 1, ew = (int64_t)dw * (kw - 1) + 1;
+    int64_t Hp = H + pt + pb, Wp = W + pl + pr;
+    if (Hp < eh || Wp < ew)
+        return sp_error(SP_EINVAL, "%s: input %lldx%lld (padded %lldx%lld) smaller than the dilated kernel %lldx%lld",
+                        op, (long long)H, (long long)W, (long long)Hp, (long long)Wp, (long long)eh, (long long)ew);
+    *Ho = (Hp - eh) / sh + 1;
+    *Wo = (Wp - ew) / sw + 1;
+    return SP_OK;
+}
+
+sp_status sp_conv2d_forward(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias,
+                            int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right,
+                            int dil_h, int dil_w, int groups) {
+    const char *op = "conv2d_forward";
+    int64_t Ho, Wo;
+    OP_TRY(conv_check(op, x, w, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups,
+                      &Ho, &Wo));
+    OP_TRY(op_f32(out, 4, op, "out"));
+    OP_TRY(op_shape4(out, x->shape[0], w->shape[0], Ho, Wo, op, "out"));
+    if (bias) { OP_TRY(op_f32(bias, -1, op, "bias")); OP_TRY(op_numel(bias, w->shape[0], op, "bias")); }
+    OP_SAME_DEVICE(op, T(out), T(x), {w, "weight"}, T(bias));
+    return OP_CALL(x, conv2d_forward, out, x, w, bias, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right,
+                                   dil_h, dil_w, groups);
+}
+
+sp_status sp_conv2d_backward(sp_tensor *grad_x, sp_tensor *grad_w, sp_tensor *grad_b, const sp_tensor *grad_out,
+                             const sp_tensor *x, const sp_tensor *w, int stride_h, int stride_w, int pad_top,
+                             int pad_bottom, int pad_left, int pad_right, int dil_h, int dil_w, int groups) {
+    const char *op = "conv2d_backward";
+    int64_t Ho, Wo;
+    OP_TRY(conv_check(op, x, w, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups,
+                      &Ho, &Wo));
+    int64_t N = x->shape[0], C = x->shape[1], Co = w->shape[0];
+    OP_TRY(op_f32(grad_out, 4, op, "grad_out"));
+    OP_TRY(op_shape4(grad_out, N, Co, Ho, Wo, op, "grad_out"));
+    if (grad_x) {
+        OP_TRY(op_f32(grad_x, 4, op, "grad_x"));
+        OP_TRY(op_shape4(grad_x, N, C, x->shape[2], x->shape[3], op, "grad_x"));
+    }
+    if (grad_w) { OP_TRY(op_f32(grad_w, -1, op, "grad_w")); OP_TRY(op_numel(grad_w, sp_tensor_numel(w), op, "grad_w")); }
+    if (grad_b) { OP_TRY(op_f32(grad_b, -1, op, "grad_b")); OP_TRY(op_numel(grad_b, Co, op, "grad_b")); }
+    OP_SAME_DEVICE(op, T(grad_x), T(grad_w), T(grad_b), T(grad_out), T(x), {w, "weight"});
+    return OP_CALL(x, conv2d_backward, grad_x, grad_w, grad_b, grad_out, x, w, stride_h, stride_w, pad_top, pad_bottom,
+                                    pad_left, pad_right, dil_h, dil_w, groups);
+}
+
+/* ---- dense ---------------------------------------------------------------- */
+
+static sp_status dense_check(const char *op, const sp_tensor *x, const sp_tensor *w) {
+    OP_TRY(op_f32(x, 2, op, "x"));
+    OP_TRY(op_f32(w, 2, op, "weight"));
+    if (w->shape[1] != x->shape[1])
+        return sp_error(SP_EINVAL, "%s: x is [%lld,%lld] but weight is [%lld,%lld] (expected [out,%lld])", op,
+                        (long long)x->shape[0], (long long)x->shape[1], (long long)w->shape[0],
+                        (long long)w->shape[1], (long long)x->shape[1]);
+    if (x->shape[0] > INT32_MAX || x->shape[1] > INT32_MAX || w->shape[0] > INT32_MAX)
+        return sp_error(SP_EINVAL, "%s: dimension too large for BLAS", op);
+    return SP_OK;
+}
+
+sp_status sp_dense_forward(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias) {
+    const char *op = "dense_forward";
+    OP_TRY(dense_check(op, x, w));
+    int64_t N = x->shape[0], O = w->shape[0];
+    OP_TRY(op_f32(out, 2, op, "out"));
+    if (out->shape[0] != N || out->shape[1] != O)
+        return sp_error(SP_EINVAL, "%s: out is [%lld,%lld], expected [%lld,%lld]", op, (long long)out->shape[0],
+                        (long long)out->shape[1], (long long)N, (long long)O);
+    if (bias) { OP_TRY(op_f32(bias, -1, op, "bias")); OP_TRY(op_numel(bias, O, op, "bias")); }
+    OP_SAME_DEVICE(op, T(out), T(x), {w, "weight"}, T(bias));
+    return OP_CALL(x, dense_forward, out, x, w, bias);
+}
+
+sp_status sp_dense_backward(sp_tensor *grad_x, sp_tensor *grad_w, sp_tensor *grad_b, const sp_tensor *grad_out,
+                            const sp_tensor *x, const sp_tensor *w) {
+    const char *op = "dense_backward";
+    OP_TRY(dense_check(op, x, w));
+    int64_t N = x->shape[0], In = x->shape[1], O = w->shape[0];
+    OP_TRY(op_f32(grad_out, 2, op, "grad_out"));
+    if (grad_out->shape[0] != N || grad_out->shape[1] != O)
+        return sp_error(SP_EINVAL, "%s: grad_out is [%lld,%lld], expected [%lld,%lld]", op,
+                        (long long)grad_out->shape[0], (long long)grad_out->shape[1], (long long)N, (long long)O);
+    if (grad_x) { OP_TRY(op_f32(grad_x, -1, op, "grad_x")); OP_TRY(op_numel(grad_x, N * In, op, "grad_x")); }
+    if (grad_w) { OP_TRY(op_f32(grad_w, -1, op, "grad_w")); OP_TRY(op_numel(grad_w, O * In, op, "grad_w")); }
+    if (grad_b) { OP_TRY(op_f32(grad_b, -1, op, "grad_b")); OP_TRY(op_numel(grad_b, O, op, "grad_b")); }
+    OP_SAME_DEVICE(op, T(grad_x), T(grad_w), T(grad_b), T(grad_out), T(x), {w, "weight"});
+    return OP_CALL(x, dense_backward, grad_x, grad_w, grad_b, grad_out, x, w);
+}
+
+/* ---- batchnorm ------------------------------------------------------------ */
+
+static sp_status bn_vec(const sp_tensor *t, int64_t C, const char *op, const char *what) {
+    OP_TRY(op_f32(t, -1, op, what));
+    return op_numel(t, C, op, what);
+}
+
+sp_status sp_batchnorm_forward(sp_tensor *out, sp_tensor *save_mean, sp_tensor *save_invstd, const sp_tensor *x,
+                               const sp_tensor *gamma, const sp_tensor *beta, sp_tensor *moving_mean,
+                               sp_tensor *moving_var, int training, int update, double momentum, double eps) {
+    const char *op = "batchnorm_forward";
+    OP_TRY(op_f32(x, 4, op, "x"));
+    OP_TRY(op_f32(out, 4, op, "out"));
+    int64_t N = x->shape[0], C = x->shape[1];
+    OP_TRY(op_shape4(out, N, C, x->shape[2], x->shape[3], op, "out"));
+    OP_TRY(bn_vec(save_mean, C, op, "save_mean"));
+    OP_TRY(bn_vec(save_invstd, C, op, "save_invstd"));
+    OP_TRY(bn_vec(gamma, C, op, "gamma"));
+    OP_TRY(bn_vec(beta, C, op, "beta"));
+    OP_TRY(bn_vec(moving_mean, C, op, "moving_mean"));
+    OP_TRY(bn_vec(moving_var, C, op, "moving_variance"));
+    if (training && N * x->shape[2] * x->shape[3] < 1)
+        return sp_error(SP_EINVAL, "%s: training needs at least one value per channel", op);
+    OP_SAME_DEVICE(op, T(out), T(save_mean), T(save_invstd), T(x), T(gamma), T(beta), T(moving_mean),
+                   {moving_var, "moving_variance"});
+    return OP_CALL(x, batchnorm_forward, out, save_mean, save_invstd, x, gamma, beta, moving_mean, moving_var, training,
+                                      update, momentum, eps);
+}
+
+sp_status sp_batchnorm_backward(sp_tensor *grad_x, sp_tensor *grad_gamma, sp_tensor *grad_beta,
+                                const sp_tensor *grad_out, const sp_tensor *x, const sp_tensor *gamma,
+                                const sp_tensor *save_mean, const sp_tensor *save_invstd, int training) {
+    const char *op = "batchnorm_backward";
+    OP_TRY(op_f32(x, 4, op, "x"));
+    OP_TRY(op_f32(grad_out, 4, op, "grad_out"));
+    int64_t N = x->shape[0], C = x->shape[1];
+    OP_TRY(op_shape4(grad_out, N, C, x->shape[2], x->shape[3], op, "grad_out"));
+    if (grad_x) {
+        OP_TRY(op_f32(grad_x, 4, op, "grad_x"));
+        OP_TRY(op_shape4(grad_x, N, C, x->shape[2], x->shape[3], op, "grad_x"));
+    }
+    if (grad_gamma) OP_TRY(bn_vec(grad_gamma, C, op, "grad_gamma"));
+    if (grad_beta) OP_TRY(bn_vec(grad_beta, C, op, "grad_beta"));
+    OP_TRY(bn_vec(gamma, C, op, "gamma"));
+    OP_TRY(bn_vec(save_mean, C, op, "save_mean"));
+    OP_TRY(bn_vec(save_invstd, C, op, "save_invstd"));
+    OP_SAME_DEVICE(op, T(grad_x), T(grad_gamma), T(grad_beta), T(grad_out), T(x), T(gamma), T(save_mean),
+                   T(save_invstd));
+    return OP_CALL(x, batchnorm_backward, grad_x, grad_gamma, grad_beta, grad_out, x, gamma, save_mean, save_invstd,
+                                       training);
+}
+
+/* ---- activations and elementwise nn helpers ------------------------------- */
+
+static sp_status same_numel(const char *op, const sp_tensor *a, const char *an, const sp_tensor *b, const char *bn) {
+    OP_TRY(op_f32(a, -1, op, an));
+    OP_TRY(op_f32(b, -1, op, bn));
+    return op_numel(b, sp_tensor_numel(a), op, bn);
+}
+
+sp_status sp_relu_forward(sp_tensor *out, const sp_tensor *x) {
+    OP_TRY(same_numel("relu_forward", out, "out", x, "x"));
+    OP_SAME_DEVICE("relu_forward", T(out), T(x));
+    return OP_CALL(x, relu_forward, out, x);
+}
+
+sp_status sp_relu_backward(sp_tensor *grad_x, const sp_tensor *grad_out, const sp_tensor *y) {
+    OP_TRY(same_numel("relu_backward", grad_x, "grad_x", grad_out, "grad_out"));
+    OP_TRY(same_numel("relu_backward", grad_x, "grad_x", y, "y"));
+    OP_SAME_DEVICE("relu_backward", T(grad_x), T(grad_out), T(y));
+    return OP_CALL(y, relu_backward, grad_x, grad_out, y);
+}
+
+sp_status sp_dropout_forward(sp_tensor *out, sp_tensor *mask, const sp_tensor *x, double p, uint64_t *state) {
+    OP_TRY(same_numel("dropout_forward", out, "out", x, "x"));
+    OP_TRY(same_numel("dropout_forward", out, "out", mask, "mask"));
+    if (!(p >= 0 && p < 1)) return sp_error(SP_EINVAL, "dropout_forward: p must be in [0, 1), got %g", p);
+    if (!state) return sp_error(SP_EINVAL, "dropout_forward: state is NULL");
+    OP_SAME_DEVICE("dropout_forward", T(out), T(mask), T(x));
+    return OP_CALL(x, dropout_forward, out, mask, x, p, state);
+}
+
+sp_status sp_mul_forward(sp_tensor *out, const sp_tensor *a, const sp_tensor *b) {
+    OP_TRY(same_numel("mul_forward", out, "out", a, "a"));
+    OP_TRY(same_numel("mul_forward", out, "out", b, "b"));
+    OP_SAME_DEVICE("mul_forward", T(out), T(a), T(b));
+    return OP_CALL(a, mul_forward, out, a, b);
+}
+
+sp_status sp_add_forward(sp_tensor *out, const sp_tensor *a, const sp_tensor *b, int relu) {
+    OP_TRY(same_numel("add_forward", out, "out", a, "a"));
+    OP_TRY(same_numel("add_forward", out, "out", b, "b"));
+    OP_SAME_DEVICE("add_forward", T(out), T(a), T(b));
+    return OP_CALL(a, add_forward, out, a, b, relu);
+}
+
+sp_status sp_accumulate(sp_tensor *dst, const sp_tensor *src) {
+    OP_TRY(same_numel("accumulate", dst, "dst", src, "src"));
+    OP_SAME_DEVICE("accumulate", T(dst), T(src));
+    return OP_CALL(src, accumulate, dst, src);
+}
+
+/* ---- pooling -------------------------------------------------------------- */
+
+static sp_status pool_geom(const char *op, const sp_tensor *x, int kh, int kw, int sh, int sw, int pt, int pb,
+                           int pl, int pr, int64_t *Ho, int64_t *Wo) {
+    OP_TRY(op_f32(x, 4, op, "x"));
+    if (kh < 1 || kw < 1 || sh < 1 || sw < 1 || pt < 0 || pb < 0 || pl < 0 || pr < 0)
+        return sp_error(SP_EINVAL, "%s: kernel and stride must be >= 1, padding >= 0", op);
+    int64_t Hp = x->shape[2] + pt + pb, Wp = x->shape[3] + pl + pr;
+    if (Hp < kh || Wp < kw)
+        return sp_error(SP_EINVAL, "%s: input %lldx%lld (padded %lldx%lld) smaller than the kernel %dx%d", op,
+                        (long long)x->shape[2], (long long)x->shape[3], (long long)Hp, (long long)Wp, kh, kw);
+    *Ho = (Hp - kh) / sh + 1;
+    *Wo = (Wp - kw) / sw + 1;
+    return SP_OK;
+}
+
+sp_status sp_maxpool2d_forward(sp_tensor *out, sp_tensor *argmax, const sp_tensor *x, int kh, int kw, int stride_h,
+                               int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right) {
+    const char *op = "maxpool2d_forward";
+    int64_t Ho = 0, Wo = 0;
+    OP_TRY(pool_geom(op, x, kh, kw, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, &Ho, &Wo));
+    int64_t N = x->shape[0], C = x->shape[1];
+    OP_TRY(op_f32(out, 4, op, "out"));
+    OP_TRY(op_shape4(out, N, C, Ho, Wo, op, "out"));
+    if (!argmax || argmax->dtype != SP_INT32 || !sp_tensor_is_contiguous(argmax))
+        return sp_error(SP_EINVAL, "%s: argmax must be a contiguous int32 tensor", op);
+    OP_TRY(op_numel(argmax, N * C * Ho * Wo, op, "argmax"));
+    OP_SAME_DEVICE(op, T(out), T(argmax), T(x));
+    return OP_CALL(x, maxpool2d_forward, out, argmax, x, kh, kw, stride_h, stride_w, pad_top, pad_bottom, pad_left,
+                                      pad_right);
+}
+
+sp_status sp_maxpool2d_backward(sp_tensor *grad_x, const sp_tensor *grad_out, const sp_tensor *argmax) {
+    const char *op = "maxpool2d_backward";
+    OP_TRY(op_f32(grad_x, 4, op, "grad_x"));
+    OP_TRY(op_f32(grad_out, 4, op, "grad_out"));
+    if (!argmax || argmax->dtype != SP_INT32 || !sp_tensor_is_contiguous(argmax))
+        return sp_error(SP_EINVAL, "%s: argmax must be a contiguous int32 tensor", op);
+    OP_TRY(op_numel(argmax, sp_tensor_numel(grad_out), op, "argmax"));
+    if (grad_out->shape[0] * grad_out->shape[1] != grad_x->shape[0] * grad_x->shape[1])
+        return sp_error(SP_EINVAL, "%s: grad_out and grad_x differ in N*C", op);
+    OP_SAME_DEVICE(op, T(grad_x), T(grad_out), T(argmax));
+    return OP_CALL(grad_x, maxpool2d_backward, grad_x, grad_out, argmax);
+}
+
+sp_status sp_avgpool2d_forward(sp_tensor *out, const sp_tensor *x, int kh, int kw, int stride_h, int stride_w,
+                               int pad_top, int pad_bottom, int pad_left, int pad_right, int count_pad) {
+    const char *op = "avgpool2d_forward";
+    int64_t Ho = 0, Wo = 0;
+    OP_TRY(pool_geom(op, x, kh, kw, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, &Ho, &Wo));
+    OP_TRY(op_f32(out, 4, op, "out"));
+    OP_TRY(op_shape4(out, x->shape[0], x->shape[1], Ho, Wo, op, "out"));
+    OP_SAME_DEVICE(op, T(out), T(x));
+    return OP_CALL(x, avgpool2d_forward, out, x, kh, kw, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right,
+                                      count_pad);
+}
+
+sp_status sp_avgpool2d_backward(sp_tensor *grad_x, const sp_tensor *grad_out, int kh, int kw, int stride_h,
+                                int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right, int count_pad) {
+    const char *op = "avgpool2d_backward";
+    int64_t Ho = 0, Wo = 0;
+    OP_TRY(pool_geom(op, grad_x, kh, kw, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, &Ho, &Wo));
+    OP_TRY(op_f32(grad_out, 4, op, "grad_out"));
+    OP_TRY(op_shape4(grad_out, grad_x->shape[0], grad_x->shape[1], Ho, Wo, op, "grad_out"));
+    OP_SAME_DEVICE(op, T(grad_x), T(grad_out));
+    return OP_CALL(grad_x, avgpool2d_backward, grad_x, grad_out, kh, kw, stride_h, stride_w, pad_top, pad_bottom,
+                                            pad_left, pad_right, count_pad);
+}
+
+sp_status sp_global_avgpool_forward(sp_tensor *out, const sp_tensor *x) {
+    const char *op = "global_avgpool_forward";
+    OP_TRY(op_f32(x, 4, op, "x"));
+    OP_TRY(op_f32(out, -1, op, "out"));
+    OP_TRY(op_numel(out, x->shape[0] * x->shape[1], op, "out"));
+    OP_SAME_DEVICE(op, T(out), T(x));
+    return OP_CALL(x, global_avgpool_forward, out, x);
+}
+
+sp_status sp_global_avgpool_backward(sp_tensor *grad_x, const sp_tensor *grad_out) {
+    const char *op = "global_avgpool_backward";
+    OP_TRY(op_f32(grad_x, 4, op, "grad_x"));
+    OP_TRY(op_f32(grad_out, -1, op, "grad_out"));
+    OP_TRY(op_numel(grad_out, grad_x->shape[0] * grad_x->shape[1], op, "grad_out"));
+    OP_SAME_DEVICE(op, T(grad_x), T(grad_out));
+    return OP_CALL(grad_x, global_avgpool_backward, grad_x, grad_out);
+}
+
+/* ---- softmax and losses --------------------------------------------------- */
+
+sp_status sp_softmax_forward(sp_tensor *out, const sp_tensor *x) {
+    const char *op = "softmax_forward";
+    OP_TRY(op_f32(x, 2, op, "x"));
+    OP_TRY(op_f32(out, -1, op, "out"));
+    OP_TRY(op_numel(out, sp_tensor_numel(x), op, "out"));
+    OP_SAME_DEVICE(op, T(out), T(x));
+    return OP_CALL(x, softmax_forward, out, x);
+}
+
+/* dtype and shape of the labels (their values are range-checked by the kernel, which can
+ * read device memory) */
+static sp_status label_check(const char *op, const sp_tensor *labels, int64_t N, int64_t C) {
+    if (!labels) return sp_error(SP_EINVAL, "%s: labels is NULL", op);
+    if (!sp_tensor_is_contiguous(labels)) return sp_error(SP_EINVAL, "%s: labels must be contiguous", op);
+    if (labels->dtype == SP_INT32) return op_numel(labels, N, op, "labels (sparse, int32 [N])");
+    if (labels->dtype == SP_FLOAT32) return op_numel(labels, N * C, op, "labels (dense, float32 [N,C])");
+    return sp_error(SP_EINVAL, "%s: labels must be int32 [N] (sparse) or float32 [N,C], got %s", op,
+                    sp_dtype_name(labels->dtype));
+}
+
+sp_status sp_softmax_xent_forward(sp_tensor *loss, sp_tensor *prob, const sp_tensor *logits, const sp_tensor *labels) {
+    const char *op = "softmax_xent_forward";
+    OP_TRY(op_f32(logits, 2, op, "logits"));
+    int64_t N = logits->shape[0], C = logits->shape[1];
+    OP_TRY(op_f32(loss, -1, op, "loss"));
+    OP_TRY(op_numel(loss, N, op, "loss"));
+    OP_TRY(op_f32(prob, -1, op, "prob"));
+    OP_TRY(op_numel(prob, N * C, op, "prob"));
+    OP_TRY(label_check(op, labels, N, C));
+    OP_SAME_DEVICE(op, T(loss), T(prob), T(logits), T(labels));
+    return OP_CALL(logits, softmax_xent_forward, loss, prob, logits, labels);
+}
+
+sp_status sp_softmax_xent_backward(sp_tensor *grad_x, const sp_tensor *prob, const sp_tensor *labels,
+                                   const sp_tensor *grad_loss, double scale) {
+    const char *op = "softmax_xent_backward";
+    OP_TRY(op_f32(prob, 2, op, "prob"));
+    int64_t N = prob->shape[0], C = prob->shape[1];
+    OP_TRY(op_f32(grad_x, -1, op, "grad_x"));
+    OP_TRY(op_numel(grad_x, N * C, op, "grad_x"));
+    if (grad_loss) { OP_TRY(op_f32(grad_loss, -1, op, "grad_loss")); OP_TRY(op_numel(grad_loss, N, op, "grad_loss")); }
+    OP_TRY(label_check(op, labels, N, C));
+    OP_SAME_DEVICE(op, T(grad_x), T(prob), T(labels), T(grad_loss));
+    return OP_CALL(prob, softmax_xent_backward, grad_x, prob, labels, grad_loss, scale);
+}

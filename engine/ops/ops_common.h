@@ -1,0 +1,64 @@
+/* ops_common.h — shared by the device-neutral public entry points (engine/ops): argument
+ * checks (done once, here, never repeated by kernels), the same-device check, and the
+ * dispatch through the kernel table of the operands' device. */
+#ifndef SP_OPS_COMMON_H
+#define SP_OPS_COMMON_H
+#include "core/internal.h"
+#include "core/device.h"
+#include "core/kernels.h"
+
+#define OP_TRY(x) do { sp_status s_ = (x); if (s_) return s_; } while (0)
+/* The kernel table of t's device. */
+#define SP_K(t) (SP_DEV(t)->k)
+/* Run kernel `kern` of t's device (an error when that device has no such kernel yet). */
+#define OP_CALL(t, kern, ...)                                                                 \
+    (SP_K(t)->kern ? SP_K(t)->kern(__VA_ARGS__)                                               \
+                   : sp_error(SP_EDEVICE, "%s: not implemented on device %s", #kern, SP_DEV(t)->name))
+/* Every non-NULL tensor on one device: OP_SAME_DEVICE("op", T(a), T(b), {w, "weight"}...).
+ * The common case (all on one device) is an inline comparison of the storages' devices;
+ * only a mismatch calls sp_check_same_device for the message naming op and tensors. */
+#define OP_SAME_DEVICE(op, ...)                                                               \
+    do {                                                                                      \
+        const struct { const sp_tensor *t; const char *n; } d_[] = {__VA_ARGS__};              \
+        enum { n_ = sizeof d_ / sizeof d_[0] };                                               \
+        const struct sp_device *dev_ = NULL;                                                  \
+        int bad_ = 0;                                                                         \
+        for (int i_ = 0; i_ < n_; i_++) {                                                     \
+            if (!d_[i_].t) continue;                                                          \
+            if (!dev_) dev_ = SP_DEV(d_[i_].t);                                               \
+            else if (SP_DEV(d_[i_].t) != dev_) bad_ = 1;                                      \
+        }                                                                                     \
+        if (bad_) {                                                                           \
+            const sp_tensor *ts_[n_];                                                         \
+            const char *nm_[n_];                                                              \
+            for (int i_ = 0; i_ < n_; i_++) { ts_[i_] = d_[i_].t; nm_[i_] = d_[i_].n; }       \
+            return sp_check_same_device(op, n_, ts_, nm_);                                    \
+        }                                                                                     \
+    } while (0)
+#define T(x) {(x), #x}
+
+/* A contiguous float32 tensor of rank ndim (ndim < 0: any rank). */
+static inline sp_status op_f32(const sp_tensor *t, int ndim, const char *op, const char *what) {
+    if (!t) return sp_error(SP_EINVAL, "%s: %s is NULL", op, what);
+    if (t->dtype != SP_FLOAT32)
+        return sp_error(SP_EINVAL, "%s: %s must be float32, got %s", op, what, sp_dtype_name(t->dtype));
+    if (ndim >= 0 && t->ndim != ndim)
+        return sp_error(SP_EINVAL, "%s: %s must be %d-D, got %d-D", op, what, ndim, t->ndim);
+    if (!sp_tensor_is_contiguous(t)) return sp_error(SP_EINVAL, "%s: %s must be contiguous", op, what);
+    return SP_OK;
+}
+static inline sp_status op_numel(const sp_tensor *t, int64_t n, const char *op, const char *what) {
+    if (sp_tensor_numel(t) != n)
+        return sp_error(SP_EINVAL, "%s: %s has %lld elements, expected %lld", op, what,
+                        (long long)sp_tensor_numel(t), (long long)n);
+    return SP_OK;
+}
+static inline sp_status op_shape4(const sp_tensor *t, int64_t a, int64_t b, int64_t c, int64_t d, const char *op,
+                                  const char *what) {
+    if (t->shape[0] != a || t->shape[1] != b || t->shape[2] != c || t->shape[3] != d)
+        return sp_error(SP_EINVAL, "%s: %s is [%lld,%lld,%lld,%lld], expected [%lld,%lld,%lld,%lld]", op, what,
+                        (long long)t->shape[0], (long long)t->shape[1], (long long)t->shape[2],
+                        (long long)t->shape[3], (long long)a, (long long)b, (long long)c, (long long)d);
+    return SP_OK;
+}
+#endif
