@@ -28,6 +28,8 @@ typedef struct sp_kernels {
     sp_status (*unary)(sp_tensor *out, const sp_tensor *a, int op);
     sp_status (*reduce_all)(const sp_tensor *a, int op, double *value);
     sp_status (*reduce_dim)(sp_tensor *out, const sp_tensor *a, int op, int dim, int keepdim);
+    sp_status (*topk)(sp_tensor *values, sp_tensor *indices, const sp_tensor *a, int k, int dim, int largest);
+    sp_status (*count_equal)(const sp_tensor *a, const sp_tensor *b, int64_t *count);
     sp_status (*matmul)(sp_tensor *out, const sp_tensor *a, const sp_tensor *b, int trans_a, int trans_b,
                         double alpha, double beta);
 

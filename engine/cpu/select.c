@@ -1,7 +1,10 @@
 /* select.c — top-k along a dimension and counting equal elements: the engine ops
- * behind Tensor:topk and the accuracy/top-K metrics (so Lua never reads tensor memory).
+ * behind Tensor:topk and the accuracy/top-K metrics (so Lua never reads tensor memory);
+ * CPU kernels, argument checks in engine/ops/select_ops.c.
  * Order: by value (NaN counts as the greatest value), ties by lower index first. */
-#include "../core/internal.h"
+#include "core/internal.h"
+#include "core/device.h"
+#include "cpu/cpu_kernels.h"
 
 #include <stdlib.h>
 
@@ -31,40 +34,12 @@ static int cmp_smallest_i(const void *pa, const void *pb) {
     return (a->i > b->i) - (a->i < b->i);
 }
 
-static sp_status topk_out_shape(const char *what, const sp_tensor *o, const sp_tensor *a, int d, int64_t k) {
-    int ok = o->ndim == a->ndim;
-    for (int i = 0; ok && i < a->ndim; i++) ok = o->shape[i] == (i == d ? k : a->shape[i]);
-    if (!ok)
-        return sp_error(SP_EINVAL, "topk: %s must have the input's shape with dimension %d (0-based) of size %lld",
-                        what, d, (long long)k);
-    return SP_OK;
-}
-
-sp_status sp_topk(sp_tensor *values, sp_tensor *indices, const sp_tensor *a, int k, int dim, int largest) {
-    if (!a || !indices) return sp_error(SP_EINVAL, "topk: input and indices must not be NULL");
-    const sp_tensor *ts[3] = {a, values, indices};
-    const char *names[3] = {"input", "values", "indices"};
-    sp_status st = sp_check_same_device("topk", 3, ts, names);
-    if (st) return st;
-    if (a->ndim == 0) return sp_error(SP_EINVAL, "topk: input is a scalar (0-d), expected at least 1 dimension");
-    int d = dim < 0 ? dim + a->ndim : dim;
-    if (d < 0 || d >= a->ndim)
-        return sp_error(SP_EINVAL, "topk: dimension %d is out of range for rank %d (0-based)", dim, a->ndim);
+sp_status sp_cpu_topk(sp_tensor *values, sp_tensor *indices, const sp_tensor *a, int k, int d, int largest) {
     int64_t n = a->shape[d];
-    if (k < 0 || k > n)
-        return sp_error(SP_EINVAL, "topk: k = %d is out of range for dimension %d of size %lld (need 0 <= k <= size)",
-                        k, d, (long long)n);
-    if (indices->dtype != SP_INT64)
-        return sp_error(SP_EINVAL, "topk: indices must be int64, got %s", sp_dtype_name(indices->dtype));
-    if (values && values->dtype != a->dtype)
-        return sp_error(SP_EINVAL, "topk: values must have the input's dtype %s, got %s", sp_dtype_name(a->dtype),
-                        sp_dtype_name(values->dtype));
-    if ((st = topk_out_shape("indices", indices, a, d, k))) return st;
-    if (values && (st = topk_out_shape("values", values, a, d, k))) return st;
     int64_t total = sp_tensor_numel(a) / (n ? n : 1);
     if (n == 0 || k == 0 || total == 0) return SP_OK;
 
-    topk_item *row = malloc((size_t)n * sizeof *row);
+    topk_item *row = sp_workspace(SP_DEV(a), 0, (size_t)n * sizeof *row);
     if (!row) return sp_error(SP_ENOMEM, "topk: out of memory for a row of %lld elements", (long long)n);
     int is_int = sp_dtype_is_int(a->dtype);
     int (*cmp)(const void *, const void *) =
@@ -103,26 +78,16 @@ sp_status sp_topk(sp_tensor *values, sp_tensor *indices, const sp_tensor *a, int
             }
         }
     }
-    free(row);
     return SP_OK;
 }
 
-sp_status sp_count_equal(const sp_tensor *a, const sp_tensor *b, int64_t *count) {
-    if (!a || !b || !count) return sp_error(SP_EINVAL, "count_equal: NULL argument");
-    const sp_tensor *ts[2] = {a, b};
-    const char *names[2] = {"a", "b"};
-    sp_status st = sp_check_same_device("count_equal", 2, ts, names);
-    if (st) return st;
+sp_status sp_cpu_count_equal(const sp_tensor *a, const sp_tensor *b, int64_t *count) {
     int nd = a->ndim > b->ndim ? a->ndim : b->ndim;
     int64_t shape[SP_MAX_DIMS], strides[2][SP_MAX_DIMS];
     int64_t sza = (int64_t)sp_dtype_size(a->dtype), szb = (int64_t)sp_dtype_size(b->dtype), n = 1;
     for (int i = 0; i < nd; i++) {
         int ia = i - (nd - a->ndim), ib = i - (nd - b->ndim);
         int64_t da = ia >= 0 ? a->shape[ia] : 1, db = ib >= 0 ? b->shape[ib] : 1;
-        if (da != db && da != 1 && db != 1)
-            return sp_error(SP_EINVAL,
-                            "count_equal: shapes cannot be broadcast together (dimension %d, 0-based from the "
-                            "broadcast rank: %lld vs %lld)", i, (long long)da, (long long)db);
         shape[i] = da == 1 ? db : da;
         strides[0][i] = (ia >= 0 && da != 1) ? a->strides[ia] * sza : 0;
         strides[1][i] = (ib >= 0 && db != 1) ? b->strides[ib] * szb : 0;
