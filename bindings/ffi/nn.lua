@@ -30,14 +30,15 @@ function M.batchnorm_backward(gx, ggamma, gbeta, gout, x, gamma, smean, sinv, tr
   check(C.sp_batchnorm_backward(h(gx), h(ggamma), h(gbeta), H(gout), H(x), H(gamma), H(smean), H(sinv),
     training and 1 or 0), "BatchNorm2d backward")
 end
-function M.relu_forward(out, x) check(C.sp_relu_forward(H(out), H(x)), "ReLU") end
+function M.relu_forward(out, x) check(C.sp_unary(H(out), H(x), C.SP_UN_RELU), "ReLU") end
 function M.relu_backward(gx, gout, y) check(C.sp_relu_backward(H(gx), H(gout), H(y)), "ReLU backward") end
 function M.dropout_forward(out, mask, x, p)
   check(C.sp_dropout_forward(H(out), H(mask), H(x), p, T.rng_state()), "Dropout")
 end
-function M.mul(out, a, b) check(C.sp_mul_forward(H(out), H(a), H(b)), "mul") end
-function M.add(out, a, b, relu) check(C.sp_add_forward(H(out), H(a), H(b), relu and 1 or 0), "add") end
-function M.accumulate(dst, src) check(C.sp_accumulate(H(dst), H(src)), "accumulate") end
+-- elementwise helpers: the one elementwise API (sp_binary), same shapes here
+function M.mul(out, a, b) check(C.sp_binary(H(out), H(a), H(b), C.SP_OP_MUL), "mul") end
+function M.add(out, a, b, relu) check(C.sp_binary(H(out), H(a), H(b), relu and C.SP_OP_ADD_RELU or C.SP_OP_ADD), "add") end
+function M.accumulate(dst, src) check(C.sp_binary(H(dst), H(dst), H(src), C.SP_OP_ADD), "accumulate") end
 function M.maxpool_forward(out, argmax, x, k, s, p)
   check(C.sp_maxpool2d_forward(H(out), H(argmax), H(x), k[1], k[2], s[1], s[2], p[1], p[2], p[3], p[4]), "MaxPool2d")
 end

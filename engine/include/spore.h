@@ -217,7 +217,8 @@ sp_status sp_rand_trunc_normal(sp_tensor *t, double mean, double std, uint64_t *
 /* ==== core: elementwise, reductions, matmul ============================ */
 
 typedef enum { SP_OP_ADD = 0, SP_OP_SUB = 1, SP_OP_MUL = 2, SP_OP_DIV = 3,
-               SP_OP_MAX = 4, SP_OP_MIN = 5, SP_OP_POW = 6 } sp_binop;
+               SP_OP_MAX = 4, SP_OP_MIN = 5, SP_OP_POW = 6,
+               SP_OP_ADD_RELU = 7 /* max(a + b, 0): the residual join */ } sp_binop;
 /* out = a OP b with numpy broadcasting; out must have the broadcast shape
  * (out may be a or b when shapes match). Integer division truncates; x/0 is an error. */
 sp_status sp_binary(sp_tensor *out, const sp_tensor *a, const sp_tensor *b, int op);
@@ -300,17 +301,11 @@ sp_status sp_batchnorm_backward(sp_tensor *grad_x, sp_tensor *grad_gamma, sp_ten
                                 const sp_tensor *grad_out, const sp_tensor *x, const sp_tensor *gamma,
                                 const sp_tensor *save_mean, const sp_tensor *save_invstd, int training);
 
-/* ReLU: out = max(x, 0); grad_x = grad_out * (y > 0) with y the forward output. */
-sp_status sp_relu_forward(sp_tensor *out, const sp_tensor *x);
+/* ReLU backward: grad_x = grad_out * (y > 0) with y the forward output (forward: sp_unary
+ * SP_UN_RELU). */
 sp_status sp_relu_backward(sp_tensor *grad_x, const sp_tensor *grad_out, const sp_tensor *y);
 /* Dropout: mask[i] = 0 with probability p else 1/(1-p); out = x * mask. */
 sp_status sp_dropout_forward(sp_tensor *out, sp_tensor *mask, const sp_tensor *x, double p, uint64_t *state);
-/* out = a*b elementwise (same numel; also dropout's backward). */
-sp_status sp_mul_forward(sp_tensor *out, const sp_tensor *a, const sp_tensor *b);
-/* out = a + b (same numel), optional relu after (relu != 0): the residual join. */
-sp_status sp_add_forward(sp_tensor *out, const sp_tensor *a, const sp_tensor *b, int relu);
-/* dst += src (same numel). */
-sp_status sp_accumulate(sp_tensor *dst, const sp_tensor *src);
 
 /* Pooling over x [N,C,H,W] with explicit padding. Max: argmax [N,C,Ho,Wo] int32
  * (flat h*W+w index, -1 for an all-padding window) is kept for the backward. Avg:

@@ -5,7 +5,7 @@
 #include <math.h>
 #include <stdio.h>
 
-static const char *OPN[] = {"add", "sub", "mul", "div", "max", "min", "pow"};
+static const char *OPN[] = {"add", "sub", "mul", "div", "max", "min", "pow", "add_relu"};
 
 static void fmt_shape(const sp_tensor *t, char *buf, size_t n) {
     size_t k = (size_t)snprintf(buf, n, "[");
@@ -16,7 +16,7 @@ static void fmt_shape(const sp_tensor *t, char *buf, size_t n) {
 
 sp_status sp_binary(sp_tensor *out, const sp_tensor *a, const sp_tensor *b, int op) {
     if (!out || !a || !b) return sp_error(SP_EINVAL, "binary op: tensor is NULL");
-    if (op < SP_OP_ADD || op > SP_OP_POW) return sp_error(SP_EINVAL, "binary op: unknown op %d", op);
+    if (op < SP_OP_ADD || op > SP_OP_ADD_RELU) return sp_error(SP_EINVAL, "binary op: unknown op %d", op);
     /* broadcast shape, right-aligned */
     int nd = a->ndim > b->ndim ? a->ndim : b->ndim;
     int ok = out->ndim == nd;

@@ -168,12 +168,6 @@ static sp_status same_numel(const char *op, const sp_tensor *a, const char *an, 
     return op_numel(b, sp_tensor_numel(a), op, bn);
 }
 
-sp_status sp_relu_forward(sp_tensor *out, const sp_tensor *x) {
-    OP_TRY(same_numel("relu_forward", out, "out", x, "x"));
-    OP_SAME_DEVICE("relu_forward", T(out), T(x));
-    return OP_CALL(x, relu_forward, out, x);
-}
-
 sp_status sp_relu_backward(sp_tensor *grad_x, const sp_tensor *grad_out, const sp_tensor *y) {
     OP_TRY(same_numel("relu_backward", grad_x, "grad_x", grad_out, "grad_out"));
     OP_TRY(same_numel("relu_backward", grad_x, "grad_x", y, "y"));
@@ -188,26 +182,6 @@ sp_status sp_dropout_forward(sp_tensor *out, sp_tensor *mask, const sp_tensor *x
     if (!state) return sp_error(SP_EINVAL, "dropout_forward: state is NULL");
     OP_SAME_DEVICE("dropout_forward", T(out), T(mask), T(x));
     return OP_CALL(x, dropout_forward, out, mask, x, p, state);
-}
-
-sp_status sp_mul_forward(sp_tensor *out, const sp_tensor *a, const sp_tensor *b) {
-    OP_TRY(same_numel("mul_forward", out, "out", a, "a"));
-    OP_TRY(same_numel("mul_forward", out, "out", b, "b"));
-    OP_SAME_DEVICE("mul_forward", T(out), T(a), T(b));
-    return OP_CALL(a, mul_forward, out, a, b);
-}
-
-sp_status sp_add_forward(sp_tensor *out, const sp_tensor *a, const sp_tensor *b, int relu) {
-    OP_TRY(same_numel("add_forward", out, "out", a, "a"));
-    OP_TRY(same_numel("add_forward", out, "out", b, "b"));
-    OP_SAME_DEVICE("add_forward", T(out), T(a), T(b));
-    return OP_CALL(a, add_forward, out, a, b, relu);
-}
-
-sp_status sp_accumulate(sp_tensor *dst, const sp_tensor *src) {
-    OP_TRY(same_numel("accumulate", dst, "dst", src, "src"));
-    OP_SAME_DEVICE("accumulate", T(dst), T(src));
-    return OP_CALL(src, accumulate, dst, src);
 }
 
 /* ---- pooling -------------------------------------------------------------- */

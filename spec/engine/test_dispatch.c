@@ -62,12 +62,10 @@ SUITE(dispatch_mixed_devices_refused) {
     mixed("batchnorm_forward", sp_batchnorm_forward(bo, v[0], v[1], x, v[2], v[3], v[4], v[5], 1, 1, 0.9, 1e-5));
     mixed("batchnorm_backward", sp_batchnorm_backward(gx, NULL, v[5], bo, x, v[0], v[1], v[2], 1));
     /* activations */
-    mixed("relu_forward", sp_relu_forward(o, b));
+    mixed("unary op", sp_unary(o, b, SP_UN_RELU));
     mixed("relu_backward", sp_relu_backward(o, a, b));
     mixed("dropout_forward", sp_dropout_forward(o, b, a, 0.5, &rng));
-    mixed("mul_forward", sp_mul_forward(o, a, b));
-    mixed("add_forward", sp_add_forward(b, a, a, 1));
-    mixed("accumulate", sp_accumulate(a, b));
+    mixed("add_relu", sp_binary(b, a, a, SP_OP_ADD_RELU));
     /* pooling */
     sp_tensor *po = F(C_, 4, 1, 2, 2, 2), *am = NULL, *pos = F(S_, 4, 1, 2, 2, 2);
     int64_t ams[4] = {1, 2, 2, 2};

@@ -334,17 +334,24 @@ SUITE(reference_relu) {
     sp_tensor *x = rnd(1, 1037, 0, 0, 0, -1, 1);
     D(x)[0] = 0.0f; D(x)[1] = -0.0f; D(x)[2] = 1e-30f; D(x)[3] = -1e-30f;
     sp_tensor *y = clone(x), *ry = clone(x), *inplace = clone(x);
-    CHECK_OK(sp_relu_forward(y, x));
+    CHECK_OK(sp_unary(y, x, SP_UN_RELU));
     CHECK_OK(sp_ref_relu_forward(ry, x));
     CHECK(same_bits_f(y, ry), "relu forward differs from the reference");
-    CHECK_OK(sp_relu_forward(inplace, inplace));
+    CHECK_OK(sp_unary(inplace, inplace, SP_UN_RELU));
     CHECK(same_bits_f(inplace, ry), "relu forward in place differs from the reference");
     sp_tensor *gy = rnd(1, 1037, 0, 0, 0, -1, 1), *gx = clone(x), *rgx = clone(x);
     CHECK_OK(sp_relu_backward(gx, gy, ry));
     CHECK_OK(sp_ref_relu_backward(rgx, gy, ry));
     CHECK(same_bits_f(gx, rgx), "relu backward differs from the reference");
-    sp_tensor *all[] = {x, y, ry, inplace, gy, gx, rgx};
-    frees(all, 7);
+    /* the residual join: sp_binary SP_OP_ADD_RELU == relu(a + b) computed naively */
+    sp_tensor *z = rnd(1, 1037, 0, 0, 0, -1, 1), *j = clone(x), *rj = clone(x);
+    CHECK_OK(sp_binary(j, x, z, SP_OP_ADD_RELU));
+    for (int i = 0; i < 1037; i++) { float v = D(x)[i] + D(z)[i]; D(rj)[i] = v > 0.0f ? v : 0.0f; }
+    CHECK(same_bits_f(j, rj), "binary add_relu differs from relu(a + b)");
+    CHECK_OK(sp_binary(z, z, x, SP_OP_ADD_RELU)); /* in place */
+    CHECK(same_bits_f(z, rj), "binary add_relu in place differs from relu(a + b)");
+    sp_tensor *all[] = {x, y, ry, inplace, gy, gx, rgx, z, j, rj};
+    frees(all, 10);
 }
 
 /* ---- softmax and cross-entropy ---- */
