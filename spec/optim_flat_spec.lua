@@ -66,8 +66,9 @@ describe("flat training state", function()
       assert.is_true(opt.moments[i].data:shares_storage(b.slots.moments.buf), "moments." .. p.name)
       assert.is_false(p.data:shares_storage(p.grad))
     end
-    assert.equal(total, b.pbuf:numel())
-    assert.equal(total, b.gbuf:numel())
+    -- slices start 64-byte aligned: the buffer holds at most 15 padding floats per parameter
+    assert.is_true(b.pbuf:numel() >= total and b.pbuf:numel() < total + 16 * #net:trainable_params())
+    assert.equal(b.pbuf:numel(), b.gbuf:numel())
     -- training keeps the views: the layers accumulate into p.grad in place
     local views = {}
     for i, p in ipairs(net:trainable_params()) do views[i] = { p.data, p.grad } end

@@ -25,6 +25,11 @@ setmetatable(Flat, { __call = function(cls, ...) return cls.new(...) end })
 -- keeps neither alive (the store's index_of gives the view's position)
 local home = setmetatable({}, { __mode = "kv" })
 
+-- every slice starts on a multiple of ALIGN elements (64 bytes of float32), as a tensor
+-- of its own would: the kernels (GEMM) read aligned rows. The padding stays zero in every
+-- buffer, and an update of zeros leaves zeros.
+local ALIGN = 16
+
 local function same_shape(a, b)
   if #a ~= #b then return false end
   for i = 1, #a do if a[i] ~= b[i] then return false end end
@@ -44,6 +49,7 @@ function Flat.new(params, info)
   for i, p in ipairs(params) do
     self.shapes[i], self.offsets[i], self.numels[i] = p.data:shape(), n, p.data:numel()
     n = n + self.numels[i]
+    n = math.ceil(n / ALIGN) * ALIGN
   end
   self.total = n
   self:_adopt()
@@ -66,7 +72,7 @@ function Flat:_adopt()
   local st = self:_reusable_store()
   if not st then
     st = { device = self.device, dtype = self.dtype, pviews = {}, gviews = {}, index_of = {} }
-    st.pbuf = T.empty({ self.total }, self.dtype, self.device)
+    st.pbuf = T.empty({ self.total }, self.dtype, self.device):zero_()
     st.gbuf = T.empty({ self.total }, self.dtype, self.device):zero_()
     for i = 1, #self.params do
       local off, n, shape = self.offsets[i], self.numels[i], self.shapes[i]
