@@ -78,7 +78,8 @@ function Optimizer:_init_common(params, learning_rate, opts)
     for _, p in ipairs(gp or {}) do
       if not is_param(p) then error("optimizer: group " .. gi .. " holds something that is not a Parameter", 3) end
       if self._group_of[p] then
-        error("optimizer: parameter '" .. tostring(p.name) .. "' appears twice (groups " .. self._group_of[p] .. " and " .. gi .. ")", 3)
+        local where = self._group_of[p] == gi and ("in group " .. gi) or ("in groups " .. self._group_of[p] .. " and " .. gi)
+        error("optimizer: parameter '" .. tostring(p.name) .. "' appears twice (" .. where .. ")", 3)
       end
       grp.params[#grp.params + 1] = p
       self.params[#self.params + 1] = p
