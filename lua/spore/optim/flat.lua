@@ -26,8 +26,9 @@ setmetatable(Flat, { __call = function(cls, ...) return cls.new(...) end })
 local home = setmetatable({}, { __mode = "kv" })
 
 -- every slice starts on a multiple of ALIGN elements (64 bytes of float32), as a tensor
--- of its own would: the kernels (GEMM) read aligned rows. The padding stays zero in every
--- buffer, and an update of zeros leaves zeros.
+-- of its own would: the kernels (GEMM) read aligned rows. The padding belongs to no
+-- parameter: it starts at zero (stat: its fill value) and the elementwise updates that run
+-- over it never mix it into a parameter's elements.
 local ALIGN = 16
 
 local function same_shape(a, b)
@@ -134,7 +135,7 @@ function Flat:_rebuild_on(dev)
   for _, name in ipairs(self.slot_names) do
     local s = self.slots[name]
     local old = s.views
-    local buf = T.empty({ self.total }, "float32", dev)
+    local buf = T.empty({ self.total }, "float32", dev):zero_()
     s.buf, s.views, s.lin = buf, {}, nil
     for i = 1, #self.params do
       s.views[i] = buf:narrow(1, self.offsets[i] + 1, self.numels[i]):reshape(self.shapes[i])
