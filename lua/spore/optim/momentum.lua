@@ -2,40 +2,42 @@
 -- loss_scale=1}) — MindSpore's Momentum (ApplyMomentum): g' = g/loss_scale + wd*p,
 -- v = u*v + g', p -= lr*v (Nesterov: p -= lr*g' + lr*u*v).
 -- State, in order: learning_rate, momentum, moments.<param>, global_step.
-local O = require("spore.optim.optimizer")
+-- Also Momentum(params, {learning_rate=, momentum=, ...}) and Momentum.new(...).
+local Optimizer = require("spore.optim.optimizer")
 local K = require("ffi.nn")
 
-local Momentum = O.class("Momentum")
+local Momentum = Optimizer.class("Momentum")
 
-local function new(params, learning_rate, momentum, opts)
+local OPTS = { weight_decay = true, use_nesterov = true, loss_scale = true, learning_rate = true, momentum = true }
+
+--- Momentum.new(params, learning_rate, momentum, opts) → optimizer (see the file header).
+function Momentum.new(params, learning_rate, momentum, opts)
   if type(learning_rate) == "table" and getmetatable(learning_rate) == nil and learning_rate.learning_rate then
     opts = learning_rate
     learning_rate, momentum = opts.learning_rate, opts.momentum
   end
-  opts = opts or {}
+  opts = Optimizer.check_options("Momentum", opts, OPTS)
   if momentum == nil then error("Momentum: momentum is required", 2) end
   if momentum < 0 then error("Momentum: momentum must be >= 0, got " .. momentum, 2) end
   local self = setmetatable({}, Momentum)
   self:_init_common(params, learning_rate, opts)
   self.use_nesterov = opts.use_nesterov and true or false
   self:_add_lr_state()
-  self.momentum_param = self:_add_state("momentum", O.scalar(momentum, "momentum"))
+  self.momentum_param = self:_add_state("momentum", Optimizer.scalar(momentum, "momentum", self.device))
   self.moments = self:_slots("moments")
   self.global_step_param = self:_add_state("global_step", self:_global_step_param())
   return self
 end
 
---- One update of every trainable parameter with a gradient; increments global_step.
+--- One update of every trainable parameter with a gradient (one engine call per flat
+-- bucket); increments global_step.
 function Momentum:step()
   local lrs = self:_begin_step()
-  local u = tonumber(self.momentum_param.data:ptr()[0])
-  for i, p in ipairs(self.params) do
-    if self:active(p) then
-      local gi = self:group_index(p)
-      K.momentum_update(p.data, self.moments[i].data, p.grad, lrs[gi], u, self:decay_of(p), self.loss_scale,
-        self.use_nesterov)
-    end
-  end
+  local u = self.momentum_param.data:item()
+  local ls, nesterov = self.loss_scale, self.use_nesterov
+  self:for_runs(function(b, t)
+    K.momentum_update(t.param, t.moments, t.grad, lrs[b.group], u, b.decay, ls, nesterov)
+  end)
 end
 
-return new
+return Momentum

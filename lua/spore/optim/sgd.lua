@@ -2,13 +2,17 @@
 -- nesterov=false, loss_scale=1}) — MindSpore's SGD: the first step sets accum = g', later
 -- accum = u*accum + (1-dampening)*g'; p -= lr*accum (Nesterov: lr*(g' + u*accum)); without
 -- momentum p -= lr*g'. State: learning_rate, momentum, accum.<p>, stat.<p>, global_step.
-local O = require("spore.optim.optimizer")
+-- A parameter's first step is read from the first element of its stat (1 until updated).
+local Optimizer = require("spore.optim.optimizer")
 local K = require("ffi.nn")
 
-local SGD = O.class("SGD")
+local SGD = Optimizer.class("SGD")
 
-local function new(params, learning_rate, opts)
-  opts = opts or {}
+local OPTS = { momentum = true, dampening = true, weight_decay = true, nesterov = true, loss_scale = true }
+
+--- SGD.new(params, learning_rate, opts) → optimizer (see the file header).
+function SGD.new(params, learning_rate, opts)
+  opts = Optimizer.check_options("SGD", opts, OPTS)
   local self = setmetatable({}, SGD)
   self:_init_common(params, learning_rate or 0.1, opts)
   self.nesterov = opts.nesterov and true or false
@@ -19,7 +23,7 @@ local function new(params, learning_rate, opts)
     error("SGD: nesterov needs momentum > 0 and dampening 0", 2)
   end
   self:_add_lr_state()
-  self.momentum_param = self:_add_state("momentum", O.scalar(u, "momentum"))
+  self.momentum_param = self:_add_state("momentum", Optimizer.scalar(u, "momentum", self.device))
   self.accum = self:_slots("accum")
   self.stat = self:_slots("stat", 1)
   self.global_step_param = self:_add_state("global_step", self:_global_step_param())
@@ -28,17 +32,21 @@ end
 
 function SGD:step()
   local lrs = self:_begin_step()
-  local u = tonumber(self.momentum_param.data:ptr()[0])
-  for i, p in ipairs(self.params) do
-    if self:active(p) then
-      local gi = self:group_index(p)
-      local stat = self.stat[i].data
-      local first = stat:numel() > 0 and stat:ptr()[0] > 0
-      K.sgd_update(p.data, self.accum[i].data, p.grad, lrs[gi], u, self.dampening, self:decay_of(p), self.loss_scale,
-        self.nesterov, first)
-      if first then stat:fill_(0) end
+  local u = self.momentum_param.data:item()
+  local damp, ls, nesterov = self.dampening, self.loss_scale, self.nesterov
+  self:for_runs(function(b, _, i, j)
+    -- split the run where the parameters' first-step flags change
+    local k = i
+    while k <= j do
+      local first = b:slot_first("stat", k) > 0
+      local e = k
+      while e < j and (b:slot_first("stat", e + 1) > 0) == first do e = e + 1 end
+      local t = b:range(k, e)
+      K.sgd_update(t.param, t.accum, t.grad, lrs[b.group], u, damp, b.decay, ls, nesterov, first)
+      if first then t.stat:fill_(0) end
+      k = e + 1
     end
-  end
+  end)
 end
 
-return new
+return SGD
