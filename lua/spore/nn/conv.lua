@@ -77,7 +77,7 @@ function Conv2d:forward(x)
   local kh, kw = self.kernel_size[1], self.kernel_size[2]
   local ho = math.floor((s[3] + p[1] + p[2] - self.dilation[1] * (kh - 1) - 1) / self.stride[1]) + 1
   local wo = math.floor((s[4] + p[3] + p[4] - self.dilation[2] * (kw - 1) - 1) / self.stride[2]) + 1
-  local out = self:buffer("output", { s[1], self.out_channels, ho, wo })
+  local out = self:buffer("output", { s[1], self.out_channels, ho, wo }, nil, x:device())
   K.conv2d_forward(out, x, self.weight.data, self.has_bias and self.bias.data or nil, self.stride, p, self.dilation,
     self.group)
   self._pad = p
@@ -86,7 +86,7 @@ end
 
 function Conv2d:backward(x, gout, need_input_grad)
   local gx
-  if need_input_grad ~= false then gx = self:buffer("grad_input", x:shape()) end
+  if need_input_grad ~= false then gx = self:buffer("grad_input", x:shape(), nil, gout:device()) end
   local gw = self:grad_of(self.weight)
   local gb = self.has_bias and self:grad_of(self.bias) or nil
   if gx or gw or gb then

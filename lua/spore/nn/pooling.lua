@@ -53,13 +53,13 @@ function MaxPool2d:forward(x)
   local s = x:shape()
   local p = pads(self, s[3], s[4])
   local os = out_shape(self, s, p)
-  local out = self:buffer("output", os)
-  local am = self:buffer("argmax", os, "int32")
+  local out = self:buffer("output", os, nil, x:device())
+  local am = self:buffer("argmax", os, "int32", x:device())
   K.maxpool_forward(out, am, x, self.kernel_size, self.stride, p)
   return out
 end
 function MaxPool2d:backward(x, gout)
-  local gx = self:buffer("grad_input", x:shape())
+  local gx = self:buffer("grad_input", x:shape(), nil, gout:device())
   K.maxpool_backward(gx, gout, self.argmax)
   return gx
 end
@@ -71,13 +71,13 @@ function AvgPool2d:__repr() return ("AvgPool2d(%d, stride=%d, pad_mode=%s)"):for
 function AvgPool2d:forward(x)
   local s = x:shape()
   local p = pads(self, s[3], s[4])
-  local out = self:buffer("output", out_shape(self, s, p))
+  local out = self:buffer("output", out_shape(self, s, p), nil, x:device())
   K.avgpool_forward(out, x, self.kernel_size, self.stride, p, false)
   return out
 end
 function AvgPool2d:backward(x, gout)
   local s = x:shape()
-  local gx = self:buffer("grad_input", s)
+  local gx = self:buffer("grad_input", s, nil, gout:device())
   K.avgpool_backward(gx, gout, self.kernel_size, self.stride, pads(self, s[3], s[4]), false)
   return gx
 end
