@@ -93,7 +93,7 @@ describe("MNIST decoding (real t10k)", function()
     -- naive reference for image 1
     local im = data.idx_load(dir .. "/t10k-images-idx3-ubyte.gz"):select(1, 1):to("float64"):flat()
     local maxd = 0
-    local xp = x:ptr()
+    local xp = x:to("cpu"):ptr()
     for oy = 0, 31 do
       for ox = 0, 31 do
         local fy = math.min(math.max((oy + 0.5) * 28 / 32 - 0.5, 0), 27)

@@ -39,12 +39,17 @@ function M.class(name, parent)
     return o
   end })
 end
---- net(x, ...): forward. The top-level input moves to the net's device first when it lives
--- elsewhere (as MindSpore moves host tensors to the device); layers inside call forward().
+local first_param
+--- net(x, ...): forward. The top-level input moves to the device of the net's parameters
+-- first when it lives elsewhere (as MindSpore moves host tensors to the device); a module
+-- without parameters runs where its input is. Layers inside call forward().
 Module_call = function(self, x, ...)
   if T.is_tensor(x) then
-    local dev = self:device()
-    if dev ~= nil and x:device() ~= dev then x = x:to(dev) end
+    local p = first_param(self)
+    if p then
+      local dev = p:device()
+      if x:device() ~= dev then x = x:to(dev) end
+    end
   end
   return self:forward(x, ...)
 end
@@ -166,7 +171,7 @@ function Module:replace(path, new)
 end
 
 -- the first parameter's tensor, depth first (no name building: cheap enough per call)
-local function first_param(m)
+function first_param(m)
   for _, e in ipairs(m._params) do if e[2].data then return e[2].data end end
   for _, e in ipairs(m._modules) do
     local t = first_param(e[2])
