@@ -45,7 +45,7 @@ local function jacobian(mod, x, opts)
     return mod:forward(x)
   end
   local y = fwd()
-  local r = spore.randn(y:shape())
+  local r = spore.randn(y:shape()):to(y:device())
   mod:zero_grad()
   y = fwd()
   local gx = mod:backward(x, r)

@@ -14,7 +14,7 @@ function ReLU:forward(x)
   return out
 end
 function ReLU:backward(_, gout)
-  local gx = self:buffer("grad_input", gout:shape(), nil, gout:device())
+  local gx = self:buffer("grad_input", gout:shape(), nil, self.output:device())
   K.relu_backward(gx, gout, self.output)
   return gx
 end
@@ -39,7 +39,7 @@ function Dropout:forward(x)
 end
 function Dropout:backward(_, gout)
   if self._identity then return gout end
-  local gx = self:buffer("grad_input", gout:shape(), nil, gout:device())
+  local gx = self:buffer("grad_input", gout:shape(), nil, self.mask:device())
   K.mul(gx, gout, self.mask)
   return gx
 end
@@ -76,7 +76,7 @@ function GAP:forward(x)
   return out
 end
 function GAP:backward(x, gout)
-  local gx = self:buffer("grad_input", x:shape(), nil, gout:device())
+  local gx = self:buffer("grad_input", x:shape(), nil, x:device())
   K.global_avgpool_backward(gx, gout)
   return gx
 end

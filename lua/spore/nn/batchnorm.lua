@@ -51,7 +51,7 @@ end
 
 function BN:backward(x, gout, need_input_grad)
   local gx
-  if need_input_grad ~= false then gx = self:buffer("grad_input", x:shape(), nil, gout:device()) end
+  if need_input_grad ~= false then gx = self:buffer("grad_input", x:shape(), nil, x:device()) end
   K.batchnorm_backward(gx, self:grad_of(self.gamma), self:grad_of(self.beta), gout, x, self.gamma.data,
     self.save_mean, self.save_invstd, self._used_batch)
   return gx

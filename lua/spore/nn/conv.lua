@@ -86,7 +86,7 @@ end
 
 function Conv2d:backward(x, gout, need_input_grad)
   local gx
-  if need_input_grad ~= false then gx = self:buffer("grad_input", x:shape(), nil, gout:device()) end
+  if need_input_grad ~= false then gx = self:buffer("grad_input", x:shape(), nil, x:device()) end
   local gw = self:grad_of(self.weight)
   local gb = self.has_bias and self:grad_of(self.bias) or nil
   if gx or gw or gb then

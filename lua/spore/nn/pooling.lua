@@ -59,7 +59,7 @@ function MaxPool2d:forward(x)
   return out
 end
 function MaxPool2d:backward(x, gout)
-  local gx = self:buffer("grad_input", x:shape(), nil, gout:device())
+  local gx = self:buffer("grad_input", x:shape(), nil, x:device())
   K.maxpool_backward(gx, gout, self.argmax)
   return gx
 end
@@ -77,7 +77,7 @@ function AvgPool2d:forward(x)
 end
 function AvgPool2d:backward(x, gout)
   local s = x:shape()
-  local gx = self:buffer("grad_input", s, nil, gout:device())
+  local gx = self:buffer("grad_input", s, nil, x:device())
   K.avgpool_backward(gx, gout, self.kernel_size, self.stride, pads(self, s[3], s[4]), false)
   return gx
 end

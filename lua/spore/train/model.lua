@@ -112,7 +112,9 @@ function Model:train(epochs, dataset, opts)
       if net.zero_grad then net:zero_grad() end
       local logits = net:forward(x)
       local l = number_of(loss:forward(logits, y))
-      net:backward(x, loss:backward(), false) -- nobody needs d(loss)/d(images)
+      -- nobody needs d(loss)/d(images); the loss gradient goes where the net is (a no-op when
+      -- the loss already allocates on the logits' device)
+      net:backward(x, on(dev, loss:backward()), false)
       opt:step()
       ctx.net_outputs, ctx.loss = l, l
       call(list, "on_train_step_end", ctx)
