@@ -96,6 +96,21 @@ describe("sim device", function()
     assert.equal("cpu", spore.get_default_device())
   end)
 
+  it("the default device comes from the environment variable SPORE_DEVICE, read in Lua", function()
+    local prog = [[luajit -e 'package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
+      local s = require("spore"); local n = s.nn.Dense(2, 2)
+      io.write(s.get_default_device(), " ", n:device(), " ", s.device.get())']]
+    local out, rc = H.run("SPORE_DEVICE=sim " .. prog .. " 2>&1")
+    assert.equal(0, rc, out)
+    assert.equal("sim sim sim", out)
+    out, rc = H.run("SPORE_DEVICE= " .. prog .. " 2>&1")
+    assert.equal(0, rc, out)
+    assert.equal("cpu cpu cpu", out)
+    out, rc = H.run("SPORE_DEVICE=tpu " .. prog .. " 2>&1")
+    assert.not_equal(0, rc)
+    assert.matches("environment variable SPORE_DEVICE: expected a device name", out, 1, true)
+  end)
+
   it("modules built on sim hold the cpu-initialised values (seeded generator)", function()
     local a = lenet_cpu(5)
     spore.set_default_device("sim")

@@ -6,21 +6,23 @@ local T = require("spore.tensor")
 
 local M = {}
 
-local function check(name, level)
+local function check(name, level, what)
+  what = what or "device"
   if type(name) ~= "string" or not T.is_device_name(name) then
-    error("device: expected a device name ('cpu', 'sim', 'cuda', 'cuda:N'), got " .. tostring(name), level + 1)
+    error(what .. ": expected a device name ('cpu', 'sim', 'cuda', 'cuda:N'), got " .. tostring(name), level + 1)
   end
-  -- raises the engine's message when the device is unknown or not built in
+  -- the engine's message when the device is unknown or not built in (without a Lua location)
   local ok, err = pcall(T.device_code, name)
-  if not ok then error("device '" .. name .. "': " .. tostring(err), level + 1) end
+  if not ok then error(what .. " '" .. name .. "': " .. tostring(err):gsub("^[^\n]-:%d+: ", ""), level + 1) end
   return name
 end
+M.check = check
 
 local current
 local function from_env()
   local env = os.getenv("SPORE_DEVICE")
   if env == nil or env == "" then return "cpu" end
-  return check(env, 3)
+  return check(env, 3, "environment variable SPORE_DEVICE")
 end
 
 --- The default device name.

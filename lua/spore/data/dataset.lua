@@ -56,9 +56,7 @@ function Dataset.new(images, labels, opts)
     size = math.min(n, opts.num_samples)
   end
   local device = opts.device or D.get()
-  if type(device) ~= "string" or not T.is_device_name(device) then
-    error(name .. ": device must be a device name ('cpu', 'sim', 'cuda:N'), got " .. tostring(device), 2)
-  end
+  D.check(device, 2, name .. ": device")
   local label_dtype = opts.label_dtype
   for i, t in ipairs(opts.label_transforms or {}) do
     if type(t) ~= "table" or t.op ~= "TypeCast" then

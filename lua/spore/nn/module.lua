@@ -212,11 +212,7 @@ end
 -- objects stay the same (optimizers and names keep working). Returns self.
 function Module:to(device)
   if device == nil then device = "cpu" end
-  if type(device) ~= "string" or not T.is_device_name(device) then
-    error("Module:to: expected a device name ('cpu', 'sim', 'cuda:N'), got " .. tostring(device), 2)
-  end
-  local ok, err = pcall(T.device_code, device)
-  if not ok then error("Module:to('" .. device .. "'): " .. tostring(err), 2) end
+  D.check(device, 2, "Module:to")
   move_module(self, device, {})
   return self
 end
