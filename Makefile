@@ -92,8 +92,9 @@ $(TEST_ENGINE): $(TEST_SRC) $(LIB_A) spec/engine/check.h
 check-engine: $(TEST_ENGINE)
 	$(TEST_ENGINE)
 
+# make test SPORE_DEVICE=sim: every network, optimizer state and dataset batch on that device
 test: deps all $(TEST_ENGINE)
-	@BUILD=$(BUILD) SANITIZE=$(SANITIZE) bash scripts/run_tests.sh
+	@BUILD=$(BUILD) SANITIZE=$(SANITIZE) SPORE_DEVICE=$(SPORE_DEVICE) bash scripts/run_tests.sh
 
 demo: deps all
 	$(LUAJIT) scripts/demo.lua

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # run_tests.sh — C-level engine checks, then the busted specs under LuaJIT; prints
-# one combined closing line "N passed, N failed[, N skipped]".
+# one combined closing line "N passed, N failed, N skipped (device D)".
+# SPORE_DEVICE (cpu by default; "sim" the simulated device) is the default device of every
+# network, optimizer state and dataset batch the specs build; the C checks run the same.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
+export SPORE_DEVICE=${SPORE_DEVICE:-cpu}
 export SPORE_LIB="$PWD/$BUILD/libspore.so"
 pre=()
 if [[ "${SANITIZE:-}" == "1" ]]; then
@@ -34,5 +37,5 @@ else
 fi
 rm -rf "$log"
 echo
-echo "$((c_pass + b_pass)) passed, $((c_fail + b_fail)) failed, ${b_skip} skipped"
+echo "$((c_pass + b_pass)) passed, $((c_fail + b_fail)) failed, ${b_skip} skipped (device ${SPORE_DEVICE})"
 [[ $((c_fail + b_fail)) -eq 0 ]]

@@ -171,7 +171,7 @@ describe("LeNet from a torch .pth", function()
     assert.same({}, pnl); assert.same({}, cnl)
     assert.equal("cast", rep.entries and rep.entries[1].status or "cast")
     local io = ckpt.load_checkpoint(fx("lenet_io.pth"))
-    local y = net:forward(io.input):totable()
+    local y = net:forward(io.input:to(net:device())):totable()
     for b = 1, 2 do
       for k = 1, 10 do
         assert.is_true(math.abs(y[b][k] - side.lenet_logits[b][k]) < 1e-4,

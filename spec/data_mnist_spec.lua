@@ -78,7 +78,7 @@ describe("MNIST decoding (real t10k)", function()
     assert.same({ 8, 28, 28, 1 }, x:shape())
     assert.equal("uint8", x:dtype())
     local im = data.idx_load(dir .. "/t10k-images-idx3-ubyte.gz")
-    assert.equal(0, (x:reshape(8, 28, 28):to("float32") - im:narrow(1, 1, 8):to("float32")):abs():max())
+    assert.equal(0, (x:to("cpu"):reshape(8, 28, 28):to("float32") - im:narrow(1, 1, 8):to("float32")):abs():max())
   end)
 
   it("mnist_tutorial: resize 32 bilinear, /255, (x-0.1307)/0.3081, CHW, int32 labels, batch 32", function()
@@ -93,7 +93,7 @@ describe("MNIST decoding (real t10k)", function()
     -- naive reference for image 1
     local im = data.idx_load(dir .. "/t10k-images-idx3-ubyte.gz"):select(1, 1):to("float64"):flat()
     local maxd = 0
-    local xp = x:ptr()
+    local xp = x:to("cpu"):ptr()
     for oy = 0, 31 do
       for ox = 0, 31 do
         local fy = math.min(math.max((oy + 0.5) * 28 / 32 - 0.5, 0), 27)

@@ -65,8 +65,11 @@ end
 
 function H.read_file(p) local f = assert(io.open(p, "rb")); local s = f:read("*a"); f:close(); return s end
 function H.write_file(p, s) local f = assert(io.open(p, "wb")); f:write(s); f:close() end
---- The raw bytes of a contiguous tensor.
-function H.bytes_of(t) return require("ffi").string(t:ptr(), t:nbytes()) end
+--- The raw bytes of a contiguous tensor (copied to the host first when it lives on a device).
+function H.bytes_of(t)
+  if t:device() ~= "cpu" then t = t:to("cpu") end
+  return require("ffi").string(t:ptr(), t:nbytes())
+end
 
 --- SHA-256 (hex) of many strings at once, through sha256sum.
 function H.sha256_all(strings)

@@ -55,8 +55,8 @@ describe("resnet50", function()
   it("trains on a batch of 2 at 224x224: the loss falls over 5 Momentum steps", function()
     spore.manual_seed(11)
     local m = spore.models.resnet50 { class_num = 10 }
-    local x = spore.randn({ 2, 3, 224, 224 })
-    local y = spore.tensor({ 3, 7 }, "int32")
+    local x = spore.randn({ 2, 3, 224, 224 }):to(m:device())
+    local y = spore.tensor({ 3, 7 }, "int32"):to(m:device())
     local loss = nn.SoftmaxCrossEntropyWithLogits { sparse = true, reduction = "mean" }
     -- the zoo's initialisation (He-normal convs, every BN gamma 1) on a batch of 2 with
     -- batch statistics oscillates at lr 0.01 (2.42 0.85 3.76 3.47 1.13 3.33); at 0.001 it
@@ -113,7 +113,7 @@ describe("resnet18 / resnet34", function()
     assert.equal(1e-5, r18.layer2["0"].down_sample_layer["1"].eps)
     assert.equal(2, r18.layer2["0"].conv1.stride[1])
     -- spatial sizes: 224 -> 112 (conv1) -> 56 (pool) -> ... -> 7 before the mean
-    local x = spore.randn({ 1, 3, 224, 224 })
+    local x = spore.randn({ 1, 3, 224, 224 }):to(r18:device())
     r18:eval()
     assert.same({ 1, 64, 112, 112 }, r18.conv1:forward(x):shape())
     assert.same({ 1, 64, 56, 56 }, r18.maxpool:forward(r18.conv1.output):shape())
@@ -141,10 +141,10 @@ describe("fine-tuning helpers", function()
     local tp = net:trainable_params()
     assert.equal(2, #tp)
     assert.equal("end_point.weight", tp[1].name)
-    local x = spore.randn({ 2, 3, 32, 32 })
+    local x = spore.randn({ 2, 3, 32, 32 }):to(net:device())
     net:train()
     local loss = nn.SoftmaxCrossEntropyWithLogits { sparse = true, reduction = "mean" }
-    loss:forward(net(x), spore.tensor({ 1, 2 }, "int32"))
+    loss:forward(net(x), spore.tensor({ 1, 2 }, "int32"):to(net:device()))
     net:backward(x, loss:backward())
     assert.is_nil(net.conv1.weight.grad)
     assert.is_not_nil(net.end_point.weight.grad)

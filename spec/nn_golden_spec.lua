@@ -47,7 +47,9 @@ describe("PyTorch/MindSpore golden kernels", function()
   for name, case in pairs(G.meta.cases) do
     it(name .. " (" .. case.op .. ")", function()
       local A = {}
-      for k, key in pairs(case.arrays) do A[k] = G.get(key) end
+      -- on the default device, where the modules are (SPORE_DEVICE=sim: inputs and gradients too)
+      local dev = spore.get_default_device()
+      for k, key in pairs(case.arrays) do A[k] = G.get(key):to(dev) end
       local c = case.config
       if case.op == "conv2d" then
         local o = { stride = c.stride, dilation = c.dil, group = c.groups, has_bias = c.bias }
@@ -114,7 +116,7 @@ describe("LeNet5 + Momentum, 3 steps, against the PyTorch/MindSpore oracle", fun
   it("gives the oracle's losses and final weights", function()
     local net = spore.models.lenet5()
     for _, e in ipairs(net:parameters_and_names()) do e[2].data:copy_(G.get("init." .. e[1])) end
-    local x, y = G.get("x"), G.get("labels")
+    local x, y = G.get("x"):to(net:device()), G.get("labels"):to(net:device())
     local loss = nn.SoftmaxCrossEntropyWithLogits { sparse = true, reduction = "mean" }
     local opt = optim.Momentum(net:trainable_params(), G.meta.optimizer.lr, G.meta.optimizer.momentum)
     for s = 1, G.meta.optimizer.steps do

@@ -17,8 +17,9 @@ local resnet = require("spore.models.resnet")
 
 local EPS, ATOL, RTOL = 1e-2, 5e-3, 1e-2
 
+-- y may live on a device (SPORE_DEVICE=sim): read it through an explicit copy
 local function proj(y, r)
-  local yp, rp, s = y:ptr(), r:ptr(), 0
+  local yp, rp, s = y:to("cpu"):contiguous():ptr(), r:to("cpu"):contiguous():ptr(), 0
   for i = 0, y:numel() - 1 do s = s + yp[i] * rp[i] end
   return s
 end
@@ -37,12 +38,14 @@ end
 local function jacobian(mod, x, opts)
   opts = opts or {}
   local seed = 1234
+  -- the input goes where the module's parameters are (the default device)
+  if mod.device then x = x:to(mod:device()) end
   local function fwd()
     if opts.reseed then spore.manual_seed(seed) end
     return mod:forward(x)
   end
   local y = fwd()
-  local r = spore.randn(y:shape())
+  local r = spore.randn(y:shape()):to(y:device())
   mod:zero_grad()
   y = fwd()
   local gx = mod:backward(x, r)
@@ -54,9 +57,12 @@ local function jacobian(mod, x, opts)
       ("%s[%d]: analytic %.6g vs finite difference %.6g"):format(what, i, an, fd))
   end
   local function probe(t, an_t, what)
-    local p, ap = t:ptr(), an_t:ptr()
+    -- element access through get/set on a flat view: works on any device
+    local flat = t:view({ t:numel() })
+    local p = setmetatable({}, { __index = function(_, i) return flat:get({ i + 1 }) end,
+      __newindex = function(_, i, v) flat:set({ i + 1 }, v) end })
     local an = {}
-    for i = 0, t:numel() - 1 do an[i] = ap[i] end -- the buffer is overwritten below
+    for i, v in ipairs(an_t:flat()) do an[i - 1] = v end -- the buffer is overwritten below
     local idx = sample(t:numel(), opts.k or 40)
     local skipped = 0
     for _, i in ipairs(idx) do
@@ -229,7 +235,9 @@ describe("finite-difference gradients", function()
     loss:forward(logits, labels)
     local g = loss:backward()
     local an = g:flat()
-    local p = logits:ptr()
+    local flat = logits:view({ logits:numel() })
+    local p = setmetatable({}, { __index = function(_, i) return flat:get({ i + 1 }) end,
+      __newindex = function(_, i, v) flat:set({ i + 1 }, v) end })
     for i = 0, logits:numel() - 1 do
       local v = p[i]
       p[i] = v + EPS; local lp = loss:forward(logits, labels)

@@ -138,7 +138,7 @@ describe("LeNet5 with the real MindSpore checkpoint", function()
     assert.equal(2049, be32(labels, 1))
     local x = pipeline(images, 0, 100)
     local logits = net(x)
-    local lp = logits:ptr()
+    local lp = logits:to("cpu"):ptr()
     local n, agree, maxdiff, correct = 0, 0, 0, 0
     for line in io.lines(ref) do
       if not line:match("^#") and line:match("%S") then
@@ -171,7 +171,7 @@ describe("LeNet5 with the real MindSpore checkpoint", function()
     local correct = 0
     for first = 0, n - 1, 500 do
       local logits = net(pipeline(images, first, 500))
-      local lp = logits:ptr()
+      local lp = logits:to("cpu"):ptr()
       for i = 0, 499 do
         local best, bi = -math.huge, -1
         for c = 0, 9 do if lp[i * 10 + c] > best then best, bi = lp[i * 10 + c], c end end

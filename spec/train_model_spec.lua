@@ -10,11 +10,14 @@ local ffi = require("ffi")
 ---------------------------------------------------------------- the model
 local function SoftmaxRegression(nin, nout)
   local net = { training = true }
-  local W, b = spore.zeros({ nout, nin }), spore.zeros({ nout })
+  -- on the default device, as every network (SPORE_DEVICE=sim puts it on sim)
+  local dev = spore.get_default_device()
+  local W, b = spore.zeros({ nout, nin }):to(dev), spore.zeros({ nout }):to(dev)
   net.params = {
-    { name = "fc.weight", data = W, requires_grad = true, grad = spore.zeros({ nout, nin }) },
-    { name = "fc.bias", data = b, requires_grad = true, grad = spore.zeros({ nout }) },
+    { name = "fc.weight", data = W, requires_grad = true, grad = spore.zeros({ nout, nin }):to(dev) },
+    { name = "fc.bias", data = b, requires_grad = true, grad = spore.zeros({ nout }):to(dev) },
   }
+  function net:device() return dev end
   net.modes = {}
   function net:forward(x)
     self.modes[#self.modes + 1] = self.training
@@ -42,10 +45,12 @@ end
 local function SoftmaxCE()
   local L = {}
   function L:forward(logits, labels)
-    local lg = logits:contiguous()
+    -- a host-side reference: logits and labels come to the host through explicit copies
+    local dev = logits:device()
+    local lg = logits:to("cpu"):contiguous()
     local n, k = lg:size(1), lg:size(2)
-    self.grad = spore.empty({ n, k })
-    local p, g, y = lg:ptr(), self.grad:ptr(), labels:ptr()
+    local grad = spore.empty({ n, k })
+    local p, g, y = lg:ptr(), grad:ptr(), labels:to("cpu"):contiguous():ptr()
     local total = 0
     for i = 0, n - 1 do
       local m = -math.huge
@@ -57,6 +62,7 @@ local function SoftmaxCE()
         g[i * k + j] = (math.exp(p[i * k + j] - m) / s - (j == y[i] and 1 or 0)) / n
       end
     end
+    self.grad = grad:to(dev)
     return total / n
   end
   function L:backward() return self.grad end

@@ -131,4 +131,5 @@ spore._exports = {
   Model = "spore.train",
 }
 
+require("spore.device").install(spore)
 return spore

@@ -5,10 +5,13 @@
 -- `images` and `labels` are the dataset's own buffers, reused by the next batch
 -- (copy them to keep them): images [N,C,H,W] (or [N,H,W,C] without HWC2CHW),
 -- labels [N] int32 by default. The last, smaller batch (drop_remainder=false) is
--- a view of the same buffers.
+-- a view of the same buffers. opts.device ("cpu", "sim", ...; default spore's default
+-- device) is where batches are yielded: the engine's data kernels fill host buffers, then
+-- one explicit copy per batch moves them into the device buffers.
 local B = require("ffi.data")
 local T = require("spore.tensor")
 local tf = require("spore.data.transforms")
+local D = require("spore.device")
 
 local Dataset = {}
 Dataset.__index = Dataset
@@ -23,7 +26,8 @@ end
 -- images: uint8 or float32 Tensor [N,H,W] or [N,H,W,C]; labels: Tensor [N] or [N,K].
 -- opts: batch (32), shuffle (true), seed (0), drop_remainder (false), repeat (1),
 --   num_samples (all; the first n), transforms (list, default {} = raw images),
---   label_dtype ("int32") or label_transforms ({TypeCast(dtype)}), name (for messages).
+--   label_dtype ("int32") or label_transforms ({TypeCast(dtype)}), name (for messages),
+--   device (where batches live; default spore.get_default_device()).
 function Dataset.new(images, labels, opts)
   opts = opts or {}
   local name = opts.name or "dataset"
@@ -51,6 +55,8 @@ function Dataset.new(images, labels, opts)
     if opts.num_samples < 1 then error(name .. ": num_samples must be positive", 2) end
     size = math.min(n, opts.num_samples)
   end
+  local device = opts.device or D.get()
+  D.check(device, 2, name .. ": device")
   local label_dtype = opts.label_dtype
   for i, t in ipairs(opts.label_transforms or {}) do
     if type(t) ~= "table" or t.op ~= "TypeCast" then
@@ -61,7 +67,7 @@ function Dataset.new(images, labels, opts)
   local self = setmetatable({
     name = name, images = images, labels = labels, batch = batch, ["repeat"] = rep,
     shuffle = opt_bool(opts.shuffle, true), drop_remainder = opt_bool(opts.drop_remainder, false),
-    _size = size, label_dtype = label_dtype or "int32",
+    _size = size, label_dtype = label_dtype or "int32", device = device,
   }, Dataset)
   local h, w, c = ish[2], ish[3], ish[4] or 1
   local list = opts.transforms or {}
@@ -102,6 +108,11 @@ function Dataset:_buffers()
     lsh[1] = self.batch
     self._lab = T.empty(lsh, self.label_dtype)
     self._tail = {}
+    if self.device ~= "cpu" then
+      self._dimg = T.empty(self._img:shape(), self.image_dtype, self.device)
+      self._dlab = T.empty(lsh, self.label_dtype, self.device)
+      self._dtail = {}
+    end
   end
   return self._img, self._lab
 end
@@ -135,6 +146,20 @@ function Dataset:batches()
     B.image_batch(bi, self.images, idx, n, self._ops, self._nops, self._rng)
     B.gather_rows(bl, self.labels, idx, n)
     pos = pos + n
+    local di, dl = self._dimg, self._dlab
+    if di then
+      if n < bs then
+        local t = self._dtail[n]
+        if not t then
+          t = { di:narrow(1, 1, n), dl:narrow(1, 1, n) }
+          self._dtail[n] = t
+        end
+        di, dl = t[1], t[2]
+      end
+      di:copy_(bi)
+      dl:copy_(bl)
+      return di, dl
+    end
     return bi, bl
   end
 end

@@ -61,12 +61,12 @@ end
 function Block:forward(x)
   local c = chain.forward(self:_list(), self._ins, x)
   local id = self.down_sample_layer and self.down_sample_layer:forward(x) or x
-  local out = self:buffer("output", c:shape())
+  local out = self:buffer("output", c:shape(), nil, c:device())
   K.add(out, c, id, true)
   return out
 end
 function Block:backward(x, g, need_input_grad)
-  local gs = self:buffer("grad_sum", g:shape())
+  local gs = self:buffer("grad_sum", g:shape(), nil, self.output:device())
   K.relu_backward(gs, g, self.output)
   local gmain = chain.backward(self:_list(), self._ins, gs, need_input_grad)
   if need_input_grad == false then
@@ -74,7 +74,7 @@ function Block:backward(x, g, need_input_grad)
     return nil
   end
   local gid = self.down_sample_layer and self.down_sample_layer:backward(x, gs) or gs
-  local gx = self:buffer("grad_input", x:shape())
+  local gx = self:buffer("grad_input", x:shape(), nil, x:device())
   K.add(gx, gmain, gid, false)
   return gx
 end

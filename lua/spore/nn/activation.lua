@@ -9,12 +9,12 @@ local M = {}
 local ReLU = base.class("ReLU")
 M.ReLU = ReLU
 function ReLU:forward(x)
-  local out = self:buffer("output", x:shape())
+  local out = self:buffer("output", x:shape(), nil, x:device())
   K.relu_forward(out, x)
   return out
 end
 function ReLU:backward(_, gout)
-  local gx = self:buffer("grad_input", gout:shape())
+  local gx = self:buffer("grad_input", gout:shape(), nil, self.output:device())
   K.relu_backward(gx, gout, self.output)
   return gx
 end
@@ -32,14 +32,14 @@ function Dropout:__repr() return ("Dropout(p=%g)"):format(self.p) end
 function Dropout:forward(x)
   if not self.training or self.p == 0 then self._identity = true; return x end
   self._identity = false
-  local out = self:buffer("output", x:shape())
-  local mask = self:buffer("mask", x:shape())
+  local out = self:buffer("output", x:shape(), nil, x:device())
+  local mask = self:buffer("mask", x:shape(), nil, x:device())
   K.dropout_forward(out, mask, x, self.p)
   return out
 end
 function Dropout:backward(_, gout)
   if self._identity then return gout end
-  local gx = self:buffer("grad_input", gout:shape())
+  local gx = self:buffer("grad_input", gout:shape(), nil, self.mask:device())
   K.mul(gx, gout, self.mask)
   return gx
 end
@@ -71,12 +71,12 @@ local GAP = base.class("GlobalAvgPool")
 M.GlobalAvgPool = GAP
 function GAP:forward(x)
   local s = x:shape()
-  local out = self:buffer("output", { s[1], s[2] })
+  local out = self:buffer("output", { s[1], s[2] }, nil, x:device())
   K.global_avgpool_forward(out, x)
   return out
 end
 function GAP:backward(x, gout)
-  local gx = self:buffer("grad_input", x:shape())
+  local gx = self:buffer("grad_input", x:shape(), nil, x:device())
   K.global_avgpool_backward(gx, gout)
   return gx
 end

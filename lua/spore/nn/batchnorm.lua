@@ -38,9 +38,10 @@ function BN:forward(x)
   if #s ~= 4 or s[2] ~= self.num_features then
     error(("BatchNorm2d: expected input [N, %d, H, W], got [%s]"):format(self.num_features, table.concat(s, ", ")), 2)
   end
-  local out = self:buffer("output", s)
-  local sm = self:buffer("save_mean", { self.num_features })
-  local si = self:buffer("save_invstd", { self.num_features })
+  local dev = x:device()
+  local out = self:buffer("output", s, nil, dev)
+  local sm = self:buffer("save_mean", { self.num_features }, nil, dev)
+  local si = self:buffer("save_invstd", { self.num_features }, nil, dev)
   local bs = self:_batch_stats()
   self._used_batch = bs
   K.batchnorm_forward(out, sm, si, x, self.gamma.data, self.beta.data, self.moving_mean.data,
@@ -50,7 +51,7 @@ end
 
 function BN:backward(x, gout, need_input_grad)
   local gx
-  if need_input_grad ~= false then gx = self:buffer("grad_input", x:shape()) end
+  if need_input_grad ~= false then gx = self:buffer("grad_input", x:shape(), nil, x:device()) end
   K.batchnorm_backward(gx, self:grad_of(self.gamma), self:grad_of(self.beta), gout, x, self.gamma.data,
     self.save_mean, self.save_invstd, self._used_batch)
   return gx

@@ -72,7 +72,7 @@ function Conv2d:forward(x)
   local s = x:shape()
   if #s ~= 4 then error("Conv2d: expected a 4-D NCHW input, got " .. #s .. "-D", 2) end
   local ho, wo, p = self:geometry(s[3], s[4])
-  local out = self:buffer("output", { s[1], self.out_channels, ho, wo })
+  local out = self:buffer("output", { s[1], self.out_channels, ho, wo }, nil, x:device())
   K.conv2d_forward(out, x, self.weight.data, self.has_bias and self.bias.data or nil, self.stride, p, self.dilation,
     self.group)
   self._pad = p
@@ -81,7 +81,7 @@ end
 
 function Conv2d:backward(x, gout, need_input_grad)
   local gx
-  if need_input_grad ~= false then gx = self:buffer("grad_input", x:shape()) end
+  if need_input_grad ~= false then gx = self:buffer("grad_input", x:shape(), nil, x:device()) end
   local gw = self:grad_of(self.weight)
   local gb = self.has_bias and self:grad_of(self.bias) or nil
   if gx or gw or gb then

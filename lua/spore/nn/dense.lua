@@ -27,14 +27,14 @@ function Dense:forward(x)
   if #s ~= 2 or s[2] ~= self.in_channels then
     error(("Dense: expected input [N, %d], got [%s]"):format(self.in_channels, table.concat(s, ", ")), 2)
   end
-  local out = self:buffer("output", { s[1], self.out_channels })
+  local out = self:buffer("output", { s[1], self.out_channels }, nil, x:device())
   K.dense_forward(out, x, self.weight.data, self.has_bias and self.bias.data or nil)
   return out
 end
 
 function Dense:backward(x, gout, need_input_grad)
   local gx
-  if need_input_grad ~= false then gx = self:buffer("grad_input", x:shape()) end
+  if need_input_grad ~= false then gx = self:buffer("grad_input", x:shape(), nil, x:device()) end
   local gw = self:grad_of(self.weight)
   local gb = self.has_bias and self:grad_of(self.bias) or nil
   if gx or gw or gb then K.dense_backward(gx, gw, gb, gout, x, self.weight.data) end

@@ -2,6 +2,7 @@
 -- parameters in MindSpore order (own parameters first, then children in registration
 -- order), train()/eval(), zero_grad(), replace(), freeze(), buffers reused between steps.
 local T = require("spore.tensor")
+local D = require("spore.device")
 
 local M = {}
 
@@ -14,6 +15,7 @@ function M.Parameter(data, name, requires_grad)
 end
 
 local Module = {}
+local Module_call
 Module.__index = Module
 Module.__name = "Module"
 M.Module = Module
@@ -24,20 +26,38 @@ function M.class(name, parent)
   local cls = {}
   cls.__index = cls
   cls.__name = name
-  cls.__call = function(self, ...) return self:forward(...) end
+  cls.__call = Module_call
   cls.__tostring = function(self) return self:__repr() end
   cls.super = parent
   return setmetatable(cls, { __index = parent, __call = function(c, ...)
     local o = setmetatable({}, c)
     o:__base_init()
     o:__init(...)
+    -- initialised on the cpu (seeded generator: identical values on every device), then moved
+    local dev = D.get()
+    if dev ~= "cpu" then o:to(dev) end
     return o
   end })
 end
-Module.__call = function(self, ...) return self:forward(...) end
+local first_param
+--- net(x, ...): forward. The top-level input moves to the device of the net's parameters
+-- first when it lives elsewhere (as MindSpore moves host tensors to the device); a module
+-- without parameters runs where its input is. Layers inside call forward().
+Module_call = function(self, x, ...)
+  if T.is_tensor(x) then
+    local p = first_param(self)
+    if p then
+      local dev = p:device()
+      if x:device() ~= dev then x = x:to(dev) end
+    end
+  end
+  return self:forward(x, ...)
+end
+Module.__call = Module_call
 
 function Module:__base_init()
   self._params, self._modules, self.training = {}, {}, true
+  self._device = D.get()
 end
 function Module:__init() end
 function Module:__repr() return getmetatable(self).__name .. "()" end
@@ -150,18 +170,59 @@ function Module:replace(path, new)
   return new
 end
 
---- to(device): "cpu" (or nil) is the only device of this build; returns self.
+-- the first parameter's tensor, depth first (no name building: cheap enough per call)
+function first_param(m)
+  for _, e in ipairs(m._params) do if e[2].data then return e[2].data end end
+  for _, e in ipairs(m._modules) do
+    local t = first_param(e[2])
+    if t then return t end
+  end
+  return nil
+end
+
+--- The device name of the module: its first parameter's, else where it was built or last moved.
+function Module:device()
+  local t = first_param(self)
+  if t then return t:device() end
+  return rawget(self, "_device") or D.get()
+end
+
+local function move_module(m, dev, seen)
+  for _, e in ipairs(m._params) do
+    local p = e[2]
+    if not seen[p] then
+      seen[p] = true
+      if p.data and p.data:device() ~= dev then p.data = p.data:to(dev) end
+      if p.grad and p.grad:device() ~= dev then p.grad = p.grad:to(dev) end
+    end
+  end
+  local bufs = rawget(m, "_buffers")
+  if bufs then
+    for key in pairs(bufs) do
+      local t = rawget(m, key)
+      if T.is_tensor(t) and t:device() ~= dev then rawset(m, key, t:to(dev)) end
+    end
+  end
+  m._device = dev
+  for _, e in ipairs(m._modules) do move_module(e[2], dev, seen) end
+end
+
+--- to(device) ("cpu", "sim", "cuda:0"): moves every parameter (and its gradient) and every
+-- buffer to the device, in place: param.data is replaced by the moved tensor, the Parameter
+-- objects stay the same (optimizers and names keep working). Returns self.
 function Module:to(device)
-  if device == nil or device == "cpu" then return self end
-  error("Module:to('" .. tostring(device) .. "'): only 'cpu' modules are available in this build", 2)
+  if device == nil then device = "cpu" end
+  D.check(device, 2, "Module:to")
+  move_module(self, device, {})
+  return self
 end
 
 --- The gradient tensor of a parameter (allocated on first use), nil when frozen.
 function Module:grad_of(p)
   if not p or not p.requires_grad then return nil end
   local g = p.grad
-  if g == nil or not M.same_shape(g, p.data) then
-    g = T.zeros(p.data:shape(), p.data:dtype())
+  if g == nil or not M.same_shape(g, p.data) or g:device() ~= p.data:device() then
+    g = T.empty(p.data:shape(), p.data:dtype(), p.data:device()):zero_()
     p.grad = g
   end
   return g
@@ -175,12 +236,17 @@ function M.same_shape(t, shape)
   return true
 end
 
---- A buffer self[key] of the given shape, reallocated only when the shape changes.
-function Module:buffer(key, shape, dtype)
+--- A buffer self[key] of the given shape on device (default "cpu"; layers pass their
+-- input's device), reallocated only when the shape, dtype or device changes.
+function Module:buffer(key, shape, dtype, device)
   local t = rawget(self, key)
-  if t and M.same_shape(t, shape) and (dtype == nil or t:dtype() == dtype) then return t end
-  t = T.empty(shape, dtype)
+  device = device or "cpu"
+  if t and M.same_shape(t, shape) and (dtype == nil or t:dtype() == dtype) and t:device() == device then return t end
+  t = T.empty(shape, dtype, device)
   rawset(self, key, t)
+  local bufs = rawget(self, "_buffers")
+  if not bufs then bufs = {}; rawset(self, "_buffers", bufs) end
+  bufs[key] = true
   return t
 end
 

@@ -50,13 +50,13 @@ function MaxPool2d:forward(x)
   local s = input_shape(self, x)
   local ho, wo, p = geometry(self, s[3], s[4])
   local os = { s[1], s[2], ho, wo }
-  local out = self:buffer("output", os)
-  local am = self:buffer("argmax", os, "int32")
+  local out = self:buffer("output", os, nil, x:device())
+  local am = self:buffer("argmax", os, "int32", x:device())
   K.maxpool_forward(out, am, x, self.kernel_size, self.stride, p)
   return out
 end
 function MaxPool2d:backward(x, gout)
-  local gx = self:buffer("grad_input", x:shape())
+  local gx = self:buffer("grad_input", x:shape(), nil, x:device())
   K.maxpool_backward(gx, gout, self.argmax)
   return gx
 end
@@ -68,13 +68,13 @@ function AvgPool2d:__repr() return ("AvgPool2d(%d, stride=%d, pad_mode=%s)"):for
 function AvgPool2d:forward(x)
   local s = input_shape(self, x)
   local ho, wo, p = geometry(self, s[3], s[4])
-  local out = self:buffer("output", { s[1], s[2], ho, wo })
+  local out = self:buffer("output", { s[1], s[2], ho, wo }, nil, x:device())
   K.avgpool_forward(out, x, self.kernel_size, self.stride, p, false)
   return out
 end
 function AvgPool2d:backward(x, gout)
   local s = x:shape()
-  local gx = self:buffer("grad_input", s)
+  local gx = self:buffer("grad_input", s, nil, x:device())
   local _, _, p = geometry(self, s[3], s[4])
   K.avgpool_backward(gx, gout, self.kernel_size, self.stride, p, false)
   return gx

@@ -35,6 +35,17 @@ function Model.new(net, loss, opt, opts)
   return setmetatable({ network = net, loss_fn = loss, optimizer = opt, metric_names = names }, Model)
 end
 
+-- the device the net's parameters live on ("cpu" for a net without :device())
+local function device_of(net)
+  if type(net.device) == "function" then return net:device() end
+  return "cpu"
+end
+-- a batch tensor on the net's device (one explicit copy when it lives elsewhere)
+local function on(dev, t)
+  if T.is_tensor(t) and t:device() ~= dev then return t:to(dev) end
+  return t
+end
+
 local function call(list, method, ctx)
   for _, cb in ipairs(list) do
     if type(cb) == "function" then
@@ -84,6 +95,7 @@ function Model:train(epochs, dataset, opts)
   function ctx.original_args(c) return c end
   function ctx.request_stop(c) c._stop = true end
   if net.train then net:train() end
+  local dev = device_of(net)
   call(list, "on_train_begin", ctx)
   for epoch = initial + 1, epochs do
     ctx.cur_epoch_num = epoch
@@ -91,6 +103,7 @@ function Model:train(epochs, dataset, opts)
     call(list, "on_train_epoch_begin", ctx)
     local step = 0
     for x, y in dataset:batches() do
+      x, y = on(dev, x), on(dev, y)
       step = step + 1
       ctx.cur_step_num = ctx.cur_step_num + 1
       ctx.step_in_epoch = step
@@ -99,7 +112,9 @@ function Model:train(epochs, dataset, opts)
       if net.zero_grad then net:zero_grad() end
       local logits = net:forward(x)
       local l = number_of(loss:forward(logits, y))
-      net:backward(x, loss:backward(), false) -- nobody needs d(loss)/d(images)
+      -- nobody needs d(loss)/d(images); the loss gradient goes where the net is (a no-op when
+      -- the loss already allocates on the logits' device)
+      net:backward(x, on(dev, loss:backward()), false)
       opt:step()
       ctx.net_outputs, ctx.loss = l, l
       call(list, "on_train_step_end", ctx)
@@ -121,23 +136,29 @@ function Model:eval(dataset, opts)
   local m = Metrics.new(self.metric_names)
   local want_loss = m:wants("loss")
   if want_loss and not lossf then error("Model:eval: metric 'loss' needs a loss function", 2) end
+  local dev = device_of(net)
   return in_eval(net, function()
     local steps = 0
     for x, y in dataset:batches() do
       steps = steps + 1
+      x, y = on(dev, x), on(dev, y)
       local logits = net:forward(x)
       local l = want_loss and number_of(lossf:forward(logits, y)) or nil
-      m:update(logits, y, l)
+      -- metrics accumulate on the host, as MindSpore's do (asnumpy): one explicit copy of
+      -- the [N, K] logits and the labels per batch, nothing when the net is on the cpu
+      m:update(on("cpu", logits), on("cpu", y), l)
       if opts.steps and steps >= opts.steps then break end
     end
     return m:eval()
   end)
 end
 
---- Logits for one batch, computed in eval mode (mode restored). The result may
--- be the net's reused output buffer: clone it to keep it past the next forward.
+--- Logits for one batch, computed in eval mode (mode restored), on the net's device (x
+-- moves there first). The result may be the net's reused output buffer: clone it to keep
+-- it past the next forward.
 function Model:predict(x)
   local net = self.network
+  x = on(device_of(net), x)
   return in_eval(net, function() return net:forward(x) end)
 end
 
