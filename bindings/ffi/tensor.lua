@@ -486,15 +486,15 @@ end
 local function binary(a, b, opname, inplace)
   local op = OPS[opname]
   if is_tensor(a) and is_tensor(b) then
-    local out = inplace and a or M.empty(broadcast_shape(a, b), result_dtype(a, b))
+    local out = inplace and a or M.empty(broadcast_shape(a, b), result_dtype(a, b), a:device())
     check(C.sp_binary(H(out), H(a), H(b), op), opname)
     return out
   elseif is_tensor(a) and type(b) == "number" then
-    local out = inplace and a or M.empty(a:shape(), a:dtype())
+    local out = inplace and a or M.empty(a:shape(), a:dtype(), a:device())
     check(C.sp_binary_scalar(H(out), H(a), b, op, 0), opname)
     return out
   elseif type(a) == "number" and is_tensor(b) then
-    local out = M.empty(b:shape(), b:dtype())
+    local out = M.empty(b:shape(), b:dtype(), b:device())
     check(C.sp_binary_scalar(H(out), H(b), a, op, 1), opname)
     return out
   end
@@ -515,7 +515,7 @@ local UN = { neg = C.SP_UN_NEG, abs = C.SP_UN_ABS, exp = C.SP_UN_EXP, log = C.SP
   sqrt = C.SP_UN_SQRT, tanh = C.SP_UN_TANH, sigmoid = C.SP_UN_SIGMOID, relu = C.SP_UN_RELU }
 for name, op in pairs(UN) do
   Tensor[name] = function(self)
-    local out = M.empty(self:shape(), self:dtype())
+    local out = M.empty(self:shape(), self:dtype(), self:device())
     check(C.sp_unary(H(out), H(self), op), name)
     return out
   end
@@ -528,7 +528,7 @@ function Tensor:matmul(b)
   if self:dim() ~= 2 or b:dim() ~= 2 then
     error("matmul: expected 2-d tensors, got " .. self:dim() .. "-d and " .. b:dim() .. "-d", 2)
   end
-  local out = M.empty({ self:size(1), b:size(2) }, self:dtype())
+  local out = M.empty({ self:size(1), b:size(2) }, self:dtype(), self:device())
   check(C.sp_matmul(H(out), H(self), H(b), 0, 0, 1, 0), "matmul")
   return out
 end

@@ -31,8 +31,10 @@ function SCE:forward(logits, labels)
   elseif not self.sparse and labels:dtype() ~= "float32" then
     labels = labels:to("float32")
   end
-  local loss = self:buffer("output", { s[1] })
-  local prob = self:buffer("prob", s)
+  local dev = logits:device()
+  labels = labels:to(dev) -- labels follow the logits (MindSpore moves host labels to the device)
+  local loss = self:buffer("output", { s[1] }, nil, dev)
+  local prob = self:buffer("prob", s, nil, dev)
   K.xent_forward(loss, prob, logits, labels)
   self._labels = labels
   local sum = loss:sum() -- the engine reduces (accumulating in double)
@@ -44,7 +46,8 @@ function SCE:backward(grad_loss)
   local s = self.prob:shape()
   local scale = self.reduction == "mean" and 1 / s[1] or 1
   if type(grad_loss) == "number" then scale = scale * grad_loss; grad_loss = nil end
-  local gx = self:buffer("grad_input", s)
+  local gx = self:buffer("grad_input", s, nil, self.prob:device())
+  if T.is_tensor(grad_loss) then grad_loss = grad_loss:to(self.prob:device()) end
   K.xent_backward(gx, self.prob, self._labels, grad_loss, scale)
   return gx
 end
@@ -65,7 +68,7 @@ end
 
 --- Softmax over the last dim of [N, C] (a new tensor).
 function M.softmax(x)
-  local out = T.empty(x:shape())
+  local out = T.empty(x:shape(), nil, x:device())
   K.softmax(out, x)
   return out
 end

@@ -114,7 +114,7 @@ function Model:train(epochs, dataset, opts)
       local l = number_of(loss:forward(logits, y))
       -- nobody needs d(loss)/d(images); the loss gradient goes where the net is (a no-op when
       -- the loss already allocates on the logits' device)
-      net:backward(x, on(dev, loss:backward()), false)
+      net:backward(x, loss:backward(), false)
       opt:step()
       ctx.net_outputs, ctx.loss = l, l
       call(list, "on_train_step_end", ctx)
@@ -146,7 +146,7 @@ function Model:eval(dataset, opts)
       local l = want_loss and number_of(lossf:forward(logits, y)) or nil
       -- metrics accumulate on the host, as MindSpore's do (asnumpy): one explicit copy of
       -- the [N, K] logits and the labels per batch, nothing when the net is on the cpu
-      m:update(on("cpu", logits), on("cpu", y), l)
+      m:update(logits, y, l)
       if opts.steps and steps >= opts.steps then break end
     end
     return m:eval()
