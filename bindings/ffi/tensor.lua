@@ -188,6 +188,10 @@ local rng = ffi.new("uint64_t[1]", 5489)
 --- Seed the global generator (every random initialiser draws from it).
 function M.manual_seed(s) rng[0] = s end
 function M.rng_state() return rng end
+--- A private generator state (for a dataset's shuffles and augmentations), seeded.
+function M.new_rng(seed) return ffi.new("uint64_t[1]", seed or 0) end
+--- x rounded to float32 (as a Lua number).
+function M.to_float32(x) return tonumber(ffi.new("float", x)) end
 function M.rand(shape, lo, hi, dtype)
   local t = M.empty(shape, dtype)
   check(C.sp_rand_uniform(t.h, lo or 0, hi or 1, rng))
@@ -404,6 +408,12 @@ function Tensor:resize_(shape)
   check(C.sp_tensor_resize(H(self), n, b), "resize_")
   return self
 end
+--- resize_ that reports instead of raising: true when resized, false (nothing changed)
+-- when views share the storage.
+function Tensor:try_resize_(shape)
+  local b, n = shape_buf(shape)
+  return C.sp_tensor_resize(H(self), n, b) == 0
+end
 
 ---------------------------------------------------------------- copies and casts
 --- A contiguous copy, optionally converted to dtype.
@@ -452,6 +462,8 @@ function Tensor:fill_(v) check(C.sp_fill(H(self), v)); return self end
 function Tensor:zero_() return self:fill_(0) end
 function Tensor:uniform_(lo, hi) check(C.sp_rand_uniform(H(self), lo or 0, hi or 1, rng)); return self end
 function Tensor:normal_(mean, std) check(C.sp_rand_normal(H(self), mean or 0, std or 1, rng)); return self end
+--- Truncated normal in [mean-2std, mean+2std] (MindSpore's TruncatedNormal), in place.
+function Tensor:trunc_normal_(mean, std) check(C.sp_rand_trunc_normal(H(self), mean or 0, std or 1, rng)); return self end
 
 ---------------------------------------------------------------- arithmetic
 local OPS = { add = C.SP_OP_ADD, sub = C.SP_OP_SUB, mul = C.SP_OP_MUL, div = C.SP_OP_DIV,

@@ -77,7 +77,7 @@ function Dataset.new(images, labels, opts)
   self._item_shape = B.out_shape(h, w, c, self._ops, self._nops)
   self.image_dtype = dtype or (#ops > 0 and "float32" or images:dtype())
   if #ish == 3 and #ops == 0 then self._item_shape = { h, w, 1 } end
-  self._rng = require("ffi").new("uint64_t[1]", opts.seed or 0)
+  self._rng = require("ffi.tensor").new_rng(opts.seed or 0)
   self._order = B.index_array(size)
   for i = 0, size - 1 do self._order[i] = i end
   self.seed = opts.seed or 0

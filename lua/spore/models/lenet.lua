@@ -3,7 +3,7 @@
 -- fc1 400→120 → ReLU → fc2 120→84 → ReLU → fc3 84→num_class. Dense weights Normal(0.02).
 -- Parameters: conv1.weight conv2.weight fc1.weight fc1.bias fc2.weight fc2.bias fc3.weight fc3.bias.
 local nn = require("spore.nn")
-local chain = require("spore.models.chain")
+local chain = require("spore.nn.chain")
 
 local LeNet5 = nn.class("LeNet5")
 

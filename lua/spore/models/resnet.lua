@@ -12,7 +12,7 @@
 -- end_point He-uniform (a = √5) with a zero bias.
 local nn = require("spore.nn")
 local K = require("ffi.nn")
-local chain = require("spore.models.chain")
+local chain = require("spore.nn.chain")
 
 local M = {}
 local function conv_init() return nn.HeNormal(0, "fan_out", "relu") end

@@ -62,8 +62,7 @@ function I.initialize(spec, shape, dtype)
   if k == "const" then t:fill_(spec.value)
   elseif k == "normal" then t:normal_(spec.mean, spec.sigma)
   elseif k == "trunc_normal" then
-    local fn = require("ffi.lib")
-    fn.check(fn.C.sp_rand_trunc_normal(t:handle(), 0, spec.sigma, T.rng_state()))
+    t:trunc_normal_(0, spec.sigma)
   elseif k == "uniform" then t:uniform_(-spec.scale, spec.scale)
   elseif k == "he_uniform" or k == "he_normal" then
     local fi, fo = fans(shape)

@@ -237,11 +237,17 @@ function M.same_shape(t, shape)
 end
 
 --- A buffer self[key] of the given shape on device (default "cpu"; layers pass their
--- input's device), reallocated only when the shape, dtype or device changes.
+-- input's device). A new shape resizes it in place within its capacity (a short last
+-- batch does not reallocate); a new dtype or device reallocates.
 function Module:buffer(key, shape, dtype, device)
   local t = rawget(self, key)
   device = device or "cpu"
-  if t and M.same_shape(t, shape) and (dtype == nil or t:dtype() == dtype) and t:device() == device then return t end
+  if t and (dtype == nil or t:dtype() == dtype) and t:device() == device then
+    if M.same_shape(t, shape) then return t end
+    -- a short last batch (or the next full one): in place within the storage's capacity,
+    -- unless a view of the old buffer is still alive
+    if t:try_resize_(shape) then return t end
+  end
   t = T.empty(shape, dtype, device)
   rawset(self, key, t)
   local bufs = rawget(self, "_buffers")

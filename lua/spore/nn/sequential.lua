@@ -1,6 +1,7 @@
 --- spore.nn.SequentialCell({m1, m2, ...}) or SequentialCell(m1, m2, ...): children named
--- "0", "1", ...; backward runs the children in reverse with their recorded inputs.
+-- "0", "1", ...; forward and backward go through spore.nn.chain (the one runner).
 local base = require("spore.nn.module")
+local chain = require("spore.nn.chain")
 
 local Seq = base.class("SequentialCell")
 
@@ -20,23 +21,21 @@ function Seq:__repr()
   for _, e in ipairs(self._modules) do parts[#parts + 1] = "  (" .. e[1] .. "): " .. tostring(e[2]) end
   return "SequentialCell(\n" .. table.concat(parts, "\n") .. "\n)"
 end
+-- the children in order, for the one sequential runner (spore.nn.chain)
+function Seq:_list()
+  local l = self._l or {}
+  self._l = l
+  for i, e in ipairs(self._modules) do l[i] = e[2] end
+  for i = #self._modules + 1, #l do l[i] = nil end
+  return l
+end
 function Seq:forward(x)
-  local ins = self._inputs or {}
-  self._inputs = ins
-  for i, e in ipairs(self._modules) do
-    ins[i] = x
-    x = e[2]:forward(x)
-  end
-  self.output = x
-  return x
+  self._inputs = self._inputs or {}
+  self.output = chain.forward(self:_list(), self._inputs, x)
+  return self.output
 end
 function Seq:backward(_, gout, need_input_grad)
-  local ins = self._inputs
-  for i = #self._modules, 1, -1 do
-    local need = i > 1 or need_input_grad ~= false
-    gout = self._modules[i][2]:backward(ins[i], gout, need)
-  end
-  return gout
+  return chain.backward(self:_list(), self._inputs, gout, need_input_grad)
 end
 
 return Seq

@@ -9,7 +9,7 @@
 --   ctx:request_stop() ends training after the current step.
 -- Every callback that prints takes opts.print (a function(line)); default: stdout.
 local B = require("ffi.data")
-local ffi = require("ffi")
+local f32 = require("ffi.tensor").to_float32
 
 local M = {}
 
@@ -26,10 +26,10 @@ function M.format_loss(x)
   if x ~= x then return "nan" end
   if x == math.huge then return "inf" end
   if x == -math.huge then return "-inf" end
-  local f = tonumber(ffi.new("float", x))
+  local f = f32(x)
   for p = 1, 9 do
     local s = string.format("%." .. p .. "g", f)
-    if tonumber(ffi.new("float", tonumber(s))) == f then
+    if f32(tonumber(s)) == f then
       if not s:find("[%.e]") then s = s .. ".0" end
       return s
     end

@@ -1,6 +1,7 @@
---- spore.models.chain — run an ordered list of modules forward and backward (used by
--- models whose registered children, which define parameter names, differ from the
--- execution order, e.g. LeNet5 reusing ReLU/MaxPool).
+--- spore.nn.chain — the one sequential runner: run an ordered list of modules forward
+-- (remembering each module's input) and backward in reverse. SequentialCell runs its
+-- children with it; models whose registered children (which define parameter names)
+-- differ from the execution order, e.g. LeNet5 reusing ReLU/MaxPool, run their own list.
 local M = {}
 --- forward through list; remembers each module's input in ins.
 function M.forward(list, ins, x)
