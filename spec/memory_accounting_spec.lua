@@ -40,6 +40,8 @@ describe("sp_mem_stats counts checkpoint bytes", function()
   after_each(function()
     spore.config{ ckpt_cache_mb = cache_mb }
     os.execute("rm -rf " .. dir)
+    collectgarbage("collect")
+    ckpt.release_cache() -- leave no cached blocks behind for the specs that measure RSS
   end)
 
   it("a ~50 MB .ckpt: load raises live bytes by >= 0.95x its tensor bytes; free + release_cache returns them", function()

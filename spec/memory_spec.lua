@@ -1,11 +1,11 @@
 -- memory_spec.lua — the heap-tracking policy: engine memory the GC cannot see
 -- is still reclaimed, so allocating 10 GB in 1 MB pieces without free() keeps
--- RSS under 500 MB.
+-- RSS within 500 MB of where it started (what earlier specs left is not counted).
 local spore = require("spore")
 local H = spec_helper
 
 describe("heap tracking", function()
-  it("keeps RSS under 500 MB while 10 GB of 1 MB tensors are dropped without free()", function()
+  it("keeps RSS growth under 500 MB while 10 GB of 1 MB tensors are dropped without free()", function()
     collectgarbage("collect")
     local rss0 = H.rss()
     local peak = rss0
@@ -15,7 +15,7 @@ describe("heap tracking", function()
       if i % 256 == 0 then peak = math.max(peak, H.rss()) end
     end
     peak = math.max(peak, H.rss())
-    assert.is_true(peak < 500 * 1024 * 1024, ("peak RSS %.0f MB"):format(peak / 2^20))
+    assert.is_true(peak - rss0 < 500 * 1024 * 1024, ("peak RSS %.0f MB, %.0f MB over the start"):format(peak / 2^20, (peak - rss0) / 2^20))
     assert.is_true(spore.mem_stats().collections > 0)
   end)
   it("counts live bytes and releases them on free()", function()
