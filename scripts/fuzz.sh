@@ -14,7 +14,7 @@ fi
 make -s build/gen/checkpoint.pb-c.c build/gen/checkpoint.pb-c.h >/dev/null
 OUT=build/fuzz
 mkdir -p "$OUT"
-SRC=$(ls engine/core/*.c engine/cpu/*.c engine/io/*.c)
+SRC=$(ls engine/core/*.c engine/ops/*.c engine/cpu/*.c engine/io/*.c)
 FLAGS=(-std=c11 -O1 -g -D_GNU_SOURCE -fopenmp -Iengine/include -Iengine -Ibuild/gen -fsanitize=fuzzer,address,undefined
        -fno-sanitize-recover=undefined -w)
 LIBS=(-lopenblas -lprotobuf-c -lz -lcrypto -lcjson -lm -lpthread)

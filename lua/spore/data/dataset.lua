@@ -119,6 +119,16 @@ end
 
 --- Iterate the batches of one pass (× repeat): `for images, labels in ds:batches()`.
 -- Reshuffles at the start of every pass when shuffle is on (seeded, reproducible).
+-- views of the first n rows of a batch's images and labels, made once per short size
+local function tail(cache, images, labels, n)
+  local t = cache[n]
+  if not t then
+    t = { images:narrow(1, 1, n), labels:narrow(1, 1, n) }
+    cache[n] = t
+  end
+  return t[1], t[2]
+end
+
 function Dataset:batches()
   local img, lab = self:_buffers()
   local order, size, bs = self._order, self._size, self.batch
@@ -135,27 +145,13 @@ function Dataset:batches()
     local n = math.min(bs, size - pos)
     local idx = order + pos
     local bi, bl = img, lab
-    if n < bs then
-      local t = self._tail[n]
-      if not t then
-        t = { img:narrow(1, 1, n), lab:narrow(1, 1, n) }
-        self._tail[n] = t
-      end
-      bi, bl = t[1], t[2]
-    end
+    if n < bs then bi, bl = tail(self._tail, img, lab, n) end
     B.image_batch(bi, self.images, idx, n, self._ops, self._nops, self._rng)
     B.gather_rows(bl, self.labels, idx, n)
     pos = pos + n
     local di, dl = self._dimg, self._dlab
     if di then
-      if n < bs then
-        local t = self._dtail[n]
-        if not t then
-          t = { di:narrow(1, 1, n), dl:narrow(1, 1, n) }
-          self._dtail[n] = t
-        end
-        di, dl = t[1], t[2]
-      end
+      if n < bs then di, dl = tail(self._dtail, di, dl, n) end
       di:copy_(bi)
       dl:copy_(bl)
       return di, dl

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# compare_commits.sh REV [rounds=5] — spore's LeNet/ResNet figures (scripts/bench/nn_spore.lua)
+# for the working tree and for REV (built in a temporary worktree), measured in the same run
+# with the two alternating round by round, so that load from other processes hits both
+# alike. One JSON line per figure: {"name", "unit", "this", "base", "base_rev", "ratio"}
+# (ratio = this/base: images/s > 1 is faster now, ms < 1 is faster now), medians of rounds.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+REV=${1:?usage: compare_commits.sh REV [rounds]}
+ROUNDS=${2:-5}
+tmp=$(mktemp -d)
+trap 'git worktree remove --force "$tmp/base" >/dev/null 2>&1 || true; rm -rf "$tmp"' EXIT
+git worktree add --detach "$tmp/base" "$REV" >/dev/null 2>&1
+make -s -j2 >/dev/null
+(cd "$tmp/base" && make -s -j2 >/dev/null 2>&1)
+for ((r = 1; r <= ROUNDS; r++)); do
+  SPORE_LIB="$PWD/build/libspore.so" luajit scripts/bench/nn_spore.lua 1 >>"$tmp/this.tsv"
+  (cd "$tmp/base" && SPORE_LIB="$PWD/build/libspore.so" luajit scripts/bench/nn_spore.lua 1) >>"$tmp/base.tsv"
+done
+/usr/bin/python3 - "$tmp/this.tsv" "$tmp/base.tsv" "$REV" <<'PY'
+import json, statistics, sys
+def load(p):
+    d, u, order = {}, {}, []
+    for line in open(p):
+        name, unit, value, _ = line.rstrip("\n").split("\t")
+        if name not in d: order.append(name)
+        d.setdefault(name, []).append(float(value)); u[name] = unit
+    return d, u, order
+this, units, order = load(sys.argv[1])
+base, _, _ = load(sys.argv[2])
+for n in order:
+    a, b = statistics.median(this[n]), statistics.median(base.get(n, [float("nan")]))
+    print(json.dumps({"name": n, "unit": units[n], "this": round(a, 3), "base": round(b, 3),
+                      "base_rev": sys.argv[3], "ratio": round(a / b, 3), "rounds": len(this[n])}))
+PY
