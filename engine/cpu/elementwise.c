@@ -61,6 +61,19 @@ static int apply_int(int op, int64_t a, int64_t b, int64_t *r) {
 
 static const char *OPN[] = {"add", "sub", "mul", "div", "max", "min", "pow"};
 
+/* The float32 loops stand alone so that each vectorises (inside the big dispatcher GCC
+ * left the add+relu select scalar: 6 % of a ResNet50 forward instead of 1 %). */
+__attribute__((noinline)) static void add_f32(float *o, const float *x, const float *y, int64_t n) {
+#pragma omp parallel for schedule(static) if (nn_par(n))
+    for (int64_t i = 0; i < n; i++) o[i] = x[i] + y[i];
+}
+__attribute__((noinline)) static void add_relu_f32(float *o, const float *x, const float *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) { float v = x[i] + y[i]; o[i] = v > 0.0f ? v : 0.0f; } /* branch-free */
+}
+__attribute__((noinline)) static void relu_f32(float *o, const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) o[i] = x[i] > 0.0f ? x[i] : 0.0f; /* branch-free */
+}
+
 sp_status sp_cpu_binary(sp_tensor *out, const sp_tensor *a, const sp_tensor *b, int op) {
     /* broadcast shape, right-aligned (checked by sp_binary) */
     int nd = out->ndim;
@@ -84,13 +97,8 @@ sp_status sp_cpu_binary(sp_tensor *out, const sp_tensor *a, const sp_tensor *b, 
         float *o = SP_DATA(out);
         const float *x = SP_DATA(a), *y = SP_DATA(b);
         switch (op) {
-        case SP_OP_ADD:
-#pragma omp parallel for schedule(static) if (nn_par(n))
-            for (int64_t i = 0; i < n; i++) o[i] = x[i] + y[i];
-            return SP_OK;
-        case SP_OP_ADD_RELU: /* branch-free so that it vectorises */
-            for (int64_t i = 0; i < n; i++) { float v = x[i] + y[i]; o[i] = v > 0.0f ? v : 0.0f; }
-            return SP_OK;
+        case SP_OP_ADD: add_f32(o, x, y, n); return SP_OK;
+        case SP_OP_ADD_RELU: add_relu_f32(o, x, y, n); return SP_OK;
         case SP_OP_SUB: for (int64_t i = 0; i < n; i++) o[i] = x[i] - y[i]; return SP_OK;
         case SP_OP_MUL: for (int64_t i = 0; i < n; i++) o[i] = x[i] * y[i]; return SP_OK;
         case SP_OP_DIV: for (int64_t i = 0; i < n; i++) o[i] = x[i] / y[i]; return SP_OK;
@@ -151,10 +159,7 @@ sp_status sp_cpu_unary(sp_tensor *out, const sp_tensor *a, int op) {
     int64_t n = sp_tensor_numel(a);
     if (op == SP_UN_RELU && out->dtype == SP_FLOAT32 && a->dtype == SP_FLOAT32 && sp_tensor_is_contiguous(out) &&
         sp_tensor_is_contiguous(a)) {
-        const float *x = SP_DATA(a);
-        float *o = SP_DATA(out);
-        /* branch-free so that it vectorises (a branch mispredicts on half of random data) */
-        for (int64_t i = 0; i < n; i++) o[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        relu_f32(SP_DATA(out), SP_DATA(a), n);
         return SP_OK;
     }
     for (int64_t i = 0; i < n; i++) {
