@@ -37,6 +37,9 @@ struct sp_tensor {
 /* A contiguous host tensor with t's values: a view of t when t is contiguous host
  * memory, else a copy (through the device's explicit copy when t is on a device). */
 sp_status sp_tensor_host_contiguous(sp_tensor **out, const sp_tensor *t);
+/* Error unless t lives in host-addressable memory (the data pipeline and the file writers
+ * run on the host; a device tensor is copied out first, explicitly). */
+sp_status sp_require_host(const char *op, const sp_tensor *t, const char *what);
 /* Error unless every non-NULL tensor is on d's device (names the op and the tensor). */
 sp_status sp_check_same_device(const char *op, int n, const sp_tensor *const *ts, const char *const *names);
 

@@ -478,6 +478,13 @@ sp_status sp_tensor_write(sp_tensor *t, const void *src, size_t nbytes) {
     return st;
 }
 
+sp_status sp_require_host(const char *op, const sp_tensor *t, const char *what) {
+    if (t && !SP_DEV(t)->host_visible)
+        return sp_error(SP_EDEVICE, "%s: %s is on device %s; this op runs on host tensors (copy it with to(\"cpu\"))",
+                        op, what, SP_DEV(t)->name);
+    return SP_OK;
+}
+
 sp_status sp_check_same_device(const char *op, int n, const sp_tensor *const *ts, const char *const *names) {
     const sp_tensor *first = NULL;
     int fi = 0;

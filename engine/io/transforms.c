@@ -36,6 +36,9 @@ sp_status sp_shuffle_indices(int64_t *idx, int64_t n, uint64_t *state) {
 sp_status sp_gather_rows(sp_tensor *dst, const sp_tensor *src, const int64_t *idx, int64_t n) {
     if (!dst || !src || (n > 0 && !idx)) return sp_error(SP_EINVAL, "gather_rows: NULL argument");
     if (src->ndim < 1 || dst->ndim < 1) return sp_error(SP_EINVAL, "gather_rows: src and dst need at least one dim");
+    sp_status hs = sp_require_host("gather_rows", src, "src");
+    if (!hs) hs = sp_require_host("gather_rows", dst, "dst");
+    if (hs) return hs;
     if (!sp_tensor_is_contiguous(src) || !sp_tensor_is_contiguous(dst))
         return sp_error(SP_EINVAL, "gather_rows: src and dst must be contiguous");
     if (dst->shape[0] != n) return sp_error(SP_EINVAL, "gather_rows: dst has %lld rows, expected %lld", (long long)dst->shape[0], (long long)n);
@@ -228,6 +231,9 @@ sp_status sp_image_batch(sp_tensor *out, const sp_tensor *src, const int64_t *id
         return sp_error(SP_EINVAL, "image_batch: source images must be uint8 or float32, got %s", sp_dtype_name(src->dtype));
     if (src->ndim != 3 && src->ndim != 4)
         return sp_error(SP_EINVAL, "image_batch: source images must be [N,H,W] or [N,H,W,C], got %d dims", src->ndim);
+    sp_status hs = sp_require_host("image_batch", src, "src");
+    if (!hs) hs = sp_require_host("image_batch", out, "out");
+    if (hs) return hs;
     if (!sp_tensor_is_contiguous(src) || !sp_tensor_is_contiguous(out))
         return sp_error(SP_EINVAL, "image_batch: source and output must be contiguous");
     int64_t N = src->shape[0], H = src->shape[1], W = src->shape[2], Cc = src->ndim == 4 ? src->shape[3] : 1;

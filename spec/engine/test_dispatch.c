@@ -3,6 +3,7 @@
  * devices; ops on sim tensors give the cpu result; sp_tensor_resize in place and
  * reallocating; sp_tensor_data refuses sim memory. */
 #include "check.h"
+#include "core/internal.h" /* SP_DATA: a pointer into the sim arena, as a buggy host might hold */
 
 #include <math.h>
 #include <stdlib.h>
@@ -269,4 +270,37 @@ SUITE(dispatch_resize) {
     CHECK(ok, "resized sim tensor keeps its 6 values");
     sp_tensor_free(c);
     sp_tensor_free(s);
+}
+
+/* The data pipeline and explicit copies never hand host code a device pointer. */
+SUITE(dispatch_host_only_ops_refuse_device_tensors) {
+    int64_t s[4] = {2, 4, 4, 1}, so[4] = {1, 4, 4, 1}, idx[1] = {1};
+    sp_tensor *img = NULL, *out = NULL, *dimg = NULL, *dout = NULL;
+    CHECK_OK(sp_tensor_new(&img, SP_UINT8, 4, s));
+    CHECK_OK(sp_tensor_new(&out, SP_FLOAT32, 4, so));
+    CHECK_OK(sp_tensor_new_on(&dimg, SP_UINT8, 4, s, SP_DEVICE_SIM));
+    CHECK_OK(sp_tensor_new_on(&dout, SP_FLOAT32, 4, so, SP_DEVICE_SIM));
+    CHECK_OK(sp_image_batch(out, img, idx, 1, NULL, 0, NULL));
+    sp_status st = sp_image_batch(dout, img, idx, 1, NULL, 0, NULL);
+    CHECK(st == SP_EDEVICE && strstr(sp_last_error(), "image_batch: out is on device sim"),
+          "image_batch into a sim tensor refused: '%s'", sp_last_error());
+    st = sp_image_batch(out, dimg, idx, 1, NULL, 0, NULL);
+    CHECK(st == SP_EDEVICE && strstr(sp_last_error(), "src is on device sim"), "image_batch from sim refused");
+    st = sp_gather_rows(dout, img, idx, 1);
+    CHECK(st == SP_EDEVICE && strstr(sp_last_error(), "gather_rows: dst is on device sim"), "gather_rows refused");
+    /* host pointers into the sim arena are refused where the API takes host memory */
+    CHECK(sp_tensor_data(dimg) == NULL, "no host address for a sim tensor");
+    void *arena = SP_DATA(dimg);
+    sp_tensor *bad = NULL;
+    CHECK(sp_tensor_from_data(&bad, SP_UINT8, 4, s, arena, 32) == SP_EINVAL && !bad &&
+          strstr(sp_last_error(), "sim device memory"), "from_data with a sim pointer refused: '%s'", sp_last_error());
+    CHECK(sp_tensor_adopt(&bad, SP_UINT8, 4, s, arena, 32, NULL, NULL) == SP_EINVAL && !bad, "adopt of sim memory refused");
+    CHECK(sp_tensor_read(img, arena, 32) == SP_EINVAL, "read into sim memory refused");
+    CHECK(sp_tensor_write(img, arena, 32) == SP_EINVAL, "write from sim memory refused");
+    sp_tensor *h = NULL;
+    CHECK_OK(sp_tensor_to_device(&h, dimg, SP_DEVICE_CPU));
+    CHECK(sp_tensor_device(h) == SP_DEVICE_CPU && sp_tensor_data(h) != NULL, "an explicit copy to the cpu is addressable");
+    sp_tensor_free(h);
+    sp_tensor *a[] = {img, out, dimg, dout};
+    for (int i = 0; i < 4; i++) sp_tensor_free(a[i]);
 }
