@@ -45,7 +45,7 @@ CDEF   := bindings/ffi/cdef.lua
 TEST_ENGINE := $(BUILD)/test_engine
 HOST_EXAMPLE := $(BUILD)/spore_host_example
 
-.PHONY: all deps test demo bench bench-deps repl install clean fuzz cdef check-engine
+.PHONY: all deps test demo bench bench-compare bench-deps repl install clean fuzz cdef check-engine
 
 all: $(LIB_SO) $(LIB_A) $(CDEF) $(HOST_EXAMPLE)
 
@@ -107,6 +107,10 @@ bench-deps:
 
 bench: all
 	@bash scripts/bench/run.sh $(BUILD)
+
+# spore's LeNet/ResNet figures against another commit, alternating in one run: make bench-compare REV=main~1
+bench-compare: all
+	@bash scripts/bench/compare_commits.sh $(or $(REV),HEAD~1) $(or $(ROUNDS),5)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig \
