@@ -6,6 +6,8 @@
 -- cli.main(spec, fn): parses arg; --help prints usage (exit 0); a usage error prints
 -- the message and usage on stderr (exit 2); an error raised by fn prints one line
 -- `name: message` on stderr (exit 1; SPORE_DEBUG=1 adds the traceback).
+local class = require("spore.class")
+
 local M = {}
 
 local function usage(spec)
@@ -21,10 +23,10 @@ local function usage(spec)
 end
 M.usage = usage
 
-local UsageError = {}
-UsageError.__index = UsageError
-UsageError.__tostring = function(e) return e.msg end
-local function uerr(msg) error(setmetatable({ msg = msg }, UsageError), 0) end
+local UsageError = class("UsageError")
+function UsageError:__init(msg) self.msg = msg end
+function UsageError:__tostring() return self.msg end
+local function uerr(msg) error(UsageError(msg), 0) end
 
 local function convert(flag, ty, s)
   if ty == "string" then return s end

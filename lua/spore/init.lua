@@ -46,6 +46,8 @@ spore.manual_seed = T.manual_seed
 spore.from_pointer = T.from_pointer
 spore.dtypes = T.dtypes
 spore.print_options = T.print_options
+--- spore.class(name, parent) → a class (lua/spore/class.lua: the one class idiom).
+spore.class = require("spore.class")
 
 local E = require("ffi.config")
 

@@ -19,6 +19,8 @@ M.Report = Report
 M.rules = require("spore.ckpt.rules")
 
 ---------------------------------------------------------------- ordered dicts
+-- Not a spore.class on purpose: a dict is a name → tensor map, and a class's own fields
+-- (new, super, __name) would read as entries; only keys/pairs are visible through it.
 local Dict = {}
 local ORDER = setmetatable({}, { __mode = "k" })
 

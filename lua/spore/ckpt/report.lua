@@ -2,10 +2,11 @@
 -- entry = { name = <net name or ckpt key>, key = <ckpt key>, status = "loaded" | "cast" |
 --   "skipped" | "not_in_ckpt" | "not_in_net" | "dropped", from = dtype, to = dtype,
 --   reason = text, ckpt_shape = {..}, net_shape = {..} }
-local R = {}
-R.__index = R
+local class = require("spore.class")
 
-function R.new() return setmetatable({ entries = {}, loaded = {}, cast = {}, skipped = {}, prefix = nil }, R) end
+local R = class("Report")
+
+function R:__init() self.entries, self.loaded, self.cast, self.skipped, self.prefix = {}, {}, {}, {}, nil end
 
 function R:add(e)
   self.entries[#self.entries + 1] = e

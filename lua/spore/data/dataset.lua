@@ -12,10 +12,9 @@ local B = require("ffi.data")
 local T = require("spore.tensor")
 local tf = require("spore.data.transforms")
 local D = require("spore.device")
+local class = require("spore.class")
 
-local Dataset = {}
-Dataset.__index = Dataset
-Dataset.__name = "Dataset"
+local Dataset = class("Dataset")
 
 local function opt_bool(v, default)
   if v == nil then return default end

@@ -10,74 +10,15 @@
 -- down_sample_layer = [1×1 conv with the stride, BN] when stride ≠ 1 or channels change
 -- (res_base: that BN is eps 1e-5, momentum 0.1). Conv weights He-normal (fan_out, relu),
 -- end_point He-uniform (a = √5) with a zero bias.
+-- The network class is here (with the resnet18/34/50 makers); the block is in
+-- models/residual_block.lua, the shared layer makers in models/resnet_common.lua.
 local nn = require("spore.nn")
-local K = require("ffi.nn")
 local chain = require("spore.nn.chain")
+local R = require("spore.models.resnet_common")
+local Block = require("spore.models.residual_block")
 
 local M = {}
-local function conv_init() return nn.HeNormal(0, "fan_out", "relu") end
-local function conv(cin, cout, k, stride, res_base)
-  if res_base then
-    return nn.Conv2d(cin, cout, k, { stride = stride or 1, pad_mode = "pad", padding = math.floor((k - 1) / 2),
-      weight_init = conv_init() })
-  end
-  return nn.Conv2d(cin, cout, k, { stride = stride or 1, pad_mode = "same", weight_init = conv_init() })
-end
--- the zoo's _bn(channel, res_base)
-local function bn(c, res_base)
-  if res_base then return nn.BatchNorm2d(c, { eps = 1e-5, momentum = 0.1 }) end
-  return nn.BatchNorm2d(c, { eps = 1e-4, momentum = 0.9 })
-end
-
----------------------------------------------------------------- blocks
-local Block = nn.class("ResidualBlock")
 M.ResidualBlock = Block
---- ResidualBlock(in, out, stride, bottleneck): the zoo's ResidualBlock (bottleneck) or
--- ResidualBlockBase (res_base, BN children named bn1d / bn2d).
-function Block:__init(cin, cout, stride, bottleneck)
-  stride = stride or 1
-  self.bottleneck = bottleneck ~= false
-  local rb = not self.bottleneck
-  if self.bottleneck then
-    local ch = math.floor(cout / 4)
-    self:register_module("conv1", conv(cin, ch, 1, 1)); self:register_module("bn1", bn(ch))
-    self:register_module("conv2", conv(ch, ch, 3, stride)); self:register_module("bn2", bn(ch))
-    self:register_module("conv3", conv(ch, cout, 1, 1)); self:register_module("bn3", bn(cout))
-  else
-    self:register_module("conv1", conv(cin, cout, 3, stride, true)); self:register_module("bn1d", bn(cout))
-    self:register_module("conv2", conv(cout, cout, 3, 1, true)); self:register_module("bn2d", bn(cout))
-  end
-  if stride ~= 1 or cin ~= cout then
-    self:register_module("down_sample_layer", nn.SequentialCell({ conv(cin, cout, 1, stride, rb), bn(cout, rb) }))
-  end
-  self._relus = { nn.ReLU(), nn.ReLU() }
-  self._ins = {}
-end
-function Block:_list()
-  local r = self._relus
-  if self.bottleneck then return { self.conv1, self.bn1, r[1], self.conv2, self.bn2, r[2], self.conv3, self.bn3 } end
-  return { self.conv1, self.bn1d, r[1], self.conv2, self.bn2d }
-end
-function Block:forward(x)
-  local c = chain.forward(self:_list(), self._ins, x)
-  local id = self.down_sample_layer and self.down_sample_layer:forward(x) or x
-  local out = self:buffer("output", c:shape(), nil, c:device())
-  K.add(out, c, id, true)
-  return out
-end
-function Block:backward(x, g, need_input_grad)
-  local gs = self:buffer("grad_sum", g:shape(), nil, self.output:device())
-  K.relu_backward(gs, g, self.output)
-  local gmain = chain.backward(self:_list(), self._ins, gs, need_input_grad)
-  if need_input_grad == false then
-    if self.down_sample_layer then self.down_sample_layer:backward(x, gs, false) end
-    return nil
-  end
-  local gid = self.down_sample_layer and self.down_sample_layer:backward(x, gs) or gs
-  local gx = self:buffer("grad_input", x:shape(), nil, x:device())
-  K.add(gx, gmain, gid, false)
-  return gx
-end
 
 ---------------------------------------------------------------- network
 local ResNet = nn.class("ResNet")
@@ -86,8 +27,8 @@ M.ResNet = ResNet
 function ResNet:__init(layer_nums, in_ch, out_ch, strides, class_num, bottleneck)
   local rb = bottleneck == false -- the zoo's res_base (resnet18/34)
   self:register_module("conv1", rb and nn.Conv2d(3, 64, 7, { stride = 2, pad_mode = "pad", padding = 3,
-    weight_init = conv_init() }) or conv(3, 64, 7, 2))
-  self:register_module("bn1", bn(64, rb))
+    weight_init = R.conv_init() }) or R.conv(3, 64, 7, 2))
+  self:register_module("bn1", R.bn(64, rb))
   self:register_module("relu", nn.ReLU())
   -- res_base pads with zeros before a "valid" pool; after ReLU that equals a padded max
   self:register_module("maxpool", rb and nn.MaxPool2d{ kernel_size = 3, stride = 2, pad_mode = "pad", padding = 1 }

@@ -3,6 +3,7 @@
 -- order), train()/eval(), zero_grad(), replace(), freeze(), buffers reused between steps.
 local T = require("spore.tensor")
 local D = require("spore.device")
+local class = require("spore.class")
 
 local M = {}
 
@@ -14,30 +15,31 @@ function M.Parameter(data, name, requires_grad)
            __parameter = true }
 end
 
-local Module = {}
+local Module = class("Module")
 local Module_call
-Module.__index = Module
-Module.__name = "Module"
 M.Module = Module
 
---- class(name, parent): a subclass; calling the class constructs (runs __init).
-function M.class(name, parent)
-  parent = parent or Module
-  local cls = {}
-  cls.__index = cls
-  cls.__name = name
-  cls.__call = Module_call
-  cls.__tostring = function(self) return self:__repr() end
-  cls.super = parent
-  return setmetatable(cls, { __index = parent, __call = function(c, ...)
-    local o = setmetatable({}, c)
+-- the constructor of every module class: __base_init, __init(...), then the move to the
+-- default device (spore.device). Initialised on the cpu (seeded generator: identical values
+-- on every device), then moved.
+local function module_new(cls)
+  return function(...)
+    local o = setmetatable({}, cls)
     o:__base_init()
     o:__init(...)
-    -- initialised on the cpu (seeded generator: identical values on every device), then moved
     local dev = D.get()
     if dev ~= "cpu" then o:to(dev) end
     return o
-  end })
+  end
+end
+Module.new = module_new(Module)
+
+--- class(name, parent=Module): a module subclass (spore.class); calling the class (or
+-- its new) constructs. Instances get Module's __call (forward) and __tostring (__repr).
+function M.class(name, parent)
+  local cls = class(name, parent or Module)
+  cls.new = module_new(cls)
+  return cls
 end
 local first_param
 --- net(x, ...): forward. The top-level input moves to the device of the net's parameters
@@ -54,6 +56,7 @@ Module_call = function(self, x, ...)
   return self:forward(x, ...)
 end
 Module.__call = Module_call
+Module.__tostring = function(self) return self:__repr() end
 
 function Module:__base_init()
   self._params, self._modules, self.training = {}, {}, true

@@ -15,11 +15,9 @@
 -- gradient buffers (found through a weak registry keyed by the view tensors); in another
 -- layout each sync() moves the values into its own buffers, which stays correct.
 local T = require("spore.tensor")
+local class = require("spore.class")
 
-local Flat = {}
-Flat.__index = Flat
-Flat.__name = "Flat"
-setmetatable(Flat, { __call = function(cls, ...) return cls.new(...) end })
+local Flat = class("Flat")
 
 -- view tensor (a p.data of some store) → its store; weak both ways, so that the registry
 -- keeps neither alive (the store's index_of gives the view's position)

@@ -17,25 +17,21 @@
 local T = require("spore.tensor")
 local base = require("spore.nn.module")
 local Flat = require("spore.optim.flat")
+local class = require("spore.class")
 
-local Optimizer = {}
-Optimizer.__index = Optimizer
-Optimizer.__name = "Optimizer"
-setmetatable(Optimizer, { __call = function(cls, ...) return cls.new(...) end })
+local Optimizer = class("Optimizer")
 
 --- Optimizer.new: the base class is not an algorithm.
 function Optimizer.new()
   error("spore.optim.Optimizer is a base class: use spore.optim.Momentum, SGD or Adam", 2)
 end
 
---- Optimizer.class(name) → a subclass; `Cls(...)` and `Cls.new(...)` construct.
-function Optimizer.class(name)
-  local cls = setmetatable({}, { __index = Optimizer, __call = function(c, ...) return c.new(...) end })
-  cls.__index = cls
-  cls.__name = name
-  cls.__tostring = function(self) return name .. "(" .. #self.params .. " parameters)" end
-  return cls
-end
+--- "Momentum(3 parameters)"
+function Optimizer:__tostring() return getmetatable(self).__name .. "(" .. #self.params .. " parameters)" end
+
+--- Optimizer.class(name) → a subclass (spore.class); `Cls(...)` and `Cls.new(...)` construct
+-- (each algorithm defines its own new).
+function Optimizer.class(name) return class(name, Optimizer) end
 
 --- check_options(what, opts, allowed, refused) — an unknown key is an error naming it; a
 -- MindSpore option spore does not implement (refused: key → reason) is refused by name.

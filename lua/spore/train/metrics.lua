@@ -8,9 +8,9 @@
 -- sample-weighted mean of the batch means (MindSpore's batch average when batches are
 -- equal-sized).
 local T = require("spore.tensor")
+local class = require("spore.class")
 
-local M = {}
-M.__index = M
+local M = class("Metrics")
 
 local ALIAS = { accuracy = "accuracy", acc = "accuracy", Accuracy = "accuracy", top1 = "accuracy",
   top5 = "top5", top_5_accuracy = "top5", Top5CategoricalAccuracy = "top5", loss = "loss", Loss = "loss" }

@@ -11,10 +11,9 @@ local T = require("spore.tensor")
 local B = require("ffi.data")
 local Metrics = require("spore.train.metrics")
 local cbs = require("spore.train.callbacks")
+local class = require("spore.class")
 
-local Model = {}
-Model.__index = Model
-Model.__name = "Model"
+local Model = class("Model")
 
 local function number_of(l)
   if T.is_tensor(l) then return l:item() end
@@ -162,5 +161,4 @@ function Model:predict(x)
   return in_eval(net, function() return net:forward(x) end)
 end
 
-setmetatable(Model, { __call = function(_, ...) return Model.new(...) end })
 return Model

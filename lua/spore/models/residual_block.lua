@@ -1,0 +1,59 @@
+--- spore.models.ResidualBlock(in, out, stride, bottleneck) — the model zoo's ResidualBlock
+-- (bottleneck: conv1 1×1, conv2 3×3 carrying the stride, conv3 1×1, bn1..3; convs "same"; BN
+-- eps 1e-4, momentum 0.9) or ResidualBlockBase (res_base: conv1 3×3 carrying the stride, bn1d,
+-- conv2 3×3, bn2d; convs "pad" 1). down_sample_layer = [1×1 conv with the stride, BN] when
+-- stride ≠ 1 or channels change. The join is one add+relu (SP_OP_ADD_RELU).
+local nn = require("spore.nn")
+local K = require("ffi.nn")
+local chain = require("spore.nn.chain")
+local R = require("spore.models.resnet_common")
+
+local Block = nn.class("ResidualBlock")
+--- ResidualBlock(in, out, stride, bottleneck): the zoo's ResidualBlock (bottleneck) or
+-- ResidualBlockBase (res_base, BN children named bn1d / bn2d).
+function Block:__init(cin, cout, stride, bottleneck)
+  stride = stride or 1
+  self.bottleneck = bottleneck ~= false
+  local rb = not self.bottleneck
+  if self.bottleneck then
+    local ch = math.floor(cout / 4)
+    self:register_module("conv1", R.conv(cin, ch, 1, 1)); self:register_module("bn1", R.bn(ch))
+    self:register_module("conv2", R.conv(ch, ch, 3, stride)); self:register_module("bn2", R.bn(ch))
+    self:register_module("conv3", R.conv(ch, cout, 1, 1)); self:register_module("bn3", R.bn(cout))
+  else
+    self:register_module("conv1", R.conv(cin, cout, 3, stride, true)); self:register_module("bn1d", R.bn(cout))
+    self:register_module("conv2", R.conv(cout, cout, 3, 1, true)); self:register_module("bn2d", R.bn(cout))
+  end
+  if stride ~= 1 or cin ~= cout then
+    self:register_module("down_sample_layer", nn.SequentialCell({ R.conv(cin, cout, 1, stride, rb), R.bn(cout, rb) }))
+  end
+  self._relus = { nn.ReLU(), nn.ReLU() }
+  self._ins = {}
+end
+function Block:_list()
+  local r = self._relus
+  if self.bottleneck then return { self.conv1, self.bn1, r[1], self.conv2, self.bn2, r[2], self.conv3, self.bn3 } end
+  return { self.conv1, self.bn1d, r[1], self.conv2, self.bn2d }
+end
+function Block:forward(x)
+  local c = chain.forward(self:_list(), self._ins, x)
+  local id = self.down_sample_layer and self.down_sample_layer:forward(x) or x
+  local out = self:buffer("output", c:shape(), nil, c:device())
+  K.add(out, c, id, true)
+  return out
+end
+function Block:backward(x, g, need_input_grad)
+  local gs = self:buffer("grad_sum", g:shape(), nil, self.output:device())
+  K.relu_backward(gs, g, self.output)
+  local gmain = chain.backward(self:_list(), self._ins, gs, need_input_grad)
+  if need_input_grad == false then
+    if self.down_sample_layer then self.down_sample_layer:backward(x, gs, false) end
+    return nil
+  end
+  local gid = self.down_sample_layer and self.down_sample_layer:backward(x, gs) or gs
+  local gx = self:buffer("grad_input", x:shape(), nil, x:device())
+  K.add(gx, gmain, gid, false)
+  return gx
+end
+
+return Block

@@ -1,0 +1,43 @@
+--- spore.nn.pool_common — what MaxPool2d and AvgPool2d share: the constructor (their
+-- __init: kernel_size, stride, pad_mode, padding, checked by the engine's geometry rules),
+-- the output geometry and the input check.
+local K = require("ffi.nn")
+
+local M = {}
+local function pair(v) if type(v) == "table" then return { v[1], v[2] or v[1] } end return { v, v } end
+
+-- pad_mode "pad" (spore's addition, for the zoo's nn.Pad + "valid" pool) takes padding =
+-- n or {top, bottom, left, right}; padded cells, like "same"'s, never win a max.
+function M.init(self, kernel_size, stride, pad_mode, padding)
+  if type(kernel_size) == "table" and kernel_size.kernel_size then
+    local o = kernel_size
+    kernel_size, stride, pad_mode, padding = o.kernel_size, o.stride, o.pad_mode, o.padding
+  end
+  self.kernel_size = pair(kernel_size or 1)
+  self.stride = pair(stride or 1)
+  self.pad_mode = (pad_mode or "valid"):lower()
+  if self.pad_mode ~= "same" and self.pad_mode ~= "valid" and self.pad_mode ~= "pad" then
+    error("pooling: pad_mode must be 'same', 'valid' or 'pad', got '" .. self.pad_mode .. "'", 4)
+  end
+  padding = padding or 0
+  if type(padding) == "number" then padding = { padding, padding, padding, padding } end
+  if self.pad_mode ~= "pad" and (padding[1] ~= 0 or padding[2] ~= 0 or padding[3] ~= 0 or padding[4] ~= 0) then
+    error("pooling: padding must be 0 unless pad_mode is 'pad'", 4)
+  end
+  self.padding = padding
+  -- the engine's rules (kernel, stride >= 1; "pad" padding in [0, kernel)) checked now, on
+  -- an input large enough for any kernel, so a bad layer fails where it is built
+  K.pool2d_geometry(1e9, 1e9, self.kernel_size, self.stride, self.pad_mode, self.padding, self)
+end
+-- Output size and padding from the engine (sp_pool2d_geometry holds MindSpore's rules):
+-- Ho, Wo, {top, bottom, left, right}. Errors name the layer.
+function M.geometry(self, H, W)
+  return K.pool2d_geometry(H, W, self.kernel_size, self.stride, self.pad_mode, self.padding, self)
+end
+function M.input_shape(self, x)
+  local s = x:shape()
+  if #s ~= 4 then error(self:__repr() .. ": expected a 4-D NCHW input, got " .. #s .. "-D", 3) end
+  return s
+end
+
+return M
