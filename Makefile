@@ -45,7 +45,7 @@ CDEF   := bindings/ffi/cdef.lua
 TEST_ENGINE := $(BUILD)/test_engine
 HOST_EXAMPLE := $(BUILD)/spore_host_example
 
-.PHONY: all deps test demo bench bench-compare bench-deps repl install clean fuzz cdef check-engine
+.PHONY: all deps test test-slow demo bench bench-compare bench-deps repl install clean fuzz cdef check-engine
 
 all: $(LIB_SO) $(LIB_A) $(CDEF) $(HOST_EXAMPLE)
 
@@ -95,6 +95,11 @@ check-engine: $(TEST_ENGINE)
 # make test SPORE_DEVICE=sim: every network, optimizer state and dataset batch on that device
 test: deps all $(TEST_ENGINE)
 	@BUILD=$(BUILD) SANITIZE=$(SANITIZE) SPORE_DEVICE=$(SPORE_DEVICE) bash scripts/run_tests.sh
+
+# Long end-to-end checks (specs tagged "slow": kills during big saves, races, 205 MB files)
+test-slow: deps all
+	@SPORE_LIB=$(CURDIR)/$(BUILD)/libspore.so SPORE_DEVICE=$(SPORE_DEVICE) $(LUAJIT) /usr/bin/busted \
+	  --tags=slow --exclude-tags=cuda -o utfTerminal
 
 demo: deps all
 	$(LUAJIT) scripts/demo.lua
