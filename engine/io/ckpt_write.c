@@ -3,18 +3,36 @@
  * buffer (tensor bytes are not copied into an intermediate message), sliced at
  * 512 MiB, scalars written as dims [0]; optional CRC trailer and encryption.
  * safetensors: tensors held until commit, header keys sorted, data in insertion order.
- * Both write path.tmp, fsync, rename, then fsync the directory. */
+ *
+ * Saving is atomic and collision-free:
+ *  - the writer holds an exclusive flock on ".<name>.lock" in the target's folder from
+ *    open to commit/abort, so a second saver of the same path (another process) waits;
+ *    a second writer of the same path inside this process fails clearly instead of
+ *    deadlocking. The lock file is removed by its holder before unlocking; a waiter
+ *    re-checks, after locking, that the name still refers to the inode it locked.
+ *  - content goes to a unique ".<name>.spore-<pid>-<16 hex>.tmp" in the same folder,
+ *    created with O_CREAT|O_EXCL|O_NOFOLLOW (a planted file or symlink is never
+ *    written through), fsync'd, renamed over the target, and the folder fsync'd.
+ *  - on any error, and on abort, the temp file is removed and every descriptor closed.
+ *  - temp files left by killed saves of the same target (same pattern, a pid that no
+ *    longer exists) are removed at the next save of that target, under its lock. */
 #include "io/ckpt_internal.h"
 #include "checkpoint.pb-c.h"
 #include "core/device.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define WBUF ((size_t)1 << 20)
@@ -27,7 +45,18 @@ typedef struct st_item {
 } st_item;
 
 struct sp_ckpt_writer {
-    char *path, *tmp;
+    char *path;                       /* as given (messages) */
+    char *tmp;                        /* temp file's path (messages) */
+    char *base;                       /* target's name inside its folder */
+    char *stem;                       /* base, cut to 200 bytes: names ".<stem>.lock" / ".<stem>.spore-..." */
+    char *lockname, *tmpname;         /* relative to dfd */
+    int dfd;                          /* the target's folder */
+    int lockfd, locked, registered;   /* flock held on lockfd; entry in the in-process registry */
+    int tmp_live;                     /* tmpname exists and is ours: removed on failure/abort */
+    dev_t ddev; ino_t dino;           /* the folder's identity (in-process registry key, with base) */
+    sp_ckpt_writer *next_held;        /* in-process registry of open writers */
+    char **set; size_t nset, setcap;  /* names added so far (duplicates are refused) */
+    size_t nentries;
     int fd, format, flags;
     uint8_t *key; size_t keylen; uint32_t magic;
     size_t slice;
@@ -105,8 +134,58 @@ static void pbuf_append(ProtobufCBuffer *b, size_t len, const uint8_t *data) {
     emit(((pbuf *)b)->w, data, len);
 }
 
+/* ---- in-process registry: one open writer per (folder, name) in this process. flock
+ * locks belong to open file descriptions, so a second writer of the same path in this
+ * process would wait on itself forever; it gets an error instead. */
+static pthread_mutex_t held_mu = PTHREAD_MUTEX_INITIALIZER;
+static sp_ckpt_writer *held_head;
+
+static int held_register(sp_ckpt_writer *w) {
+    pthread_mutex_lock(&held_mu);
+    for (sp_ckpt_writer *h = held_head; h; h = h->next_held)
+        if (h->ddev == w->ddev && h->dino == w->dino && strcmp(h->stem, w->stem) == 0) {
+            pthread_mutex_unlock(&held_mu);
+            return -1;
+        }
+    w->next_held = held_head;
+    held_head = w;
+    w->registered = 1;
+    pthread_mutex_unlock(&held_mu);
+    return 0;
+}
+
+static void held_unregister(sp_ckpt_writer *w) {
+    if (!w->registered) return;
+    pthread_mutex_lock(&held_mu);
+    for (sp_ckpt_writer **p = &held_head; *p; p = &(*p)->next_held)
+        if (*p == w) { *p = w->next_held; break; }
+    w->registered = 0;
+    pthread_mutex_unlock(&held_mu);
+}
+
+/* Release the lock: the holder removes the lock file (only if the name still refers to
+ * the inode it locked), then unlocks by closing. Waiters re-check the name after locking. */
+static void unlock_target(sp_ckpt_writer *w) {
+    if (w->lockfd >= 0) {
+        struct stat a, b;
+        if (w->locked && fstat(w->lockfd, &a) == 0 && fstatat(w->dfd, w->lockname, &b, AT_SYMLINK_NOFOLLOW) == 0 &&
+            a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+            unlinkat(w->dfd, w->lockname, 0);
+        close(w->lockfd);
+        w->lockfd = -1;
+        w->locked = 0;
+    }
+    held_unregister(w);
+}
+
 static void free_writer(sp_ckpt_writer *w) {
     if (w->fd >= 0) close(w->fd);
+    w->fd = -1;
+    if (w->tmp_live) { unlinkat(w->dfd, w->tmpname, 0); w->tmp_live = 0; }
+    unlock_target(w);
+    if (w->dfd >= 0) close(w->dfd);
+    for (size_t i = 0; i < w->setcap; i++) free(w->set[i]);
+    free(w->set);
     for (size_t i = 0; i < w->nitems; i++) { free(w->items[i].name); sp_tensor_free(w->items[i].t); }
     free(w->items);
     if (w->key) { memset(w->key, 0, w->keylen); free(w->key); }
@@ -114,7 +193,184 @@ static void free_writer(sp_ckpt_writer *w) {
     if (w->buf) sp_mem_account(NULL, -(long long)WBUF);
     if (w->ebuf) sp_mem_account(NULL, -(long long)CK_ENC_CHUNK);
     free(w->buf); free(w->ebuf); free(w->path); free(w->tmp);
+    free(w->base); free(w->stem); free(w->lockname); free(w->tmpname);
     free(w);
+}
+
+/* ---- names: a writer refuses a name it already has (open addressing, FNV-1a). */
+static uint64_t name_hash(const char *s) {
+    uint64_t h = 1469598103934665603ull;
+    while (*s) { h ^= (uint8_t)*s++; h *= 1099511628211ull; }
+    return h;
+}
+
+static sp_status name_check(sp_ckpt_writer *w, const char *name) {
+    if (w->setcap) {
+        size_t m = w->setcap - 1;
+        for (size_t i = name_hash(name) & m; w->set[i]; i = (i + 1) & m)
+            if (strcmp(w->set[i], name) == 0)
+                return sp_error(SP_EINVAL, "file '%s': tensor '%s' is added twice (names in a checkpoint must be unique)",
+                                w->path, name);
+    }
+    return SP_OK;
+}
+
+static sp_status name_add(sp_ckpt_writer *w, const char *name) {
+    if ((w->nset + 1) * 2 > w->setcap) {
+        size_t cap = w->setcap ? w->setcap * 2 : 64;
+        char **set = calloc(cap, sizeof *set);
+        if (!set) return sp_error(SP_ENOMEM, "out of memory");
+        for (size_t k = 0; k < w->setcap; k++)
+            if (w->set[k]) {
+                size_t i = name_hash(w->set[k]) & (cap - 1);
+                while (set[i]) i = (i + 1) & (cap - 1);
+                set[i] = w->set[k];
+            }
+        free(w->set);
+        w->set = set; w->setcap = cap;
+    }
+    size_t m = w->setcap - 1, i = name_hash(name) & m;
+    while (w->set[i]) i = (i + 1) & m;
+    if (!(w->set[i] = strdup(name))) return sp_error(SP_ENOMEM, "out of memory");
+    w->nset++;
+    w->nentries++;
+    return SP_OK;
+}
+
+/* ---- the target's folder, lock and temp file */
+static char *cat3(const char *a, const char *b, const char *c) {
+    size_t la = strlen(a), lb = strlen(b), lc = strlen(c);
+    char *s = malloc(la + lb + lc + 1);
+    if (s) { memcpy(s, a, la); memcpy(s + la, b, lb); memcpy(s + la + lb, c, lc + 1); }
+    return s;
+}
+
+static sp_status lock_target(sp_ckpt_writer *w) {
+    for (int tries = 0; tries < 1000; tries++) {
+        w->lockfd = openat(w->dfd, w->lockname, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
+        if (w->lockfd < 0)
+            return sp_error(SP_EIO, "file '%s': cannot create the lock file '%s' next to it: %s", w->path, w->lockname,
+                            strerror(errno));
+        struct stat a, b;
+        if (fstat(w->lockfd, &a) != 0 || !S_ISREG(a.st_mode))
+            return sp_error(SP_EIO, "file '%s': the lock file '%s' next to it is not a regular file", w->path,
+                            w->lockname);
+        int r;
+        while ((r = flock(w->lockfd, LOCK_EX)) != 0 && errno == EINTR) {}
+        if (r != 0)
+            return sp_error(SP_EIO, "file '%s': cannot lock '%s': %s", w->path, w->lockname, strerror(errno));
+        /* the previous holder may have removed the name before we got the lock: retry */
+        if (fstatat(w->dfd, w->lockname, &b, AT_SYMLINK_NOFOLLOW) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
+            w->locked = 1;
+            return SP_OK;
+        }
+        close(w->lockfd);
+        w->lockfd = -1;
+    }
+    return sp_error(SP_EIO, "file '%s': the lock file '%s' keeps being replaced", w->path, w->lockname);
+}
+
+/* ".<stem>.spore-<pid>-<16 hex>.tmp" with a pid: returns the pid, else 0. */
+static long stale_pid(const char *name, const char *prefix, size_t plen) {
+    if (strncmp(name, prefix, plen) != 0) return 0;
+    const char *p = name + plen;
+    long pid = 0;
+    int nd = 0;
+    while (*p >= '0' && *p <= '9' && nd < 10) { pid = pid * 10 + (*p++ - '0'); nd++; }
+    if (!nd || *p++ != '-') return 0;
+    for (int i = 0; i < 16; i++, p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'))) return 0;
+    return strcmp(p, ".tmp") == 0 ? pid : 0;
+}
+
+/* Remove temp files of this target left by saves whose process is gone. Runs under the
+ * target's lock, so no live save of this target can own one of them. */
+static void clean_stale(sp_ckpt_writer *w) {
+    char *prefix = cat3(".", w->stem, ".spore-");
+    int fd = openat(w->dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d && fd >= 0) close(fd);
+    if (prefix && d) {
+        size_t plen = strlen(prefix);
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            long pid = stale_pid(e->d_name, prefix, plen);
+            if (pid <= 0 || pid == (long)getpid()) continue;
+            if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* alive (or not ours to judge) */
+            struct stat st;
+            if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+                unlinkat(dirfd(d), e->d_name, 0);
+        }
+    }
+    if (d) closedir(d);
+    free(prefix);
+}
+
+static uint64_t rand64(void) {
+    uint64_t r = 0;
+    if (getrandom(&r, sizeof r, GRND_NONBLOCK) == (ssize_t)sizeof r) return r;
+    static _Atomic uint64_t ctr;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    r = ((uint64_t)ts.tv_sec * 1000000007ull) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 40) ^ (ctr++ * 0x9E3779B97F4A7C15ull);
+    return r;
+}
+
+static sp_status create_temp(sp_ckpt_writer *w) {
+    size_t n = strlen(w->stem) + 64;
+    w->tmpname = malloc(n);
+    if (!w->tmpname) return sp_error(SP_ENOMEM, "out of memory");
+    for (int tries = 0; tries < 64; tries++) {
+        snprintf(w->tmpname, n, ".%s.spore-%ld-%016llx.tmp", w->stem, (long)getpid(), (unsigned long long)rand64());
+        w->fd = openat(w->dfd, w->tmpname, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (w->fd >= 0) { w->tmp_live = 1; break; }
+        if (errno != EEXIST)
+            return sp_error(SP_EIO, "file '%s': cannot create the temporary file '%s' next to it: %s", w->path,
+                            w->tmpname, strerror(errno));
+    }
+    if (w->fd < 0) return sp_error(SP_EIO, "file '%s': cannot find a free temporary name next to it", w->path);
+    const char *slash = strrchr(w->path, '/');
+    size_t dl = slash ? (size_t)(slash - w->path) + 1 : 0;
+    w->tmp = malloc(dl + strlen(w->tmpname) + 1);
+    if (!w->tmp) return sp_error(SP_ENOMEM, "out of memory");
+    memcpy(w->tmp, w->path, dl);
+    strcpy(w->tmp + dl, w->tmpname);
+    return SP_OK;
+}
+
+/* Folder, in-process registry, lock, stale temp files, temp file. */
+static sp_status setup_target(sp_ckpt_writer *w) {
+    const char *path = w->path;
+    size_t len = strlen(path);
+    if (path[len - 1] == '/')
+        return sp_error(SP_EINVAL, "file '%s': the path names a folder, not a file", path);
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    if (!strcmp(base, ".") || !strcmp(base, ".."))
+        return sp_error(SP_EINVAL, "file '%s': the path names a folder, not a file", path);
+    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+    w->base = strdup(base);
+    w->stem = strndup(base, 200); /* NAME_MAX room for the decorations */
+    w->lockname = w->stem ? cat3(".", w->stem, ".lock") : NULL;
+    if (!dir || !w->base || !w->stem || !w->lockname) { free(dir); return sp_error(SP_ENOMEM, "out of memory"); }
+    w->dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (w->dfd < 0) {
+        sp_status st = sp_error(SP_EIO, "file '%s': cannot open its folder '%s': %s", path, dir, strerror(errno));
+        free(dir);
+        return st;
+    }
+    free(dir);
+    struct stat ds;
+    if (fstat(w->dfd, &ds) != 0) return sp_error(SP_EIO, "file '%s': cannot stat its folder: %s", path, strerror(errno));
+    w->ddev = ds.st_dev; w->dino = ds.st_ino;
+    if (held_register(w) != 0)
+        return sp_error(SP_EINVAL,
+                        "file '%s': another save of this file is still open in this process (commit or abort it first)",
+                        path);
+    sp_status st = lock_target(w);
+    if (st) return st;
+    clean_stale(w);
+    return create_temp(w);
 }
 
 sp_status sp_ckpt_writer_open(sp_ckpt_writer **out, const char *path, int format, int flags, const void *key,
@@ -138,25 +394,25 @@ sp_status sp_ckpt_writer_open(sp_ckpt_writer **out, const char *path, int format
     }
     sp_ckpt_writer *w = calloc(1, sizeof *w);
     if (!w) return sp_error(SP_ENOMEM, "out of memory");
-    w->fd = -1;
+    w->fd = -1; w->dfd = -1; w->lockfd = -1;
     w->format = format; w->flags = flags; w->magic = magic;
     w->slice = CK_SLICE_DEFAULT;
     w->path = strdup(path);
-    w->tmp = malloc(strlen(path) + 5);
     w->buf = malloc(WBUF);
     if (key) { w->key = malloc(keylen); w->keylen = keylen; w->ebuf = malloc(CK_ENC_CHUNK); }
     if (w->buf) sp_mem_account(NULL, (long long)WBUF);
     if (w->ebuf) sp_mem_account(NULL, (long long)CK_ENC_CHUNK);
-    if (!w->path || !w->tmp || !w->buf || (key && (!w->key || !w->ebuf))) {
+    if (!w->path || !w->buf || (key && (!w->key || !w->ebuf))) {
         free_writer(w);
         return sp_error(SP_ENOMEM, "out of memory");
     }
     if (key) memcpy(w->key, key, keylen);
-    sprintf(w->tmp, "%s.tmp", path);
-    w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (w->fd < 0) {
-        sp_status st = sp_error(SP_EIO, "file '%s': cannot create '%s': %s", path, w->tmp, strerror(errno));
+    sp_status st = setup_target(w);
+    if (st) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", sp_last_error());
         free_writer(w);
+        sp_set_error_message(msg);
         return st;
     }
     *out = w;
@@ -219,20 +475,22 @@ static sp_status add_item(sp_ckpt_writer *w, const char *name, sp_tensor *t, int
 sp_status sp_ckpt_writer_add(sp_ckpt_writer *w, const char *name, const sp_tensor *t) {
     if (!w || !name || !t) return sp_error(SP_EINVAL, "sp_ckpt_writer_add: NULL argument");
     if (w->err) return w->err;
+    sp_status st = name_check(w, name);
+    if (st) return st;
     int dt = sp_tensor_dtype(t);
     int64_t shape[SP_MAX_DIMS];
     int nd = sp_tensor_shape(t, shape);
     sp_tensor *c = NULL;
-    sp_status st = sp_tensor_host_contiguous(&c, t); /* device tensors: one explicit copy out */
+    st = sp_tensor_host_contiguous(&c, t); /* device tensors: one explicit copy out */
     if (st) return sp_error(st, "file '%s': tensor '%s': %s", w->path, name, sp_last_error());
     if (w->format == SP_CKPT_SAFETENSORS) {
         st = add_item(w, name, c, dt, nd, shape);
         if (st) sp_tensor_free(c);
-        return st;
+        return st ? st : name_add(w, name);
     }
     st = write_value(w, name, ck_ms_name(dt), nd, shape, sp_tensor_data(c), sp_tensor_nbytes(c), 1);
     sp_tensor_free(c);
-    return st;
+    return st ? st : name_add(w, name);
 }
 
 sp_status sp_ckpt_writer_add_raw(sp_ckpt_writer *w, const char *name, const char *type, int ndim,
@@ -240,25 +498,28 @@ sp_status sp_ckpt_writer_add_raw(sp_ckpt_writer *w, const char *name, const char
     if (!w || !name || !type || (nbytes && !data) || ndim < 0 || ndim > SP_MAX_DIMS)
         return sp_error(SP_EINVAL, "sp_ckpt_writer_add_raw: bad argument");
     if (w->err) return w->err;
+    sp_status st = name_check(w, name);
+    if (st) return st;
     int dt = ck_ms_dtype(type);
     if (w->format == SP_CKPT_SAFETENSORS) {
         if (dt < 0)
             return sp_error(SP_EINVAL, "file '%s': tensor '%s': type '%s' cannot be stored in safetensors",
                             w->path, name, type);
         sp_tensor *t = NULL;
-        sp_status st = sp_tensor_from_data(&t, dt, ndim, shape, data, nbytes);
+        st = sp_tensor_from_data(&t, dt, ndim, shape, data, nbytes);
         if (st) return sp_error(st, "file '%s': tensor '%s': %s", w->path, name, sp_last_error());
         st = add_item(w, name, t, dt, ndim, shape);
         if (st) sp_tensor_free(t);
-        return st;
+        return st ? st : name_add(w, name);
     }
     if (dt >= 0) {
         int64_t numel;
-        sp_status st = sp_shape_numel(ndim, shape, &numel);
+        st = sp_shape_numel(ndim, shape, &numel);
         if (st || (size_t)numel * sp_dtype_size(dt) != nbytes)
             return sp_error(SP_EINVAL, "file '%s': tensor '%s': %zu bytes do not match the shape", w->path, name, nbytes);
     }
-    return write_value(w, name, type, ndim, shape, data, nbytes, dt >= 0); /* str: never sliced */
+    st = write_value(w, name, type, ndim, shape, data, nbytes, dt >= 0); /* str: never sliced */
+    return st ? st : name_add(w, name);
 }
 
 static int cmp_items(const void *a, const void *b) {
@@ -329,15 +590,16 @@ done:
 }
 
 void sp_ckpt_writer_abort(sp_ckpt_writer *w) {
-    if (!w) return;
-    if (w->fd >= 0) { close(w->fd); w->fd = -1; unlink(w->tmp); }
-    free_writer(w);
+    if (w) free_writer(w); /* removes the temp file, closes every descriptor, releases the lock */
 }
 
 sp_status sp_ckpt_writer_commit(sp_ckpt_writer *w) {
     if (!w) return sp_error(SP_EINVAL, "sp_ckpt_writer_commit: NULL writer");
     sp_status st = w->err;
     if (st) sp_set_error_message(w->errmsg);
+    if (!st && w->nentries == 0)
+        st = sp_error(SP_EINVAL, "file '%s': nothing to save: the checkpoint has no entries (an empty checkpoint cannot be loaded)",
+                      w->path);
     if (!st && w->format == SP_CKPT_SAFETENSORS) st = write_safetensors(w);
     if (!st && w->format == SP_CKPT_PROTO && (w->flags & SP_CKPT_CRC)) {
         uint8_t tr[17] = {'c', 'r', 'c', '_', 'n', 'u', 'm', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
@@ -353,22 +615,17 @@ sp_status sp_ckpt_writer_commit(sp_ckpt_writer *w) {
         int fd = w->fd;
         w->fd = -1;
         if (close(fd) != 0) st = sp_error(SP_EIO, "file '%s': close failed: %s", w->path, strerror(errno));
-        else if (rename(w->tmp, w->path) != 0)
+        else if (renameat(w->dfd, w->tmpname, w->dfd, w->base) != 0)
             st = sp_error(SP_EIO, "file '%s': rename from '%s' failed: %s", w->path, w->tmp, strerror(errno));
         else {
-            char *d = strdup(w->path);
-            if (d) {
-                int dfd = open(dirname(d), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                if (dfd >= 0) { fsync(dfd); close(dfd); }
-                free(d);
-            }
+            w->tmp_live = 0;
+            fsync(w->dfd); /* make the rename durable (some file systems refuse: not an error) */
         }
-        if (st) unlink(w->tmp);
     }
     if (st) {
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", sp_last_error());
-        sp_ckpt_writer_abort(w);
+        free_writer(w); /* temp file removed, descriptors closed, lock released */
         sp_set_error_message(msg);
         return st;
     }
