@@ -68,6 +68,10 @@ local ok, err = pcall(function()
       end
     end
   end
+  if #items == 0 then -- never write a checkpoint spore (or MindSpore) cannot load
+    error(string.format("nothing to write: no tensors left from '%s'%s; %s not written", args[1],
+      #res.entries == 0 and " (it has no entries)" or " after renaming and skipping", args[2]), 0)
+  end
   ckpt.write_raw(args[2], items, { format = out_fmt, crc_check = opts.crc, enc_key = opts.enc_key, enc_mode = opts.enc_mode })
   print(string.format("%s -> %s: %d tensors (%s)%s", args[1], args[2], #items, out_fmt,
     skipped > 0 and (", " .. skipped .. " skipped") or ""))

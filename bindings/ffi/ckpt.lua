@@ -70,7 +70,7 @@ function M.read(path, opts)
   return res
 end
 
---- Write items atomically (.pth is read-only) (path.tmp, fsync, rename).
+--- Write items atomically (.pth is read-only): a locked, unique temp file, fsync, rename.
 -- opts: format ("ckpt"|"safetensors"), crc_check, enc_key, enc_mode, slice (bytes, tests only).
 function M.write(path, items, opts)
   opts = opts or {}
@@ -83,20 +83,23 @@ function M.write(path, items, opts)
   local w = out[0]
   if opts.slice then C.sp_ckpt_writer_set_slice(w, opts.slice) end
   local shp = ffi.new("int64_t[8]")
-  for _, it in ipairs(items) do
-    local st
-    if it.tensor then
-      st = C.sp_ckpt_writer_add(w, it.name, T.handle(it.tensor))
-    else
-      for d, v in ipairs(it.shape or {}) do shp[d - 1] = v end
-      st = C.sp_ckpt_writer_add_raw(w, it.name, it.type, #(it.shape or {}), shp, it.bytes, #it.bytes)
+  -- any Lua error between open and commit aborts the writer: it holds a lock and a temp file
+  local ok, err = pcall(function()
+    for _, it in ipairs(items) do
+      local st
+      if it.tensor then
+        st = C.sp_ckpt_writer_add(w, it.name, T.handle(it.tensor))
+      else
+        for d, v in ipairs(it.shape or {}) do shp[d - 1] = v end
+        st = C.sp_ckpt_writer_add_raw(w, it.name, it.type, #(it.shape or {}), shp, it.bytes, #it.bytes)
+      end
+      if st ~= 0 then error(ffi.string(C.sp_last_error()), 0) end
+      if opts.on_item then opts.on_item(it) end
     end
-    if st ~= 0 then
-      local msg = ffi.string(C.sp_last_error())
-      C.sp_ckpt_writer_abort(w)
-      error(msg, 0)
-    end
-    if opts.on_item then opts.on_item(it) end
+  end)
+  if not ok then
+    C.sp_ckpt_writer_abort(w)
+    error(err, 0)
   end
   if C.sp_ckpt_writer_commit(w) ~= 0 then fail() end
   return path

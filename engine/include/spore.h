@@ -390,20 +390,29 @@ int sp_ckpt_crc(const sp_ckpt *c, uint32_t *crc);
 const char *sp_ckpt_encryption(const sp_ckpt *c);
 const char *sp_ckpt_metadata(const sp_ckpt *c);
 
-/* Streaming, atomic writer: writes path.tmp, then fsync + rename on commit.
+/* Streaming, atomic writer. open takes an exclusive advisory lock (flock on ".<name>.lock"
+ * next to path, removed when the save ends), waiting while another process saves the same
+ * path; a second writer of the same path in this process is an error. It then removes temp
+ * files of earlier saves of path whose process is gone, and writes a new unique
+ * ".<name>.spore-<pid>-<random>.tmp" in path's folder (O_EXCL, O_NOFOLLOW: a planted file or
+ * symlink is never written through). commit fsyncs it, renames it over path, fsyncs the
+ * folder, and releases the lock; any failure or abort removes the temp file and closes every
+ * descriptor, leaving the previous file at path as it was.
  * format SP_CKPT_PROTO (.ckpt: one message per value, sliced at 512 MiB, scalars as
  * dims [0]) or SP_CKPT_SAFETENSORS (keys sorted, metadata {"format":"ms"}).
  * flags SP_CKPT_CRC adds the CRC (ckpt trailer / safetensors crc_num).
  * key/enc_mode encrypt a .ckpt (AES-GCM, AES-CBC, SM4-CBC). */
 sp_status sp_ckpt_writer_open(sp_ckpt_writer **out, const char *path, int format, int flags,
                               const void *key, size_t key_len, const char *enc_mode);
+/* A name already added to w is refused (EINVAL naming it and the file). */
 sp_status sp_ckpt_writer_add(sp_ckpt_writer *w, const char *name, const sp_tensor *t);
 /* A raw entry: type is a MindSpore type string ("str": UTF-32LE content, dims [0]). */
 sp_status sp_ckpt_writer_add_raw(sp_ckpt_writer *w, const char *name, const char *type, int ndim,
                                  const int64_t *shape, const void *data, size_t nbytes);
 /* Slice size for .ckpt contents (default 512 MiB; for tests). */
 void sp_ckpt_writer_set_slice(sp_ckpt_writer *w, size_t bytes);
-/* Finish, fsync, rename over path; frees w (also on failure, removing the temp file). */
+/* Finish, fsync, rename over path; frees w (also on failure, removing the temp file).
+ * A writer with no entries is refused: spore never writes an empty checkpoint. */
 sp_status sp_ckpt_writer_commit(sp_ckpt_writer *w);
 /* Drop everything written; the previous file at path is untouched. Frees w. */
 void sp_ckpt_writer_abort(sp_ckpt_writer *w);

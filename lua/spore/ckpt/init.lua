@@ -297,6 +297,28 @@ local function items_of(obj)
   return items
 end
 
+-- Names the writer cannot store faithfully are refused before anything is opened: the
+-- engine takes C strings (a NUL would cut the name short), a name must be unique (MindSpore's
+-- loader keeps the first of two, spore's engine refuses them), and a checkpoint with no
+-- entries is refused (spore, like MindSpore, cannot load one).
+local function check_items(who, path, items)
+  if #items == 0 then
+    error(who .. ": nothing to save to '" .. path .. "': no entries (an empty checkpoint cannot be loaded)", 0)
+  end
+  local seen = {}
+  for i, it in ipairs(items) do
+    local name = it.name
+    if type(name) ~= "string" then
+      error(who .. ": item " .. i .. " for '" .. path .. "' has no string name (got " .. type(name) .. ")", 0)
+    end
+    if name:find("\0", 1, true) then
+      error(string.format("%s: tensor name %q for '%s' contains a NUL byte", who, name, path), 0)
+    end
+    if seen[name] then error(who .. ": tensor '" .. name .. "' appears twice in '" .. path .. "'", 0) end
+    seen[name] = true
+  end
+end
+
 --- save_checkpoint(obj, path, opts) -> path written
 -- obj: a net/optimizer (parameters_and_names order), a list of {name=, data=}, or a
 -- dict (ckpt.keys order). opts: append_dict (table; an array of {name, value} keeps
@@ -328,6 +350,7 @@ function M.save_checkpoint(obj, path, opts)
     for _, it in ipairs(items) do if opts.choice_func(it.name) then kept[#kept + 1] = it end end
     items = kept
   end
+  check_items("save_checkpoint", path, items)
   return B.write(path, items, { format = format, crc_check = opts.crc_check, enc_key = opts.enc_key,
     enc_mode = opts.enc_mode, slice = opts._slice })
 end
@@ -338,6 +361,9 @@ function M.release_cache() return B.release_cache() end
 
 --- Low-level access for tools: the engine's view of a file (entries, crc, metadata).
 function M.read_raw(path, opts) return B.read(path, opts) end
-function M.write_raw(path, items, opts) return B.write(path, items, opts) end
+function M.write_raw(path, items, opts)
+  check_items("write_raw", tostring(path), items)
+  return B.write(path, items, opts)
+end
 
 return M
