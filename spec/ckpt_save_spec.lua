@@ -115,14 +115,22 @@ describe("save_checkpoint", function()
     ]]
     local f = assert(io.open(dir .. "/child.lua", "wb")); f:write(child); f:close()
     local out, rc = H.run("exec 2>/dev/null; luajit " .. dir .. "/child.lua & pid=$!; for i in $(seq 1 500); do "
-      .. "[ -s '" .. path .. ".tmp' ] && break; sleep 0.01; done; sleep 0.1; kill -9 $pid; wait $pid; echo killed=$?")
+      .. "set -- '" .. dir .. "'/.k.ckpt.spore-*.tmp; [ -s \"$1\" ] && break; sleep 0.01; done; sleep 0.1; "
+      .. "kill -9 $pid; wait $pid; echo killed=$?")
     assert.matches("killed=137", out)
     assert.is_true(read_file(path) == before, "previous file changed")
     local d = spore.load_checkpoint(path)
     assert.equal(7, d.old:get({ 4 }))
-    -- the next save replaces the stale temp file and succeeds
+    -- the killed save's temp file is left; the next save removes it and succeeds
+    local function temps()
+      local n = 0
+      for f in require("lfs").dir(dir) do if f:find("^%.k%.ckpt%.spore%-") then n = n + 1 end end
+      return n
+    end
+    assert.equal(1, temps())
     spore.save_checkpoint({ { name = "new", data = spore.ones({ 1 }) } }, path)
     assert.is_not_nil(spore.load_checkpoint(path).new)
+    assert.equal(0, temps())
   end)
 
   it("slices big contents into consecutive same-tag values with full dims (MindSpore's 512 MiB split)", function()

@@ -355,7 +355,7 @@ static sp_status setup_target(sp_ckpt_writer *w) {
     if (!dir || !w->base || !w->stem || !w->lockname) { free(dir); return sp_error(SP_ENOMEM, "out of memory"); }
     w->dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (w->dfd < 0) {
-        sp_status st = sp_error(SP_EIO, "file '%s': cannot open its folder '%s': %s", path, dir, strerror(errno));
+        sp_status st = sp_error(SP_EIO, "file '%s': cannot create it: cannot open its folder '%s': %s", path, dir, strerror(errno));
         free(dir);
         return st;
     }
