@@ -73,11 +73,25 @@ ck_map *ck_map_borrow(const void *data, size_t len) {
     atomic_init(&m->refs, 1);
     return m;
 }
+ck_map *ck_map_block(void *block, size_t len) {
+    ck_map *m = calloc(1, sizeof *m);
+    if (!m) return NULL;
+    m->addr = block; m->len = len; m->heap = 3;
+    atomic_init(&m->refs, 1);
+    sp_mem_account(NULL, (long long)sizeof *m);
+    return m;
+}
 void ck_map_retain(ck_map *m) { atomic_fetch_add(&m->refs, 1); }
 void ck_map_release(void *ctx) {
     ck_map *m = ctx;
     if (!m || atomic_fetch_sub(&m->refs, 1) != 1) return;
     if (m->heap == 2) { free(m); return; }
+    if (m->heap == 3) {
+        ck_block_free(m->addr);
+        sp_mem_account(NULL, -(long long)sizeof *m);
+        free(m);
+        return;
+    }
     free(m->addr);
     sp_mem_account(NULL, -(long long)(m->len + sizeof *m));
     free(m);
@@ -324,15 +338,16 @@ static sp_status check_unchanged(const char *path, int fd, const struct stat *be
     return SP_OK;
 }
 
-/* The whole file into engine memory (counted while the ck_map lives). */
+/* The whole file into one engine block (counted while the ck_map lives; big files get
+ * huge pages and reuse the reader's block cache, as .ckpt contents do). */
 static sp_status read_whole(sp_ckpt *c, int fd, size_t n, ck_map **out) {
     *out = NULL;
-    uint8_t *buf = malloc(n);
+    uint8_t *buf = ck_block_alloc(n);
     if (!buf) return sp_error(SP_ENOMEM, "file '%s': out of memory reading %zu bytes", c->path, n);
     sp_status st = ck_pread_full(c->path, fd, buf, n, 0, n);
-    if (st) { free(buf); return st; }
-    *out = ck_map_heap(buf, n);
-    if (!*out) { free(buf); return sp_error(SP_ENOMEM, "file '%s': out of memory", c->path); }
+    if (st) { ck_block_free(buf); return st; }
+    *out = ck_map_block(buf, n);
+    if (!*out) { ck_block_free(buf); return sp_error(SP_ENOMEM, "file '%s': out of memory", c->path); }
     return SP_OK;
 }
 

@@ -21,13 +21,15 @@
 typedef struct ck_map {
     void *addr;
     size_t len;
-    int heap;          /* 1: addr is malloc'd (owned), 2: borrowed caller memory */
+    int heap;          /* 1: addr is malloc'd (owned), 2: borrowed caller memory,
+                        * 3: addr is a ck_block_alloc block (owned, counted by the block) */
     atomic_int refs;
 } ck_map;
 /* Owned heap copies count their bytes in sp_mem_stats (cpu) while alive: safetensors
  * tensors are views on them, so the file's bytes are counted once. */
 ck_map *ck_map_heap(void *data, size_t len); /* takes ownership of data */
 ck_map *ck_map_borrow(const void *data, size_t len); /* caller memory: not owned, not counted */
+ck_map *ck_map_block(void *block, size_t len);       /* takes ownership of a ck_block_alloc block */
 void ck_map_retain(ck_map *m);
 void ck_map_release(void *m); /* sp_release_fn */
 
@@ -58,7 +60,9 @@ struct sp_ckpt {
 };
 
 ck_entry *ck_push(sp_ckpt *c);
-/* Free a content block from the .ckpt reader's allocator (sp_release_fn). */
+/* A block from the .ckpt reader's allocator (counted; >= 1 MiB: 2 MiB-aligned huge
+ * pages, reused through the block cache), and its release (sp_release_fn). */
+void *ck_block_alloc(size_t size);
 void ck_block_free(void *p);
 
 /* Reading users' files (ckpt.c, ckpt_read.c). ck_open_regular opens path without

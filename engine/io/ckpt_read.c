@@ -174,6 +174,7 @@ void ck_block_free(void *p) {
         free(h - 2);
     }
 }
+void *ck_block_alloc(size_t size) { return blk_alloc(NULL, size ? size : 1); }
 static void blk_free(void *ad, void *p) { (void)ad; ck_block_free(p); }
 static ProtobufCAllocator blk_allocator = {blk_alloc, blk_free, NULL};
 
@@ -361,7 +362,8 @@ static sp_status rd_peek(rd_t *r, size_t k, const uint8_t **p, size_t *avail) {
             if (!nb) return sp_error(SP_ENOMEM, "file '%s': out of memory (a %zu-byte read buffer)", r->path, nc);
             if (have) memcpy(nb, r->buf, have);
             free(r->buf);
-            sp_mem_account(NULL, (long long)nc - (long long)r->cap);
+            if (r->cap) sp_mem_account(NULL, -(long long)r->cap);   /* one allocation out, one in */
+            sp_mem_account(NULL, (long long)nc);
             r->buf = nb; r->cap = nc;
         }
         /* fill what fits (at least k), never past the stream */
