@@ -56,7 +56,7 @@ uint32_t ck_crc32_zeros(uint32_t crc, uint64_t n) {
     return zlen ? (uint32_t)crc32_combine(crc, zcrc, (z_off_t)zlen) : crc;
 }
 
-/* ---- mappings ----------------------------------------------------------- */
+/* ---- file buffers (ck_map) ------------------------------------------------ */
 
 ck_map *ck_map_heap(void *data, size_t len) {
     ck_map *m = calloc(1, sizeof *m);
@@ -260,7 +260,7 @@ static sp_status open_buffer(sp_ckpt *c, ck_map *m, int format, int flags, const
 
 /* The bookkeeping an open checkpoint holds (its entry table, names, type strings, path,
  * metadata) is counted in sp_mem_stats from here to sp_ckpt_close; the contents are
- * counted where they live (reader blocks, tensor storage, the mapping). */
+ * counted where they live (reader blocks, tensor storage, the file buffer). */
 static long long bookkeeping_bytes(const sp_ckpt *c) {
     long long n = (long long)sizeof *c + (long long)c->cap * (long long)sizeof(ck_entry);
     if (c->path) n += (long long)strlen(c->path) + 1;

@@ -40,7 +40,7 @@ typedef struct ck_entry {
     int ndim;
     int64_t shape[SP_MAX_DIMS];
     size_t nbytes;
-    void *data;            /* content (in t's storage, in raw, or in the mapping) */
+    void *data;            /* content (in t's storage, in raw, or in the file buffer) */
     void *raw;             /* content not owned by a tensor (str / unknown): ck_block_free */
     sp_tensor *t;          /* .ckpt entries with a dtype */
     int aligned;           /* safetensors: data suitably aligned for a zero-copy view */

@@ -137,7 +137,12 @@ sp_status sp_data_read_all(const char *path, size_t cap, unsigned char **buf_out
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) return sp_error(SP_EIO, "%s: cannot open: %s", path, strerror(errno));
     struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    if (fstat(fd, &sb) != 0) {
+        sp_status st = sp_error(SP_EIO, "%s: cannot stat: %s", path, strerror(errno));
+        close(fd);
+        return st;
+    }
+    if (!S_ISREG(sb.st_mode)) {
         int dir = S_ISDIR(sb.st_mode), fifo = S_ISFIFO(sb.st_mode);
         close(fd);
         return sp_error(SP_EIO, "%s: is %s, expected a regular file", path,
