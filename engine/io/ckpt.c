@@ -87,7 +87,7 @@ void ck_map_release(void *ctx) {
     if (!m || atomic_fetch_sub(&m->refs, 1) != 1) return;
     if (m->heap == 2) { free(m); return; }
     if (m->heap == 3) {
-        ck_block_free(m->addr);
+        ck_block_free_uncached(m->addr);
         sp_mem_account(NULL, -(long long)sizeof *m);
         free(m);
         return;
@@ -338,16 +338,16 @@ static sp_status check_unchanged(const char *path, int fd, const struct stat *be
     return SP_OK;
 }
 
-/* The whole file into one engine block (counted while the ck_map lives; big files get
- * huge pages and reuse the reader's block cache, as .ckpt contents do). */
+/* The whole file into one engine block (counted while the ck_map lives; a big file
+ * gets huge pages, as .ckpt contents do, and is unmapped when its last user dies). */
 static sp_status read_whole(sp_ckpt *c, int fd, size_t n, ck_map **out) {
     *out = NULL;
     uint8_t *buf = ck_block_alloc(n);
     if (!buf) return sp_error(SP_ENOMEM, "file '%s': out of memory reading %zu bytes", c->path, n);
     sp_status st = ck_pread_full(c->path, fd, buf, n, 0, n);
-    if (st) { ck_block_free(buf); return st; }
+    if (st) { ck_block_free_uncached(buf); return st; }
     *out = ck_map_block(buf, n);
-    if (!*out) { ck_block_free(buf); return sp_error(SP_ENOMEM, "file '%s': out of memory", c->path); }
+    if (!*out) { ck_block_free_uncached(buf); return sp_error(SP_ENOMEM, "file '%s': out of memory", c->path); }
     return SP_OK;
 }
 

@@ -61,9 +61,13 @@ struct sp_ckpt {
 
 ck_entry *ck_push(sp_ckpt *c);
 /* A block from the .ckpt reader's allocator (counted; >= 1 MiB: 2 MiB-aligned huge
- * pages, reused through the block cache), and its release (sp_release_fn). */
+ * pages, reused through the block cache), and its release (sp_release_fn).
+ * _uncached returns a big block to the system at once (a whole-file buffer: its
+ * length is unlikely to be asked for again, and it should not hold a file's worth of
+ * memory in the cache after its last tensor dies). */
 void *ck_block_alloc(size_t size);
 void ck_block_free(void *p);
+void ck_block_free_uncached(void *p);
 
 /* Reading users' files (ckpt.c, ckpt_read.c). ck_open_regular opens path without
  * blocking (O_NONBLOCK, then cleared), refuses anything but a regular file, and gives

@@ -162,18 +162,20 @@ static void *blk_alloc(void *ad, size_t size) {
     return h;
 }
 
-void ck_block_free(void *p) {
+static void block_free(void *p, int cache) {
     if (!p) return;
     uint64_t *h = p;
     if (h[-1] == TAG_BIG) {
         uint8_t *base = (uint8_t *)p - 64;
         size_t len = (size_t)h[-2];
-        if (!cache_put(base, len)) big_unmap(base, len);
+        if (!cache || !cache_put(base, len)) big_unmap(base, len);
     } else {
         sp_mem_account(NULL, -(long long)h[-2]);
         free(h - 2);
     }
 }
+void ck_block_free(void *p) { block_free(p, 1); }
+void ck_block_free_uncached(void *p) { block_free(p, 0); }
 void *ck_block_alloc(size_t size) { return blk_alloc(NULL, size ? size : 1); }
 static void blk_free(void *ad, void *p) { (void)ad; ck_block_free(p); }
 static ProtobufCAllocator blk_allocator = {blk_alloc, blk_free, NULL};

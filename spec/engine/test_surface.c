@@ -139,7 +139,6 @@ SUITE(surface_ckpt_accounting) {
           "after close a view keeps the mapping counted, the entry table is released (%lld)",
           (long long)(live_now() - live0));
     sp_tensor_free(t0);
-    sp_ckpt_release_cache();   /* the file's buffer is a reader block: freed into the block cache */
     CHECK(live_now() == live0, "the last view releases it (%lld)", (long long)(live_now() - live0));
 
     unlink(path);
