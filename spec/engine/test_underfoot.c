@@ -308,3 +308,111 @@ SUITE(underfoot_empty_slice) {
     sp_ckpt_close(c);
     unlink(path);
 }
+
+/* The file reader (pread, record by record) and the memory reader (sp_ckpt_open_memory)
+ * must agree on every prefix and on byte flips of real files: same status, and on
+ * success the same entries with the same bytes. */
+static int same_ckpt(const sp_ckpt *a, const sp_ckpt *b) {
+    if (sp_ckpt_count(a) != sp_ckpt_count(b) || sp_ckpt_format(a) != sp_ckpt_format(b)) return 0;
+    for (int64_t i = 0; i < sp_ckpt_count(a); i++)
+        if (strcmp(sp_ckpt_name(a, i), sp_ckpt_name(b, i)) != 0 || sp_ckpt_nbytes(a, i) != sp_ckpt_nbytes(b, i) ||
+            (sp_ckpt_nbytes(a, i) && memcmp(sp_ckpt_bytes(a, i), sp_ckpt_bytes(b, i), sp_ckpt_nbytes(a, i)) != 0))
+            return 0;
+    return 1;
+}
+
+static unsigned char *slurp_file(const char *p, size_t *n) {
+    FILE *f = fopen(p, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long sz = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc(sz > 0 ? (size_t)sz : 1);
+    *n = b ? fread(b, 1, (size_t)sz, f) : 0;
+    fclose(f);
+    return b;
+}
+
+SUITE(underfoot_file_vs_memory) {
+    const char *files[] = {"spec/fixtures/ms_small.ckpt", "spec/fixtures/ms_small_crc.ckpt",
+                           "spec/fixtures/ms_small.safetensors", "spec/fixtures/ms_bf16.ckpt"};
+    char path[] = "/tmp/spore_underfoot_fvm_XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0) { CHECK(0, "mkstemp"); return; }
+    close(fd);
+    for (int k = 0; k < 4; k++) {
+        size_t n = 0;
+        unsigned char *b = slurp_file(files[k], &n);
+        if (!b || !n) { free(b); continue; }
+        int agree = 1, cases = 0, oks = 0;
+        size_t step = n / 97 + 1;
+        for (int pass = 0; pass < 2 && agree; pass++)
+            for (size_t m = 1; m <= n && agree; m += step) {
+                /* pass 0: the prefix of m bytes; pass 1: the whole file with byte m-1 flipped */
+                size_t len = pass == 0 ? m : n;
+                if (pass == 1) b[m - 1] ^= 0x5a;
+                for (int flags = 0; flags <= SP_CKPT_CRC && agree; flags += SP_CKPT_CRC) {
+                    if (!write_bytes(path, b, len)) { agree = 0; break; }
+                    sp_ckpt *cf = NULL, *cm = NULL;
+                    sp_status sf = sp_ckpt_open(&cf, path, SP_CKPT_AUTO, flags, NULL, 0, NULL);
+                    sp_status sm = sp_ckpt_open_memory(&cm, b, len, path, SP_CKPT_AUTO, flags, NULL, 0, NULL);
+                    cases++;
+                    if (sf != sm || (sf == SP_OK && !same_ckpt(cf, cm))) {
+                        agree = 0;
+                        fprintf(stderr, "  %s: %s %zu, flags %d: file %d, memory %d (%s)\n", files[k],
+                                pass ? "flip at" : "prefix", m, flags, sf, sm, sp_last_error());
+                    }
+                    oks += sf == SP_OK;
+                    sp_ckpt_close(cf);
+                    sp_ckpt_close(cm);
+                }
+                if (pass == 1) b[m - 1] ^= 0x5a;
+            }
+        CHECK(agree && oks > 0, "%s: the file and memory readers agree on %d damaged copies (%d load)", files[k],
+              cases, oks);
+        free(b);
+    }
+    unlink(path);
+}
+
+/* many small records across several 1 MiB read-buffer refills, and records larger than
+ * the buffer in between: the file reader still gives the memory reader's result */
+SUITE(underfoot_refills) {
+    char path[] = "/tmp/spore_underfoot_refill_XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0) { CHECK(0, "mkstemp"); return; }
+    close(fd);
+    sp_ckpt_writer *w = NULL;
+    CHECK_OK(sp_ckpt_writer_open(&w, path, SP_CKPT_PROTO, SP_CKPT_CRC, NULL, 0, NULL));
+    if (!w) return;
+    float *v = malloc(400000 * sizeof *v);
+    int added = v != NULL;
+    for (int k = 0; k < 700 && added; k++) {
+        int64_t sh[1] = {k % 100 == 50 ? 400000 : 1000 + k};   /* 7 records of 1.6 MB */
+        for (int64_t i = 0; i < sh[0]; i++) v[i] = (float)(k + i);
+        sp_tensor *t = NULL;
+        char name[32];
+        snprintf(name, sizeof name, "t%03d", k);
+        added = sp_tensor_from_data(&t, SP_FLOAT32, 1, sh, v, (size_t)sh[0] * sizeof *v) == SP_OK &&
+                sp_ckpt_writer_add(w, name, t) == SP_OK;
+        sp_tensor_free(t);
+    }
+    free(v);
+    CHECK(added, "700 tensors added: %s", sp_last_error());
+    CHECK_OK(sp_ckpt_writer_commit(w));
+    size_t n = 0;
+    unsigned char *b = slurp_file(path, &n);
+    sp_ckpt *cf = NULL, *cm = NULL;
+    CHECK_OK(sp_ckpt_open(&cf, path, SP_CKPT_AUTO, SP_CKPT_CRC, NULL, 0, NULL));
+    CHECK_OK(sp_ckpt_open_memory(&cm, b, n, path, SP_CKPT_AUTO, SP_CKPT_CRC, NULL, 0, NULL));
+    CHECK(cf && cm && sp_ckpt_count(cf) == 700 && same_ckpt(cf, cm) && sp_ckpt_crc(cf, NULL) == 2,
+          "a %zu-byte file of 700 records: file reader == memory reader, CRC verified", n);
+    sp_ckpt_close(cf); sp_ckpt_close(cm);
+    /* a flipped byte deep in the file: the CRC names it, from the file as from memory */
+    b[n / 2] ^= 1;
+    CHECK(write_bytes(path, b, n), "write");
+    sp_status sf = sp_ckpt_open(&cf, path, SP_CKPT_AUTO, SP_CKPT_CRC, NULL, 0, NULL);
+    CHECK(sf == SP_ECRC && strstr(sp_last_error(), "CRC mismatch"), "file reader: CRC mismatch (%s)", sp_last_error());
+    free(b);
+    unlink(path);
+}
