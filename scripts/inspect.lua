@@ -47,10 +47,11 @@ end
 local ok, err = pcall(function()
   local ckpt = require("spore.ckpt")
   local path = args[1]
+  -- the engine opens the file first: it refuses a FIFO or a directory without blocking
+  local res = ckpt.read_raw(path, { crc_check = opts.crc, dec_key = opts.dec_key, dec_mode = opts.dec_mode, lazy = true })
   local f = io.open(path, "rb")
   local size = f and f:seek("end") or 0
   if f then f:close() end
-  local res = ckpt.read_raw(path, { crc_check = opts.crc, dec_key = opts.dec_key, dec_mode = opts.dec_mode, lazy = true })
   local rows = {}
   for _, e in ipairs(res.entries) do
     local r = { name = e.name, type = e.type, dtype = e.dtype or e.type, shape = e.shape, bytes = e.nbytes }

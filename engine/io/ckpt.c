@@ -8,7 +8,6 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -57,20 +56,8 @@ uint32_t ck_crc32_zeros(uint32_t crc, uint64_t n) {
     return zlen ? (uint32_t)crc32_combine(crc, zcrc, (z_off_t)zlen) : crc;
 }
 
-/* ---- mappings ----------------------------------------------------------- */
+/* ---- file buffers (ck_map) ------------------------------------------------ */
 
-ck_map *ck_map_file(int fd, size_t len) {
-    ck_map *m = calloc(1, sizeof *m);
-    if (!m) return NULL;
-    /* private + writable: pages stay shared with the page cache until written
-     * (copy-on-write), so tensors over the mapping can be modified safely. */
-    m->addr = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
-    if (m->addr == MAP_FAILED) { free(m); return NULL; }
-    m->len = len;
-    sp_mem_account(NULL, (long long)(len + sizeof *m));
-    atomic_init(&m->refs, 1);
-    return m;
-}
 ck_map *ck_map_heap(void *data, size_t len) {
     ck_map *m = calloc(1, sizeof *m);
     if (!m) return NULL;
@@ -86,13 +73,26 @@ ck_map *ck_map_borrow(const void *data, size_t len) {
     atomic_init(&m->refs, 1);
     return m;
 }
+ck_map *ck_map_block(void *block, size_t len) {
+    ck_map *m = calloc(1, sizeof *m);
+    if (!m) return NULL;
+    m->addr = block; m->len = len; m->heap = 3;
+    atomic_init(&m->refs, 1);
+    sp_mem_account(NULL, (long long)sizeof *m);
+    return m;
+}
 void ck_map_retain(ck_map *m) { atomic_fetch_add(&m->refs, 1); }
 void ck_map_release(void *ctx) {
     ck_map *m = ctx;
     if (!m || atomic_fetch_sub(&m->refs, 1) != 1) return;
     if (m->heap == 2) { free(m); return; }
-    if (m->heap == 1) free(m->addr);
-    else munmap(m->addr, m->len);
+    if (m->heap == 3) {
+        ck_block_free_uncached(m->addr);
+        sp_mem_account(NULL, -(long long)sizeof *m);
+        free(m);
+        return;
+    }
+    free(m->addr);
     sp_mem_account(NULL, -(long long)(m->len + sizeof *m));
     free(m);
 }
@@ -165,6 +165,33 @@ sp_status sp_ckpt_tensor(const sp_ckpt *c, int64_t i, sp_tensor **out) {
 
 /* ---- opening ------------------------------------------------------------ */
 
+/* The CRC trailer of a .ckpt: "crc_num" + 10-byte big-endian CRC-32 of everything
+ * before it. buf holds the file's last n (>= 17 to have one) bytes. */
+static sp_status read_trailer(sp_ckpt *c, const uint8_t *buf, size_t n, int flags, int *has) {
+    *has = 0;
+    if (n >= 17 && memcmp(buf + n - 17, "crc_num", 7) == 0) {
+        const uint8_t *t = buf + n - 10;
+        uint64_t v = 0;
+        for (int k = 0; k < 10; k++) {
+            if (k < 2 && t[k]) v = UINT64_MAX;
+            if (v != UINT64_MAX) v = (v << 8) | t[k];
+        }
+        if (v > 0xffffffffu)
+            return sp_error(SP_EFORMAT, "file '%s': malformed crc_num trailer (value exceeds 32 bits)", c->path);
+        c->crc = (uint32_t)v;
+        c->crc_state = 1;
+        *has = 1;
+    } else if (flags & SP_CKPT_CRC) {
+        return sp_error(SP_ECRC, "file '%s': crc_check requested but the file has no crc_num trailer", c->path);
+    }
+    return SP_OK;
+}
+
+static sp_status crc_mismatch(const sp_ckpt *c, uint32_t got) {
+    return sp_error(SP_ECRC, "file '%s': CRC mismatch: the trailer says %u, the content gives %u "
+                    "(file corrupted or modified)", c->path, c->crc, got);
+}
+
 static sp_status open_buffer(sp_ckpt *c, ck_map *m, int format, int flags, const void *key, size_t keylen,
                              const char *mode) {
     const uint8_t *buf = m->addr;
@@ -215,36 +242,25 @@ static sp_status open_buffer(sp_ckpt *c, ck_map *m, int format, int flags, const
         return sp_error(SP_EFORMAT, "file '%s': not a safetensors file (bad header)", c->path);
     c->format = SP_CKPT_PROTO;
     /* CRC trailer: "crc_num" + 10-byte big-endian CRC-32 of everything before it. */
-    if (n >= 17 && memcmp(buf + n - 17, "crc_num", 7) == 0) {
-        const uint8_t *t = buf + n - 10;
-        uint64_t v = 0;
-        for (int k = 0; k < 10; k++) {
-            if (k < 2 && t[k]) v = UINT64_MAX;
-            if (v != UINT64_MAX) v = (v << 8) | t[k];
-        }
-        if (v > 0xffffffffu)
-            return sp_error(SP_EFORMAT, "file '%s': malformed crc_num trailer (value exceeds 32 bits)", c->path);
+    int has = 0;
+    sp_status st = read_trailer(c, buf, n, flags, &has);
+    if (st) return st;
+    if (has) {
         n -= 17;
-        c->crc = (uint32_t)v;
-        c->crc_state = 1;
         if (flags & SP_CKPT_CRC) {
             uint32_t got = sp_crc32(0, buf, n);
-            if (got != c->crc)
-                return sp_error(SP_ECRC, "file '%s': CRC mismatch: the trailer says %u, the content gives %u "
-                                "(file corrupted or modified)", c->path, c->crc, got);
+            if (got != c->crc) return crc_mismatch(c, got);
             c->crc_state = 2;
         }
-    } else if (flags & SP_CKPT_CRC) {
-        return sp_error(SP_ECRC, "file '%s': crc_check requested but the file has no crc_num trailer", c->path);
     }
     if (n == 0)
         return sp_error(SP_EFORMAT, "file '%s': no tensors before the CRC trailer", c->path);
-    return ck_parse_proto(c, buf, n, m->heap == 0);
+    return ck_parse_proto(c, buf, n);
 }
 
 /* The bookkeeping an open checkpoint holds (its entry table, names, type strings, path,
  * metadata) is counted in sp_mem_stats from here to sp_ckpt_close; the contents are
- * counted where they live (reader blocks, tensor storage, the mapping). */
+ * counted where they live (reader blocks, tensor storage, the file buffer). */
 static long long bookkeeping_bytes(const sp_ckpt *c) {
     long long n = (long long)sizeof *c + (long long)c->cap * (long long)sizeof(ck_entry);
     if (c->path) n += (long long)strlen(c->path) + 1;
@@ -281,6 +297,106 @@ sp_status sp_ckpt_open_memory(sp_ckpt **out, const void *data, size_t nbytes, co
     return finish(c, st, out);
 }
 
+/* Open a user's file for reading: never blocks (a FIFO or a device would), and only a
+ * regular file is accepted. */
+int ck_open_regular(const char *path, uint64_t *size, struct stat *sb_out) {
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        sp_error(SP_EIO, "file '%s': cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) {
+        sp_error(SP_EIO, "file '%s': cannot stat: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        const char *kind = S_ISDIR(sb.st_mode) ? "a directory" : S_ISFIFO(sb.st_mode) ? "a FIFO (named pipe)"
+                         : S_ISCHR(sb.st_mode) || S_ISBLK(sb.st_mode) ? "a device" : S_ISSOCK(sb.st_mode) ? "a socket"
+                         : "not a regular file";
+        sp_error(SP_EIO, "file '%s': is %s, expected a regular file", path, kind);
+        close(fd);
+        return -1;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0) (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    *size = (uint64_t)sb.st_size;
+    if (sb_out) *sb_out = sb;
+    return fd;
+}
+
+/* After a whole read: the file must be the one we started with (same size and mtime). */
+static sp_status check_unchanged(const char *path, int fd, const struct stat *before) {
+    struct stat now;
+    if (fstat(fd, &now) != 0) return sp_error(SP_EIO, "file '%s': cannot stat: %s", path, strerror(errno));
+    if (now.st_size != before->st_size || now.st_mtim.tv_sec != before->st_mtim.tv_sec ||
+        now.st_mtim.tv_nsec != before->st_mtim.tv_nsec)
+        return sp_error(SP_EIO, "file '%s': changed while reading (size %lld -> %lld bytes or modified): "
+                        "load it again once it is complete", path, (long long)before->st_size,
+                        (long long)now.st_size);
+    return SP_OK;
+}
+
+/* The whole file into one engine block (counted while the ck_map lives; a big file
+ * gets huge pages, as .ckpt contents do, and is unmapped when its last user dies). */
+static sp_status read_whole(sp_ckpt *c, int fd, size_t n, ck_map **out) {
+    *out = NULL;
+    uint8_t *buf = ck_block_alloc(n);
+    if (!buf) return sp_error(SP_ENOMEM, "file '%s': out of memory reading %zu bytes", c->path, n);
+    sp_status st = ck_pread_full(c->path, fd, buf, n, 0, n);
+    if (st) { ck_block_free_uncached(buf); return st; }
+    *out = ck_map_block(buf, n);
+    if (!*out) { ck_block_free_uncached(buf); return sp_error(SP_ENOMEM, "file '%s': out of memory", c->path); }
+    return SP_OK;
+}
+
+static sp_status open_file(sp_ckpt *c, int fd, const struct stat *sb, int format, int flags, const void *key,
+                           size_t keylen, const char *mode) {
+    size_t n = (size_t)sb->st_size;
+    if (n == 0) return sp_error(SP_EFORMAT, "file '%s': empty file (0 bytes), not a checkpoint", c->path);
+    uint8_t head[16] = {0};
+    size_t hn = n < sizeof head ? n : sizeof head;
+    sp_status st = ck_pread_full(c->path, fd, head, hn, 0, n);
+    if (st) return st;
+    uint32_t magic = 0;
+    int proto = !ck_is_encrypted(head, hn, &magic) && format != SP_CKPT_PTH && format != SP_CKPT_SAFETENSORS &&
+                !(format == SP_CKPT_AUTO && ck_is_pth(head, hn)) &&
+                !(format != SP_CKPT_PROTO && hn >= 10 && ck_is_safetensors(head, n));
+    if (!proto) {
+        /* safetensors (tensors share the buffer), .pth (copied out), encrypted (decrypted
+         * into a second buffer): the whole file in engine memory */
+        ck_map *m = NULL;
+        st = read_whole(c, fd, n, &m);
+        if (!st) st = check_unchanged(c->path, fd, sb);
+        if (!st) st = open_buffer(c, m, format, flags, key, keylen, mode);
+        ck_map_release(m);
+        return st;
+    }
+    if (key) return sp_error(SP_ECRYPTO, "file '%s': dec_key given but the file is not encrypted", c->path);
+    c->format = SP_CKPT_PROTO;
+    int has = 0;
+    if (n >= 17) {
+        uint8_t tail[17];
+        st = ck_pread_full(c->path, fd, tail, 17, n - 17, n);
+        if (st) return st;
+        st = read_trailer(c, tail, 17, flags, &has);
+    } else {
+        st = read_trailer(c, head, hn, flags, &has);
+    }
+    if (st) return st;
+    if (has) n -= 17;
+    if (n == 0) return sp_error(SP_EFORMAT, "file '%s': no tensors before the CRC trailer", c->path);
+    uint32_t crc = c->crc;
+    st = ck_parse_proto_fd(c, fd, n, has && (flags & SP_CKPT_CRC), &crc);
+    if (!st) st = check_unchanged(c->path, fd, sb);
+    if (!st && has && (flags & SP_CKPT_CRC)) {
+        if (crc != c->crc) return crc_mismatch(c, crc);
+        c->crc_state = 2;
+    }
+    return st;
+}
+
 sp_status sp_ckpt_open(sp_ckpt **out, const char *path, int format, int flags, const void *key, size_t keylen,
                        const char *mode) {
     if (!out) return sp_error(SP_EINVAL, "sp_ckpt_open: out is NULL");
@@ -290,23 +406,15 @@ sp_status sp_ckpt_open(sp_ckpt **out, const char *path, int format, int flags, c
     if (!c) return sp_error(SP_ENOMEM, "out of memory");
     c->path = strdup(path);
     if (!c->path) return finish(c, sp_error(SP_ENOMEM, "out of memory"), out);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return finish(c, sp_error(SP_EIO, "file '%s': cannot open: %s", path, strerror(errno)), out);
+    uint64_t size = 0;
     struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    int fd = ck_open_regular(path, &size, &sb);
+    if (fd < 0) return finish(c, SP_EIO, out);
+    if (size > SIZE_MAX / 2) {
         close(fd);
-        return finish(c, sp_error(SP_EIO, "file '%s': not a regular file", path), out);
+        return finish(c, sp_error(SP_EFORMAT, "file '%s': %llu bytes, too large", path, (unsigned long long)size), out);
     }
-    if (sb.st_size == 0) {
-        close(fd);
-        return finish(c, sp_error(SP_EFORMAT, "file '%s': empty file (0 bytes), not a checkpoint", path), out);
-    }
-    ck_map *m = ck_map_file(fd, (size_t)sb.st_size);
-    int err = errno;
+    sp_status st = open_file(c, fd, &sb, format, flags, key, keylen, mode);
     close(fd);
-    if (!m) return finish(c, sp_error(SP_EIO, "file '%s': cannot map: %s", path, strerror(err)), out);
-    madvise(m->addr, m->len, MADV_SEQUENTIAL);
-    sp_status st = open_buffer(c, m, format, flags, key, keylen, mode);
-    ck_map_release(m);
     return finish(c, st, out);
 }

@@ -15,18 +15,21 @@
 #define CK_MAGIC_CBC 0x7F3A5ED9u
 #define CK_MAGIC_SM4 0x7F3A5EDAu
 
-/* A refcounted read-only-backed private mapping of a whole file (or a heap copy). */
+/* A refcounted buffer holding a whole file's bytes: an engine heap copy read from the
+ * file (never a mapping of it: a file changed or truncated later cannot reach a loaded
+ * tensor), or borrowed caller memory. */
 typedef struct ck_map {
     void *addr;
     size_t len;
-    int heap;          /* 1: addr is malloc'd, 0: mmap'd, 2: borrowed caller memory */
+    int heap;          /* 1: addr is malloc'd (owned), 2: borrowed caller memory,
+                        * 3: addr is a ck_block_alloc block (owned, counted by the block) */
     atomic_int refs;
 } ck_map;
-ck_map *ck_map_file(int fd, size_t len);
-/* Mappings and owned heap copies count their bytes in sp_mem_stats (cpu) while alive:
- * safetensors tensors are views on them, so the file's bytes are counted once. */
+/* Owned heap copies count their bytes in sp_mem_stats (cpu) while alive: safetensors
+ * tensors are views on them, so the file's bytes are counted once. */
 ck_map *ck_map_heap(void *data, size_t len); /* takes ownership of data */
 ck_map *ck_map_borrow(const void *data, size_t len); /* caller memory: not owned, not counted */
+ck_map *ck_map_block(void *block, size_t len);       /* takes ownership of a ck_block_alloc block */
 void ck_map_retain(ck_map *m);
 void ck_map_release(void *m); /* sp_release_fn */
 
@@ -37,7 +40,7 @@ typedef struct ck_entry {
     int ndim;
     int64_t shape[SP_MAX_DIMS];
     size_t nbytes;
-    void *data;            /* content (in t's storage, in raw, or in the mapping) */
+    void *data;            /* content (in t's storage, in raw, or in the file buffer) */
     void *raw;             /* content not owned by a tensor (str / unknown): ck_block_free */
     sp_tensor *t;          /* .ckpt entries with a dtype */
     int aligned;           /* safetensors: data suitably aligned for a zero-copy view */
@@ -52,16 +55,38 @@ struct sp_ckpt {
     uint32_t crc;
     char enc[16];
     char *meta;            /* safetensors __metadata__ JSON */
-    ck_map *map;           /* safetensors mapping */
+    ck_map *map;           /* safetensors: the file's bytes, shared by its tensors */
     long long acct;        /* bookkeeping bytes (this struct, entries, names) counted while open */
 };
 
 ck_entry *ck_push(sp_ckpt *c);
-/* Free a content block from the .ckpt reader's allocator (sp_release_fn). */
+/* A block from the .ckpt reader's allocator (counted; >= 1 MiB: 2 MiB-aligned huge
+ * pages, reused through the block cache), and its release (sp_release_fn).
+ * _uncached returns a big block to the system at once (a whole-file buffer: its
+ * length is unlikely to be asked for again, and it should not hold a file's worth of
+ * memory in the cache after its last tensor dies). */
+void *ck_block_alloc(size_t size);
 void ck_block_free(void *p);
+void ck_block_free_uncached(void *p);
 
-/* .ckpt protobuf stream (after decryption and trailer removal). */
-sp_status ck_parse_proto(sp_ckpt *c, const uint8_t *buf, size_t n, int mapped);
+/* Reading users' files (ckpt.c, ckpt_read.c). ck_open_regular opens path without
+ * blocking (O_NONBLOCK, then cleared), refuses anything but a regular file, and gives
+ * its size (and stat, when sb is not NULL); -1 with sp_last_error set on failure.
+ * ck_pread_full reads exactly len bytes at off; a file that ends early (truncated while
+ * being read) is an SP_EIO error naming the file, total being the size expected. */
+struct stat;
+int ck_open_regular(const char *path, uint64_t *size, struct stat *sb);
+sp_status ck_pread_full(const char *path, int fd, void *dst, size_t len, uint64_t off, uint64_t total);
+/* Test hook (engine-private, for spec/engine): called before every read of a user's
+ * file with the offset about to be read. NULL in normal use. */
+extern void (*ck_read_hook)(int fd, uint64_t offset);
+
+/* .ckpt protobuf stream (after decryption and trailer removal) from memory, or the
+ * first n bytes of fd read record by record. _fd: when want_crc, *crc is the trailer's
+ * value on entry (a parse error in a file whose CRC mismatches reports the mismatch)
+ * and the CRC-32 of the n bytes on return. */
+sp_status ck_parse_proto(sp_ckpt *c, const uint8_t *buf, size_t n);
+sp_status ck_parse_proto_fd(sp_ckpt *c, int fd, size_t n, int want_crc, uint32_t *crc);
 /* safetensors over c->map. */
 sp_status ck_parse_safetensors(sp_ckpt *c, int flags);
 int ck_is_safetensors(const uint8_t *buf, size_t n);

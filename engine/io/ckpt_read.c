@@ -2,13 +2,15 @@
  * Checkpoint messages (field 1 = one Value each). We walk that top-level framing
  * and hand each Value's bytes to protobuf-c (generated from proto/checkpoint.proto).
  * protobuf-c copies tensor_content once into a malloc'd buffer, which the tensor then
- * adopts: the bytes are copied exactly once. Mapped pages already consumed are
- * dropped as we go, so peak RSS stays near one file size. */
+ * adopts. The file is read (never mapped) record by record into a reusable buffer, so
+ * peak memory stays near one file size plus the largest record. */
 #include "io/ckpt_internal.h"
 #include "core/device.h"
 #include "checkpoint.pb-c.h"
 
+#include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -160,18 +162,21 @@ static void *blk_alloc(void *ad, size_t size) {
     return h;
 }
 
-void ck_block_free(void *p) {
+static void block_free(void *p, int cache) {
     if (!p) return;
     uint64_t *h = p;
     if (h[-1] == TAG_BIG) {
         uint8_t *base = (uint8_t *)p - 64;
         size_t len = (size_t)h[-2];
-        if (!cache_put(base, len)) big_unmap(base, len);
+        if (!cache || !cache_put(base, len)) big_unmap(base, len);
     } else {
         sp_mem_account(NULL, -(long long)h[-2]);
         free(h - 2);
     }
 }
+void ck_block_free(void *p) { block_free(p, 1); }
+void ck_block_free_uncached(void *p) { block_free(p, 0); }
+void *ck_block_alloc(size_t size) { return blk_alloc(NULL, size ? size : 1); }
 static void blk_free(void *ad, void *p) { (void)ad; ck_block_free(p); }
 static ProtobufCAllocator blk_allocator = {blk_alloc, blk_free, NULL};
 
@@ -262,7 +267,7 @@ static sp_status add_value(sp_ckpt *c, Spore__Ms__Checkpoint__Value *v, size_t f
         if (len > (size_t)pd->expect - e->nbytes)
             return sp_error(SP_EFORMAT, "file '%s': tensor '%s': slices hold more than the %lld bytes of the "
                             "shape", c->path, tag, (long long)pd->expect);
-        memcpy((char *)e->raw + e->nbytes, tp->tensor_content.data, len);
+        if (len) memcpy((char *)e->raw + e->nbytes, tp->tensor_content.data, len); /* an empty slice may have no data */
         e->nbytes += len;
         if ((int64_t)e->nbytes == pd->expect) { pd->expect = -1; return adopt_entry(c, e); }
         return SP_OK;
@@ -304,79 +309,159 @@ static sp_status add_value(sp_ckpt *c, Spore__Ms__Checkpoint__Value *v, size_t f
     return SP_OK;
 }
 
-/* Records are framed in batches (cheap: two varints each), unpacked, then added in
- * file order so errors and slice joining are deterministic. Consumed pages of a file
- * mapping are dropped from RSS as we go. */
-#define CK_BATCH 64
+/* ---- the record stream ---------------------------------------------------
+ * The stream is either caller memory (sp_ckpt_open_memory, a decrypted buffer) or a
+ * file descriptor. A file is read with pread() into one reusable buffer (counted in
+ * sp_mem_stats while alive), refilled as records are consumed and grown to the
+ * largest record; protobuf-c parses each record from there. No mapping of the user's
+ * file exists, so a file truncated under the reader gives a short read (a clean error
+ * naming the file), never a bus error, and nothing loaded refers to the file. */
+#define CK_READ_CHUNK ((size_t)1 << 20)
 
-typedef struct { size_t at, pos, len; Spore__Ms__Checkpoint__Value *v; } rec_t;
+void (*ck_read_hook)(int fd, uint64_t offset);
 
-static void drop_pages(const uint8_t *buf, size_t from, size_t to, long page) {
-    size_t a = (from + (size_t)page - 1) & ~((size_t)page - 1), b = to & ~((size_t)page - 1);
-    if (b > a) madvise((void *)(buf + a), b - a, MADV_DONTNEED);
+sp_status ck_pread_full(const char *path, int fd, void *dst, size_t len, uint64_t off, uint64_t total) {
+    uint8_t *d = dst;
+    while (len) {
+        if (ck_read_hook) ck_read_hook(fd, off);
+        size_t k = len > ((size_t)1 << 30) ? ((size_t)1 << 30) : len;
+        ssize_t r = pread(fd, d, k, (off_t)off);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return sp_error(SP_EIO, "file '%s': read error at byte %llu: %s", path, (unsigned long long)off,
+                                   strerror(errno));
+        if (r == 0)
+            return sp_error(SP_EIO, "file '%s': changed while reading: it ends at byte %llu, %llu expected "
+                            "(truncated during the load)", path, (unsigned long long)off, (unsigned long long)total);
+        d += r; len -= (size_t)r; off += (uint64_t)r;
+    }
+    return SP_OK;
 }
 
-sp_status ck_parse_proto(sp_ckpt *c, const uint8_t *buf, size_t n, int mapped) {
-    size_t pos = 0;
-    long page = sysconf(_SC_PAGESIZE);
+typedef struct {
+    const char *path;
+    int fd;                 /* -1: the stream is mem */
+    const uint8_t *mem;
+    size_t n;               /* stream length */
+    size_t pos;             /* stream offset of the next unconsumed byte */
+    uint8_t *buf;           /* fd: bytes [pos, pos + (hi - lo)) at buf + lo */
+    size_t cap, lo, hi;
+    int want_crc;
+    uint32_t crc;           /* fd, want_crc: CRC-32 of every byte read so far */
+} rd_t;
+
+/* Make at least min(k, n - pos) bytes available; *p points at them. */
+static sp_status rd_peek(rd_t *r, size_t k, const uint8_t **p, size_t *avail) {
+    size_t left = r->n - r->pos;
+    if (k > left) k = left;
+    if (r->fd < 0) { *p = r->mem + r->pos; *avail = left; return SP_OK; }
+    if (r->hi - r->lo < k) {
+        size_t have = r->hi - r->lo;
+        if (r->lo && have) memmove(r->buf, r->buf + r->lo, have);
+        r->lo = 0; r->hi = have;
+        if (k > r->cap) {
+            size_t nc = k > CK_READ_CHUNK ? k : CK_READ_CHUNK;
+            uint8_t *nb = malloc(nc);
+            if (!nb) return sp_error(SP_ENOMEM, "file '%s': out of memory (a %zu-byte read buffer)", r->path, nc);
+            if (have) memcpy(nb, r->buf, have);
+            free(r->buf);
+            if (r->cap) sp_mem_account(NULL, -(long long)r->cap);   /* one allocation out, one in */
+            sp_mem_account(NULL, (long long)nc);
+            r->buf = nb; r->cap = nc;
+        }
+        /* fill what fits (at least k), never past the stream */
+        size_t want = r->cap - r->hi, rest = left - have;
+        if (want > rest) want = rest;
+        sp_status st = ck_pread_full(r->path, r->fd, r->buf + r->hi, want, r->pos + have, r->n);
+        if (st) return st;
+        if (r->want_crc) r->crc = sp_crc32(r->crc, r->buf + r->hi, want);
+        r->hi += want;
+    }
+    *p = r->buf + r->lo;
+    *avail = r->hi - r->lo;
+    return SP_OK;
+}
+
+static void rd_consume(rd_t *r, size_t k) {
+    r->pos += k;
+    if (r->fd >= 0) r->lo += k;
+}
+
+/* fd: read (and CRC) the rest of the stream, so a CRC check can judge a file whose
+ * parse failed. */
+static sp_status rd_drain(rd_t *r) {
+    while (r->pos < r->n) {
+        const uint8_t *p; size_t avail;
+        size_t k = r->cap ? r->cap : CK_READ_CHUNK;
+        sp_status st = rd_peek(r, k, &p, &avail);
+        if (st) return st;
+        rd_consume(r, avail);
+    }
+    return SP_OK;
+}
+
+static sp_status parse_stream(sp_ckpt *c, rd_t *r) {
     pend_t pd = {-1};
     int64_t rec = 0;
-    rec_t batch[CK_BATCH];
-    while (pos < n) {
-        /* frame up to CK_BATCH records */
-        int nb = 0;
-        sp_status ferr = SP_OK;
-        size_t fat = 0;
-        uint64_t flen = 0;
-        int fkind = 0;
-        while (pos < n && nb < CK_BATCH) {
-            size_t at = pos;
-            uint64_t key = 0, len = 0;
-            if (!get_varint(buf, n, &pos, &key) || key != 0x0a) { fkind = 1; fat = at; ferr = SP_EFORMAT; break; }
-            if (!get_varint(buf, n, &pos, &len) || len > n - pos) { fkind = 2; fat = at; flen = len; ferr = SP_EFORMAT; break; }
-            batch[nb].at = at; batch[nb].pos = pos; batch[nb].len = (size_t)len; batch[nb].v = NULL;
-            nb++;
-            pos += (size_t)len;
-        }
-        size_t bytes = nb ? batch[nb - 1].pos + batch[nb - 1].len - batch[0].at : 0;
-        /* (a parallel unpack was measured slower here: page faults and mmap contend on the
-         * process mm lock; kept serial) */
-        (void)bytes;
-        for (int r = 0; r < nb; r++) {
-            batch[r].v = (Spore__Ms__Checkpoint__Value *)protobuf_c_message_unpack(&spore__ms__checkpoint__value__descriptor, &blk_allocator,
-                                                                         batch[r].len, buf + batch[r].pos);
-            if (mapped) drop_pages(buf, batch[r].pos, batch[r].pos + batch[r].len, page);
-        }
-        sp_status st = SP_OK;
-        for (int r = 0; r < nb; r++) {
-            Spore__Ms__Checkpoint__Value *v = batch[r].v;
-            if (!st && !v) {
-                if (rec == 0)
-                    st = sp_error(SP_EFORMAT, "file '%s': not a MindSpore checkpoint (the first value at byte 0 "
-                                  "does not parse as Checkpoint.Value)", c->path);
-                else
-                    st = sp_error(SP_EFORMAT, "file '%s': malformed value at byte offset %zu after tensor '%s' "
-                                  "(protobuf parse failed)", c->path, batch[r].at, prev_name(c));
-            }
-            if (!st) st = add_value(c, v, n, &pd);
-            if (v) protobuf_c_message_free_unpacked(&v->base, &blk_allocator);
-            rec++;
-        }
+    size_t n = r->n;
+    while (r->pos < n) {
+        const uint8_t *p;
+        size_t avail, at = r->pos, hp = 0;
+        sp_status st = rd_peek(r, 20, &p, &avail);   /* two varints */
         if (st) return st;
-        if (ferr) {
-            if (fkind == 1 && rec == 0)
+        uint64_t key = 0, len = 0;
+        if (!get_varint(p, avail, &hp, &key) || key != 0x0a) {
+            if (rec == 0)
                 return sp_error(SP_EFORMAT, "file '%s': not a MindSpore checkpoint (no protobuf Checkpoint.value "
                                 "at byte 0)", c->path);
-            if (fkind == 1)
-                return sp_error(SP_EFORMAT, "file '%s': malformed data at byte offset %zu after tensor '%s' "
-                                "(expected another Checkpoint.value)", c->path, fat, prev_name(c));
+            return sp_error(SP_EFORMAT, "file '%s': malformed data at byte offset %zu after tensor '%s' "
+                            "(expected another Checkpoint.value)", c->path, at, prev_name(c));
+        }
+        if (!get_varint(p, avail, &hp, &len) || len > n - at - hp) {
             if (rec == 0)
                 return sp_error(SP_EFORMAT, "file '%s': not a MindSpore checkpoint, or truncated in its first "
-                                "value (byte offset %zu)", c->path, fat);
+                                "value (byte offset %zu)", c->path, at);
             return sp_error(SP_EFORMAT, "file '%s': truncated: the value after tensor '%s' (byte offset %zu) "
-                            "claims %llu bytes, %zu remain", c->path, prev_name(c), fat,
-                            (unsigned long long)flen, n - fat);
+                            "claims %llu bytes, %zu remain", c->path, prev_name(c), at,
+                            (unsigned long long)len, n - at);
         }
+        st = rd_peek(r, hp + (size_t)len, &p, &avail);
+        if (st) return st;
+        Spore__Ms__Checkpoint__Value *v = (Spore__Ms__Checkpoint__Value *)protobuf_c_message_unpack(
+            &spore__ms__checkpoint__value__descriptor, &blk_allocator, (size_t)len, p + hp);
+        rd_consume(r, hp + (size_t)len);
+        if (!v) {
+            if (rec == 0)
+                return sp_error(SP_EFORMAT, "file '%s': not a MindSpore checkpoint (the first value at byte 0 "
+                                "does not parse as Checkpoint.Value)", c->path);
+            return sp_error(SP_EFORMAT, "file '%s': malformed value at byte offset %zu after tensor '%s' "
+                            "(protobuf parse failed)", c->path, at, prev_name(c));
+        }
+        st = add_value(c, v, n, &pd);
+        protobuf_c_message_free_unpacked(&v->base, &blk_allocator);
+        if (st) return st;
+        rec++;
     }
     return check_complete(c, &pd);
+}
+
+sp_status ck_parse_proto(sp_ckpt *c, const uint8_t *buf, size_t n) {
+    rd_t r = {.path = c->path, .fd = -1, .mem = buf, .n = n};
+    return parse_stream(c, &r);
+}
+
+sp_status ck_parse_proto_fd(sp_ckpt *c, int fd, size_t n, int want_crc, uint32_t *crc) {
+    rd_t r = {.path = c->path, .fd = fd, .n = n, .want_crc = want_crc};
+    sp_status st = parse_stream(c, &r);
+    if (want_crc && (!st || st == SP_EFORMAT)) {
+        /* a CRC mismatch explains a parse failure better than the parse error does */
+        sp_status dst = rd_drain(&r);
+        if (dst) st = dst;
+        else if (st && r.crc != *crc)
+            st = sp_error(SP_ECRC, "file '%s': CRC mismatch: the trailer says %u, the content gives %u "
+                          "(file corrupted or modified)", c->path, *crc, r.crc);
+    }
+    *crc = r.crc;
+    free(r.buf);
+    if (r.cap) sp_mem_account(NULL, -(long long)r.cap);
+    return st;
 }

@@ -7,59 +7,167 @@
 #include "io/data_read.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
 
 /* Read the whole (decompressed) content of path, at most `cap` bytes plus one
- * (to detect trailing data). gzip is detected by zlib from the magic; plain
- * files are read as they are. */
+ * (to detect trailing data). A file starting with the gzip magic (1f 8b) is inflated:
+ * concatenated gzip members are accepted (as gzip(1) does); any other bytes after the
+ * last member are an error. Other files are read as they are. Only a regular file is
+ * opened (never blocking on a FIFO); the file is read with read(), never mapped. */
+#define RD_CHUNK ((size_t)1 << 17)
+
+static sp_status grow(const char *path, unsigned char **buf, size_t *alloc, size_t want) {
+    size_t na = *alloc ? *alloc * 2 : (1u << 16);
+    if (na > want) na = want;
+    unsigned char *nb = realloc(*buf, na);
+    if (!nb) return sp_error(SP_ENOMEM, "%s: out of memory reading %zu bytes", path, na);
+    *buf = nb; *alloc = na;
+    return SP_OK;
+}
+
+/* read() up to len bytes; 0 at end of file */
+static ssize_t read_some(int fd, void *dst, size_t len) {
+    for (;;) {
+        ssize_t r = read(fd, dst, len);
+        if (r < 0 && errno == EINTR) continue;
+        return r;
+    }
+}
+
+static sp_status read_plain(const char *path, int fd, const unsigned char *pre, size_t npre, size_t want,
+                            unsigned char **buf, size_t *size) {
+    size_t alloc = 0;
+    *size = 0;
+    sp_status st = SP_OK;
+    if (npre) {
+        if ((st = grow(path, buf, &alloc, want > npre ? want : npre))) return st;
+        size_t k = npre < want ? npre : want;
+        memcpy(*buf, pre, k);
+        *size = k;
+    }
+    while (*size < want) {
+        if (*size == alloc && (st = grow(path, buf, &alloc, want))) return st;
+        size_t chunk = alloc - *size;
+        if (chunk > ((size_t)1 << 30)) chunk = (size_t)1 << 30;
+        ssize_t r = read_some(fd, *buf + *size, chunk);
+        if (r < 0) return sp_error(SP_EIO, "%s: read error: %s", path, strerror(errno));
+        if (r == 0) break;
+        *size += (size_t)r;
+    }
+    return SP_OK;
+}
+
+static sp_status read_gzip(const char *path, int fd, const unsigned char *pre, size_t npre, size_t want,
+                           unsigned char **buf, size_t *size) {
+    size_t alloc = 0;
+    *size = 0;
+    unsigned char *in = malloc(RD_CHUNK);
+    if (!in) return sp_error(SP_ENOMEM, "%s: out of memory", path);
+    memcpy(in, pre, npre);
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK) { free(in); return sp_error(SP_ENOMEM, "%s: zlib init failed", path); }
+    zs.next_in = in;
+    zs.avail_in = (uInt)npre;
+    int eof = 0, ended = 0;   /* ended: the last member is complete */
+    sp_status st = SP_OK;
+    while (!st && *size < want) {
+        if (zs.avail_in == 0 && !eof) {
+            ssize_t r = read_some(fd, in, RD_CHUNK);
+            if (r < 0) { st = sp_error(SP_EIO, "%s: read error: %s", path, strerror(errno)); break; }
+            if (r == 0) eof = 1;
+            zs.next_in = in;
+            zs.avail_in = (uInt)r;
+        }
+        if (zs.avail_in == 0 && eof) {
+            if (!ended)
+                st = sp_error(SP_EFORMAT, "%s: corrupt or truncated gzip data after %zu decompressed bytes "
+                              "(unexpected end of file)", path, *size);
+            break;
+        }
+        if (ended) {
+            /* more bytes after a complete member: another member, or garbage */
+            if (zs.avail_in < 2 && !eof) {
+                /* need two bytes to see the magic: shift and read more */
+                memmove(in, zs.next_in, zs.avail_in);
+                ssize_t r = read_some(fd, in + zs.avail_in, RD_CHUNK - zs.avail_in);
+                if (r < 0) { st = sp_error(SP_EIO, "%s: read error: %s", path, strerror(errno)); break; }
+                if (r == 0) eof = 1;
+                zs.next_in = in;
+                zs.avail_in += (uInt)r;
+                continue;
+            }
+            if (zs.avail_in < 2 || zs.next_in[0] != 0x1f || zs.next_in[1] != 0x8b) {
+                st = sp_error(SP_EFORMAT, "%s: trailing garbage after the gzip data (%zu decompressed bytes): "
+                              "the file is corrupt or not a plain gzip file", path, *size);
+                break;
+            }
+            inflateReset(&zs);
+            ended = 0;
+        }
+        if (*size == alloc && (st = grow(path, buf, &alloc, want))) break;
+        size_t room = alloc - *size;
+        if (room > ((size_t)1 << 30)) room = (size_t)1 << 30;
+        zs.next_out = *buf + *size;
+        zs.avail_out = (uInt)room;
+        int z = inflate(&zs, Z_NO_FLUSH);
+        *size += room - zs.avail_out;
+        if (z == Z_STREAM_END) ended = 1;
+        else if (z != Z_OK && z != Z_BUF_ERROR)
+            st = sp_error(SP_EFORMAT, "%s: corrupt or truncated gzip data after %zu decompressed bytes (%s)", path,
+                          *size, zs.msg ? zs.msg : "zlib error");
+        else if (z == Z_BUF_ERROR && zs.avail_in == 0 && eof)
+            st = sp_error(SP_EFORMAT, "%s: corrupt or truncated gzip data after %zu decompressed bytes "
+                          "(unexpected end of file)", path, *size);
+    }
+    inflateEnd(&zs);
+    free(in);
+    return st;
+}
+
 sp_status sp_data_read_all(const char *path, size_t cap, unsigned char **buf_out, size_t *len_out) {
     *buf_out = NULL;
     *len_out = 0;
-    FILE *probe = fopen(path, "rb");
-    if (!probe) return sp_error(SP_EIO, "%s: cannot open: %s", path, strerror(errno));
-    fclose(probe);
-    gzFile gz = gzopen(path, "rb");
-    if (!gz) return sp_error(SP_EIO, "%s: cannot open: %s", path, strerror(errno));
-    gzbuffer(gz, 1 << 17);
-    size_t want = cap < SIZE_MAX - 1 ? cap + 1 : cap;
-    size_t size = 0, alloc = 0;
-    unsigned char *buf = NULL;
-    for (;;) {
-        if (size == alloc) {
-            if (alloc >= want) break;
-            size_t na = alloc ? alloc * 2 : (1u << 16);
-            if (na > want) na = want;
-            unsigned char *nb = realloc(buf, na);
-            if (!nb) { free(buf); gzclose(gz); return sp_error(SP_ENOMEM, "%s: out of memory reading %zu bytes", path, na); }
-            buf = nb; alloc = na;
-        }
-        size_t chunk = alloc - size;
-        if (chunk > (1u << 30)) chunk = 1u << 30;
-        int r = gzread(gz, buf + size, (unsigned)chunk);
-        if (r < 0) {
-            int zerr = 0;
-            const char *m = gzerror(gz, &zerr);
-            sp_status st = sp_error(SP_EFORMAT, "%s: corrupt or truncated gzip data after %zu decompressed bytes (%s)",
-                                    path, size, m ? m : "zlib error");
-            free(buf); gzclose(gz);
-            return st;
-        }
-        if (r == 0) break; /* end of stream or an error: checked once below */
-        size += (size_t)r;
-    }
-    /* a gzip stream cut short: zlib reports it at EOF */
-    int zerr = 0;
-    const char *m = gzerror(gz, &zerr);
-    if (zerr != Z_OK && zerr != Z_STREAM_END) {
-        sp_status st = sp_error(SP_EFORMAT, "%s: corrupt or truncated gzip data after %zu decompressed bytes (%s)",
-                                path, size, m ? m : "zlib error");
-        free(buf); gzclose(gz);
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) return sp_error(SP_EIO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) {
+        sp_status st = sp_error(SP_EIO, "%s: cannot stat: %s", path, strerror(errno));
+        close(fd);
         return st;
     }
-    gzclose(gz);
+    if (!S_ISREG(sb.st_mode)) {
+        int dir = S_ISDIR(sb.st_mode), fifo = S_ISFIFO(sb.st_mode);
+        close(fd);
+        return sp_error(SP_EIO, "%s: is %s, expected a regular file", path,
+                        dir ? "a directory" : fifo ? "a FIFO (named pipe)" : "not a regular file");
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0) (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    size_t want = cap < SIZE_MAX - 1 ? cap + 1 : cap;
+    unsigned char magic[2];
+    ssize_t m = 0;
+    while (m < 2) {
+        ssize_t r = read_some(fd, magic + m, (size_t)(2 - m));
+        if (r < 0) { close(fd); return sp_error(SP_EIO, "%s: read error: %s", path, strerror(errno)); }
+        if (r == 0) break;
+        m += r;
+    }
+    unsigned char *buf = NULL;
+    size_t size = 0;
+    sp_status st;
+    if (m == 2 && magic[0] == 0x1f && magic[1] == 0x8b)
+        st = read_gzip(path, fd, magic, 2, want, &buf, &size);
+    else
+        st = read_plain(path, fd, magic, (size_t)m, want, &buf, &size);
+    close(fd);
+    if (st) { free(buf); return st; }
     *buf_out = buf;
     *len_out = size;
     return SP_OK;

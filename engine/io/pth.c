@@ -141,7 +141,7 @@ typedef struct pv {
 /* The unpickler's arena, stack and memo and the zip directory are transient: freed before
  * ck_parse_pth returns, so they are not reported to sp_mem_stats. What outlives the call
  * is counted: each tensor is a copy in engine storage (sp_tensor_new), and the file's
- * mapping is counted by ck_map while it is open. */
+ * bytes (read into an engine buffer, never mapped) are counted by ck_map while open. */
 typedef struct blk { struct blk *next; } blk;
 typedef struct {
     const char *path;

@@ -1,5 +1,5 @@
-/* safetensors.c — safetensors reader over a refcounted private mapping (tensors are
- * zero-copy views made on demand) and MindSpore's crc_num check. Header parsed with cJSON. */
+/* safetensors.c — safetensors reader over the file's bytes read into one refcounted
+ * engine buffer (tensors are zero-copy views of that buffer, made on demand) and MindSpore's crc_num check. Header parsed with cJSON. */
 #include "io/ckpt_internal.h"
 
 #include <cjson/cJSON.h>
