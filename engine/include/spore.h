@@ -120,7 +120,7 @@ uint16_t sp_f64_to_bf16(double x);
 
 typedef struct sp_tensor sp_tensor;
 
-/* A release callback for adopted memory (mmap'd file, a host's buffer). */
+/* A release callback for adopted memory (a reader's buffer, a host's buffer). */
 typedef void (*sp_release_fn)(void *ctx);
 
 /* New contiguous tensor, zero-filled. ndim 0 makes a scalar. */
@@ -351,10 +351,13 @@ sp_status sp_adam_update(sp_tensor *param, sp_tensor *m, sp_tensor *v, const sp_
 /* ==== checkpoint io (engine/io): .ckpt, safetensors, crc, encryption ==== */
 /* (section owned by the checkpoint work) */
 
-/* A checkpoint opened for reading: an ordered list of named entries. .ckpt files
- * are parsed once (protobuf-c over a private mapping; each tensor's content is
- * copied once into its own storage); safetensors are mapped and each tensor is a
- * zero-copy view on a refcounted mapping, made on demand. */
+/* A checkpoint opened for reading: an ordered list of named entries. The user's file is
+ * never mapped: it is read (pread) into engine memory, so a file truncated or rewritten
+ * during or after a load cannot change a loaded tensor or raise a signal (a file that
+ * changes while it is read is an error naming it; only regular files are opened). .ckpt
+ * files are read record by record and parsed once (protobuf-c; each tensor's content is
+ * copied once into its own storage); a safetensors file is read into one engine buffer
+ * that its tensors share (refcounted), made on demand. */
 typedef struct sp_ckpt sp_ckpt;
 typedef struct sp_ckpt_writer sp_ckpt_writer;
 enum { SP_CKPT_AUTO = 0, SP_CKPT_PROTO = 1, SP_CKPT_SAFETENSORS = 2 };
