@@ -309,6 +309,51 @@ static sp_status add_value(sp_ckpt *c, Spore__Ms__Checkpoint__Value *v, size_t f
     return SP_OK;
 }
 
+/* protobuf-c hands tag strings over NUL-terminated: a tag "a\0b" would silently become "a"
+ * (and join or shadow tensor "a"). Walk the record's top-level fields and refuse a tag
+ * (field 1) holding a NUL byte. Malformed framing is left to protobuf-c's own error. */
+static int tag_has_nul(const uint8_t *p, size_t n, size_t *tag_len) {
+    size_t pos = 0;
+    while (pos < n) {
+        uint64_t key, v;
+        if (!get_varint(p, n, &pos, &key)) return 0;
+        switch (key & 7) {
+        case 0: if (!get_varint(p, n, &pos, &v)) return 0; break;
+        case 1: if (n - pos < 8) return 0; pos += 8; break;
+        case 5: if (n - pos < 4) return 0; pos += 4; break;
+        case 2:
+            if (!get_varint(p, n, &pos, &v) || v > n - pos) return 0;
+            if ((key >> 3) == 1 && memchr(p + pos, 0, (size_t)v)) { *tag_len = (size_t)v; return 1; }
+            pos += (size_t)v;
+            break;
+        default: return 0;
+        }
+    }
+    return 0;
+}
+
+static int by_entry_name(const void *a, const void *b) {
+    return strcmp((*(const ck_entry *const *)a)->name, (*(const ck_entry *const *)b)->name);
+}
+
+/* Every name once: MindSpore keeps the first of two same-named values, spore kept the
+ * last; either silently drops one, so a duplicate is an error (slices of one tensor are
+ * consecutive values of one tag and were joined into one entry before this). */
+static sp_status check_unique(sp_ckpt *c) {
+    if (c->n < 2) return SP_OK;
+    const ck_entry **by = malloc((size_t)c->n * sizeof *by);
+    if (!by) return sp_error(SP_ENOMEM, "out of memory");
+    for (int64_t i = 0; i < c->n; i++) by[i] = &c->e[i];
+    qsort(by, (size_t)c->n, sizeof *by, by_entry_name);
+    sp_status st = SP_OK;
+    for (int64_t i = 1; i < c->n && !st; i++)
+        if (strcmp(by[i]->name, by[i - 1]->name) == 0)
+            st = sp_error(SP_EFORMAT, "file '%s': tensor '%s' appears twice (entries %lld and %lld), expected unique "
+                          "names", c->path, by[i]->name, (long long)(by[i - 1] - c->e), (long long)(by[i] - c->e));
+    free(by);
+    return st;
+}
+
 /* ---- the record stream ---------------------------------------------------
  * The stream is either caller memory (sp_ckpt_open_memory, a decrypted buffer) or a
  * file descriptor. A file is read with pread() into one reusable buffer (counted in
@@ -428,6 +473,13 @@ static sp_status parse_stream(sp_ckpt *c, rd_t *r) {
         if (st) return st;
         Spore__Ms__Checkpoint__Value *v = (Spore__Ms__Checkpoint__Value *)protobuf_c_message_unpack(
             &spore__ms__checkpoint__value__descriptor, &blk_allocator, (size_t)len, p + hp);
+        size_t tl = 0;
+        if (v && tag_has_nul(p + hp, (size_t)len, &tl)) {
+            st = sp_error(SP_EFORMAT, "file '%s': the value at byte offset %zu has a %zu-byte tag with a NUL byte "
+                          "(after '%s'): expected a name without NUL", c->path, at, tl, v->tag ? v->tag : "");
+            protobuf_c_message_free_unpacked(&v->base, &blk_allocator);
+            return st;
+        }
         rd_consume(r, hp + (size_t)len);
         if (!v) {
             if (rec == 0)
@@ -441,7 +493,8 @@ static sp_status parse_stream(sp_ckpt *c, rd_t *r) {
         if (st) return st;
         rec++;
     }
-    return check_complete(c, &pd);
+    sp_status st = check_complete(c, &pd);
+    return st ? st : check_unique(c);
 }
 
 sp_status ck_parse_proto(sp_ckpt *c, const uint8_t *buf, size_t n) {
