@@ -26,6 +26,7 @@ local ORDER = setmetatable({}, { __mode = "k" })
 
 --- Ordered array of a dict's names.
 function M.keys(d)
+  if type(d) ~= "table" then error("ckpt.keys: expected a parameter dict, got " .. type(d), 2) end
   local order, seen, out = ORDER[d] or {}, {}, {}
   for _, k in ipairs(order) do
     if rawget(d, k) ~= nil and not seen[k] then out[#out + 1] = k; seen[k] = true end
@@ -337,7 +338,10 @@ end
 function M.release_cache() return B.release_cache() end
 
 --- Low-level access for tools: the engine's view of a file (entries, crc, metadata).
-function M.read_raw(path, opts) return B.read(path, opts) end
+function M.read_raw(path, opts)
+  if type(path) ~= "string" then error("read_raw: path must be a string, got " .. type(path), 2) end
+  return B.read(path, opts)
+end
 function M.write_raw(path, items, opts) return B.write(path, items, opts) end
 
 return M

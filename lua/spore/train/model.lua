@@ -211,7 +211,17 @@ end
 -- The net runs in eval mode (BN uses moving statistics); its mode is restored.
 -- opts: steps (cap on batches).
 function Model:eval(dataset, opts)
+  if type(dataset) ~= "table" or type(dataset.batches) ~= "function" then
+    error("Model:eval: dataset must have :batches(), got " .. type(dataset), 2)
+  end
+  if opts ~= nil and type(opts) ~= "table" then error("Model:eval: opts must be a table, got " .. type(opts), 2) end
   opts = opts or {}
+  for k in pairs(opts) do
+    if k ~= "steps" then error("Model:eval: unknown option '" .. tostring(k) .. "'", 2) end
+  end
+  if opts.steps ~= nil and (type(opts.steps) ~= "number" or opts.steps < 1 or opts.steps ~= math.floor(opts.steps)) then
+    error("Model:eval: steps must be a positive integer, got " .. tostring(opts.steps), 2)
+  end
   local net, lossf = self.network, self.loss_fn
   local m = Metrics.new(self.metric_names)
   local want_loss = m:wants("loss")
@@ -229,6 +239,11 @@ function Model:eval(dataset, opts)
       m:update(logits, y, l)
       if opts.steps and steps >= opts.steps then break end
     end
+    -- an accuracy of 0 over no sample would read as a result: nothing was evaluated
+    if m.count == 0 then
+      local what = dataset.name or tostring(dataset)
+      error("Model:eval: dataset '" .. tostring(what) .. "' yields no sample: nothing to evaluate", 0)
+    end
     return m:eval()
   end)
 end
@@ -237,6 +252,7 @@ end
 -- moves there first). The result may be the net's reused output buffer: clone it to keep
 -- it past the next forward.
 function Model:predict(x)
+  if not T.is_tensor(x) then error("Model:predict: x must be a Tensor, got " .. type(x), 2) end
   local net = self.network
   x = on(device_of(net), x)
   return in_eval(net, function() return net:forward(x) end)
