@@ -46,25 +46,9 @@ local function jnum(x)
   return string.format("%.17g", x)
 end
 
--- "file", "directory", "named pipe", ... (lfs's names), or nil when path does not exist
-local function file_kind(path)
-  local has, L = pcall(require, "lfs")
-  if has then return L.attributes(path, "mode") end
-  local q = "'" .. path:gsub("'", "'\\''") .. "'"
-  local function sh(c) local r = os.execute(c .. " 2>/dev/null"); return r == 0 or r == true end
-  if sh("test -f " .. q) then return "file" end
-  if sh("test -p " .. q) then return "named pipe" end
-  if sh("test -d " .. q) then return "directory" end
-  if sh("test -e " .. q) then return "special file" end
-  return nil
-end
-
 local ok, err = pcall(function()
   local ckpt = require("spore.ckpt")
   local path = args[1]
-  -- only a regular file: opening a FIFO (named pipe) for reading blocks until a writer comes
-  local kind = file_kind(path)
-  if kind and kind ~= "file" then error(path .. ": is a " .. kind .. ", not a regular file", 0) end
   local f = io.open(path, "rb")
   local size = f and f:seek("end") or 0
   if f then f:close() end
