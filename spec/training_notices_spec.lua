@@ -336,7 +336,6 @@ describe("nil arguments give errors naming the argument", function()
     { "model:train(1, nil)", function() local n, o, l = lenet(); spore.Model(n, l, o):train(1, nil) end, "dataset must have" },
     { "model:eval(nil)", function() spore.Model(dense()):eval(nil) end, "Model:eval: dataset must have :batches(), got nil" },
     { "model:predict(nil)", function() spore.Model(dense()):predict(nil) end, "Model:predict: x must be a Tensor, got nil" },
-    { "ckpt.read_raw(nil)", function() ckpt.read_raw(nil) end, "read_raw: path must be a string, got nil" },
     { "ckpt.keys(nil)", function() ckpt.keys(nil) end, "ckpt.keys: expected a parameter dict, got nil" },
   }
   for _, c in ipairs(cases) do

@@ -338,10 +338,7 @@ end
 function M.release_cache() return B.release_cache() end
 
 --- Low-level access for tools: the engine's view of a file (entries, crc, metadata).
-function M.read_raw(path, opts)
-  if type(path) ~= "string" then error("read_raw: path must be a string, got " .. type(path), 2) end
-  return B.read(path, opts)
-end
+function M.read_raw(path, opts) return B.read(path, opts) end
 function M.write_raw(path, items, opts) return B.write(path, items, opts) end
 
 return M
