@@ -27,6 +27,7 @@ cli.main(spec, function(o)
   local wf = require("spore.workflow")
   if not o.ckpt then cli.usage_error("--ckpt FILE is required") end
   if o.batch < 1 then cli.usage_error("--batch must be at least 1") end
+  if o.limit and o.limit < 1 then cli.usage_error("--limit must be at least 1") end
   if o.split ~= "train" and o.split ~= "test" then cli.usage_error("--split must be train or test") end
   local ns = wf.net_spec(o.net, cli.usage_error)
   local t0 = spore.clock()

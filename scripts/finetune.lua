@@ -30,6 +30,7 @@ local spec = {
     { "--seed", "int", 1, "seed for the new head and shuffling" },
     { "--out", "string", "out/finetune", "directory for the checkpoints written" },
     { "--quiet", "flag", false, "no per-step loss lines" },
+    { "--allow-nonfinite", "flag", false, "train on when the loss or a parameter becomes NaN/Inf (default: stop with an error)" },
   },
 }
 
@@ -53,6 +54,7 @@ cli.main(spec, function(o)
   local log = function(s) io.stderr:write(s, "\n") end
   if o.epochs < 1 then cli.usage_error("--epochs must be at least 1") end
   if o.batch < 1 then cli.usage_error("--batch must be at least 1") end
+  if o.steps and o.steps < 1 then cli.usage_error("--steps must be at least 1") end
   if o.lr and o.lr <= 0 then cli.usage_error("--lr must be positive") end
   if o.head_lr and o.head_lr <= 0 then cli.usage_error("--head-lr must be positive") end
   if o.new_head and o.new_head < 1 then cli.usage_error("--new-head must be at least 1") end
@@ -187,7 +189,9 @@ cli.main(spec, function(o)
     initial_epoch = math.floor(saved_epoch:item())
     log(("finetune.lua: resuming after epoch %d (global step %d)"):format(initial_epoch, opt:global_step()))
   end
-  local ctx = model:train(initial_epoch + o.epochs, ds, { callbacks = cbs, steps = o.steps, initial_epoch = initial_epoch })
+  local ok, ctx = pcall(model.train, model, initial_epoch + o.epochs, ds, { callbacks = cbs, steps = o.steps, allow_nonfinite = o.allow_nonfinite, initial_epoch = initial_epoch })
+  -- a NaN/Inf loss or parameter stops training (whatever --quiet says): one line, exit 1
+  if not ok then error((tostring(ctx):gsub("allow_nonfinite = true", "--allow-nonfinite")), 0) end
   if #epochs == 0 or epochs[#epochs].epoch ~= ctx.cur_epoch_num then
     -- stopped by --steps inside an epoch: evaluate where it stopped
     recorder.on_train_epoch_end(nil, ctx)

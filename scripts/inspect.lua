@@ -31,8 +31,10 @@ while i <= #arg do
 end
 if #args ~= 1 then usage_error(#args == 0 and "missing FILE" or "expected exactly one FILE") end
 
+-- JSON strings: valid UTF-8 always (a name with invalid bytes gets U+FFFD for each)
+local utf8_valid = require("spore.json").utf8_valid
 local function jstr(s)
-  return '"' .. s:gsub('[%c"\\]', function(c)
+  return '"' .. utf8_valid(s):gsub('[%c"\\]', function(c)
     local m = { ['"'] = '\\"', ['\\'] = '\\\\', ['\n'] = '\\n', ['\t'] = '\\t', ['\r'] = '\\r' }
     return m[c] or string.format("\\u%04x", c:byte())
   end) .. '"'
@@ -79,7 +81,7 @@ local ok, err = pcall(function()
     print(string.format('{"file":%s,"format":%s,"size":%d,"crc":{"present":%s,"verified":%s,"value":%s},'
       .. '"encryption":%s,"metadata":%s,"tensors":[%s]}', jstr(path), jstr(res.format), size,
       tostring(res.crc.present), tostring(res.crc.verified), jnum(res.crc.value), jstr(res.encryption),
-      res.metadata ~= "" and res.metadata or "null", table.concat(parts, ",")))
+      res.metadata ~= "" and utf8_valid(res.metadata) or "null", table.concat(parts, ",")))
     return
   end
   print(string.format("%s: %s, %d bytes, %d entries", path, res.format, size, #rows))

@@ -20,6 +20,7 @@ local spec = {
     { "--out", "string", "out/train", "directory for checkpoints" },
     { "--prefix", "string", nil, "checkpoint file prefix (default: NET_DATASET)" },
     { "--quiet", "flag", false, "no per-step loss lines" },
+    { "--allow-nonfinite", "flag", false, "train on when the loss or a parameter becomes NaN/Inf (default: stop with an error)" },
   },
 }
 
@@ -29,6 +30,7 @@ cli.main(spec, function(o)
   local train = spore.train
   if o.epochs < 1 then cli.usage_error("--epochs must be at least 1") end
   if o.batch < 1 then cli.usage_error("--batch must be at least 1") end
+  if o.steps and o.steps < 1 then cli.usage_error("--steps must be at least 1") end
   if o.lr <= 0 then cli.usage_error("--lr must be positive") end
   local ns = wf.net_spec(o.net, cli.usage_error)
   local t0 = spore.clock()
@@ -45,7 +47,9 @@ cli.main(spec, function(o)
       append_info = { "epoch_num", "step_num" } })
   local cbs = { ckpt }
   if not o.quiet then cbs[#cbs + 1] = train.LossMonitor(200, { print = function(s) io.stderr:write(s, "\n") end }) end
-  local ctx = model:train(o.epochs, ds, { callbacks = cbs, steps = o.steps })
+  local ok, ctx = pcall(model.train, model, o.epochs, ds, { callbacks = cbs, steps = o.steps, allow_nonfinite = o.allow_nonfinite })
+  -- a NaN/Inf loss or parameter stops training (whatever --quiet says): one line, exit 1
+  if not ok then error((tostring(ctx):gsub("allow_nonfinite = true", "--allow-nonfinite")), 0) end
   local m = model:eval(test)
   local json = require("spore.json")
   local res = json.ordered()

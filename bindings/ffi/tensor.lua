@@ -71,6 +71,7 @@ end
 local wrap = M.wrap
 
 local function H(t)
+  if type(t) ~= "table" then error("expected a tensor, got " .. type(t), 3) end
   local h = rawget(t, "h")
   if h == nil then error("tensor was freed", 3) end
   return h
@@ -81,6 +82,7 @@ local function is_tensor(x) return type(x) == "table" and getmetatable(x) == Ten
 M.is_tensor = is_tensor
 
 local function shape_buf(shape)
+  if type(shape) ~= "table" then error("shape must be a table of sizes, got " .. type(shape), 3) end
   local n = #shape
   if n > MAXD then error("tensor rank " .. n .. " exceeds " .. MAXD, 3) end
   local b = i64buf()

@@ -26,9 +26,16 @@ sp_status sp_shape_numel(int ndim, const int64_t *shape, int64_t *numel) {
     return SP_OK;
 }
 
+/* Unsigned products: the nonzero dimensions of an EMPTY tensor may multiply past 2^63
+ * (a hostile checkpoint shape [0, 2^59, 440] is one); its strides address nothing, so
+ * wrapping there is harmless, and defined (signed overflow is not). Every other shape's
+ * products fit: sp_shape_numel checked them. */
 static void set_contiguous_strides(sp_tensor *t) {
-    int64_t s = 1;
-    for (int i = t->ndim - 1; i >= 0; i--) { t->strides[i] = s; s *= t->shape[i] ? t->shape[i] : 1; }
+    uint64_t s = 1;
+    for (int i = t->ndim - 1; i >= 0; i--) {
+        t->strides[i] = (int64_t)s;
+        s *= (uint64_t)(t->shape[i] ? t->shape[i] : 1);
+    }
 }
 
 static sp_status make(sp_tensor **out, int dtype, int ndim, const int64_t *shape, int zero, int device) {
@@ -156,10 +163,10 @@ int64_t sp_tensor_numel(const sp_tensor *t) {
 size_t sp_tensor_nbytes(const sp_tensor *t) { return t ? (size_t)sp_tensor_numel(t) * sp_dtype_size(t->dtype) : 0; }
 int sp_tensor_is_contiguous(const sp_tensor *t) {
     if (!t) return 0;
-    int64_t s = 1;
+    uint64_t s = 1; /* unsigned: see set_contiguous_strides */
     for (int i = t->ndim - 1; i >= 0; i--) {
-        if (t->shape[i] != 1 && t->strides[i] != s) return 0;
-        s *= t->shape[i];
+        if (t->shape[i] != 1 && (uint64_t)t->strides[i] != s) return 0;
+        s *= (uint64_t)t->shape[i];
     }
     return 1;
 }

@@ -26,6 +26,7 @@ local ORDER = setmetatable({}, { __mode = "k" })
 
 --- Ordered array of a dict's names.
 function M.keys(d)
+  if type(d) ~= "table" then error("ckpt.keys: expected a parameter dict, got " .. type(d), 2) end
   local order, seen, out = ORDER[d] or {}, {}, {}
   for _, k in ipairs(order) do
     if rawget(d, k) ~= nil and not seen[k] then out[#out + 1] = k; seen[k] = true end

@@ -142,6 +142,7 @@ function Dataset:batches()
       if drop and size < bs then return nil end
     end
     local n = math.min(bs, size - pos)
+    if n == 0 then return nil end -- an empty dataset yields no batch (num_batches() is 0)
     local idx = order + pos
     local bi, bl = img, lab
     if n < bs then bi, bl = tail(self._tail, img, lab, n) end

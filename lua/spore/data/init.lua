@@ -40,6 +40,7 @@ local cache = setmetatable({}, { __mode = "v" })
 
 --- Decode one idx file (plain or gzip) → Tensor. Errors name the file.
 function M.idx_load(path)
+  if type(path) ~= "string" then error("idx_load: path must be a string, got " .. type(path), 2) end
   local t = cache[path]
   if t then return t end
   t = B.idx_load(path)

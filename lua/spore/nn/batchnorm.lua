@@ -10,6 +10,9 @@ local K = require("ffi.nn")
 local BN = base.class("BatchNorm2d")
 
 function BN:__init(n, eps, momentum, affine, gamma_init, beta_init, mm_init, mv_init, use_batch_statistics)
+  if type(n) ~= "number" or n < 1 or n ~= math.floor(n) then
+    error("BatchNorm2d: num_features must be a positive integer, got " .. tostring(n), 3)
+  end
   if type(eps) == "table" then
     local o = eps
     eps, momentum, affine, gamma_init, beta_init = o.eps, o.momentum, o.affine, o.gamma_init, o.beta_init
@@ -34,6 +37,7 @@ function BN:_batch_stats()
 end
 
 function BN:forward(x)
+  if type(x) ~= "table" or not x.shape then error("BatchNorm2d: expected an input Tensor, got " .. type(x), 2) end
   local s = x:shape()
   if #s ~= 4 or s[2] ~= self.num_features then
     error(("BatchNorm2d: expected input [N, %d, H, W], got [%s]"):format(self.num_features, table.concat(s, ", ")), 2)

@@ -10,6 +10,12 @@ local K = require("ffi.nn")
 
 local Conv2d = base.class("Conv2d")
 
+local function positive_int(what, name, v)
+  if type(v) ~= "number" or v < 1 or v ~= math.floor(v) then
+    error(("%s: %s must be a positive integer, got %s"):format(what, name, tostring(v)), 4)
+  end
+end
+
 local function pair(v) if type(v) == "table" then return { v[1], v[2] or v[1] } end return { v, v } end
 
 function Conv2d:__init(cin, cout, kernel_size, stride, pad_mode, padding, dilation, group, has_bias, weight_init, bias_init)
@@ -19,6 +25,11 @@ function Conv2d:__init(cin, cout, kernel_size, stride, pad_mode, padding, dilati
   if o then
     stride, pad_mode, padding, dilation, group = o.stride, o.pad_mode, o.padding, o.dilation, o.group
     has_bias, weight_init, bias_init = o.has_bias, o.weight_init, o.bias_init
+  end
+  positive_int("Conv2d", "in_channels", cin)
+  positive_int("Conv2d", "out_channels", cout)
+  if type(kernel_size) ~= "number" and type(kernel_size) ~= "table" then
+    error("Conv2d: kernel_size must be a number or {kh, kw}, got " .. type(kernel_size), 3)
   end
   self.in_channels, self.out_channels = cin, cout
   self.kernel_size = pair(kernel_size)
@@ -69,6 +80,7 @@ function Conv2d:pads(H, W)
 end
 
 function Conv2d:forward(x)
+  if type(x) ~= "table" or not x.shape then error("Conv2d: expected an input Tensor, got " .. type(x), 2) end
   local s = x:shape()
   if #s ~= 4 then error("Conv2d: expected a 4-D NCHW input, got " .. #s .. "-D", 2) end
   local ho, wo, p = self:geometry(s[3], s[4])

@@ -12,6 +12,7 @@ function CE:__init(opts)
   if self.label_smoothing ~= 0 then error("CrossEntropyLoss: label_smoothing is not supported yet", 3) end
 end
 function CE:forward(logits, labels)
+  if type(labels) ~= "table" or not labels.shape then error("loss: labels must be a Tensor, got " .. type(labels), 2) end
   self.sparse = labels:dim() == 1
   return SCE.forward(self, logits, labels)
 end

@@ -6,12 +6,20 @@ local K = require("ffi.nn")
 
 local Dense = base.class("Dense")
 
+local function positive_int(what, name, v)
+  if type(v) ~= "number" or v < 1 or v ~= math.floor(v) then
+    error(("%s: %s must be a positive integer, got %s"):format(what, name, tostring(v)), 4)
+  end
+end
+
 function Dense:__init(cin, cout, weight_init, bias_init, has_bias)
   if type(weight_init) == "table" and (weight_init.weight_init ~= nil or weight_init.has_bias ~= nil
     or weight_init.bias_init ~= nil) then
     local o = weight_init
     weight_init, bias_init, has_bias = o.weight_init, o.bias_init, o.has_bias
   end
+  positive_int("Dense", "in_channels", cin)
+  positive_int("Dense", "out_channels", cout)
   if has_bias == nil then has_bias = true end
   self.in_channels, self.out_channels, self.has_bias = cin, cout, has_bias
   self:register_parameter("weight", base.Parameter(I.initialize(weight_init or "he_uniform", { cout, cin }), "weight", true))
@@ -23,6 +31,7 @@ end
 function Dense:__repr() return ("Dense(%d, %d%s)"):format(self.in_channels, self.out_channels, self.has_bias and "" or ", no bias") end
 
 function Dense:forward(x)
+  if type(x) ~= "table" or not x.shape then error("Dense: expected an input Tensor, got " .. type(x), 2) end
   local s = x:shape()
   if #s ~= 2 or s[2] ~= self.in_channels then
     error(("Dense: expected input [N, %d], got [%s]"):format(self.in_channels, table.concat(s, ", ")), 2)

@@ -10,6 +10,7 @@ local M = {}
 --- Parameter(tensor, name, requires_grad) → {name, data, requires_grad, grad}.
 -- Loading a checkpoint copies into param.data in place; modules read param.data on every call.
 function M.Parameter(data, name, requires_grad)
+  if not T.is_tensor(data) then error("Parameter: data must be a Tensor, got " .. type(data), 2) end
   if requires_grad == nil then requires_grad = true end
   return { name = name or "", data = data, requires_grad = requires_grad and true or false, grad = nil,
            __parameter = true }
@@ -156,6 +157,12 @@ function Module:unfreeze(pat) return self:freeze(pat, true) end
 --- Replace the child at a dotted path ("end_point", "layer4.2.conv3") with a new module;
 -- parameter names are re-derived. Returns the new module.
 function Module:replace(path, new)
+  if type(path) ~= "string" or path == "" then
+    error("replace: path must be a dotted module path (a string), got " .. type(path), 2)
+  end
+  if type(new) ~= "table" or type(new.forward) ~= "function" then
+    error("replace: new must be a module, got " .. type(new), 2)
+  end
   local parent, last = self, nil
   local parts = {}
   for p in tostring(path):gmatch("[^%.]+") do parts[#parts + 1] = p end

@@ -19,6 +19,8 @@ end
 function SCE:__repr() return ("%s(sparse=%s, reduction=%s)"):format(getmetatable(self).__name, tostring(self.sparse), self.reduction) end
 
 function SCE:forward(logits, labels)
+  if type(logits) ~= "table" or not logits.shape then error("loss: logits must be a Tensor, got " .. type(logits), 2) end
+  if type(labels) ~= "table" or not labels.shape then error("loss: labels must be a Tensor, got " .. type(labels), 2) end
   local s = logits:shape()
   if #s ~= 2 then error("loss: expected logits [N, C], got " .. #s .. "-D", 2) end
   if self.sparse and labels:dtype() ~= "int32" then

@@ -1,6 +1,8 @@
 --- spore.train.LossMonitor(per_print_times=1[, opts{print=}]): prints
 -- "epoch: E step: S, loss is L" (S within the epoch) every per_print_times steps;
--- raises "epoch: E step: S. Invalid loss, terminating training." on NaN/Inf.
+-- raises "epoch: E step: S. Invalid loss, terminating training." on NaN/Inf, unless the
+-- training runs with allow_nonfinite = true (ctx.allow_nonfinite): then it prints the loss
+-- and training goes on, as asked.
 -- (spore.train.callbacks holds the shared helpers: format_loss, the default print.)
 local class = require("spore.class")
 
@@ -19,7 +21,7 @@ end
 function LossMonitor:on_train_step_end(ctx)
   local loss = ctx.net_outputs
   local s = (ctx.cur_step_num - 1) % ctx.batch_num + 1
-  if loss ~= loss or loss == math.huge or loss == -math.huge then
+  if (loss ~= loss or loss == math.huge or loss == -math.huge) and not ctx.allow_nonfinite then
     error(string.format("epoch: %d step: %d. Invalid loss, terminating training.", ctx.cur_epoch_num, s), 0)
   end
   if self.per_print_times ~= 0 and ctx.cur_step_num - self._last >= self.per_print_times then

@@ -9,6 +9,9 @@
 -- new file is complete. saver(obj, path, {append_dict=})
 -- defaults to require("spore").save_checkpoint. Fields after training:
 -- .prefix (the one used), .saved (paths, in order), .latest (last path).
+-- Non-finite weights are not saved: a NaN or Inf in any saved tensor is an error naming
+-- the file, the step and the parameter, unless training runs with allow_nonfinite = true
+-- (ctx.allow_nonfinite) or the callback was made with opts.allow_nonfinite = true.
 local class = require("spore.class")
 local CheckpointConfig = require("spore.train.callbacks.checkpoint_config")
 
@@ -30,6 +33,7 @@ function ModelCheckpoint:__init(prefix, directory, config, opts)
   config = config or CheckpointConfig()
   if not config.__config then config = CheckpointConfig(config) end
   local saver = (opts and opts.saver) or config.saver
+  self.allow_nonfinite = (opts and opts.allow_nonfinite) == true
   directory = directory or "."
   -- as MindSpore: the directory is made and the prefix chosen when the callback is built
   cbs().mkdir_p(directory)
@@ -74,6 +78,19 @@ function ModelCheckpoint:_save(ctx)
     else error("ModelCheckpoint: unknown append_info entry '" .. tostring(k) .. "'", 0) end
   end
   local obj = cbs().training_state(ctx.train_network, ctx.optimizer)
+  if not (ctx.allow_nonfinite or self.allow_nonfinite) then
+    -- one engine sum per tensor: NaN or Inf anywhere makes it non-finite
+    for _, kv in ipairs(obj) do
+      local d = kv[2].data
+      if type(d) == "table" and d.numel and d:numel() > 0 and d:dtype():match("float") then
+        local v = d:sum()
+        if v ~= v or v == math.huge or v == -math.huge then
+          error(("ModelCheckpoint: not saving %s: parameter '%s' is not finite (step %d)")
+            :format(path, kv[1], ctx.cur_step_num), 0)
+        end
+      end
+    end
+  end
   local saver = self.saver or function(o, p, so) return require("spore").save_checkpoint(o, p, so) end
   -- Save first: old files go only once the new one is complete (save_checkpoint writes
   -- path.tmp and renames it), so a failed or killed save never leaves no checkpoint.
