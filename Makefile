@@ -86,7 +86,7 @@ $(HOST_EXAMPLE): bindings/host/spore_host.c bindings/host/example_host.c binding
 	  $(shell pkg-config --libs luajit) $(LDLIBS) -ldl
 
 TEST_SRC := $(sort $(wildcard spec/engine/*.c))
-$(TEST_ENGINE): $(TEST_SRC) $(LIB_A) spec/engine/check.h
+$(TEST_ENGINE): $(TEST_SRC) $(LIB_A) spec/engine/check.h $(wildcard spec/fuzz/*.c)
 	$(CC) $(CFLAGS) -Ispec/engine -o $@ $(TEST_SRC) $(LIB_A) $(LDFLAGS) $(LDLIBS)
 
 check-engine: $(TEST_ENGINE)

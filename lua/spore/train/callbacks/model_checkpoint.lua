@@ -93,7 +93,7 @@ function ModelCheckpoint:_save(ctx)
   end
   local saver = self.saver or function(o, p, so) return require("spore").save_checkpoint(o, p, so) end
   -- Save first: old files go only once the new one is complete (save_checkpoint writes
-  -- path.tmp and renames it), so a failed or killed save never leaves no checkpoint.
+  -- a unique temp file and renames it), so a failed or killed save never leaves no checkpoint.
   saver(obj, path, { append_dict = append })
   self._seq = self._seq + 1
   self._owned[path] = self._seq
