@@ -112,6 +112,26 @@ ck_entry *ck_push(sp_ckpt *c) {
     return e;
 }
 
+static int by_entry_name(const void *a, const void *b) {
+    return strcmp((*(const ck_entry *const *)a)->name, (*(const ck_entry *const *)b)->name);
+}
+
+sp_status ck_check_unique(sp_ckpt *c, const char *hint) {
+    if (c->n < 2) return SP_OK;
+    const ck_entry **by = malloc((size_t)c->n * sizeof *by);
+    if (!by) return sp_error(SP_ENOMEM, "out of memory");
+    for (int64_t i = 0; i < c->n; i++) by[i] = &c->e[i];
+    qsort(by, (size_t)c->n, sizeof *by, by_entry_name);
+    sp_status st = SP_OK;
+    for (int64_t i = 1; i < c->n && !st; i++)
+        if (strcmp(by[i]->name, by[i - 1]->name) == 0)
+            st = sp_error(SP_EFORMAT, "file '%s': tensor '%s' appears twice (entries %lld and %lld%s), expected unique "
+                          "names", c->path, by[i]->name, (long long)(by[i - 1] - c->e), (long long)(by[i] - c->e),
+                          hint ? hint : "");
+    free(by);
+    return st;
+}
+
 void sp_ckpt_close(sp_ckpt *c) {
     if (!c) return;
     for (int64_t i = 0; i < c->n; i++) {

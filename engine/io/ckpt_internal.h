@@ -60,6 +60,9 @@ struct sp_ckpt {
 };
 
 ck_entry *ck_push(sp_ckpt *c);
+/* Every entry name once (sorted, so linear-log): else an error naming the file, the name,
+ * both entry numbers and `hint` (appended to them, e.g. ", after flattening nested dicts"). */
+sp_status ck_check_unique(sp_ckpt *c, const char *hint);
 /* A block from the .ckpt reader's allocator (counted; >= 1 MiB: 2 MiB-aligned huge
  * pages, reused through the block cache), and its release (sp_release_fn).
  * _uncached returns a big block to the system at once (a whole-file buffer: its

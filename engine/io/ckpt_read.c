@@ -332,27 +332,6 @@ static int tag_has_nul(const uint8_t *p, size_t n, size_t *tag_len) {
     return 0;
 }
 
-static int by_entry_name(const void *a, const void *b) {
-    return strcmp((*(const ck_entry *const *)a)->name, (*(const ck_entry *const *)b)->name);
-}
-
-/* Every name once: MindSpore keeps the first of two same-named values, spore kept the
- * last; either silently drops one, so a duplicate is an error (slices of one tensor are
- * consecutive values of one tag and were joined into one entry before this). */
-static sp_status check_unique(sp_ckpt *c) {
-    if (c->n < 2) return SP_OK;
-    const ck_entry **by = malloc((size_t)c->n * sizeof *by);
-    if (!by) return sp_error(SP_ENOMEM, "out of memory");
-    for (int64_t i = 0; i < c->n; i++) by[i] = &c->e[i];
-    qsort(by, (size_t)c->n, sizeof *by, by_entry_name);
-    sp_status st = SP_OK;
-    for (int64_t i = 1; i < c->n && !st; i++)
-        if (strcmp(by[i]->name, by[i - 1]->name) == 0)
-            st = sp_error(SP_EFORMAT, "file '%s': tensor '%s' appears twice (entries %lld and %lld), expected unique "
-                          "names", c->path, by[i]->name, (long long)(by[i - 1] - c->e), (long long)(by[i] - c->e));
-    free(by);
-    return st;
-}
 
 /* ---- the record stream ---------------------------------------------------
  * The stream is either caller memory (sp_ckpt_open_memory, a decrypted buffer) or a
@@ -494,7 +473,9 @@ static sp_status parse_stream(sp_ckpt *c, rd_t *r) {
         rec++;
     }
     sp_status st = check_complete(c, &pd);
-    return st ? st : check_unique(c);
+    /* MindSpore keeps the first of two same-named values, spore kept the last: either
+     * silently drops one. Slices of one tensor were joined into one entry before this. */
+    return st ? st : ck_check_unique(c, "");
 }
 
 sp_status ck_parse_proto(sp_ckpt *c, const uint8_t *buf, size_t n) {

@@ -851,25 +851,6 @@ static sp_status add_value(ctx *x, const char *name, pv *v, int depth) {
     return SP_OK;
 }
 
-static int by_entry_name(const void *a, const void *b) {
-    return strcmp((*(const ck_entry *const *)a)->name, (*(const ck_entry *const *)b)->name);
-}
-
-/* Every name once, after flattening ("a.b" from {"a": {"b": ..}} against a top-level "a.b"). */
-static sp_status check_unique(sp_ckpt *c) {
-    if (c->n < 2) return SP_OK;
-    const ck_entry **by = malloc((size_t)c->n * sizeof *by);
-    if (!by) return sp_error(SP_ENOMEM, "out of memory");
-    for (int64_t i = 0; i < c->n; i++) by[i] = &c->e[i];
-    qsort(by, (size_t)c->n, sizeof *by, by_entry_name);
-    sp_status st = SP_OK;
-    for (int64_t i = 1; i < c->n && !st; i++)
-        if (strcmp(by[i]->name, by[i - 1]->name) == 0)
-            st = sp_error(SP_EFORMAT, "file '%s': tensor '%s' appears twice (after flattening nested dicts)", c->path,
-                          by[i]->name);
-    free(by);
-    return st;
-}
 
 sp_status ck_parse_pth(sp_ckpt *c, const uint8_t *buf, size_t n) {
     zdir z;
@@ -925,7 +906,7 @@ sp_status ck_parse_pth(sp_ckpt *c, const uint8_t *buf, size_t n) {
         st = sp_error(SP_EFORMAT, "file '%s': the pickle holds a %s; expected a dict of tensors (a state_dict)",
                       c->path, kind_name(root->kind));
     }
-    if (!st) st = check_unique(c);
+    if (!st) st = ck_check_unique(c, ", after flattening nested dicts");
 out:
     for (int64_t q = 0; q < k.nsto; q++) sp_tensor_free(k.sto[q].t); /* the entries' views keep what they use */
     free(k.sto);
