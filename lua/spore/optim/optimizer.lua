@@ -36,13 +36,7 @@ function Optimizer.class(name) return class(name, Optimizer) end
 --- check_options(what, opts, allowed, refused) — an unknown key is an error naming it; a
 -- MindSpore option spore does not implement (refused: key → reason) is refused by name.
 function Optimizer.check_options(what, opts, allowed, refused)
-  if opts == nil then return {} end
-  if type(opts) ~= "table" then error(what .. ": options must be a table, got " .. type(opts), 3) end
-  for k in pairs(opts) do
-    if refused and refused[k] then error(what .. ": option '" .. tostring(k) .. "' is not supported: " .. refused[k], 3) end
-    if not allowed[k] then error(what .. ": unknown option '" .. tostring(k) .. "'", 3) end
-  end
-  return opts
+  return require("spore.opts").check(what, opts, allowed, refused, nil, 4)
 end
 
 local function is_param(p) return type(p) == "table" and p.__parameter end
