@@ -213,6 +213,20 @@ local function fail_usage(spec, msg)
   os.exit(2)
 end
 
+--- Callbacks for a script's training: { status line?, loss lines? } and log(line), both on
+-- stderr (stdout holds only the final JSON line). The status line is drawn only when stderr
+-- is a terminal; --quiet turns off both, and log becomes a no-op.
+function M.training_output(o, loss_every)
+  local PB = require("spore.train.callbacks.progress_bar")
+  local train = require("spore.train")
+  if o.quiet then return {}, function() end end
+  local function log(line) PB.log(line, io.stderr) end
+  local cbs = {}
+  if PB.isatty(2) then cbs[#cbs + 1] = PB({ out = io.stderr }) end
+  cbs[#cbs + 1] = train.LossMonitor(loss_every or 200, { print = log })
+  return cbs, log
+end
+
 --- Run fn(opts) with the script's error discipline; writes fn's result as the final JSON
 -- line and exits the process (0, 1 or 2).
 function M.main(spec, fn, argv)
@@ -229,6 +243,8 @@ function M.main(spec, fn, argv)
     return e
   end) }
   if not res[1] then
+    local pb = package.loaded["spore.train.callbacks.progress_bar"]
+    if pb then pb.clear_status() end
     local e = res[2]
     if getmetatable(e) == UsageError then fail_usage(spec, e.msg) end
     local msg = tostring(e):gsub("^[^:\n]*%.lua:%d+: ", "")
