@@ -82,7 +82,7 @@ say("Run records (one JSON object per line) and loss/accuracy plots:")
 for _, step in ipairs({ { "train", t }, { "resume", r }, { "newhead", f } }) do
   local p = step[2].plot
   say(("  %-8s %s  %s"):format(step[1], step[2].metrics or "-",
-    (p ~= nil and p ~= json.null) and p or "(no plot: see the warning above)"))
+    (p ~= nil and p ~= json.null) and p or (o.no_plot and "(--no-plot)" or "(no plot: see the warning above)")))
 end
 say("")
 say("Inspect any checkpoint with:  luajit scripts/inspect.lua " .. r.checkpoint)

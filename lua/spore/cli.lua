@@ -249,6 +249,11 @@ function M.main(spec, fn, argv)
     if getmetatable(e) == UsageError then fail_usage(spec, e.msg) end
     local msg = tostring(e):gsub("^[^:\n]*%.lua:%d+: ", "")
     if not os.getenv("SPORE_DEBUG") then msg = msg:match("^[^\n]*") end
+    -- the library's option names, as this command line spells them
+    for _, o in ipairs(resolve(spec)) do
+      local k = key_of(o[1])
+      if k:find("_") then msg = msg:gsub("pass " .. k .. "([^%w_])", "pass " .. o[1] .. "%1"):gsub("pass " .. k .. "$", "pass " .. o[1]) end
+    end
     io.stderr:write(spec.name .. ": " .. msg .. "\n")
     os.exit(1)
   end

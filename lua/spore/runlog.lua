@@ -15,7 +15,9 @@
 --   print (function(line)): a line per epoch ("epoch 1/2: train loss ..."); nil: none;
 --   warn (function(line)): warnings (no plot: gnuplot missing...); default: one line on
 --     stderr, above the status line (ProgressBar.log);
---   meta (table): merged into the first record (the script, its options...).
+--   meta (table): merged into the first record (the script, its options...);
+--   gnuplot (string): the gnuplot command (default $SPORE_GNUPLOT, else gnuplot);
+--   file ("metrics.jsonl"): the record's file name in dir.
 -- metrics.jsonl holds one JSON object per line (spore.json; NaN/Inf are null), each flushed
 -- as soon as it is written, with a "kind":
 --   {"kind":"run","started":"2026-01-01T00:00:00Z","epochs":2,"steps_per_epoch":1875,...meta}
@@ -105,16 +107,18 @@ function M.gnuplot_script(records, png, title)
   return table.concat(L, "\n") .. "\n"
 end
 
-local function gnuplot_cmd() return os.getenv("SPORE_GNUPLOT") or "gnuplot" end
+-- the gnuplot to run: the caller's, else $SPORE_GNUPLOT, else gnuplot on PATH
+local function gnuplot_cmd(cmd) return cmd or os.getenv("SPORE_GNUPLOT") or "gnuplot" end
 
---- Plot a metrics.jsonl into png (default: next to it, metrics.png), with gnuplot. Writes
--- DIR/metrics.gp (the program, data inline) too. Returns png, or nil and why (gnuplot
--- missing or failing: never an error). The PNG appears whole or not at all.
-function M.plot(jsonl, png, title)
+--- Plot a metrics.jsonl into png (default: next to it, metrics.png), with gnuplot (the
+-- command gnuplot, else $SPORE_GNUPLOT, else `gnuplot`). Writes DIR/metrics.gp (the program,
+-- data inline) too. Returns png, or nil and why (gnuplot missing or failing: never an
+-- error). The PNG appears whole or not at all.
+function M.plot(jsonl, png, title, gnuplot)
   png = png or jsonl:gsub("[^/]*$", "") .. "metrics.png"
   local gp = png:gsub("%.png$", "") .. ".gp"
   if gp == png then gp = png .. ".gp" end
-  local cmd = gnuplot_cmd()
+  local cmd = gnuplot_cmd(gnuplot)
   if not sh_ok("command -v " .. q(cmd) .. " >/dev/null 2>&1") then
     return nil, cmd .. " not found (Debian: apt-get install gnuplot-nox)"
   end
@@ -152,17 +156,18 @@ end
 local RunLog = class("RunLog")
 M.RunLog = RunLog
 
-local KNOWN = { "every", "eval", "plot", "print", "warn", "meta", "file" }
+local KNOWN = { "every", "eval", "plot", "print", "warn", "meta", "file", "gnuplot" }
 
 function RunLog:__init(dir, opts)
   if type(dir) ~= "string" or dir == "" then error("RunLog: dir must be a directory name, got " .. type(dir), 3) end
   opts = opts_lib.check("RunLog", opts or {}, KNOWN, nil,
     { every = "number", eval = "function", plot = "boolean", print = "function", warn = "function", meta = "table",
-      file = "string" })
+      file = "string", gnuplot = "string" })
   local every = opts.every or 20
   if every < 1 or every ~= math.floor(every) then error("RunLog: every must be a positive integer, got " .. every, 3) end
   self.dir, self.every, self.eval_fn, self.print = dir, every, opts.eval, opts.print
   self.warn = opts.warn or default_warn
+  self.gnuplot = opts.gnuplot
   self.want_plot = opts.plot ~= false
   self.meta = opts.meta or {}
   self.path = dir .. "/" .. (opts.file or "metrics.jsonl")
@@ -246,7 +251,7 @@ function RunLog:on_train_end(ctx)
   local png, why
   if self.want_plot then
     -- the end record names the plot: draw it first (from the records written so far)
-    png, why = M.plot(self.path, self.dir .. "/metrics.png", self.meta.title or self.dir)
+    png, why = M.plot(self.path, self.dir .. "/metrics.png", self.meta.title or self.dir, self.gnuplot)
     if not png then self.warn("runlog: warning: no plot (" .. why .. "); the metrics are in " .. self.path) end
   end
   self.plot_path = png
