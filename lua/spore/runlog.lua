@@ -202,7 +202,10 @@ local function lr_of(opt)
   local ok, v = pcall(opt.get_lr, opt)
   if not ok then return nil end
   if type(v) == "table" then v = v[1] end
-  return tonumber(v)
+  v = tonumber(v)
+  -- the optimizer keeps it as float32: write the shortest decimal of that float32 (0.01)
+  if v then v = tonumber(require("spore.train.callbacks").format_loss(v)) or v end
+  return v
 end
 
 function RunLog:_step_record(ctx)
