@@ -288,3 +288,22 @@ describe("spore.runlog", function()
     assert.has_error(function() runlog.RunLog("/tmp/x", { evry = 3 }) end, "RunLog: unknown option 'evry' (did you mean 'every'?)")
   end)
 end)
+
+describe("demo.lua end to end #slow", function()
+  it("runs the four steps on Fashion-MNIST, ends listing the plots and with one JSON line", function()
+    if not io.open("/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz") then
+      return pending("Debian's dataset-fashion-mnist missing")
+    end
+    local tmp = H.tmpdir()
+    local out, rc = H.run(("luajit scripts/demo.lua --steps 40 --out %s/demo 2>&1"):format(tmp))
+    assert.equal(0, rc, out)
+    local j = require("spore.json").decode(out:match("([^\n]*)\n?$"))
+    assert.equal(3, #j.plots)
+    for _, p in ipairs(j.plots) do
+      assert.equal("\137PNG", H.read_file(p):sub(1, 4))
+      assert.truthy(out:find(p, 1, true))
+    end
+    assert.equal(j.train.accuracy, j.eval.accuracy)
+    os.execute("rm -rf '" .. tmp .. "'")
+  end)
+end)
