@@ -65,7 +65,9 @@ local function num(v) return type(v) == "number" and v == v and v > -math.huge a
 -- record holds a finite loss.
 function M.gnuplot_script(records, png, title)
   local steps, evals = {}, {}
+  local x0, x1 = math.huge, -math.huge
   for _, r in ipairs(records) do
+    if (r.kind == "step" or r.kind == "epoch") and num(r.step) then x0, x1 = math.min(x0, r.step), math.max(x1, r.step) end
     if r.kind == "step" and num(r.step) then
       local l = num(r.loss_mean) and r.loss_mean or r.loss
       if num(l) then steps[#steps + 1] = string.format("%d %.9g", r.step, l) end
@@ -89,6 +91,8 @@ function M.gnuplot_script(records, png, title)
     "set terminal png size 900," .. (has_acc and 900 or 480),
     "set output " .. q(png),
     "set grid", "set key top right", "set xlabel 'step'",
+    -- both panels on the same steps
+    string.format("set xrange [%d:%d]", x0 > 0 and x0 - 1 or 0, x1 > x0 and x1 or x0 + 1),
   }
   if has_acc then L[#L + 1] = "set multiplot layout 2,1 title " .. q(title or "") .. " noenhanced"
   else L[#L + 1] = "set title " .. q(title or "") .. " noenhanced" end
