@@ -220,6 +220,49 @@ def _():
                                    {"params": ps[1:], "weight_decay": 0.01}], learning_rate=0.01))
 
 
+def cells_case():
+    """Names MindSpore gives after a head swap by assignment (the tutorials' `net.fc = nn.Dense(...)`)."""
+    class Block(nn.Cell):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3, has_bias=True)
+            self.bn = nn.BatchNorm2d(4)
+
+        def construct(self, x):
+            return self.bn(self.conv(x))
+
+    class Net(nn.Cell):
+        def __init__(self):
+            super().__init__()
+            self.body = Block()
+            self.relu = nn.ReLU()
+            self.fc = nn.Dense(4, 2)
+            self.out = nn.Dense(2, 2)
+
+        def construct(self, x):
+            return self.out(self.fc(self.relu(self.body(x))))
+
+    net = Net()
+    net.fc = nn.Dense(4, 7)           # replace in place
+    net.extra = nn.Dense(7, 3)        # a new child: appended
+    opt = nn.Momentum(net.trainable_params(), 0.1, 0.9)
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "n.ckpt")
+        ms.save_checkpoint(net, path)
+        saved = list(ms.load_checkpoint(path).keys())
+    return {
+        "cells_and_names": [n for n, _ in net.cells_and_names()],
+        "parameters_and_names": [n for n, _ in net.parameters_and_names()],
+        "param_names": [p.name for p in net.get_parameters()],
+        "trainable": [p.name for p in net.trainable_params()],
+        "untrainable": [p.name for p in net.untrainable_params()],
+        "own_params_body": [p.name for p in net.body.get_parameters(expand=False)],
+        "fc_weight_shape": list(net.fc.weight.shape),
+        "optimizer_params": [p.name for p in opt._parameters],
+        "saved": saved,
+    }
+
+
 def readback(paths):
     for path in paths:
         try:
@@ -245,6 +288,7 @@ def main():
            "inputs": {"fc.weight": lst(W0), "fc.bias": lst(B0), "bn.gamma": lst(G0), "conv.weight": lst(C0),
                       "grads": [[lst(x) for x in grads(s)] for s in range(3)]},
            "cases": {}}
+    res["cells"] = cells_case()
     for name, fn in CASES.items():
         try:
             res["cases"][name] = fn()
