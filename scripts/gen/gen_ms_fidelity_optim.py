@@ -8,6 +8,11 @@ written by spore.
 Run by hand from the repository root (never from `make test`):
 
     /work/venv/bin/python scripts/gen/gen_ms_fidelity_optim.py           # writes spec/fixtures/ms_optim_fidelity.json
+    /work/venv/bin/python scripts/gen/gen_ms_fidelity_optim.py --safetensors
+        # needs `make` (build/libspore.so) and luajit: spore writes safetensors files
+        # (scripts/gen/spore_safetensors_sample.lua, and scripts/convert.lua on
+        # spec/fixtures/ms_momentum.ckpt) into spec/fixtures/spore_written/, MindSpore reads them
+        # back; the result goes to spec/fixtures/ms_safetensors_readback.json
     /work/venv/bin/python scripts/gen/gen_ms_fidelity_optim.py --readback FILE.safetensors [...]
         # loads spore-written safetensors with mindspore.load_checkpoint(format="safetensors")
         # and prints one JSON line per file: names, dtypes, shapes, values (or the error)
@@ -263,23 +268,56 @@ def cells_case():
     }
 
 
+def readback_one(path):
+    crc = "crc" in os.path.basename(path)
+    try:
+        d = ms.load_checkpoint(path, format="safetensors", crc_check=crc)
+        ents = [{"name": k, "dtype": str(v.dtype), "shape": list(v.shape),
+                 "values": [float(x) for x in v.asnumpy().astype(np.float64).reshape(-1)]}
+                for k, v in d.items()]
+        return {"file": os.path.basename(path), "crc_check": crc, "loaded": True, "entries": ents}
+    except Exception as e:  # noqa: BLE001 — the error is the finding
+        return {"file": os.path.basename(path), "crc_check": crc, "loaded": False,
+                "error": str(e).splitlines()[0][:300]}
+
+
 def readback(paths):
     for path in paths:
-        try:
-            d = ms.load_checkpoint(path, format="safetensors")
-            ents = [{"name": k, "dtype": str(v.dtype), "shape": list(v.shape),
-                     "values": [float(x) for x in v.asnumpy().astype(np.float64).reshape(-1)]}
-                    for k, v in d.items()]
-            print(json.dumps({"file": path, "loaded": True, "entries": ents}))
-        except Exception as e:  # noqa: BLE001 — the error is the finding
-            print(json.dumps({"file": path, "loaded": False, "error": str(e).splitlines()[0][:300]}))
+        print(json.dumps(readback_one(path)))
+
+
+def spore_safetensors():
+    import subprocess
+    out = "spec/fixtures/spore_written"
+    os.makedirs(out, exist_ok=True)
+    env = dict(os.environ, SPORE_LIB=os.path.abspath("build/libspore.so"))
+    subprocess.run(["luajit", "scripts/gen/spore_safetensors_sample.lua", out], check=True, env=env)
+    subprocess.run(["luajit", "scripts/convert.lua", "spec/fixtures/ms_momentum.ckpt",
+                    out + "/convert_ms_momentum.safetensors"], check=True, env=env, stdout=subprocess.DEVNULL)
+    files = sorted(f for f in os.listdir(out) if f.endswith(".safetensors"))
+    res = {"made_by": "scripts/gen/gen_ms_fidelity_optim.py --safetensors",
+           "versions": {"mindspore": ms.__version__},
+           "files": [readback_one(os.path.join(out, f)) for f in files]}
+    # the converted file must hold what MindSpore itself reads from the .ckpt
+    src = ms.load_checkpoint("spec/fixtures/ms_momentum.ckpt")
+    res["convert_source"] = [{"name": k, "values": [float(x) for x in v.asnumpy().astype(np.float64).reshape(-1)]}
+                             for k, v in src.items()]
+    with open("spec/fixtures/ms_safetensors_readback.json", "w") as f:
+        json.dump(res, f, indent=0)
+        f.write("\n")
+    for r in res["files"]:
+        print(r["file"], "loaded" if r["loaded"] else "FAILED: " + r["error"])
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="spec/fixtures/ms_optim_fidelity.json")
     ap.add_argument("--readback", nargs="*")
+    ap.add_argument("--safetensors", action="store_true")
     a = ap.parse_args()
+    if a.safetensors:
+        spore_safetensors()
+        return 0
     if a.readback is not None:
         readback(a.readback)
         return 0
