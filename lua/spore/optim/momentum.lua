@@ -9,7 +9,10 @@ local K = require("ffi.nn")
 
 local Momentum = Optimizer.class("Momentum")
 
+-- MindSpore: Momentum(params, learning_rate, momentum, weight_decay=0.0, loss_scale=1.0, use_nesterov=False)
 local OPTS = { weight_decay = true, use_nesterov = true, loss_scale = true, learning_rate = true, momentum = true }
+local TYPES = { weight_decay = { "number", "function", "table" }, use_nesterov = "boolean", loss_scale = "number",
+  momentum = "number" }
 
 --- Momentum.new(params, learning_rate, momentum, opts) → optimizer (see the file header).
 function Momentum.new(params, learning_rate, momentum, opts)
@@ -17,7 +20,7 @@ function Momentum.new(params, learning_rate, momentum, opts)
     opts = learning_rate
     learning_rate, momentum = opts.learning_rate, opts.momentum
   end
-  opts = Optimizer.check_options("Momentum", opts, OPTS)
+  opts = Optimizer.check_options("Momentum", opts, OPTS, nil, TYPES)
   if momentum == nil then error("Momentum: momentum is required", 2) end
   if momentum < 0 then error("Momentum: momentum must be >= 0, got " .. momentum, 2) end
   local self = setmetatable({}, Momentum)

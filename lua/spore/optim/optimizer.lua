@@ -33,10 +33,11 @@ function Optimizer:__tostring() return getmetatable(self).__name .. "(" .. #self
 -- (each algorithm defines its own new).
 function Optimizer.class(name) return class(name, Optimizer) end
 
---- check_options(what, opts, allowed, refused) — an unknown key is an error naming it; a
--- MindSpore option spore does not implement (refused: key → reason) is refused by name.
-function Optimizer.check_options(what, opts, allowed, refused)
-  return require("spore.opts").check(what, opts, allowed, refused, nil, 4)
+--- check_options(what, opts, allowed, refused, types) — an unknown key is an error naming
+-- it; a MindSpore option spore does not implement (refused: key → reason) is refused by name;
+-- a value of the wrong type is an error naming the key.
+function Optimizer.check_options(what, opts, allowed, refused, types)
+  return require("spore.opts").check(what, opts, allowed, refused, types, 4)
 end
 
 local function is_param(p) return type(p) == "table" and p.__parameter end

@@ -9,11 +9,15 @@ local K = require("ffi.nn")
 
 local SGD = Optimizer.class("SGD")
 
+-- MindSpore: SGD(params, learning_rate=0.1, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
+-- loss_scale=1.0)
 local OPTS = { momentum = true, dampening = true, weight_decay = true, nesterov = true, loss_scale = true }
+local TYPES = { momentum = "number", dampening = "number", weight_decay = { "number", "function", "table" },
+  nesterov = "boolean", loss_scale = "number" }
 
 --- SGD.new(params, learning_rate, opts) → optimizer (see the file header).
 function SGD.new(params, learning_rate, opts)
-  opts = Optimizer.check_options("SGD", opts, OPTS)
+  opts = Optimizer.check_options("SGD", opts, OPTS, nil, TYPES)
   local self = setmetatable({}, SGD)
   self:_init_common(params, learning_rate or 0.1, opts)
   self.nesterov = opts.nesterov and true or false
