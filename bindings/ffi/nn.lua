@@ -71,6 +71,15 @@ end
 function M.adam_update(p, m, v, g, lr, b1, b2, eps, b1p, b2p, wd, ls, nesterov)
   check(C.sp_adam_update(H(p), H(m), H(v), H(g), lr, b1, b2, eps, b1p, b2p, wd, ls, nesterov and 1 or 0), "Adam")
 end
+function M.adam_amsgrad_update(p, m, v, vhat, g, lr, b1, b2, eps, b1p, b2p, wd, ls)
+  check(C.sp_adam_amsgrad_update(H(p), H(m), H(v), H(vhat), H(g), lr, b1, b2, eps, b1p, b2p, wd, ls), "Adam (use_amsgrad)")
+end
+function M.adamw_update(p, m, v, g, lr, b1, b2, eps, wd)
+  check(C.sp_adamw_update(H(p), H(m), H(v), H(g), lr, b1, b2, eps, wd), "AdamWeightDecay")
+end
+function M.grad_centralize(g, p, wd, rows)
+  check(C.sp_grad_centralize(H(g), p and H(p) or nil, wd or 0, rows), "grad_centralization")
+end
 
 -- Conv/pool geometry (engine/core/geometry.c): MindSpore's pad_mode rules live in C only.
 local ffi = lib.ffi

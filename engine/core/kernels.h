@@ -74,6 +74,13 @@ typedef struct sp_kernels {
     sp_status (*adam_update)(sp_tensor *param, sp_tensor *m, sp_tensor *v, const sp_tensor *grad, double lr,
                              double beta1, double beta2, double eps, double beta1_power, double beta2_power,
                              double weight_decay, double loss_scale, int nesterov);
+    sp_status (*adam_amsgrad_update)(sp_tensor *param, sp_tensor *m, sp_tensor *v, sp_tensor *vhat,
+                                     const sp_tensor *grad, double lr, double beta1, double beta2, double eps,
+                                     double beta1_power, double beta2_power, double weight_decay,
+                                     double loss_scale);
+    sp_status (*adamw_update)(sp_tensor *param, sp_tensor *m, sp_tensor *v, const sp_tensor *grad, double lr,
+                              double beta1, double beta2, double eps, double weight_decay);
+    sp_status (*grad_centralize)(sp_tensor *grad, const sp_tensor *param, double weight_decay, int64_t rows);
 } sp_kernels;
 
 extern const sp_kernels sp_cpu_kernels;

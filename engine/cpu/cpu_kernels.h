@@ -39,6 +39,9 @@ sp_status sp_cpu_softmax_xent_forward(sp_tensor *loss, sp_tensor *prob, const sp
 sp_status sp_cpu_softmax_xent_backward(sp_tensor *grad_x, const sp_tensor *prob, const sp_tensor *labels, const sp_tensor *grad_loss, double scale);
 sp_status sp_cpu_momentum_update(sp_tensor *param, sp_tensor *moment, const sp_tensor *grad, double lr, double momentum, double weight_decay, double loss_scale, int nesterov);
 sp_status sp_cpu_sgd_update(sp_tensor *param, sp_tensor *accum, const sp_tensor *grad, double lr, double momentum, double dampening, double weight_decay, double loss_scale, int nesterov, int first);
+sp_status sp_cpu_adam_amsgrad_update(sp_tensor *param, sp_tensor *m, sp_tensor *v, sp_tensor *vhat, const sp_tensor *grad, double lr, double beta1, double beta2, double eps, double beta1_power, double beta2_power, double weight_decay, double loss_scale);
+sp_status sp_cpu_adamw_update(sp_tensor *param, sp_tensor *m, sp_tensor *v, const sp_tensor *grad, double lr, double beta1, double beta2, double eps, double weight_decay);
+sp_status sp_cpu_grad_centralize(sp_tensor *grad, const sp_tensor *param, double weight_decay, int64_t rows);
 sp_status sp_cpu_adam_update(sp_tensor *param, sp_tensor *m, sp_tensor *v, const sp_tensor *grad, double lr, double beta1, double beta2, double eps, double beta1_power, double beta2_power, double weight_decay, double loss_scale, int nesterov);
 
 #endif

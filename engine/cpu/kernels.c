@@ -37,4 +37,7 @@ const sp_kernels sp_cpu_kernels = {
     .momentum_update = sp_cpu_momentum_update,
     .sgd_update = sp_cpu_sgd_update,
     .adam_update = sp_cpu_adam_update,
+    .adam_amsgrad_update = sp_cpu_adam_amsgrad_update,
+    .adamw_update = sp_cpu_adamw_update,
+    .grad_centralize = sp_cpu_grad_centralize,
 };

@@ -47,15 +47,77 @@ sp_status sp_cpu_adam_update(sp_tensor *param, sp_tensor *m, sp_tensor *v, const
     int64_t n = sp_tensor_numel(param);
     float *P = F32(param), *M = F32(m), *V = F32(v);
     const float *G = F32(grad);
-    double lr_t = lr * sqrt(1.0 - beta2_power) / (1.0 - beta1_power);
-    float b1 = (float)beta1, b2 = (float)beta2, e = (float)eps, lt = (float)lr_t, wd = (float)weight_decay,
+    /* lr_t and the moments round as MindSpore's CPU Adam kernel (checked bit for bit) */
+    float lt = (float)lr * sqrtf(1.0f - (float)beta2_power) / (1.0f - (float)beta1_power);
+    float b1 = (float)beta1, b2 = (float)beta2, e = (float)eps, wd = (float)weight_decay,
           inv = (float)(1.0 / loss_scale);
     for (int64_t i = 0; i < n; i++) {
         float g = G[i] * inv + wd * P[i];
-        M[i] += (g - M[i]) * (1 - b1);
-        V[i] += (g * g - V[i]) * (1 - b2);
+        M[i] = fmaf(g - M[i], 1 - b1, M[i]);
+        V[i] = fmaf(fmaf(g, g, -V[i]), 1 - b2, V[i]);
         float num = nesterov ? (M[i] * b1 + (1 - b1) * g) : M[i];
         P[i] -= lt * num / (sqrtf(V[i]) + e);
+    }
+    return SP_OK;
+}
+
+/* param, m, v, vhat [*], grad [*]: Adam with AMSGrad (ApplyAdamWithAmsgradV2) */
+sp_status sp_cpu_adam_amsgrad_update(sp_tensor *param, sp_tensor *m, sp_tensor *v, sp_tensor *vhat,
+                                     const sp_tensor *grad, double lr, double beta1, double beta2, double eps,
+                                     double beta1_power, double beta2_power, double weight_decay,
+                                     double loss_scale) {
+    int64_t n = sp_tensor_numel(param);
+    float *P = F32(param), *M = F32(m), *V = F32(v), *H = F32(vhat);
+    const float *G = F32(grad);
+    float lt = (float)lr * sqrtf(1.0f - (float)beta2_power) / (1.0f - (float)beta1_power);
+    float b1 = (float)beta1, b2 = (float)beta2, e = (float)eps, wd = (float)weight_decay,
+          inv = (float)(1.0 / loss_scale);
+    for (int64_t i = 0; i < n; i++) {
+        float g = G[i] * inv + wd * P[i];
+        M[i] += (g - M[i]) * (1 - b1); /* the rounding of MindSpore's CPU kernel (checked bit for bit) */
+        V[i] += (g * g - V[i]) * (1 - b2);
+        if (V[i] > H[i]) H[i] = V[i];
+        P[i] -= lt * M[i] / (sqrtf(H[i]) + e);
+    }
+    return SP_OK;
+}
+
+/* param, m, v [*], grad [*]: MindSpore's fused AdamWeightDecay */
+sp_status sp_cpu_adamw_update(sp_tensor *param, sp_tensor *m, sp_tensor *v, const sp_tensor *grad, double lr,
+                              double beta1, double beta2, double eps, double weight_decay) {
+    int64_t n = sp_tensor_numel(param);
+    float *P = F32(param), *M = F32(m), *V = F32(v);
+    const float *G = F32(grad);
+    float b1 = (float)beta1, b2 = (float)beta2, e = (float)eps, l = (float)lr, wd = (float)weight_decay;
+#pragma omp parallel for schedule(static) if (nn_par(n))
+    for (int64_t i = 0; i < n; i++) {
+        float g = G[i];
+        /* MindSpore's CPU kernel rounds as these fused multiply-adds (moments checked bit for bit) */
+        float mi = fmaf(g - M[i], 1 - b1, M[i]);
+        float vi = fmaf(fmaf(g, g, -V[i]), 1 - b2, V[i]);
+        M[i] = mi;
+        V[i] = vi;
+        float u = mi / (sqrtf(vi) + e) + wd * P[i];
+        P[i] -= l * u;
+    }
+    return SP_OK;
+}
+
+/* grad [*] (+= wd*param), then as [rows, cols]: each row minus its mean (double accumulator) */
+sp_status sp_cpu_grad_centralize(sp_tensor *grad, const sp_tensor *param, double weight_decay, int64_t rows) {
+    int64_t n = sp_tensor_numel(grad), cols = rows > 0 ? n / rows : 0;
+    float *G = F32(grad);
+    if (param) {
+        const float *P = F32(param);
+        float wd = (float)weight_decay;
+        for (int64_t i = 0; i < n; i++) G[i] = P[i] * wd + G[i];
+    }
+    for (int64_t r = 0; r < rows; r++) {
+        float *row = G + r * cols;
+        double s = 0;
+        for (int64_t j = 0; j < cols; j++) s += row[j];
+        float mean = (float)(s / (double)cols);
+        for (int64_t j = 0; j < cols; j++) row[j] -= mean;
     }
     return SP_OK;
 }

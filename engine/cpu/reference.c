@@ -637,3 +637,52 @@ sp_status sp_ref_adam_update(sp_tensor *param, sp_tensor *m, sp_tensor *v, const
     }
     return SP_OK;
 }
+
+/* AMSGrad: g' = g/loss_scale + wd*p; m = b1*m + (1-b1)*g'; v = b2*v + (1-b2)*g'^2;
+ * vhat = max(vhat, v); p -= lr*sqrt(1-b2^t)/(1-b1^t) * m/(sqrt(vhat)+eps) */
+sp_status sp_ref_adam_amsgrad_update(sp_tensor *param, sp_tensor *m, sp_tensor *v, sp_tensor *vhat,
+                                     const sp_tensor *grad, double lr, double beta1, double beta2, double eps,
+                                     double beta1_power, double beta2_power, double weight_decay,
+                                     double loss_scale) {
+    const char *op = "ref_adam_amsgrad_update";
+    REF_TRY(opt_need(op, param, grad, m, "moment1", v, "moment2", loss_scale));
+    REF_TRY(opt_need(op, param, grad, vhat, "vhat", NULL, NULL, loss_scale));
+    double step = lr * sqrt(1.0 - beta2_power) / (1.0 - beta1_power);
+    for (int64_t i = 0; i < sp_tensor_numel(param); i++) {
+        double p = F(param)[i], g = F(grad)[i] / loss_scale + weight_decay * p;
+        double mi = beta1 * F(m)[i] + (1.0 - beta1) * g, vi = beta2 * F(v)[i] + (1.0 - beta2) * g * g;
+        double h = F(vhat)[i] > vi ? F(vhat)[i] : vi;
+        F(m)[i] = (float)mi; F(v)[i] = (float)vi; F(vhat)[i] = (float)h;
+        F(param)[i] = (float)(p - step * mi / (sqrt(h) + eps));
+    }
+    return SP_OK;
+}
+
+/* AdamWeightDecay: m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g^2; p -= lr*(m/(sqrt(v)+eps) + wd*p) */
+sp_status sp_ref_adamw_update(sp_tensor *param, sp_tensor *m, sp_tensor *v, const sp_tensor *grad, double lr,
+                              double beta1, double beta2, double eps, double weight_decay) {
+    REF_TRY(opt_need("ref_adamw_update", param, grad, m, "moment1", v, "moment2", 1.0));
+    for (int64_t i = 0; i < sp_tensor_numel(param); i++) {
+        double p = F(param)[i], g = F(grad)[i];
+        double mi = beta1 * F(m)[i] + (1.0 - beta1) * g, vi = beta2 * F(v)[i] + (1.0 - beta2) * g * g;
+        F(m)[i] = (float)mi; F(v)[i] = (float)vi;
+        F(param)[i] = (float)(p - lr * (mi / (sqrt(vi) + eps) + weight_decay * p));
+    }
+    return SP_OK;
+}
+
+/* g += wd*p; then each of `rows` rows loses its mean (rows = 0: no centralization) */
+sp_status sp_ref_grad_centralize(sp_tensor *grad, const sp_tensor *param, double weight_decay, int64_t rows) {
+    int64_t n = sp_tensor_numel(grad);
+    REF_TRY(opt_need("ref_grad_centralize", grad, grad, param, "param", NULL, NULL, 1.0));
+    if (param)
+        for (int64_t i = 0; i < n; i++) F(grad)[i] = (float)((double)F(grad)[i] + weight_decay * F(param)[i]);
+    if (rows <= 0) return SP_OK;
+    int64_t cols = n / rows;
+    for (int64_t r = 0; r < rows; r++) {
+        double s = 0;
+        for (int64_t j = 0; j < cols; j++) s += F(grad)[r * cols + j];
+        for (int64_t j = 0; j < cols; j++) F(grad)[r * cols + j] = (float)(F(grad)[r * cols + j] - s / cols);
+    }
+    return SP_OK;
+}

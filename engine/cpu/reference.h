@@ -68,4 +68,12 @@ SP_REF_API sp_status sp_ref_sgd_update(sp_tensor *param, sp_tensor *accum, const
 SP_REF_API sp_status sp_ref_adam_update(sp_tensor *param, sp_tensor *m, sp_tensor *v, const sp_tensor *grad,
                                         double lr, double beta1, double beta2, double eps, double beta1_power,
                                         double beta2_power, double weight_decay, double loss_scale, int nesterov);
+SP_REF_API sp_status sp_ref_adam_amsgrad_update(sp_tensor *param, sp_tensor *m, sp_tensor *v, sp_tensor *vhat,
+                                                const sp_tensor *grad, double lr, double beta1, double beta2,
+                                                double eps, double beta1_power, double beta2_power,
+                                                double weight_decay, double loss_scale);
+SP_REF_API sp_status sp_ref_adamw_update(sp_tensor *param, sp_tensor *m, sp_tensor *v, const sp_tensor *grad,
+                                         double lr, double beta1, double beta2, double eps, double weight_decay);
+SP_REF_API sp_status sp_ref_grad_centralize(sp_tensor *grad, const sp_tensor *param, double weight_decay,
+                                            int64_t rows);
 #endif

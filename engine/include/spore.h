@@ -345,6 +345,21 @@ sp_status sp_sgd_update(sp_tensor *param, sp_tensor *accum, const sp_tensor *gra
 sp_status sp_adam_update(sp_tensor *param, sp_tensor *m, sp_tensor *v, const sp_tensor *grad, double lr,
                          double beta1, double beta2, double eps, double beta1_power, double beta2_power,
                          double weight_decay, double loss_scale, int nesterov);
+/* Adam with AMSGrad (MindSpore's ApplyAdamWithAmsgradV2 after decay and loss scale):
+ * g' = g/loss_scale + wd*p; m = b1*m + (1-b1)*g'; v = b2*v + (1-b2)*g'^2; vhat = max(vhat, v);
+ * p -= lr*sqrt(1-b2^t)/(1-b1^t) * m/(sqrt(vhat)+eps). */
+sp_status sp_adam_amsgrad_update(sp_tensor *param, sp_tensor *m, sp_tensor *v, sp_tensor *vhat, const sp_tensor *grad,
+                                 double lr, double beta1, double beta2, double eps, double beta1_power,
+                                 double beta2_power, double weight_decay, double loss_scale);
+/* AdamWeightDecay (MindSpore's fused AdamWeightDecay): m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g^2;
+ * u = m/(eps + sqrt(v)) + wd*p; p -= lr*u. No bias correction; decay goes into the update,
+ * not into the gradient. */
+sp_status sp_adamw_update(sp_tensor *param, sp_tensor *m, sp_tensor *v, const sp_tensor *grad, double lr,
+                          double beta1, double beta2, double eps, double weight_decay);
+/* MindSpore's weight decay then gradient centralization (Centralization over axes 1..n-1):
+ * with param, grad += weight_decay*param first; then, when rows > 0, grad seen as
+ * [rows, numel/rows] has each row's mean subtracted (rows = 0: the decay only). */
+sp_status sp_grad_centralize(sp_tensor *grad, const sp_tensor *param, double weight_decay, int64_t rows);
 
 
 

@@ -2,7 +2,8 @@
  * Checkpoint message per value, packed by protobuf-c straight into our output
  * buffer (tensor bytes are not copied into an intermediate message), sliced at
  * 512 MiB, scalars written as dims [0]; optional CRC trailer and encryption.
- * safetensors: tensors held until commit, header keys sorted, data in insertion order.
+ * safetensors: tensors held until commit, header entries and data in insertion order (MindSpore
+ * reads only headers in data-offset order); crc_num over the sorted keys.
  *
  * Saving is atomic and collision-free:
  *  - the writer holds an exclusive flock on ".<name>.lock" in the target's folder from
@@ -561,9 +562,11 @@ static sp_status write_safetensors(sp_ckpt_writer *w) {
     }
     cJSON_AddItemToObject(root, "__metadata__", meta);
     meta = NULL;
-    for (size_t i = 0; i < n; i++) {
-        st_item *it = sorted[i];
-        size_t k = (size_t)(it - w->items);
+    /* header entries in data-offset order (= insertion order): MindSpore 2.10's reader walks
+     * the header in order and rejects a file whose offsets are not increasing ("Fail to parse
+     * the input safetensors"); the crc above is over the sorted keys, as MindSpore's */
+    for (size_t k = 0; k < n; k++) {
+        st_item *it = &w->items[k];
         cJSON *e = cJSON_CreateObject(), *sh = cJSON_CreateArray(), *of = cJSON_CreateArray();
         if (!e || !sh || !of) { cJSON_Delete(e); cJSON_Delete(sh); cJSON_Delete(of); st = sp_error(SP_ENOMEM, "out of memory"); goto done; }
         cJSON_AddStringToObject(e, "dtype", ck_st_name(it->dtype));

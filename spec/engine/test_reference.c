@@ -451,4 +451,44 @@ SUITE(reference_optimizers) {
         sp_tensor *all[] = {p, m, v, rp, rm, rv};
         frees(all, 6);
     }
+    /* AMSGrad {weight_decay, loss_scale} and AdamWeightDecay {weight_decay} */
+    double qcfg[][2] = {{0, 1}, {1e-2, 16}};
+    for (int c = 0; c < 2; c++) {
+        sp_tensor *p = rnd(1, OPT_N, 0, 0, 0, -1, 1), *m = rnd(1, OPT_N, 0, 0, 0, -0.1, 0.1),
+                  *v = rnd(1, OPT_N, 0, 0, 0, 0, 0.01), *h = rnd(1, OPT_N, 0, 0, 0, 0, 0.02);
+        sp_tensor *rp = clone(p), *rm = clone(m), *rv = clone(v), *rh = clone(h);
+        sp_tensor *wp = clone(p), *wm = clone(m), *wv = clone(v);
+        sp_tensor *wrp = clone(p), *wrm = clone(m), *wrv = clone(v);
+        double b1p = 1, b2p = 1;
+        for (int s = 0; s < OPT_STEPS; s++) {
+            b1p *= 0.9; b2p *= 0.999;
+            sp_tensor *g = rnd(1, OPT_N, 0, 0, 0, -1, 1);
+            CHECK_OK(sp_adam_amsgrad_update(p, m, v, h, g, 1e-3, 0.9, 0.999, 1e-8, b1p, b2p, qcfg[c][0], qcfg[c][1]));
+            CHECK_OK(sp_ref_adam_amsgrad_update(rp, rm, rv, rh, g, 1e-3, 0.9, 0.999, 1e-8, b1p, b2p, qcfg[c][0],
+                                                qcfg[c][1]));
+            CHECK_OK(sp_adamw_update(wp, wm, wv, g, 1e-2, 0.9, 0.999, 1e-6, qcfg[c][0] * 10));
+            CHECK_OK(sp_ref_adamw_update(wrp, wrm, wrv, g, 1e-2, 0.9, 0.999, 1e-6, qcfg[c][0] * 10));
+            sp_tensor_free(g);
+        }
+        CLOSE(p, rp, 1e-5, "amsgrad param, config %d", c);
+        CLOSE(h, rh, 1e-5, "amsgrad vhat, config %d", c);
+        CLOSE(wp, wrp, 1e-5, "adamw param, config %d", c);
+        CLOSE(wm, wrm, 1e-5, "adamw moment1, config %d", c);
+        CLOSE(wv, wrv, 1e-5, "adamw moment2, config %d", c);
+        sp_tensor *all[] = {p, m, v, h, rp, rm, rv, rh, wp, wm, wv, wrp, wrm, wrv};
+        frees(all, 14);
+    }
+    /* gradient centralization with the decay folded in: [7, 48] rows, and rows = 0 */
+    for (int rows = 0; rows <= 7; rows += 7) {
+        sp_tensor *g = rnd(1, 7 * 48, 0, 0, 0, -1, 1), *p = rnd(1, 7 * 48, 0, 0, 0, -1, 1);
+        sp_tensor *rg = clone(g);
+        CHECK_OK(sp_grad_centralize(g, p, 0.05, rows));
+        CHECK_OK(sp_ref_grad_centralize(rg, p, 0.05, rows));
+        CLOSE(g, rg, 1e-5, "grad_centralize, rows %d", rows);
+        sp_tensor *all[] = {g, p, rg};
+        frees(all, 3);
+    }
+    sp_tensor *g5 = rnd(1, 10, 0, 0, 0, -1, 1);
+    CHECK(sp_grad_centralize(g5, NULL, 0, 3) == SP_EINVAL, "grad_centralize accepted 3 rows of 10 elements");
+    sp_tensor_free(g5);
 }

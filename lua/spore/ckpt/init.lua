@@ -13,8 +13,52 @@ local T = require("ffi.tensor")
 local P = require("spore.ckpt.policy")
 local Report = require("spore.ckpt.report")
 
+local opts_check = require("spore.opts").check
+
 local M = {}
 M.policy = P
+
+---------------------------------------------------------------- options (MindSpore 2.10's names)
+-- load_param_into_net(net, parameter_dict, strict_load=False, remove_redundancy=False)
+local LPIN_KEYS = { "strict_load", "rename", "on_shape_mismatch", "on_dtype_mismatch", "prefix_fallback", "warn" }
+local LPIN_REFUSED = { remove_redundancy = "parallel redundancy removal (a broadcast between ranks) is not implemented" }
+local LPIN_TYPES = { strict_load = "boolean", rename = "table", on_shape_mismatch = "string",
+  on_dtype_mismatch = "string", prefix_fallback = "boolean", warn = { "boolean", "function" } }
+-- load_checkpoint(ckpt_file_name, net=None, strict_load=False, filter_prefix=None, dec_key=None,
+-- dec_mode="AES-GCM", specify_prefix=None, choice_func=None, crc_check=False,
+-- remove_redundancy=False, format="ckpt")
+local LOAD_KEYS = { "net", "strict_load", "filter_prefix", "dec_key", "dec_mode", "specify_prefix", "choice_func",
+  "crc_check", "format", "on_unknown_dtype" }
+for _, k in ipairs(LPIN_KEYS) do LOAD_KEYS[#LOAD_KEYS + 1] = k end
+local LOAD_TYPES = { net = "table", strict_load = "boolean", filter_prefix = { "string", "table" },
+  dec_key = "string", dec_mode = "string", specify_prefix = { "string", "table" }, choice_func = "function",
+  crc_check = "boolean", format = "string", on_unknown_dtype = "string" }
+for k, v in pairs(LPIN_TYPES) do LOAD_TYPES[k] = v end
+-- save_checkpoint(save_obj, ckpt_file_name, integrated_save=True, async_save=False,
+-- append_dict=None, enc_key=None, enc_mode="AES-GCM", choice_func=None, crc_check=False,
+-- format="ckpt", **kwargs: incremental, global_step_num, remove_redundancy)
+local SAVE_KEYS = { "integrated_save", "async_save", "append_dict", "enc_key", "enc_mode", "choice_func", "crc_check",
+  "format", "_slice" }
+local SAVE_REFUSED = {
+  incremental = "incremental MapParameter saving is not implemented (spore has no MapParameter)",
+  global_step_num = "the global_step_num kwarg (encrypted/parallel saving of a step number) is not implemented",
+  remove_redundancy = "parallel redundancy removal is not implemented",
+}
+local SAVE_TYPES = { integrated_save = "boolean", async_save = "boolean", append_dict = "table", enc_key = "string",
+  enc_mode = "string", choice_func = "function", crc_check = "boolean", format = "string" }
+local FORMATS = { ckpt = true, safetensors = true }
+
+--- MindSpore's warning (train/serialization.py) when parameters of the net were not loaded;
+-- replace spore.ckpt.warn to capture it, or pass warn = false / a function to one call.
+function M.warn(msg) io.stderr:write("[WARNING] " .. msg .. "\n") end
+
+-- Python's repr of a list of names: ['a', 'b']
+local function py_list(names)
+  local q = {}
+  for i, n in ipairs(names) do q[i] = "'" .. tostring(n):gsub("\\", "\\\\"):gsub("'", "\\'") .. "'" end
+  return "[" .. table.concat(q, ", ") .. "]"
+end
+M._py_list = py_list
 M.Report = Report
 M.rules = require("spore.ckpt.rules")
 
@@ -120,7 +164,10 @@ local OPAQUE_TAGS = { random_op = true }
 -- Returns the ordered dict (see ckpt.keys); with net, also loads it and returns the report.
 -- Errors: one line naming the file and, where known, the tensor.
 function M.load_checkpoint(path, opts)
-  opts = opts or {}
+  opts = opts_check("load_checkpoint", opts, LOAD_KEYS, LPIN_REFUSED, LOAD_TYPES)
+  if opts.format ~= nil and opts.format ~= "ckpt" and opts.format ~= "safetensors" and opts.format ~= "pth" then
+    error("load_checkpoint: option 'format' must be \"ckpt\", \"safetensors\" or \"pth\", got \"" .. opts.format .. "\"", 2)
+  end
   if type(path) ~= "string" then error("load_checkpoint: path must be a string, got " .. type(path), 2) end
   local res = B.read(path, { format = opts.format, crc_check = opts.crc_check, dec_key = opts.dec_key,
     dec_mode = opts.dec_mode })
@@ -147,7 +194,9 @@ function M.load_checkpoint(path, opts)
   end
   local d = M.dict(list)
   if opts.net then
-    local _, _, report = M.load_param_into_net(opts.net, d, opts)
+    local o = {}
+    for _, k in ipairs(LPIN_KEYS) do o[k] = opts[k] end
+    local _, _, report = M.load_param_into_net(opts.net, d, o)
     report.unknown = skipped
     return d, report
   end
@@ -160,10 +209,14 @@ local function shape_of(t) return t:shape() end
 -- A parameter loads iff its (renamed) name is a key: copied into param.data in place.
 -- opts: strict_load (dtype casts become errors), rename = {{pattern, repl} | fn, ...}
 -- applied in order to checkpoint keys, on_shape_mismatch = "error" (default, as
--- MindSpore) | "skip", prefix_fallback (default true unless strict_load).
+-- MindSpore) | "skip", on_dtype_mismatch = "error" | "skip", prefix_fallback (default true
+-- unless strict_load), warn (default spore.ckpt.warn; false silences it, a function gets the
+-- lines). MindSpore's remove_redundancy is refused by name; any other key is an error.
+-- When a parameter of the net is not loaded, MindSpore's two warning lines are given, word
+-- for word ("For 'load_param_into_net', N parameters in the 'net' are not loaded, ...").
 -- Never loads optimizer state (moments.X, moment1.X, adam_m.X, ...) into a parameter X.
 function M.load_param_into_net(net, dict, opts)
-  opts = opts or {}
+  opts = opts_check("load_param_into_net", opts, LPIN_KEYS, LPIN_REFUSED, LPIN_TYPES)
   if type(net) ~= "table" or type(net.parameters_and_names) ~= "function" then
     error("load_param_into_net: expected a network or optimizer with parameters_and_names()", 2)
   end
@@ -256,6 +309,15 @@ function M.load_param_into_net(net, dict, opts)
     end
   end
   report.param_not_load, report.ckpt_not_load = param_not_load, ckpt_not_load
+  -- MindSpore's warning, word for word (logger.warning in load_param_into_net), whenever a
+  -- parameter of the net was not loaded: nothing at all, or most of the net, never passes unseen
+  if #param_not_load > 0 and opts.warn ~= false then
+    local w = type(opts.warn) == "function" and opts.warn or M.warn
+    w(("For 'load_param_into_net', %d parameters in the 'net' are not loaded, because they are not in the "
+      .. "'parameter_dict', please check whether the network structure is consistent when training and "
+      .. "loading checkpoint."):format(#param_not_load))
+    w(("%s are not loaded."):format(py_list(param_not_load)))
+  end
   return param_not_load, ckpt_not_load, report
 end
 
@@ -328,8 +390,11 @@ end
 -- crc_check, enc_key, enc_mode, format ("ckpt" default | "safetensors"; inferred from a
 -- ".safetensors" path). ".ckpt" (or ".safetensors") is appended when missing, as MindSpore does.
 function M.save_checkpoint(obj, path, opts)
-  opts = opts or {}
+  opts = opts_check("save_checkpoint", opts, SAVE_KEYS, SAVE_REFUSED, SAVE_TYPES)
   if type(path) ~= "string" or path == "" then error("save_checkpoint: path must be a non-empty string", 2) end
+  if opts.format ~= nil and not FORMATS[opts.format] then
+    error("save_checkpoint: option 'format' must be \"ckpt\" or \"safetensors\", got \"" .. tostring(opts.format) .. "\"", 2)
+  end
   local format = opts.format
   if not format then format = path:match("%.safetensors$") and "safetensors" or "ckpt" end
   local ext = format == "safetensors" and ".safetensors" or ".ckpt"
@@ -361,8 +426,14 @@ end
 function M.release_cache() return B.release_cache() end
 
 --- Low-level access for tools: the engine's view of a file (entries, crc, metadata).
-function M.read_raw(path, opts) return B.read(path, opts) end
+function M.read_raw(path, opts)
+  opts = opts_check("ckpt.read_raw", opts, { "format", "crc_check", "dec_key", "dec_mode", "lazy" }, nil,
+    { format = "string", crc_check = "boolean", dec_key = "string", dec_mode = "string", lazy = "boolean" })
+  return B.read(path, opts)
+end
 function M.write_raw(path, items, opts)
+  opts = opts_check("ckpt.write_raw", opts, { "format", "crc_check", "enc_key", "enc_mode", "slice", "on_item" }, nil,
+    { format = "string", crc_check = "boolean", enc_key = "string", enc_mode = "string", on_item = "function" })
   check_items("write_raw", tostring(path), items)
   return B.write(path, items, opts)
 end

@@ -20,6 +20,47 @@ local Module = class("Module")
 local Module_call
 M.Module = Module
 
+local function is_module(v) return type(v) == "table" and rawget(v, "_modules") ~= nil and type(v.forward) == "function" end
+local function is_parameter(v) return type(v) == "table" and rawget(v, "__parameter") == true end
+M.is_module = is_module
+
+-- Children and parameters are not plain fields of an instance: they live in _modules /
+-- _params (ordered) and _mod_by / _par_by (by name), and reading net.fc finds them there
+-- (after the class's methods). Assigning a module or a Parameter to a field registers it,
+-- as MindSpore's Cell.__setattr__ does: `net.end_point = nn.Dense(2048, 5)` replaces the
+-- child in place (same position, so the same parameter order) and a new name is appended.
+local function install_index(cls)
+  rawset(cls, "__index", function(t, k)
+    local v = cls[k]
+    if v ~= nil then return v end
+    local mb = rawget(t, "_mod_by")
+    if mb then
+      v = mb[k]
+      if v ~= nil then return v end
+      return rawget(t, "_par_by")[k]
+    end
+  end)
+end
+install_index(Module)
+
+Module.__newindex = function(t, k, v)
+  if rawget(t, "_mod_by") then
+    if is_module(v) then t:register_module(k, v); return end
+    if is_parameter(v) then t:register_parameter(k, v); return end
+    local mb, pb = rawget(t, "_mod_by"), rawget(t, "_par_by")
+    if mb[k] ~= nil then
+      error(("%s: cannot assign a %s to child module '%s' (assign a module, or use replace)"):format(
+        getmetatable(t).__name, type(v), tostring(k)), 2)
+    end
+    if pb[k] ~= nil then
+      if T.is_tensor(v) then pb[k].data = v; return end -- MindSpore: set_data
+      error(("%s: cannot assign a %s to parameter '%s' (assign a Parameter or a Tensor)"):format(
+        getmetatable(t).__name, type(v), tostring(k)), 2)
+    end
+  end
+  rawset(t, k, v)
+end
+
 -- the constructor of every module class: __base_init, __init(...), then the move to the
 -- default device (spore.device). Initialised on the cpu (seeded generator: identical values
 -- on every device), then moved.
@@ -40,6 +81,7 @@ Module.new = module_new(Module)
 function M.class(name, parent)
   local cls = class(name, parent or Module)
   cls.new = module_new(cls)
+  install_index(cls)
   return cls
 end
 local first_param
@@ -60,33 +102,106 @@ Module.__call = Module_call
 Module.__tostring = function(self) return self:__repr() end
 
 function Module:__base_init()
-  self._params, self._modules, self.training = {}, {}, true
+  rawset(self, "_params", {}); rawset(self, "_modules", {})
+  rawset(self, "_par_by", {}); rawset(self, "_mod_by", {})
+  self.training = true
   self._device = D.get()
 end
 function Module:__init() end
 function Module:__repr() return getmetatable(self).__name .. "()" end
 
---- Register a parameter under a local name (order matters: it is checkpoint order).
+local function check_name(who, name, what)
+  if type(name) ~= "string" then
+    error(("%s: the %s name must be a string, got %s"):format(who, what, type(name)), 3)
+  end
+  if name == "" or name:find(".", 1, true) then
+    error(("%s: the %s name must be non-empty and contain no '.', got '%s'"):format(who, what, name), 3)
+  end
+end
+
+--- Register a parameter under a local name (order matters: it is checkpoint order). A name
+-- already registered is replaced in place.
 function Module:register_parameter(name, param)
+  name = tostring(name)
+  rawset(self, name, nil)
   for _, e in ipairs(self._params) do
-    if e[1] == name then e[2] = param; self[name] = param; return param end
+    if e[1] == name then e[2] = param; self._par_by[name] = param; param.name = name; return param end
   end
   self._params[#self._params + 1] = { name, param }
-  self[name] = param
+  self._par_by[name] = param
   param.name = name
   return param
 end
---- Register a child module under a name (order matters).
+--- Register a child module under a name (order matters). A name already registered is
+-- replaced in place (same position).
 function Module:register_module(name, mod)
   name = tostring(name)
+  rawset(self, name, nil)
   for _, e in ipairs(self._modules) do
-    if e[1] == name then e[2] = mod; self[name] = mod; return mod end
+    if e[1] == name then e[2] = mod; self._mod_by[name] = mod; return mod end
   end
   self._modules[#self._modules + 1] = { name, mod }
-  self[name] = mod
+  self._mod_by[name] = mod
   return mod
 end
 function Module:children() return self._modules end
+
+--- MindSpore's Cell.insert_param_to_cell(param_name, param, check_name_contain_dot=true):
+-- errors (as MindSpore's KeyError/TypeError) on an empty name, a name with '.', a name that
+-- is already something else on the cell, or a param that is not a Parameter.
+function Module:insert_param_to_cell(param_name, param, check_name_contain_dot)
+  if param_name == nil or param_name == "" then
+    error("insert_param_to_cell: the argument 'param_name' should not be None", 2)
+  end
+  if type(param_name) ~= "string" then error("insert_param_to_cell: 'param_name' must be a string, got " .. type(param_name), 2) end
+  if check_name_contain_dot ~= false and param_name:find(".", 1, true) then
+    error("insert_param_to_cell: the argument 'param_name' should not contain '.'", 2)
+  end
+  if not self._par_by[param_name] and self[param_name] ~= nil then
+    error(("insert_param_to_cell: the %s parameter already exists in the network. Cannot insert another "
+      .. "parameter with the same name."):format(param_name), 2)
+  end
+  if not is_parameter(param) then
+    error("insert_param_to_cell: the argument 'param' must be a Parameter, got " .. type(param), 2)
+  end
+  return self:register_parameter(param_name, param)
+end
+
+--- MindSpore's Cell.insert_child_to_cell(child_name, child_cell).
+function Module:insert_child_to_cell(child_name, child)
+  check_name("insert_child_to_cell", child_name, "child")
+  if not self._mod_by[child_name] and self[child_name] ~= nil then
+    error(("insert_child_to_cell: the %s child cell already exists in the network. Cannot insert another "
+      .. "child cell with the same name."):format(child_name), 2)
+  end
+  if not is_module(child) then error("insert_child_to_cell: the child must be a module, got " .. type(child), 2) end
+  return self:register_module(child_name, child)
+end
+
+--- MindSpore's Cell.cells_and_names(): {name, module} pairs, the module itself first (name
+-- ""), then every descendant depth first in registration order, each once.
+function Module:cells_and_names(_, name_prefix)
+  local out, seen = {}, {}
+  local function walk(m, prefix)
+    if seen[m] then return end
+    seen[m] = true
+    out[#out + 1] = { prefix, m }
+    for _, e in ipairs(m._modules) do walk(e[2], prefix ~= "" and (prefix .. "." .. e[1]) or e[1]) end
+  end
+  walk(self, name_prefix or "")
+  return out
+end
+--- MindSpore's Cell.name_cells(): {name = child} of the direct children; cells(): the children.
+function Module:name_cells()
+  local r = {}
+  for _, e in ipairs(self._modules) do r[e[1]] = e[2] end
+  return r
+end
+function Module:cells()
+  local r = {}
+  for i, e in ipairs(self._modules) do r[i] = e[2] end
+  return r
+end
 
 --- Ordered array of {name, param} in MindSpore order; also (re)sets param.name.
 function Module:parameters_and_names(prefix, out, seen)
@@ -109,10 +224,28 @@ function Module:parameters()
   for i, e in ipairs(self:parameters_and_names()) do r[i] = e[2] end
   return r
 end
---- Ordered array of the Parameters with requires_grad.
-function Module:trainable_params()
+--- MindSpore's get_parameters(expand=true): every Parameter in order; expand=false: this
+-- module's own only.
+function Module:get_parameters(expand)
+  if expand == false then
+    local r = {}
+    for _, e in ipairs(self._params) do r[#r + 1] = e[2] end
+    self:parameters_and_names() -- names stay the full paths
+    return r
+  end
+  return self:parameters()
+end
+--- Ordered array of the Parameters with requires_grad (recurse=false: this module's own).
+function Module:trainable_params(recurse)
   local r = {}
-  for _, e in ipairs(self:parameters_and_names()) do if e[2].requires_grad then r[#r + 1] = e[2] end end
+  for _, p in ipairs(self:get_parameters(recurse)) do if p.requires_grad then r[#r + 1] = p end end
+  return r
+end
+--- Ordered array of the Parameters without requires_grad (frozen weights, BatchNorm moving
+-- statistics), as MindSpore's untrainable_params (recurse=false: this module's own).
+function Module:untrainable_params(recurse)
+  local r = {}
+  for _, p in ipairs(self:get_parameters(recurse)) do if not p.requires_grad then r[#r + 1] = p end end
   return r
 end
 --- Map name → Parameter.
