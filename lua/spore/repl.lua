@@ -13,8 +13,9 @@
 -- HOOK_COUNT VM instructions and raises the interrupt. Hooks never run inside JIT-compiled
 -- traces, so every chunk typed here is compiled with the JIT off for it and the functions
 -- it defines (jit.off(fn, true)); library code keeps the JIT, and answers Ctrl-C when it
--- next runs interpreted code or returns. An inner pcall cannot swallow the interrupt: the
--- hook raises it again until the chunk has unwound to the REPL.
+-- next runs interpreted code or returns. An inner pcall cannot swallow the interrupt: once
+-- raised, the hook raises it again at every instruction until the chunk has unwound to
+-- the REPL.
 
 local pretty = require("spore.pretty")
 
@@ -50,12 +51,21 @@ M.INTERRUPT = INTERRUPT
 
 local intr -- bindings/ffi/interrupt.lua, once the REPL catches SIGINT (nil in tests)
 local interrupting = false
+local in_handler, current_handler = false, nil
 
+-- Every HOOK_COUNT instructions: raise the interrupt when Ctrl-C was pressed. Once raised,
+-- the hook runs at every instruction and raises again wherever the chunk goes on (after an
+-- inner pcall caught it, say), except in the REPL's own message handler.
 local function hook()
-  if interrupting or (intr and intr.take()) then
+  if in_handler then return end
+  if not interrupting then
+    if not (intr and intr.take()) then return end
     interrupting = true
-    error(INTERRUPT, 0)
   end
+  local f = debug.getinfo(2, "f")
+  if f and f.func == current_handler then return end
+  debug.sethook(hook, "", 1)
+  error(INTERRUPT, 0)
 end
 
 --- Raise the interrupt in the running chunk as Ctrl-C would (for tests and hosts).
@@ -92,7 +102,10 @@ end
 function M.compile(src, env, name)
   src = src:gsub("^%s*=", "")
   name = name or "=stdin"
-  local fn, err = loadstring("local __pack = ... return __pack(" .. src .. "\n)", name)
+  local fn, err = loadstring("local __pack = ... return __pack(" .. src .. ")", name)
+  -- a trailing comment needs the ")" on a line of its own (which can shift the line an
+  -- error names, so only then)
+  if not fn then fn = loadstring("local __pack = ... return __pack(" .. src .. "\n)", name) end
   local expr = fn ~= nil
   if not fn then fn, err = loadstring(src, name) end
   if not fn then
@@ -111,6 +124,7 @@ function M.protect(f, ...)
   interrupting = false
   local tb
   local function handler(e)
+    in_handler = true
     debug.sethook()
     if e == INTERRUPT or interrupting then
       tb = traceback(3)
@@ -119,9 +133,11 @@ function M.protect(f, ...)
     tb = traceback(2)
     return e
   end
+  in_handler, current_handler = false, handler
   debug.sethook(hook, "", M.HOOK_COUNT)
   local res = pack(xpcall(f, handler, ...))
   debug.sethook()
+  in_handler, current_handler = false, nil
   local was = interrupting
   interrupting = false
   if res[1] then return true, res end
@@ -182,6 +198,8 @@ local function add_keys(t, into, seen)
   local idx = rawget(mt, "__index")
   if type(idx) == "table" then add_keys(idx, into, seen)
   elseif type(idx) == "function" then
+    -- an __index function often serves the metatable's own methods (spore's Tensor)
+    add_keys(mt, into, seen)
     -- spore's module table loads its submodules on first use: offer their names too
     for i = 1, 64 do
       local name, v = debug.getupvalue(idx, i)
