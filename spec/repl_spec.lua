@@ -67,9 +67,11 @@ end)
 
 describe("REPL printing (spore.pretty)", function()
   it("prints a net as its tree of modules with shapes and parameter counts", function()
-    local text = pretty.value(spore.models.lenet5())
+    local net = spore.models.lenet5()
+    local text = pretty.value(net)
     assert.equal([[
-LeNet5: 61,684 parameters (61,684 trainable) on cpu
+LeNet5: 61,684 parameters (61,684 trainable) on ]] .. net:device() .. [[
+
   conv1  Conv2d(1, 6, kernel_size=5x5, stride=1, pad_mode=valid)   weight [6, 1, 5, 5]               150
   conv2  Conv2d(6, 16, kernel_size=5x5, stride=1, pad_mode=valid)  weight [16, 6, 5, 5]            2,400
   fc1    Dense(400, 120)                                           weight [120, 400], bias [120]  48,120
@@ -279,7 +281,7 @@ describe("scripts/repl.lua", function()
     assert.matches("Did you mean '--history'?", out, 1, true)
   end)
 
-  it("prints exactly the README's sample session (input fed through a pipe)", function()
+  it("prints exactly the README's sample session (input fed through a pipe, on the cpu)", function()
     local readme = H.read_file("README.md")
     local sample = readme:match("## A first REPL session\n\n```\n%$ luajit scripts/repl.lua\n(.-)```")
     assert.is_truthy(sample, "README has no REPL sample")
@@ -293,7 +295,7 @@ describe("scripts/repl.lua", function()
     local f = assert(io.open(dir .. "/in.txt", "wb"))
     f:write(table.concat(inputs, "\n") .. "\n")
     f:close()
-    local out, rc = H.run("cd " .. dir .. " && SPORE_NO_READLINE=1 luajit " .. H.root .. "/scripts/repl.lua < in.txt 2>&1")
+    local out, rc = H.run("cd " .. dir .. " && SPORE_DEVICE=cpu SPORE_NO_READLINE=1 luajit " .. H.root .. "/scripts/repl.lua < in.txt 2>&1")
     assert.equal(0, rc)
     assert.equal(expected, out:gsub("\n$", ""))
     os.remove(dir .. "/lenet.ckpt")

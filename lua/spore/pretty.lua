@@ -9,6 +9,7 @@ local M = {}
 
 M.max_rows = 40 -- rows of a dict table before "... and N more (M total)"
 M.max_lines = 200 -- entries of a plain table before "..."
+M.max_depth = 4 -- nesting shown; deeper tables print as "{ ... N entries }"
 
 local function is_tensor(v)
   local mt = type(v) == "table" and getmetatable(v)
@@ -185,6 +186,16 @@ function M.dict(d, opts)
   return table.concat(out, "\n")
 end
 
+--- Collapse "dir/../" in a path for display ("scripts/../lua/spore/x.lua" → "lua/spore/x.lua").
+function M.tidy_path(p)
+  local prev
+  repeat
+    prev = p
+    p = p:gsub("([^/%s]+)/%.%./", function(seg) if seg == ".." or seg == "." then return nil end return "" end, 1)
+  until p == prev
+  return p
+end
+
 ---------------------------------------------------------------- any value
 local function sorted_keys(v)
   local keys = {}
@@ -206,6 +217,13 @@ local function scalar(v) local t = type(v) return t == "number" or t == "string"
 function M.value(v, indent, seen)
   indent, seen = indent or "", seen or {}
   if type(v) == "string" then return string.format("%q", v) end
+  if type(v) == "function" then
+    local info = debug.getinfo(v, "S")
+    if info.what ~= "C" and info.source:sub(1, 1) == "@" then
+      return tostring(v) .. " <" .. M.tidy_path(info.source:sub(2)) .. ":" .. info.linedefined .. ">"
+    end
+    return tostring(v)
+  end
   if type(v) ~= "table" then return tostring(v) end
   local nested = indent ~= ""
   if M.is_module(v) then
@@ -229,8 +247,9 @@ function M.value(v, indent, seen)
     return M.dict(v)
   end
   if seen[v] then return "<cycle>" end
-  seen[v] = true
   local keys = sorted_keys(v)
+  if #indent >= 2 * M.max_depth and #keys > 0 then return "{ ... " .. #keys .. " entries }" end
+  seen[v] = true
   if #keys == 0 then seen[v] = nil return "{}" end
   local n = #v
   local function key_of(k)

@@ -36,8 +36,10 @@ spore REPL: Lua (LuaJIT) with `spore` loaded.
   :help NAME                    the doc comment of a function (or module, class)
   :time EXPR                    run EXPR, print its value(s) and the wall time
   :help   this text      :quit   leave (or Ctrl-D)
-  Tab completes names and fields; Ctrl-C interrupts a running chunk or clears the line;
-  history is kept in ~/.spore_history ($SPORE_HISTORY sets another file).
+  Tab completes names and fields (file names inside a string); Ctrl-C interrupts a
+  running chunk or clears the line; history is kept in ~/.spore_history ($SPORE_HISTORY
+  sets another file). Chunks typed here run without the JIT (so that Ctrl-C reaches
+  them): put a hot loop in a file and require it to have it compiled.
 ]]
 M.HELP = HELP
 
@@ -85,15 +87,7 @@ local function traceback(level)
   return out
 end
 
---- Collapse "dir/../" in a path for display ("scripts/../lua/spore/x.lua" → "lua/spore/x.lua").
-function M.tidy_path(p)
-  local prev
-  repeat
-    prev = p
-    p = p:gsub("([^/%s]+)/%.%./", function(seg) if seg == ".." or seg == "." then return nil end return "" end, 1)
-  until p == prev
-  return p
-end
+M.tidy_path = pretty.tidy_path
 
 --- Compile a chunk of source: fn, is_expression | "incomplete" | nil, message. An
 -- expression compiles as `return __pack(expr)`: call fn(pack) and its one result holds the
@@ -465,6 +459,7 @@ end
 
 function Session:cmd_help(name)
   if name == "" then self.write(HELP) return end
+  name = name:gsub(":([%a_][%w_]*)$", ".%1") -- net:forward names the method net.forward
   local fn, expr = M.compile(name, self.env)
   if fn == "incomplete" or not fn or not expr then self.write("error: :help wants a name, got " .. name .. "\n") return end
   local ok, res, msg = M.call(fn, expr)
