@@ -131,6 +131,15 @@ LeNet5: 61,684 parameters (61,684 trainable) on ]] .. net:device() .. [[
     assert.equal("{\n  self = <cycle>\n}", pretty.value(cyc))
     assert.is_false(pretty.is_dict({ a = spore.zeros(1), b = 3 }))
     assert.equal("1,234,567", pretty.commas(1234567))
+    assert.matches("\n  %.%.%. and 44 more %(45 total%)$", pretty.dict(require("spore.ckpt").dict((function()
+      local l = {}
+      for i = 1, 45 do l[i] = { "p" .. i, spore.zeros(1) } end
+      return l
+    end)()), { max_rows = 1 }))
+    assert.has_error(function() pretty.dict({ a = spore.zeros(1) }, { max_row = 3 }) end,
+      "spore.pretty.dict: unknown option 'max_row' (did you mean 'max_rows'?)")
+    assert.has_error(function() repl.new({ histroy = "x" }) end,
+      "spore.repl.new: unknown option 'histroy' (did you mean 'history'?)")
   end)
 end)
 

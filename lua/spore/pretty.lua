@@ -155,7 +155,8 @@ end
 --- A dict as a table: name, dtype, shape, size (bytes), at most opts.max_rows (40) rows,
 -- then "... and N more (M total)"; the header gives the entry, element and byte totals.
 function M.dict(d, opts)
-  local max = (opts and opts.max_rows) or M.max_rows
+  opts = require("spore.opts").check("spore.pretty.dict", opts, { "max_rows" }, nil, { max_rows = "integer" })
+  local max = opts.max_rows or M.max_rows
   local keys = dict_keys(d)
   local rows, numel, nbytes = {}, 0, 0
   for i, k in ipairs(keys) do

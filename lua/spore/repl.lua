@@ -407,12 +407,13 @@ Session.__index = Session
 -- session:feed(line) handles one input line and returns "more" (continuation wanted),
 -- "ok" or "quit". Tests drive sessions directly.
 function M.new(opts)
-  opts = opts or {}
+  opts = require("spore.opts").check("spore.repl.new", opts, { "env", "spore", "write", "history", "clock" }, nil,
+    { env = "table", spore = "table", write = "function", history = { "string", "boolean" }, clock = "function" })
   local s = setmetatable({}, Session)
   s.spore = opts.spore or require("spore")
   s.env = opts.env or setmetatable({ spore = s.spore }, { __index = _G })
   s.write = opts.write or function(str) io.write(str) end
-  s.history = opts.history or nil
+  s.history = opts.history or nil -- false: none
   s.clock = opts.clock or s.spore.clock
   s.buf = ""
   return s
@@ -512,7 +513,8 @@ function Session:cancel() self.buf = "" end
 --- Run the loop on the terminal (or piped stdin). opts: spore, history (a path; false for
 -- none; default M.history_path() when stdin is a terminal).
 function M.run(opts)
-  opts = opts or {}
+  opts = require("spore.opts").check("spore.repl.run", opts, { "spore", "history" }, nil,
+    { spore = "table", history = { "string", "boolean" } })
   local spore = opts.spore or require("spore")
   local RL = require("ffi.readline") -- after spore: it puts bindings/ on package.path
   intr = require("ffi.interrupt")
