@@ -533,6 +533,17 @@ int sp_config_ckpt_thp(void);
 /* Number of CUDA devices (0 when built without CUDA or none present). */
 int sp_cuda_device_count(void);
 
+/* ==== interrupt (the REPL's Ctrl-C) ====================================== */
+
+/* SIGINT as a flag, for an interactive loop (lua/spore/repl.lua polls it from a Lua count
+ * hook; no code runs in signal context but a store). sp_sigint_catch(1) installs a handler
+ * (SA_RESTART: blocking reads in the engine carry on) that only sets the flag;
+ * sp_sigint_catch(0) puts the previous disposition back. sp_sigint_take() returns 1 when
+ * SIGINT arrived since the last take (and clears it), else 0. Returns of catch: 0, or -1
+ * when sigaction fails. Process-wide; a C host that handles SIGINT itself need not call it. */
+int sp_sigint_catch(int on);
+int sp_sigint_take(void);
+
 /* @ffi-end */
 
 #if defined(__GNUC__)

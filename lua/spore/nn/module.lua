@@ -99,7 +99,12 @@ Module_call = function(self, x, ...)
   return self:forward(x, ...)
 end
 Module.__call = Module_call
-Module.__tostring = function(self) return self:__repr() end
+Module.__tostring = function(self)
+  -- [REPL hook, lua/spore/pretty.lua] a module with children prints as its tree of modules
+  -- (parameter shapes and counts); a leaf prints as its __repr.
+  if #self._modules > 0 then return require("spore.pretty").module(self) end
+  return self:__repr()
+end
 
 function Module:__base_init()
   rawset(self, "_params", {}); rawset(self, "_modules", {})
