@@ -187,6 +187,11 @@ local function add_keys(t, into, seen)
   if type(t) ~= "table" or seen[t] then return end
   seen[t] = true
   for k in next, t do if type(k) == "string" then into[k] = true end end
+  -- a Module keeps its children and parameters out of its own fields (nn/module.lua)
+  for _, reg in ipairs({ "_mod_by", "_par_by" }) do
+    local r = rawget(t, reg)
+    if type(r) == "table" then for k in pairs(r) do if type(k) == "string" then into[k] = true end end end
+  end
   local mt = getmetatable(t)
   if type(mt) ~= "table" then return end
   local idx = rawget(mt, "__index")
