@@ -12,6 +12,13 @@ local LossMonitor = class("LossMonitor")
 local function cbs() return require("spore.train.callbacks") end
 
 function LossMonitor:__init(per_print_times, opts)
+  if type(per_print_times) == "table" and opts == nil then -- LossMonitor{per_print_times=, print=}
+    opts = require("spore.opts").check("LossMonitor", per_print_times, { "per_print_times", "print" }, nil,
+      { per_print_times = "integer", print = "function" }, 4)
+    per_print_times = opts.per_print_times
+  elseif opts ~= nil then
+    require("spore.opts").check("LossMonitor", opts, { "print" }, nil, { print = "function" }, 4)
+  end
   per_print_times = per_print_times or 1
   if type(per_print_times) ~= "number" or per_print_times < 0 or per_print_times ~= math.floor(per_print_times) then
     error("LossMonitor: per_print_times must be a non-negative integer", 3)
