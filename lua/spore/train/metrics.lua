@@ -401,8 +401,8 @@ function M.get_metric_fn(name, level)
     error(("metric '%s' needs arguments: give it as an object, {%s = %s}"):format(name, name, NEEDS_ARGS[name]), level)
   end
   if REFUSED[name] then error("metric '" .. name .. "' is MindSpore's, but spore does not implement it", level) end
-  local known = {}
-  for n in pairs(FACTORY) do known[n] = true end
+  local known = { top5 = true }
+  for n, cls in pairs(FACTORY) do if n:match("^[a-z]") or n == "F1" then known[n] = true end end
   for n in pairs(NEEDS_ARGS) do known[n] = true end
   local near = opts.nearest(name, known)
   error(("unknown metric '%s'%s"):format(name, near and (" (did you mean '" .. near .. "'?)") or ""), level)

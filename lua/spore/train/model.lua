@@ -274,7 +274,7 @@ end
 ---------------------------------------------------------------- evaluation
 -- MindSpore's _eval_process: on_eval_begin, on_eval_epoch_begin, per batch
 -- on_eval_step_begin/_end (cur_step_num from 0), on_eval_epoch_end, metrics, on_eval_end.
--- add_eval_loss (fit): ctx.eval_results = metrics + eval_loss (the Loss metric of the batches).
+-- add_eval_loss (fit): ctx.eval_results = metrics + eval_loss (the last batch's loss, as MindSpore).
 function Model:_eval_process(dataset, list, ctx, steps, add_eval_loss)
   local net, lossf = self.network, self.loss_fn
   local m = Metrics.new(self.metrics)
@@ -300,7 +300,9 @@ function Model:_eval_process(dataset, list, ctx, steps, add_eval_loss)
       ctx.net_outputs = { l, logits, y }
       call(list, "on_eval_step_end", ctx)
       m:update(logits, y, l)
-      if add_eval_loss then eval_loss:update(l) end
+      -- as MindSpore 2.10's _eval_process, whose eval_loss metric is made anew in every step:
+      -- eval_loss is the LAST batch's loss (the "loss" metric is the mean over the batches)
+      if add_eval_loss then eval_loss = Metrics.Loss(); eval_loss:update(l) end
       if ctx._stop or (steps and n >= steps) then break end
     end
     -- an accuracy of 0 over no sample would read as a result: nothing was evaluated
