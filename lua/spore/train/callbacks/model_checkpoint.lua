@@ -156,7 +156,9 @@ end
 -- MindSpore's keep_one_ckpoint_per_minutes: of the files modified within the last n minutes,
 -- only the oldest stays
 function ModelCheckpoint:_keep_per_minutes(minutes, now)
-  local recent, oldest, ot = {}, nil, now
+  -- (mtimes have whole seconds here: the oldest is the first of the sorted files, not one
+  -- strictly older than now)
+  local recent, oldest, ot = {}, nil, math.huge
   for _, f in ipairs(self:_files()) do
     if now - f.mtime < 60 * minutes then
       recent[#recent + 1] = f.path
