@@ -262,4 +262,35 @@ describe("MindSpore fidelity: Model, callbacks and ModelCheckpoint on a Dense(4,
     close_list(steps, Tr.lrsched, "lr per step")
     close_tensor(net3.weight.data:totable(), Tr.lrsched_weight, "weights after the schedule")
   end)
+
+  it("resumes as the zoo's train.py: epoch_num/step_num from the file, then the remaining epochs", function()
+    local tmp = H.tmpdir()
+    -- first run: one epoch, saving at its end (epoch_num = 1, step_num = 3)
+    local _, _, m1 = make()
+    local cfg = train.CheckpointConfig { save_checkpoint_steps = 3, keep_checkpoint_max = 10,
+      append_info = { { epoch_num = 0, step_num = 0 } } }
+    m1:train(1, ds, { callbacks = train.ModelCheckpoint("a", tmp, cfg), progress = false })
+    -- the zoo: param_dict = load_checkpoint(pre_trained); has_trained_epoch/step from it;
+    -- load_param_into_net; model.train(epoch_size - has_trained_epoch, ...) with
+    -- append_info = [{"epoch_num": has_trained_epoch, "step_num": has_trained_step}]
+    local d = spore.load_checkpoint(tmp .. "/a-1_3.ckpt")
+    local e0, s0 = d.epoch_num:item(), d.step_num:item()
+    assert.same({ 1, 3 }, { e0, s0 })
+    local net, opt, m2 = make()
+    local pnl = ckpt.load_param_into_net(m2.train_network, d)
+    assert.same({}, pnl)
+    assert.equal(3, opt:global_step())
+    local cfg2 = train.CheckpointConfig { save_checkpoint_steps = 3, keep_checkpoint_max = 10,
+      append_info = { { epoch_num = e0, step_num = s0 } } }
+    m2:train(2 - e0, ds, { callbacks = train.ModelCheckpoint("b", tmp, cfg2), progress = false })
+    local r = spore.load_checkpoint(tmp .. "/b-1_3.ckpt")
+    assert.same({ 2, 6 }, { r.epoch_num:item(), r.step_num:item() })
+    -- the resumed weights are MindSpore's after 2 uninterrupted epochs (zoo-2_3.ckpt)
+    local want = Tr.zoo_ckpt.files[#Tr.zoo_ckpt.files]
+    assert.equal("zoo-2_3.ckpt", want.file)
+    close_tensor(net.weight.data:totable(), want.weight, "resumed weight")
+    close_tensor(r["moments.weight"]:totable(), want["moments.weight"], "resumed moments.weight")
+    assert.equal(want.global_step, r.global_step:item())
+    os.execute("rm -rf '" .. tmp .. "'")
+  end)
 end)
