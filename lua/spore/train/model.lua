@@ -203,7 +203,8 @@ local function callback_list(where, cbl)
   if cbl == nil then return {} end
   if type(cbl) == "function" then return { cbl } end
   if type(cbl) ~= "table" then error(where .. ": callbacks must be a callback or a list of them, got " .. type(cbl), 3) end
-  if cbl[1] == nil and next(cbl) ~= nil then return { cbl } end -- one callback object
+  -- one callback object (a class instance may have no field of its own)
+  if cbl[1] == nil and (next(cbl) ~= nil or getmetatable(cbl) ~= nil) then return { cbl } end
   local out = {}
   for i, cb in ipairs(cbl) do
     if type(cb) ~= "table" and type(cb) ~= "function" then
