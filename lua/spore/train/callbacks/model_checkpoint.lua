@@ -46,6 +46,10 @@ function ModelCheckpoint:__init(prefix, directory, config, opts)
       { saver = "function", allow_nonfinite = "boolean" }, 4)
   end
   prefix = prefix or "CKP"
+  if type(prefix) == "function" or type(directory) == "function" then
+    error("ModelCheckpoint: a callable prefix or directory is MindSpore's, but spore does not implement it "
+      .. "(pass strings)", 3)
+  end
   if type(prefix) ~= "string" or prefix:find("/") or prefix == "" then
     error("ModelCheckpoint: prefix must be a non-empty file name prefix (no '/'), got " .. tostring(prefix), 3)
   end
