@@ -226,8 +226,19 @@ describe("MindSpore fidelity: Model, callbacks and ModelCheckpoint on a Dense(4,
     local rec = recorder(function(h, ctx) return h == "on_train_step_end" and { loss = ctx.net_outputs } or {} end)
     local cfg = train.CheckpointConfig { save_checkpoint_steps = 2, keep_checkpoint_max = 10,
       append_info = { "epoch_num", "step_num" } }
-    model:train(3, ds, { callbacks = { train.ModelCheckpoint("r", tmp, cfg), rec }, initial_epoch = 1, progress = false })
+    local lines = {}
+    model:train(3, ds, { callbacks = { train.ModelCheckpoint("r", tmp, cfg), rec,
+      train.LossMonitor(2, { print = function(l) lines[#lines + 1] = l end }) }, initial_epoch = 1, progress = false })
     same_trace(rec.trace, Tr.resume.trace, { "loss" })
+    -- LossMonitor: the same steps, MindSpore 2.10's format (the Python float of the float32 loss)
+    assert.equal(#Tr.resume.loss_monitor, #lines)
+    for i, want in ipairs(Tr.resume.loss_monitor) do
+      local wp, wv = want:match("^(.*loss is )(%S+)$")
+      local gp, gv = lines[i]:match("^(.*loss is )(%S+)$")
+      assert.equal(wp, gp)
+      close(tonumber(gv), tonumber(wv), "LossMonitor line " .. i)
+      assert.equal(gv, train.callbacks.py_repr(tonumber(gv)))
+    end
     check_files(tmp, Tr.resume.files)
     os.execute("rm -rf '" .. tmp .. "'")
   end)

@@ -242,7 +242,7 @@ describe("Model:train callbacks and resuming", function()
       ctx.net_outputs, ctx.cur_step_num = bad, 8
       local ok, err = pcall(mon.on_train_step_end, mon, ctx)
       assert.is_false(ok)
-      assert.equal("epoch: 2 step: 4. Invalid loss, terminating training.", err)
+      assert.equal("In epoch: 2 step: 4, loss is NAN or INF, training process cannot continue, terminating training.", err)
       -- training that allows non-finite values: printed, not fatal
       ctx.allow_nonfinite = true
       mon:on_train_step_end(ctx)

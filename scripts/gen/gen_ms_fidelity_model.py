@@ -19,6 +19,7 @@ Records:
                    resume     train(3, initial_epoch=1) with append_info=["epoch_num","step_num"]
                               and a recording callback: (hook, cur_epoch_num, cur_step_num,
                               epoch_num, batch_num) per hook; the files and their append values;
+                              LossMonitor(2)'s lines;
                    fit        fit(4, valid_frequency=2) with metrics {"acc", "loss"}: the hook
                               trace (mode, counters), eval_results at epoch ends, History;
                    plateau    ReduceLROnPlateau(monitor="loss", mode="max", patience=1,
@@ -26,14 +27,14 @@ Records:
                    early      EarlyStopping(monitor="loss", mode="max", patience=2): epochs run;
                    lrsched    LearningRateScheduler(lr*0.5 every 2nd step): lr per step.
 """
-import json, os, shutil, sys, tempfile
+import contextlib, io, json, os, shutil, sys, tempfile
 
 import numpy as np
 import mindspore as ms
 from mindspore import nn, Tensor
 from mindspore.train import (Model, Callback, ModelCheckpoint, CheckpointConfig, Precision, Recall, F1, Fbeta,
                              Accuracy, TopKCategoricalAccuracy, ConfusionMatrix, Loss, EarlyStopping,
-                             ReduceLROnPlateau, LearningRateScheduler, History)
+                             ReduceLROnPlateau, LearningRateScheduler, History, LossMonitor)
 import mindspore.dataset as ds
 
 ms.set_context(mode=ms.PYNATIVE_MODE, device_target="CPU")
@@ -195,8 +196,12 @@ def train_golden(rng, tmp):
     losses = []
     rec = Recorder(lambda h, cb: {"loss": float(cb.net_outputs.asnumpy())} if h == "on_train_step_end" else {})
     cfg = CheckpointConfig(save_checkpoint_steps=2, keep_checkpoint_max=10, append_info=["epoch_num", "step_num"])
-    model.train(3, dset(x, y), callbacks=[ModelCheckpoint("r", d, cfg), rec], dataset_sink_mode=False, initial_epoch=1)
-    out["resume"] = {"trace": rec.trace, "files": files(d)}
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        model.train(3, dset(x, y), callbacks=[ModelCheckpoint("r", d, cfg), rec, LossMonitor(2)],
+                    dataset_sink_mode=False, initial_epoch=1)
+    out["resume"] = {"trace": rec.trace, "files": files(d),
+                     "loss_monitor": [l for l in buf.getvalue().splitlines() if l.startswith("epoch:")]}
     # fit
     net, opt, model = make(metrics={"acc", "loss"})
     rec = Recorder()

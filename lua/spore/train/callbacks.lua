@@ -47,6 +47,41 @@ function M.format_loss(x)
   return string.format("%.9g", f)
 end
 
+--- Python's repr of a float (shortest decimal that reads back as the same double):
+-- "1.0536867380142212", "0.5", "1.0", "nan", "inf".
+function M.py_repr(x)
+  if x ~= x then return "nan" end
+  if x == math.huge then return "inf" end
+  if x == -math.huge then return "-inf" end
+  for p = 1, 17 do
+    local s = string.format("%." .. p .. "g", x)
+    if tonumber(s) == x then
+      if not s:find("[%.e]") and not s:find("inf") then s = s .. ".0" end
+      return s
+    end
+  end
+  return string.format("%.17g", x)
+end
+
+--- A Python-style dict of metric values, keys sorted: {'acc': 0.5, 'loss': 1.1269}
+function M.py_dict(t)
+  local ks = {}
+  for k in pairs(t) do ks[#ks + 1] = k end
+  table.sort(ks, function(a, b) return tostring(a) < tostring(b) end)
+  local function val(v)
+    if type(v) == "number" then return M.py_repr(v) end
+    if type(v) == "table" then
+      local parts = {}
+      for i, x in ipairs(v) do parts[i] = val(x) end
+      return "[" .. table.concat(parts, ", ") .. "]"
+    end
+    return tostring(v)
+  end
+  local parts = {}
+  for _, k in ipairs(ks) do parts[#parts + 1] = "'" .. tostring(k) .. "': " .. val(t[k]) end
+  return "{" .. table.concat(parts, ", ") .. "}"
+end
+
 ---------------------------------------------------------------- files (ModelCheckpoint)
 local function lfs() local ok, m = pcall(require, "lfs") if ok then return m end end
 
