@@ -10,6 +10,9 @@
 -- Precision/Recall/Fbeta eval(average=false) → a Lua array of per-class values, or their
 -- mean with average = true: TP / (positives + eps), eps = DBL_MIN, as MindSpore.
 -- Loss: the mean of the batch losses (per batch, not per sample), as MindSpore.
+-- Tensor inputs: the argmax / topk run in the engine (first maximum wins ties, as numpy's
+-- argmax; TopK ties go to the lower index, where MindSpore's unstable argsort may pick either),
+-- so only N numbers per batch reach Lua; Lua tables work too.
 --
 -- The aggregate that Model uses: Metrics.new(spec) where spec is MindSpore's set
 -- ({accuracy = true}), a dict (name → metric object, or name → metric name), or a list of
@@ -84,6 +87,29 @@ local function argmax_rows(p, n, c)
   return out
 end
 
+-- argmax per row and the class-id labels, both as Lua arrays (0-based ids): the argmax runs in
+-- the engine for a tensor (first maximum wins, as numpy's), so only N numbers reach Lua
+local function preds_labels(who, y_pred, y)
+  if T.is_tensor(y_pred) and T.is_tensor(y) and y_pred:dim() == 2 and y:dim() == 1 then
+    local ps = y_pred:shape()
+    if y:size(1) ~= ps[1] then
+      error(who .. ".update: the true value (inputs[1]) must be [N] class ids or [N, C] one-hot matching " ..
+        ps[1] .. " predictions", 3)
+    end
+    local dev = y_pred:device()
+    local yp = dev ~= "cpu" and y_pred:to("cpu") or y_pred
+    local yy = y:device() ~= "cpu" and y:to("cpu") or y
+    return yp:argmax(2):flat(), yy:flat(), ps
+  end
+  local p, l, ps, ys = inputs(who, y_pred, y)
+  if #ps ~= 2 then error(who .. ".update: the predicted value (inputs[0]) must be [N, C], got " .. #ps .. "-d", 3) end
+  if #ys ~= 1 or ys[1] ~= ps[1] then
+    error(who .. ".update: the true value (inputs[1]) must be [N] class ids or [N, C] one-hot matching " ..
+      ps[1] .. " predictions", 3)
+  end
+  return argmax_rows(p, ps[1], ps[2]), l, ps
+end
+
 local function check_classification(who, ps, ys)
   if #ps ~= 2 then error(who .. ".update: the predicted value (inputs[0]) must be [N, C], got " .. #ps .. "-d", 4) end
   if #ys ~= 1 or ys[1] ~= ps[1] then
@@ -107,9 +133,7 @@ M.Accuracy = Accuracy
 function Accuracy:__init(eval_type) self.eval_type = eval_type_arg("Accuracy", eval_type); self:clear() end
 function Accuracy:clear() self._correct_num, self._total_num = 0, 0 end
 function Accuracy:update(y_pred, y)
-  local p, l, ps, ys = inputs("Accuracy", y_pred, y)
-  check_classification("Accuracy", ps, ys)
-  local am = argmax_rows(p, ps[1], ps[2])
+  local am, l, ps = preds_labels("Accuracy", y_pred, y)
   for i = 1, ps[1] do if am[i] == l[i] then self._correct_num = self._correct_num + 1 end end
   self._total_num = self._total_num + ps[1]
 end
@@ -120,8 +144,7 @@ end
 
 ---------------------------------------------------------------- Precision / Recall / Fbeta
 local function class_counts(self, who, y_pred, y)
-  local p, l, ps, ys = inputs(who, y_pred, y)
-  check_classification(who, ps, ys)
+  local am, l, ps = preds_labels(who, y_pred, y)
   local n, c = ps[1], ps[2]
   if self._class_num == 0 then
     self._class_num = c
@@ -137,7 +160,6 @@ local function class_counts(self, who, y_pred, y)
     error(("%s.update: predicted value (input[0]) should have the same classes number as true value (input[1]), "
       .. "but got predicted value classes %d, true value classes %d"):format(who, c, ymax + 1), 3)
   end
-  local am = argmax_rows(p, n, c)
   for i = 1, n do
     local yi, pi = l[i] + 1, am[i] + 1
     if yi < 1 or yi ~= math.floor(yi) then error(who .. ".update: labels must be non-negative class ids, got " .. l[i], 3) end
@@ -225,6 +247,16 @@ function TopK:__init(k)
 end
 function TopK:clear() self._correct_num, self._samples_num = 0, 0 end
 function TopK:update(y_pred, y)
+  if T.is_tensor(y_pred) and T.is_tensor(y) and y_pred:dim() == 2 and y:dim() == 1 and y:size(1) == y_pred:size(1) then
+    -- in the engine: the label is among topk(k)'s indices (ties: lower index first)
+    local n, c = y_pred:size(1), y_pred:size(2)
+    local yp = y_pred:device() ~= "cpu" and y_pred:to("cpu") or y_pred
+    local lab = (y:device() ~= "cpu" and y:to("cpu") or y):reshape(n, 1)
+    local _, top = yp:topk(math.min(self.k, c), 2)
+    self._correct_num = self._correct_num + top:count_equal(lab)
+    self._samples_num = self._samples_num + n
+    return
+  end
   local p, l, ps, ys = inputs("TopKCategoricalAccuracy", y_pred, y)
   check_classification("TopKCategoricalAccuracy", ps, ys)
   local n, c = ps[1], ps[2]
