@@ -283,10 +283,17 @@ function TopK:eval()
 end
 local Top1 = class("Top1CategoricalAccuracy", TopK)
 M.Top1CategoricalAccuracy = Top1
-function Top1:__init() TopK.__init(self, 1) end
+local function no_args(who, ...)
+  if select("#", ...) > 0 and (...) ~= nil then
+    if type((...)) == "table" then require("spore.opts").check(who, (...), {}, nil, nil, 5) end
+    error(who .. "() takes no arguments", 4)
+  end
+end
+M.no_args = no_args
+function Top1:__init(...) no_args("Top1CategoricalAccuracy", ...); TopK.__init(self, 1) end
 local Top5 = class("Top5CategoricalAccuracy", TopK)
 M.Top5CategoricalAccuracy = Top5
-function Top5:__init() TopK.__init(self, 5) end
+function Top5:__init(...) no_args("Top5CategoricalAccuracy", ...); TopK.__init(self, 5) end
 
 ---------------------------------------------------------------- ConfusionMatrix
 local CM = class("ConfusionMatrix")
@@ -386,7 +393,7 @@ end
 ---------------------------------------------------------------- Loss
 local Loss = class("Loss")
 M.Loss = Loss
-function Loss:__init() self:clear() end
+function Loss:__init(...) no_args("Loss", ...); self:clear() end
 function Loss:clear() self._sum_loss, self._total_num = 0, 0 end
 --- loss: a number, or a 0-d / 1-d tensor (its mean), one batch.
 function Loss:update(loss)

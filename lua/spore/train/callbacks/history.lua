@@ -6,7 +6,13 @@ local class = require("spore.class")
 
 local History = class("History")
 
-function History:__init() self.history, self.epoch = {}, nil end
+function History:__init(...)
+  if select("#", ...) > 0 and (...) ~= nil then
+    if type((...)) == "table" then require("spore.opts").check("History", (...), {}, nil, nil, 4) end
+    error("History() takes no arguments", 3)
+  end
+  self.history, self.epoch = {}, nil
+end
 function History:begin() self.epoch = { epoch = {} } end
 function History:epoch_end(ctx)
   local e = self.epoch.epoch
