@@ -217,6 +217,9 @@ describe("MindSpore fidelity: Model, callbacks and ModelCheckpoint on a Dense(4,
       append_info = { { epoch_num = 3, step_num = 9 } } }
     model:train(2, ds, { callbacks = train.ModelCheckpoint("zoo", tmp, cfg), progress = false })
     check_files(tmp, Tr.zoo_ckpt.files)
+    -- the config's append_dict is the one the callback updates, as MindSpore's
+    local last = Tr.zoo_ckpt.files[#Tr.zoo_ckpt.files]
+    assert.same({ epoch_num = last.epoch_num, step_num = last.step_num }, cfg.append_dict)
     os.execute("rm -rf '" .. tmp .. "'")
   end)
 

@@ -13,7 +13,8 @@
 -- append_info: a list of "epoch_num" / "step_num" and at most one dict {name = number|string|
 -- boolean|Tensor}. config.append_dict is MindSpore's dict of it (epoch_num and step_num first,
 -- then the dict's other keys, sorted: a Lua table has no insertion order): an initial
--- {epoch_num = E, step_num = S} (the zoo's resume form) is where ModelCheckpoint counts from.
+-- {epoch_num = E, step_num = S} (the zoo's resume form) is where ModelCheckpoint counts from;
+-- ModelCheckpoint updates this very table before each save, as MindSpore's.
 -- Fields are plain (config.save_checkpoint_steps, ...); __config = true marks one.
 local class = require("spore.class")
 local optcheck = require("spore.opts")

@@ -66,10 +66,10 @@ function ModelCheckpoint:__init(prefix, directory, config, opts)
   cbs().mkdir_p(directory)
   self.base_prefix, self.prefix, self.directory = prefix, cbs().unique_prefix(directory, prefix), directory
   self.config, self.saver, self.saved, self._seq, self._last_triggered, self._owned = config, saver, {}, 0, 0, {}
-  -- MindSpore's _append_dict (a copy: the config may serve other callbacks) and its starting values
+  -- MindSpore's _append_dict: the config's own dict (so config.append_dict shows the values
+  -- last saved, as MindSpore's), and its starting values
   self._append_order = config._append and config._append.order or {}
-  self.append_dict = {}
-  for k, v in pairs(config.append_dict or {}) do self.append_dict[k] = v end
+  self.append_dict = config.append_dict or {}
   local ae, as = self.append_dict.epoch_num, self.append_dict.step_num
   self._append_epoch_num = type(ae) == "number" and ae or (ae ~= nil and require("spore.tensor").is_tensor(ae) and ae:item()) or 0
   self._append_step_num = type(as) == "number" and as or (as ~= nil and require("spore.tensor").is_tensor(as) and as:item()) or 0
