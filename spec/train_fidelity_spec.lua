@@ -122,6 +122,14 @@ describe("MindSpore fidelity: train_network's save order", function()
       assert.same(e.shape, d[e.name]:shape(), e.name)
       assert.equal(dt[e.dtype], d[e.name]:dtype(), e.name)
     end
+    -- a frozen parameter (not in the optimizer) comes with the BN statistics, in net order
+    local net2 = Net()
+    net2.conv.weight.requires_grad = false
+    local m2 = spore.Model(net2, nn.SoftmaxCrossEntropyWithLogits(true, "mean"),
+      spore.optim.Momentum(net2:trainable_params(), 0.1, 0.9))
+    local names = {}
+    for i, kv in ipairs(m2.train_network:parameters_and_names()) do names[i] = kv[1] end
+    assert.same(G.order_frozen, names)
     os.execute("rm -rf '" .. tmp .. "'")
   end)
 end)

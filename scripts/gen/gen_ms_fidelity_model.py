@@ -10,7 +10,8 @@ Records:
                  TopKCategoricalAccuracy(1, 2, 3), ConfusionMatrix (each normalize), Loss
                  (batches of different sizes: per-batch mean), over fixed logits/labels.
   order          the names, shapes and dtypes MindSpore's save_checkpoint writes for
-                 Model(net, loss, Momentum)._train_network (conv + BN + dense).
+                 Model(net, loss, Momentum)._train_network (conv + BN + dense); order_frozen:
+                 the names with conv.weight frozen.
   train          a Dense(4, 3) net from fixed weights, SoftmaxCrossEntropyWithLogits(sparse,
                  mean), Momentum(0.1, 0.9), 12 samples in batches of 4 (3 steps per epoch):
                    zoo_ckpt   ModelCheckpoint(save_checkpoint_steps=2, keep_checkpoint_max=10,
@@ -101,7 +102,14 @@ def order_golden(tmp):
     p = os.path.join(tmp, "order.ckpt")
     ms.save_checkpoint(model._train_network, p)
     d = ms.load_checkpoint(p)
-    return [{"name": k, "shape": list(v.shape), "dtype": str(v.dtype)} for k, v in d.items()]
+    res = [{"name": k, "shape": list(v.shape), "dtype": str(v.dtype)} for k, v in d.items()]
+    # with conv.weight frozen (requires_grad=False, not given to the optimizer)
+    net = Net()
+    net.conv.weight.requires_grad = False
+    opt = nn.Momentum(net.trainable_params(), 0.1, 0.9)
+    model = Model(net, loss, opt)
+    ms.save_checkpoint(model._train_network, p)
+    return res, list(ms.load_checkpoint(p).keys())
 
 
 class Recorder(Callback):
@@ -247,7 +255,8 @@ def main():
     rng = np.random.default_rng(20261204)
     tmp = tempfile.mkdtemp()
     try:
-        res = {"mindspore": ms.__version__, "metrics": metrics_golden(rng), "order": order_golden(tmp),
+        order, frozen = order_golden(tmp)
+        res = {"mindspore": ms.__version__, "metrics": metrics_golden(rng), "order": order, "order_frozen": frozen,
                "train": train_golden(rng, tmp)}
     finally:
         shutil.rmtree(tmp)
