@@ -113,9 +113,9 @@ function Model.new(net, loss, opt, opts)
   end
   local spec = opts.metrics
   if spec == nil then spec = loss and { "accuracy", "loss" } or { "accuracy" } end
-  Metrics.resolve(spec, 2) -- names checked now, as MindSpore's get_metrics
   local self = setmetatable({ network = net, loss_fn = loss, optimizer = opt, metrics = spec }, Model)
   self.metric_names = {}
+  -- names checked now, as MindSpore's get_metrics
   for i, e in ipairs(Metrics.resolve(spec, 2)) do self.metric_names[i] = e[1] end
   self.train_network = opt and TrainNetwork(net, opt, loss) or net
   self.eval_network, self.predict_network = net, net
