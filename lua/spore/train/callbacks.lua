@@ -3,13 +3,19 @@
 -- on_train_epoch_begin(ctx), on_train_step_begin(ctx), on_train_step_end(ctx),
 -- on_train_epoch_end(ctx), on_train_end(ctx) (a plain function is called at step end).
 -- ctx (MindSpore's cb_params; ctx:original_args() returns ctx itself):
---   epoch_num, cur_epoch_num, cur_step_num (global, 1-based), batch_num (steps per
---   epoch), step_in_epoch, net_outputs (the step's loss, a number), batch_size,
---   train_network, network, optimizer, loss_fn, train_dataset, initial_epoch;
---   ctx:request_stop() ends training after the current step.
+--   epoch_num (epochs this call runs: epoch - initial_epoch), cur_epoch_num, cur_step_num
+--   (1-based, counted from 0 in every train/fit call, as MindSpore's), batch_num (steps per
+--   epoch), step_in_epoch, net_outputs (the step's loss, a number), batch_size, mode
+--   ("train"/"eval"), train_network (Model's TrainOneStepCell), network, optimizer, loss_fn,
+--   train_dataset, initial_epoch; in fit, after an evaluation, metrics and eval_results
+--   (metrics + eval_loss) until on_train_epoch_end; ctx:request_stop() ends training after the
+--   current step; ctx:get_stop_requested().
 -- Every callback that prints takes opts.print (a function(line)); default: stdout.
+-- Also MindSpore's old-style method names (begin, epoch_begin, step_begin, step_end, epoch_end,
+-- end) are called for both the on_train_* and the on_eval_* hooks, as MindSpore's Callback base.
 -- One class per file under spore/train/callbacks/ (LossMonitor, TimeMonitor, ProgressBar,
--- CheckpointConfig, ModelCheckpoint); this module re-exports them and holds the helpers
+-- CheckpointConfig, ModelCheckpoint, EarlyStopping, ReduceLROnPlateau, LearningRateScheduler,
+-- History, LambdaCallback); this module re-exports them and holds the helpers
 -- they share (format_loss, default_print, unique_prefix, training_state, directory helpers).
 local f32 = require("ffi.tensor").to_float32
 
@@ -38,6 +44,41 @@ function M.format_loss(x)
     end
   end
   return string.format("%.9g", f)
+end
+
+--- Python's repr of a float (shortest decimal that reads back as the same double):
+-- "1.0536867380142212", "0.5", "1.0", "nan", "inf".
+function M.py_repr(x)
+  if x ~= x then return "nan" end
+  if x == math.huge then return "inf" end
+  if x == -math.huge then return "-inf" end
+  for p = 1, 17 do
+    local s = string.format("%." .. p .. "g", x)
+    if tonumber(s) == x then
+      if not s:find("[%.e]") and not s:find("inf") then s = s .. ".0" end
+      return s
+    end
+  end
+  return string.format("%.17g", x)
+end
+
+--- A Python-style dict of metric values, keys sorted: {'acc': 0.5, 'loss': 1.1269}
+function M.py_dict(t)
+  local ks = {}
+  for k in pairs(t) do ks[#ks + 1] = k end
+  table.sort(ks, function(a, b) return tostring(a) < tostring(b) end)
+  local function val(v)
+    if type(v) == "number" then return M.py_repr(v) end
+    if type(v) == "table" then
+      local parts = {}
+      for i, x in ipairs(v) do parts[i] = val(x) end
+      return "[" .. table.concat(parts, ", ") .. "]"
+    end
+    return tostring(v)
+  end
+  local parts = {}
+  for _, k in ipairs(ks) do parts[#parts + 1] = "'" .. tostring(k) .. "': " .. val(t[k]) end
+  return "{" .. table.concat(parts, ", ") .. "}"
 end
 
 ---------------------------------------------------------------- files (ModelCheckpoint)
@@ -89,12 +130,16 @@ function M.mkdir_p(dir)
 end
 
 --- MindSpore's _chg_ckpt_file_name_if_same_exist: prefix → prefix_N when files
--- "<prefix>-*.ckpt" or "<prefix>_K-*.ckpt" already exist in dir.
-function M.unique_prefix(dir, prefix)
+-- "<prefix>-*.ckpt|.safetensors" or "<prefix>_K-*" already exist in dir (exception = true:
+-- only "_breakpoint.ckpt" files count, as for exception_save's file).
+function M.unique_prefix(dir, prefix, exception)
   local suffix = 0
   local n = #prefix
   for _, f in ipairs(M.list_dir(dir)) do
-    if f:sub(-5) == ".ckpt" and not f:find("_breakpoint%.ckpt$") and f:sub(1, n) == prefix then
+    local bp = f:sub(-16) == "_breakpoint.ckpt"
+    local ok
+    if exception then ok = bp else ok = (f:sub(-5) == ".ckpt" or f:sub(-12) == ".safetensors") and not bp end
+    if ok and f:sub(1, n) == prefix then
       local nxt = f:sub(n + 1, n + 1)
       if nxt ~= "" and not nxt:match("%a") then
         local rest = f:sub(n + 1)
@@ -133,6 +178,17 @@ M.TimeMonitor = require("spore.train.callbacks.time_monitor")
 M.ProgressBar = require("spore.train.callbacks.progress_bar")
 M.CheckpointConfig = require("spore.train.callbacks.checkpoint_config")
 M.ModelCheckpoint = require("spore.train.callbacks.model_checkpoint")
+M.EarlyStopping = require("spore.train.callbacks.early_stopping")
+M.ReduceLROnPlateau = require("spore.train.callbacks.reduce_lr_on_plateau")
+M.LearningRateScheduler = require("spore.train.callbacks.lr_scheduler")
+M.History = require("spore.train.callbacks.history")
+M.LambdaCallback = require("spore.train.callbacks.lambda_callback")
+-- MindSpore's internal callbacks (mindspore.train.callback.__all__): Model:fit's evaluation
+-- calls none of them but TimeMonitor
+for _, k in ipairs({ "LossMonitor", "TimeMonitor", "ProgressBar", "ModelCheckpoint", "EarlyStopping",
+  "ReduceLROnPlateau", "LearningRateScheduler", "History", "LambdaCallback" }) do
+  rawset(M[k], "__internal_callback", true)
+end
 -- the classes under their former names (the constructors and the classes are one now)
 M.LossMonitor_class, M.TimeMonitor_class, M.ModelCheckpoint_class = M.LossMonitor, M.TimeMonitor, M.ModelCheckpoint
 return M
