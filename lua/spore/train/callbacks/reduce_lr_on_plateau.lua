@@ -54,7 +54,7 @@ end
 function R.fixed_lr_param(opt, who)
   local p = type(opt) == "table" and rawget(opt, "lr_param")
   local grouped = false
-  for _, g in ipairs(type(opt) == "table" and rawget(opt, "groups") or {}) do if g.lr_param then grouped = true end end
+  for _, g in ipairs(type(opt) == "table" and rawget(opt, "groups") or {}) do if g.lr ~= nil then grouped = true end end
   if not p or grouped or type(rawget(opt, "lr_spec")) == "function" or p.data:numel() ~= 1 then
     error(who .. " does not support dynamic learning rate and group learning rate now.", 0)
   end
