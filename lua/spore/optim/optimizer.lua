@@ -133,7 +133,7 @@ function Optimizer:_lr_param(spec, name)
     if #spec == 0 then error("optimizer: learning-rate array is empty", 4) end
     local t = T.from_table(spec, "float32"):to(self.device)
     return base.Parameter(t, name, false)
-  elseif type(spec) == "function" then
+  elseif type(spec) == "function" or (type(spec) == "table" and spec.__lr_schedule) then
     return Optimizer.scalar(spec(0), name, self.device)
   elseif type(spec) == "number" then
     return Optimizer.scalar(spec, name, self.device)
@@ -182,15 +182,21 @@ end
 --- The number of steps taken (the global_step state, read through the engine).
 function Optimizer:global_step() return self.global_step_param.data:item() end
 
--- lr of a step from a learning_rate state tensor (arrays: 0-based step, past the end → last)
-local function lr_at(spec_param, spec, step)
-  if type(spec) == "function" then return spec(step) end
+-- lr of a step from a learning_rate state tensor (arrays: 0-based step). An array that has
+-- run out is an error, as in MindSpore (its Gather of learning_rate[global_step] fails:
+-- "For 'Gather', the 'input_indices' should be in the range [0, n), but got n"); with
+-- soft = true it is nil instead (get_lr after the last step).
+local function lr_at(spec_param, spec, step, soft)
+  if type(spec) == "function" or (type(spec) == "table" and spec.__lr_schedule) then return spec(step) end
   local t = spec_param.data
   local n = t:numel()
-  if t:dim() == 0 or n == 1 then return t:item() end
-  local i = step
-  if i >= n then i = n - 1 end
-  return t:get({ i + 1 })
+  if t:dim() == 0 then return t:item() end
+  if step >= n then
+    if soft then return nil end
+    error(("optimizer: the learning-rate array has %d values and step %d needs value %d (0-based): it has run out "
+      .. "(MindSpore fails here too: its Gather of learning_rate[global_step] is out of range)"):format(n, step + 1, step), 0)
+  end
+  return t:get({ step + 1 })
 end
 
 --- learning_rate state: "learning_rate", or with per-group learning rates one
@@ -210,14 +216,15 @@ function Optimizer:_add_lr_state()
   self.lr_param = self.groups[1].lr_param
 end
 
-local function group_lr(self, gi, step)
+local function group_lr(self, gi, step, soft)
   local grp = self.groups[gi or 1]
-  if grp and grp.lr_param then return lr_at(grp.lr_param, grp.lr_spec, step) end
-  return lr_at(self.lr_param, self.lr_spec, step)
+  if grp and grp.lr_param then return lr_at(grp.lr_param, grp.lr_spec, step, soft) end
+  return lr_at(self.lr_param, self.lr_spec, step, soft)
 end
 
---- The learning rate of the next step (of group gi, default 1).
-function Optimizer:get_lr(gi) return group_lr(self, gi, self:global_step()) end
+--- The learning rate of the next step (of group gi, default 1); nil once a learning-rate
+-- array has run out (the next step would be an error).
+function Optimizer:get_lr(gi) return group_lr(self, gi, self:global_step(), true) end
 
 --- Index of the parameter group of this optimizer that holds p (1 when p is not in it).
 function Optimizer:group_index(p) return self._group_of[p] or 1 end
@@ -261,10 +268,11 @@ function Optimizer:_begin_step()
   local lrs = {}
   for gi = 1, #self.groups do lrs[gi] = group_lr(self, gi, step) end
   self.global_step_param.data:add_(1)
+  local function fn(s) return type(s) == "function" or (type(s) == "table" and s.__lr_schedule) end
   for _, g in ipairs(self.groups) do
-    if g.lr_param and type(g.lr_spec) == "function" then g.lr_param.data:fill_(g.lr_spec(step + 1)) end
+    if g.lr_param and fn(g.lr_spec) then g.lr_param.data:fill_(g.lr_spec(step + 1)) end
   end
-  if type(self.lr_spec) == "function" and not self.groups[1].lr_param then
+  if fn(self.lr_spec) and not self.groups[1].lr_param then
     self.lr_param.data:fill_(self.lr_spec(step + 1))
   end
   return lrs

@@ -11,4 +11,7 @@ M.callbacks = cbs
 M.LossMonitor, M.TimeMonitor, M.ProgressBar = cbs.LossMonitor, cbs.TimeMonitor, cbs.ProgressBar
 M.ModelCheckpoint, M.CheckpointConfig = cbs.ModelCheckpoint, cbs.CheckpointConfig
 M.format_loss = cbs.format_loss
+M.loss_scale = require("spore.train.loss_scale")
+M.FixedLossScaleManager = M.loss_scale.FixedLossScaleManager
+M.DynamicLossScaleManager = M.loss_scale.DynamicLossScaleManager
 return M

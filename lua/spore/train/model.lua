@@ -18,6 +18,7 @@ local B = require("ffi.data")
 local Metrics = require("spore.train.metrics")
 local cbs = require("spore.train.callbacks")
 local class = require("spore.class")
+local LossScale = require("spore.train.loss_scale")
 
 local Model = class("Model")
 
@@ -37,7 +38,13 @@ function Model.new(net, loss, opt, opts)
   if type(names) == "string" then names = { names } end
   if not names then names = loss and { "accuracy", "loss" } or { "accuracy" } end
   for _, n in ipairs(names) do Metrics.canonical(n) end
-  return setmetatable({ network = net, loss_fn = loss, optimizer = opt, metric_names = names }, Model)
+  -- loss scale (spore.train.loss_scale): a FixedLossScaleManager or DynamicLossScaleManager
+  local lsm = opts.loss_scale_manager
+  if lsm ~= nil and not require("spore.train.loss_scale").is_manager(lsm) then
+    error("Model: loss_scale_manager must be a FixedLossScaleManager or DynamicLossScaleManager, got " .. tostring(lsm), 2)
+  end
+  return setmetatable({ network = net, loss_fn = loss, optimizer = opt, metric_names = names,
+    loss_scale_manager = lsm }, Model)
 end
 
 -- the device the net's parameters live on ("cpu" for a net without :device())
@@ -190,9 +197,10 @@ function Model:train(epochs, dataset, opts)
       if not allow and nonfinite(l) then stop_nonfinite(ctx, "loss is " .. fmt_num(l)) end
       -- nobody needs d(loss)/d(images); the loss gradient goes where the net is (a no-op when
       -- the loss already allocates on the logits' device)
-      net:backward(x, loss:backward(), false)
-      opt:step()
-      if not allow then check_params(ctx, net, opt, false) end
+      -- backward and optimizer step, with the loss scale when there is a loss_scale_manager
+      -- (spore.train.loss_scale: MindSpore's TrainOneStepCell / TrainOneStepWithLossScaleCell)
+      local stepped = LossScale.backward_and_step(self, net, loss, opt, x, ctx)
+      if stepped and not allow then check_params(ctx, net, opt, false) end
       ctx.net_outputs, ctx.loss = l, l
       call(list, "on_train_step_end", ctx)
       if ctx._stop or step >= per_epoch then break end
