@@ -177,7 +177,7 @@ describe("flat training state", function()
       if kind == "momentum" then
         opt = optim.Momentum(params, 0.1, 0.9, { weight_decay = wd, use_nesterov = true, loss_scale = 2 })
       elseif kind == "sgd" then
-        opt = optim.SGD(params, { 0.1, 0.05, 0.02 }, { momentum = 0.9, dampening = 0.1, weight_decay = wd })
+        opt = optim.SGD(params, { 0.1, 0.05, 0.02, 0.01 }, { momentum = 0.9, dampening = 0.1, weight_decay = wd })
       else
         opt = optim.Adam(params, 0.01, { weight_decay = wd })
       end
@@ -193,7 +193,7 @@ describe("flat training state", function()
         end
         opt:step()
       end
-      local lr = ({ momentum = 0.1, sgd = { 0.1, 0.05, 0.02 }, adam = 0.01 })[kind]
+      local lr = ({ momentum = 0.1, sgd = { 0.1, 0.05, 0.02, 0.01 }, adam = 0.01 })[kind]
       local ref = reference(kind, INIT, GRADS, #GRADS, { lr = lr, decay = decay,
         loss_scale = kind == "momentum" and 2 or 1, nesterov = kind == "momentum" })
       local s1 = ({ momentum = opt.moments, sgd = opt.accum, adam = opt.moment1 })[kind]

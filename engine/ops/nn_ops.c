@@ -299,10 +299,9 @@ static sp_status weight_check(const char *op, const sp_tensor *weight, int64_t C
     return op_numel(weight, C, op, "weight ([C])");
 }
 
-sp_status sp_cross_entropy_forward(sp_tensor *loss, sp_tensor *row_weight, sp_tensor *prob, const sp_tensor *logits,
-                                   const sp_tensor *labels, const sp_tensor *weight, int64_t ignore_index, double a,
-                                   double b) {
-    const char *op = "cross_entropy_forward";
+static sp_status xent_forward(const char *op, sp_tensor *loss, sp_tensor *row_weight, sp_tensor *prob,
+                              const sp_tensor *logits, const sp_tensor *labels, const sp_tensor *weight,
+                              int64_t ignore_index, double a, double b) {
     OP_TRY(op_f32(logits, 2, op, "logits"));
     int64_t N = logits->shape[0], C = logits->shape[1];
     OP_TRY(op_f32(loss, -1, op, "loss"));
@@ -316,10 +315,9 @@ sp_status sp_cross_entropy_forward(sp_tensor *loss, sp_tensor *row_weight, sp_te
     return OP_CALL(logits, softmax_xent_forward, loss, row_weight, prob, logits, labels, weight, ignore_index, a, b);
 }
 
-sp_status sp_cross_entropy_backward(sp_tensor *grad_x, const sp_tensor *prob, const sp_tensor *labels,
-                                    const sp_tensor *weight, const sp_tensor *grad_loss, int64_t ignore_index, double a,
-                                    double b, double scale) {
-    const char *op = "cross_entropy_backward";
+static sp_status xent_backward(const char *op, sp_tensor *grad_x, const sp_tensor *prob, const sp_tensor *labels,
+                               const sp_tensor *weight, const sp_tensor *grad_loss, int64_t ignore_index, double a,
+                               double b, double scale) {
     OP_TRY(op_f32(prob, 2, op, "prob"));
     int64_t N = prob->shape[0], C = prob->shape[1];
     OP_TRY(op_f32(grad_x, -1, op, "grad_x"));
@@ -331,12 +329,24 @@ sp_status sp_cross_entropy_backward(sp_tensor *grad_x, const sp_tensor *prob, co
     return OP_CALL(prob, softmax_xent_backward, grad_x, prob, labels, weight, grad_loss, ignore_index, a, b, scale);
 }
 
+sp_status sp_cross_entropy_forward(sp_tensor *loss, sp_tensor *row_weight, sp_tensor *prob, const sp_tensor *logits,
+                                   const sp_tensor *labels, const sp_tensor *weight, int64_t ignore_index, double a,
+                                   double b) {
+    return xent_forward("cross_entropy_forward", loss, row_weight, prob, logits, labels, weight, ignore_index, a, b);
+}
+
+sp_status sp_cross_entropy_backward(sp_tensor *grad_x, const sp_tensor *prob, const sp_tensor *labels,
+                                    const sp_tensor *weight, const sp_tensor *grad_loss, int64_t ignore_index, double a,
+                                    double b, double scale) {
+    return xent_backward("cross_entropy_backward", grad_x, prob, labels, weight, grad_loss, ignore_index, a, b, scale);
+}
+
 /* plain softmax cross-entropy: a = 1, b = 0, no weight, nothing ignored */
 sp_status sp_softmax_xent_forward(sp_tensor *loss, sp_tensor *prob, const sp_tensor *logits, const sp_tensor *labels) {
-    return sp_cross_entropy_forward(loss, NULL, prob, logits, labels, NULL, INT64_MIN, 1.0, 0.0);
+    return xent_forward("softmax_xent_forward", loss, NULL, prob, logits, labels, NULL, INT64_MIN, 1.0, 0.0);
 }
 
 sp_status sp_softmax_xent_backward(sp_tensor *grad_x, const sp_tensor *prob, const sp_tensor *labels,
                                    const sp_tensor *grad_loss, double scale) {
-    return sp_cross_entropy_backward(grad_x, prob, labels, NULL, grad_loss, INT64_MIN, 1.0, 0.0, scale);
+    return xent_backward("softmax_xent_backward", grad_x, prob, labels, NULL, grad_loss, INT64_MIN, 1.0, 0.0, scale);
 }
