@@ -314,7 +314,7 @@ describe("MindSpore fidelity: loss scale", function()
     local seen = {}
     local rec = { on_train_step_end = function(_, ctx)
       local s = { loss = ctx.net_outputs, overflow = ctx.overflow, scale_used = ctx.loss_scale,
-        scale_after = mgr:get_loss_scale(), params = {} }
+        scale_after = ctx.next_loss_scale, params = {} }
       for i, p in ipairs(ps) do s.params[names[i]] = p.data:to("cpu"):flat() end
       seen[#seen + 1] = s
     end }
@@ -330,6 +330,7 @@ describe("MindSpore fidelity: loss scale", function()
       for _, n in ipairs(names) do check("loss scale dynamic: " .. n, seen[k].params[n], want.params[n], 1e-6, true) end
     end
     assert.equal(steps_taken, opt:global_step())
+    assert.equal(D.init_loss_scale, mgr:get_loss_scale()) -- the manager keeps its value, as MindSpore's
     print(("\n  dynamic loss scale: %d steps (%d skipped), losses max relative error %.3g, weights normwise %.3g "
       .. "(elementwise %.3g)"):format(#D.steps, #D.steps - steps_taken, worst_of("loss scale dynamic: loss"),
       worst_of("loss scale dynamic: fc"), worst_of("loss scale dynamic: fc", true)))

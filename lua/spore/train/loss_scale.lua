@@ -176,7 +176,9 @@ local function nonfinite(v) return v ~= v or v == math.huge or v == -math.huge e
 -- The backward and the optimizer step of one training step (Model:train calls it after the
 -- forward and the loss): plain (no manager), TrainOneStepCell(sens = scale) for a fixed
 -- manager without drop_overflow_update, TrainOneStepWithLossScaleCell otherwise. Sets
--- ctx.loss_scale (the scale this step used) and ctx.overflow.
+-- ctx.loss_scale (the scale this step used), ctx.overflow and ctx.next_loss_scale (with an
+-- update cell: the scale of the next step). The scale lives with the Model (model._ls_state),
+-- created at its first training step from the manager.
 function M.backward_and_step(model, net, loss, opt, x, ctx)
   local mgr = model.loss_scale_manager
   if not mgr then
@@ -190,7 +192,7 @@ function M.backward_and_step(model, net, loss, opt, x, ctx)
   end
   local st = model._ls_state
   local scale = st.scale
-  ctx.loss_scale = scale
+  ctx.loss_scale, ctx.next_loss_scale = scale, scale
   -- d(loss * scale): the loss gradient scaled by the scale (MindSpore's sens)
   net:backward(x, loss:backward(scale), false)
   if not st.cell then
@@ -207,8 +209,10 @@ function M.backward_and_step(model, net, loss, opt, x, ctx)
       if nonfinite(g:sum()) then overflow = true end
     end
   end
+  -- the cell keeps the scale (MindSpore's scale_sense); the manager keeps its initial value,
+  -- as MindSpore's does
   st.scale = st.cell:update(scale, overflow)
-  if getmetatable(mgr) == Dynamic then mgr.loss_scale = st.scale end
+  ctx.next_loss_scale = st.scale
   ctx.overflow = overflow
   if overflow then return false end
   opt:step()
