@@ -260,6 +260,17 @@ describe("finite-difference gradients", function()
     loss_check(nn.CrossEntropyLoss(), spore.randn({ 1, 4 }), spore.tensor({ 3 }, "int32"))
   end)
 
+  it("CrossEntropyLoss with weight, ignore_index, label_smoothing; probability targets; CrossEntropySmooth", function()
+    local y = spore.tensor({ 2, -100, 0, 4 }, "int32")
+    for _, red in ipairs({ "mean", "sum", "none" }) do
+      loss_check(nn.CrossEntropyLoss { weight = { 0.5, 1, 2, 0.25, 1.5 }, label_smoothing = 0.2, reduction = red },
+        spore.randn({ 4, 5 }), y)
+    end
+    local probs = spore.tensor({ { 0.1, 0.2, 0.7 }, { 0.5, 0.25, 0.25 } })
+    loss_check(nn.CrossEntropyLoss { weight = { 1, 2, 3 }, label_smoothing = 0.1 }, spore.randn({ 2, 3 }), probs)
+    loss_check(spore.zoo.CrossEntropySmooth(true, "mean", 0.1, 5), spore.randn({ 3, 5 }), spore.tensor({ 1, 4, 0 }, "int32"))
+  end)
+
   it("the loss value matches logsumexp(x) - x[label] computed in Lua", function()
     local x = spore.randn({ 4, 6 })
     local lab = spore.tensor({ 0, 5, 2, 2 }, "int32")

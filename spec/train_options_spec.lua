@@ -38,7 +38,7 @@ describe("options are never ignored", function()
   local ds = dataset(8, 4)
   it("Model, train, fit, eval, predict", function()
     assert.matches("spore.Model: unknown option 'metric' %(did you mean 'metrics'%?%)", err(model, { metric = { "acc" } }))
-    assert.matches("option 'loss_scale_manager' is MindSpore's, but spore does not implement it",
+    assert.matches("loss_scale_manager must be a FixedLossScaleManager or DynamicLossScaleManager",
       err(model, { loss_scale_manager = {} }))
     assert.matches("option 'amp_level' = 'O2' is MindSpore's", err(model, { amp_level = "O2" }))
     assert.matches("option 'eval_network' is MindSpore's", err(model, { eval_network = {} }))

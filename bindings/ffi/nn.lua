@@ -62,6 +62,18 @@ end
 function M.xent_backward(gx, prob, labels, gloss, scale)
   check(C.sp_softmax_xent_backward(H(gx), H(prob), H(labels), h(gloss), scale), "SoftmaxCrossEntropyWithLogits backward")
 end
+-- ignore_index nil: nothing is ignored (INT64_MIN never matches an int32 label)
+local NO_IGNORE = -2 ^ 63
+--- Weighted, smoothed cross-entropy (spore.h sp_cross_entropy_forward): what names the
+-- loss class in errors.
+function M.cross_entropy_forward(loss, row_weight, prob, logits, labels, weight, ignore_index, a, b, what)
+  check(C.sp_cross_entropy_forward(H(loss), h(row_weight), H(prob), H(logits), H(labels), h(weight),
+    ignore_index or NO_IGNORE, a, b), what or "CrossEntropyLoss")
+end
+function M.cross_entropy_backward(gx, prob, labels, weight, gloss, ignore_index, a, b, scale, what)
+  check(C.sp_cross_entropy_backward(H(gx), H(prob), H(labels), h(weight), h(gloss), ignore_index or NO_IGNORE,
+    a, b, scale), (what or "CrossEntropyLoss") .. " backward")
+end
 function M.momentum_update(p, v, g, lr, u, wd, ls, nesterov)
   check(C.sp_momentum_update(H(p), H(v), H(g), lr, u, wd, ls, nesterov and 1 or 0), "Momentum")
 end

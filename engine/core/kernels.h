@@ -63,10 +63,12 @@ typedef struct sp_kernels {
     sp_status (*global_avgpool_forward)(sp_tensor *out, const sp_tensor *x);
     sp_status (*global_avgpool_backward)(sp_tensor *grad_x, const sp_tensor *grad_out);
     sp_status (*softmax_forward)(sp_tensor *out, const sp_tensor *x);
-    sp_status (*softmax_xent_forward)(sp_tensor *loss, sp_tensor *prob, const sp_tensor *logits,
-                                      const sp_tensor *labels);
+    sp_status (*softmax_xent_forward)(sp_tensor *loss, sp_tensor *row_weight, sp_tensor *prob,
+                                      const sp_tensor *logits, const sp_tensor *labels, const sp_tensor *weight,
+                                      int64_t ignore_index, double a, double b);
     sp_status (*softmax_xent_backward)(sp_tensor *grad_x, const sp_tensor *prob, const sp_tensor *labels,
-                                       const sp_tensor *grad_loss, double scale);
+                                       const sp_tensor *weight, const sp_tensor *grad_loss, int64_t ignore_index,
+                                       double a, double b, double scale);
     sp_status (*momentum_update)(sp_tensor *param, sp_tensor *moment, const sp_tensor *grad, double lr,
                                  double momentum, double weight_decay, double loss_scale, int nesterov);
     sp_status (*sgd_update)(sp_tensor *param, sp_tensor *accum, const sp_tensor *grad, double lr, double momentum,

@@ -35,8 +35,12 @@ sp_status sp_cpu_avgpool2d_backward(sp_tensor *grad_x, const sp_tensor *grad_out
 sp_status sp_cpu_global_avgpool_forward(sp_tensor *out, const sp_tensor *x);
 sp_status sp_cpu_global_avgpool_backward(sp_tensor *grad_x, const sp_tensor *grad_out);
 sp_status sp_cpu_softmax_forward(sp_tensor *out, const sp_tensor *x);
-sp_status sp_cpu_softmax_xent_forward(sp_tensor *loss, sp_tensor *prob, const sp_tensor *logits, const sp_tensor *labels);
-sp_status sp_cpu_softmax_xent_backward(sp_tensor *grad_x, const sp_tensor *prob, const sp_tensor *labels, const sp_tensor *grad_loss, double scale);
+sp_status sp_cpu_softmax_xent_forward(sp_tensor *loss, sp_tensor *row_weight, sp_tensor *prob, const sp_tensor *logits,
+                                      const sp_tensor *labels, const sp_tensor *weight, int64_t ignore_index, double a,
+                                      double b);
+sp_status sp_cpu_softmax_xent_backward(sp_tensor *grad_x, const sp_tensor *prob, const sp_tensor *labels,
+                                       const sp_tensor *weight, const sp_tensor *grad_loss, int64_t ignore_index,
+                                       double a, double b, double scale);
 sp_status sp_cpu_momentum_update(sp_tensor *param, sp_tensor *moment, const sp_tensor *grad, double lr, double momentum, double weight_decay, double loss_scale, int nesterov);
 sp_status sp_cpu_sgd_update(sp_tensor *param, sp_tensor *accum, const sp_tensor *grad, double lr, double momentum, double dampening, double weight_decay, double loss_scale, int nesterov, int first);
 sp_status sp_cpu_adam_amsgrad_update(sp_tensor *param, sp_tensor *m, sp_tensor *v, sp_tensor *vhat, const sp_tensor *grad, double lr, double beta1, double beta2, double eps, double beta1_power, double beta2_power, double weight_decay, double loss_scale);

@@ -573,6 +573,72 @@ sp_status sp_ref_softmax_xent_backward(sp_tensor *grad_x, const sp_tensor *prob,
     return SP_OK;
 }
 
+/* The weighted, smoothed cross-entropy written out: row n's target distribution q is built
+ * explicitly (one-hot for a sparse label, scaled by weight, plus the smoothing term), then
+ * loss[n] = -sum_c q[c] log softmax(x[n])[c], row_weight[n] = w[y] (0 if ignored) or 1,
+ * grad = (softmax * sum(q) - q) * grad_loss[n] * scale. */
+static void ce_target(double *q, const sp_tensor *labels, int sparse, const sp_tensor *weight, int64_t ignore_index,
+                      double a, double b, int64_t n, int64_t C, double *rw) {
+    int32_t y = sparse ? I32(labels)[n] : -1;
+    for (int64_t c = 0; c < C; c++) q[c] = 0;
+    *rw = 1;
+    if (sparse && (int64_t)y == ignore_index) { *rw = 0; return; }
+    for (int64_t c = 0; c < C; c++) {
+        double w = weight ? F(weight)[c] : 1.0;
+        double onehot = sparse ? (c == y ? 1.0 : 0.0) : F(labels)[n * C + c];
+        q[c] = (a * onehot + b) * w;
+    }
+    if (sparse) {
+        /* a*w[y] on the label, b*w[c] everywhere: (a*onehot + b)*w[c] is the same thing */
+        *rw = weight ? F(weight)[y] : 1.0;
+    }
+}
+
+sp_status sp_ref_cross_entropy_forward(sp_tensor *loss, sp_tensor *row_weight, sp_tensor *prob,
+                                       const sp_tensor *logits, const sp_tensor *labels, const sp_tensor *weight,
+                                       int64_t ignore_index, double a, double b) {
+    const char *op = "ref_cross_entropy_forward";
+    REF_TRY(need(logits, SP_FLOAT32, 2, -1, op, "logits"));
+    int64_t N = logits->shape[0], C = logits->shape[1];
+    REF_TRY(need(loss, SP_FLOAT32, -1, N, op, "loss"));
+    REF_TRY(need(prob, SP_FLOAT32, -1, N * C, op, "prob"));
+    if (weight) REF_TRY(need(weight, SP_FLOAT32, 1, C, op, "weight"));
+    if (row_weight) REF_TRY(need(row_weight, SP_FLOAT32, -1, N, op, "row_weight"));
+    int sparse = labels->dtype == SP_INT32;
+    double *q = malloc((size_t)C * sizeof *q);
+    if (!q) return sp_error(SP_ENOMEM, "%s: out of memory", op);
+    for (int64_t n = 0; n < N; n++) {
+        double lse = softmax_row(F(prob) + n * C, F(logits) + n * C, C), rw, s = 0;
+        ce_target(q, labels, sparse, weight, ignore_index, a, b, n, C, &rw);
+        for (int64_t c = 0; c < C; c++) s -= q[c] * ((double)F(logits)[n * C + c] - lse);
+        F(loss)[n] = (float)s;
+        if (row_weight) F(row_weight)[n] = (float)rw;
+    }
+    free(q);
+    return SP_OK;
+}
+
+sp_status sp_ref_cross_entropy_backward(sp_tensor *grad_x, const sp_tensor *prob, const sp_tensor *labels,
+                                        const sp_tensor *weight, const sp_tensor *grad_loss, int64_t ignore_index,
+                                        double a, double b, double scale) {
+    const char *op = "ref_cross_entropy_backward";
+    REF_TRY(need(prob, SP_FLOAT32, 2, -1, op, "prob"));
+    int64_t N = prob->shape[0], C = prob->shape[1];
+    REF_TRY(need(grad_x, SP_FLOAT32, -1, N * C, op, "grad_x"));
+    if (grad_loss) REF_TRY(need(grad_loss, SP_FLOAT32, -1, N, op, "grad_loss"));
+    int sparse = labels->dtype == SP_INT32;
+    double *q = malloc((size_t)C * sizeof *q);
+    if (!q) return sp_error(SP_ENOMEM, "%s: out of memory", op);
+    for (int64_t n = 0; n < N; n++) {
+        double rw, total = 0, k = scale * (grad_loss ? F(grad_loss)[n] : 1.0);
+        ce_target(q, labels, sparse, weight, ignore_index, a, b, n, C, &rw);
+        for (int64_t c = 0; c < C; c++) total += q[c];
+        for (int64_t c = 0; c < C; c++) F(grad_x)[n * C + c] = (float)(k * (F(prob)[n * C + c] * total - q[c]));
+    }
+    free(q);
+    return SP_OK;
+}
+
 /* ---- optimizers (in place; formulas as in spore.h) ---- */
 
 static sp_status opt_need(const char *op, const sp_tensor *p, const sp_tensor *g, const sp_tensor *s1,

@@ -60,6 +60,13 @@ SP_REF_API sp_status sp_ref_softmax_xent_forward(sp_tensor *loss, sp_tensor *pro
 SP_REF_API sp_status sp_ref_softmax_xent_backward(sp_tensor *grad_x, const sp_tensor *prob, const sp_tensor *labels,
                                                   const sp_tensor *grad_loss, double scale);
 
+SP_REF_API sp_status sp_ref_cross_entropy_forward(sp_tensor *loss, sp_tensor *row_weight, sp_tensor *prob,
+                                                  const sp_tensor *logits, const sp_tensor *labels,
+                                                  const sp_tensor *weight, int64_t ignore_index, double a, double b);
+SP_REF_API sp_status sp_ref_cross_entropy_backward(sp_tensor *grad_x, const sp_tensor *prob, const sp_tensor *labels,
+                                                   const sp_tensor *weight, const sp_tensor *grad_loss,
+                                                   int64_t ignore_index, double a, double b, double scale);
+
 SP_REF_API sp_status sp_ref_momentum_update(sp_tensor *param, sp_tensor *moment, const sp_tensor *grad, double lr,
                                             double momentum, double weight_decay, double loss_scale, int nesterov);
 SP_REF_API sp_status sp_ref_sgd_update(sp_tensor *param, sp_tensor *accum, const sp_tensor *grad, double lr,

@@ -329,6 +329,22 @@ sp_status sp_softmax_xent_forward(sp_tensor *loss, sp_tensor *prob, const sp_ten
 /* grad_x [N,C] = (prob - label) * scale[n] where scale = grad of each row's loss. */
 sp_status sp_softmax_xent_backward(sp_tensor *grad_x, const sp_tensor *prob, const sp_tensor *labels,
                                    const sp_tensor *grad_loss, double scale);
+/* Cross-entropy with logits, weighted and smoothed (MindSpore's CrossEntropyLoss, the zoo's
+ * CrossEntropySmooth): each row n has a target q[n,c] and
+ *   loss[n] = sum_c q[n,c] * (logsumexp(x[n]) - x[n,c])      (= -sum_c q log softmax(x))
+ * sparse labels y (int32 [N], in [0,C) or == ignore_index): q = a*w[y]*[c == y] + b*w[c], and
+ *   a row whose label is ignore_index has q = 0 and row_weight 0; otherwise row_weight = w[y];
+ * dense labels L (float32 [N,C]): q = (a*L[n,c] + b)*w[c], row_weight = 1.
+ * w = weight (float32 [C]) or 1 when weight is NULL. A label outside int32 never matches:
+ * pass ignore_index = INT64_MIN to ignore nothing. row_weight (float32 [N]) may be NULL.
+ * prob [N,C] keeps the softmax for the backward. Plain softmax cross-entropy is a=1, b=0. */
+sp_status sp_cross_entropy_forward(sp_tensor *loss, sp_tensor *row_weight, sp_tensor *prob, const sp_tensor *logits,
+                                   const sp_tensor *labels, const sp_tensor *weight, int64_t ignore_index, double a,
+                                   double b);
+/* grad_x [N,C] = (prob*Q - q) * grad_loss[n] * scale, Q = sum_c q (grad_loss NULL: 1). */
+sp_status sp_cross_entropy_backward(sp_tensor *grad_x, const sp_tensor *prob, const sp_tensor *labels,
+                                    const sp_tensor *weight, const sp_tensor *grad_loss, int64_t ignore_index, double a,
+                                    double b, double scale);
 
 /* Optimizer updates (in place on param and state), float32, same numel.
  * Momentum (ApplyMomentum): g' = g/loss_scale + wd*p; v = u*v + g'; p -= lr*v, or

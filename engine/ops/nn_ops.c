@@ -293,28 +293,60 @@ static sp_status label_check(const char *op, const sp_tensor *labels, int64_t N,
                     sp_dtype_name(labels->dtype));
 }
 
-sp_status sp_softmax_xent_forward(sp_tensor *loss, sp_tensor *prob, const sp_tensor *logits, const sp_tensor *labels) {
-    const char *op = "softmax_xent_forward";
+static sp_status weight_check(const char *op, const sp_tensor *weight, int64_t C) {
+    if (!weight) return SP_OK;
+    OP_TRY(op_f32(weight, 1, op, "weight"));
+    return op_numel(weight, C, op, "weight ([C])");
+}
+
+static sp_status xent_forward(const char *op, sp_tensor *loss, sp_tensor *row_weight, sp_tensor *prob,
+                              const sp_tensor *logits, const sp_tensor *labels, const sp_tensor *weight,
+                              int64_t ignore_index, double a, double b) {
     OP_TRY(op_f32(logits, 2, op, "logits"));
     int64_t N = logits->shape[0], C = logits->shape[1];
     OP_TRY(op_f32(loss, -1, op, "loss"));
     OP_TRY(op_numel(loss, N, op, "loss"));
+    if (row_weight) { OP_TRY(op_f32(row_weight, -1, op, "row_weight")); OP_TRY(op_numel(row_weight, N, op, "row_weight")); }
     OP_TRY(op_f32(prob, -1, op, "prob"));
     OP_TRY(op_numel(prob, N * C, op, "prob"));
     OP_TRY(label_check(op, labels, N, C));
-    OP_SAME_DEVICE(op, T(loss), T(prob), T(logits), T(labels));
-    return OP_CALL(logits, softmax_xent_forward, loss, prob, logits, labels);
+    OP_TRY(weight_check(op, weight, C));
+    OP_SAME_DEVICE(op, T(loss), T(row_weight), T(prob), T(logits), T(labels), T(weight));
+    return OP_CALL(logits, softmax_xent_forward, loss, row_weight, prob, logits, labels, weight, ignore_index, a, b);
 }
 
-sp_status sp_softmax_xent_backward(sp_tensor *grad_x, const sp_tensor *prob, const sp_tensor *labels,
-                                   const sp_tensor *grad_loss, double scale) {
-    const char *op = "softmax_xent_backward";
+static sp_status xent_backward(const char *op, sp_tensor *grad_x, const sp_tensor *prob, const sp_tensor *labels,
+                               const sp_tensor *weight, const sp_tensor *grad_loss, int64_t ignore_index, double a,
+                               double b, double scale) {
     OP_TRY(op_f32(prob, 2, op, "prob"));
     int64_t N = prob->shape[0], C = prob->shape[1];
     OP_TRY(op_f32(grad_x, -1, op, "grad_x"));
     OP_TRY(op_numel(grad_x, N * C, op, "grad_x"));
     if (grad_loss) { OP_TRY(op_f32(grad_loss, -1, op, "grad_loss")); OP_TRY(op_numel(grad_loss, N, op, "grad_loss")); }
     OP_TRY(label_check(op, labels, N, C));
-    OP_SAME_DEVICE(op, T(grad_x), T(prob), T(labels), T(grad_loss));
-    return OP_CALL(prob, softmax_xent_backward, grad_x, prob, labels, grad_loss, scale);
+    OP_TRY(weight_check(op, weight, C));
+    OP_SAME_DEVICE(op, T(grad_x), T(prob), T(labels), T(weight), T(grad_loss));
+    return OP_CALL(prob, softmax_xent_backward, grad_x, prob, labels, weight, grad_loss, ignore_index, a, b, scale);
+}
+
+sp_status sp_cross_entropy_forward(sp_tensor *loss, sp_tensor *row_weight, sp_tensor *prob, const sp_tensor *logits,
+                                   const sp_tensor *labels, const sp_tensor *weight, int64_t ignore_index, double a,
+                                   double b) {
+    return xent_forward("cross_entropy_forward", loss, row_weight, prob, logits, labels, weight, ignore_index, a, b);
+}
+
+sp_status sp_cross_entropy_backward(sp_tensor *grad_x, const sp_tensor *prob, const sp_tensor *labels,
+                                    const sp_tensor *weight, const sp_tensor *grad_loss, int64_t ignore_index, double a,
+                                    double b, double scale) {
+    return xent_backward("cross_entropy_backward", grad_x, prob, labels, weight, grad_loss, ignore_index, a, b, scale);
+}
+
+/* plain softmax cross-entropy: a = 1, b = 0, no weight, nothing ignored */
+sp_status sp_softmax_xent_forward(sp_tensor *loss, sp_tensor *prob, const sp_tensor *logits, const sp_tensor *labels) {
+    return xent_forward("softmax_xent_forward", loss, NULL, prob, logits, labels, NULL, INT64_MIN, 1.0, 0.0);
+}
+
+sp_status sp_softmax_xent_backward(sp_tensor *grad_x, const sp_tensor *prob, const sp_tensor *labels,
+                                   const sp_tensor *grad_loss, double scale) {
+    return xent_backward("softmax_xent_backward", grad_x, prob, labels, NULL, grad_loss, INT64_MIN, 1.0, 0.0, scale);
 }

@@ -107,7 +107,7 @@ function spore.cuda_device_count() return E.cuda_device_count() end
 
 -- Submodules load on first use: spore.nn, spore.models, spore.optim, spore.data, ...
 local lazy = { nn = "spore.nn", models = "spore.models", optim = "spore.optim", data = "spore.data",
-  ckpt = "spore.ckpt", train = "spore.train", repl = "spore.repl" }
+  ckpt = "spore.ckpt", train = "spore.train", repl = "spore.repl", zoo = "spore.zoo" }
 setmetatable(spore, {
   __index = function(t, k)
     local mod = lazy[k]
@@ -130,7 +130,7 @@ setmetatable(spore, {
 })
 spore._exports = {
   load_checkpoint = "spore.ckpt", load_param_into_net = "spore.ckpt", save_checkpoint = "spore.ckpt",
-  Model = "spore.train",
+  Model = "spore.train", FixedLossScaleManager = "spore.train", DynamicLossScaleManager = "spore.train",
 }
 
 require("spore.device").install(spore)

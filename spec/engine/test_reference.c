@@ -390,6 +390,51 @@ SUITE(reference_softmax_xent) {
     }
 }
 
+/* weighted, smoothed cross-entropy (CrossEntropyLoss, CrossEntropySmooth) against the written-out
+ * target distribution: weight or not, ignored rows (ignore_index inside and outside [0, C)),
+ * sparse and dense labels, a/b as label smoothing and as the zoo's on/off values */
+SUITE(reference_cross_entropy) {
+    int shapes[][2] = {{1, 2}, {5, 7}, {4, 1001}};
+    double ab[][2] = {{1, 0}, {0.9, 0.1 / 7}, {0.9f - 0.1f / 1000, 0.1f / 1000}};
+    for (int i = 0; i < 3; i++) {
+        int N = shapes[i][0], C = shapes[i][1];
+        sp_tensor *x = rnd(2, N, C, 0, 0, -20, 20);
+        sp_tensor *w = rnd(1, C, 0, 0, 0, 0.1, 2);
+        sp_tensor *sparse = tnew(SP_INT32, 1, N, 0, 0, 0), *dense = rnd(2, N, C, 0, 0, 0, 1);
+        for (int n = 0; n < N; n++) ((int32_t *)sp_tensor_data(sparse))[n] = (int32_t)((n * 5 + 1) % C);
+        if (N > 2) ((int32_t *)sp_tensor_data(sparse))[1] = -100; /* ignored, outside [0, C) */
+        int64_t ign[] = {-100, 0};                                /* 0: ignored inside [0, C) */
+        sp_tensor *labels[2] = {sparse, dense};
+        for (int l = 0; l < 2; l++)
+            for (int wi = 0; wi < 2; wi++)
+                for (int k = 0; k < 3; k++)
+                    for (int g = 0; g < (l ? 1 : 2); g++) {
+                        sp_tensor *W = wi ? w : NULL;
+                        /* ignore_index 0: row 1 holds a 0 (ignored) instead of -100 (out of range then) */
+                        if (N > 2) ((int32_t *)sp_tensor_data(sparse))[1] = g ? 0 : -100;
+                        sp_tensor *loss = tnew(SP_FLOAT32, 1, N, 0, 0, 0), *rloss = tnew(SP_FLOAT32, 1, N, 0, 0, 0);
+                        sp_tensor *rw = tnew(SP_FLOAT32, 1, N, 0, 0, 0), *rrw = tnew(SP_FLOAT32, 1, N, 0, 0, 0);
+                        sp_tensor *p = tnew(SP_FLOAT32, 2, N, C, 0, 0), *rp = tnew(SP_FLOAT32, 2, N, C, 0, 0);
+                        CHECK_OK(sp_cross_entropy_forward(loss, rw, p, x, labels[l], W, ign[g], ab[k][0], ab[k][1]));
+                        CHECK_OK(sp_ref_cross_entropy_forward(rloss, rrw, rp, x, labels[l], W, ign[g], ab[k][0], ab[k][1]));
+                        CLOSE(loss, rloss, 1e-5, "ce loss %dx%d labels %d weight %d ab %d ignore %d", N, C, l, wi, k, g);
+                        CLOSE(rw, rrw, 0, "ce row weight %dx%d labels %d weight %d ab %d ignore %d", N, C, l, wi, k, g);
+                        sp_tensor *gx = tnew(SP_FLOAT32, 2, N, C, 0, 0), *rgx = tnew(SP_FLOAT32, 2, N, C, 0, 0);
+                        CHECK_OK(sp_cross_entropy_backward(gx, p, labels[l], W, NULL, ign[g], ab[k][0], ab[k][1], 0.5));
+                        CHECK_OK(sp_ref_cross_entropy_backward(rgx, p, labels[l], W, NULL, ign[g], ab[k][0], ab[k][1], 0.5));
+                        CLOSE(gx, rgx, 1e-5, "ce backward %dx%d labels %d weight %d ab %d ignore %d", N, C, l, wi, k, g);
+                        sp_tensor *all[] = {loss, rloss, rw, rrw, p, rp, gx, rgx};
+                        frees(all, 8);
+                    }
+        /* a label outside [0, C) that is not ignore_index is an error naming the row */
+        ((int32_t *)sp_tensor_data(sparse))[0] = (int32_t)C;
+        sp_tensor *loss = tnew(SP_FLOAT32, 1, N, 0, 0, 0), *p = tnew(SP_FLOAT32, 2, N, C, 0, 0);
+        CHECK(sp_cross_entropy_forward(loss, NULL, p, x, sparse, NULL, -100, 1, 0) == SP_EINVAL, "label out of range");
+        sp_tensor *all[] = {x, w, sparse, dense, loss, p};
+        frees(all, 6);
+    }
+}
+
 /* ---- optimizers: three steps each, the state carried over ---- */
 
 enum { OPT_N = 1031, OPT_STEPS = 3 };

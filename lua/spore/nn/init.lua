@@ -15,6 +15,13 @@ local nn = {
   init = require("spore.nn.initializer"),
 }
 nn.Sequential = nn.SequentialCell
+-- mindspore.nn's dynamic-lr functions and LearningRateSchedule classes, by their names
+nn.dynamic_lr = require("spore.nn.dynamic_lr")
+nn.learning_rate_schedule = require("spore.nn.learning_rate_schedule")
+for _, k in ipairs({ "piecewise_constant_lr", "exponential_decay_lr", "natural_exp_decay_lr", "inverse_decay_lr",
+  "cosine_decay_lr", "polynomial_decay_lr", "warmup_lr" }) do nn[k] = nn.dynamic_lr[k] end
+for _, k in ipairs({ "ExponentialDecayLR", "NaturalExpDecayLR", "InverseDecayLR", "CosineDecayLR", "PolynomialDecayLR",
+  "WarmUpLR" }) do nn[k] = nn.learning_rate_schedule[k] end
 local I = nn.init
 nn.Normal, nn.HeUniform, nn.HeNormal, nn.Uniform, nn.TruncatedNormal = I.Normal, I.HeUniform, I.HeNormal, I.Uniform, I.TruncatedNormal
 return nn

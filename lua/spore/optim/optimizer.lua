@@ -207,7 +207,7 @@ function Optimizer:_lr_param(spec, name)
     end
     local t = T.from_table(spec, "float32"):to(self.device)
     return base.Parameter(t, name, false)
-  elseif is_callable(spec) then
+  elseif is_callable(spec) or (type(spec) == "table" and spec.__lr_schedule) then
     return Optimizer.scalar(spec(0), name, self.device)
   elseif type(spec) == "number" then
     if spec < 0 or spec ~= spec then error("optimizer: learning rate must be >= 0, got " .. spec, 4) end
@@ -269,16 +269,20 @@ end
 --- The number of steps taken (the global_step state, read through the engine).
 function Optimizer:global_step() return self.global_step_param.data:item() end
 
--- lr of a step from a learning_rate state tensor. An array that runs out is an error, as
--- in MindSpore (its Gather on global_step has no value past the end).
-local function lr_at(spec_param, spec, step)
-  if is_callable(spec) then return spec(step) end
+-- lr of a step from a learning_rate state tensor (arrays: 0-based step). An array that has
+-- run out is an error, as in MindSpore (its Gather of learning_rate[global_step] fails:
+-- "For 'Gather', the 'input_indices' should be in the range [0, n), but got n"); with
+-- soft = true it is nil instead (get_lr after the last step).
+local function lr_at(spec_param, spec, step, soft)
+  if is_callable(spec) or (type(spec) == "table" and spec.__lr_schedule) then return spec(step) end
   local t = spec_param.data
   local n = t:numel()
   if t:dim() == 0 then return t:item() end
   if step >= n then
-    error(("optimizer: the learning-rate array '%s' has %d values and ran out at global_step %d "
-      .. "(MindSpore fails here too: make the array as long as the training)"):format(spec_param.name, n, step), 0)
+    if soft then return nil end
+    error(("optimizer: the learning-rate array '%s' has %d values and step %d needs value %d (0-based): it has run out "
+      .. "(MindSpore fails here too: its Gather of learning_rate[global_step] is out of range)"):format(
+      spec_param.name, n, step + 1, step), 0)
   end
   return t:get({ step + 1 })
 end
@@ -332,13 +336,14 @@ function Optimizer:_add_lr_state()
   self.lr_param = self.groups[self._group_of[self.params[1]]].lr_param
 end
 
-local function group_lr(self, gi, step)
+local function group_lr(self, gi, step, soft)
   local grp = gi and self.groups[gi] or self.groups[self._group_of[self.params[1]]]
-  return lr_at(grp.lr_param, grp.lr_spec, step)
+  return lr_at(grp.lr_param, grp.lr_spec, step, soft)
 end
 
---- The learning rate of the next step (of group gi, default: the first parameter's group).
-function Optimizer:get_lr(gi) return group_lr(self, gi, self:global_step()) end
+--- The learning rate of the next step (of group gi, default: the first parameter's group);
+-- nil once a learning-rate array has run out (the next step would be an error).
+function Optimizer:get_lr(gi) return group_lr(self, gi, self:global_step(), true) end
 
 --- Index of the parameter group of this optimizer that holds p (1 when p is not in it).
 function Optimizer:group_index(p) return self._group_of[p] or 1 end
@@ -405,7 +410,9 @@ function Optimizer:_begin_step()
   local seen = {}
   for _, g in ipairs(self.groups) do
     local lp = g.lr_param
-    if lp and not seen[lp] and is_callable(g.lr_spec) then seen[lp] = true; lp.data:fill_(g.lr_spec(step + 1)) end
+    if lp and not seen[lp] and (is_callable(g.lr_spec) or (type(g.lr_spec) == "table" and g.lr_spec.__lr_schedule)) then
+      seen[lp] = true; lp.data:fill_(g.lr_spec(step + 1))
+    end
   end
   self:_centralize()
   return lrs

@@ -25,4 +25,7 @@ for _, k in ipairs({ "Accuracy", "Precision", "Recall", "F1", "Fbeta", "Confusio
   M[k] = Metrics[k]
 end
 M.format_loss = cbs.format_loss
+M.loss_scale = require("spore.train.loss_scale")
+M.FixedLossScaleManager = M.loss_scale.FixedLossScaleManager
+M.DynamicLossScaleManager = M.loss_scale.DynamicLossScaleManager
 return M

@@ -27,6 +27,7 @@ local Metrics = require("spore.train.metrics")
 local cbs = require("spore.train.callbacks")
 local class = require("spore.class")
 local optcheck = require("spore.opts")
+local LossScale = require("spore.train.loss_scale")
 
 local Model = class("Model")
 
@@ -85,11 +86,10 @@ function TrainNetwork:trainable_params()
 end
 
 -- Model's options: MindSpore's keyword arguments (network, loss_fn, optimizer are positional)
-local MODEL_KEYS = { "metrics", "amp_level", "boost_level" }
+local MODEL_KEYS = { "metrics", "amp_level", "boost_level", "loss_scale_manager" }
 local MODEL_REFUSED = {
   eval_network = "spore evaluates net with loss_fn (pass loss and metrics)",
   eval_indexes = "spore evaluates net with loss_fn (pass loss and metrics)",
-  loss_scale_manager = "loss scaling is not implemented in this build",
   keep_batchnorm_fp32 = "spore trains in float32 (amp_level O0 only)",
   boost_config_dict = "boost is not implemented (boost_level O0 only)",
   acc_level = "boost is not implemented (boost_level O0 only)",
@@ -117,6 +117,12 @@ function Model.new(net, loss, opt, opts)
   self.metric_names = {}
   -- names checked now, as MindSpore's get_metrics
   for i, e in ipairs(Metrics.resolve(spec, 2)) do self.metric_names[i] = e[1] end
+  -- loss scale (spore.train.loss_scale): a FixedLossScaleManager or DynamicLossScaleManager
+  local lsm = opts.loss_scale_manager
+  if lsm ~= nil and not LossScale.is_manager(lsm) then
+    error("spore.Model: loss_scale_manager must be a FixedLossScaleManager or DynamicLossScaleManager, got " .. tostring(lsm), 2)
+  end
+  self.loss_scale_manager = lsm
   self.train_network = opt and TrainNetwork(net, opt, loss) or net
   self.eval_network, self.predict_network = net, net
   return self
@@ -264,11 +270,11 @@ function Model:_train_step(x, y, ctx)
   local logits = net:forward(x)
   local l = number_of(loss:forward(logits, y))
   if not ctx.allow_nonfinite and nonfinite(l) then stop_nonfinite(ctx, "loss is " .. fmt_num(l)) end
-  -- nobody needs d(loss)/d(images); the loss gradient goes where the net is (a no-op when
-  -- the loss already allocates on the logits' device)
-  net:backward(x, loss:backward(), false)
-  opt:step()
-  if not ctx.allow_nonfinite then check_params(ctx, net, opt, false) end
+  -- backward (nobody needs d(loss)/d(images)) and the optimizer step, with the loss scale when
+  -- there is a loss_scale_manager (spore.train.loss_scale: MindSpore's TrainOneStepCell /
+  -- TrainOneStepWithLossScaleCell; an overflow skips the step)
+  local stepped = LossScale.backward_and_step(self, net, loss, opt, x, ctx)
+  if stepped and not ctx.allow_nonfinite then check_params(ctx, net, opt, false) end
   return l
 end
 
