@@ -743,7 +743,7 @@ sp_status sp_image_batch(sp_tensor *out, const sp_tensor *src, const int64_t *id
             sp_status e = sp_img_run(s8 ? s8 + k * in_el : NULL, s32 ? s32 + k * in_el : NULL, h, w, c, ops, nops, seeds[i],
                                      &s, &r, "image_batch");
             if (e) {
-#pragma omp critical(sp_image_batch_err)
+#pragma omp critical
                 {
                     if (!failed) { failed = e; snprintf(msg, sizeof msg, "%s", sp_last_error()); }
                 }
