@@ -196,10 +196,20 @@ static sp_status resize(sp_img_scratch *s, wimg *im, const unsigned char *su8, c
                         j = hrow[k] == need[1 - k] ? 1 - k : k;
                         const unsigned char *r = su8 + (size_t)need[k] * rs;
                         int32_t *bb = hb[j];
-                        for (int x = 0; x < ow; x++) {
-                            const unsigned char *p0 = r + tx[x].x0 * c, *p1 = r + tx[x].x1 * c;
-                            int a0 = tx[x].a0, a1 = tx[x].a1;
-                            for (int ch = 0; ch < c; ch++) bb[x * c + ch] = p0[ch] * a0 + p1[ch] * a1;
+                        if (c == 3) {
+                            for (int x = 0; x < ow; x++) {
+                                const unsigned char *p0 = r + tx[x].x0 * 3, *p1 = r + tx[x].x1 * 3;
+                                const int a0 = tx[x].a0, a1 = tx[x].a1;
+                                bb[3 * x] = p0[0] * a0 + p1[0] * a1;
+                                bb[3 * x + 1] = p0[1] * a0 + p1[1] * a1;
+                                bb[3 * x + 2] = p0[2] * a0 + p1[2] * a1;
+                            }
+                        } else {
+                            for (int x = 0; x < ow; x++) {
+                                const unsigned char *p0 = r + tx[x].x0 * c, *p1 = r + tx[x].x1 * c;
+                                int a0 = tx[x].a0, a1 = tx[x].a1;
+                                for (int ch = 0; ch < c; ch++) bb[x * c + ch] = p0[ch] * a0 + p1[ch] * a1;
+                            }
                         }
                         hrow[j] = need[k];
                     }
@@ -518,6 +528,15 @@ sp_status sp_img_run(const unsigned char *src_u8, const float *src_f32, int h, i
                 if (o->kind == SP_IMG_RESCALE) {
                     if (in.u8) { const unsigned char *q = in.u8 + (size_t)y * in.rs; for (int x = 0; x < W; x++) out[x] = q[x] * sc[0] + sh[0]; }
                     else { const float *q = in.f32 + (size_t)y * in.rs; for (int x = 0; x < W; x++) out[x] = q[x] * sc[0] + sh[0]; }
+                } else if (in.u8 && c == 3) {
+                    const unsigned char *q = in.u8 + (size_t)y * in.rs;
+                    const float m0 = o->mean[0], m1 = o->mean[1], m2 = o->mean[2];
+                    const float s0 = o->std[0], s1 = o->std[1], s2 = o->std[2];
+                    for (int x = 0; x < W; x += 3) {
+                        out[x] = ((float)q[x] - m0) / s0;
+                        out[x + 1] = ((float)q[x + 1] - m1) / s1;
+                        out[x + 2] = ((float)q[x + 2] - m2) / s2;
+                    }
                 } else if (in.u8) {
                     const unsigned char *q = in.u8 + (size_t)y * in.rs;
                     for (int x = 0; x < W; x += c)
@@ -618,6 +637,12 @@ void sp_img_write(const sp_img_result *r, int dtype, void *dst) {
         const size_t plane = (size_t)h * w;
         if (r->f32 && dtype == SP_FLOAT32) {
             float *d = dst;
+            if (c == 3) {
+                float *d0 = d, *d1 = d + plane, *d2 = d + 2 * plane;
+                const float *q = r->f32;
+                for (size_t p = 0; p < plane; p++, q += 3) { d0[p] = q[0]; d1[p] = q[1]; d2[p] = q[2]; }
+                return;
+            }
             for (size_t p = 0; p < plane; p++)
                 for (int k = 0; k < c; k++) d[k * plane + p] = r->f32[p * c + k];
             return;
