@@ -526,7 +526,8 @@ sp_status sp_image_out_shape(int h, int w, int c, const sp_img_op *ops, int nops
 /* The same and the dtype the pipeline produces from a src_dtype (uint8/float32) image. */
 sp_status sp_image_out_info(int h, int w, int c, int src_dtype, const sp_img_op *ops, int nops,
                             int64_t *shape, int *dtype);
-/* One image: img uint8 or float32 [H,W,C] or [H,W] (any device-host, contiguous) ->
+/* One image: img uint8 or float32 [H,W,C] or [H,W] in host memory (a strided view is
+ * copied first) ->
  * *out, an owned tensor of the pipeline's shape and dtype (sp_image_out_info). Random
  * ops draw from seed (see sp_image_seed). */
 sp_status sp_image_transform(sp_tensor **out, const sp_tensor *img, const sp_img_op *ops, int nops,
