@@ -485,9 +485,12 @@ typedef enum {
     SP_IMG_CENTER_CROP = 6,   /* crop (h, w) at the centre (offsets floor((H-h)/2), floor((W-w)/2));
                                  a side larger than the image is zero-padded first as MindSpore
                                  (top/left get the odd pixel) */
-    SP_IMG_RANDOM_RESIZED_CROP = 7, /* MindSpore/torchvision: area in scale[0..1] of the image,
-                                 log-uniform aspect ratio in ratio[0..1], max_attempts tries (10
-                                 when 0), then the centre fallback; resize to (h, w) with interp */
+    SP_IMG_RANDOM_RESIZED_CROP = 7, /* MindSpore/torchvision: target area uniform in scale[0..1]
+                                 of the image, aspect ratio r log-uniform in ratio[0..1], crop
+                                 w = round(sqrt(area*r)), h = round(sqrt(area/r)) (torchvision's
+                                 rounding), accepted when it fits, at a uniform offset;
+                                 max_attempts tries (10 when 0), then the centre fallback (ratio
+                                 clamped); then resize to (h, w) with interp */
     SP_IMG_TYPECAST = 8,      /* convert to dtype (float->int truncates, saturating) */
     SP_IMG_RANDOM_VFLIP = 9   /* flip top-bottom with probability a */
 } sp_img_kind;
