@@ -103,11 +103,13 @@ describe("MNIST decoding (real t10k)", function()
         local wy, wx = fy - y0, fx - x0
         local v = (im[y0 * 28 + x0 + 1] * (1 - wx) + im[y0 * 28 + x1 + 1] * wx) * (1 - wy)
           + (im[y1 * 28 + x0 + 1] * (1 - wx) + im[y1 * 28 + x1 + 1] * wx) * wy
-        v = (v / 255 - 0.1307) / 0.3081
-        maxd = math.max(maxd, math.abs(v - xp[oy * 32 + ox]))
+        -- Resize on the uint8 image gives uint8 (MindSpore): an integer within 1 of v
+        local u = (xp[oy * 32 + ox] * 0.3081 + 0.1307) * 255
+        if math.abs(u - math.floor(u + 0.5)) > 1e-3 then maxd = 99 end
+        maxd = math.max(maxd, math.abs(v - u))
       end
     end
-    assert.is_true(maxd < 1e-5, "max diff " .. maxd)
+    assert.is_true(maxd <= 1, "max diff " .. maxd)
   end)
 
   it("reuses its batch buffers: engine memory stays flat over epochs", function()
