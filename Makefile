@@ -166,7 +166,7 @@ docs: build/docs/index.html
 build/docs/index.html: $(DOC_SRC)
 	@command -v ldoc >/dev/null || bash scripts/deps.sh
 	@mkdir -p build/docs
-	ldoc -c docs/config.ld -d build/docs . >build/docs.log 2>&1 || { cat build/docs.log; exit 1; }
+	ldoc -c docs/config.ld . >build/docs.log 2>&1 || { cat build/docs.log; exit 1; }
 	@echo "docs: build/docs/index.html ($$(grep -c 'warning' build/docs.log) ldoc warnings, see build/docs.log)"
 
 fuzz:

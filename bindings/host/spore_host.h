@@ -6,7 +6,7 @@
  *   if (spore_vm_open(&vm, &o)) { fprintf(stderr, "%s\n", spore_vm_error(NULL)); ... }
  *   float camera[28 * 28];                                  // yours, filled each frame
  *   spore_value arg = spore_tensor(camera, SP_FLOAT32, 2, (int64_t[]){28, 28});
- *   spore_value out;
+ *   spore_value out = {0};                                  // result slots are in/out: zero them
  *   if (spore_vm_call(vm, "on_frame", &arg, 1, &out, 1) == SPORE_OK) act((int)out.number);
  *   else fprintf(stderr, "%s\n", spore_vm_error(vm));       // the next call works
  *   spore_vm_close(vm);
@@ -156,8 +156,10 @@ typedef struct spore_vm spore_vm;
  * then the script. On failure *vm is NULL and spore_vm_error(NULL) says why. */
 int spore_vm_open(spore_vm **vm, const spore_vm_opts *opts);
 /* Call the script's global function fn with nargs arguments; up to nres results are written
- * to results[0..nres-1] (missing ones are SPORE_NIL). A results[i] preset to a tensor with
- * data != NULL receives a copy of the returned tensor (same dtype and element count). */
+ * to results[0..nres-1] (missing ones are SPORE_NIL). Result slots are in/out, so initialise
+ * them (spore_value r[2] = {{0}}): a slot preset with spore_tensor(buf, dtype, ndim, shape)
+ * receives a copy of the returned tensor into buf (same dtype and element count) and stays
+ * such a slot for the next call; any other slot is overwritten. */
 int spore_vm_call(spore_vm *vm, const char *fn, const spore_value *args, int nargs,
                   spore_value *results, int nres);
 /* Run a chunk of Lua in the script's environment (budget and memory limit apply). */

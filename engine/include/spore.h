@@ -1,7 +1,7 @@
 /*
  * spore.h — the whole public C API of the spore engine.
  *
- * Conventions (see DESIGN.md):
+ * Conventions (docs/ARCHITECTURE.md; installed as share/doc/spore/ARCHITECTURE.md):
  *  - Every fallible call returns sp_status (SP_OK = 0). On failure the message,
  *    naming the file / tensor / expectation, is in sp_last_error() (thread-local).
  *  - Handles are opaque. Read shape, dtype and data through accessors.

@@ -39,6 +39,11 @@ static const char *write_script(const char *name, const char *text) {
     return p;
 }
 
+static void nap_ms(int ms) {
+    struct timespec ts = {0, ms * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
 static double now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -69,7 +74,7 @@ int main(void) {
     CHECK(st == SPORE_OK, "open a VM with a 50 ms budget and a 64 MiB limit (%s)", st ? spore_vm_error(NULL) : "");
     if (st) return 1;
     last_vm = vm;
-    spore_value a = spore_number(21), r[3];
+    spore_value a = spore_number(21), r[3] = {{0}};
 
     st = spore_vm_call(vm, "double", &a, 1, r, 1);
     CHECK(st == SPORE_OK && r[0].type == SPORE_NUMBER && r[0].number == 42, "numbers in and out: double(21) = %g",
@@ -146,7 +151,6 @@ int main(void) {
     /* reload */
     st = spore_vm_call(vm, "keep_count", NULL, 0, r, 1);
     CHECK(st == SPORE_OK && r[0].number == 1, "kept value made once");
-    sleep(0); /* mtime has ns resolution; size changes anyway */
     write_script("policy.lua", "local base = spore.host.keep('base', function() loads = (loads or 0) + 1 end)\n"
                                "function double(x) return x * 3 end\nfunction keep_count() return loads end\n");
     st = spore_vm_reload(vm, 0);
@@ -184,12 +188,12 @@ int main(void) {
     st = spore_vm_call(vm, "get", NULL, 0, r, 1);
     CHECK(st == SPORE_OK && r[0].number == 1, "module value 1");
     write_script("helper.lua", "return {k = 2}\n");
-    usleep(5000);
+    nap_ms(5);
     st = spore_vm_call(vm, "get", NULL, 0, r, 1);
     CHECK(st == SPORE_OK && r[0].number == 2, "an edit of a required module is picked up between calls (k = %g)",
           r[0].number);
     write_script("helper.lua", "return {k = \n");
-    usleep(5000);
+    nap_ms(5);
     st = spore_vm_call(vm, "get", NULL, 0, r, 1);
     CHECK(st == SPORE_OK && r[0].number == 2 && strstr(spore_vm_reload_error(vm), "helper.lua"),
           "a broken module edit: the call runs the previous version, spore_vm_reload_error says why: %.70s",

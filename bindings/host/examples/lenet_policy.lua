@@ -16,6 +16,7 @@ function init(ckpt)
       batch = 1, shuffle = false,
       transforms = { spore.data.Resize({ 32, 32 }), spore.data.Rescale(1 / 255, 0),
                      spore.data.Normalize({ 0.1307 }, { 0.3081 }), spore.data.HWC2CHW() } })
+    net(ds:batches()()) -- the first forward sizes the layers' buffers: not in frame 1's time
     return { net = net, img = img, ds = ds }
   end)
   return VERSION
