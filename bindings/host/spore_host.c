@@ -252,7 +252,9 @@ int spore_vm_set_budget(spore_vm *vm, double budget_ms) {
     if (vm->in_call) return set_err(vm, SPORE_EINVAL, "spore_vm_set_budget: the VM is in a call");
     if (budget_ms > 0 && !vm->has_watchdog && start_watchdog(vm))
         return set_err(vm, SPORE_ENOMEM, "spore_vm_set_budget: cannot start the budget watchdog thread");
+    pthread_mutex_lock(&vm->mu); /* the watchdog reads it */
     vm->budget_ms = budget_ms;
+    pthread_mutex_unlock(&vm->mu);
     return SPORE_OK;
 }
 

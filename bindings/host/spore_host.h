@@ -29,14 +29,16 @@
  *    usual shape). Any number of VMs per process; VMs share nothing mutable beyond the
  *    engine's thread-safe allocator counters and settings.
  *  - Budgets: with budget_ms > 0 a call that runs longer is interrupted at its next Lua
- *    instruction and returns SPORE_TIMEOUT; the VM stays usable. Script code (script files,
- *    the modules they require from the script path, and what they load()) runs in LuaJIT's
- *    interpreter in budgeted VMs so that a loop cannot hide in a compiled trace, where LuaJIT
- *    runs no hooks; spore's own Lua keeps the JIT. A single engine call (one kernel) is not
- *    interrupted: the budget is checked when it returns.
+ *    instruction of script code and returns SPORE_TIMEOUT; the VM stays usable. Script code
+ *    (script files, the modules they require from the script path, and what they load())
+ *    runs in LuaJIT's interpreter in VMs with a budget or a memory limit, so that a loop
+ *    cannot hide in a compiled trace, where LuaJIT runs no hooks; spore's own Lua keeps the
+ *    JIT and is never interrupted half-way (the error comes when control is back in script
+ *    code). A single engine call (one kernel) is not cut: the budget is checked after it.
  *  - Memory: with memory_limit > 0, the Lua heap plus the engine bytes this VM holds may not
- *    pass it: the allocation that would is refused, the call returns SPORE_ENOMEM naming
- *    both figures, garbage is collected and the next call works. Engine bytes are charged to
+ *    pass it: passing it raises an error at the next instruction of script code (an
+ *    allocation past the limit plus max(limit/8, 4 MiB) is refused at once), the call returns
+ *    SPORE_ENOMEM naming both figures, garbage is collected and the next call works. Engine bytes are charged to
  *    the VM on the thread that runs it (sp_mem_thread_bytes), so the limit is per VM even
  *    with VMs on several threads.
  *  - Reload: spore_vm_reload() re-runs the script when it or a module it required from the

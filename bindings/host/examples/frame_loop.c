@@ -147,6 +147,12 @@ static int mode1(const camera_feed *f) {
     run_frames(vm, f, &o, NULL);
     report_latency("mode 1", &o);
     printf("mode 1: actions %d/%d correct, accuracy %.4f\n", o.correct, frames, (double)o.correct / frames);
+    spore_stats s;
+    spore_vm_stats(vm, &s);
+    printf("mode 1: spore_vm_stats: %llu calls, p50 %.1f us  p99 %.1f us  max %.1f us; Lua heap %zu KiB, "
+           "engine %lld KiB (this VM), %lld KiB (process)\n",
+           (unsigned long long)s.calls, s.p50_us, s.p99_us, s.max_us, s.lua_bytes >> 10,
+           (long long)s.engine_bytes >> 10, (long long)s.engine_live_bytes >> 10);
     /* the API's own cost: an empty on_frame with the camera tensor, and with no argument */
     uint8_t camera[784] = {0};
     spore_value cam = spore_tensor(camera, SP_UINT8, 2, (int64_t[]){28, 28});
@@ -163,12 +169,6 @@ static int mode1(const camera_feed *f) {
     if (n > 0)
         printf("mode 1: API overhead per empty call: %.2f us with the camera tensor, %.2f us with no argument\n", best[0],
            best[1]);
-    spore_stats s;
-    spore_vm_stats(vm, &s);
-    printf("mode 1: spore_vm_stats over the last %d calls: p50 %.2f us  p99 %.2f us  max %.2f us; Lua heap %zu KiB, "
-           "engine %lld KiB (this VM), %lld KiB (process)\n",
-           SPORE_STATS_WINDOW, s.p50_us, s.p99_us, s.max_us, s.lua_bytes >> 10, (long long)s.engine_bytes >> 10,
-           (long long)s.engine_live_bytes >> 10);
     double *sl = malloc(frames * sizeof *sl);
     memcpy(sl, o.lat, frames * sizeof *sl);
     qsort(sl, frames, sizeof *sl, cmp_d);
@@ -305,7 +305,8 @@ int main(int argc, char **argv) {
     if (mode < 1 || mode > 3 || frames < 2) { fprintf(stderr, "frame_loop: --mode 1|2|3, --frames >= 2\n"); return 2; }
     camera_feed f = {0};
     if (load_feed(&f)) return 1;
-    printf("frame_loop: mode %d, %d frames every %d us, %s\n", mode, frames, dt_us, script);
+    const char *base = strrchr(script, '/');
+    printf("frame_loop: mode %d, %d frames every %d us, %s\n", mode, frames, dt_us, base ? base + 1 : script);
     int rc = mode == 1 ? mode1(&f) : mode == 2 ? mode2(&f) : mode3(&f);
     sp_tensor_free(f.images);
     sp_tensor_free(f.labels);

@@ -235,6 +235,16 @@ int main(void) {
         spore_vm_close(vm);
     } else CHECK(0, "open hot.lua: %s", spore_vm_error(NULL));
 
+    /* engine threads: an OpenMP team of 2 for this VM's kernels */
+    spore_vm_opts to = {.threads = 2};
+    st = spore_vm_open(&vm, &to);
+    if (!st) {
+        st = spore_vm_dostring(vm, "local x = spore.ones{1, 3, 64, 64}; local c = spore.nn.Conv2d(3, 8, 3)\n"
+                                   "assert(c(x):shape()[2] == 8)");
+        CHECK(st == SPORE_OK, "threads = 2: a convolution runs (%s)", st ? spore_vm_error(vm) : "");
+        spore_vm_close(vm);
+    } else CHECK(0, "open with threads = 2: %s", spore_vm_error(NULL));
+
     printf("host_check: %d checks, %d failed\n", checks, fails);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
