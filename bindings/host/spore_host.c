@@ -154,9 +154,13 @@ static void mem_message(spore_vm *vm, const char *what) {
 }
 
 /* After the limit was passed: collect the garbage; 1 when the VM is still over the limit. */
+static int gc_p(lua_State *L) {
+    lua_gc(L, LUA_GCCOLLECT, 0);
+    return 0;
+}
 static int still_over(spore_vm *vm) {
     vm->grace = 1;
-    lua_gc(vm->L, LUA_GCCOLLECT, 0);
+    if (lua_cpcall(vm->L, gc_p, NULL)) lua_pop(vm->L, 1); /* a finaliser that raised: ignored */
     vm->grace = 0;
     return (int64_t)vm->lua_bytes + engine_now(vm) > (int64_t)vm->limit;
 }
