@@ -1,5 +1,6 @@
 # spore — GNU make build. Targets: all (default) deps test demo bench bench-deps
-# repl install clean fuzz.  Options: CUDA=1  SANITIZE=1  PREFIX=/usr/local
+# repl install docs host clean fuzz.  Options: CUDA=1  SANITIZE=1 (ASan+UBSan)
+# SANITIZE=thread (TSan, into build/tsan)  PREFIX=/usr/local  DESTDIR=
 .DEFAULT_GOAL := all
 SHELL := /bin/bash
 
@@ -13,6 +14,10 @@ BUILD := build
 ifeq ($(SANITIZE),1)
   BUILD := build/san
   SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+endif
+ifeq ($(SANITIZE),thread)
+  BUILD := build/tsan
+  SANFLAGS := -fsanitize=thread -fno-omit-frame-pointer
 endif
 ifeq ($(CUDA),1)
   BUILD := build/cuda
@@ -43,11 +48,15 @@ LIB_SO := $(BUILD)/libspore.so
 LIB_A  := $(BUILD)/libspore.a
 CDEF   := bindings/ffi/cdef.lua
 TEST_ENGINE := $(BUILD)/test_engine
+HOST_LIB := $(BUILD)/libspore_host.so
 HOST_EXAMPLE := $(BUILD)/spore_host_example
+HOST_BINS := $(HOST_EXAMPLE) $(BUILD)/frame_loop $(BUILD)/host_check
+LUAJIT_CFLAGS := $(shell pkg-config --cflags luajit)
+LUAJIT_LIBS := $(shell pkg-config --libs luajit)
 
-.PHONY: all deps test test-slow demo bench bench-compare bench-deps repl install clean fuzz cdef check-engine
+.PHONY: all deps test test-slow demo bench bench-compare bench-deps repl install docs host clean fuzz cdef check-engine
 
-all: $(LIB_SO) $(LIB_A) $(CDEF) $(HOST_EXAMPLE)
+all: $(LIB_SO) $(LIB_A) $(CDEF) host
 
 deps:
 	@bash scripts/deps.sh
@@ -79,11 +88,21 @@ $(CDEF): engine/include/spore.h scripts/gen_cdef.lua
 
 cdef: $(CDEF)
 
-# An example C host that embeds LuaJIT + spore (bindings/host).
-$(HOST_EXAMPLE): bindings/host/spore_host.c bindings/host/example_host.c bindings/host/spore_host.h $(LIB_A)
-	$(CC) $(CFLAGS) -Ibindings/host $(shell pkg-config --cflags luajit) -o $@ \
-	  bindings/host/spore_host.c bindings/host/example_host.c -Wl,--whole-archive $(LIB_A) -Wl,--no-whole-archive -rdynamic $(LDFLAGS) \
-	  $(shell pkg-config --libs luajit) $(LDLIBS) -ldl
+# The C host API (bindings/host): libspore_host.so (LuaJIT + spore VMs) next to libspore.so,
+# and the example hosts, linked the way an installed host links (pkg-config spore's Libs).
+host: $(HOST_LIB) $(HOST_BINS)
+
+$(HOST_LIB): bindings/host/spore_host.c bindings/host/spore_host.h $(LIB_SO)
+	$(CC) $(CFLAGS) -Wno-format-truncation -shared -Ibindings/host $(LUAJIT_CFLAGS) -o $@ bindings/host/spore_host.c \
+	  -L$(BUILD) -Wl,-rpath,'$$ORIGIN' -lspore $(LUAJIT_LIBS) -lpthread -ldl $(LDFLAGS)
+
+$(BUILD)/frame_loop $(BUILD)/host_check: $(BUILD)/%: bindings/host/examples/%.c bindings/host/spore_host.h $(HOST_LIB)
+	$(CC) $(filter-out -fvisibility=hidden,$(CFLAGS)) -Wno-format-truncation -Ibindings/host -DSPORE_EXAMPLES='"$(CURDIR)/bindings/host/examples"' -o $@ $< \
+	  -L$(BUILD) -Wl,-rpath,'$$ORIGIN' -lspore_host -lspore -lpthread -lm $(LDFLAGS)
+
+$(HOST_EXAMPLE): bindings/host/example_host.c bindings/host/spore_host.h $(HOST_LIB)
+	$(CC) $(filter-out -fvisibility=hidden,$(CFLAGS)) -Wno-format-truncation -Ibindings/host -o $@ $< \
+	  -L$(BUILD) -Wl,-rpath,'$$ORIGIN' -lspore_host -lspore $(LDFLAGS)
 
 TEST_SRC := $(sort $(wildcard spec/engine/*.c))
 $(TEST_ENGINE): $(TEST_SRC) $(LIB_A) spec/engine/check.h $(wildcard spec/fuzz/*.c)
@@ -117,14 +136,38 @@ bench: all
 bench-compare: all
 	@bash scripts/bench/compare_commits.sh $(or $(REV),HEAD~1) $(or $(ROUNDS),5)
 
-install: all
-	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig \
-	  $(DESTDIR)$(PREFIX)/share/lua/5.1/spore $(DESTDIR)$(PREFIX)/share/spore/bindings/ffi
-	install -m 644 $(LIB_SO) $(LIB_A) $(DESTDIR)$(PREFIX)/lib/
-	install -m 644 engine/include/spore.h $(DESTDIR)$(PREFIX)/include/
+# make install PREFIX=/opt/spore: everything a host or a script needs, found through this
+# layout alone (no SPORE_ROOT, LUA_PATH or LD_LIBRARY_PATH):
+#   lib/{libspore.so,libspore.a,libspore_host.so}  lib/pkgconfig/spore.pc  include/{spore.h,spore_host.h}
+#   share/lua/5.1/spore/  share/spore/{bindings,scripts,examples}/  bin/spore  share/doc/spore/
+INSTALL_SCRIPTS := $(filter-out scripts/gen_cdef.lua,$(wildcard scripts/*.lua))
+install: all docs
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include \
+	  $(DESTDIR)$(PREFIX)/share/lua/5.1/spore $(DESTDIR)$(PREFIX)/share/spore/bindings/ffi \
+	  $(DESTDIR)$(PREFIX)/share/spore/bindings/host $(DESTDIR)$(PREFIX)/share/spore/scripts \
+	  $(DESTDIR)$(PREFIX)/share/spore/examples $(DESTDIR)$(PREFIX)/share/doc/spore
+	install -m 755 $(LIB_SO) $(HOST_LIB) $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 $(LIB_A) $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 engine/include/spore.h bindings/host/spore_host.h $(DESTDIR)$(PREFIX)/include/
 	cp -R lua/spore/. $(DESTDIR)$(PREFIX)/share/lua/5.1/spore/
 	install -m 644 bindings/ffi/*.lua $(DESTDIR)$(PREFIX)/share/spore/bindings/ffi/
+	install -m 644 bindings/host/vm.lua $(DESTDIR)$(PREFIX)/share/spore/bindings/host/
+	install -m 644 $(INSTALL_SCRIPTS) $(DESTDIR)$(PREFIX)/share/spore/scripts/
+	install -m 755 scripts/spore $(DESTDIR)$(PREFIX)/bin/spore
+	install -m 644 bindings/host/examples/*.c bindings/host/examples/*.lua bindings/host/examples/Makefile \
+	  $(DESTDIR)$(PREFIX)/share/spore/examples/
 	sed -e 's|@PREFIX@|$(PREFIX)|g' scripts/spore.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/spore.pc
+	install -m 644 README.md LICENSE docs/ARCHITECTURE.md $(DESTDIR)$(PREFIX)/share/doc/spore/
+	rm -rf $(DESTDIR)$(PREFIX)/share/doc/spore/api && cp -R build/docs $(DESTDIR)$(PREFIX)/share/doc/spore/api
+
+# API reference from the doc comments (LDoc, Debian's lua-ldoc) into build/docs/index.html
+DOC_SRC := $(shell find lua/spore bindings/ffi bindings/host -name '*.lua' 2>/dev/null) docs/config.ld
+docs: build/docs/index.html
+build/docs/index.html: $(DOC_SRC)
+	@command -v ldoc >/dev/null || bash scripts/deps.sh
+	@mkdir -p build/docs
+	ldoc -c docs/config.ld . >build/docs.log 2>&1 || { cat build/docs.log; exit 1; }
+	@echo "docs: build/docs/index.html ($$(grep -c 'warning' build/docs.log) ldoc warnings, see build/docs.log)"
 
 fuzz:
 	@bash scripts/fuzz.sh

@@ -19,6 +19,9 @@
 /* ---- accounting ----------------------------------------------------------- */
 
 static atomic_llong g_live, g_peak, g_allocs;
+/* Net bytes allocated minus freed by the calling thread (a C host charges each VM with the
+ * difference across its calls: sp_mem_thread_bytes). */
+static _Thread_local long long t_net;
 
 static void peak_max(atomic_llong *peak, long long now) {
     long long p = atomic_load(peak);
@@ -27,6 +30,7 @@ static void peak_max(atomic_llong *peak, long long now) {
 }
 
 void sp_mem_account(sp_device *d, long long delta) {
+    t_net += delta;
     long long now = atomic_fetch_add(&g_live, delta) + delta;
     if (delta > 0) {
         atomic_fetch_add(&g_allocs, 1);
@@ -51,6 +55,7 @@ void sp_mem_stats(int64_t *live, int64_t *peak, int64_t *allocs) {
 }
 
 int64_t sp_mem_live_bytes(void) { return atomic_load(&g_live); }
+int64_t sp_mem_thread_bytes(void) { return t_net; }
 
 void sp_mem_reset_peak(void) { atomic_store(&g_peak, atomic_load(&g_live)); }
 
@@ -175,6 +180,29 @@ static sp_device g_sim = {
     .from_host = host_copy, .to_host = host_copy, .copy = host_copy, .k = &sp_cpu_kernels,
 };
 
+/* ---- revoked: the device of a lent host buffer after its lender took it back ---- */
+
+static sp_status revoked_copy(sp_device *d, void *dst, const void *src, size_t n) {
+    (void)d; (void)dst; (void)src; (void)n;
+    return sp_error(SP_EINVAL, "this tensor wrapped a host buffer lent for one call (spore_vm_call); the call "
+                               "has returned and the buffer is no longer readable or writable from spore "
+                               "(copy it during the call: t:clone())");
+}
+static void *revoked_alloc(sp_device *d, size_t n, int zero) { (void)d; (void)n; (void)zero; return NULL; }
+static void revoked_free(sp_device *d, void *p, size_t n) { (void)d; (void)p; (void)n; }
+static int revoked_owns(const sp_device *d, const void *p) { (void)d; (void)p; return 0; }
+static const sp_kernels revoked_kernels; /* every kernel NULL: each op fails naming the device */
+sp_device sp_revoked_device = {
+    .code = -2, .type = -2, .index = 0, .name = "revoked(host)", .host_visible = 0,
+    .alloc = revoked_alloc, .free = revoked_free, .owns = revoked_owns,
+    .from_host = revoked_copy, .to_host = revoked_copy, .copy = revoked_copy, .k = &revoked_kernels,
+};
+
+sp_status sp_kernel_missing(const char *kern, const sp_device *d) {
+    if (d == &sp_revoked_device) return revoked_copy(NULL, NULL, NULL, 0);
+    return sp_error(SP_EDEVICE, "%s: not implemented on device %s", kern, d->name);
+}
+
 /* ---- registry --------------------------------------------------------------- */
 
 sp_device *sp_device_get(int code) {
@@ -186,6 +214,7 @@ sp_device *sp_device_get(int code) {
                                         : "this engine has no CUDA device (build with `make CUDA=1` on a machine with a GPU)");
         return NULL;
     }
+    if (code == -2) { revoked_copy(NULL, NULL, NULL, 0); return NULL; }
     sp_error(SP_EDEVICE, "unknown device code %d", code);
     return NULL;
 }

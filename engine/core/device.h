@@ -38,6 +38,13 @@ sp_device *sp_device_cpu(void);
  * passed in as host memory. */
 sp_device *sp_device_owning(const void *p);
 
+/* The device of an adopted storage whose lender revoked it (sp_tensor_revoke): no memory,
+ * no kernels, every copy an error saying the buffer is gone. */
+extern sp_device sp_revoked_device;
+/* The error of an op whose device has no such kernel ("not implemented on device X"; for a
+ * revoked storage, that the lent buffer is gone). */
+sp_status sp_kernel_missing(const char *kern, const sp_device *d);
+
 /* Byte accounting: every engine allocation, on any device, and host blocks that are not
  * tensor storage (the checkpoint reader's blocks and cache, workspaces) report here. */
 void sp_mem_account(sp_device *d, long long delta);

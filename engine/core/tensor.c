@@ -133,6 +133,14 @@ sp_status sp_tensor_adopt(sp_tensor **out, int dtype, int ndim, const int64_t *s
     return SP_OK;
 }
 
+sp_status sp_tensor_revoke(sp_tensor *t) {
+    if (!t) return sp_error(SP_EINVAL, "revoke: tensor is NULL");
+    if (t->st->owned) return sp_error(SP_EINVAL, "revoke: the tensor's memory belongs to the engine, not to a lender");
+    t->st->dev = &sp_revoked_device;
+    t->st->data = NULL;
+    return SP_OK;
+}
+
 void sp_tensor_free(sp_tensor *t) {
     if (!t) return;
     sp_storage_release(t->st);
@@ -422,6 +430,7 @@ sp_status sp_tensor_copy(sp_tensor *dst, const sp_tensor *src) {
     if (st) return st;
     if (sp_tensor_numel(dst) == 0) return SP_OK;
     sp_device *dd = SP_DEV(dst), *sd = SP_DEV(src);
+    if (dd == &sp_revoked_device || sd == &sp_revoked_device) return sp_revoked_device.to_host(&sp_revoked_device, NULL, NULL, 0);
     if (dd != sd) {
         sp_tensor *h = NULL;
         st = sp_tensor_host_contiguous(&h, src);

@@ -38,8 +38,9 @@ static inline void valid_range(int64_t n, int64_t off, int s, int64_t nout, int6
 }
 
 /* The build targets baseline x86-64 (SSE2, no FMA); the direct loops get AVX2/AVX-512
- * clones chosen at load time, as OpenBLAS picks its kernels. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+ * clones chosen at load time, as OpenBLAS picks its kernels. Not under ThreadSanitizer: its
+ * instrumented ifunc resolvers would run before the TSan runtime starts (make SANITIZE=thread). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && !defined(__SANITIZE_THREAD__)
 #define SP_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define SP_CLONES

@@ -1,7 +1,7 @@
 /*
  * spore.h — the whole public C API of the spore engine.
  *
- * Conventions (see DESIGN.md):
+ * Conventions (docs/ARCHITECTURE.md; installed as share/doc/spore/ARCHITECTURE.md):
  *  - Every fallible call returns sp_status (SP_OK = 0). On failure the message,
  *    naming the file / tensor / expectation, is in sp_last_error() (thread-local).
  *  - Handles are opaque. Read shape, dtype and data through accessors.
@@ -68,6 +68,10 @@ const char *sp_version(void);
 void sp_mem_stats(int64_t *live_bytes, int64_t *peak_bytes, int64_t *live_allocs);
 int64_t sp_mem_live_bytes(void);
 void sp_mem_reset_peak(void);
+/* Net bytes the calling thread has allocated minus freed through the engine since it
+ * started (may be negative when it frees what another thread allocated). A host running
+ * one interpreter per thread charges each with the difference across its calls. */
+int64_t sp_mem_thread_bytes(void);
 
 /* ==== core: devices ===================================================== */
 /* A device is a code: SP_DEVICE_CPU, SP_DEVICE_SIM (a simulated device whose memory host
@@ -165,6 +169,13 @@ int sp_tensor_storage_refcount(const sp_tensor *t);
 int sp_tensor_shares_storage(const sp_tensor *a, const sp_tensor *b);
 /* Copy the shape into shape[SP_MAX_DIMS]; returns ndim. */
 int sp_tensor_shape(const sp_tensor *t, int64_t *shape);
+
+/* Revoke an adopted storage (sp_tensor_adopt): the memory goes back to its lender at once
+ * and every handle sharing the storage (views, aliases) stays valid as a handle but fails
+ * from then on: each op, copy or data access is an error saying the buffer was taken
+ * back. The release callback still runs when the last handle is freed. For hosts that
+ * lend a buffer for one call. Owned (engine-allocated) storage is refused. */
+sp_status sp_tensor_revoke(sp_tensor *t);
 
 /* Views (share storage). */
 sp_status sp_tensor_alias(sp_tensor **out, const sp_tensor *src);

@@ -13,7 +13,7 @@
 /* Run kernel `kern` of t's device (an error when that device has no such kernel yet). */
 #define OP_CALL(t, kern, ...)                                                                 \
     (SP_K(t)->kern ? SP_K(t)->kern(__VA_ARGS__)                                               \
-                   : sp_error(SP_EDEVICE, "%s: not implemented on device %s", #kern, SP_DEV(t)->name))
+                   : sp_kernel_missing(#kern, SP_DEV(t)))
 /* Every non-NULL tensor on one device: OP_SAME_DEVICE("op", T(a), T(b), {w, "weight"}...).
  * The common case (all on one device) is an inline comparison of the storages' devices;
  * only a mismatch calls sp_check_same_device for the message naming op and tensors. */
