@@ -55,7 +55,15 @@ function M.compile_ops(list)
     local k = KIND[op.kind]
     if not k then error("unknown image op '" .. tostring(op.kind) .. "'", 2) end
     o.kind = k
-    o.h, o.w, o.pad = op.h or 0, op.w or 0, op.pad or 0
+    local pad = op.pad or 0
+    if type(pad) == "table" then
+      if pad[1] ~= pad[2] or pad[1] ~= pad[3] or pad[1] ~= pad[4] or (op.mode or "constant") ~= "constant"
+          or (op.fill and (op.fill[1] ~= 0 or op.fill[2] ~= 0 or op.fill[3] ~= 0)) or op.pad_if_needed then
+        error("RandomCrop: only equal zero padding on every side is implemented by this engine", 2)
+      end
+      pad = pad[1]
+    end
+    o.h, o.w, o.pad = op.h or 0, op.w or 0, pad
     o.a, o.b = op.a or 0, op.b or 0
     for c = 1, 4 do
       o.mean[c - 1] = op.mean and (op.mean[c] or op.mean[#op.mean]) or 0
