@@ -4,16 +4,34 @@
 --   2. load that checkpoint for inference and evaluate it
 --   3. resume training from it with the optimizer state
 --   4. fine-tune a new classifier head with the feature layers frozen
+-- Ends with one JSON line: {"out","train","eval","resume","newhead"} (each step's own JSON line).
 dofile((arg and arg[0] or ""):match("^(.-)[^/\\]*$") .. "boot.lua")
+local cli = require("spore.cli")
+
+local spec = {
+  name = "demo.lua",
+  summary = "Train LeNet5 on Fashion-MNIST, evaluate the checkpoint in a fresh process, resume training from it"
+    .. " with the optimizer state, then fine-tune a new head with the feature layers frozen.",
+  epilog = "The run directory is emptied first. Each step is a separate script run; their JSON lines are collected"
+    .. " into the final one.",
+  options = {
+    { "out", default = os.getenv("SPORE_DEMO_OUT") or "out/demo",
+      help = "demo directory (emptied first): train/, resume/, newhead/ runs (default from $SPORE_DEMO_OUT)" },
+    { "quiet", help = "no narration: only the final JSON line" },
+  },
+}
+
+cli.main(spec, function(o)
 local spore = require("spore")
 local json = require("spore.json")
 local root = spore._root
-local out = os.getenv("SPORE_DEMO_OUT") or (root .. "/out/demo")
+local out = o.out
+if not out:match("^/") then out = (os.getenv("PWD") or ".") .. "/" .. out end
 
-local function say(s) io.write(s, "\n"); io.flush() end
+local function say(s) if not o.quiet then io.write(s, "\n"); io.flush() end end
+local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
--- Run a script, stream its stderr, return its last stdout line decoded (tiny JSON reader
--- for the flat fields we print).
+-- Run a script, stream its stderr, return its last stdout line decoded.
 local function run(script, args)
   local cmd = ("luajit %s/scripts/%s %s --quiet"):format(root, script, args)
   local shown = cmd
@@ -25,15 +43,12 @@ local function run(script, args)
   local ok = p:close()
   local last = all:match("([^\n]+)\n?$")
   if not ok or not last then error(script .. " failed", 0) end
-  local r = {}
-  for k, v in last:gmatch('"([%w_]+)":(%-?[%d%.e%-]+)') do if r[k] == nil then r[k] = tonumber(v) end end
-  for k, v in last:gmatch('"([%w_]+)":"([^"]*)"') do if r[k] == nil then r[k] = v end end
+  local r = json.decode(last)
   r._json = last
   return r
 end
-
 say("spore demo: LeNet5 on Fashion-MNIST (/usr/share/datasets/fashion-mnist), 2 CPU cores\n")
-os.execute("rm -rf " .. out .. " && mkdir -p " .. out)
+os.execute("rm -rf " .. q(out) .. " && mkdir -p " .. q(out))
 
 say("1. Train LeNet5 from scratch for one epoch (60,000 images), saving a checkpoint with the optimizer state.")
 local t = run("train.lua", ("--net lenet5 --dataset fashion-mnist --epochs 1 --out %s/train"):format(out))
@@ -57,3 +72,10 @@ say(("   -> the new head alone reaches test accuracy %.4f in %.0f s; saved %s\n"
 
 say("Inspect any checkpoint with:  luajit scripts/inspect.lua " .. r.checkpoint)
 say("Explore in the REPL with:     luajit scripts/repl.lua")
+local res = json.ordered({ out = out }, { "out" })
+for _, kv in ipairs({ { "train", t }, { "eval", e }, { "resume", r }, { "newhead", f } }) do
+  kv[2]._json = nil
+  res[kv[1]] = kv[2]
+end
+return res
+end)

@@ -2,7 +2,7 @@
 # deps.sh [--bench] — install the Debian packages spore needs (idempotent, quiet
 # when everything is present). --bench adds python3-torch for `make bench`.
 set -euo pipefail
-PKGS=(build-essential pkg-config luajit libluajit-5.1-dev lua-busted lua-dkjson protobuf-c-compiler
+PKGS=(build-essential pkg-config luajit libluajit-5.1-dev lua-busted lua-dkjson lua-cjson lua-argparse gnuplot-nox protobuf-c-compiler
       libprotobuf-c-dev zlib1g-dev libopenblas-dev libssl-dev libcjson-dev libreadline-dev
       python3 python3-protobuf python3-numpy dataset-fashion-mnist libjpeg-turbo-progs)
 if [[ "${1:-}" == "--bench" ]]; then PKGS+=(python3-torch hyperfine); fi

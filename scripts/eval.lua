@@ -8,18 +8,14 @@ local cli = require("spore.cli")
 local spec = {
   name = "eval.lua",
   summary = "Load a checkpoint into a network and report accuracy and loss on a dataset's test split.",
-  options = {
-    { "--net", "string", "lenet5", "network: lenet5" },
-    { "--ckpt", "string", nil, "checkpoint file (.ckpt or .safetensors; required)" },
-    { "--dataset", "string", "mnist", "mnist | fashion-mnist" },
-    { "--data", "string", nil, "dataset directory (fashion-mnist defaults to /usr/share/datasets/fashion-mnist)" },
+  options = { "net", { "ckpt", help = "checkpoint file (.ckpt, .safetensors or .pth; required)" },
+    { "dataset", default = "mnist" }, "data",
     { "--split", "string", "test", "train | test" },
-    { "--batch", "int", 32, "batch size" },
+    "batch",
     { "--num-class", "int", 10, "classes of the network's head" },
     { "--limit", "int", nil, "evaluate only the first N samples" },
     { "--strict", "flag", false, "strict_load: every parameter must come from the checkpoint" },
-    { "--quiet", "flag", false, "no loading report on stderr" },
-  },
+    "rename", "dec_key", "dec_mode", "quiet" },
 }
 
 cli.main(spec, function(o)
@@ -34,8 +30,9 @@ cli.main(spec, function(o)
   local net = ns.build(o.num_class)
   local ds = wf.dataset(o.dataset, o.data, o.net, { split = o.split, batch = o.batch, shuffle = false,
     num_samples = o.limit }, cli.usage_error)
-  local params = spore.load_checkpoint(o.ckpt)
-  local pnl, cnl, report = spore.load_param_into_net(net, params, { strict_load = o.strict })
+  local params = spore.load_checkpoint(o.ckpt, { dec_key = o.dec_key, dec_mode = o.dec_mode })
+  local rules = o.rename and wf.load_rules(o.rename) or nil
+  local pnl, cnl, report = spore.load_param_into_net(net, params, { strict_load = o.strict, rename = rules })
   -- a checkpoint of another network loads nothing that matters: refuse to report a number for it
   local trainable_missing = {}
   for _, p in ipairs(net:trainable_params()) do
@@ -54,13 +51,12 @@ cli.main(spec, function(o)
   local loss = spore.nn.SoftmaxCrossEntropyWithLogits{ sparse = true, reduction = "mean" }
   local model = spore.Model(net, loss, nil, { metrics = { "accuracy", "loss" } })
   local m = model:eval(ds)
-  local json = require("spore.json")
-  local res = json.ordered()
+  local res = require("spore.json").ordered()
   res.accuracy = m.accuracy
   res.loss = m.loss
   res.samples = m.samples
   res.param_not_load = pnl
   res.ckpt_not_load = cnl
   res.seconds = spore.clock() - t0
-  io.write(json.encode(res), "\n")
+  return res
 end)

@@ -12,26 +12,17 @@ local cli = require("spore.cli")
 local spec = {
   name = "finetune.lua",
   summary = "Load a checkpoint into a network (and optionally its optimizer state), then train on.",
-  options = {
-    { "--net", "string", "lenet5", "network: lenet5" },
-    { "--ckpt", "string", nil, "checkpoint to start from (default: the newest of out/demo, see above)" },
-    { "--dataset", "string", "fashion-mnist", "mnist | fashion-mnist" },
-    { "--data", "string", nil, "dataset directory (fashion-mnist defaults to /usr/share/datasets/fashion-mnist)" },
+  options = { "net",
+    { "ckpt", help = "checkpoint to start from (default: the newest of out/demo/train, else the MindSpore LeNet fixture)" },
+    "dataset", "data",
     { "--load-optimizer", "flag", false, "also load moments, learning_rate, momentum, global_step (resume)" },
     { "--new-head", "int", nil, "replace the classifier head with a fresh N-class one" },
     { "--freeze", "list", nil, "comma-separated parameter-name prefixes to freeze (e.g. conv1,conv2)" },
-    { "--rename", "string", nil, "Lua file returning renaming rules {{pattern, replacement}, fn, ...}, or torch_to_mindspore" },
-    { "--lr", "number", nil, "learning rate (default 0.01, or the checkpoint's with --load-optimizer)" },
+    "rename", "dec_key", "dec_mode",
+    { "lr", nodefault = true, help = "learning rate (default 0.01, or the checkpoint's with --load-optimizer)" },
     { "--head-lr", "number", nil, "a learning rate of its own for the head (a parameter group)" },
-    { "--momentum", "number", 0.9, "momentum" },
-    { "--epochs", "int", 1, "epochs to train" },
-    { "--steps", "int", nil, "stop after N steps" },
-    { "--batch", "int", 32, "batch size" },
-    { "--seed", "int", 1, "seed for the new head and shuffling" },
-    { "--out", "string", "out/finetune", "directory for the checkpoints written" },
-    { "--quiet", "flag", false, "no per-step loss lines" },
-    { "--allow-nonfinite", "flag", false, "train on when the loss or a parameter becomes NaN/Inf (default: stop with an error)" },
-  },
+    "momentum", "epochs", "steps", "batch", { "seed", help = "seed for the new head and shuffling" },
+    { "out", default = "out/finetune" }, "quiet", "allow_nonfinite" },
 }
 
 local function exists(p) local f = io.open(p, "rb"); if f then f:close() end; return f ~= nil end
@@ -51,7 +42,9 @@ cli.main(spec, function(o)
   local wf = require("spore.workflow")
   local ckptlib = require("spore.ckpt")
   local train = spore.train
-  local log = function(s) io.stderr:write(s, "\n") end
+  -- notices (a default taken, a warning) always print; the report and epoch lines obey --quiet
+  local notice = function(s) io.stderr:write(s, "\n") end
+  local log = o.quiet and function() end or notice
   if o.epochs < 1 then cli.usage_error("--epochs must be at least 1") end
   if o.batch < 1 then cli.usage_error("--batch must be at least 1") end
   if o.steps and o.steps < 1 then cli.usage_error("--steps must be at least 1") end
@@ -66,7 +59,7 @@ cli.main(spec, function(o)
     local root = require("spore")._root
     o.ckpt = newest_ckpt(root .. "/out/demo/train")
     if o.ckpt then
-      log("finetune.lua: no --ckpt given: continuing from " .. o.ckpt .. " (trained by make demo)")
+      notice("finetune.lua: no --ckpt given: continuing from " .. o.ckpt .. " (trained by make demo)")
     else
       local fx = (os.getenv("SPORE_FIXTURES") or (root .. "/../shared/fixtures")) .. "/mindspore/checkpoint_lenet-1_1875.ckpt"
       if not exists(fx) then
@@ -75,7 +68,7 @@ cli.main(spec, function(o)
       o.ckpt = fx
       o.new_head = o.new_head or 10
       o.freeze = o.freeze or { "conv1" }
-      log("finetune.lua: no --ckpt given: transferring the MindSpore MNIST LeNet " .. fx
+      notice("finetune.lua: no --ckpt given: transferring the MindSpore MNIST LeNet " .. fx
         .. " to " .. o.dataset .. " with a new head and conv1 frozen")
     end
   end
@@ -88,7 +81,7 @@ cli.main(spec, function(o)
   local rules = o.rename and wf.load_rules(o.rename) or nil
 
   -- 1. the network, loaded from the checkpoint (head size taken from the checkpoint)
-  local params = spore.load_checkpoint(o.ckpt)
+  local params = spore.load_checkpoint(o.ckpt, { dec_key = o.dec_key, dec_mode = o.dec_mode })
   local head_w = params[ns.head .. ".weight"]
   local ckpt_classes = (spore.is_tensor(head_w) and head_w:dim() == 2) and head_w:size(1) or 10
   local net = ns.build(ckpt_classes)
@@ -101,7 +94,7 @@ cli.main(spec, function(o)
     error(o.ckpt .. " holds none of the " .. o.net .. " parameters (e.g. checkpoint entry '" .. tostring(cnl[1])
       .. "'): is it a checkpoint of another network? (--rename RULES.lua maps other names)", 0)
   end
-  wf.print_report("finetune.lua: load " .. o.ckpt .. " into " .. o.net, report)
+  if not o.quiet then wf.print_report("finetune.lua: load " .. o.ckpt .. " into " .. o.net, report) end
 
   -- 2. a new head: the old head and its optimizer moments are not used
   local dropped = {}
@@ -149,11 +142,11 @@ cli.main(spec, function(o)
     if o.lr then params.learning_rate = nil end -- an explicit --lr wins over the saved one
     local _, _, r = spore.load_param_into_net(opt, params, { rename = rules })
     opt_report = r
-    wf.print_report("finetune.lua: optimizer state", r)
+    if not o.quiet then wf.print_report("finetune.lua: optimizer state", r) end
     local have = {}
     for _, n in ipairs(r.loaded) do have[n] = true end
     if not have["moments." .. net:trainable_params()[1].name] then
-      log("finetune.lua: warning: the checkpoint holds no optimizer moments; starting them at zero")
+      notice("finetune.lua: warning: the checkpoint holds no optimizer moments; starting them at zero")
     end
   end
 
@@ -214,5 +207,5 @@ cli.main(spec, function(o)
   res.global_step = opt:global_step()
   res.lr = opt:get_lr()
   res.seconds = spore.clock() - t0
-  io.write(json.encode(res), "\n")
+  return res
 end)

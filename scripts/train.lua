@@ -7,21 +7,10 @@ local cli = require("spore.cli")
 local spec = {
   name = "train.lua",
   summary = "Train a network from scratch with Momentum, saving MindSpore checkpoints, then evaluate it.",
-  options = {
-    { "--net", "string", "lenet5", "network: lenet5" },
-    { "--dataset", "string", "fashion-mnist", "mnist | fashion-mnist" },
-    { "--data", "string", nil, "dataset directory (fashion-mnist defaults to /usr/share/datasets/fashion-mnist)" },
-    { "--epochs", "int", 1, "epochs" },
-    { "--steps", "int", nil, "stop after N steps" },
-    { "--batch", "int", 32, "batch size" },
-    { "--lr", "number", 0.01, "learning rate" },
-    { "--momentum", "number", 0.9, "momentum" },
-    { "--seed", "int", 1, "seed for initialisation and shuffling" },
-    { "--out", "string", "out/train", "directory for checkpoints" },
+  options = { "net", "dataset", "data", "epochs", "steps", "batch", "lr", "momentum", "seed",
+    { "out", default = "out/train" },
     { "--prefix", "string", nil, "checkpoint file prefix (default: NET_DATASET)" },
-    { "--quiet", "flag", false, "no per-step loss lines" },
-    { "--allow-nonfinite", "flag", false, "train on when the loss or a parameter becomes NaN/Inf (default: stop with an error)" },
-  },
+    "quiet", "allow_nonfinite" },
 }
 
 cli.main(spec, function(o)
@@ -51,12 +40,11 @@ cli.main(spec, function(o)
   -- a NaN/Inf loss or parameter stops training (whatever --quiet says): one line, exit 1
   if not ok then error((tostring(ctx):gsub("allow_nonfinite = true", "--allow-nonfinite")), 0) end
   local m = model:eval(test)
-  local json = require("spore.json")
-  local res = json.ordered()
+  local res = require("spore.json").ordered()
   res.accuracy = m.accuracy
   res.loss = m.loss
   res.checkpoint = ckpt.latest
   res.steps = ctx.cur_step_num
   res.seconds = spore.clock() - t0
-  io.write(json.encode(res), "\n")
+  return res
 end)

@@ -270,7 +270,9 @@ describe("JSON output is valid UTF-8", function()
       assert.equal(c[2], got)
       assert.is_true(is_utf8(got))
     end
-    assert.equal('{"k\\u0001' .. R .. '":"' .. R .. '"}', json.encode({ ["k\1\255"] = "\128" }))
+    local enc = json.encode({ ["k\1\255"] = "\128" })
+    assert.is_true(is_utf8(enc), enc)
+    assert.same({ ["k\1" .. R] = R }, json.decode(enc))
   end)
 
   it("inspect --json escapes a tensor name that is not UTF-8", function()
@@ -291,7 +293,7 @@ describe("JSON output is valid UTF-8", function()
       return
     end
     assert.is_true(is_utf8(out), out)
-    assert.truthy(out:find('"name":"w' .. R .. R .. R .. 'eight"', 1, true), out)
+    assert.equal("w" .. R .. R .. R .. "eight", json.decode(out).tensors[1].name, out)
   end)
 end)
 
