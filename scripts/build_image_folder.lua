@@ -76,4 +76,7 @@ cli.main(spec, function(o)
   assert(os.execute("rm -rf " .. sh_quote(o.out) .. " && mv " .. sh_quote(tmp) .. " " .. sh_quote(o.out)) == 0)
   io.stderr:write(("build_image_folder.lua: %d JPEG images in %d class folders under %s\n"):format(
     written, #names, o.out))
+  local res = require("spore.json").ordered()
+  res.out, res.images, res.classes = o.out, written, #names
+  return res
 end)
