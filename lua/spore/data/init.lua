@@ -8,7 +8,11 @@
 --   data.mnist_tutorial(dir, split?, opts?)  resize 32 bilinear, /255, (x-0.1307)/0.3081, CHW
 --   data.cifar10(dir, opts)          CIFAR-10 binary batches (data_batch_1..5.bin, test_batch.bin)
 --   data.cifar100(dir, opts)         CIFAR-100 binary (train.bin, test.bin; fine labels)
---   data.from_tensors(images, labels, opts)
+--   data.from_tensors(images, labels, opts)   HWC images or an NCHW float batch
+--   data.ImageFolderDataset(dir, opts) one class per subfolder, JPEG/PNG decoded in C
+--   data.zoo_pipeline(name, opts)    the model zoo ResNet's transform chains (imagenet, cifar10)
+--   MindSpore's names: MnistDataset, FashionMnistDataset, Cifar10Dataset, Cifar100Dataset
+--     (usage "train" | "test" | "all")
 --   data.idx_load(path)              one idx file → Tensor
 -- opts: split ("train"|"test"), batch (32), shuffle (true), seed (0),
 --   drop_remainder (false), repeat (1), num_samples, transforms (list of
@@ -245,7 +249,24 @@ function M.cifar100(dir, opts) return cifar100(dir, opts, "cifar100") end
 --- MindSpore's name: Cifar100Dataset(dir, {usage = ...}) (fine labels).
 function M.Cifar100Dataset(dir, opts) return cifar100(dir, opts, "Cifar100Dataset") end
 
---- A dataset over in-memory tensors (uint8/float32 images [N,H,W(,C)], labels [N]).
+--- A dataset over in-memory tensors: uint8/float32 HWC images [N,H,W(,C)] (transformed by
+-- opts.transforms), or a float NCHW batch [N,C,H,W] (yielded as it is; detected when dim 2
+-- is 1..4 and dim 4 is larger, or said by layout = "NCHW"); labels [N].
 function M.from_tensors(images, labels, opts) return Dataset.new(images, labels, opts) end
+
+local ImageFolder = require("spore.data.image_folder")
+M.ImageFolder = ImageFolder
+--- MindSpore's ImageFolderDataset(dir, opts): see lua/spore/data/image_folder.lua.
+function M.ImageFolderDataset(dir, opts) return ImageFolder.from_folder(dir, opts, "ImageFolderDataset") end
+--- A dataset over a list of image files with labels (predict.lua's inputs).
+function M.image_files(files, labels, opts)
+  local rest
+  rest, opts = Dataset.check_opts("image_files", opts, { "decode", "num_parallel_workers", "skip_bad_images" },
+    nil, { decode = "boolean", num_parallel_workers = "integer", skip_bad_images = "boolean" }, 2)
+  for _, k in ipairs({ "decode", "num_parallel_workers", "skip_bad_images" }) do rest[k] = opts[k] end
+  return ImageFolder.new(files, labels, rest, "image_files")
+end
+
+M.zoo_pipeline = require("spore.data.zoo").zoo_pipeline
 
 return M

@@ -15,6 +15,7 @@
 --                                          padding: n | {l/r, t/b} | {l, t, r, b};
 --                                          padding_mode "constant" | "edge" | "reflect" | "symmetric"
 --   vision.RandomResizedCrop(size[, scale={0.08, 1}[, ratio={3/4, 4/3}[, interpolation[, max_attempts=10]]]])
+--   vision.RandomCropDecodeResize(...)     Decode + RandomResizedCrop (same arguments)
 --   vision.RandomHorizontalFlip([prob=0.5])
 --   vision.Normalize(mean, std[, is_hwc=true])  per channel (x - mean[c]) / std[c]
 --   vision.HWC2CHW()
@@ -164,6 +165,14 @@ function M.RandomResizedCrop(...)
   return { op = "RandomResizedCrop", h = h, w = w, scale = scale, ratio = ratio, attempts = att }
 end
 
+--- MindSpore's RandomCropDecodeResize: Decode then RandomResizedCrop, in one transform.
+function M.RandomCropDecodeResize(...)
+  local n, a = pack(...)
+  local t = M.RandomResizedCrop(unpack(a, 1, n))
+  t.op = "RandomCropDecodeResize"
+  return t
+end
+
 function M.RandomHorizontalFlip(...)
   local o = args("RandomHorizontalFlip", { "prob" }, pack(...))
   local prob = o.prob or 0.5
@@ -208,7 +217,7 @@ function M.TypeCast(...)
   return { op = "TypeCast", dtype = dt:lower():gsub("^mstype%.", ""):gsub("^ms%.", "") }
 end
 
-local RANDOM = { RandomCrop = true, RandomResizedCrop = true, RandomHorizontalFlip = true }
+local RANDOM = { RandomCrop = true, RandomResizedCrop = true, RandomHorizontalFlip = true, RandomCropDecodeResize = true }
 --- true when a transform list draws random numbers.
 function M.is_random(list)
   for _, t in ipairs(list) do if RANDOM[t.op] then return true end end
@@ -246,7 +255,11 @@ function M.compile(list, h, w, c, src_dtype)
     elseif t.op == "CenterCrop" then
       ops[#ops + 1] = { kind = "center_crop", h = t.h, w = t.w }
       h, w = t.h, t.w
-    elseif t.op == "RandomResizedCrop" then
+    elseif t.op == "RandomResizedCrop" or t.op == "RandomCropDecodeResize" then
+      if t.op == "RandomCropDecodeResize" then
+        if i ~= 1 then error("transforms[" .. i .. "]: RandomCropDecodeResize decodes: it must come first", 3) end
+        decode = true
+      end
       ops[#ops + 1] = { kind = "random_resized_crop", h = t.h, w = t.w, scale = t.scale, ratio = t.ratio,
         attempts = t.attempts, round = integer }
       h, w = t.h, t.w
