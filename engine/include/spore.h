@@ -461,18 +461,39 @@ sp_status sp_shuffle_indices(int64_t *idx, int64_t n, uint64_t *state);
  * idx entries are checked against src's row count. */
 sp_status sp_gather_rows(sp_tensor *dst, const sp_tensor *src, const int64_t *idx, int64_t n);
 
-/* Per-image transform ops, run in order by sp_image_batch on a float working copy
- * of each image (HWC). */
+/* Per-image transform ops with MindSpore's semantics (mindspore.dataset.vision), run in
+ * order by sp_image_batch / sp_image_transform / the loader. Each image carries a
+ * working type: uint8 while it is a uint8 image (decoded, or a uint8 source) and only
+ * geometric ops ran (Resize, crops, flips keep uint8 and round back to uint8, as
+ * MindSpore's ops on uint8 images do), float32 after Rescale / Normalize (or a float32
+ * source), or TypeCast's dtype. Layout HWC until HWC2CHW (which must come after every
+ * geometric op and Normalize). */
 typedef enum {
-    SP_IMG_RESIZE = 0,        /* bilinear to (h, w), OpenCV INTER_LINEAR: half-pixel
-                                 centres, edge clamp; computed in float (no uint8 rounding) */
-    SP_IMG_RESCALE = 1,       /* x = x*a + b */
-    SP_IMG_NORMALIZE = 2,     /* x[c] = (x[c] - mean[c]) / std[c], up to 4 channels */
-    SP_IMG_HWC2CHW = 3,       /* output layout CHW (applied when writing the batch) */
-    SP_IMG_RANDOM_CROP = 4,   /* pad by `pad` (zeros) on every side, then crop (h, w)
-                                 at a random offset */
-    SP_IMG_RANDOM_HFLIP = 5   /* flip left-right with probability a */
+    SP_IMG_RESIZE = 0,        /* to (h, w), or (resize_short) shorter side = h keeping the aspect
+                                 ratio as MindSpore's Resize(int): the other side is
+                                 floor((float)h / short * long). interp: SP_INTERP_* (OpenCV's
+                                 INTER_LINEAR: half-pixel centres, edge clamp, uint8 in 11-bit
+                                 fixed point; float32 in float) */
+    SP_IMG_RESCALE = 1,       /* x = x*a + b (float32) */
+    SP_IMG_NORMALIZE = 2,     /* x[c] = (x[c] - mean[c]) / std[c], up to 4 channels (float32) */
+    SP_IMG_HWC2CHW = 3,       /* output layout CHW */
+    SP_IMG_RANDOM_CROP = 4,   /* pad (padding[4] = left, top, right, bottom, or `pad` on every side
+                                 when padding is all 0) with pad_mode / fill, then, when
+                                 pad_if_needed, pad up to (h, w) symmetrically, then crop (h, w) at
+                                 a random offset */
+    SP_IMG_RANDOM_HFLIP = 5,  /* flip left-right with probability a */
+    SP_IMG_CENTER_CROP = 6,   /* crop (h, w) at the centre (offsets round((H-h)/2), round((W-w)/2));
+                                 a side larger than the image is zero-padded first as MindSpore
+                                 (top/left get the odd pixel) */
+    SP_IMG_RANDOM_RESIZED_CROP = 7, /* MindSpore/torchvision: area in scale[0..1] of the image,
+                                 log-uniform aspect ratio in ratio[0..1], max_attempts tries (10
+                                 when 0), then the centre fallback; resize to (h, w) with interp */
+    SP_IMG_TYPECAST = 8,      /* convert to dtype (float->int truncates, saturating) */
+    SP_IMG_RANDOM_VFLIP = 9   /* flip top-bottom with probability a */
 } sp_img_kind;
+
+enum { SP_INTERP_LINEAR = 0, SP_INTERP_NEAREST = 1 };
+enum { SP_BORDER_CONSTANT = 0, SP_BORDER_EDGE = 1, SP_BORDER_REFLECT = 2, SP_BORDER_SYMMETRIC = 3 };
 
 typedef struct sp_img_op {
     int kind;
@@ -480,18 +501,105 @@ typedef struct sp_img_op {
     double a, b;
     float mean[4];
     float std[4];
+    int padding[4];        /* RandomCrop: left, top, right, bottom */
+    int pad_mode;          /* RandomCrop: SP_BORDER_* */
+    int pad_if_needed;     /* RandomCrop */
+    float fill[4];         /* RandomCrop constant padding, per channel */
+    double scale[2];       /* RandomResizedCrop */
+    double ratio[2];       /* RandomResizedCrop */
+    int max_attempts;      /* RandomResizedCrop (0: 10) */
+    int interp;            /* Resize, RandomResizedCrop: SP_INTERP_* */
+    int resize_short;      /* Resize: 1 = shorter side to h */
+    int dtype;             /* TypeCast: target sp_dtype */
 } sp_img_op;
 
 /* Batch transform: for i in [0, n), take image src[idx[i]] (src: uint8 or float32,
  * contiguous [N,H,W,C], or [N,H,W] for one channel), run ops[0..nops) and write the
- * result into out[i] (any dtype, contiguous; shape [n,C,H',W'] after an
- * SP_IMG_HWC2CHW op, else [n,H',W',C]). Random ops draw from *rng (advanced once
- * per image, so results do not depend on the thread count). */
+ * result into out[i] (any dtype, converted; contiguous; shape [n,C,H',W'] after an
+ * SP_IMG_HWC2CHW op, else [n,H',W',C]). Random ops draw from a per-image seed taken
+ * from *rng (advanced once per image, so results do not depend on the thread count). */
 sp_status sp_image_batch(sp_tensor *out, const sp_tensor *src, const int64_t *idx, int64_t n,
                          const sp_img_op *ops, int nops, uint64_t *rng);
 /* The output shape of that pipeline for one image of (h, w, c): writes
  * shape[3] (CHW or HWC as the ops say). */
 sp_status sp_image_out_shape(int h, int w, int c, const sp_img_op *ops, int nops, int64_t *shape);
+/* The same and the dtype the pipeline produces from a src_dtype (uint8/float32) image. */
+sp_status sp_image_out_info(int h, int w, int c, int src_dtype, const sp_img_op *ops, int nops,
+                            int64_t *shape, int *dtype);
+/* One image: img uint8 or float32 [H,W,C] or [H,W] (any device-host, contiguous) ->
+ * *out, an owned tensor of the pipeline's shape and dtype (sp_image_out_info). Random
+ * ops draw from seed (see sp_image_seed). */
+sp_status sp_image_transform(sp_tensor **out, const sp_tensor *img, const sp_img_op *ops, int nops,
+                             uint64_t seed);
+/* The per-image seed the loader uses: a mix of (seed, epoch, index). */
+uint64_t sp_image_seed(uint64_t seed, int64_t epoch, int64_t index);
+
+/* ==== images (engine/io/image.c): JPEG (libjpeg-turbo), PNG (libpng) ==== */
+/* Decoded pixels equal PIL's (Image.open(f).convert("RGB"/"L")): JPEG with libjpeg's
+ * JDCT_ISLOW IDCT and fancy upsampling, EXIF orientation applied (as
+ * PIL.ImageOps.exif_transpose); PNG of any bit depth / colour type: 16-bit samples keep
+ * their high byte, palettes are expanded, alpha (and tRNS) is dropped (no compositing,
+ * as convert("RGB")); 16-bit grayscale as PIL's "I;16" -> "L" (clipped to 255).
+ * channels: 0 as stored (1 for grayscale / gray+alpha, else 3), 1 gray (colour converted
+ * with PIL's L = (19595 R + 38470 G + 7471 B + 0x8000) >> 16), 3 RGB (gray replicated).
+ * *out: owned uint8 [H, W, C]. Errors (one line, naming the file): unreadable, empty,
+ * not a JPEG/PNG (magic), truncated, corrupt, CMYK JPEG, more pixels than
+ * sp_config_image_max_pixels() (checked from the header, before any pixel allocation). */
+sp_status sp_image_decode(sp_tensor **out, const char *path, int channels);
+/* The same over caller memory; name is used in messages. */
+sp_status sp_image_decode_mem(sp_tensor **out, const void *data, size_t nbytes, const char *name, int channels);
+/* Header only: height, width (after EXIF orientation) and stored channels (1 or 3). */
+sp_status sp_image_probe(const char *path, int *h, int *w, int *c);
+/* Pixel-count limit for decoding (default 178956970, PIL's MAX_IMAGE_PIXELS * 2);
+ * values < 1 restore the default. */
+void sp_config_set_image_max_pixels(int64_t n);
+int64_t sp_config_image_max_pixels(void);
+
+/* ==== npy (engine/io/npy.c): NumPy .npy v1.0 / 2.0 / 3.0 ================ */
+/* Load: dtypes <f4 <f8 <f2 |i1 <i2 <i4 <i8 |u1 <u2 <u4 <u8 |b1 (big-endian '>' ones are
+ * byte-swapped), C order (fortran_order True is refused by name), any ndim up to
+ * SP_MAX_DIMS (0-d too). The header dict is parsed strictly (exactly the keys descr,
+ * fortran_order, shape); the payload size must match the shape. Errors name the file. */
+sp_status sp_npy_load(sp_tensor **out, const char *path);
+sp_status sp_npy_load_mem(sp_tensor **out, const void *data, size_t nbytes, const char *name);
+/* Save t (any dtype but bfloat16, any device/strides: written as a C-order copy) as a
+ * version 1.0 file (2.0 when the header needs it), atomically: a temp file in path's
+ * folder renamed over path, so a failure leaves the previous file as it was. */
+sp_status sp_npy_save(const char *path, const sp_tensor *t);
+
+/* ==== image loader (engine/io/loader.c): decode + transform on threads ==== */
+/* Files + labels -> batches, in the order given for each epoch. Worker threads
+ * (pthreads) decode and transform image positions ahead of the consumer, at most
+ * prefetch batches ahead (bounded memory); batches come out in order and are the same
+ * for a given seed whatever the thread count (image i's random ops draw from
+ * sp_image_seed(seed, epoch, i), i = its index in paths). */
+typedef struct sp_loader sp_loader;
+typedef struct sp_loader_config {
+    int batch_size;      /* >= 1 */
+    int threads;         /* worker threads, >= 1 */
+    int prefetch;        /* batches decoded ahead (>= 1; 0: 2) */
+    int channels;        /* decode: 0 as stored, 1, 3 */
+    int skip_bad;        /* 1: skip undecodable images (counted), 0: the error names the file */
+    int drop_remainder;  /* 1: drop a last short batch */
+    int out_dtype;       /* batch dtype (-1: what the pipeline produces) */
+    uint64_t seed;
+} sp_loader_config;
+
+/* paths[n] (copied), labels[n] int32 (copied; NULL: all 0), ops (copied). */
+sp_status sp_loader_new(sp_loader **out, const char *const *paths, const int32_t *labels, int64_t n,
+                        const sp_img_op *ops, int nops, const sp_loader_config *cfg);
+/* Start epoch `epoch` over order[0..count) (indices into paths; NULL: 0..n-1); work
+ * still queued from the previous epoch is dropped. */
+sp_status sp_loader_start(sp_loader *l, const int64_t *order, int64_t count, int64_t epoch);
+/* The next batch: *images [B, ...] and *labels int32 [B], owned; both NULL at the end of
+ * the epoch. A bad image without skip_bad: an error naming the file, and the epoch ends. */
+sp_status sp_loader_next(sp_loader *l, sp_tensor **images, sp_tensor **labels);
+/* Images skipped (skip_bad) since sp_loader_new, and the last skip's message (borrowed,
+ * "" if none; valid until the next call on l). */
+int64_t sp_loader_skipped(const sp_loader *l);
+const char *sp_loader_last_skip(const sp_loader *l);
+/* Stops and joins the workers; NULL is a no-op. */
+void sp_loader_free(sp_loader *l);
 
 
 
