@@ -43,10 +43,12 @@ function M.gather_rows(dst, src, idx, n)
   check(C.sp_gather_rows(T.handle(dst), T.handle(src), idx, n))
 end
 
-local KIND = { resize = 0, rescale = 1, normalize = 2, hwc2chw = 3, random_crop = 4, random_hflip = 5 }
+local KIND = { resize = 0, rescale = 1, normalize = 2, hwc2chw = 3, random_crop = 4, random_hflip = 5,
+  center_crop = 6, random_resized_crop = 7, typecast = 8, random_vflip = 9 }
+local BORDER = { constant = 0, edge = 1, reflect = 2, symmetric = 3 }
 
---- Compile a list of op descriptions ({kind=, h=, w=, pad=, a=, b=, mean=, std=})
--- into a C op array; returns cdata array, count.
+--- Compile a list of op descriptions (spore.data.transforms.compile) into a C op array
+-- (sp_img_op[]); returns cdata array, count.
 function M.compile_ops(list)
   local n = #list
   local arr = opsarr(math.max(n, 1))
@@ -55,20 +57,22 @@ function M.compile_ops(list)
     local k = KIND[op.kind]
     if not k then error("unknown image op '" .. tostring(op.kind) .. "'", 2) end
     o.kind = k
-    local pad = op.pad or 0
-    if type(pad) == "table" then
-      if pad[1] ~= pad[2] or pad[1] ~= pad[3] or pad[1] ~= pad[4] or (op.mode or "constant") ~= "constant"
-          or (op.fill and (op.fill[1] ~= 0 or op.fill[2] ~= 0 or op.fill[3] ~= 0)) or op.pad_if_needed then
-        error("RandomCrop: only equal zero padding on every side is implemented by this engine", 2)
-      end
-      pad = pad[1]
-    end
-    o.h, o.w, o.pad = op.h or 0, op.w or 0, pad
+    o.h, o.w, o.pad = op.h or op.short or 0, op.w or op.short or 0, 0
     o.a, o.b = op.a or 0, op.b or 0
     for c = 1, 4 do
       o.mean[c - 1] = op.mean and (op.mean[c] or op.mean[#op.mean]) or 0
       o.std[c - 1] = op.std and (op.std[c] or op.std[#op.std]) or 1
+      o.fill[c - 1] = op.fill and (op.fill[c] or op.fill[#op.fill]) or 0
     end
+    if op.pad then for j = 1, 4 do o.padding[j - 1] = op.pad[j] end end
+    o.pad_mode = BORDER[op.mode or "constant"]
+    o.pad_if_needed = op.pad_if_needed and 1 or 0
+    if op.scale then o.scale[0], o.scale[1] = op.scale[1], op.scale[2] end
+    if op.ratio then o.ratio[0], o.ratio[1] = op.ratio[1], op.ratio[2] end
+    o.max_attempts = op.attempts or 0
+    o.interp = 0
+    o.resize_short = op.short and 1 or 0
+    o.dtype = op.dtype and T.dtype_code(op.dtype) or 0
   end
   return arr, n
 end

@@ -135,7 +135,7 @@ function Dataset.new(images, labels, opts)
       end
     end
   end
-  local ops, dtype = tf.compile(list, h, w, c, images:dtype())
+  local ops, dtype = tf.compile(list, h, w, c)
   self.transforms = list
   self._ops, self._nops = B.compile_ops(ops)
   self._item_shape = B.out_shape(h, w, c, self._ops, self._nops)

@@ -130,7 +130,7 @@ function FileDataset.new(files, labels, opts, where)
   local list = opts.transforms or {}
   local decode = opts.decode
   if decode == nil then decode = false end
-  local ops, dtype, has_decode = tf.compile(list, nil, nil, 3, "uint8")
+  local ops, dtype, has_decode = tf.compile(list, nil, nil, 3)
   if decode and has_decode then
     error(name .. ": decode = true and a Decode transform: the images would be decoded twice", 2)
   end

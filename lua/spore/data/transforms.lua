@@ -224,14 +224,13 @@ function M.is_random(list)
   return false
 end
 
---- Compile a transform list for (h, w, c) source images of dtype src_dtype into the engine's
--- op descriptions. h, w may be nil (files of varying sizes: Resize by the shorter side is
--- then resolved per image in C). Returns ops (list for ffi.data.compile_ops), the output
--- dtype named by TypeCast (or nil), and whether the list starts with Decode.
-function M.compile(list, h, w, c, src_dtype)
+--- Compile a transform list for (h, w, c) source images into the engine's op descriptions
+-- (the engine works out sizes and the uint8/float working type per image: a uint8 image
+-- stays uint8, rounded, through Resize and the crops, as in MindSpore). Returns ops (list for
+-- ffi.data.compile_ops), the output dtype named by TypeCast (or nil), and whether the list
+-- starts with Decode (or RandomCropDecodeResize).
+function M.compile(list, h, w, c)
   local ops, dtype, decode = {}, nil, false
-  -- integer: the values are still whole numbers in [0, 255] (uint8 source, no float op yet)
-  local integer = (src_dtype == nil or src_dtype == "uint8")
   for i, t in ipairs(list) do
     if type(t) ~= "table" or not t.op then
       error("transforms[" .. i .. "] is not a transform (use spore.data.vision.*)", 3)
@@ -243,15 +242,9 @@ function M.compile(list, h, w, c, src_dtype)
       if i ~= 1 then error("transforms[" .. i .. "]: Decode must come first", 3) end
       decode = true
     elseif t.op == "Resize" then
-      local nh, nw = t.h, t.w
-      if t.short then -- shorter side to `short`, keeping the aspect ratio (MindSpore: floor)
-        if h and w then
-          if h <= w then nh, nw = t.short, math.floor(w * t.short / h)
-          else nh, nw = math.floor(h * t.short / w), t.short end
-        end
-      end
-      ops[#ops + 1] = { kind = "resize", h = nh, w = nw, short = (not (h and w)) and t.short or nil, round = integer }
-      if nh then h, w = nh, nw else h, w = nil, nil end
+      -- by the shorter side: the engine computes the other side per image (MindSpore's floor)
+      ops[#ops + 1] = { kind = "resize", h = t.h, w = t.w, short = t.short }
+      h, w = t.h, t.w
     elseif t.op == "CenterCrop" then
       ops[#ops + 1] = { kind = "center_crop", h = t.h, w = t.w }
       h, w = t.h, t.w
@@ -261,17 +254,15 @@ function M.compile(list, h, w, c, src_dtype)
         decode = true
       end
       ops[#ops + 1] = { kind = "random_resized_crop", h = t.h, w = t.w, scale = t.scale, ratio = t.ratio,
-        attempts = t.attempts, round = integer }
+        attempts = t.attempts }
       h, w = t.h, t.w
     elseif t.op == "Rescale" then
       ops[#ops + 1] = { kind = "rescale", a = t.a, b = t.b }
-      integer = false
     elseif t.op == "Normalize" then
       if c and #t.mean ~= 1 and #t.mean ~= c then
         error("Normalize: " .. #t.mean .. " means for " .. c .. "-channel images", 3)
       end
       ops[#ops + 1] = { kind = "normalize", mean = t.mean, std = t.std }
-      integer = false
     elseif t.op == "HWC2CHW" then
       ops[#ops + 1] = { kind = "hwc2chw" }
     elseif t.op == "RandomCrop" then
