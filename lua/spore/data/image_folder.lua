@@ -17,6 +17,7 @@
 -- threads) and skip_bad_images (a corrupt file is left out and counted in
 -- ds.bad_images instead of raising its one-line error).
 local B = require("ffi.data")
+local I = require("ffi.image")
 local fs = require("ffi.fs")
 local T = require("spore.tensor")
 local D = require("spore.device")
@@ -146,14 +147,17 @@ function FileDataset.new(files, labels, opts, where)
     bad_images = 0, bad_files = {}, seed = opts.seed or 0,
   }, FileDataset)
   self._ops, self._nops = B.compile_ops(ops)
-  self._item_shape = B.files_out_shape(self._ops, self._nops)
-  if not self._item_shape then
+  -- one output shape whatever the image's size, or the batches could not be stacked
+  local s1, dt = I.out_info(480, 640, 3, "uint8", self._ops, self._nops)
+  local s2 = I.out_info(333, 250, 3, "uint8", self._ops, self._nops)
+  if s1[1] ~= s2[1] or s1[2] ~= s2[2] or s1[3] ~= s2[3] then
     error(name .. ": the transforms leave images of varying sizes; end them with Resize({h, w}), CenterCrop,"
       .. " RandomCrop or RandomResizedCrop so that a batch has one shape", 2)
   end
-  self.image_dtype = dtype or "float32"
+  self._item_shape = s1
+  self.image_dtype = dtype or dt
+  self._labels = labels
   self.labels = T.tensor(labels, "int32")
-  self._rng = require("ffi.tensor").new_rng(self.seed)
   self._all = B.index_array(n)
   for i = 0, n - 1 do self._all[i] = i end
   self._order = self._all
@@ -161,7 +165,8 @@ function FileDataset.new(files, labels, opts, where)
     self._order = B.index_array(size)
     Dataset.fill_shard(self._order, self._all, n, size, shards)
   end
-  self._paths = B.path_array(files)
+  self._rng = require("ffi.tensor").new_rng(self.seed)
+  self._epoch = 0
   return self
 end
 
@@ -257,90 +262,52 @@ function FileDataset:with(opts)
   return d
 end
 
-function FileDataset:_buffers()
-  if not self._img then
-    local s = self._item_shape
-    self._img = T.empty({ self.batch, s[1], s[2], s[3] }, self.image_dtype)
-    self._lab = T.empty({ self.batch }, self.label_dtype)
-    self._tail = {}
-    if self.device ~= "cpu" then
-      self._dimg = T.empty(self._img:shape(), self.image_dtype, self.device)
-      self._dlab = T.empty({ self.batch }, self.label_dtype, self.device)
-      self._dtail = {}
-    end
-  end
-  return self._img, self._lab
-end
-
-local function tail(cache, images, labels, n)
-  local t = cache[n]
-  if not t then
-    t = { images:narrow(1, 1, n), labels:narrow(1, 1, n) }
-    cache[n] = t
-  end
-  return t[1], t[2]
-end
-
 function FileDataset:_new_pass()
   if self.shuffle then B.shuffle(self._all, self._n, self._rng) end
   if self._shards then Dataset.fill_shard(self._order, self._all, self._n, self._size, self._shards) end
 end
 
--- Decode + transform n files order[pos..pos+n) into img (and labels into lab). With
--- skip_bad_images, a file that fails is recorded, counted and replaced by the next file of
--- the pass; returns the number of images written (≤ n; fewer only at the end of a pass).
-function FileDataset:_fill(img, lab, pos, n)
-  local order = self._order
-  if not self.skip_bad_images then
-    B.files_batch(img, self._paths, order + pos, n, self._ops, self._nops, self._rng, self.workers)
-    B.gather_rows(lab, self.labels, order + pos, n)
-    return n, n
+function FileDataset:_get_loader()
+  if not self._loader then
+    self._loader = I.loader(self.files, self._labels, self._ops, self._nops, {
+      batch = self.batch, threads = self.workers, channels = 3, skip_bad = self.skip_bad_images,
+      drop_remainder = self.drop_remainder, out_dtype = self.image_dtype, seed = self.seed })
   end
-  -- skip mode: per-file status; bad files are compacted away
-  local ok = B.files_batch_status(img, self._paths, order + pos, n, self._ops, self._nops, self._rng, self.workers,
-    function(i, msg)
-      local f = self.files[tonumber(order[pos + i]) + 1]
-      if not self.bad_files[f] then
-        self.bad_files[f] = msg
-        self.bad_images = self.bad_images + 1
-      end
-    end)
-  B.gather_rows(lab, self.labels, order + pos, n)
-  return ok, n
+  return self._loader
 end
 
---- Iterate the batches of one pass (× repeat), as Dataset:batches().
+--- Images skipped so far (skip_bad_images) and the last skip's message.
+function FileDataset:skipped()
+  if not self._loader then return 0, "" end
+  return self._loader.skipped()
+end
+
+--- Iterate the batches of one pass (× repeat), as Dataset:batches(): images float32
+-- [B,C,H,W] (or what the transforms say), labels int32 [B]. Decoding runs ahead on
+-- num_parallel_workers threads; the order is reshuffled (seeded) every pass.
 function FileDataset:batches()
-  local img, lab = self:_buffers()
-  local size, bs = self._size, self.batch
-  local rep, pass, pos = self["repeat"], 0, size
-  local drop = self.drop_remainder
+  local L = self:_get_loader()
+  local rep, pass, active = self["repeat"], 0, false
   return function()
     while true do
-      if pos >= size or (drop and size - pos < bs) then
+      if not active then
         if pass >= rep then return nil end
         pass = pass + 1
-        pos = 0
         self:_new_pass()
-        if drop and size < bs then return nil end
+        L:start(self._order, self._size, self._epoch)
+        self._epoch = self._epoch + 1
+        active = true
       end
-      local n = math.min(bs, size - pos)
-      if n == 0 then return nil end
-      local bi, bl = img, lab
-      if n < bs then bi, bl = tail(self._tail, img, lab, n) end
-      local got, used = self:_fill(bi, bl, pos, n)
-      pos = pos + used
-      if got > 0 then
-        if got < n then bi, bl = tail(self._tail, img, lab, got) end
-        local di, dl = self._dimg, self._dlab
-        if di then
-          if got < bs then di, dl = tail(self._dtail, di, dl, got) end
-          di:copy_(bi)
-          dl:copy_(bl)
-          return di, dl
+      local im, lb = L.next()
+      if im then
+        if lb:dtype() ~= self.label_dtype then lb = lb:to(self.label_dtype) end
+        if self.device ~= "cpu" then
+          return im:to(self.device), lb:to(self.device)
         end
-        return bi, bl
+        return im, lb
       end
+      active = false
+      self.bad_images = (L.skipped())
     end
   end
 end

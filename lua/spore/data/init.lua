@@ -11,6 +11,8 @@
 --   data.from_tensors(images, labels, opts)   HWC images or an NCHW float batch
 --   data.ImageFolderDataset(dir, opts) one class per subfolder, JPEG/PNG decoded in C
 --   data.zoo_pipeline(name, opts)    the model zoo ResNet's transform chains (imagenet, cifar10)
+--   data.load_npy(path) / data.save_npy(path, t)   NumPy .npy files
+--   data.decode_image(path[, channels])            one JPEG/PNG → uint8 [H,W,C]
 --   MindSpore's names: MnistDataset, FashionMnistDataset, Cifar10Dataset, Cifar100Dataset
 --     (usage "train" | "test" | "all")
 --   data.idx_load(path)              one idx file → Tensor
@@ -268,5 +270,24 @@ function M.image_files(files, labels, opts)
 end
 
 M.zoo_pipeline = require("spore.data.zoo").zoo_pipeline
+
+local I = require("ffi.image")
+--- Read a NumPy .npy file → Tensor (the engine parses it; errors name the file).
+function M.load_npy(path)
+  if type(path) ~= "string" then error("load_npy: path must be a string, got " .. type(path), 2) end
+  return I.npy_load(path)
+end
+--- Write a Tensor as a NumPy .npy file (atomically: a failure leaves the old file).
+function M.save_npy(path, t)
+  if type(path) ~= "string" then error("save_npy: path must be a string, got " .. type(path), 2) end
+  if not require("spore.tensor").is_tensor(t) then error("save_npy: a Tensor expected", 2) end
+  I.npy_save(path, t)
+end
+--- Decode one JPEG/PNG file → uint8 Tensor [H,W,3] (RGB, as MindSpore's Decode; channels = 1
+-- for grayscale, 0 as stored).
+function M.decode_image(path, channels)
+  if type(path) ~= "string" then error("decode_image: path must be a string, got " .. type(path), 2) end
+  return I.decode(path, channels)
+end
 
 return M
