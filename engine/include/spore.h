@@ -482,7 +482,7 @@ typedef enum {
                                  pad_if_needed, pad up to (h, w) symmetrically, then crop (h, w) at
                                  a random offset */
     SP_IMG_RANDOM_HFLIP = 5,  /* flip left-right with probability a */
-    SP_IMG_CENTER_CROP = 6,   /* crop (h, w) at the centre (offsets round((H-h)/2), round((W-w)/2));
+    SP_IMG_CENTER_CROP = 6,   /* crop (h, w) at the centre (offsets floor((H-h)/2), floor((W-w)/2));
                                  a side larger than the image is zero-padded first as MindSpore
                                  (top/left get the odd pixel) */
     SP_IMG_RANDOM_RESIZED_CROP = 7, /* MindSpore/torchvision: area in scale[0..1] of the image,

@@ -544,11 +544,11 @@ sp_status sp_img_run(const unsigned char *src_u8, const float *src_f32, int h, i
         }
         case SP_IMG_CENTER_CROP: {
             /* MindSpore CenterCrop: zero-pad a too-small side (top/left get the odd pixel), then
-             * crop at round((H - h) / 2) */
+             * crop at floor((H - h) / 2), as MindSpore's CenterCrop (integer division) */
             int ph = im.h, pw = im.w, pt = 0, pl = 0;
             if (o->h > ph) { pt = (o->h - ph) / 2 + (o->h - ph) % 2; ph = o->h; }
             if (o->w > pw) { pl = (o->w - pw) / 2 + (o->w - pw) % 2; pw = o->w; }
-            int y0 = (int)lround((ph - o->h) / 2.0) - pt, x0 = (int)lround((pw - o->w) / 2.0) - pl;
+            int y0 = (ph - o->h) / 2 - pt, x0 = (pw - o->w) / 2 - pl;
             if (y0 != 0 || x0 != 0 || o->h != im.h || o->w != im.w)
                 st = window(s, &im, y0, x0, o->h, o->w, SP_BORDER_CONSTANT, NULL, name);
             break;
