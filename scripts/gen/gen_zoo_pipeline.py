@@ -24,8 +24,10 @@ It writes:
       center_big.npy        CenterCrop(20, 16) of a 12x10 image (zero-padded by MindSpore)
       resize_short.npy      Resize(7) of b.png (shorter side; uint8)
   * statistics of the random chains (mean image over many draws, MindSpore's seeds):
-      a_train32_mean.npy    imagenet train chain at image_size 32 on a.jpg, mean of 400 draws
-      cifar_train_mean.npy  cifar10 train chain at image_size 32 on test record 0, mean of 400
+      a_train32_mean.npy    imagenet train chain at image_size 32 on a.jpg, mean of 1000 draws
+      cifar_train_mean.npy  cifar10 train chain at image_size 32 on test record 0: the exact
+                            mean over its 162 equally likely (offset, flip) cases, each through
+                            MindSpore's ops (its draws' histogram goes in the manifest)
     spore draws its own numbers: the specs compare means within a tolerance set by the
     per-pixel spread (also recorded: *_std.npy).
   * manifest.json: shapes, sources, versions.
@@ -99,6 +101,16 @@ def read_cifar(path):
     return [(r[1:].reshape(3, 32, 32).transpose(1, 2, 0).copy(), int(r[0])) for r in raw]
 
 
+def draw(img, chain, n):
+    """n draws of a random chain on one image, through a dataset pipeline (MindSpore's eager
+    calls with a fixed seed repeat one draw)."""
+    d = ds.NumpySlicesDataset({"image": np.stack([img] * n)}, shuffle=False)
+    d = d.map(operations=chain.transforms, input_columns="image")
+    out = np.stack([r[0] for r in d.create_tuple_iterator(output_numpy=True)]).astype(np.float64)
+    assert out.std(0).max() > 0, "the draws did not vary"
+    return out
+
+
 def run_chain(img, ops):
     for op in ops:
         img = op(img)
@@ -108,7 +120,7 @@ def run_chain(img, ops):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="spec/fixtures/zoo")
-    ap.add_argument("--draws", type=int, default=400)
+    ap.add_argument("--draws", type=int, default=1000)
     a = ap.parse_args()
     out = a.out
     os.makedirs(out, exist_ok=True)
@@ -164,16 +176,42 @@ def main():
     ds.config.set_seed(1234)
     chain = ds.transforms.Compose([V.RandomResizedCrop(32, scale=(0.08, 1.0), ratio=(0.75, 1.333)),
                                    V.RandomHorizontalFlip(0.5), V.Normalize(MEAN, STD), V.HWC2CHW()])
-    draws = np.stack([chain(a_img) for _ in range(a.draws)]).astype(np.float64)
+    draws = draw(a_img, chain, a.draws)
     save("a_train32_mean.npy", draws.mean(0).astype(np.float32), "imagenet train chain at 32 on a.jpg: mean of draws")
     save("a_train32_std.npy", draws.std(0).astype(np.float32), "... and the per-pixel standard deviation")
+    # cifar10 train chain: RandomCrop((32, 32), (4, 4, 4, 4)) draws its offset uniformly in
+    # 0..8 on each axis and the flip with p = 0.5 (checked below on MindSpore's own draws), so
+    # the mean image is an exact average over the 162 cases; MindSpore's chain on each case
+    # gives it (a mean of sampled pipeline draws strays from it: its rows' draws are not
+    # independent enough for a tight check)
     rec0 = recs[0][0]
-    chain = ds.transforms.Compose([V.RandomCrop((32, 32), (4, 4, 4, 4)), V.RandomHorizontalFlip(0.5),
-                                   V.Resize((32, 32)), V.Rescale(1.0 / 255.0, 0.0), V.Normalize(CMEAN, CSTD),
-                                   V.HWC2CHW()])
-    draws = np.stack([chain(rec0) for _ in range(a.draws)]).astype(np.float64)
-    save("cifar_train_mean.npy", draws.mean(0).astype(np.float32), "cifar10 train chain on test record 0: mean")
-    save("cifar_train_std.npy", draws.std(0).astype(np.float32), "... and the per-pixel standard deviation")
+    cases = []
+    for y in range(9):
+        for x in range(9):
+            for f in (0, 1):
+                crop = np.pad(rec0, ((4, 4), (4, 4), (0, 0)))[y:y + 32, x:x + 32]
+                if f:
+                    crop = crop[:, ::-1].copy()
+                cases.append(run_chain(crop, [V.Resize((32, 32)), V.Rescale(1.0 / 255.0, 0.0),
+                                              V.Normalize(CMEAN, CSTD), V.HWC2CHW()]).astype(np.float64))
+    cases = np.stack(cases)
+    save("cifar_train_mean.npy", cases.mean(0).astype(np.float32), "cifar10 train chain on test record 0: exact mean")
+    save("cifar_train_std.npy", cases.std(0).astype(np.float32), "... and the per-pixel standard deviation")
+    # MindSpore's offsets and flips are uniform: its own draws, matched back to (y, x, flip)
+    d = ds.NumpySlicesDataset({"image": np.stack([rec0] * a.draws)}, shuffle=False)
+    d = d.map(operations=[V.RandomCrop((32, 32), (4, 4, 4, 4)), V.RandomHorizontalFlip(0.5)], input_columns="image")
+    padded = np.pad(rec0, ((4, 4), (4, 4), (0, 0)))
+    hist = np.zeros((9, 9, 2), np.int64)
+    for (o,) in d.create_tuple_iterator(output_numpy=True):
+        for y in range(9):
+            for x in range(9):
+                w = padded[y:y + 32, x:x + 32]
+                if (w == o).all():
+                    hist[y, x, 0] += 1
+                elif (w[:, ::-1] == o).all():
+                    hist[y, x, 1] += 1
+    man["mindspore_randomcrop_hist"] = {"y": hist.sum((1, 2)).tolist(), "x": hist.sum((0, 2)).tolist(),
+                                        "flip": hist.sum((0, 1)).tolist()}
     man["draws"] = a.draws
     with open(os.path.join(out, "manifest.json"), "w") as f:
         json.dump(man, f, indent=1, sort_keys=True)
