@@ -283,6 +283,20 @@ function M.save_npy(path, t)
   if not require("spore.tensor").is_tensor(t) then error("save_npy: a Tensor expected", 2) end
   I.npy_save(path, t)
 end
+--- Run a transform list (spore.data.vision.*, a leading Decode ignored: give decoded images)
+-- on one image Tensor [H,W,C] or [H,W] (uint8 or float32) → a new Tensor. Random transforms
+-- draw from `seed` (default 0).
+function M.transform_image(img, transforms, seed)
+  if not require("spore.tensor").is_tensor(img) then error("transform_image: an image Tensor expected", 2) end
+  if type(transforms) ~= "table" then error("transform_image: a list of transforms expected", 2) end
+  local sh = img:shape()
+  local ops, dtype = vision.compile(transforms, sh[1], sh[2], sh[3] or 1)
+  local arr, n = B.compile_ops(ops)
+  local out = I.transform(img:contiguous(), arr, n, seed or 0)
+  if dtype and out:dtype() ~= dtype then out = out:to(dtype) end
+  return out
+end
+
 --- Decode one JPEG/PNG file → uint8 Tensor [H,W,3] (RGB, as MindSpore's Decode; channels = 1
 -- for grayscale, 0 as stored).
 function M.decode_image(path, channels)
