@@ -411,3 +411,51 @@ describe("ResNets at small sizes #slow", function()
     assert.same({ 2, 7 }, n50(spore.randn({ 2, 3, 32, 32 }):to(n50:device())):shape())
   end)
 end)
+
+describe("scripts on an image folder (finetune.lua → eval.lua → predict.lua, fresh processes)", function()
+  it("fine-tunes a ResNet18 with a new head read from the folder; eval.lua reproduces the held-out accuracy", function()
+    local d = H.tmpdir()
+    local src = {}
+    for i, n in ipairs({ "a.jpg", "b.png", "g.jpg", "p.jpg" }) do src[i] = Z .. n end
+    local layout = { cats = {}, dogs = {}, owls = {} }
+    for i = 1, 4 do
+      layout.cats["c" .. i .. ".jpg"] = src[i]
+      layout.dogs["d" .. i .. ".png"] = src[(i % 4) + 1]
+      layout.owls["o" .. i .. ".jpg"] = src[((i + 1) % 4) + 1]
+    end
+    local folder = mkfolder(layout)
+    os.execute("printf 'junk' > '" .. folder .. "/owls/broken.jpg'")
+    spore.manual_seed(2)
+    spore.save_checkpoint(spore.models.resnet18 { class_num = 10 }, d .. "/start.ckpt")
+    local lj = "SPORE_LIB='" .. (os.getenv("SPORE_LIB") or "") .. "' luajit " .. H.root .. "/scripts/"
+    local whole = " --net resnet18 --data-folder " .. folder .. " --image-size 32 --batch 4"
+    local common = whole .. " --val-split 0.25 --seed 3"
+    local out, rc = H.run(lj .. "finetune.lua --ckpt " .. d .. "/start.ckpt --new-head auto --epochs 1 --quiet"
+      .. " --skip-bad-images --out " .. d .. "/run" .. common .. " 2>" .. d .. "/err.txt")
+    assert.equal(0, rc, out .. io.open(d .. "/err.txt"):read("*a"))
+    local json = require("spore.json")
+    local ft = json.decode(out:match("([^\n]+)\n?$"))
+    assert.equal(3, ft.new_head)
+    assert.same({ "cats", "dogs", "owls" }, ft.classes)
+    assert.equal(3, ft.val_images) -- 13 files, a quarter held out
+    assert.equal(1, ft.bad_images)
+    assert.truthy(io.open(d .. "/err.txt"):read("*a"):find("skipped 1 bad image", 1, true))
+    local ckpt = ft.checkpoint
+    assert.truthy(ckpt:find(d .. "/run/", 1, true))
+    -- without --skip-bad-images the broken file stops eval.lua (whole folder) with one line naming it
+    out, rc = H.run(lj .. "eval.lua --ckpt " .. ckpt .. whole .. " 2>&1")
+    assert.equal(1, rc)
+    assert.truthy(out:find("broken.jpg", 1, true), out)
+    -- the same split (same files, same seed) skipping the same broken file
+    out, rc = H.run(lj .. "eval.lua --ckpt " .. ckpt .. common .. " --skip-bad-images --quiet 2>/dev/null")
+    assert.equal(0, rc, out)
+    local ev = json.decode(out:match("([^\n]+)\n?$"))
+    -- the held-out images are the same files: same accuracy, same loss
+    assert.equal(ft.epochs[1].accuracy, ev.accuracy)
+    assert.is_true(math.abs(ft.epochs[1].loss - ev.loss) < 1e-5, ft.epochs[1].loss .. " vs " .. ev.loss)
+    out, rc = H.run(lj .. "predict.lua --net resnet18 --ckpt " .. ckpt .. " --image-size 32 --top 2 " .. Z .. "g.jpg")
+    assert.equal(0, rc, out)
+    local first = out:match("^[^\n]+")
+    assert.truthy(first:match("^" .. (Z .. "g.jpg"):gsub("%p", "%%%0") .. ": %a+ %d%.%d+, %a+ %d%.%d+$"), first)
+  end)
+end)

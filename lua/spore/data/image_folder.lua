@@ -299,6 +299,7 @@ function FileDataset:batches()
         active = true
       end
       local im, lb = L.next()
+      self.bad_images = (L.skipped())
       if im then
         if lb:dtype() ~= self.label_dtype then lb = lb:to(self.label_dtype) end
         if self.device ~= "cpu" then
@@ -307,7 +308,6 @@ function FileDataset:batches()
         return im, lb
       end
       active = false
-      self.bad_images = (L.skipped())
     end
   end
 end
