@@ -4,6 +4,9 @@
 --   2. load that checkpoint for inference and evaluate it
 --   3. resume training from it with the optimizer state
 --   4. fine-tune a new classifier head with the feature layers frozen
+--   5. the ResNet path on an image folder: ResNet18 fine-tuned with a new head read from a
+--      folder of JPEGs (Debian's Fashion-MNIST written out at set-up time by `make demo-data`),
+--      evaluated in a fresh process, then predict.lua on single images
 -- Ends with one JSON line: {"out","train","eval","resume","newhead"} (each step's own JSON line).
 dofile((arg and arg[0] or ""):match("^(.-)[^/\\]*$") .. "boot.lua")
 local cli = require("spore.cli")
@@ -70,12 +73,45 @@ local f = run("finetune.lua", ("--net lenet5 --ckpt %s --dataset fashion-mnist -
   .. " --steps 600 --lr 0.05 --out %s/newhead"):format(r.checkpoint, out))
 say(("   -> the new head alone reaches test accuracy %.4f in %.0f s; saved %s\n"):format(f.accuracy, f.seconds, f.checkpoint))
 
+local folder = os.getenv("SPORE_DEMO_IMAGES") or (root .. "/out/data/fashion-mnist-jpeg")
+local rn, re, rp
+local fh = io.open(folder .. "/0_tshirt-top", "rb")
+if not fh then
+  say("5. (skipped: no image folder at " .. folder .. "; `make demo` builds it with `make demo-data`)\n")
+else
+  fh:close()
+  say("5. The ResNet path on a folder of JPEGs (" .. folder .. ": one subfolder per class): ResNet18 from a checkpoint,")
+  say("   a new head sized from the folder (--new-head auto), the zoo's imagenet pipeline at 32x32, 10% held out.")
+  spore.manual_seed(1)
+  local start = out .. "/resnet18_init.ckpt"
+  spore.save_checkpoint(spore.models.resnet18 { class_num = 1001 }, start)
+  rn = run("finetune.lua", ("--net resnet18 --ckpt %s --data-folder %s --new-head auto --image-size 32 --val-split 0.1"
+    .. " --crop-scale 0.5 --epochs 2 --lr 0.05 --out %s/resnet"):format(q(start), q(folder), q(out)))
+  say(("   -> %d classes, %d training images: held-out accuracy %.4f after %d epochs in %.0f s; saved %s"):format(
+    #rn.classes, rn.train_images, rn.accuracy, #rn.epochs, rn.seconds, rn.checkpoint))
+  re = run("eval.lua", ("--net resnet18 --ckpt %s --data-folder %s --image-size 32 --val-split 0.1 --seed 1"):format(
+    q(rn.checkpoint), q(folder)))
+  say(("   -> eval.lua in a fresh process: accuracy %.4f on the same %d held-out images (same: %s)"):format(
+    re.accuracy, re.samples, math.abs(re.accuracy - rn.accuracy) < 1e-9 and "yes" or "NO"))
+  local p = io.popen("ls " .. q(folder .. "/7_sneaker") .. " | head -1")
+  local one = p:read("*l")
+  p:close()
+  rp = run("predict.lua", ("--net resnet18 --ckpt %s --image-size 32 --top 3 %s"):format(q(rn.checkpoint),
+    q(folder .. "/7_sneaker/" .. one)))
+  local top = rp.predictions[1].top
+  say(("   -> predict.lua 7_sneaker/%s: %s %.2f, %s %.2f, %s %.2f (names from classes.txt beside the checkpoint)\n"):format(
+    one, top[1].name, top[1].p, top[2].name, top[2].p, top[3].name, top[3].p))
+end
+
 say("Inspect any checkpoint with:  luajit scripts/inspect.lua " .. r.checkpoint)
 say("Explore in the REPL with:     luajit scripts/repl.lua")
 local res = json.ordered({ out = out }, { "out" })
-for _, kv in ipairs({ { "train", t }, { "eval", e }, { "resume", r }, { "newhead", f } }) do
-  kv[2]._json = nil
-  res[kv[1]] = kv[2]
+for _, kv in ipairs({ { "train", t }, { "eval", e }, { "resume", r }, { "newhead", f }, { "resnet", rn },
+    { "resnet_eval", re }, { "predict", rp } }) do
+  if kv[2] then
+    kv[2]._json = nil
+    res[kv[1]] = kv[2]
+  end
 end
 return res
 end)
