@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# fuzz.sh [SECONDS] — build one libFuzzer target per checkpoint reader with
+# fuzz.sh [SECONDS] — build one libFuzzer target per reader of untrusted bytes (checkpoints,
+# JPEG, PNG, .npy) with
 # clang -fsanitize=fuzzer,address,undefined and run each on a seed corpus (spec/fixtures
 # plus the crash corpus spec/fuzz/crashes/<target>/). SECONDS per target: $1, or
-# $FUZZ_SECONDS, default 60. $FUZZ_TARGETS: a subset of "ckpt safetensors pth".
+# $FUZZ_SECONDS, default 60. $FUZZ_TARGETS: a subset of "ckpt safetensors pth jpeg png npy".
 # Every target runs; the script exits 1 when any of them found a crash, a leak or a
 # timeout (an input slower than $FUZZ_TIMEOUT s, default 20), after printing the input's
 # path. Needs clang (installed here on demand: this is the only place that installs it,
@@ -38,13 +39,17 @@ for f in $SRC build/gen/checkpoint.pb-c.c; do
 done
 wait
 failed=()
-for t in ${FUZZ_TARGETS:-ckpt safetensors pth}; do
+for t in ${FUZZ_TARGETS:-ckpt safetensors pth jpeg png npy}; do
   clang "${FLAGS[@]}" -o "$OUT/fuzz_$t" spec/fuzz/fuzz_$t.c "${objs[@]}" "${LIBS[@]}"
   corpus="$OUT/corpus_$t"
   mkdir -p "$corpus"
   if [[ $t == ckpt ]]; then cp -n spec/fixtures/*.ckpt "$corpus"/ 2>/dev/null || true
   elif [[ $t == pth ]]; then
     for f in spec/fixtures/pth/*.pth; do [[ $(stat -c %s "$f") -le 65536 ]] && cp -n "$f" "$corpus"/; done
+  elif [[ $t == jpeg ]]; then cp -n spec/fixtures/images/*.jpg "$corpus"/ 2>/dev/null || true
+  elif [[ $t == png ]]; then cp -n spec/fixtures/images/*.png "$corpus"/ 2>/dev/null || true
+  elif [[ $t == npy ]]; then
+    for f in spec/fixtures/images/*.npy; do [[ $(stat -c %s "$f") -le 8192 ]] && cp -n "$f" "$corpus"/; done
   else cp -n spec/fixtures/*.safetensors "$corpus"/ 2>/dev/null || true; fi
   crashes=()
   [[ -d spec/fuzz/crashes/$t ]] && crashes=(spec/fuzz/crashes/$t)

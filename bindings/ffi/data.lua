@@ -43,38 +43,11 @@ function M.gather_rows(dst, src, idx, n)
   check(C.sp_gather_rows(T.handle(dst), T.handle(src), idx, n))
 end
 
-local KIND = { resize = 0, rescale = 1, normalize = 2, hwc2chw = 3, random_crop = 4, random_hflip = 5,
-  center_crop = 6, random_resized_crop = 7, typecast = 8, random_vflip = 9 }
-local BORDER = { constant = 0, edge = 1, reflect = 2, symmetric = 3 }
-
---- Compile a list of op descriptions (spore.data.transforms.compile) into a C op array
--- (sp_img_op[]); returns cdata array, count.
+--- Compile a list of op descriptions (spore.data.transforms.compile; the fields of
+-- ffi.image.compile_ops) into a C op array; returns cdata array, count.
 function M.compile_ops(list)
-  local n = #list
-  local arr = opsarr(math.max(n, 1))
-  for i, op in ipairs(list) do
-    local o = arr[i - 1]
-    local k = KIND[op.kind]
-    if not k then error("unknown image op '" .. tostring(op.kind) .. "'", 2) end
-    o.kind = k
-    o.h, o.w, o.pad = op.h or op.short or 0, op.w or op.short or 0, 0
-    o.a, o.b = op.a or 0, op.b or 0
-    for c = 1, 4 do
-      o.mean[c - 1] = op.mean and (op.mean[c] or op.mean[#op.mean]) or 0
-      o.std[c - 1] = op.std and (op.std[c] or op.std[#op.std]) or 1
-      o.fill[c - 1] = op.fill and (op.fill[c] or op.fill[#op.fill]) or 0
-    end
-    if op.pad then for j = 1, 4 do o.padding[j - 1] = op.pad[j] end end
-    o.pad_mode = BORDER[op.mode or "constant"]
-    o.pad_if_needed = op.pad_if_needed and 1 or 0
-    if op.scale then o.scale[0], o.scale[1] = op.scale[1], op.scale[2] end
-    if op.ratio then o.ratio[0], o.ratio[1] = op.ratio[1], op.ratio[2] end
-    o.max_attempts = op.attempts or 0
-    o.interp = 0
-    o.resize_short = op.short and 1 or 0
-    o.dtype = op.dtype and T.dtype_code(op.dtype) or 0
-  end
-  return arr, n
+  local ops = require("ffi.image").compile_ops(list)
+  return ops.arr, ops.n, ops
 end
 
 --- Output shape {d1, d2, d3} of the compiled ops for an (h, w, c) image.

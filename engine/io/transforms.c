@@ -115,16 +115,24 @@ static short sat_short(float v) {
     return (short)(r < -32768 ? -32768 : r > 32767 ? 32767 : r);
 }
 
-static void linear_taps(rtap *t, int dn, int sn) {
+/* cv::resize's taps: columns clamp the position at the edges (weight 1 on the edge
+ * pixel); rows keep the computed weights and clamp the row indices instead (so an edge
+ * row is weighted b0 + b1 in fixed point, rounding as OpenCV does). */
+static void linear_taps(rtap *t, int dn, int sn, int rows) {
     double inv = (double)dn / sn, scale = 1.0 / inv;
     for (int d = 0; d < dn; d++) {
         float f = (float)((d + 0.5) * scale - 0.5);
         int s = (int)floorf(f);
         f -= (float)s;
-        if (s < 0) { f = 0; s = 0; }
-        if (s >= sn - 1) { f = 0; s = sn - 1; }
-        t[d].x0 = s;
-        t[d].x1 = s + 1 < sn ? s + 1 : s;
+        if (rows) {
+            t[d].x0 = s < 0 ? 0 : s > sn - 1 ? sn - 1 : s;
+            t[d].x1 = s + 1 < 0 ? 0 : s + 1 > sn - 1 ? sn - 1 : s + 1;
+        } else {
+            if (s < 0) { f = 0; s = 0; }
+            if (s >= sn - 1) { f = 0; s = sn - 1; }
+            t[d].x0 = s;
+            t[d].x1 = s + 1 < sn ? s + 1 : s;
+        }
         t[d].f0 = 1.f - f;
         t[d].f1 = f;
         t[d].a0 = sat_short((1.f - f) * 2048);
@@ -152,7 +160,7 @@ static sp_status resize(sp_img_scratch *s, wimg *im, const unsigned char *su8, c
     int32_t *ib0 = (int32_t *)(ty + oh), *ib1 = ib0 + (size_t)ow * c;
     float *fb0 = (float *)(ib1 + (size_t)ow * c), *fb1 = fb0 + (size_t)ow * c;
     if (interp == SP_INTERP_NEAREST) { nearest_taps(tx, ow, sw); nearest_taps(ty, oh, sh); }
-    else { linear_taps(tx, ow, sw); linear_taps(ty, oh, sh); }
+    else { linear_taps(tx, ow, sw, 0); linear_taps(ty, oh, sh, 1); }
     const int W = ow * c;
     if (su8) {
         unsigned char *d = other(s, im, 0, (size_t)oh * W);
@@ -176,36 +184,45 @@ static sp_status resize(sp_img_scratch *s, wimg *im, const unsigned char *su8, c
                 for (int x = 0; x < ow; x++) memcpy(o + x * c, r + tx[x].x0 * c, (size_t)c);
             }
         } else {
-            int prev0 = -1, prev1 = -1;
+            int32_t *hb[2] = {ib0, ib1};
+            int hrow[2] = {-1, -1};
             for (int y = 0; y < oh; y++) {
-                int y0 = ty[y].x0, y1 = ty[y].x1;
-                /* horizontal pass of the two source rows (reusing the previous ones) */
-                if (y0 == prev1 && y0 != prev0) { int32_t *t = ib0; ib0 = ib1; ib1 = t; prev0 = y0; }
-                int rows[2] = {y0, y1};
-                int32_t *bufs[2] = {ib0, ib1};
+                const int need[2] = {ty[y].x0, ty[y].x1};
+                const int32_t *rp[2];
                 for (int k = 0; k < 2; k++) {
-                    if ((k == 0 && prev0 == y0) || (k == 1 && prev1 == y1 && prev0 == y0)) continue;
-                    const unsigned char *r = su8 + (size_t)rows[k] * rs;
-                    int32_t *b = bufs[k];
-                    for (int x = 0; x < ow; x++) {
-                        const unsigned char *p0 = r + tx[x].x0 * c, *p1 = r + tx[x].x1 * c;
-                        int a0 = tx[x].a0, a1 = tx[x].a1;
-                        for (int ch = 0; ch < c; ch++) b[x * c + ch] = p0[ch] * a0 + p1[ch] * a1;
+                    int j = hrow[0] == need[k] ? 0 : hrow[1] == need[k] ? 1 : -1;
+                    if (j < 0) {
+                        /* the buffer not holding the other row this output row needs */
+                        j = hrow[k] == need[1 - k] ? 1 - k : k;
+                        const unsigned char *r = su8 + (size_t)need[k] * rs;
+                        int32_t *bb = hb[j];
+                        if (c == 3) {
+                            for (int x = 0; x < ow; x++) {
+                                const unsigned char *p0 = r + tx[x].x0 * 3, *p1 = r + tx[x].x1 * 3;
+                                const int a0 = tx[x].a0, a1 = tx[x].a1;
+                                bb[3 * x] = p0[0] * a0 + p1[0] * a1;
+                                bb[3 * x + 1] = p0[1] * a0 + p1[1] * a1;
+                                bb[3 * x + 2] = p0[2] * a0 + p1[2] * a1;
+                            }
+                        } else {
+                            for (int x = 0; x < ow; x++) {
+                                const unsigned char *p0 = r + tx[x].x0 * c, *p1 = r + tx[x].x1 * c;
+                                int a0 = tx[x].a0, a1 = tx[x].a1;
+                                for (int ch = 0; ch < c; ch++) bb[x * c + ch] = p0[ch] * a0 + p1[ch] * a1;
+                            }
+                        }
+                        hrow[j] = need[k];
                     }
+                    rp[k] = hb[j];
                 }
-                prev0 = y0; prev1 = y1;
+                const int32_t *r0 = rp[0], *r1 = rp[1];
                 const int b0 = ty[y].a0, b1 = ty[y].a1;
                 unsigned char *o = d + (size_t)y * W;
-                int x = 0;
-                /* OpenCV's SIMD vertical pass (VResizeLinearVec_32s8u) on whole vectors,
-                 * the scalar FixedPtCast on the tail */
-                int vend = W - W % 8;
-                for (; x < vend; x++) {
-                    int v = (((b0 * (int16_t)(ib0[x] >> 4)) >> 16) + ((b1 * (int16_t)(ib1[x] >> 4)) >> 16) + 2) >> 2;
-                    o[x] = (unsigned char)(v < 0 ? 0 : v > 255 ? 255 : v);
-                }
-                for (; x < W; x++) {
-                    int v = (ib0[x] * b0 + ib1[x] * b1 + (1 << 21)) >> 22;
+                /* OpenCV's SIMD vertical pass (VResizeLinearVec_32s8u): (b0*(S0>>4))>>16 +
+                 * (b1*(S1>>4))>>16, rounded >>2. MindSpore 2.10's cv::resize gives this on every
+                 * column (checked bit-exact against it by scripts/gen/gen_image_fixtures.py). */
+                for (int x = 0; x < W; x++) {
+                    int v = (((b0 * (int16_t)(r0[x] >> 4)) >> 16) + ((b1 * (int16_t)(r1[x] >> 4)) >> 16) + 2) >> 2;
                     o[x] = (unsigned char)(v < 0 ? 0 : v > 255 ? 255 : v);
                 }
             }
@@ -511,6 +528,15 @@ sp_status sp_img_run(const unsigned char *src_u8, const float *src_f32, int h, i
                 if (o->kind == SP_IMG_RESCALE) {
                     if (in.u8) { const unsigned char *q = in.u8 + (size_t)y * in.rs; for (int x = 0; x < W; x++) out[x] = q[x] * sc[0] + sh[0]; }
                     else { const float *q = in.f32 + (size_t)y * in.rs; for (int x = 0; x < W; x++) out[x] = q[x] * sc[0] + sh[0]; }
+                } else if (in.u8 && c == 3) {
+                    const unsigned char *q = in.u8 + (size_t)y * in.rs;
+                    const float m0 = o->mean[0], m1 = o->mean[1], m2 = o->mean[2];
+                    const float s0 = o->std[0], s1 = o->std[1], s2 = o->std[2];
+                    for (int x = 0; x < W; x += 3) {
+                        out[x] = ((float)q[x] - m0) / s0;
+                        out[x + 1] = ((float)q[x + 1] - m1) / s1;
+                        out[x + 2] = ((float)q[x + 2] - m2) / s2;
+                    }
                 } else if (in.u8) {
                     const unsigned char *q = in.u8 + (size_t)y * in.rs;
                     for (int x = 0; x < W; x += c)
@@ -544,7 +570,7 @@ sp_status sp_img_run(const unsigned char *src_u8, const float *src_f32, int h, i
         }
         case SP_IMG_CENTER_CROP: {
             /* MindSpore CenterCrop: zero-pad a too-small side (top/left get the odd pixel), then
-             * crop at floor((H - h) / 2), as MindSpore's CenterCrop (integer division) */
+             * crop at floor((H - h) / 2), as MindSpore 2.10 does */
             int ph = im.h, pw = im.w, pt = 0, pl = 0;
             if (o->h > ph) { pt = (o->h - ph) / 2 + (o->h - ph) % 2; ph = o->h; }
             if (o->w > pw) { pl = (o->w - pw) / 2 + (o->w - pw) % 2; pw = o->w; }
@@ -611,6 +637,12 @@ void sp_img_write(const sp_img_result *r, int dtype, void *dst) {
         const size_t plane = (size_t)h * w;
         if (r->f32 && dtype == SP_FLOAT32) {
             float *d = dst;
+            if (c == 3) {
+                float *d0 = d, *d1 = d + plane, *d2 = d + 2 * plane;
+                const float *q = r->f32;
+                for (size_t p = 0; p < plane; p++, q += 3) { d0[p] = q[0]; d1[p] = q[1]; d2[p] = q[2]; }
+                return;
+            }
             for (size_t p = 0; p < plane; p++)
                 for (int k = 0; k < c; k++) d[k * plane + p] = r->f32[p * c + k];
             return;
@@ -736,7 +768,7 @@ sp_status sp_image_batch(sp_tensor *out, const sp_tensor *src, const int64_t *id
             sp_status e = sp_img_run(s8 ? s8 + k * in_el : NULL, s32 ? s32 + k * in_el : NULL, h, w, c, ops, nops, seeds[i],
                                      &s, &r, "image_batch");
             if (e) {
-#pragma omp critical(sp_image_batch_err)
+#pragma omp critical
                 {
                     if (!failed) { failed = e; snprintf(msg, sizeof msg, "%s", sp_last_error()); }
                 }

@@ -210,12 +210,15 @@ SUITE(data_image_batch) {
                 double wy = fy - y0, wx = fx - x0;
                 double v = (im[y0 * 4 + x0] * (1 - wx) + im[y0 * 4 + x1] * wx) * (1 - wy) +
                            (im[y1 * 4 + x0] * (1 - wx) + im[y1 * 4 + x1] * wx) * wy;
-                v = (v / 255 - 0.5) / 0.25;
-                double d = fabs(v - o[n * 35 + y * 7 + x]);
+                /* Resize on a uint8 image gives uint8 (MindSpore): the value before
+                 * Rescale is an integer within 1 of the exact bilinear one */
+                double u = (o[n * 35 + y * 7 + x] * 0.25 + 0.5) * 255;
+                if (fabs(u - nearbyint(u)) > 1e-3) maxd = 99;
+                double d = fabs(u - v);
                 if (d > maxd) maxd = d;
             }
     }
-    CHECK(maxd < 1e-5, "fused resize+rescale+normalize matches a naive loop (max diff %g)", maxd);
+    CHECK(maxd <= 1.0, "fused resize (rounded to uint8) + rescale + normalize matches a naive loop (max diff %g)", maxd);
     int64_t bad[4] = {2, 5, 7, 1};
     sp_tensor *out2 = NULL;
     sp_tensor_new(&out2, SP_FLOAT32, 4, bad);

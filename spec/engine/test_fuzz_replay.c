@@ -20,6 +20,15 @@
 #define LLVMFuzzerTestOneInput replay_pth_input
 #include "../fuzz/fuzz_pth.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput replay_jpeg_input
+#include "../fuzz/fuzz_jpeg.c"
+#undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput replay_png_input
+#include "../fuzz/fuzz_png.c"
+#undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput replay_npy_input
+#include "../fuzz/fuzz_npy.c"
+#undef LLVMFuzzerTestOneInput
 
 static unsigned char *slurp_file(const char *path, size_t *n) {
     FILE *f = fopen(path, "rb");
@@ -70,6 +79,9 @@ SUITE(fuzz_crash_replay) {
         {"spec/fuzz/crashes/ckpt", replay_ckpt_input},
         {"spec/fuzz/crashes/safetensors", replay_safetensors_input},
         {"spec/fuzz/crashes/pth", replay_pth_input},
+        {"spec/fuzz/crashes/jpeg", replay_jpeg_input},
+        {"spec/fuzz/crashes/png", replay_png_input},
+        {"spec/fuzz/crashes/npy", replay_npy_input},
     };
     int total = 0;
     for (size_t i = 0; i < sizeof targets / sizeof targets[0]; i++) total += replay_dir(targets[i].dir, targets[i].fn);

@@ -137,12 +137,12 @@ function Dataset.new(images, labels, opts)
   end
   local ops, dtype = tf.compile(list, h, w, c)
   self.transforms = list
-  self._ops, self._nops = B.compile_ops(ops)
+  self._ops, self._nops, self._opsobj = B.compile_ops(ops)
   self._item_shape = B.out_shape(h, w, c, self._ops, self._nops)
   -- the engine's working type: uint8 images stay uint8 through Resize and the crops (as in
   -- MindSpore), float32 after Rescale / Normalize; TypeCast names the batch dtype
-  local _, wdt = require("ffi.image").out_info(h, w, c, images:dtype() == "uint8" and "uint8" or "float32",
-    self._ops, self._nops)
+  local _, wdt = require("ffi.image").out_info(h, w, c, self._opsobj,
+    images:dtype() == "uint8" and "uint8" or "float32")
   self.image_dtype = dtype or (#ops > 0 and wdt or images:dtype())
   if #ish == 3 and #ops == 0 then self._item_shape = { h, w, 1 } end
   self._rng = require("ffi.tensor").new_rng(opts.seed or 0)

@@ -146,10 +146,10 @@ function FileDataset.new(files, labels, opts, where)
     transforms = list, workers = workers, skip_bad_images = opts.skip_bad_images == true,
     bad_images = 0, bad_files = {}, seed = opts.seed or 0,
   }, FileDataset)
-  self._ops, self._nops = B.compile_ops(ops)
+  self._ops = I.compile_ops(ops)
   -- one output shape whatever the image's size, or the batches could not be stacked
-  local s1, dt = I.out_info(480, 640, 3, "uint8", self._ops, self._nops)
-  local s2 = I.out_info(333, 250, 3, "uint8", self._ops, self._nops)
+  local s1, dt = I.out_info(480, 640, 3, self._ops, "uint8")
+  local s2 = I.out_info(333, 250, 3, self._ops, "uint8")
   if s1[1] ~= s2[1] or s1[2] ~= s2[2] or s1[3] ~= s2[3] then
     error(name .. ": the transforms leave images of varying sizes; end them with Resize({h, w}), CenterCrop,"
       .. " RandomCrop or RandomResizedCrop so that a batch has one shape", 2)
@@ -269,9 +269,9 @@ end
 
 function FileDataset:_get_loader()
   if not self._loader then
-    self._loader = I.loader(self.files, self._labels, self._ops, self._nops, {
-      batch = self.batch, threads = self.workers, channels = 3, skip_bad = self.skip_bad_images,
-      drop_remainder = self.drop_remainder, out_dtype = self.image_dtype, seed = self.seed })
+    self._loader = I.loader(self.files, self._labels, self._ops, {
+      batch_size = self.batch, threads = self.workers, channels = 3, skip_bad = self.skip_bad_images,
+      drop_remainder = self.drop_remainder, dtype = self.image_dtype, seed = self.seed })
   end
   return self._loader
 end
@@ -279,7 +279,7 @@ end
 --- Images skipped so far (skip_bad_images) and the last skip's message.
 function FileDataset:skipped()
   if not self._loader then return 0, "" end
-  return self._loader.skipped()
+  return self._loader:skipped(), self._loader:last_skip()
 end
 
 --- Iterate the batches of one pass (× repeat), as Dataset:batches(): images float32
@@ -294,12 +294,14 @@ function FileDataset:batches()
         if pass >= rep then return nil end
         pass = pass + 1
         self:_new_pass()
-        L:start(self._order, self._size, self._epoch)
+        local order = {}
+        for k = 0, self._size - 1 do order[k + 1] = tonumber(self._order[k]) + 1 end
+        L:start(order, self._epoch)
         self._epoch = self._epoch + 1
         active = true
       end
-      local im, lb = L.next()
-      self.bad_images = (L.skipped())
+      local im, lb = L:next()
+      self.bad_images = L:skipped()
       if im then
         if lb:dtype() ~= self.label_dtype then lb = lb:to(self.label_dtype) end
         if self.device ~= "cpu" then

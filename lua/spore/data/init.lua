@@ -291,8 +291,7 @@ function M.transform_image(img, transforms, seed)
   if type(transforms) ~= "table" then error("transform_image: a list of transforms expected", 2) end
   local sh = img:shape()
   local ops, dtype = vision.compile(transforms, sh[1], sh[2], sh[3] or 1)
-  local arr, n = B.compile_ops(ops)
-  local out = I.transform(img:contiguous(), arr, n, seed or 0)
+  local out = I.transform(img:contiguous(), I.compile_ops(ops), seed or 0)
   if dtype and out:dtype() ~= dtype then out = out:to(dtype) end
   return out
 end
@@ -301,7 +300,7 @@ end
 -- for grayscale, 0 as stored).
 function M.decode_image(path, channels)
   if type(path) ~= "string" then error("decode_image: path must be a string, got " .. type(path), 2) end
-  return I.decode(path, channels)
+  return I.decode(path, channels or 3)
 end
 
 return M

@@ -243,7 +243,7 @@ function M.compile(list, h, w, c)
       decode = true
     elseif t.op == "Resize" then
       -- by the shorter side: the engine computes the other side per image (MindSpore's floor)
-      ops[#ops + 1] = { kind = "resize", h = t.h, w = t.w, short = t.short }
+      ops[#ops + 1] = { kind = "resize", h = t.h or t.short, w = t.w or t.short, resize_short = t.short ~= nil }
       h, w = t.h, t.w
     elseif t.op == "CenterCrop" then
       ops[#ops + 1] = { kind = "center_crop", h = t.h, w = t.w }
@@ -254,7 +254,7 @@ function M.compile(list, h, w, c)
         decode = true
       end
       ops[#ops + 1] = { kind = "random_resized_crop", h = t.h, w = t.w, scale = t.scale, ratio = t.ratio,
-        attempts = t.attempts }
+        max_attempts = t.attempts }
       h, w = t.h, t.w
     elseif t.op == "Rescale" then
       ops[#ops + 1] = { kind = "rescale", a = t.a, b = t.b }
@@ -266,8 +266,8 @@ function M.compile(list, h, w, c)
     elseif t.op == "HWC2CHW" then
       ops[#ops + 1] = { kind = "hwc2chw" }
     elseif t.op == "RandomCrop" then
-      ops[#ops + 1] = { kind = "random_crop", h = t.h, w = t.w, pad = t.pad, pad_if_needed = t.pad_if_needed,
-        fill = t.fill, mode = t.mode }
+      ops[#ops + 1] = { kind = "random_crop", h = t.h, w = t.w, padding = t.pad, pad_if_needed = t.pad_if_needed,
+        fill = t.fill, pad_mode = t.mode }
       h, w = t.h, t.w
     elseif t.op == "RandomHorizontalFlip" then
       ops[#ops + 1] = { kind = "random_hflip", a = t.a }

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# bench_loader.sh [runs=5] — the image loader's throughput: 300 ImageNet-sized 500x375 JPEGs
+# (quality 90, made once by loader_gen.py under BUILD/bench_images) through decode →
+# RandomResizedCrop(224) → RandomHorizontalFlip → Normalize → HWC2CHW, batch 32, 2 worker
+# threads (spore's C loader), beside PIL + torchvision's transforms in a 2-worker DataLoader
+# doing the same. Runs alternate spore / torch; each figure is the median of RUNS timed
+# epochs. One JSON line: {"name", "unit": "images/s", "spore", "peers": {"pil_torchvision"},
+# "ratio_vs_torch": spore / peer, "runs"}. The peer runs under $BENCH_PYTHON (default
+# /work/venv/bin/python when present, else python3) and is null when torchvision is absent.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+RUNS=${1:-5}
+BUILD=${BUILD:-build}
+export SPORE_LIB="${SPORE_LIB:-$PWD/$BUILD/libspore.so}"
+PY=${BENCH_PYTHON:-$( [[ -x /work/venv/bin/python ]] && echo /work/venv/bin/python || echo python3 )}
+DIR="$BUILD/bench_images"
+"$PY" scripts/bench/loader_gen.py "$DIR" 300 2>/dev/null || /usr/bin/python3 scripts/bench/loader_gen.py "$DIR" 300
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+for ((r = 1; r <= RUNS; r++)); do
+  luajit scripts/bench/loader_spore.lua "$DIR" 1 >> "$tmp/spore.tsv"
+  "$PY" scripts/bench/loader_torch.py "$DIR" 1 >> "$tmp/torch.tsv" 2>> "$tmp/torch.err" || true
+done
+python3 - "$tmp/spore.tsv" "$tmp/torch.tsv" "$RUNS" <<'PY'
+import json, statistics, sys
+sp = [float(l.split("\t")[2]) for l in open(sys.argv[1]) if l.count("\t") == 2]
+tv = [float(l.split("\t")[1]) for l in open(sys.argv[2]) if l.count("\t") == 1]
+s = statistics.median(sp)
+t = statistics.median(tv) if tv else None
+print(json.dumps({"name": "loader_jpeg_500x375_rrc224_flip_norm_chw_2threads", "unit": "images/s",
+                  "spore": round(s, 1), "peers": {"pil_torchvision": None if t is None else round(t, 1)},
+                  "ratio_vs_torch": None if not t else round(s / t, 3), "runs": len(sp),
+                  "samples": {"spore": [round(v, 1) for v in sp], "pil_torchvision": [round(v, 1) for v in tv]}}))
+PY
