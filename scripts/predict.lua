@@ -22,7 +22,6 @@ local spec = {
     { "--data-folder", "string", nil, "class names from this folder's sorted subfolders" },
     { "--labels", "string", nil, "class names from this file, one a line in label order" },
     { "--pipeline", "string", "imagenet", "the zoo's eval chain", choices = { "imagenet", "cifar10" } },
-    { "--workers", "int", 2, "decoding threads" },
     { "--skip-bad-images", "flag", false, "skip undecodable images (counted at the end) instead of stopping" },
     { "batch", default = 32 }, "dec_key", "dec_mode", "quiet" },
 }

@@ -81,7 +81,7 @@ function M.folder_opts(o, ns, usage_error)
   if o.image_size < 32 then usage_error("--image-size must be at least 32 (the ResNets' smallest input)") end
   if o.pipeline ~= "imagenet" and o.pipeline ~= "cifar10" then usage_error("--pipeline must be imagenet or cifar10") end
   if o.crop_scale and (o.crop_scale <= 0 or o.crop_scale > 1) then usage_error("--crop-scale must be in (0, 1]") end
-  if o.workers < 1 then usage_error("--workers must be at least 1") end
+  if o.workers and o.workers < 1 then usage_error("--workers must be at least 1") end
 end
 
 --- An image folder dataset with a script's flags: train (the zoo's train chain, shuffled) or
