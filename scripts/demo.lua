@@ -86,7 +86,7 @@ else
   local start = out .. "/resnet18_init.ckpt"
   spore.save_checkpoint(spore.models.resnet18 { class_num = 1001 }, start)
   rn = run("finetune.lua", ("--net resnet18 --ckpt %s --data-folder %s --new-head auto --image-size 32 --val-split 0.1"
-    .. " --crop-scale 0.5 --epochs 2 --lr 0.05 --out %s/resnet"):format(q(start), q(folder), q(out)))
+    .. " --crop-scale 0.5 --epochs 2 --lr 0.01 --out %s/resnet"):format(q(start), q(folder), q(out)))
   say(("   -> %d classes, %d training images: held-out accuracy %.4f after %d epochs in %.0f s; saved %s"):format(
     #rn.classes, rn.train_images, rn.accuracy, #rn.epochs, rn.seconds, rn.checkpoint))
   re = run("eval.lua", ("--net resnet18 --ckpt %s --data-folder %s --image-size 32 --val-split 0.1 --seed 1"):format(

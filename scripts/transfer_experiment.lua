@@ -24,6 +24,8 @@ local spec = {
     { "epochs", default = 3 },
     { "--image-size", "int", 32, "network input size" },
     { "--mnist", "string", nil, "folder of the MNIST idx files (default: $SPORE_FIXTURES/mnist)" },
+    { "--pretrained", "string", nil, "reuse this pretrained checkpoint (a previous run's) instead of step 2" },
+    { "lr", default = 0.05, help = "fine-tuning learning rate (both runs)" },
     { "seed", default = 1 },
     "quiet",
   },
@@ -70,10 +72,16 @@ cli.main(spec, function(o)
     lj, out, mnist, o.per_class))
 
   -- 2. pretraining (library API: ImageFolderDataset + the zoo pipeline + Model.train)
+  local data = spore.data
+  local pre_ckpt, pre_res = out .. "/pretrained_resnet18_fashion.ckpt", nil
+  if o.pretrained then
+    pre_ckpt = o.pretrained
+    say("2. pretrained checkpoint reused: " .. pre_ckpt)
+    pre_res = { reused = pre_ckpt }
+  else
   say(("2. pretrain ResNet18 on %d Fashion-MNIST JPEGs at %dx%d for %d epochs"):format(
     10 * o.pretrain_per_class, size, size, o.pretrain_epochs))
   spore.manual_seed(o.seed)
-  local data = spore.data
   local pre = data.ImageFolderDataset(out .. "/fashion", { batch = 32, shuffle = true, seed = o.seed, drop_remainder = true,
     transforms = data.zoo_pipeline("imagenet", { train = true, image_size = size, scale = { 0.5, 1.0 } }) })
   local net = spore.models.resnet18 { class_num = 10 }
@@ -87,17 +95,18 @@ cli.main(spec, function(o)
       if not o.quiet then say(("   epoch %d: last loss %.3f"):format(ctx.cur_epoch_num, ctx.net_outputs)) end end } } })
   local pre_eval = model:eval(pre:with({ transforms = data.zoo_pipeline("imagenet", { image_size = size,
     eval_resize = math.floor(size * 256 / 224 + 0.5) }), shuffle = false, drop_remainder = false }))
-  local pre_ckpt = out .. "/pretrained_resnet18_fashion.ckpt"
   spore.save_checkpoint(net, pre_ckpt)
   local pre_s = spore.clock() - tp
   say(("   -> train-set accuracy %.3f after %.0f s; saved %s"):format(pre_eval.accuracy, pre_s, pre_ckpt))
+  pre_res = { images = pre:size(), epochs = o.pretrain_epochs, train_accuracy = pre_eval.accuracy, seconds = pre_s }
   net, opt, model = nil, nil, nil
   collectgarbage()
+  end
 
   -- 3. fine-tune (fresh processes): all layers vs the new head alone
   local common = ("--net resnet18 --ckpt %s --data-folder %s/digits-train --val-folder %s/digits-val --new-head auto"
-    .. " --image-size %d --crop-scale 0.5 --no-flip --epochs %d --batch 32 --lr 0.02 --seed %d --quiet"):format(
-    pre_ckpt, out, out, size, o.epochs, o.seed)
+    .. " --image-size %d --crop-scale 0.5 --no-flip --epochs %d --batch 32 --lr %g --seed %d --quiet"):format(
+    pre_ckpt, out, out, size, o.epochs, o.lr, o.seed)
   say(("3. fine-tune on %d digit JPEGs (%d held out), %d epochs, new 10-class head: every layer trained"):format(
     10 * o.per_class, 10 * o.per_class, o.epochs))
   local full = sh(lj .. "finetune.lua " .. common .. " --out " .. out .. "/full")
@@ -116,7 +125,8 @@ cli.main(spec, function(o)
     lj, full.checkpoint, size, out, out))
 
   local res = json.ordered()
-  res.pretrain = { images = pre:size(), epochs = o.pretrain_epochs, train_accuracy = pre_eval.accuracy, seconds = pre_s }
+  res.pretrain = pre_res
+  res.lr = o.lr
   res.finetune_images, res.val_images, res.epochs, res.image_size = full.train_images, full.val_images, o.epochs, size
   res.full_accuracy = full.accuracy
   res.head_only_accuracy = head.accuracy
