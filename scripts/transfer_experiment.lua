@@ -64,8 +64,10 @@ cli.main(spec, function(o)
 
   -- the folders (set-up time: Debian's cjpeg writes the JPEGs)
   say("1. image folders: Fashion-MNIST (pretraining) and MNIST digits (the new task), as JPEG files")
-  sh(("%sbuild_image_folder.lua --out %s/fashion --split train --names fashion --per-class %d"):format(
-    lj, out, o.pretrain_per_class))
+  if not o.pretrained then
+    sh(("%sbuild_image_folder.lua --out %s/fashion --split train --names fashion --per-class %d"):format(
+      lj, out, o.pretrain_per_class))
+  end
   sh(("%sbuild_image_folder.lua --out %s/digits-train --idx-dir %s --split train --names digits --per-class %d"):format(
     lj, out, mnist, o.per_class))
   sh(("%sbuild_image_folder.lua --out %s/digits-val --idx-dir %s --split test --names digits --per-class %d"):format(
