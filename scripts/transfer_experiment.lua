@@ -18,10 +18,10 @@ local spec = {
   summary = "Pretrain a ResNet18 on Fashion-MNIST JPEGs, fine-tune it on MNIST digit JPEGs: full vs new-head-only.",
   options = {
     { "out", default = "out/transfer" },
-    { "--pretrain-per-class", "int", 150, "Fashion-MNIST training images per class for the pretraining" },
-    { "--pretrain-epochs", "int", 3, "pretraining epochs" },
+    { "--pretrain-per-class", "int", 100, "Fashion-MNIST training images per class for the pretraining" },
+    { "--pretrain-epochs", "int", 2, "pretraining epochs" },
     { "--per-class", "int", 50, "MNIST digit images per class to fine-tune on (and as many held out)" },
-    { "epochs", default = 3 },
+    { "epochs", default = 6 },
     { "--image-size", "int", 32, "network input size" },
     { "--mnist", "string", nil, "folder of the MNIST idx files (default: $SPORE_FIXTURES/mnist)" },
     { "--pretrained", "string", nil, "reuse this pretrained checkpoint (a previous run's) instead of step 2" },

@@ -10,7 +10,7 @@ describe("transfer learning on an image folder #slow", function()
     local d = H.tmpdir()
     local t0 = os.time()
     local out, rc = H.run("luajit " .. H.root .. "/scripts/transfer_experiment.lua --out " .. d
-      .. " --pretrain-per-class 60 --pretrain-epochs 2 --per-class 20 --epochs 3 --quiet 2>" .. d .. "/log.txt")
+      .. " --pretrain-per-class 100 --pretrain-epochs 2 --per-class 50 --epochs 6 --quiet 2>" .. d .. "/log.txt")
     assert.equal(0, rc, out .. io.open(d .. "/log.txt"):read("*a"))
     local r = require("spore.json").decode(out:match("([^\n]+)\n?$"))
     print(("\n  transfer (pretrain %d images, fine-tune %d, %d held out, %dx%d, %d epochs): full %.3f,"
@@ -18,7 +18,8 @@ describe("transfer learning on an image folder #slow", function()
       r.val_images, r.image_size, r.image_size, r.epochs, r.full_accuracy, r.head_only_accuracy, r.eval_accuracy,
       os.time() - t0))
     assert.is_true(r.eval_matches)
-    assert.is_true(r.full_accuracy > r.head_only_accuracy + 0.1, "full " .. r.full_accuracy .. " vs head " .. r.head_only_accuracy)
-    assert.is_true(r.full_accuracy > 0.4)
+    -- measured: full 0.684, new head only 0.332 (README); margins well inside those
+    assert.is_true(r.full_accuracy > r.head_only_accuracy + 0.15, "full " .. r.full_accuracy .. " vs head " .. r.head_only_accuracy)
+    assert.is_true(r.full_accuracy > 0.45 and r.head_only_accuracy > 0.15)
   end)
 end)
