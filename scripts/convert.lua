@@ -14,8 +14,8 @@ local spec = {
   args = { { "input", "a .ckpt, .safetensors or .pth file" }, { "output", "ends in .ckpt or .safetensors: the output format" } },
   options = {
     "rename", { "crc", help = "write a CRC (crc_num) into the output" }, "dec_key", "dec_mode",
-    { "--enc-key", "string", nil, "key to encrypt the output .ckpt" },
-    { "--enc-mode", "string", nil, "encryption mode: AES-GCM (default) | AES-CBC | SM4-CBC" },
+    { "--enc-key", "string", nil, "key to encrypt the output .ckpt", arg = "KEY" },
+    { "--enc-mode", "string", nil, "encryption mode: AES-GCM (default) | AES-CBC | SM4-CBC", arg = "MODE" },
     { "quiet", help = "no summary line on stderr: only warnings and the final JSON line" },
   },
 }

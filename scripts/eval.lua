@@ -14,7 +14,7 @@ local spec = {
   summary = "Load a checkpoint into a network and report accuracy and loss on a dataset's test split.",
   options = { "net", { "ckpt", help = "checkpoint file (.ckpt, .safetensors or .pth; required)" },
     { "dataset", default = "mnist" }, "data",
-    { "--split", "string", "test", "train | test" },
+    { "--split", "string", "test", "train | test", arg = "NAME" },
     "batch",
     { "--num-class", "int", 10, "classes of the network's head" },
     { "--limit", "int", nil, "evaluate only the first N samples" },

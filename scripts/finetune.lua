@@ -12,7 +12,8 @@
 -- With no arguments it fine-tunes the checkpoint `make demo` trained (or, failing that,
 -- the MindSpore LeNet checkpoint of ../shared/fixtures with a new head and conv1
 -- frozen) on Fashion-MNIST. Prints the loading report and per-epoch metrics on
--- stderr and ends with one JSON line on stdout.
+-- stderr (with a live status line when stderr is a terminal), writes the run record
+-- (metrics.jsonl, metrics.png: spore.runlog) into --out, and ends with one JSON line on stdout.
 dofile((arg and arg[0] or ""):match("^(.-)[^/\\]*$") .. "boot.lua")
 local cli = require("spore.cli")
 
@@ -38,7 +39,7 @@ local spec = {
     { "lr", nodefault = true, help = "learning rate (default 0.01, or the checkpoint's with --load-optimizer)" },
     { "--head-lr", "number", nil, "a learning rate of its own for the head (a parameter group)" },
     "momentum", "epochs", "steps", "batch", { "seed", help = "seed for the new head and shuffling" },
-    { "out", default = "out/finetune" }, "quiet", "allow_nonfinite" },
+    { "out", default = "out/finetune" }, "log_every", "no_plot", "quiet", "allow_nonfinite" },
 }
 
 local function exists(p) local f = io.open(p, "rb"); if f then f:close() end; return f ~= nil end
@@ -59,8 +60,8 @@ cli.main(spec, function(o)
   local ckptlib = require("spore.ckpt")
   local train = spore.train
   -- notices (a default taken, a warning) always print; the report and epoch lines obey --quiet
-  local notice = function(s) io.stderr:write(s, "\n") end
-  local log = o.quiet and function() end or notice
+  local notice = function(s) require("spore.train.callbacks.progress_bar").log(s, io.stderr) end
+  local out_cbs, log = cli.training_output(o)
   if o.epochs < 1 then cli.usage_error("--epochs must be at least 1") end
   if o.batch < 1 then cli.usage_error("--batch must be at least 1") end
   if o.steps and o.steps < 1 then cli.usage_error("--steps must be at least 1") end
@@ -208,28 +209,23 @@ cli.main(spec, function(o)
   -- 4. train, evaluating after each epoch
   local loss = spore.nn.SoftmaxCrossEntropyWithLogits{ sparse = true, reduction = "mean" }
   local model = spore.Model(net, loss, opt, { metrics = { "accuracy", "loss" } })
-  local first, epochs = {}, {}
-  local sum_epoch, n_epoch = 0, 0
+  local first = {}
   local recorder = {
     on_train_step_end = function(_, ctx)
-      local l = ctx.net_outputs
-      if #first < 100 then first[#first + 1] = l end
-      sum_epoch, n_epoch = sum_epoch + l, n_epoch + 1
-    end,
-    on_train_epoch_end = function(_, ctx)
-      local m = model:eval(test)
-      epochs[#epochs + 1] = { epoch = ctx.cur_epoch_num, train_loss = sum_epoch / math.max(n_epoch, 1),
-        accuracy = m.accuracy, loss = m.loss }
-      log(("finetune.lua: epoch %d: train loss %.4f, test accuracy %.4f, test loss %.4f"):format(
-        ctx.cur_epoch_num, sum_epoch / math.max(n_epoch, 1), m.accuracy, m.loss))
-      sum_epoch, n_epoch = 0, 0
+      if #first < 100 then first[#first + 1] = ctx.net_outputs end
     end,
   }
+  local rl = require("spore.runlog").RunLog(o.out, { every = o.log_every, plot = not o.no_plot,
+    eval = function() return model:eval(test) end,
+    print = function(s) log("finetune.lua: " .. s) end,
+    meta = { script = "finetune.lua", net = o.net, ckpt = o.ckpt, dataset = o.dataset, batch = o.batch, lr = o.lr,
+      head_lr = o.head_lr, new_head = o.new_head, freeze = o.freeze, load_optimizer = o.load_optimizer,
+      title = "finetune.lua " .. o.net .. " " .. o.dataset } })
   local prefix = o.net .. "_finetune"
   local ckpt_cb = train.ModelCheckpoint(prefix, o.out, train.CheckpointConfig{
     save_checkpoint_steps = ds:num_batches(), keep_checkpoint_max = 5, append_info = { "epoch_num", "step_num" } })
-  local cbs = { recorder, ckpt_cb }
-  if not o.quiet then cbs[#cbs + 1] = train.LossMonitor(200, { print = log }) end
+  local cbs = { recorder, rl, ckpt_cb }
+  for _, cb in ipairs(out_cbs) do cbs[#cbs + 1] = cb end
   -- resuming one of our own checkpoints continues its epoch count (ModelCheckpoint's epoch_num)
   local initial_epoch = 0
   local saved_epoch = params.epoch_num
@@ -237,12 +233,13 @@ cli.main(spec, function(o)
     initial_epoch = math.floor(saved_epoch:item())
     log(("finetune.lua: resuming after epoch %d (global step %d)"):format(initial_epoch, opt:global_step()))
   end
-  local ok, ctx = pcall(model.train, model, initial_epoch + o.epochs, ds, { callbacks = cbs, steps = o.steps, allow_nonfinite = o.allow_nonfinite, initial_epoch = initial_epoch })
+  local ok, ctx = pcall(model.train, model, initial_epoch + o.epochs, ds, { callbacks = cbs, steps = o.steps,
+    allow_nonfinite = o.allow_nonfinite, initial_epoch = initial_epoch, progress = false })
   -- a NaN/Inf loss or parameter stops training (whatever --quiet says): one line, exit 1
   if not ok then error((tostring(ctx):gsub("allow_nonfinite = true", "--allow-nonfinite")), 0) end
-  if #epochs == 0 or epochs[#epochs].epoch ~= ctx.cur_epoch_num then
-    -- stopped by --steps inside an epoch: evaluate where it stopped
-    recorder.on_train_epoch_end(nil, ctx)
+  local epochs = {}
+  for _, r in ipairs(rl.epochs) do
+    epochs[#epochs + 1] = { epoch = r.epoch, train_loss = r.train_loss, accuracy = r.eval.accuracy, loss = r.eval.loss }
   end
 
   local bad = 0
@@ -278,6 +275,8 @@ cli.main(spec, function(o)
     res.bad_images = bad
   end
   res.global_step = opt:global_step()
+  res.metrics = rl.path
+  res.plot = rl.plot_path
   res.lr = opt:get_lr()
   res.seconds = spore.clock() - t0
   return res

@@ -5,7 +5,7 @@
 local H = require("spec.helper")
 local spore = require("spore")
 local ckpt = spore.ckpt
-local json = require("dkjson")
+local json = require("spore.json")
 
 local PY = "/usr/bin/python3"
 

@@ -4,7 +4,7 @@
 -- zoo's own official/cv/ResNet/src/resnet.py (spec/fixtures/ms_resnet_names.json, written
 -- by scripts/gen/gen_resnet_names.py).
 local H = spec_helper or require("spec.helper")
-local json = require("dkjson")
+local json = require("spore.json")
 local spore = require("spore")
 
 local path = assert(H.local_fixture("ms_resnet_names.json"))

@@ -4,7 +4,7 @@
 -- spore computes in float32, so values agree to float32 rounding (tolerances below).
 local spore = require("spore")
 local ffi = require("ffi")
-local json = require("dkjson")
+local json = require("spore.json")
 local nn, optim = spore.nn, spore.optim
 local H = spec_helper
 

@@ -62,3 +62,43 @@ describe("make install", function()
     H.run("rm -rf " .. d)
   end)
 end)
+
+describe("small things (issue 14)", function()
+  local spore = require("spore")
+  it("randn/rand/ones/empty take sizes as arguments, as zeros does (torch's form)", function()
+    for _, f in ipairs({ "zeros", "ones", "rand", "randn", "empty" }) do
+      local t = spore[f](2, 3)
+      assert.same({ 2, 3 }, t:shape(), f)
+      assert.equal("float64", spore[f](2, 3, "float64"):dtype(), f)
+      assert.same({ 4 }, spore[f]({ 4 }):shape(), f)
+    end
+    spore.manual_seed(7)
+    local a = spore.randn(2000)
+    assert.is_true(math.abs(a:mean()) < 0.1)
+    local b = spore.randn({ 2000 }, 5, 0.01) -- the table form keeps mean and std
+    assert.is_true(math.abs(b:mean() - 5) < 0.01)
+    local r = spore.rand(1000)
+    assert.is_true(r:min() >= 0 and r:max() < 1)
+  end)
+  it("#t's meaning is t:size(1) (0 for a scalar), through __len", function()
+    -- LuaJIT (Lua 5.1 semantics) does not call __len for tables, so `#t` itself stays 0 on
+    -- Debian's luajit; the metamethod holds the documented meaning for a 5.2-compat build.
+    local len = getmetatable(spore.zeros(1)).__len
+    assert.equal(3, len(spore.zeros(3, 4)))
+    assert.equal(0, len(spore.tensor(5)))
+  end)
+  it("mnist/fashion_mnist(dir, \"train\"|\"test\") take MindSpore's usage string", function()
+    local d = H.fixtures_dir()
+    if not d then return pending("fixture missing: mnist (set SPORE_FIXTURES)") end
+    local tr = spore.data.mnist(d .. "/mnist", "train", { batch = 100 })
+    assert.equal("train", tr.split)
+    local te = spore.data.mnist(d .. "/mnist", "test")
+    assert.equal("test", te.split)
+    assert.matches("train%-images", tr.files[1]); assert.matches("t10k%-images", te.files[1])
+    local fm = spore.data.fashion_mnist(d .. "/mnist", "test")  -- the same idx format
+    assert.equal("test", fm.split)
+    assert.has_error(function() spore.data.fashion_mnist(d .. "/mnist", 3) end,
+      "fashion_mnist: second argument must be a split (\"train\"|\"test\") or an options table, got number")
+    assert.has_error(function() spore.data.mnist(d .. "/mnist", "val") end)
+  end)
+end)

@@ -397,7 +397,7 @@ describe("ModelCheckpoint", function()
 end)
 
 describe("ProgressBar and resumed checkpoint names", function()
-  it("ProgressBar draws step, images/s and ETA, ending each epoch with a newline", function()
+  it("ProgressBar draws one status line (progress over the run, ETA, images/s, loss), erased at the end", function()
     local buf = {}
     local out = { write = function(self, ...) for _, s in ipairs({ ... }) do buf[#buf + 1] = s end return self end,
       flush = function() end }
@@ -407,9 +407,12 @@ describe("ProgressBar and resumed checkpoint names", function()
     spore.Model(net, SoftmaxCE(), SGD(net, 0.1)):train(2, ds, { progress = false,
       callbacks = { train.ProgressBar({ out = out, interval = 0 }) } })
     local text = table.concat(buf)
-    assert.matches("\repoch 1 %[=+%s*%] 4/4 %d+ img/s ETA 0:00:00 loss [%d%.]+ \n", text)
-    assert.matches("\repoch 2 %[", text)
-    assert.matches("1/4", text)
+    assert.matches("\r\27%[Kepoch 1/2 %[=+%s*%] 4/8  ETA %d:%d%d:%d%d  %d+ img/s  loss [%d%.]+", text)
+    assert.matches("\r\27%[Kepoch 2/2 %[================%] 8/8  ETA 0:00:00  %d+ img/s  loss [%d%.]+", text)
+    assert.matches("1/8", text)
+    assert.is_nil(text:find("\n", 1, true), "a status line never ends a line")
+    assert.matches("\r\27%[K$", text) -- erased at the end
+    assert.is_false(require("spore.train.callbacks").bar_active)
   end)
 
   it("a resumed run (initial_epoch) names files by the continued epoch and step", function()

@@ -103,11 +103,19 @@ local function shape_of(...)
 end
 
 ---------------------------------------------------------------- constructors
---- New zero-filled tensor. `M.zeros({2, 3}, "float64")` or `M.zeros(2, 3)`.
-function M.zeros(shape, dtype, ...)
-  if type(shape) == "number" then shape, dtype = { shape, dtype, ... }, nil
-    for i = #shape, 1, -1 do if type(shape[i]) ~= "number" then dtype = table.remove(shape, i) end end
-  end
+-- Sizes as varargs (torch's `zeros(2, 3)`): the leading numbers are the shape, what follows
+-- (a dtype, ...) is returned after it. A table shape is returned as is with the rest.
+local function dims(shape, ...)
+  if type(shape) ~= "number" then return shape, ... end
+  local all, s = { shape, ... }, { shape }
+  local i = 2
+  while type(all[i]) == "number" do s[i] = all[i]; i = i + 1 end
+  return s, unpack(all, i, select("#", ...) + 1)
+end
+
+--- New zero-filled tensor. `M.zeros({2, 3}, "float64")`, `M.zeros(2, 3)` or `M.zeros(2, 3, "float64")`.
+function M.zeros(...)
+  local shape, dtype = dims(...)
   local b, n = shape_buf(shape)
   local o = outp()
   check(C.sp_tensor_new(o, dtype_code(dtype), n, b), "zeros")
@@ -116,7 +124,8 @@ end
 
 --- New tensor with undefined contents (cheaper than zeros for buffers), on device
 -- (default "cpu").
-function M.empty(shape, dtype, device)
+function M.empty(...)
+  local shape, dtype, device = dims(...)
   local b, n = shape_buf(shape)
   local o = outp()
   check(C.sp_tensor_empty_on(o, dtype_code(dtype), n, b, M.device_code(device)), "empty")
@@ -128,7 +137,11 @@ function M.full(shape, value, dtype)
   check(C.sp_fill(t.h, value))
   return t
 end
-function M.ones(shape, dtype) return M.full(shape, 1, dtype) end
+--- ones({2, 3}, dtype) or ones(2, 3[, dtype]).
+function M.ones(...)
+  local shape, dtype = dims(...)
+  return M.full(shape, 1, dtype)
+end
 
 --- Copy nbytes from a pointer into a new tensor.
 function M.from_pointer(ptr, nbytes, shape, dtype)
@@ -194,12 +207,18 @@ function M.rng_state() return rng end
 function M.new_rng(seed) return ffi.new("uint64_t[1]", seed or 0) end
 --- x rounded to float32 (as a Lua number).
 function M.to_float32(x) return tonumber(ffi.new("float", x)) end
-function M.rand(shape, lo, hi, dtype)
+--- Uniform [lo, hi): rand({2, 3}[, lo, hi, dtype]) or rand(2, 3[, dtype]) (torch's form).
+function M.rand(...)
+  local shape, lo, hi, dtype = dims(...)
+  if type(...) == "number" then lo, hi, dtype = nil, nil, lo end
   local t = M.empty(shape, dtype)
   check(C.sp_rand_uniform(t.h, lo or 0, hi or 1, rng))
   return t
 end
-function M.randn(shape, mean, std, dtype)
+--- Normal(mean, std): randn({2, 3}[, mean, std, dtype]) or randn(2, 3[, dtype]) (torch's form).
+function M.randn(...)
+  local shape, mean, std, dtype = dims(...)
+  if type(...) == "number" then mean, std, dtype = nil, nil, mean end
   local t = M.empty(shape, dtype)
   check(C.sp_rand_normal(t.h, mean or 0, std or 1, rng))
   return t
@@ -617,6 +636,10 @@ Tensor.__newindex = function(self, k, v)
   end
   rawset(self, k, v)
 end
+-- `#t`: the size of dimension 1, as torch's t:size(1) (0 for a scalar). LuaJIT (Lua 5.1
+-- semantics, as Debian builds it) does not call __len for a table, and a spore tensor is a
+-- table: there `#t` is the table's own length, 0; use t:size(1), t:numel() or t:shape().
+-- A LuaJIT built with LUAJIT_ENABLE_LUA52COMPAT honours this.
 Tensor.__len = function(self)
   if self:dim() == 0 then return 0 end
   return self:size(1)

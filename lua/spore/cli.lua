@@ -8,7 +8,8 @@
 --     options = { "net", "ckpt", "quiet",                 -- shared flags, from cli.COMMON
 --                 { "--epochs", "int", 1, "epochs" },      -- flag, type, default, help
 --                 { "--split", "string", "test", "train | test", choices = { "train", "test" } } } }
--- Types: string, int, number, flag, list (comma separated).
+-- Types: string, int, number, flag, list (comma separated); `arg = "FILE"` names the value
+-- in the help (default: N for int, X for number, VALUE for string).
 -- A common flag can take a script-specific default or help: { "batch", default = 256 },
 -- { "lr", nodefault = true, help = "..." }.
 --
@@ -32,21 +33,23 @@ local M = {}
 --- The flags shared by the scripts: one meaning each, wherever a script takes it.
 -- name → { flag, type, default, help }
 M.COMMON = {
-  net = { "--net", "string", "lenet5", "network: lenet5" },
-  ckpt = { "--ckpt", "string", nil, "checkpoint file (.ckpt, .safetensors or .pth)" },
-  dataset = { "--dataset", "string", "fashion-mnist", "mnist | fashion-mnist", choices = { "mnist", "fashion-mnist" } },
-  data = { "--data", "string", nil, "dataset directory (fashion-mnist defaults to /usr/share/datasets/fashion-mnist)" },
+  net = { "--net", "string", "lenet5", "network: lenet5", arg = "NAME" },
+  ckpt = { "--ckpt", "string", nil, "checkpoint file (.ckpt, .safetensors or .pth)", arg = "FILE" },
+  dataset = { "--dataset", "string", "fashion-mnist", "mnist | fashion-mnist", choices = { "mnist", "fashion-mnist" },
+    arg = "NAME" },
+  data = { "--data", "string", nil, "dataset directory (fashion-mnist defaults to /usr/share/datasets/fashion-mnist)",
+    arg = "DIR" },
   batch = { "--batch", "int", 32, "batch size" },
   epochs = { "--epochs", "int", 1, "epochs to train" },
   steps = { "--steps", "int", nil, "stop after N steps" },
   lr = { "--lr", "number", 0.01, "learning rate" },
   momentum = { "--momentum", "number", 0.9, "momentum" },
   seed = { "--seed", "int", 1, "seed for initialisation and shuffling" },
-  out = { "--out", "string", nil, "run directory: checkpoints, metrics.jsonl, plots" },
+  out = { "--out", "string", nil, "run directory: checkpoints, metrics.jsonl, plots", arg = "DIR" },
   rename = { "--rename", "string", nil, "renaming rules: a Lua file returning {{pattern, replacement}, fn, ...},"
-    .. " or a built-in set: torch_to_mindspore | mindspore_to_torch" },
-  dec_key = { "--dec-key", "string", nil, "key to decrypt an encrypted .ckpt" },
-  dec_mode = { "--dec-mode", "string", nil, "decryption mode: AES-GCM (default) | AES-CBC | SM4-CBC" },
+    .. " or a built-in set: torch_to_mindspore | mindspore_to_torch", arg = "RULES" },
+  dec_key = { "--dec-key", "string", nil, "key to decrypt an encrypted .ckpt", arg = "KEY" },
+  dec_mode = { "--dec-mode", "string", nil, "decryption mode: AES-GCM (default) | AES-CBC | SM4-CBC", arg = "MODE" },
   crc = { "--crc", "flag", false, "verify the CRC of what is read (crc_num trailer / metadata) and fail on a mismatch" },
   quiet = { "--quiet", "flag", false, "only warnings, errors and the final JSON line: no progress, per-step lines or report" },
   log_every = { "--log-every", "int", 20, "write a step record to metrics.jsonl every N steps" },
@@ -70,7 +73,7 @@ local function resolve(spec)
     if name then
       local c = M.COMMON[name] or M.COMMON[name:gsub("%-", "_")]
       if not c then error("spore.cli: no common flag '" .. name .. "'", 2) end
-      local r = { c[1], c[2], c[3], c[4], choices = c.choices }
+      local r = { c[1], c[2], c[3], c[4], choices = c.choices, arg = c.arg }
       if type(o) == "table" then
         if o.default ~= nil then r[3] = o.default end
         if o.nodefault then r[3] = nil end
@@ -134,7 +137,7 @@ function M.parser(spec)
       local h = help or ""
       if def ~= nil then h = h .. " (default: " .. tostring(def) .. ")" end
       local opt = p:option(flag, h):args(1)
-      opt:argname("<" .. (ty == "list" and "a,b,..." or key_of(flag):gsub("_", "-")) .. ">")
+      opt:argname(o.arg or ({ int = "N", number = "X", list = "A,B,..." })[ty] or "VALUE")
       local conv = converter(flag, ty, o.choices)
       if conv then opt:convert(conv) end
     end
@@ -215,6 +218,20 @@ local function fail_usage(spec, msg)
   os.exit(2)
 end
 
+--- Callbacks for a script's training: { status line?, loss lines? } and log(line), both on
+-- stderr (stdout holds only the final JSON line). The status line is drawn only when stderr
+-- is a terminal; --quiet turns off both, and log becomes a no-op.
+function M.training_output(o, loss_every)
+  local PB = require("spore.train.callbacks.progress_bar")
+  local train = require("spore.train")
+  if o.quiet then return {}, function() end end
+  local function log(line) PB.log(line, io.stderr) end
+  local cbs = {}
+  if PB.isatty(2) then cbs[#cbs + 1] = PB({ out = io.stderr }) end
+  cbs[#cbs + 1] = train.LossMonitor(loss_every or 200, { print = log })
+  return cbs, log
+end
+
 --- Run fn(opts) with the script's error discipline; writes fn's result as the final JSON
 -- line and exits the process (0, 1 or 2).
 function M.main(spec, fn, argv)
@@ -231,10 +248,17 @@ function M.main(spec, fn, argv)
     return e
   end) }
   if not res[1] then
+    local pb = package.loaded["spore.train.callbacks.progress_bar"]
+    if pb then pb.clear_status() end
     local e = res[2]
     if getmetatable(e) == UsageError then fail_usage(spec, e.msg) end
     local msg = tostring(e):gsub("^[^:\n]*%.lua:%d+: ", "")
     if not os.getenv("SPORE_DEBUG") then msg = msg:match("^[^\n]*") end
+    -- the library's option names, as this command line spells them
+    for _, o in ipairs(resolve(spec)) do
+      local k = key_of(o[1])
+      if k:find("_") then msg = msg:gsub("pass " .. k .. "([^%w_])", "pass " .. o[1] .. "%1"):gsub("pass " .. k .. "$", "pass " .. o[1]) end
+    end
     io.stderr:write(spec.name .. ": " .. msg .. "\n")
     os.exit(1)
   end

@@ -33,30 +33,32 @@ function U.python(code)
   for line in out:gmatch("[^\n]+") do last = line end
   return last and tonumber(last) or nil
 end
-local function enc(v)
-  if type(v) == "table" then
-    local parts = {}
-    for k, x in pairs(v) do parts[#parts + 1] = string.format("%q: %s", k, enc(x)) end
-    table.sort(parts)
-    return "{" .. table.concat(parts, ", ") .. "}"
-  elseif type(v) == "number" then
-    if v ~= v or v == math.huge or v == -math.huge then return "null" end
-    return string.format("%.6g", v)
-  elseif type(v) == "boolean" then return tostring(v)
-  elseif v == nil then return "null" end
-  return string.format("%q", tostring(v))
-end
---- Print one result as a JSON line (nil peers print as null).
+--- Print one result as a JSON line (spore.json; a nil peer prints as null, and
+-- scripts/bench/run.sh refuses a null peer unless SPORE_BENCH_NO_PEERS names it).
 function U.emit(t)
+  local json = require("spore.json")
+  local peers
+  if t.peers then
+    local names = {}
+    for k in pairs(t.peers) do names[#names + 1] = k end
+    local has_torch = false
+    for _, k in ipairs(names) do if k == "torch" then has_torch = true end end
+    if not has_torch then names[#names + 1] = "torch" end
+    table.sort(names)
+    peers = json.ordered(t.peers, names)
+  end
   local keys = { "name", "unit", "spore", "peers", "ratio_vs_torch", "runs" }
-  local parts = {}
-  for _, k in ipairs(keys) do parts[#parts + 1] = string.format("%q: %s", k, enc(t[k])) end
-  for k, v in pairs(t) do
+  local extra = {}
+  for k in pairs(t) do
     local known = false
     for _, kk in ipairs(keys) do if kk == k then known = true end end
-    if not known then parts[#parts + 1] = string.format("%q: %s", k, enc(v)) end
+    if not known then extra[#extra + 1] = k end
   end
-  io.write("{" .. table.concat(parts, ", ") .. "}\n")
+  table.sort(extra)
+  for _, k in ipairs(extra) do keys[#keys + 1] = k end
+  local row = json.ordered(t, keys)
+  if peers then row.peers = peers end
+  io.write(json.encode(row), "\n")
   io.flush()
 end
 return U

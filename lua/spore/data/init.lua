@@ -3,8 +3,8 @@
 --   local ds = data.mnist_tutorial(dir, "test")             -- LeNet tutorial pipeline
 --   for images, labels in ds:batches() do ... end             -- float32 [N,1,32,32], int32 [N]
 -- Constructors:
---   data.mnist(dir, opts)            idx files train-*/t10k-* (plain or .gz)
---   data.fashion_mnist(dir?, opts)   same format; dir defaults to /usr/share/datasets/fashion-mnist
+--   data.mnist(dir, split?, opts?)   idx files train-*/t10k-* (plain or .gz); split "train"|"test"
+--   data.fashion_mnist(dir?, split?, opts?)  same format; dir defaults to /usr/share/datasets/fashion-mnist
 --   data.mnist_tutorial(dir, split?, opts?)  resize 32 bilinear, /255, (x-0.1307)/0.3081, CHW
 --   data.cifar10(dir, opts)          CIFAR-10 binary batches (data_batch_1..5.bin, test_batch.bin)
 --   data.cifar100(dir, opts)         CIFAR-100 binary (train.bin, test.bin; fine labels)
@@ -136,14 +136,30 @@ local function idx_dataset(dir, opts, what, extra)
   return ds
 end
 
---- MNIST from dir (files train-images-idx3-ubyte[.gz], t10k-...). opts as above.
-function M.mnist(dir, opts) return idx_dataset(dir, opts, "mnist") end
+-- (split, opts) | (opts): MindSpore's usage ("train"|"test") may come second, as a string
+local function split_opts(split, opts, what)
+  if type(split) == "table" and opts == nil then return split end
+  if split ~= nil and type(split) ~= "string" then
+    error(what .. ": second argument must be a split (\"train\"|\"test\") or an options table, got " .. type(split), 3)
+  end
+  if opts ~= nil and type(opts) ~= "table" then error(what .. ": options must be a table, got " .. type(opts), 3) end
+  local o = {}
+  for k, v in pairs(opts or {}) do o[k] = v end
+  if split then o.split = split end
+  return o
+end
+
+--- MNIST from dir (files train-images-idx3-ubyte[.gz], t10k-...): mnist(dir, opts) or
+-- mnist(dir, "train"|"test"[, opts]). opts as above.
+function M.mnist(dir, split, opts) return idx_dataset(dir, split_opts(split, opts, "mnist"), "mnist") end
 --- MindSpore's name: MnistDataset(dir, {usage = "train"|"test"|"all", ...}).
 function M.MnistDataset(dir, opts) return idx_dataset(dir, opts, "MnistDataset") end
 
 --- Fashion-MNIST (same format); dir nil → /usr/share/datasets/fashion-mnist.
-function M.fashion_mnist(dir, opts)
-  if type(dir) == "table" and opts == nil then dir, opts = nil, dir end
+-- fashion_mnist(dir?, opts) or fashion_mnist(dir?, "train"|"test"[, opts]).
+function M.fashion_mnist(dir, split, opts)
+  if type(dir) == "table" and split == nil then dir, split = nil, dir end
+  opts = split_opts(split, opts, "fashion_mnist")
   local ds = idx_dataset(dir or M.FASHION_MNIST_DIR, opts, "fashion_mnist")
   ds.classes = M.FASHION_MNIST_CLASSES
   return ds

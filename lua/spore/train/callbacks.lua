@@ -15,14 +15,13 @@ local f32 = require("ffi.tensor").to_float32
 
 local M = {}
 
--- true while a ProgressBar line is on stdout: default_print clears it before printing
+-- true while a ProgressBar status line is on stdout
 M.bar_active = false
 
---- The default print of the callbacks: one line to stdout (over a progress bar's line).
+--- The default print of the callbacks: one line to stdout, above the status line of a
+-- ProgressBar if one is shown (ProgressBar.log: clear, print, redraw).
 function M.default_print(line)
-  if M.bar_active then io.stdout:write("\r\27[K") end
-  io.stdout:write(line, "\n")
-  io.stdout:flush()
+  require("spore.train.callbacks.progress_bar").log(line, io.stdout)
 end
 
 --- Shortest decimal that reads back as the same float32 (numpy's str of a float32).
