@@ -21,7 +21,7 @@ endif
 CFLAGS_BASE := -std=c11 -O2 -g -Wall -Wextra -Werror -fPIC -fopenmp -D_GNU_SOURCE -fvisibility=hidden \
                -Iengine/include -Iengine -I$(BUILD)/gen
 CFLAGS  += $(CFLAGS_BASE) $(SANFLAGS)
-LDLIBS  := -lopenblas -lprotobuf-c -lz -lcrypto -lcjson -ljpeg -lpng16 -lm -lgomp -lpthread
+LDLIBS  := -lopenblas -lprotobuf-c -lz -lcrypto -lcjson -ljpeg -lpng -lm -lgomp -lpthread
 LDFLAGS += $(SANFLAGS)
 
 PROTOS   := $(wildcard proto/*.proto)

@@ -25,7 +25,7 @@ mkdir -p "$OUT/obj"
 SRC=$(ls engine/core/*.c engine/ops/*.c engine/cpu/*.c engine/io/*.c)
 FLAGS=(-std=c11 -O1 -g -D_GNU_SOURCE -fopenmp -Iengine/include -Iengine -Ibuild/gen -fsanitize=fuzzer,address,undefined
        -fno-sanitize-recover=undefined -w)
-LIBS=(-lopenblas -lprotobuf-c -lz -lcrypto -lcjson -ljpeg -lpng16 -lm -lpthread)
+LIBS=(-lopenblas -lprotobuf-c -lz -lcrypto -lcjson -ljpeg -lpng -lm -lpthread)
 # the engine once (-fsanitize=fuzzer-no-link: instrumented, no main), linked into each target
 OBJ_FLAGS=("${FLAGS[@]/-fsanitize=fuzzer,address,undefined/-fsanitize=fuzzer-no-link,address,undefined}")
 objs=()

@@ -12,6 +12,23 @@ end
 
 local M = {}
 
+-- Option tables reaching this file are checked here too (the spore.data layer checks its
+-- own with spore.opts): an unknown key is an error naming it, never ignored.
+local function strict(where, t, known)
+  for k in pairs(t) do
+    if not known[k] then
+      local names = {}
+      for n in pairs(known) do names[#names + 1] = n end
+      table.sort(names)
+      error(("%s: unknown key '%s' (known: %s)"):format(where, tostring(k), table.concat(names, ", ")), 3)
+    end
+  end
+end
+local function set(list) local s = {} for _, k in ipairs(list) do s[k] = true end return s end
+local OP_KEYS = set { "kind", "h", "w", "pad", "a", "b", "prob", "mean", "std", "padding", "pad_mode", "pad_if_needed",
+                      "fill", "scale", "ratio", "max_attempts", "interpolation", "resize_short", "dtype" }
+local LOADER_KEYS = set { "batch_size", "threads", "prefetch", "channels", "skip_bad", "drop_remainder", "dtype", "seed" }
+
 local outp = ffi.typeof("sp_tensor*[1]")
 local intp = ffi.typeof("int[1]")
 local i64arr = ffi.typeof("int64_t[?]")
@@ -91,6 +108,7 @@ function M.compile_ops(list)
   local n = #list
   local arr = opsarr(math.max(n, 1))
   for i, op in ipairs(list) do
+    strict("image op " .. i, op, OP_KEYS)
     local o = arr[i - 1]
     local k = KIND[op.kind]
     if not k then error("unknown image op '" .. tostring(op.kind) .. "'", 2) end
@@ -161,6 +179,7 @@ Loader.__index = Loader
 -- seed = 0 }.
 function M.loader(paths, labels, ops, cfg)
   cfg = cfg or {}
+  strict("image loader", cfg, LOADER_KEYS)
   local n = #paths
   local pa = strarr(math.max(n, 1))
   local keep = {}

@@ -485,9 +485,12 @@ typedef enum {
     SP_IMG_CENTER_CROP = 6,   /* crop (h, w) at the centre (offsets floor((H-h)/2), floor((W-w)/2));
                                  a side larger than the image is zero-padded first as MindSpore
                                  (top/left get the odd pixel) */
-    SP_IMG_RANDOM_RESIZED_CROP = 7, /* MindSpore/torchvision: area in scale[0..1] of the image,
-                                 log-uniform aspect ratio in ratio[0..1], max_attempts tries (10
-                                 when 0), then the centre fallback; resize to (h, w) with interp */
+    SP_IMG_RANDOM_RESIZED_CROP = 7, /* MindSpore/torchvision: target area uniform in scale[0..1]
+                                 of the image, aspect ratio r log-uniform in ratio[0..1], crop
+                                 w = round(sqrt(area*r)), h = round(sqrt(area/r)) (torchvision's
+                                 rounding), accepted when it fits, at a uniform offset;
+                                 max_attempts tries (10 when 0), then the centre fallback (ratio
+                                 clamped); then resize to (h, w) with interp */
     SP_IMG_TYPECAST = 8,      /* convert to dtype (float->int truncates, saturating) */
     SP_IMG_RANDOM_VFLIP = 9   /* flip top-bottom with probability a */
 } sp_img_kind;
@@ -526,7 +529,8 @@ sp_status sp_image_out_shape(int h, int w, int c, const sp_img_op *ops, int nops
 /* The same and the dtype the pipeline produces from a src_dtype (uint8/float32) image. */
 sp_status sp_image_out_info(int h, int w, int c, int src_dtype, const sp_img_op *ops, int nops,
                             int64_t *shape, int *dtype);
-/* One image: img uint8 or float32 [H,W,C] or [H,W] (any device-host, contiguous) ->
+/* One image: img uint8 or float32 [H,W,C] or [H,W] in host memory (a strided view is
+ * copied first) ->
  * *out, an owned tensor of the pipeline's shape and dtype (sp_image_out_info). Random
  * ops draw from seed (see sp_image_seed). */
 sp_status sp_image_transform(sp_tensor **out, const sp_tensor *img, const sp_img_op *ops, int nops,

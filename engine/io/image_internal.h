@@ -45,6 +45,7 @@ typedef struct sp_img_result {
     const unsigned char *u8;
     const float *f32;
     int h, w, c, chw, dtype;
+    const sp_img_op *norm; /* a last Normalize on the uint8 pixels, applied by sp_img_write */
 } sp_img_result;
 
 /* Run ops on one HWC image (uint8 src_u8 or float32 src_f32) of h x w x c seeded by

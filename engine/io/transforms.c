@@ -501,6 +501,7 @@ sp_status sp_img_run(const unsigned char *src_u8, const float *src_f32, int h, i
     sp_status st = plan(h, w, c, src_u8 ? SP_UINT8 : SP_FLOAT32, ops, nops, &oh, &ow, &chw, &odt, name);
     if (st) return st;
     wimg im = {src_u8, src_u8 ? NULL : src_f32, h, w, c, w * c, -1};
+    const sp_img_op *pending = NULL;
     int dt = src_u8 ? SP_UINT8 : SP_FLOAT32;
     uint64_t rng = seed;
     for (int i = 0; i < nops && !st; i++) {
@@ -513,6 +514,13 @@ sp_status sp_img_run(const unsigned char *src_u8, const float *src_f32, int h, i
             break;
         }
         case SP_IMG_RESCALE: case SP_IMG_NORMALIZE: {
+            if (o->kind == SP_IMG_NORMALIZE && im.u8 && c <= 4) {
+                /* a Normalize followed by nothing but HWC2CHW: sp_img_write applies it while
+                 * writing (one pass less; the same float expression) */
+                int last = 1;
+                for (int j = i + 1; j < nops; j++) last &= ops[j].kind == SP_IMG_HWC2CHW;
+                if (last) { pending = o; dt = SP_FLOAT32; break; }
+            }
             const wimg in = im;
             size_t n = (size_t)im.h * im.w * c;
             float *d = other(s, &im, 1, n);
@@ -617,6 +625,7 @@ sp_status sp_img_run(const unsigned char *src_u8, const float *src_f32, int h, i
     if (st) return st;
     if (im.rs != im.w * c && (st = make_writable(s, &im, name))) return st;
     r->u8 = im.u8; r->f32 = im.f32; r->h = im.h; r->w = im.w; r->c = c; r->chw = chw; r->dtype = dt;
+    r->norm = pending;
     (void)oh; (void)ow; (void)odt;
     return SP_OK;
 }
@@ -629,6 +638,39 @@ void sp_img_result_shape(const sp_img_result *r, int64_t shape[3]) {
 void sp_img_write(const sp_img_result *r, int dtype, void *dst) {
     const int h = r->h, w = r->w, c = r->c;
     const size_t n = (size_t)h * w * c;
+    if (r->norm) {
+        const float *m = r->norm->mean, *sd = r->norm->std;
+        const unsigned char *q = r->u8;
+        const size_t plane = (size_t)h * w;
+        if (dtype == SP_FLOAT32 && c == 3) {
+            float *d = dst;
+            const float m0 = m[0], m1 = m[1], m2 = m[2], s0 = sd[0], s1 = sd[1], s2 = sd[2];
+            if (r->chw) {
+                float *d0 = d, *d1 = d + plane, *d2 = d + 2 * plane;
+                for (size_t p = 0; p < plane; p++, q += 3) {
+                    d0[p] = ((float)q[0] - m0) / s0;
+                    d1[p] = ((float)q[1] - m1) / s1;
+                    d2[p] = ((float)q[2] - m2) / s2;
+                }
+            } else {
+                for (size_t p = 0; p < plane; p++, q += 3, d += 3) {
+                    d[0] = ((float)q[0] - m0) / s0;
+                    d[1] = ((float)q[1] - m1) / s1;
+                    d[2] = ((float)q[2] - m2) / s2;
+                }
+            }
+            return;
+        }
+        const size_t os = sp_dtype_size(dtype);
+        for (size_t p = 0; p < plane; p++)
+            for (int k = 0; k < c; k++) {
+                float v = ((float)q[p * c + k] - m[k]) / sd[k];
+                size_t di = r->chw ? (size_t)k * plane + p : p * c + k;
+                if (dtype == SP_FLOAT32) ((float *)dst)[di] = v;
+                else sp_store_f64(dtype, (char *)dst + di * os, v);
+            }
+        return;
+    }
     if (!r->chw || c == 1) {
         if (r->u8 && dtype == SP_UINT8) { memcpy(dst, r->u8, n); return; }
         if (r->f32 && dtype == SP_FLOAT32) { memcpy(dst, r->f32, n * sizeof(float)); return; }

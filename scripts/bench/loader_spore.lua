@@ -2,7 +2,8 @@
 -- loader over DIR's JPEGs, 2 worker threads, batch 32: decode → RandomResizedCrop(224) →
 -- RandomHorizontalFlip → Normalize → HWC2CHW (float32 NCHW batches). One epoch to warm the
 -- page cache, then one timed epoch per run; prints "loader_jpeg_rrc224_2threads<TAB>images/s<TAB>v"
--- per run.
+-- per run, and "cpu<TAB>images per CPU-second<TAB>v" (process CPU time, all threads: the rate
+-- one idle core would give, whatever else loads the machine).
 package.path = "lua/?.lua;lua/?/init.lua;bindings/?.lua;" .. package.path
 local I = require("ffi.image")
 local U = dofile("scripts/bench/util.lua")
@@ -29,11 +30,17 @@ local function epoch()
   end
   return n
 end
+local ffi = require("ffi")
+pcall(ffi.cdef, "int clock_gettime(int clk, sp_bench_timespec *ts);")
+local cts = ffi.new("sp_bench_timespec")
+local function cpu() ffi.C.clock_gettime(2, cts) return tonumber(cts.tv_sec) + tonumber(cts.tv_nsec) * 1e-9 end -- CLOCK_PROCESS_CPUTIME_ID
 epoch()
 for _ = 1, runs do
-  local t0 = U.now()
+  local t0, c0 = U.now(), cpu()
   local n = epoch()
-  io.write(("loader_jpeg_rrc224_2threads\timages/s\t%.6g\n"):format(n / (U.now() - t0)))
+  local t1, c1 = U.now(), cpu()
+  io.write(("loader_jpeg_rrc224_2threads\timages/s\t%.6g\n"):format(n / (t1 - t0)))
+  io.write(("cpu\timages per CPU-second\t%.6g\n"):format(n / (c1 - c0)))
   io.flush()
 end
 L:close()

@@ -2,7 +2,9 @@
 torchvision RandomResizedCrop(224), RandomHorizontalFlip, ToTensor, Normalize in a
 DataLoader with 2 workers (persistent), batch 32. One warm-up epoch (worker start, page
 cache), then one timed epoch per run; prints "loader_jpeg_rrc224_2threads<TAB>v" per run,
-nothing when torch/torchvision cannot be imported."""
+then "cpu<TAB>v": images per CPU-second of the same per-image work in one process with one
+torch thread (as a DataLoader worker runs it); nothing when torch/torchvision cannot be
+imported."""
 import glob
 import sys
 import time
@@ -45,3 +47,9 @@ if __name__ == "__main__":
         t0 = time.perf_counter()
         n = epoch()
         print("loader_jpeg_rrc224_2threads\t%.6g" % (n / (time.perf_counter() - t0)), flush=True)
+    torch.set_num_threads(1)
+    ds = DS()
+    c0 = time.process_time()
+    for i in range(len(paths)):
+        ds[i]
+    print("cpu\t%.6g" % (len(paths) / (time.process_time() - c0)), flush=True)

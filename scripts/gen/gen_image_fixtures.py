@@ -67,7 +67,7 @@ base = photo(40, 56)
 Image.fromarray(base).save(p("rgb_baseline.jpg"), quality=90)
 Image.fromarray(base).save(p("rgb_progressive.jpg"), quality=85, progressive=True)
 Image.fromarray(base).save(p("rgb_444.jpg"), quality=95, subsampling=0)
-Image.fromarray(photo(33, 21)).save(p("rgb_odd.jpg"), quality=75, subsampling=2)
+Image.fromarray(photo(33, 21)).save(p("rgb_odd.jpg"), quality=75, subsampling=1)  # 4:2:2, odd size
 Image.fromarray(base[:, :, 1]).save(p("gray.jpg"), quality=90)
 good += ["rgb_baseline.jpg", "rgb_progressive.jpg", "rgb_444.jpg", "rgb_odd.jpg", "gray.jpg"]
 small = photo(6, 10)

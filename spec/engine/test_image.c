@@ -296,6 +296,23 @@ SUITE(image_random_ops) {
     two[1].kind = SP_IMG_RESIZE; two[1].h = 4; two[1].w = 4;
     CHECK(sp_image_transform(&t, img, two, 2, 0) == SP_EINVAL && strstr(sp_last_error(), "after HWC2CHW"),
           "a geometric op after HWC2CHW is refused: %s", sp_last_error());
+    /* Normalize last (fused into the write) equals Normalize then an identity Rescale */
+    for (int chw = 0; chw <= 1; chw++) {
+        sp_img_op n1[2], n2[3];
+        memset(n1, 0, sizeof n1);
+        memset(n2, 0, sizeof n2);
+        set_norm(&n1[0]);
+        n1[1].kind = SP_IMG_HWC2CHW;
+        set_norm(&n2[0]);
+        n2[1].kind = SP_IMG_RESCALE; n2[1].a = 1; n2[1].b = 0;
+        n2[2].kind = SP_IMG_HWC2CHW;
+        sp_tensor *u = NULL, *v = NULL;
+        CHECK_OK(sp_image_transform(&u, img, n1, 1 + chw, 0));
+        CHECK_OK(sp_image_transform(&v, img, n2, 2 + chw, 0));
+        CHECK(u && v && same_shape(u, v) && !memcmp(sp_tensor_data(u), sp_tensor_data(v), sp_tensor_nbytes(u)),
+              "fused Normalize (%s) is bit-identical to the unfused one", chw ? "CHW" : "HWC");
+        sp_tensor_free(u); sp_tensor_free(v);
+    }
     /* TypeCast */
     two[0].kind = SP_IMG_RESCALE; two[0].a = 0.5; two[0].b = 0.7;
     two[1].kind = SP_IMG_TYPECAST; two[1].dtype = SP_INT32;
