@@ -54,7 +54,7 @@ HOST_BINS := $(HOST_EXAMPLE) $(BUILD)/frame_loop $(BUILD)/host_check
 LUAJIT_CFLAGS := $(shell pkg-config --cflags luajit)
 LUAJIT_LIBS := $(shell pkg-config --libs luajit)
 
-.PHONY: all deps test test-slow demo bench bench-compare bench-deps repl install docs host clean fuzz cdef check-engine
+.PHONY: all deps test test-slow demo demo-data bench bench-compare bench-deps repl install docs host clean fuzz cdef check-engine
 
 all: $(LIB_SO) $(LIB_A) $(CDEF) host
 
@@ -120,8 +120,16 @@ test-slow: deps all
 	@SPORE_LIB=$(CURDIR)/$(BUILD)/libspore.so SPORE_DEVICE=$(SPORE_DEVICE) $(LUAJIT) /usr/bin/busted \
 	  --tags=slow --exclude-tags=cuda -o utfTerminal
 
-demo: deps all
+demo: deps all demo-data
 	$(LUAJIT) scripts/demo.lua
+
+# The demo's image folder, built from Debian packages at set-up time (never downloaded):
+# Fashion-MNIST's test images (dataset-fashion-mnist), 100 a class, written as JPEG files in
+# ten class folders by Debian's cjpeg (libjpeg-turbo-progs).
+DEMO_IMAGES := out/data/fashion-mnist-jpeg
+demo-data: deps $(DEMO_IMAGES)/0_tshirt-top
+$(DEMO_IMAGES)/0_tshirt-top: scripts/build_image_folder.lua | $(LIB_SO)
+	SPORE_LIB=$(CURDIR)/$(LIB_SO) $(LUAJIT) scripts/build_image_folder.lua --out $(DEMO_IMAGES) --split test --per-class 100 >/dev/null
 
 repl: all
 	$(LUAJIT) scripts/repl.lua

@@ -4,8 +4,11 @@
 --   2. load that checkpoint for inference and evaluate it
 --   3. resume training from it with the optimizer state
 --   4. fine-tune a new classifier head with the feature layers frozen
+--   5. the ResNet path on an image folder: ResNet18 fine-tuned with a new head read from a
+--      folder of JPEGs (Debian's Fashion-MNIST written out at set-up time by `make demo-data`),
+--      evaluated in a fresh process, then predict.lua on one image
 -- Ends by listing each run's metrics.jsonl and plot, then one JSON line:
--- {"out","plots","train","eval","resume","newhead"} (each step's own JSON line).
+-- {"out","plots","train","eval","resume","newhead","resnet","resnet_eval","predict"} (each step's own JSON line).
 local ROOT = dofile((arg and arg[0] or ""):match("^(.-)[^/\\]*$") .. "boot.lua")
 local cli = require("spore.cli")
 
@@ -34,8 +37,9 @@ local function say(s) if not o.quiet then io.write(s, "\n"); io.flush() end end
 local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
 -- Run a script, stream its stderr, return its last stdout line decoded.
-local function run(script, args)
-  local cmd = ("luajit %s/scripts/%s %s --quiet%s"):format(root, script, args, o.no_plot and " --no-plot" or "")
+local function run(script, args, no_plots)
+  local cmd = ("luajit %s/scripts/%s %s --quiet%s"):format(root, script, args,
+    (o.no_plot and not no_plots) and " --no-plot" or "")
   local shown = cmd
   local i, j = shown:find(root .. "/", 1, true)
   while i do shown = shown:sub(1, i - 1) .. shown:sub(j + 1); i, j = shown:find(root .. "/", 1, true) end
@@ -74,23 +78,58 @@ local f = run("finetune.lua", ("--net lenet5 --ckpt %s --dataset fashion-mnist -
   .. " --steps %d --lr 0.05 --out %s"):format(r.checkpoint, math.min(600, o.steps or 600), q(out .. "/newhead")))
 say(("   -> the new head alone reaches test accuracy %.4f in %.0f s; saved %s\n"):format(f.accuracy, f.seconds, f.checkpoint))
 
+local folder = os.getenv("SPORE_DEMO_IMAGES") or (root .. "/out/data/fashion-mnist-jpeg")
+local rn, re, rp
+local fh = io.open(folder .. "/0_tshirt-top", "rb")
+if not fh then
+  say("5. (skipped: no image folder at " .. folder .. "; `make demo` builds it with `make demo-data`)\n")
+else
+  fh:close()
+  say("5. The ResNet path on a folder of JPEGs (" .. folder .. ": one subfolder per class): ResNet18 from a checkpoint,")
+  say("   a new head sized from the folder (--new-head auto), the zoo's imagenet pipeline at 32x32, 10% held out.")
+  spore.manual_seed(1)
+  local start = out .. "/resnet18_init.ckpt"
+  spore.save_checkpoint(spore.models.resnet18 { class_num = 1001 }, start)
+  rn = run("finetune.lua", ("--net resnet18 --ckpt %s --data-folder %s --new-head auto --image-size 32 --val-split 0.1"
+    .. " --crop-scale 0.5 --epochs 2 --lr 0.01 --out %s%s"):format(q(start), q(folder), q(out .. "/resnet"), cap))
+  say(("   -> %d classes, %d training images: held-out accuracy %.4f after %d epochs in %.0f s; saved %s"):format(
+    #rn.classes, rn.train_images, rn.accuracy, #rn.epochs, rn.seconds, rn.checkpoint))
+  re = run("eval.lua", ("--net resnet18 --ckpt %s --data-folder %s --image-size 32 --val-split 0.1 --seed 1"):format(
+    q(rn.checkpoint), q(folder)), true)
+  say(("   -> eval.lua in a fresh process: accuracy %.4f on the same %d held-out images (same: %s)"):format(
+    re.accuracy, re.samples, math.abs(re.accuracy - rn.accuracy) < 1e-9 and "yes" or "NO"))
+  local p = io.popen("ls " .. q(folder .. "/7_sneaker") .. " | head -1")
+  local one = p:read("*l")
+  p:close()
+  rp = run("predict.lua", ("--net resnet18 --ckpt %s --image-size 32 --top 3 %s"):format(q(rn.checkpoint),
+    q(folder .. "/7_sneaker/" .. one)), true)
+  local top = rp.predictions[1].top
+  say(("   -> predict.lua 7_sneaker/%s: %s %.2f, %s %.2f, %s %.2f (names from classes.txt beside the checkpoint)\n"):format(
+    one, top[1].name, top[1].p, top[2].name, top[2].p, top[3].name, top[3].p))
+end
+
 local plots = {}
-for _, step in ipairs({ t, r, f }) do
+for _, step in ipairs({ t, r, f, rn }) do
   if step.plot ~= nil and step.plot ~= json.null then plots[#plots + 1] = step.plot end
 end
 say("Run records (one JSON object per line) and loss/accuracy plots:")
-for _, step in ipairs({ { "train", t }, { "resume", r }, { "newhead", f } }) do
+for _, step in ipairs({ { "train", t }, { "resume", r }, { "newhead", f }, { "resnet", rn } }) do
+  if step[2] then
   local p = step[2].plot
   say(("  %-8s %s  %s"):format(step[1], step[2].metrics or "-",
     (p ~= nil and p ~= json.null) and p or (o.no_plot and "(--no-plot)" or "(no plot: see the warning above)")))
+  end
 end
 say("")
 say("Inspect any checkpoint with:  luajit scripts/inspect.lua " .. r.checkpoint)
 say("Explore in the REPL with:     luajit scripts/repl.lua")
 local res = json.ordered({ out = out, plots = plots }, { "out", "plots" })
-for _, kv in ipairs({ { "train", t }, { "eval", e }, { "resume", r }, { "newhead", f } }) do
-  kv[2]._json = nil
-  res[kv[1]] = kv[2]
+for _, kv in ipairs({ { "train", t }, { "eval", e }, { "resume", r }, { "newhead", f }, { "resnet", rn },
+    { "resnet_eval", re }, { "predict", rp } }) do
+  if kv[2] then
+    kv[2]._json = nil
+    res[kv[1]] = kv[2]
+  end
 end
 return res
 end)

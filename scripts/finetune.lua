@@ -2,6 +2,13 @@
 --   luajit scripts/finetune.lua --net lenet5 --ckpt FILE --dataset mnist --data DIR
 --     [--load-optimizer] [--new-head N] [--freeze PREFIX,...] [--rename RULES.lua]
 --     [--lr X] [--epochs N] [--steps N] [--out DIR]
+-- On a folder of your own images (one subfolder per class, JPEG/PNG):
+--   luajit scripts/finetune.lua --net resnet50 --ckpt resnet50.ckpt --data-folder DIR --new-head auto
+--     [--image-size N] [--freeze conv1,bn1,layer1] [--val-folder DIR | --val-split 0.1]
+--     [--pipeline imagenet|cifar10] [--skip-bad-images]
+-- reads the class count from the folder (auto), trains with the model zoo's pipeline
+-- (spore.data.zoo_pipeline), evaluates the held-out images after each epoch, and writes
+-- classes.txt (label order) beside the checkpoints for predict.lua.
 -- With no arguments it fine-tunes the checkpoint `make demo` trained (or, failing that,
 -- the MindSpore LeNet checkpoint of ../shared/fixtures with a new head and conv1
 -- frozen) on Fashion-MNIST. Prints the loading report and per-epoch metrics on
@@ -17,7 +24,16 @@ local spec = {
     { "ckpt", help = "checkpoint to start from (default: the newest of out/demo/train, else the MindSpore LeNet fixture)" },
     "dataset", "data",
     { "--load-optimizer", "flag", false, "also load moments, learning_rate, momentum, global_step (resume)" },
-    { "--new-head", "int", nil, "replace the classifier head with a fresh N-class one" },
+    { "--new-head", "string", nil, "replace the classifier head with a fresh N-class one (auto: one class per subfolder of --data-folder)" },
+    { "--data-folder", "string", nil, "train on a folder of images, one subfolder per class (instead of --dataset)" },
+    { "--val-folder", "string", nil, "held-out images for --data-folder (same class subfolders)" },
+    { "--val-split", "number", nil, "hold out this fraction of --data-folder (seeded by --seed; default 0.1 without --val-folder)" },
+    { "--image-size", "int", nil, "--data-folder: network input size (default: the net's, 224 for the ResNets)" },
+    { "--pipeline", "string", "imagenet", "--data-folder: the zoo's transform chain", choices = { "imagenet", "cifar10" } },
+    { "--crop-scale", "number", nil, "--data-folder, imagenet pipeline: RandomResizedCrop's minimum area (zoo: 0.08)" },
+    { "--no-flip", "flag", false, "--data-folder: leave out the RandomHorizontalFlip (e.g. digits, text)" },
+    { "--workers", "int", 2, "--data-folder: decoding threads" },
+    { "--skip-bad-images", "flag", false, "--data-folder: skip undecodable images (counted at the end) instead of stopping" },
     { "--freeze", "list", nil, "comma-separated parameter-name prefixes to freeze (e.g. conv1,conv2)" },
     "rename", "dec_key", "dec_mode",
     { "lr", nodefault = true, help = "learning rate (default 0.01, or the checkpoint's with --load-optimizer)" },
@@ -51,8 +67,23 @@ cli.main(spec, function(o)
   if o.steps and o.steps < 1 then cli.usage_error("--steps must be at least 1") end
   if o.lr and o.lr <= 0 then cli.usage_error("--lr must be positive") end
   if o.head_lr and o.head_lr <= 0 then cli.usage_error("--head-lr must be positive") end
-  if o.new_head and o.new_head < 1 then cli.usage_error("--new-head must be at least 1") end
   local ns = wf.net_spec(o.net, cli.usage_error)
+  if o.new_head and o.new_head ~= "auto" then
+    local n = tonumber(o.new_head)
+    if not n or n ~= math.floor(n) then cli.usage_error("--new-head must be a number of classes or auto, got '" .. o.new_head .. "'") end
+    o.new_head = n
+    if n < 1 then cli.usage_error("--new-head must be at least 1") end
+  end
+  if o.new_head == "auto" and not o.data_folder then cli.usage_error("--new-head auto needs --data-folder") end
+  if not o.data_folder then
+    for _, k in ipairs({ "val_folder", "val_split", "image_size", "crop_scale" }) do
+      if o[k] then cli.usage_error("--" .. k:gsub("_", "-") .. " needs --data-folder") end
+    end
+    if o.skip_bad_images then cli.usage_error("--skip-bad-images needs --data-folder") end
+  else
+    wf.folder_opts(o, ns, cli.usage_error)
+    if o.val_folder and o.val_split then cli.usage_error("give --val-folder or --val-split, not both") end
+  end
 
   -- the meaningful default: continue from what `make demo` trained, or transfer the
   -- MindSpore MNIST checkpoint to Fashion-MNIST
@@ -76,9 +107,33 @@ cli.main(spec, function(o)
   local t0 = spore.clock()
   spore.manual_seed(o.seed)
 
-  local ds = wf.dataset(o.dataset, o.data, o.net, { split = "train", batch = o.batch, shuffle = true, seed = o.seed,
-    drop_remainder = true }, cli.usage_error)
-  local test = wf.dataset(o.dataset, o.data, o.net, { split = "test", batch = 256, shuffle = false }, cli.usage_error)
+  local ds, test, classes
+  if o.data_folder then
+    -- the folder's classes (sorted subfolder names, as MindSpore's ImageFolderDataset)
+    if o.val_folder then
+      ds = wf.folder_dataset(o.data_folder, o, true, { drop_remainder = true })
+      test = wf.folder_dataset(o.val_folder, o, false)
+      local a, b = table.concat(ds.classes, "\0"), table.concat(test.classes, "\0")
+      if a ~= b then
+        error("--val-folder " .. o.val_folder .. " has other class folders than --data-folder " .. o.data_folder, 0)
+      end
+    else
+      local tr
+      tr, test = wf.split_folder(o.data_folder, o, o.val_split or 0.1)
+      ds = tr:with({ transforms = wf.folder_transforms(o, true), shuffle = true, drop_remainder = true,
+        name = "ImageFolderDataset(" .. o.data_folder .. ")[train]" })
+    end
+    classes = ds.classes
+    if o.new_head == "auto" then o.new_head = #classes end
+    log(("finetune.lua: %s: %d classes (%s), %d training images, %d held out (%s); %s pipeline at %dx%d"):format(
+      o.data_folder, #classes, table.concat(classes, ", "), ds:size(), test:size(),
+      o.val_folder and ("--val-folder " .. o.val_folder) or ("--val-split " .. (o.val_split or 0.1) .. ", seed " .. o.seed),
+      o.pipeline, o.image_size, o.image_size))
+  else
+    ds = wf.dataset(o.dataset, o.data, o.net, { split = "train", batch = o.batch, shuffle = true, seed = o.seed,
+      drop_remainder = true }, cli.usage_error)
+    test = wf.dataset(o.dataset, o.data, o.net, { split = "test", batch = 256, shuffle = false }, cli.usage_error)
+  end
   local rules = o.rename and wf.load_rules(o.rename) or nil
 
   -- 1. the network, loaded from the checkpoint (head size taken from the checkpoint)
@@ -187,6 +242,17 @@ cli.main(spec, function(o)
     epochs[#epochs + 1] = { epoch = r.epoch, train_loss = r.train_loss, accuracy = r.eval.accuracy, loss = r.eval.loss }
   end
 
+  local bad = 0
+  if o.data_folder then
+    bad = (ds.bad_images or 0) + (test.bad_images or 0)
+    if o.skip_bad_images then
+      notice(("finetune.lua: skipped %d bad image%s"):format(bad, bad == 1 and "" or "s"))
+    end
+    if ckpt_cb.latest then
+      wf.write_labels((ckpt_cb.latest:match("^(.*)/[^/]*$") or ".") .. "/classes.txt", classes)
+    end
+  end
+
   local json = require("spore.json")
   local sum100 = 0
   for _, l in ipairs(first) do sum100 = sum100 + l end
@@ -201,6 +267,13 @@ cli.main(spec, function(o)
   res.first_100_steps_loss = #first > 0 and sum100 / #first or nil
   res.epochs = epochs
   res.accuracy = epochs[#epochs].accuracy
+  if o.data_folder then
+    res.classes = classes
+    res.train_images = ds:size()
+    res.val_images = test:size()
+    res.image_size = o.image_size
+    res.bad_images = bad
+  end
   res.global_step = opt:global_step()
   res.metrics = rl.path
   res.plot = rl.plot_path

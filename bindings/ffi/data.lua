@@ -43,26 +43,11 @@ function M.gather_rows(dst, src, idx, n)
   check(C.sp_gather_rows(T.handle(dst), T.handle(src), idx, n))
 end
 
-local KIND = { resize = 0, rescale = 1, normalize = 2, hwc2chw = 3, random_crop = 4, random_hflip = 5 }
-
---- Compile a list of op descriptions ({kind=, h=, w=, pad=, a=, b=, mean=, std=})
--- into a C op array; returns cdata array, count.
+--- Compile a list of op descriptions (spore.data.transforms.compile; the fields of
+-- ffi.image.compile_ops) into a C op array; returns cdata array, count.
 function M.compile_ops(list)
-  local n = #list
-  local arr = opsarr(math.max(n, 1))
-  for i, op in ipairs(list) do
-    local o = arr[i - 1]
-    local k = KIND[op.kind]
-    if not k then error("unknown image op '" .. tostring(op.kind) .. "'", 2) end
-    o.kind = k
-    o.h, o.w, o.pad = op.h or 0, op.w or 0, op.pad or 0
-    o.a, o.b = op.a or 0, op.b or 0
-    for c = 1, 4 do
-      o.mean[c - 1] = op.mean and (op.mean[c] or op.mean[#op.mean]) or 0
-      o.std[c - 1] = op.std and (op.std[c] or op.std[#op.std]) or 1
-    end
-  end
-  return arr, n
+  local ops = require("ffi.image").compile_ops(list)
+  return ops.arr, ops.n, ops
 end
 
 --- Output shape {d1, d2, d3} of the compiled ops for an (h, w, c) image.

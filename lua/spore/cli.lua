@@ -3,7 +3,8 @@
 --
 -- A script describes itself with a spec:
 --   { name = "eval.lua", summary = "...", epilog = "...",
---     args = { { "file", "FILE help" } },                 -- positionals (all required)
+--     args = { { "file", "FILE help" } },                 -- positionals (all required;
+--                                                         --  many = true: one or more, a list)
 --     options = { "net", "ckpt", "quiet",                 -- shared flags, from cli.COMMON
 --                 { "--epochs", "int", 1, "epochs" },      -- flag, type, default, help
 --                 { "--split", "string", "test", "train | test", choices = { "train", "test" } } } }
@@ -126,6 +127,7 @@ function M.parser(spec)
   for _, a in ipairs(spec.args or {}) do
     local arg = p:argument(a[1], a[2])
     if a.optional then arg:args("?") end
+    if a.many then arg:args("+") end -- one or more: the value is a list
   end
   for _, o in ipairs(resolve(spec)) do
     local flag, ty, def, help = o[1], o[2], o[3], o[4]

@@ -13,6 +13,7 @@ local T = require("spore.tensor")
 local tf = require("spore.data.transforms")
 local D = require("spore.device")
 local class = require("spore.class")
+local opts_check = require("spore.opts").check
 
 local Dataset = class("Dataset")
 
@@ -21,15 +22,59 @@ local function opt_bool(v, default)
   return v and true or false
 end
 
+-- The options every dataset takes (constructors add their own, e.g. split/usage).
+Dataset.KNOWN = { "batch", "batch_size", "shuffle", "seed", "drop_remainder", "repeat", "num_samples",
+  "transforms", "label_dtype", "label_transforms", "name", "device", "num_shards", "shard_id", "layout" }
+-- MindSpore dataset keys spore does not implement, with what to do instead.
+Dataset.REFUSED = {
+  sampler = "samplers are not implemented; use shuffle, seed, num_samples, num_shards and shard_id",
+  cache = "dataset caches are not implemented",
+  python_multiprocessing = "spore runs its transforms in C, not in Python processes",
+  max_rowsize = "spore runs its transforms in C, not in Python processes",
+  padded_sample = "padded samples are not implemented",
+  num_padded = "padded samples are not implemented",
+}
+Dataset.TYPES = { batch = "integer", batch_size = "integer", shuffle = "boolean", seed = "integer",
+  drop_remainder = "boolean", ["repeat"] = "integer", num_samples = "integer", transforms = "table",
+  label_dtype = "string", label_transforms = "table", name = "string", device = "string",
+  num_shards = "integer", shard_id = "integer", layout = "string" }
+
+--- Check a constructor's options: Dataset.KNOWN plus `extra` keys (list), the MindSpore keys
+-- spore refuses (Dataset.REFUSED plus `refused`), types. Returns a copy of o without the
+-- `extra` keys (ready for Dataset.new) and the original table.
+function Dataset.check_opts(where, o, extra, refused, types, level)
+  local known, ref, ty = {}, {}, {}
+  for _, k in ipairs(Dataset.KNOWN) do known[k] = true end
+  for _, k in ipairs(extra or {}) do known[k] = true end
+  for k, v in pairs(Dataset.REFUSED) do ref[k] = v end
+  for k, v in pairs(refused or {}) do ref[k] = v end
+  for k, v in pairs(Dataset.TYPES) do ty[k] = v end
+  for k, v in pairs(types or {}) do ty[k] = v end
+  o = opts_check(where, o, known, ref, ty, (level or 2) + 2)
+  local rest = {}
+  local drop = {}
+  for _, k in ipairs(extra or {}) do drop[k] = true end
+  for k, v in pairs(o) do if not drop[k] then rest[k] = v end end
+  return rest, o
+end
+
+-- MindSpore's sharding (DistributedSampler): shard s of n takes positions s, s+n, s+2n, ...
+-- of the (shuffled) sample order, ceil(N/n) of them, wrapping around to the start.
+local function shard_count(n, num_shards) return math.ceil(n / num_shards) end
+
 --- Dataset.new(images, labels, opts)
 -- images: uint8 or float32 Tensor [N,H,W] or [N,H,W,C]; labels: Tensor [N] or [N,K].
 -- opts: batch (32), shuffle (true), seed (0), drop_remainder (false), repeat (1),
---   num_samples (all; the first n), transforms (list, default {} = raw images),
+--   num_samples (all; MindSpore's: the first n of each pass's (shuffled) order),
+--   num_shards + shard_id (MindSpore's sharding: positions shard_id, shard_id+num_shards, ...
+--   of each pass's order, ceil(N/num_shards) of them, wrapping around),
+--   transforms (list, default {} = raw images),
 --   label_dtype ("int32") or label_transforms ({TypeCast(dtype)}), name (for messages),
 --   device (where batches live; default spore.get_default_device()).
 function Dataset.new(images, labels, opts)
   opts = opts or {}
   local name = opts.name or "dataset"
+  Dataset.check_opts(name, opts, nil, nil, nil, 2)
   if not T.is_tensor(images) or not T.is_tensor(labels) then
     error(name .. ": images and labels must be Tensors", 2)
   end
@@ -49,10 +94,11 @@ function Dataset.new(images, labels, opts)
   if type(rep) ~= "number" or rep < 1 or rep ~= math.floor(rep) then
     error(name .. ": repeat must be a positive integer, got " .. tostring(rep), 2)
   end
-  local size = n
+  local shards = Dataset.shard_opts(name, opts, 3)
+  local size = shards and shard_count(n, shards[1]) or n
   if opts.num_samples then
     if opts.num_samples < 1 then error(name .. ": num_samples must be positive", 2) end
-    size = math.min(n, opts.num_samples)
+    size = math.min(size, opts.num_samples)
   end
   local device = opts.device or D.get()
   D.check(device, 2, name .. ": device")
@@ -68,19 +114,76 @@ function Dataset.new(images, labels, opts)
     shuffle = opt_bool(opts.shuffle, true), drop_remainder = opt_bool(opts.drop_remainder, false),
     _size = size, label_dtype = label_dtype or "int32", device = device,
   }, Dataset)
+  -- layout: NHWC images (the default) or NCHW batches (from_tensors of a float batch:
+  -- detected when dim 2 is 1..4 channels and dim 4 is not, or said by layout = "NCHW")
+  local layout = opts.layout
+  if layout == nil then
+    layout = (#ish == 4 and ish[2] <= 4 and ish[4] > 4) and "NCHW" or "NHWC"
+  end
+  if layout ~= "NHWC" and layout ~= "NCHW" then
+    error(name .. ": layout must be \"NHWC\" or \"NCHW\", got " .. tostring(layout), 2)
+  end
+  if layout == "NCHW" and #ish ~= 4 then error(name .. ": NCHW images must be [N,C,H,W]", 2) end
+  self.layout = layout
   local h, w, c = ish[2], ish[3], ish[4] or 1
   local list = opts.transforms or {}
+  if layout == "NCHW" then
+    for i, t in ipairs(list) do
+      if type(t) ~= "table" or t.op ~= "TypeCast" then
+        error(name .. ": transforms[" .. i .. "]: NCHW batches take no image transforms (only TypeCast);"
+          .. " give HWC images [N,H,W,C] to transform them", 2)
+      end
+    end
+  end
   local ops, dtype = tf.compile(list, h, w, c)
   self.transforms = list
-  self._ops, self._nops = B.compile_ops(ops)
+  self._ops, self._nops, self._opsobj = B.compile_ops(ops)
   self._item_shape = B.out_shape(h, w, c, self._ops, self._nops)
-  self.image_dtype = dtype or (#ops > 0 and "float32" or images:dtype())
+  -- the engine's working type: uint8 images stay uint8 through Resize and the crops (as in
+  -- MindSpore), float32 after Rescale / Normalize; TypeCast names the batch dtype
+  local _, wdt = require("ffi.image").out_info(h, w, c, self._opsobj,
+    images:dtype() == "uint8" and "uint8" or "float32")
+  self.image_dtype = dtype or (#ops > 0 and wdt or images:dtype())
   if #ish == 3 and #ops == 0 then self._item_shape = { h, w, 1 } end
   self._rng = require("ffi.tensor").new_rng(opts.seed or 0)
-  self._order = B.index_array(size)
-  for i = 0, size - 1 do self._order[i] = i end
+  self._n, self._shards = n, shards
+  self._all = B.index_array(n)
+  for i = 0, n - 1 do self._all[i] = i end
+  self._order = self._all
+  if shards then
+    self._order = B.index_array(size)
+    Dataset.fill_shard(self._order, self._all, n, size, shards)
+  end
   self.seed = opts.seed or 0
   return self
+end
+
+--- Validate num_shards/shard_id (both or neither; 0 <= shard_id < num_shards) →
+-- {num_shards, shard_id} or nil.
+function Dataset.shard_opts(name, opts, level)
+  local ns, sid = opts.num_shards, opts.shard_id
+  if ns == nil and sid == nil then return nil end
+  if ns == nil or sid == nil then
+    error(name .. ": num_shards and shard_id must be given together", level)
+  end
+  if ns < 1 then error(name .. ": num_shards must be positive, got " .. ns, level) end
+  if sid < 0 or sid >= ns then
+    error(name .. ": shard_id must be in [0, " .. (ns - 1) .. "], got " .. sid, level)
+  end
+  return { ns, sid }
+end
+
+--- order[k] = all[(shard_id + k*num_shards) mod n] for k in [0, size).
+function Dataset.fill_shard(order, all, n, size, shards)
+  local ns, sid = shards[1], shards[2]
+  for k = 0, size - 1 do order[k] = all[(sid + k * ns) % n] end
+end
+
+-- Start a pass: reshuffle every sample (seeded) when shuffle is on, then take this
+-- shard's positions (or the first `size`).
+function Dataset:_new_pass()
+  if self.shuffle then B.shuffle(self._all, self._n, self._rng) end
+  if self._shards then Dataset.fill_shard(self._order, self._all, self._n, self._size, self._shards) end
 end
 
 --- Number of samples (one pass, before repeat).
@@ -138,7 +241,7 @@ function Dataset:batches()
       if pass >= rep then return nil end
       pass = pass + 1
       pos = 0
-      if self.shuffle then B.shuffle(order, size, self._rng) end
+      self:_new_pass()
       if drop and size < bs then return nil end
     end
     local n = math.min(bs, size - pos)
