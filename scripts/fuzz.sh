@@ -7,7 +7,7 @@
 # Every target runs; the script exits 1 when any of them found a crash, a leak or a
 # timeout (an input slower than $FUZZ_TIMEOUT s, default 20), after printing the input's
 # path. Needs clang (installed here on demand: this is the only place that installs it,
-# not `make deps`). .ci/run runs it with FUZZ_SECONDS=30 before the tests.
+# not `make deps`). .ci/run runs it with FUZZ_SECONDS=20 before the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-${FUZZ_SECONDS:-60}}
