@@ -30,13 +30,18 @@ PROTO_H  := $(PROTO_C:.c=.h)
 ENGINE_SRC := $(sort $(wildcard engine/core/*.c engine/cpu/*.c engine/ops/*.c engine/io/*.c))
 OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(ENGINE_SRC)) $(patsubst %.c,%.o,$(PROTO_C))
 
+# CUDA=1: engine/cuda/*.cu (nvcc) and engine/cuda/*.c (cc, no CUDA headers: they talk to
+# the .cu files through engine/cuda/cuda_api.h). H200 code (sm_90) plus compute_90 PTX
+# that newer GPUs JIT-compile. The plain build compiles nothing under engine/cuda.
 CUDA_SRC := $(wildcard engine/cuda/*.cu)
+CUDA_CSRC := $(wildcard engine/cuda/*.c)
+CUDA_ARCH ?= -gencode arch=compute_90,code=[sm_90,compute_90]
+NVCCFLAGS := -O3 -std=c++17 $(CUDA_ARCH) -Xcompiler -fPIC,-fvisibility=hidden,-Wall,-Wextra \
+             -Werror all-warnings -Iengine/include -Iengine -Iengine/cuda
 ifeq ($(CUDA),1)
-  ifneq ($(CUDA_SRC),)
-    CFLAGS += -DSP_HAVE_CUDA
-    OBJS += $(patsubst %.cu,$(BUILD)/obj/%.o,$(CUDA_SRC))
-    LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublas
-  endif
+  CFLAGS += -DSP_HAVE_CUDA
+  OBJS += $(patsubst %.cu,$(BUILD)/obj/%.o,$(CUDA_SRC)) $(patsubst %.c,$(BUILD)/obj/%.o,$(CUDA_CSRC))
+  LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lcublas -lcudart -lstdc++
 endif
 
 LIB_SO := $(BUILD)/libspore.so
@@ -59,13 +64,13 @@ $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto
 $(BUILD)/gen/%.pb-c.o: $(BUILD)/gen/%.pb-c.c
 	$(CC) $(filter-out -Werror -Wextra,$(CFLAGS)) -c $< -o $@
 
-$(BUILD)/obj/%.o: %.c engine/include/spore.h $(wildcard engine/core/*.h engine/cpu/*.h engine/ops/*.h engine/io/*.h) | $(PROTO_H)
+$(BUILD)/obj/%.o: %.c engine/include/spore.h $(wildcard engine/core/*.h engine/cpu/*.h engine/ops/*.h engine/io/*.h engine/cuda/*.h) | $(PROTO_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/obj/%.o: %.cu engine/include/spore.h
+$(BUILD)/obj/%.o: %.cu engine/include/spore.h engine/cuda/cuda_api.h engine/cuda/cuda_internal.cuh
 	@mkdir -p $(dir $@)
-	$(NVCC) -O2 -Xcompiler -fPIC -Xcompiler -fvisibility=hidden -Iengine/include -c $< -o $@
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 
 $(LIB_SO): $(OBJS)
 	$(CC) -shared -o $@ $(OBJS) $(LDFLAGS) $(LDLIBS)
