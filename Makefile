@@ -1,4 +1,4 @@
-# spore — GNU make build. Targets: all (default) deps test demo bench bench-deps
+# spore — GNU make build. Targets: all (default) deps test test-slow test-cuda demo bench bench-deps
 # repl install clean fuzz.  Options: CUDA=1  SANITIZE=1  PREFIX=/usr/local
 .DEFAULT_GOAL := all
 SHELL := /bin/bash
@@ -50,7 +50,7 @@ CDEF   := bindings/ffi/cdef.lua
 TEST_ENGINE := $(BUILD)/test_engine
 HOST_EXAMPLE := $(BUILD)/spore_host_example
 
-.PHONY: all deps test test-slow demo bench bench-compare bench-deps repl install clean fuzz cdef check-engine
+.PHONY: all deps test test-slow test-cuda demo bench bench-compare bench-deps repl install clean fuzz cdef check-engine
 
 all: $(LIB_SO) $(LIB_A) $(CDEF) $(HOST_EXAMPLE)
 
@@ -105,6 +105,11 @@ test: deps all $(TEST_ENGINE)
 test-slow: deps all
 	@SPORE_LIB=$(CURDIR)/$(BUILD)/libspore.so SPORE_DEVICE=$(SPORE_DEVICE) $(LUAJIT) /usr/bin/busted \
 	  --tags=slow --exclude-tags=cuda -o utfTerminal
+
+# The CUDA kernels against the CPU's (spec/cuda_spec.lua, tag cuda; pending without a GPU)
+test-cuda:
+	$(MAKE) CUDA=1 all
+	@SPORE_LIB=$(CURDIR)/build/cuda/libspore.so $(LUAJIT) /usr/bin/busted --run=cuda -o utfTerminal spec/cuda_spec.lua
 
 demo: deps all
 	$(LUAJIT) scripts/demo.lua

@@ -184,8 +184,10 @@ static sp_status cu_binary(sp_tensor *out, const sp_tensor *a, const sp_tensor *
 }
 
 static sp_status cu_binary_scalar(sp_tensor *out, const sp_tensor *a, double s, int op, int reverse) {
-    int ints = sp_dtype_is_int(out->dtype) && sp_dtype_is_int(a->dtype) && out->dtype != SP_BOOL && s == (double)(int64_t)s &&
-               s < 9.0e15 && s > -9.0e15;
+    /* engine/cpu/elementwise.c's integer case (the range test first: it also rejects NaN,
+     * and makes the int64 conversion defined) */
+    int ints = sp_dtype_is_int(out->dtype) && sp_dtype_is_int(a->dtype) && out->dtype != SP_BOOL && s < 9.0e15 &&
+               s > -9.0e15 && s == (double)(int64_t)s;
     if (ints) return fb_binary_scalar(out, a, s, op, reverse);
     spc_view o = V(out), va = V(a);
     return spc_binary_scalar(DEV(out), &o, &va, s, op, reverse);
