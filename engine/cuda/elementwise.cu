@@ -10,6 +10,7 @@
 namespace {
 
 __device__ __forceinline__ int64_t offset_of(const spc_view &v, int64_t i) {
+    if (v.ndim == 1) return i * v.strides[0]; // i < shape[0]; contiguous views arrive as 1-D
     int64_t off = 0;
     for (int d = v.ndim - 1; d >= 0; d--) {
         int64_t n = v.shape[d];
@@ -216,7 +217,7 @@ __device__ __forceinline__ acc better(acc x, acc y, bool want_max) {
 
 const int RED_THREADS = 512;
 
-__global__ void k_reduce_all(spc_view a, int64_t n, int op, double *out) {
+__global__ void __launch_bounds__(RED_THREADS) k_reduce_all(spc_view a, int64_t n, int op, double *out) {
     __shared__ double s_sum[RED_THREADS];
     __shared__ acc s_acc[RED_THREADS];
     bool sum = op == SP_RED_SUM || op == SP_RED_MEAN, want_max = op == SP_RED_MAX || op == SP_RED_ARGMAX;
@@ -299,6 +300,19 @@ int64_t numel(const spc_view *v) {
     return n;
 }
 
+// A contiguous view of n elements as 1-D (no index arithmetic per element in the kernels).
+spc_view flat(const spc_view *v, int64_t n) {
+    spc_view f = *v;
+    f.ndim = 1;
+    f.shape[0] = n;
+    f.strides[0] = 1;
+    return f;
+}
+// both contiguous: both flattened; otherwise as they are
+void flatten2(spc_view *a, spc_view *b, int64_t n) {
+    if (contiguous(a) && contiguous(b)) { *a = flat(a, n); *b = flat(b, n); }
+}
+
 } // namespace
 
 extern "C" sp_status spc_copy_convert(int dev, const spc_view *dst, const spc_view *src) {
@@ -307,7 +321,9 @@ extern "C" sp_status spc_copy_convert(int dev, const spc_view *dst, const spc_vi
     if (n == 0) return SP_OK;
     if (dst->dtype == src->dtype && contiguous(dst) && contiguous(src))
         return spc_copy(dev, dst->data, src->data, (size_t)n * dsize(dst->dtype));
-    k_copy<<<spc_blocks(n), 256, 0, c->stream>>>(*dst, *src, n);
+    spc_view d = *dst, s = *src;
+    flatten2(&d, &s, n);
+    k_copy<<<spc_blocks(n), 256, 0, c->stream>>>(d, s, n);
     LAUNCHED(c, "copy");
     return SP_OK;
 }
@@ -320,7 +336,7 @@ extern "C" sp_status spc_fill_bytes(int dev, const spc_view *t, uint64_t bits) {
         CK(c, cudaMemsetAsync(t->data, 0, (size_t)n * dsize(t->dtype), c->stream));
         return SP_OK;
     }
-    k_fill<<<spc_blocks(n), 256, 0, c->stream>>>(*t, n, (unsigned long long)bits);
+    k_fill<<<spc_blocks(n), 256, 0, c->stream>>>(contiguous(t) ? flat(t, n) : *t, n, (unsigned long long)bits);
     LAUNCHED(c, "fill");
     return SP_OK;
 }
@@ -336,7 +352,9 @@ extern "C" sp_status spc_binary(int dev, const spc_view *out, const spc_view *a,
         else
             k_binary_f32<<<spc_blocks(n), 256, 0, c->stream>>>(*out, *a, *b, n, op);
     } else {
-        k_binary<<<spc_blocks(n), 256, 0, c->stream>>>(*out, *a, *b, n, op);
+        spc_view o = *out, x = *a, y = *b;
+        if (contiguous(&o) && contiguous(&x) && contiguous(&y)) { o = flat(&o, n); x = flat(&x, n); y = flat(&y, n); }
+        k_binary<<<spc_blocks(n), 256, 0, c->stream>>>(o, x, y, n, op);
     }
     LAUNCHED(c, "binary");
     return SP_OK;
@@ -348,8 +366,10 @@ extern "C" sp_status spc_binary_scalar(int dev, const spc_view *out, const spc_v
     if (n == 0) return SP_OK;
     bool f32 = out->dtype == SP_FLOAT32 && a->dtype == SP_FLOAT32 && !reverse &&
                (op == SP_OP_ADD || op == SP_OP_SUB || op == SP_OP_MUL || op == SP_OP_DIV);
-    if (f32) k_binary_scalar_f32<<<spc_blocks(n), 256, 0, c->stream>>>(*out, *a, n, (float)s, op);
-    else k_binary_scalar<<<spc_blocks(n), 256, 0, c->stream>>>(*out, *a, n, s, op, reverse);
+    spc_view o = *out, x = *a;
+    flatten2(&o, &x, n);
+    if (f32) k_binary_scalar_f32<<<spc_blocks(n), 256, 0, c->stream>>>(o, x, n, (float)s, op);
+    else k_binary_scalar<<<spc_blocks(n), 256, 0, c->stream>>>(o, x, n, s, op, reverse);
     LAUNCHED(c, "binary_scalar");
     return SP_OK;
 }
@@ -358,10 +378,12 @@ extern "C" sp_status spc_unary(int dev, const spc_view *out, const spc_view *a, 
     CTX(c, dev);
     int64_t n = numel(a);
     if (n == 0) return SP_OK;
+    spc_view o = *out, x = *a;
+    flatten2(&o, &x, n);
     if (op == SP_UN_RELU && out->dtype == SP_FLOAT32 && a->dtype == SP_FLOAT32)
-        k_relu_f32<<<spc_blocks(n), 256, 0, c->stream>>>(*out, *a, n);
+        k_relu_f32<<<spc_blocks(n), 256, 0, c->stream>>>(o, x, n);
     else
-        k_unary<<<spc_blocks(n), 256, 0, c->stream>>>(*out, *a, n, op);
+        k_unary<<<spc_blocks(n), 256, 0, c->stream>>>(o, x, n, op);
     LAUNCHED(c, "unary");
     return SP_OK;
 }
@@ -371,7 +393,7 @@ extern "C" sp_status spc_reduce_all(int dev, const spc_view *a, int op, double *
     int64_t n = numel(a);
     double *d = (double *)spc_scratch(c, sizeof(double));
     if (!d) return SP_ENOMEM;
-    k_reduce_all<<<1, RED_THREADS, 0, c->stream>>>(*a, n, op, d);
+    k_reduce_all<<<1, RED_THREADS, 0, c->stream>>>(contiguous(a) ? flat(a, n) : *a, n, op, d);
     cudaError_t e = cudaGetLastError();
     if (e == cudaSuccess) e = cudaMemcpyAsync(value, d, sizeof(double), cudaMemcpyDeviceToHost, c->stream);
     if (e == cudaSuccess) e = cudaStreamSynchronize(c->stream);

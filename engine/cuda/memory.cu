@@ -250,7 +250,10 @@ extern "C" sp_status spc_from_host(int dev, void *dst, const void *src, size_t n
     pthread_mutex_lock(&d->stage_mu);
     sp_status st = stage_init(d);
     if (!st && d->stage_ok < 0) {
-        cudaError_t e = cudaMemcpy(dst, src, n, cudaMemcpyHostToDevice); // synchronous, unstaged
+        // unstaged: on the device's stream (a legacy-stream cudaMemcpy would not wait for the
+        // non-blocking stream's kernels), waited for before src may be reused
+        cudaError_t e = cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, c->stream);
+        if (e == cudaSuccess) e = cudaStreamSynchronize(c->stream);
         (void)cudaGetLastError();
         if (e != cudaSuccess)
             st = sp_error(SP_EDEVICE, "cuda:%d: cudaMemcpy (host to device, %zu bytes): %s (%s)", dev, n,

@@ -20,8 +20,31 @@ __device__ double block_sum(double v, double *sh) {
     return r;
 }
 
+// The elements of channel c, (n, i) for n < N, i < HW, visited by thread t at t, t+T, ...
+// of the flat index j = n*HW + i, without a 64-bit division per element.
+struct chan_iter {
+    int64_t n, i, qn, qi, N, HW, base, cstride; // element (n, c, i) at n*cstride + base + i
+    __device__ chan_iter(int64_t N_, int64_t C, int64_t HW_, int64_t c) : N(N_), HW(HW_) {
+        int64_t t = threadIdx.x, step = blockDim.x;
+        n = HW_ ? t / HW_ : N_;
+        i = HW_ ? t % HW_ : 0;
+        qn = HW_ ? step / HW_ : 0;
+        qi = HW_ ? step % HW_ : 0;
+        base = c * HW_;
+        cstride = C * HW_;
+    }
+    __device__ bool ok() const { return n < N; }
+    __device__ int64_t at() const { return n * cstride + base + i; }
+    __device__ void next() {
+        n += qn;
+        i += qi;
+        if (i >= HW) { i -= HW; n++; }
+    }
+};
+#define FOR_CHANNEL(it, N, C, HW, c) for (chan_iter it(N, C, HW, c); it.ok(); it.next())
+
 // per channel c: statistics (training) or the moving ones, then out = x*a + b
-__global__ void k_bn_forward(float *out, float *sm, float *si, const float *X, const float *G, const float *B, float *mm,
+__global__ void __launch_bounds__(BN_THREADS) k_bn_forward(float *out, float *sm, float *si, const float *X, const float *G, const float *B, float *mm,
                              float *mv, int64_t N, int64_t C, int64_t HW, int training, int update, double momentum,
                              double eps) {
     __shared__ double sh[BN_THREADS];
@@ -29,11 +52,11 @@ __global__ void k_bn_forward(float *out, float *sm, float *si, const float *X, c
     double mean, var;
     if (training) {
         double s = 0;
-        for (int64_t j = threadIdx.x; j < M; j += blockDim.x) s += X[((j / HW) * C + c) * HW + j % HW];
+        FOR_CHANNEL(it, N, C, HW, c) s += X[it.at()];
         mean = block_sum(s, sh) / (double)M;
         double q = 0;
-        for (int64_t j = threadIdx.x; j < M; j += blockDim.x) {
-            double d = X[((j / HW) * C + c) * HW + j % HW] - mean;
+        FOR_CHANNEL(it, N, C, HW, c) {
+            double d = X[it.at()] - mean;
             q += d * d;
         }
         q = block_sum(q, sh);
@@ -50,19 +73,19 @@ __global__ void k_bn_forward(float *out, float *sm, float *si, const float *X, c
     double inv = 1.0 / sqrt(var + eps);
     if (threadIdx.x == 0) { sm[c] = (float)mean; si[c] = (float)inv; }
     float a = (float)(G[c] * inv), b = (float)(B[c] - mean * inv * G[c]);
-    for (int64_t j = threadIdx.x; j < M; j += blockDim.x) {
-        int64_t i = ((j / HW) * C + c) * HW + j % HW;
+    FOR_CHANNEL(it, N, C, HW, c) {
+        int64_t i = it.at();
         out[i] = X[i] * a + b;
     }
 }
 
-__global__ void k_bn_backward(float *gx, float *gg, float *gbeta, const float *GO, const float *X, const float *G,
+__global__ void __launch_bounds__(BN_THREADS) k_bn_backward(float *gx, float *gg, float *gbeta, const float *GO, const float *X, const float *G,
                               const float *sm, const float *si, int64_t N, int64_t C, int64_t HW, int training) {
     __shared__ double sh[BN_THREADS];
     int64_t c = blockIdx.x, M = N * HW;
     double mean = sm[c], inv = si[c], sg = 0, sgx = 0;
-    for (int64_t j = threadIdx.x; j < M; j += blockDim.x) {
-        int64_t i = ((j / HW) * C + c) * HW + j % HW;
+    FOR_CHANNEL(it, N, C, HW, c) {
+        int64_t i = it.at();
         sg += GO[i];
         sgx += GO[i] * (X[i] - mean) * inv;
     }
@@ -76,13 +99,13 @@ __global__ void k_bn_backward(float *gx, float *gg, float *gbeta, const float *G
     double k = G[c] * inv;
     if (training && M > 0) {
         double a = sg / (double)M, b = sgx / (double)M;
-        for (int64_t j = threadIdx.x; j < M; j += blockDim.x) {
-            int64_t i = ((j / HW) * C + c) * HW + j % HW;
+        FOR_CHANNEL(it, N, C, HW, c) {
+            int64_t i = it.at();
             gx[i] = (float)(k * (GO[i] - a - (X[i] - mean) * inv * b));
         }
     } else {
-        for (int64_t j = threadIdx.x; j < M; j += blockDim.x) {
-            int64_t i = ((j / HW) * C + c) * HW + j % HW;
+        FOR_CHANNEL(it, N, C, HW, c) {
+            int64_t i = it.at();
             gx[i] = (float)(k * GO[i]);
         }
     }
