@@ -37,7 +37,7 @@ CUDA_SRC := $(wildcard engine/cuda/*.cu)
 CUDA_CSRC := $(wildcard engine/cuda/*.c)
 CUDA_ARCH ?= -gencode arch=compute_90,code=[sm_90,compute_90]
 NVCCFLAGS := -O3 -std=c++17 $(CUDA_ARCH) -Xcompiler -fPIC,-fvisibility=hidden,-Wall,-Wextra \
-             -Werror all-warnings -Iengine/include -Iengine -Iengine/cuda
+             -Werror all-warnings -Iengine/include -Iengine -Iengine/cuda $(NVCC_EXTRA)
 ifeq ($(CUDA),1)
   CFLAGS += -DSP_HAVE_CUDA
   OBJS += $(patsubst %.cu,$(BUILD)/obj/%.o,$(CUDA_SRC)) $(patsubst %.c,$(BUILD)/obj/%.o,$(CUDA_CSRC))

@@ -12,12 +12,55 @@
 #      with PyTorch on the same GPU when torch imports (or `pip install torch` works);
 #   6. writes build/gpu_report.json and prints a short table.
 # Every step has its own time limit; a step that fails is reported, the rest still run.
+# On the device tool's bare machine: first `bash scripts/gpu_bundle.sh` here, then
+#   run(command="bash scripts/gpu_check.sh; cp build/gpu_report.json build/gpu_check/{build.log,specs.tap,specs.err,torch.err} $OUT/",
+#       carry=[".gpu.tar.xz"], timeout_s=540)
 # Environment: SPORE_FIXTURES (default ../shared/fixtures), FASHION_MNIST_DIR (default
 # /usr/share/datasets/fashion-mnist, else ../shared/fashion-mnist), JOBS (make -j, default nproc),
 # GPU_CHECK_NO_PIP=1 (never try `pip install torch`), GPU_CHECK_BUDGET (seconds, default 470).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 T0=$(date +%s)
+BUSTED=${BUSTED:-/usr/bin/busted}
+# The bare GPU machine: spore's Debian dependencies, the fixtures and Fashion-MNIST come in
+# .gpu.tar.xz (scripts/gpu_bundle.sh, run on the development machine; carried by the device
+# tool), unpacked here; CUDA's own libraries are found where the image has them.
+if [ -f .gpu.tar.xz ]; then
+  G=/tmp/spore_gpu
+  rm -rf "$G"; mkdir -p "$G"
+  tar -xJf .gpu.tar.xz -C "$G" --strip-components=1 || echo "gpu_check: cannot unpack .gpu.tar.xz" >&2
+  export PATH="$G/bin:$PATH"
+  export LD_LIBRARY_PATH="$G/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  export LIBRARY_PATH="$G/lib${LIBRARY_PATH:+:$LIBRARY_PATH}"
+  export CPATH="$G/include:$G/include/luajit-2.1${CPATH:+:$CPATH}"
+  export LUA_PATH="$G/lua/?.lua;$G/lua/?/init.lua;;"
+  export LUA_CPATH="$G/clua/?.so;;"
+  BUSTED=$G/bin/busted
+  : "${SPORE_FIXTURES:=$G/fixtures}"
+  [ -d "$G/fashion-mnist" ] && : "${FASHION_MNIST_DIR:=$G/fashion-mnist}"
+  # the protobuf-c sources generated on the development machine (no protoc-c here)
+  mkdir -p build/cuda/gen && cp "$G"/gen/* build/cuda/gen/ && touch build/cuda/gen/*
+fi
+NVCC_BIN=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
+CUDA_HOME=${CUDA_HOME:-$(dirname "$(dirname "$NVCC_BIN")")}
+# cuDNN and cuBLAS: the toolkit's, else the Python wheels' (nvidia-cudnn-cu13, nvidia-cublas)
+wheel_dirs=$(python3 -c 'import nvidia, os; print(" ".join(os.path.join(p, q) for p in nvidia.__path__ for q in sorted(os.listdir(p))))' 2>/dev/null)
+NVCC_EXTRA=""
+for lib in libcudnn.so.9 libcublas.so.13 libcublasLt.so.13 libcudart.so.13; do
+  found=""
+  for d in "$CUDA_HOME/lib64" "$CUDA_HOME/lib" /usr/lib/x86_64-linux-gnu $(for w in $wheel_dirs; do echo "$w/lib"; done); do
+    [ -e "$d/$lib" ] && { found=$d; break; }
+  done
+  if [ -z "$found" ]; then echo "gpu_check: $lib not found" >&2; continue; fi
+  case ":${LD_LIBRARY_PATH:-}:" in *":$found:"*) ;; *) export LD_LIBRARY_PATH="$found${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}";; esac
+  base=${lib%%.so.*}.so
+  if [ ! -e "$found/$base" ] && [ -n "${G:-}" ]; then ln -sf "$found/$lib" "$G/lib/$base"; fi
+  case ":${LIBRARY_PATH:-}:" in *":$found:"*) ;; *) export LIBRARY_PATH="$found${LIBRARY_PATH:+:$LIBRARY_PATH}";; esac
+done
+if [ ! -e "$CUDA_HOME/include/cudnn.h" ]; then
+  for w in $wheel_dirs; do [ -e "$w/include/cudnn.h" ] && NVCC_EXTRA="$NVCC_EXTRA -I$w/include"; done
+fi
+for w in $wheel_dirs; do [ -e "$w/include/cublas_v2.h" ] && [ ! -e "$CUDA_HOME/include/cublas_v2.h" ] && NVCC_EXTRA="$NVCC_EXTRA -I$w/include"; done
 BUDGET=${GPU_CHECK_BUDGET:-470} # seconds: the steps after this are skipped (and reported)
 OUT=build/gpu_check
 rm -rf "$OUT"; mkdir -p "$OUT"
@@ -58,14 +101,15 @@ echo "$FM_NAME" >"$OUT/fmnist_data.txt"
 # 1. build
 echo "== build (make CUDA=1)" >&2
 build_ok=1
-if ! timeout 240 make -j"${JOBS:-$(nproc)}" CUDA=1 >"$OUT/build.log" 2>&1; then
+if ! timeout 240 make -j"${JOBS:-$(nproc)}" CUDA=1 NVCC="$NVCC_BIN" NVCC_EXTRA="$NVCC_EXTRA" build/cuda/libspore.so \
+     >"$OUT/build.log" 2>&1; then
   build_ok=0; note "make CUDA=1 failed: $(grep -m1 -E 'error|Error' "$OUT/build.log" | cut -c1-200)"
 fi
 
 if [ $build_ok -eq 1 ]; then
   # 2. cuda specs (TAP: one "ok"/"not ok" line per op case)
   echo "== cuda specs" >&2
-  timeout 150 luajit /usr/bin/busted --run=cuda -o TAP spec/cuda_spec.lua >"$OUT/specs.tap" 2>"$OUT/specs.err"
+  timeout 150 luajit "$BUSTED" --run=cuda -o TAP spec/cuda_spec.lua >"$OUT/specs.tap" 2>"$OUT/specs.err"
   echo "   $(grep -E '^ok ' "$OUT/specs.tap" | grep -vc '# SKIP') ok, $(grep -cE '^not ok ' "$OUT/specs.tap") not ok" >&2
   # 3. LeNet t10k, the real MindSpore checkpoint, through the CLI
   echo "== LeNet t10k on cuda" >&2
