@@ -6,6 +6,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <math.h>
+#include <string.h>
 
 namespace {
 
@@ -248,6 +249,20 @@ __global__ void __launch_bounds__(RED_THREADS) k_reduce_all(spc_view a, int64_t 
     }
 }
 
+// sum over many blocks: block b sums its grid-stride share into part[b] (double)
+__global__ void __launch_bounds__(RED_THREADS) k_sum_partial(spc_view a, int64_t n, double *part) {
+    __shared__ double sh[RED_THREADS];
+    double s = 0;
+    GRID_STRIDE(i, n) s += load_f64(a.dtype, at(a, i));
+    sh[threadIdx.x] = s;
+    __syncthreads();
+    for (int w = blockDim.x / 2; w > 0; w >>= 1) {
+        if ((int)threadIdx.x < w) sh[threadIdx.x] += sh[threadIdx.x + w];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) part[blockIdx.x] = sh[0];
+}
+
 // one thread per output: a's dim d reduced (outer positions in row-major order)
 __global__ void k_reduce_dim(spc_view out, spc_view a, int op, int d, int64_t total) {
     int64_t len = a.shape[d], sd = a.strides[d];
@@ -391,17 +406,41 @@ extern "C" sp_status spc_unary(int dev, const spc_view *out, const spc_view *a, 
 extern "C" sp_status spc_reduce_all(int dev, const spc_view *a, int op, double *value) {
     CTX(c, dev);
     int64_t n = numel(a);
-    double *d = (double *)spc_scratch(c, sizeof(double));
+    spc_view v = contiguous(a) ? flat(a, n) : *a;
+    // sums of many elements: partial sums over up to 1024 blocks, then one block adds them
+    // (the extremes and arg-extremes, rarer on big tensors, in one block)
+    int64_t blocks = (op == SP_RED_SUM || op == SP_RED_MEAN) ? (n + RED_THREADS * 16 - 1) / (RED_THREADS * 16) : 1;
+    if (blocks > 1024) blocks = 1024;
+    size_t bytes = sizeof(double) * (size_t)(blocks + 1);
+    double *d = (double *)spc_scratch(c, bytes);
     if (!d) return SP_ENOMEM;
-    k_reduce_all<<<1, RED_THREADS, 0, c->stream>>>(contiguous(a) ? flat(a, n) : *a, n, op, d);
+    if (blocks > 1) {
+        k_sum_partial<<<(unsigned)blocks, RED_THREADS, 0, c->stream>>>(v, n, d + 1);
+        spc_view pv;
+        memset(&pv, 0, sizeof pv);
+        pv.data = d + 1;
+        pv.dtype = SP_FLOAT64;
+        pv.ndim = 1;
+        pv.shape[0] = blocks;
+        pv.strides[0] = 1;
+        cudaError_t e0 = cudaGetLastError();
+        if (e0 == cudaSuccess) k_reduce_all<<<1, RED_THREADS, 0, c->stream>>>(pv, blocks, SP_RED_SUM, d);
+        if (e0 != cudaSuccess) {
+            spc_scratch_free(c, d, bytes);
+            return sp_error(SP_EDEVICE, "cuda:%d: reduce_all: %s (%s)", dev, cudaGetErrorName(e0), cudaGetErrorString(e0));
+        }
+    } else {
+        k_reduce_all<<<1, RED_THREADS, 0, c->stream>>>(v, n, op, d);
+    }
     cudaError_t e = cudaGetLastError();
     if (e == cudaSuccess) e = cudaMemcpyAsync(value, d, sizeof(double), cudaMemcpyDeviceToHost, c->stream);
     if (e == cudaSuccess) e = cudaStreamSynchronize(c->stream);
-    spc_scratch_free(c, d, sizeof(double));
+    spc_scratch_free(c, d, bytes);
     if (e != cudaSuccess) {
         (void)cudaGetLastError();
         return sp_error(SP_EDEVICE, "cuda:%d: reduce_all: %s (%s)", dev, cudaGetErrorName(e), cudaGetErrorString(e));
     }
+    if (op == SP_RED_MEAN && blocks > 1) *value /= (double)n;
     return SP_OK;
 }
 
