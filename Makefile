@@ -1,4 +1,4 @@
-# spore — GNU make build. Targets: all (default) deps test demo bench bench-deps
+# spore — GNU make build. Targets: all (default) deps test test-slow test-cuda demo bench bench-deps
 # repl install docs host clean fuzz.  Options: CUDA=1  SANITIZE=1 (ASan+UBSan)
 # SANITIZE=thread (TSan, into build/tsan)  PREFIX=/usr/local  DESTDIR=
 .DEFAULT_GOAL := all
@@ -35,13 +35,18 @@ PROTO_H  := $(PROTO_C:.c=.h)
 ENGINE_SRC := $(sort $(wildcard engine/core/*.c engine/cpu/*.c engine/ops/*.c engine/io/*.c))
 OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(ENGINE_SRC)) $(patsubst %.c,%.o,$(PROTO_C))
 
+# CUDA=1: engine/cuda/*.cu (nvcc) and engine/cuda/*.c (cc, no CUDA headers: they talk to
+# the .cu files through engine/cuda/cuda_api.h). H200 code (sm_90) plus compute_90 PTX
+# that newer GPUs JIT-compile. The plain build compiles nothing under engine/cuda.
 CUDA_SRC := $(wildcard engine/cuda/*.cu)
+CUDA_CSRC := $(wildcard engine/cuda/*.c)
+CUDA_ARCH ?= -gencode arch=compute_90,code=[sm_90,compute_90]
+NVCCFLAGS := -O3 -std=c++17 $(CUDA_ARCH) -Xcompiler -fPIC,-fvisibility=hidden,-Wall,-Wextra \
+             -Werror all-warnings -Iengine/include -Iengine -Iengine/cuda $(NVCC_EXTRA)
 ifeq ($(CUDA),1)
-  ifneq ($(CUDA_SRC),)
-    CFLAGS += -DSP_HAVE_CUDA
-    OBJS += $(patsubst %.cu,$(BUILD)/obj/%.o,$(CUDA_SRC))
-    LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublas
-  endif
+  CFLAGS += -DSP_HAVE_CUDA
+  OBJS += $(patsubst %.cu,$(BUILD)/obj/%.o,$(CUDA_SRC)) $(patsubst %.c,$(BUILD)/obj/%.o,$(CUDA_CSRC))
+  LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lcublas -lcudart -lstdc++
 endif
 
 LIB_SO := $(BUILD)/libspore.so
@@ -54,7 +59,7 @@ HOST_BINS := $(HOST_EXAMPLE) $(BUILD)/frame_loop $(BUILD)/host_check
 LUAJIT_CFLAGS := $(shell pkg-config --cflags luajit)
 LUAJIT_LIBS := $(shell pkg-config --libs luajit)
 
-.PHONY: all deps test test-slow demo demo-data bench bench-compare bench-deps repl install docs host clean fuzz cdef check-engine
+.PHONY: all deps test test-slow test-cuda demo demo-data bench bench-compare bench-deps repl install docs host clean fuzz cdef check-engine
 
 all: $(LIB_SO) $(LIB_A) $(CDEF) host
 
@@ -68,13 +73,13 @@ $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto
 $(BUILD)/gen/%.pb-c.o: $(BUILD)/gen/%.pb-c.c
 	$(CC) $(filter-out -Werror -Wextra,$(CFLAGS)) -c $< -o $@
 
-$(BUILD)/obj/%.o: %.c engine/include/spore.h $(wildcard engine/core/*.h engine/cpu/*.h engine/ops/*.h engine/io/*.h) | $(PROTO_H)
+$(BUILD)/obj/%.o: %.c engine/include/spore.h $(wildcard engine/core/*.h engine/cpu/*.h engine/ops/*.h engine/io/*.h engine/cuda/*.h) | $(PROTO_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/obj/%.o: %.cu engine/include/spore.h
+$(BUILD)/obj/%.o: %.cu engine/include/spore.h engine/cuda/cuda_api.h engine/cuda/cuda_internal.cuh
 	@mkdir -p $(dir $@)
-	$(NVCC) -O2 -Xcompiler -fPIC -Xcompiler -fvisibility=hidden -Iengine/include -c $< -o $@
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 
 $(LIB_SO): $(OBJS)
 	$(CC) -shared -o $@ $(OBJS) $(LDFLAGS) $(LDLIBS)
@@ -119,6 +124,11 @@ test: deps all $(TEST_ENGINE)
 test-slow: deps all
 	@SPORE_LIB=$(CURDIR)/$(BUILD)/libspore.so SPORE_DEVICE=$(SPORE_DEVICE) $(LUAJIT) /usr/bin/busted \
 	  --tags=slow --exclude-tags=cuda -o utfTerminal
+
+# The CUDA kernels against the CPU's (spec/cuda_spec.lua, tag cuda; pending without a GPU)
+test-cuda:
+	$(MAKE) CUDA=1 all
+	@SPORE_LIB=$(CURDIR)/build/cuda/libspore.so $(LUAJIT) /usr/bin/busted --run=cuda -o utfTerminal spec/cuda_spec.lua
 
 demo: deps all demo-data
 	$(LUAJIT) scripts/demo.lua

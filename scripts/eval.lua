@@ -12,7 +12,7 @@ local cli = require("spore.cli")
 local spec = {
   name = "eval.lua",
   summary = "Load a checkpoint into a network and report accuracy and loss on a dataset's test split.",
-  options = { "net", { "ckpt", help = "checkpoint file (.ckpt, .safetensors or .pth; required)" },
+  options = { "net", "device", { "ckpt", help = "checkpoint file (.ckpt, .safetensors or .pth; required)" },
     { "dataset", default = "mnist" }, "data",
     { "--split", "string", "test", "train | test", arg = "NAME" },
     "batch",

@@ -20,7 +20,7 @@ local cli = require("spore.cli")
 local spec = {
   name = "finetune.lua",
   summary = "Load a checkpoint into a network (and optionally its optimizer state), then train on.",
-  options = { "net",
+  options = { "net", "device",
     { "ckpt", help = "checkpoint to start from (default: the newest of out/demo/train, else the MindSpore LeNet fixture)" },
     "dataset", "data",
     { "--load-optimizer", "flag", false, "also load moments, learning_rate, momentum, global_step (resume)" },

@@ -9,7 +9,7 @@ local cli = require("spore.cli")
 local spec = {
   name = "train.lua",
   summary = "Train a network from scratch with Momentum, saving MindSpore checkpoints, then evaluate it.",
-  options = { "net", "dataset", "data", "epochs", "steps", "batch", "lr", "momentum", "seed",
+  options = { "net", "device", "dataset", "data", "epochs", "steps", "batch", "lr", "momentum", "seed",
     { "out", default = "out/train" },
     { "--prefix", "string", nil, "checkpoint file prefix (default: NET_DATASET)", arg = "NAME" },
     "log_every", "no_plot", "quiet", "allow_nonfinite" },

@@ -205,14 +205,21 @@ sp_status sp_kernel_missing(const char *kern, const sp_device *d) {
 
 /* ---- registry --------------------------------------------------------------- */
 
+#ifdef SP_HAVE_CUDA
+sp_device *sp_cuda_device(int index);
+#endif
+
 sp_device *sp_device_get(int code) {
     if (code == SP_DEVICE_CPU) return &g_cpu;
     if (code == SP_DEVICE_SIM) return &g_sim;
     if ((code & ~0xff) == SP_DEVICE_CUDA) {
-        sp_error(SP_EDEVICE, "device cuda:%d is not available: %s", code & 0xff,
-                 sp_cuda_device_count() ? "the CUDA kernels are not built into this engine yet"
-                                        : "this engine has no CUDA device (build with `make CUDA=1` on a machine with a GPU)");
+#ifdef SP_HAVE_CUDA
+        return sp_cuda_device(code & 0xff); /* engine/cuda/cuda_kernels.c */
+#else
+        sp_error(SP_EDEVICE, "device cuda:%d is not available: this engine was built without CUDA (rebuild with "
+                 "`make CUDA=1` on a machine with the CUDA toolkit)", code & 0xff);
         return NULL;
+#endif
     }
     if (code == -2) { revoked_copy(NULL, NULL, NULL, 0); return NULL; }
     sp_error(SP_EDEVICE, "unknown device code %d", code);
@@ -279,6 +286,7 @@ static void ws_make_key(void) { pthread_key_create(&ws_key, ws_release); }
 void *sp_workspace(sp_device *d, int slot, size_t nbytes) {
     if (!d) d = &g_cpu;
     if (slot < 0 || slot >= SP_WS_SLOTS) return NULL;
+    if (d != &g_cpu && d != &g_sim) return NULL; /* CUDA kernels take scratch from their own cache */
     int k = d == &g_sim ? 1 : 0;
     ws_slot *w = &ws[k][slot];
     if (w->n >= nbytes && w->p) return w->p;

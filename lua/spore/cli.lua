@@ -54,6 +54,8 @@ M.COMMON = {
   quiet = { "--quiet", "flag", false, "only warnings, errors and the final JSON line: no progress, per-step lines or report" },
   log_every = { "--log-every", "int", 20, "write a step record to metrics.jsonl every N steps" },
   no_plot = { "--no-plot", "flag", false, "do not draw the loss/accuracy plot (gnuplot) at the end" },
+  device = { "--device", "string", nil, "run on this device: cpu | sim | cuda | cuda:N (default: the environment"
+    .. " variable SPORE_DEVICE, else cpu); the network, its optimizer state and the batches live there", arg = "DEV" },
   allow_nonfinite = { "--allow-nonfinite", "flag", false,
     "train on when the loss or a parameter becomes NaN/Inf (default: stop with an error)" },
 }
@@ -242,7 +244,12 @@ function M.main(spec, fn, argv)
     error(opts, 0)
   end
   if opts.help then io.stdout:write(M.help(spec)); io.stdout:flush(); os.exit(0) end
-  local res = { xpcall(function() return fn(opts) end, function(e)
+  local res = { xpcall(function()
+    -- --device: the default device of what the script builds (spore.device); an unknown
+    -- device or one this engine or machine lacks fails here, in one line
+    if opts.device ~= nil then require("spore").set_default_device(opts.device) end
+    return fn(opts)
+  end, function(e)
     if getmetatable(e) == UsageError then return e end
     if os.getenv("SPORE_DEBUG") then return debug.traceback(tostring(e), 2) end
     return e

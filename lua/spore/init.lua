@@ -104,6 +104,9 @@ function spore.matmul(a, b) return a:matmul(b) end
 --- Monotonic wall clock in seconds.
 function spore.clock() return require("ffi.data").now() end
 function spore.cuda_device_count() return E.cuda_device_count() end
+--- The number of CUDA GPUs this engine can use: 0 without a GPU or in a build without CUDA
+-- (`make CUDA=1`). spore.device_count() > 0 means t:to("cuda") and net:to("cuda") work.
+function spore.device_count() return E.cuda_device_count() end
 
 -- Submodules load on first use: spore.nn, spore.models, spore.optim, spore.data, ...
 local lazy = { nn = "spore.nn", models = "spore.models", optim = "spore.optim", data = "spore.data",
