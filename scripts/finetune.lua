@@ -2,6 +2,7 @@
 --   luajit scripts/finetune.lua --net lenet5 --ckpt FILE --dataset mnist --data DIR
 --     [--load-optimizer] [--new-head N] [--freeze PREFIX,...] [--rename RULES.lua]
 --     [--lr X] [--epochs N] [--steps N] [--out DIR]
+--     [--distributed [--shard-optimizer] [--dist-timeout S]]   (under mpirun: data parallel, spore.dist)
 -- With no arguments it fine-tunes the checkpoint `make demo` trained (or, failing that,
 -- the MindSpore LeNet checkpoint of ../shared/fixtures with a new head and conv1
 -- frozen) on Fashion-MNIST. Prints the loading report and per-epoch metrics on
@@ -23,7 +24,12 @@ local spec = {
     { "lr", nodefault = true, help = "learning rate (default 0.01, or the checkpoint's with --load-optimizer)" },
     { "--head-lr", "number", nil, "a learning rate of its own for the head (a parameter group)" },
     "momentum", "epochs", "steps", "batch", { "seed", help = "seed for the new head and shuffling" },
-    { "out", default = "out/finetune" }, "log_every", "no_plot", "quiet", "allow_nonfinite" },
+    { "out", default = "out/finetune" }, "log_every", "no_plot", "quiet", "allow_nonfinite",
+    { "--distributed", "flag", false, "data parallel over the processes mpirun started (spore.dist): --batch is per "
+      .. "process; rank 0 prints and writes the checkpoint" },
+    { "--shard-optimizer", "flag", false, "with --distributed: each process keeps and writes 1/N of the optimizer "
+      .. "state (a <name>.shards/ checkpoint; convert.lua --merge makes one file)" },
+    { "--dist-timeout", "number", 30, "with --distributed: seconds before a dead or hung process fails the run" } },
 }
 
 local function exists(p) local f = io.open(p, "rb"); if f then f:close() end; return f ~= nil end
@@ -45,6 +51,24 @@ cli.main(spec, function(o)
   local train = spore.train
   -- notices (a default taken, a warning) always print; the report and epoch lines obey --quiet
   local notice = function(s) require("spore.train.callbacks.progress_bar").log(s, io.stderr) end
+  if (o.shard_optimizer or o.dist_timeout ~= 30) and not o.distributed then
+    cli.usage_error("--shard-optimizer and --dist-timeout need --distributed")
+  end
+  -- --distributed: spore.dist from mpirun's environment (one process when not under mpirun)
+  local dist
+  if o.distributed then
+    dist = require("spore.dist")
+    if not dist.launched() and not dist.available() then
+      notice("finetune.lua: --distributed: not started by mpirun and no MPI here: training in one process")
+      dist = nil
+    else
+      dist.init({ timeout = o.dist_timeout, shard_optimizer = o.shard_optimizer })
+      if dist.rank ~= 0 then o.quiet, o.no_plot, o.out = true, true, o.out .. "/rank" .. dist.rank end
+      notice(("finetune.lua: --distributed: rank %d of %d, batch %d per rank (%d in all)"):format(dist.rank, dist.size,
+        o.batch, o.batch * dist.size))
+    end
+  end
+
   local out_cbs, log = cli.training_output(o)
   if o.epochs < 1 then cli.usage_error("--epochs must be at least 1") end
   if o.batch < 1 then cli.usage_error("--batch must be at least 1") end
@@ -53,7 +77,6 @@ cli.main(spec, function(o)
   if o.head_lr and o.head_lr <= 0 then cli.usage_error("--head-lr must be positive") end
   if o.new_head and o.new_head < 1 then cli.usage_error("--new-head must be at least 1") end
   local ns = wf.net_spec(o.net, cli.usage_error)
-
   -- the meaningful default: continue from what `make demo` trained, or transfer the
   -- MindSpore MNIST checkpoint to Fashion-MNIST
   if not o.ckpt then
@@ -82,7 +105,12 @@ cli.main(spec, function(o)
   local rules = o.rename and wf.load_rules(o.rename) or nil
 
   -- 1. the network, loaded from the checkpoint (head size taken from the checkpoint)
-  local params = spore.load_checkpoint(o.ckpt, { dec_key = o.dec_key, dec_mode = o.dec_mode })
+  local params
+  if require("spore.ckpt.merge").is_index(o.ckpt) then
+    params = require("spore.ckpt.merge").load(o.ckpt) -- a sharded checkpoint, on any number of processes
+  else
+    params = spore.load_checkpoint(o.ckpt, { dec_key = o.dec_key, dec_mode = o.dec_mode })
+  end
   local head_w = params[ns.head .. ".weight"]
   local ckpt_classes = (spore.is_tensor(head_w) and head_w:dim() == 2) and head_w:size(1) or 10
   local net = ns.build(ckpt_classes)
@@ -206,5 +234,14 @@ cli.main(spec, function(o)
   res.plot = rl.plot_path
   res.lr = opt:get_lr()
   res.seconds = spore.clock() - t0
+  if dist then
+    local sh = ckpt_cb.saver and ckpt_cb.latest and ckpt_cb.latest:gsub("%.ckpt$", ".shards/index.json")
+    if o.shard_optimizer then res.checkpoint = sh end
+    local s = dist.stats
+    res.distributed = { rank = dist.rank, size = dist.size, steps = s.steps, step_s = s.step_s, allreduce_wait_s = s.wait_s,
+      buckets = s.buckets }
+    dist.finalize()
+    if dist.rank ~= 0 then os.exit(0) end
+  end
   return res
 end)
