@@ -29,7 +29,7 @@ local spec = {
       .. "process; rank 0 prints and writes the checkpoint" },
     { "--shard-optimizer", "flag", false, "with --distributed: each process keeps and writes 1/N of the optimizer "
       .. "state (a <name>.shards/ checkpoint; convert.lua --merge makes one file)" },
-    { "--dist-timeout", "number", 30, "with --distributed: seconds before a dead or hung process fails the run" } },
+    { "--dist-timeout", "number", 20, "with --distributed: seconds before a dead or hung process fails the run" } },
 }
 
 local function exists(p) local f = io.open(p, "rb"); if f then f:close() end; return f ~= nil end
@@ -51,7 +51,7 @@ cli.main(spec, function(o)
   local train = spore.train
   -- notices (a default taken, a warning) always print; the report and epoch lines obey --quiet
   local notice = function(s) require("spore.train.callbacks.progress_bar").log(s, io.stderr) end
-  if (o.shard_optimizer or o.dist_timeout ~= 30) and not o.distributed then
+  if (o.shard_optimizer or o.dist_timeout ~= 20) and not o.distributed then
     cli.usage_error("--shard-optimizer and --dist-timeout need --distributed")
   end
   -- --distributed: spore.dist from mpirun's environment (one process when not under mpirun)

@@ -101,7 +101,7 @@ function M.init()
   return r[0], s[0]
 end
 function M.set_timeout(s) need(); C.sp_dist_set_timeout(s) end
-function M.timeout() return C and C.sp_dist_timeout() or 30 end
+function M.timeout() return C and C.sp_dist_timeout() or 20 end
 function M.wtime() need(); return C.sp_dist_wtime() end
 
 --- Broadcast tensor t (any dtype) from root, in place.

@@ -12,7 +12,7 @@
 #include "spore_dist.h"
 
 static char g_err[1024];
-static double g_timeout = 30.0;
+static double g_timeout = 20.0;
 static int g_rank = -1, g_size = 0, g_inited_here = 0;
 
 #define MAXREQ 4096
@@ -41,7 +41,7 @@ static int mpi_fail(int rc, const char *what) {
 const char *sp_dist_last_error(void) { return g_err; }
 /* for nccl.c (hidden) */
 int sp_dist_fail_msg(const char *msg) { return fail("%s", msg); }
-void sp_dist_set_timeout(double s) { g_timeout = s > 0 ? s : 30.0; }
+void sp_dist_set_timeout(double s) { g_timeout = s > 0 ? s : 20.0; }
 double sp_dist_timeout(void) { return g_timeout; }
 double sp_dist_wtime(void) { return MPI_Wtime(); }
 
@@ -75,28 +75,94 @@ int sp_dist_init(int *rank, int *size) {
   return 0;
 }
 
-/* sleep a little between polls: short at first (latency), up to 1 ms (leave the CPU) */
-static void backoff(int *spins) {
-  if (*spins < 50) { (*spins)++; sched_yield(); return; }
-  struct timespec ts = { 0, *spins < 200 ? 20000 : 1000000 };
-  (*spins)++;
+/* between polls: yield the CPU for the first 5 ms (latency: most waits end here), then sleep
+ * 50 us, then 1 ms once a wait has lasted a second (a slow or dead peer) */
+static void backoff(double since) {
+  double el = MPI_Wtime() - since;
+  if (el < 0.005) { sched_yield(); return; }
+  struct timespec ts = { 0, el < 1.0 ? 50000 : 1000000 };
   nanosleep(&ts, NULL);
+}
+
+/* liveness probes: a rank whose collective timed out pings every peer; a peer answers from
+ * any of spore.dist's polling loops. The peers that do not answer are named as dead or hung. */
+#define TAG_PING 7002
+#define TAG_PONG 7003
+static void serve_pings(void) {
+  for (;;) {
+    int flag = 0;
+    MPI_Status st;
+    if (MPI_Iprobe(MPI_ANY_SOURCE, TAG_PING, MPI_COMM_WORLD, &flag, &st) != MPI_SUCCESS || !flag) return;
+    long v = 0;
+    MPI_Recv(&v, 1, MPI_LONG, st.MPI_SOURCE, TAG_PING, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    MPI_Request r;
+    if (MPI_Isend(&v, 1, MPI_LONG, st.MPI_SOURCE, TAG_PONG, MPI_COMM_WORLD, &r) == MPI_SUCCESS) MPI_Request_free(&r);
+  }
+}
+
+/* ", silent: rank 1 (no answer to a liveness probe within 2 s)" into out; "" when all answer */
+static void name_silent(char *out, size_t cap) {
+  out[0] = 0;
+  if (g_size <= 1) return;
+  static long ping = 1, pong_in[256];
+  int n = g_size < 256 ? g_size : 256;
+  MPI_Request rq[512];
+  for (int p = 0; p < 2 * n; p++) rq[p] = MPI_REQUEST_NULL;
+  for (int p = 0; p < n; p++) {
+    if (p == g_rank) continue;
+    MPI_Irecv(&pong_in[p], 1, MPI_LONG, p, TAG_PONG, MPI_COMM_WORLD, &rq[p]);
+    MPI_Isend(&ping, 1, MPI_LONG, p, TAG_PING, MPI_COMM_WORLD, &rq[n + p]);
+  }
+  double end = MPI_Wtime() + (g_timeout < 2.0 ? g_timeout : 2.0);
+  int done = 0;
+  while (!done && MPI_Wtime() < end) {
+    serve_pings();
+    done = 1;
+    for (int p = 0; p < n; p++) {
+      if (rq[p] == MPI_REQUEST_NULL) continue;
+      int d = 0;
+      MPI_Test(&rq[p], &d, MPI_STATUS_IGNORE);
+      if (!d) done = 0;
+    }
+    struct timespec ts = { 0, 200000 };
+    nanosleep(&ts, NULL);
+  }
+  size_t used = 0;
+  int count = 0;
+  for (int p = 0; p < n; p++) {
+    if (rq[p] == MPI_REQUEST_NULL) continue;
+    MPI_Cancel(&rq[p]);
+    MPI_Request_free(&rq[p]);
+    if (used < cap - 16) used += (size_t)snprintf(out + used, cap - used, "%s%d", count ? ", " : "", p);
+    count++;
+  }
+  for (int p = n; p < 2 * n; p++)
+    if (rq[p] != MPI_REQUEST_NULL) MPI_Request_free(&rq[p]);
+  if (count) {
+    char tmp[400];
+    snprintf(tmp, sizeof tmp, ": rank%s %s did not answer a liveness probe (died or hangs)", count > 1 ? "s" : "", out);
+    snprintf(out, cap, "%s", tmp);
+  }
 }
 
 /* poll one request until done or the deadline; 0 done, 1 error, 2 timeout */
 static int poll_req(MPI_Request *r, double deadline, const char *what) {
-  int spins = 0;
+  double since = MPI_Wtime();
   for (;;) {
     int done = 0;
     int rc = MPI_Test(r, &done, MPI_STATUS_IGNORE);
     if (rc != MPI_SUCCESS) return mpi_fail(rc, what);
     if (done) return 0;
     if (MPI_Wtime() > deadline) return 2;
-    backoff(&spins);
+    serve_pings();
+    backoff(since);
   }
 }
 
 static int timeout_msg(const char *what) {
+  char who[400];
+  name_silent(who, sizeof who);
+  if (who[0]) return fail("rank %d of %d: %s did not complete within %g s%s", g_rank, g_size, what, g_timeout, who);
   return fail("rank %d of %d: %s did not complete within %g s: a peer rank died or hangs", g_rank, g_size, what,
               g_timeout);
 }
@@ -185,13 +251,13 @@ int sp_dist_heartbeat_post(long step) {
 int sp_dist_heartbeat_wait(long step) {
   if (g_size <= 1) return 0;
   if (g_hb_step != step) return fail("heartbeat of step %ld was never posted (last: %ld)", step, g_hb_step);
-  double deadline = MPI_Wtime() + g_timeout;
-  int spins = 0;
+  double since = MPI_Wtime(), deadline = since + g_timeout;
   for (;;) {
     int done = 0;
     int rc = MPI_Testall(2 * g_size, g_hb_req, &done, MPI_STATUSES_IGNORE);
     if (rc != MPI_SUCCESS) return mpi_fail(rc, "heartbeat");
     if (done) break;
+    serve_pings();
     if (MPI_Wtime() > deadline) {
       char who[512] = "";
       size_t used = 0;
@@ -207,7 +273,7 @@ int sp_dist_heartbeat_wait(long step) {
       return fail("rank %d of %d: no heartbeat for step %ld from rank%s %s within %g s: %s died or hangs", g_rank,
                   g_size, step, count > 1 ? "s" : "", who, g_timeout, count > 1 ? "they" : "it");
     }
-    backoff(&spins);
+    backoff(since);
   }
   for (int p = 0; p < g_size; p++) {
     if (p != g_rank && g_hb_in[p] != step)

@@ -14,7 +14,7 @@
 /* MPI_Init_thread (FUNNELED) unless MPI is already up; rank and size of MPI_COMM_WORLD. */
 int sp_dist_init(int *rank, int *size);
 int sp_dist_initialized(void);
-/* The deadline of every wait, in seconds (default 30). */
+/* The deadline of every wait, in seconds (default 20). */
 void sp_dist_set_timeout(double seconds);
 double sp_dist_timeout(void);
 const char *sp_dist_last_error(void);

@@ -2,7 +2,7 @@
 --
 --   mpirun -np 2 luajit scripts/finetune.lua --distributed ...
 --   local dist = require("spore.dist")
---   dist.init{timeout = 30, bucket_mb = 2, overlap = true, shard_optimizer = false}
+--   dist.init{timeout = 20, bucket_mb = 2, overlap = true, shard_optimizer = false}
 --   dist.rank, dist.size          -- this process, all of them (from mpirun's environment)
 --   model:train(epochs, ds)       -- unchanged: Model uses spore.dist once it is initialised
 --   dist.finalize()
@@ -21,9 +21,9 @@
 -- BatchNorm statistics stay per rank (MindSpore's data parallel); rank 0's are saved.
 --
 -- Failure: every collective is non-blocking and completed by polling until the timeout
--- (default 30 s). Every step also exchanges a heartbeat (the step number) with every other
+-- (default 20 s). Every step also exchanges a heartbeat (the step number) with every other
 -- rank; a rank that died or hangs makes the others fail with
---   "rank 0 of 2: no heartbeat for step 57 from rank 1 within 30 s: it died or hangs"
+--   "rank 0 of 2: no heartbeat for step 57 from rank 1 within 20 s: it died or hangs"
 -- and a non-zero exit, never an endless wait.
 local opts_lib = require("spore.opts")
 
@@ -48,7 +48,7 @@ function M.available()
   return lib.available()
 end
 
---- dist.init(opts) → spore.dist. opts: timeout (seconds a collective may wait, 30), bucket_mb
+--- dist.init(opts) → spore.dist. opts: timeout (seconds a collective may wait, 20), bucket_mb
 -- (gradient bucket size, 2), overlap (start each bucket during backward, true),
 -- shard_optimizer (each rank keeps and writes 1/N of the Momentum/Adam state, false),
 -- sync_bn (false: refused when true, see below), backend ("mpi", or "nccl" for device
@@ -75,7 +75,7 @@ function M.init(o)
     M._sentinel = newproxy and newproxy(true) or nil
     if M._sentinel then getmetatable(M._sentinel).__gc = function() pcall(M.finalize) end end
   end
-  M.timeout = o.timeout or M.timeout or 30
+  M.timeout = o.timeout or M.timeout or 20
   D.set_timeout(M.timeout)
   M.bucket_bytes = (o.bucket_mb or 2) * 1048576
   M.overlap = o.overlap ~= false
@@ -277,6 +277,12 @@ end
 local function is_ckpt_cb(cb)
   local mt = type(cb) == "table" and getmetatable(cb)
   return mt and mt.__name == "ModelCheckpoint"
+end
+
+--- The optimizer-state shard of a model (spore.dist.shard), or nil.
+function M.shard_of(model)
+  local s = per_model[model]
+  return s and s.shard or nil
 end
 
 --- Model:_train calls this first (spore.train.model): the state broadcast (once per model
