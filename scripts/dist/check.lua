@@ -9,6 +9,8 @@
 --   load OUT INDEX          load a sharded (or ordinary) checkpoint into net + optimizer on every
 --                           rank, compare every tensor bit for bit with the file, save OUT (rank 0)
 --   hang OUT STEP           rank 1 stops itself (SIGSTOP) at step STEP; the others must fail
+--   syncbn OUT BATCH STEPS  a small Conv-BatchNorm net with sync_bn: rank 0 saves OUT/final.ckpt
+--                           (-np 2 at BATCH b against -np 1 at 2b: the same weights and statistics)
 --   eval OUT                accuracy/loss of Model:eval on the synthetic test set (reduced over ranks)
 dofile((arg and arg[0] or ""):match("^(.-)[^/\\]*$") .. "../boot.lua")
 local spore = require("spore")
@@ -19,7 +21,7 @@ if not mode or not out then error("usage: check.lua equiv|shard|load|hang|eval O
 
 local timeout = tonumber(os.getenv("SPORE_DIST_TIMEOUT") or "") or 30
 dist.init({ timeout = timeout, shard_optimizer = (mode == "shard" or mode == "load") and dist.launched() and true or false,
-  bucket_mb = 0.05 })
+  bucket_mb = 0.05, sync_bn = mode == "syncbn" and os.getenv("SPORE_DIST_CHECK_LOCAL_BN") == nil })
 
 local function synthetic(n, seed, batch, shuffle)
   spore.manual_seed(seed)
@@ -106,6 +108,17 @@ elseif mode == "hang" then
     io.stderr:flush()
     dist.lib().abort(3)
   end
+elseif mode == "syncbn" then
+  local batch, steps = tonumber(arg[3]), tonumber(arg[4])
+  spore.manual_seed(1)
+  local nn = spore.nn
+  local net = nn.SequentialCell({ nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 4, 3, { stride = 2 }),
+    nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Dense(4 * 16 * 16, 10) })
+  local opt = spore.optim.Momentum(net:trainable_params(), 0.05, 0.9)
+  local loss = nn.SoftmaxCrossEntropyWithLogits({ sparse = true, reduction = "mean" })
+  local model = spore.Model(net, loss, opt)
+  model:train(1, synthetic(256, 5, batch, true), { steps = steps, progress = false })
+  if dist.rank == 0 then save_full(net, opt, out .. "/final.ckpt") end
 elseif mode == "eval" then
   local net, opt, model = build()
   dist.broadcast_state(net, opt)

@@ -18,13 +18,15 @@
 --     communication overlaps the rest of the backward; they are completed (and divided by
 --     the rank count) before the optimizer step, the loss-scale overflow check included;
 --   * eval: each rank evaluates every N-th batch, and the metrics' counts are summed.
--- BatchNorm statistics stay per rank (MindSpore's data parallel); rank 0's are saved.
+-- BatchNorm statistics stay per rank (MindSpore's data parallel; rank 0's are saved), or with
+-- sync_bn = true every BatchNorm2d uses the global batch's (spore.dist.sync_bn).
 --
 -- Failure: every collective is non-blocking and completed by polling until the timeout
 -- (default 20 s). Every step also exchanges a heartbeat (the step number) with every other
 -- rank; a rank that died or hangs makes the others fail with
 --   "rank 0 of 2: no heartbeat for step 57 from rank 1 within 20 s: it died or hangs"
 -- and a non-zero exit, never an endless wait.
+require("spore") -- puts bindings/ on package.path (ffi.dist)
 local opts_lib = require("spore.opts")
 
 local M = { rank = 0, size = 1, active = false, stats = nil }
@@ -51,14 +53,11 @@ end
 --- dist.init(opts) → spore.dist. opts: timeout (seconds a collective may wait, 20), bucket_mb
 -- (gradient bucket size, 2), overlap (start each bucket during backward, true),
 -- shard_optimizer (each rank keeps and writes 1/N of the Momentum/Adam state, false),
--- sync_bn (false: refused when true, see below), backend ("mpi", or "nccl" for device
+-- sync_bn (BatchNorm with the statistics of the global batch, spore.dist.sync_bn; false:
+-- per rank, as MindSpore's data parallel), backend ("mpi", or "nccl" for device
 -- buffers in a CUDA build).
 function M.init(o)
   o = opts_lib.check("spore.dist.init", o, OPTIONS, nil, TYPES)
-  if o.sync_bn then
-    error("spore.dist.init: option 'sync_bn' = true (synchronised BatchNorm, MindSpore's SyncBatchNorm) is not "
-      .. "implemented: BatchNorm statistics stay per rank, as in MindSpore's data parallel", 2)
-  end
   if o.backend ~= nil and o.backend ~= "mpi" and o.backend ~= "nccl" then
     error("spore.dist.init: option 'backend' must be \"mpi\" or \"nccl\", got \"" .. o.backend .. "\"", 2)
   end
@@ -80,6 +79,7 @@ function M.init(o)
   M.bucket_bytes = (o.bucket_mb or 2) * 1048576
   M.overlap = o.overlap ~= false
   M.shard_optimizer = o.shard_optimizer == true
+  M.sync_bn = o.sync_bn == true
   M.backend = o.backend or "mpi"
   if M.backend == "nccl" then
     local usable, why = D.nccl_usable()
@@ -264,6 +264,7 @@ function Reducer:abandon() chain.on_backward = nil end
 ---------------------------------------------------------------- the Model hook
 -- state kept per Model: the reducer, whether the state was broadcast
 local per_model = setmetatable({}, { __mode = "k" })
+local samplers = setmetatable({}, { __mode = "k" })
 
 local function state_of(model)
   local s = per_model[model]
@@ -296,7 +297,16 @@ function M.attach(model, dataset, list)
   end
   s.reducer = s.reducer or M.reducer(model.optimizer)
   if M.shard_optimizer then s.shard = s.shard or require("spore.dist.shard").new(model, M) end
-  if not rawget(dataset, "__dist_sampler") then dataset = require("spore.dist.sampler").train(dataset, M.rank, M.size) end
+  if M.sync_bn and M.size > 1 then require("spore.dist.sync_bn").install(model.network, D) end
+  if not rawget(dataset, "__dist_sampler") then
+    -- one sampler per dataset: its shuffles go on from call to call, as the dataset's own
+    local sm = samplers[dataset]
+    if not sm or sm.world ~= M.size then
+      sm = require("spore.dist.sampler").train(dataset, M.rank, M.size)
+      samplers[dataset] = sm
+    end
+    dataset = sm
+  end
   local out = {}
   for _, cb in ipairs(list) do
     if is_ckpt_cb(cb) then
