@@ -2,7 +2,7 @@
 --   luajit scripts/finetune.lua --net lenet5 --ckpt FILE --dataset mnist --data DIR
 --     [--load-optimizer] [--new-head N] [--freeze PREFIX,...] [--rename RULES.lua]
 --     [--lr X] [--epochs N] [--steps N] [--out DIR]
---     [--distributed [--shard-optimizer] [--dist-timeout S]]   (under mpirun: data parallel, spore.dist)
+--     [--distributed [--shard-optimizer] [--sync-bn] [--dist-timeout S]]   (under mpirun: data parallel, spore.dist)
 -- With no arguments it fine-tunes the checkpoint `make demo` trained (or, failing that,
 -- the MindSpore LeNet checkpoint of ../shared/fixtures with a new head and conv1
 -- frozen) on Fashion-MNIST. Prints the loading report and per-epoch metrics on
@@ -27,8 +27,9 @@ local spec = {
     { "out", default = "out/finetune" }, "log_every", "no_plot", "quiet", "allow_nonfinite",
     { "--distributed", "flag", false, "data parallel over the processes mpirun started (spore.dist): --batch is per "
       .. "process; rank 0 prints and writes the checkpoint" },
-    { "--shard-optimizer", "flag", false, "with --distributed: each process keeps and writes 1/N of the optimizer "
+    { "--shard-optimizer", "flag", false, "with --distributed: each process updates and writes 1/N of the optimizer "
       .. "state (a <name>.shards/ checkpoint; convert.lua --merge makes one file)" },
+    { "--sync-bn", "flag", false, "with --distributed: BatchNorm with the statistics of the global batch" },
     { "--dist-timeout", "number", 20, "with --distributed: seconds before a dead or hung process fails the run" } },
 }
 
@@ -51,8 +52,8 @@ cli.main(spec, function(o)
   local train = spore.train
   -- notices (a default taken, a warning) always print; the report and epoch lines obey --quiet
   local notice = function(s) require("spore.train.callbacks.progress_bar").log(s, io.stderr) end
-  if (o.shard_optimizer or o.dist_timeout ~= 20) and not o.distributed then
-    cli.usage_error("--shard-optimizer and --dist-timeout need --distributed")
+  if (o.shard_optimizer or o.sync_bn or o.dist_timeout ~= 20) and not o.distributed then
+    cli.usage_error("--shard-optimizer, --sync-bn and --dist-timeout need --distributed")
   end
   -- --distributed: spore.dist from mpirun's environment (one process when not under mpirun)
   local dist
@@ -62,7 +63,9 @@ cli.main(spec, function(o)
       notice("finetune.lua: --distributed: not started by mpirun and no MPI here: training in one process")
       dist = nil
     else
-      dist.init({ timeout = o.dist_timeout, shard_optimizer = o.shard_optimizer })
+      dist.init({ timeout = o.dist_timeout, shard_optimizer = o.shard_optimizer, sync_bn = o.sync_bn })
+      -- ranks > 0: quiet, their run record in OUT/rank<r>; checkpoints stay in OUT (sharded: every rank writes there)
+      o.ckpt_out = o.out
       if dist.rank ~= 0 then o.quiet, o.no_plot, o.out = true, true, o.out .. "/rank" .. dist.rank end
       notice(("finetune.lua: --distributed: rank %d of %d, batch %d per rank (%d in all)"):format(dist.rank, dist.size,
         o.batch, o.batch * dist.size))
@@ -195,7 +198,7 @@ cli.main(spec, function(o)
       head_lr = o.head_lr, new_head = o.new_head, freeze = o.freeze, load_optimizer = o.load_optimizer,
       title = "finetune.lua " .. o.net .. " " .. o.dataset } })
   local prefix = o.net .. "_finetune"
-  local ckpt_cb = train.ModelCheckpoint(prefix, o.out, train.CheckpointConfig{
+  local ckpt_cb = train.ModelCheckpoint(prefix, o.ckpt_out or o.out, train.CheckpointConfig{
     save_checkpoint_steps = ds:num_batches(), keep_checkpoint_max = 5, append_info = { "epoch_num", "step_num" } })
   local cbs = { recorder, rl, ckpt_cb }
   for _, cb in ipairs(out_cbs) do cbs[#cbs + 1] = cb end
