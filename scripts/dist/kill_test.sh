@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# kill_test.sh OUT [SIGNAL] [AFTER_S] — spore.dist failure handling, end to end: `mpirun -np 2`
+# kill_test.sh OUT [SIGNAL] [AFTER_S] [TIMEOUT_S=20] — spore.dist failure handling, end to end: `mpirun -np 2`
 # fine-tunes LeNet5 from the MindSpore checkpoint for 3 epochs (batch 8 per rank); once the
 # epoch-1 checkpoint exists and AFTER_S more seconds have passed, rank 1 gets SIGNAL (KILL: it
 # dies; STOP: it hangs). The run must end within 30 s with a non-zero exit and a message; then
 # `mpirun -np 1` resumes from the last checkpoint (--load-optimizer) and finishes.
 set -u
-OUT=${1:?OUT}; SIG=${2:-KILL}; AFTER=${3:-1}
+OUT=${1:?OUT}; SIG=${2:-KILL}; AFTER=${3:-1}; TIMEOUT=${4:-20}
 F=${SPORE_FIXTURES:-/work/shared/fixtures}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 rm -rf "$OUT"; mkdir -p "$OUT"
-mpirun -np 2 luajit "$ROOT/scripts/finetune.lua" --distributed --dist-timeout 10 --ckpt "$F/mindspore/checkpoint_lenet-1_1875.ckpt" \
+mpirun -np 2 luajit "$ROOT/scripts/finetune.lua" --distributed --dist-timeout "$TIMEOUT" --ckpt "$F/mindspore/checkpoint_lenet-1_1875.ckpt" \
   --dataset mnist --data "$F/mnist" --batch 8 --epochs 3 --out "$OUT/run" --no-plot >"$OUT/run.log" 2>&1 &
 MPIRUN=$!
 for _ in $(seq 600); do ls "$OUT"/run/*.ckpt >/dev/null 2>&1 && break; sleep 0.1; done

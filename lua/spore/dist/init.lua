@@ -248,7 +248,7 @@ function Reducer:finish()
   D.heartbeat_wait(self.step_no)
   local inv = 1 / M.size
   for k, c in ipairs(self.comm) do
-    D.wait(c.req, ("rank %d of %d: all-reduce of gradient bucket %d (step %d)"):format(M.rank, M.size, k, self.step_no))
+    D.wait(c.req, ("all-reduce of gradient bucket %d (step %d)"):format(k, self.step_no))
     c.req = nil
     if M.size > 1 then view_of(c):mul_(inv) end
   end
