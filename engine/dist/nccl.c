@@ -94,6 +94,9 @@ int sp_dist_nccl_init(int device) {
   int rank = 0, size = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
+  int ngpu = 1;
+  if (L.GetDeviceCount(&ngpu) != 0 || ngpu < 1) ngpu = 1;
+  device = (device < 0 ? 0 : device) % ngpu; /* the local rank, modulo the GPUs */
   if (L.SetDevice(device) != 0) return sp_dist_fail_msg("NCCL: cudaSetDevice failed");
   ncclUniqueId id;
   memset(&id, 0, sizeof id);

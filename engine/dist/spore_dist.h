@@ -43,7 +43,8 @@ double sp_dist_wtime(void);
 int sp_dist_have_nccl(void);
 /* 1 when libnccl/libcudart load and a GPU is visible; else 0 and *why says what is missing. */
 int sp_dist_nccl_usable(const char **why);
-/* NCCL communicator over MPI_COMM_WORLD: rank 0 makes the ncclUniqueId, MPI broadcasts it. */
+/* NCCL communicator over MPI_COMM_WORLD on GPU (device mod GPUs): rank 0 makes the ncclUniqueId,
+ * MPI broadcasts it. */
 int sp_dist_nccl_init(int device);
 /* In-place float32 sum all-reduce of n device floats on the communicator's stream, then sync. */
 int sp_dist_nccl_allreduce_f32(void *dev_buf, size_t n);

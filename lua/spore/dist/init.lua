@@ -84,7 +84,8 @@ function M.init(o)
   if M.backend == "nccl" then
     local usable, why = D.nccl_usable()
     if not usable then error("spore.dist.init: backend \"nccl\": " .. why, 2) end
-    D.nccl_init(0)
+    -- one GPU per process on a machine: the local rank, modulo the GPUs (the engine takes the modulo)
+    D.nccl_init(tonumber(os.getenv("OMPI_COMM_WORLD_LOCAL_RANK") or "") or 0)
   end
   M.stats = { steps = 0, wait_s = 0, backward_s = 0, step_s = 0, buckets = 0, bytes = 0 }
   return M
