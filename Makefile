@@ -148,6 +148,7 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig \
 	  $(DESTDIR)$(PREFIX)/share/lua/5.1/spore $(DESTDIR)$(PREFIX)/share/spore/bindings/ffi
 	install -m 644 $(LIB_SO) $(LIB_A) $(DESTDIR)$(PREFIX)/lib/
+	if [ -f $(DIST_SO) ]; then install -m 644 $(DIST_SO) $(DESTDIR)$(PREFIX)/lib/; fi
 	install -m 644 engine/include/spore.h $(DESTDIR)$(PREFIX)/include/
 	cp -R lua/spore/. $(DESTDIR)$(PREFIX)/share/lua/5.1/spore/
 	install -m 644 bindings/ffi/*.lua $(DESTDIR)$(PREFIX)/share/spore/bindings/ffi/
