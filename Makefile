@@ -59,9 +59,36 @@ HOST_BINS := $(HOST_EXAMPLE) $(BUILD)/frame_loop $(BUILD)/host_check
 LUAJIT_CFLAGS := $(shell pkg-config --cflags luajit)
 LUAJIT_LIBS := $(shell pkg-config --libs luajit)
 
-.PHONY: all deps test test-slow test-cuda demo demo-data bench bench-compare bench-deps repl install docs host clean fuzz cdef check-engine
+# spore.dist (engine/dist): a library of its own over Open MPI, never linked into libspore.so;
+# built by `make` when Open MPI's headers are installed (make deps), skipped with a notice otherwise.
+MPI_CFLAGS := $(shell pkg-config --cflags ompi-c 2>/dev/null || mpicc --showme:compile 2>/dev/null)
+MPI_LIBS   := $(shell pkg-config --libs ompi-c 2>/dev/null || mpicc --showme:link 2>/dev/null)
+HAVE_MPI   := $(shell printf '\043include <mpi.h>\n' | $(CC) $(MPI_CFLAGS) -E -x c - >/dev/null 2>&1 && echo 1)
+DIST_SRC   := engine/dist/dist.c
+DIST_CFLAGS := -std=c11 -O2 -g -Wall -Wextra -Werror -fPIC -D_GNU_SOURCE -fvisibility=hidden -Iengine/dist $(MPI_CFLAGS)
+ifeq ($(CUDA),1)
+  DIST_SRC += engine/dist/nccl.c
+  DIST_CFLAGS += -DSP_DIST_NCCL -I$(CUDA_HOME)/include
+endif
+DIST_SO := $(BUILD)/libspore_dist.so
+ifeq ($(HAVE_MPI),1)
+  DIST_TARGET := $(DIST_SO)
+else
+  DIST_TARGET := dist-missing
+endif
 
-all: $(LIB_SO) $(LIB_A) $(CDEF) host
+.PHONY: all dist dist-missing deps test test-slow test-cuda demo demo-data bench bench-compare bench-deps repl install docs host clean fuzz cdef check-engine
+
+all: $(LIB_SO) $(LIB_A) $(CDEF) host $(DIST_TARGET)
+
+dist: $(DIST_SO)
+
+$(DIST_SO): $(DIST_SRC) engine/dist/spore_dist.h
+	@mkdir -p $(BUILD)
+	$(CC) $(DIST_CFLAGS) $(SANFLAGS) -shared -o $@ $(DIST_SRC) $(MPI_LIBS) -ldl
+
+dist-missing:
+	@echo "make: Open MPI headers not found: $(DIST_SO) (spore.dist) not built; make deps installs them"
 
 deps:
 	@bash scripts/deps.sh
@@ -167,6 +194,7 @@ install: all docs
 	install -m 755 $(LIB_SO) $(HOST_LIB) $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 $(LIB_A) $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 engine/include/spore.h bindings/host/spore_host.h $(DESTDIR)$(PREFIX)/include/
+	if [ -f $(DIST_SO) ]; then install -m 755 $(DIST_SO) $(DESTDIR)$(PREFIX)/lib/; fi
 	cp -R lua/spore/. $(DESTDIR)$(PREFIX)/share/lua/5.1/spore/
 	install -m 644 bindings/ffi/*.lua $(DESTDIR)$(PREFIX)/share/spore/bindings/ffi/
 	install -m 644 bindings/host/vm.lua $(DESTDIR)$(PREFIX)/share/spore/bindings/host/

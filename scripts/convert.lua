@@ -1,4 +1,6 @@
 -- convert.lua IN OUT [--rename RULES.lua|NAME] — .ckpt / .safetensors / PyTorch .pth -> .ckpt or .safetensors.
+-- convert.lua --merge DIR.shards/index.json OUT.ckpt — one ordinary checkpoint from a sharded one
+-- (spore.dist's shard_optimizer; spore.ckpt.merge).
 -- Ends with one JSON line: {"input","output","format","tensors","skipped"}.
 dofile((arg and arg[0] or ""):match("^(.-)[^/\\]*$") .. "boot.lua")
 local cli = require("spore.cli")
@@ -17,6 +19,8 @@ local spec = {
     { "--enc-key", "string", nil, "key to encrypt the output .ckpt", arg = "KEY" },
     { "--enc-mode", "string", nil, "encryption mode: AES-GCM (default) | AES-CBC | SM4-CBC", arg = "MODE" },
     { "quiet", help = "no summary line on stderr: only warnings and the final JSON line" },
+    { "--merge", "flag", false, "IN is a sharded checkpoint (<stem>.shards/index.json or the directory, written "
+      .. "by spore.dist with shard_optimizer): merge its shards into one checkpoint" },
   },
 }
 
@@ -27,7 +31,22 @@ cli.main(spec, function(opts)
   local ckpt = require("spore.ckpt")
   local P = require("spore.ckpt.policy")
   local rules = opts.rename and require("spore.workflow").load_rules(opts.rename) or nil
-  local res = ckpt.read_raw(args[1], { dec_key = opts.dec_key, dec_mode = opts.dec_mode })
+  local res
+  if opts.merge then
+    if opts.dec_key then cli.usage_error("--merge reads unencrypted shards: --dec-key does not apply") end
+    local d = require("spore.ckpt.merge").load(args[1])
+    res = { entries = {} }
+    for _, k in ipairs(ckpt.keys(d)) do
+      local v = d[k]
+      if type(v) == "string" then
+        res.entries[#res.entries + 1] = { name = k, type = "str", shape = { 0 }, bytes = ckpt.utf32_encode(v) }
+      else
+        res.entries[#res.entries + 1] = { name = k, tensor = v, type = "tensor" }
+      end
+    end
+  else
+    res = ckpt.read_raw(args[1], { dec_key = opts.dec_key, dec_mode = opts.dec_mode })
+  end
   local items, seen, skipped, names = {}, {}, 0, {}
   for _, e in ipairs(res.entries) do names[e.name] = true end
   for _, e in ipairs(res.entries) do

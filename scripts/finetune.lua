@@ -9,6 +9,7 @@
 -- reads the class count from the folder (auto), trains with the model zoo's pipeline
 -- (spore.data.zoo_pipeline), evaluates the held-out images after each epoch, and writes
 -- classes.txt (label order) beside the checkpoints for predict.lua.
+--     [--distributed [--shard-optimizer] [--sync-bn] [--dist-timeout S]]   (under mpirun: data parallel, spore.dist)
 -- With no arguments it fine-tunes the checkpoint `make demo` trained (or, failing that,
 -- the MindSpore LeNet checkpoint of ../shared/fixtures with a new head and conv1
 -- frozen) on Fashion-MNIST. Prints the loading report and per-epoch metrics on
@@ -39,7 +40,13 @@ local spec = {
     { "lr", nodefault = true, help = "learning rate (default 0.01, or the checkpoint's with --load-optimizer)" },
     { "--head-lr", "number", nil, "a learning rate of its own for the head (a parameter group)" },
     "momentum", "epochs", "steps", "batch", { "seed", help = "seed for the new head and shuffling" },
-    { "out", default = "out/finetune" }, "log_every", "no_plot", "quiet", "allow_nonfinite" },
+    { "out", default = "out/finetune" }, "log_every", "no_plot", "quiet", "allow_nonfinite",
+    { "--distributed", "flag", false, "data parallel over the processes mpirun started (spore.dist): --batch is per "
+      .. "process; rank 0 prints and writes the checkpoint" },
+    { "--shard-optimizer", "flag", false, "with --distributed: each process updates and writes 1/N of the optimizer "
+      .. "state (a <name>.shards/ checkpoint; convert.lua --merge makes one file)" },
+    { "--sync-bn", "flag", false, "with --distributed: BatchNorm with the statistics of the global batch" },
+    { "--dist-timeout", "number", 20, "with --distributed: seconds before a dead or hung process fails the run" } },
 }
 
 local function exists(p) local f = io.open(p, "rb"); if f then f:close() end; return f ~= nil end
@@ -61,6 +68,26 @@ cli.main(spec, function(o)
   local train = spore.train
   -- notices (a default taken, a warning) always print; the report and epoch lines obey --quiet
   local notice = function(s) require("spore.train.callbacks.progress_bar").log(s, io.stderr) end
+  if (o.shard_optimizer or o.sync_bn or o.dist_timeout ~= 20) and not o.distributed then
+    cli.usage_error("--shard-optimizer, --sync-bn and --dist-timeout need --distributed")
+  end
+  -- --distributed: spore.dist from mpirun's environment (one process when not under mpirun)
+  local dist
+  if o.distributed then
+    dist = require("spore.dist")
+    if not dist.launched() and not dist.available() then
+      notice("finetune.lua: --distributed: not started by mpirun and no MPI here: training in one process")
+      dist = nil
+    else
+      dist.init({ timeout = o.dist_timeout, shard_optimizer = o.shard_optimizer, sync_bn = o.sync_bn })
+      -- ranks > 0: quiet, their run record in OUT/rank<r>; checkpoints stay in OUT (sharded: every rank writes there)
+      o.ckpt_out = o.out
+      if dist.rank ~= 0 then o.quiet, o.no_plot, o.out = true, true, o.out .. "/rank" .. dist.rank end
+      notice(("finetune.lua: --distributed: rank %d of %d, batch %d per rank (%d in all)"):format(dist.rank, dist.size,
+        o.batch, o.batch * dist.size))
+    end
+  end
+
   local out_cbs, log = cli.training_output(o)
   if o.epochs < 1 then cli.usage_error("--epochs must be at least 1") end
   if o.batch < 1 then cli.usage_error("--batch must be at least 1") end
@@ -137,7 +164,12 @@ cli.main(spec, function(o)
   local rules = o.rename and wf.load_rules(o.rename) or nil
 
   -- 1. the network, loaded from the checkpoint (head size taken from the checkpoint)
-  local params = spore.load_checkpoint(o.ckpt, { dec_key = o.dec_key, dec_mode = o.dec_mode })
+  local params
+  if require("spore.ckpt.merge").is_index(o.ckpt) then
+    params = require("spore.ckpt.merge").load(o.ckpt) -- a sharded checkpoint, on any number of processes
+  else
+    params = spore.load_checkpoint(o.ckpt, { dec_key = o.dec_key, dec_mode = o.dec_mode })
+  end
   local head_w = params[ns.head .. ".weight"]
   local ckpt_classes = (spore.is_tensor(head_w) and head_w:dim() == 2) and head_w:size(1) or 10
   local net = ns.build(ckpt_classes)
@@ -222,7 +254,7 @@ cli.main(spec, function(o)
       head_lr = o.head_lr, new_head = o.new_head, freeze = o.freeze, load_optimizer = o.load_optimizer,
       title = "finetune.lua " .. o.net .. " " .. o.dataset } })
   local prefix = o.net .. "_finetune"
-  local ckpt_cb = train.ModelCheckpoint(prefix, o.out, train.CheckpointConfig{
+  local ckpt_cb = train.ModelCheckpoint(prefix, o.ckpt_out or o.out, train.CheckpointConfig{
     save_checkpoint_steps = ds:num_batches(), keep_checkpoint_max = 5, append_info = { "epoch_num", "step_num" } })
   local cbs = { recorder, rl, ckpt_cb }
   for _, cb in ipairs(out_cbs) do cbs[#cbs + 1] = cb end
@@ -279,5 +311,14 @@ cli.main(spec, function(o)
   res.plot = rl.plot_path
   res.lr = opt:get_lr()
   res.seconds = spore.clock() - t0
+  if dist then
+    local sh = ckpt_cb.saver and ckpt_cb.latest and ckpt_cb.latest:gsub("%.ckpt$", ".shards/index.json")
+    if o.shard_optimizer then res.checkpoint = sh end
+    local s = dist.stats
+    res.distributed = { rank = dist.rank, size = dist.size, steps = s.steps, step_s = s.step_s, allreduce_wait_s = s.wait_s,
+      buckets = s.buckets }
+    dist.finalize()
+    if dist.rank ~= 0 then os.exit(0) end
+  end
   return res
 end)

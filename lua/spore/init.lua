@@ -110,7 +110,7 @@ function spore.device_count() return E.cuda_device_count() end
 
 -- Submodules load on first use: spore.nn, spore.models, spore.optim, spore.data, ...
 local lazy = { nn = "spore.nn", models = "spore.models", optim = "spore.optim", data = "spore.data",
-  ckpt = "spore.ckpt", train = "spore.train", repl = "spore.repl", zoo = "spore.zoo" }
+  ckpt = "spore.ckpt", train = "spore.train", repl = "spore.repl", zoo = "spore.zoo", dist = "spore.dist" }
 setmetatable(spore, {
   __index = function(t, k)
     local mod = lazy[k]

@@ -421,6 +421,9 @@ function M.save_checkpoint(obj, path, opts)
     enc_mode = opts.enc_mode, slice = opts._slice })
 end
 
+--- spore.ckpt.merge(index[, out]) — one ordinary checkpoint from a sharded one (spore.ckpt.merge).
+function M.merge(index, out) return require("spore.ckpt.merge").merge(index, out) end
+
 --- Return memory the .ckpt reader keeps for reuse (freed tensors' blocks, up to
 -- 256 MiB or $SPORE_CKPT_CACHE_MB) to the system. Returns the bytes freed.
 function M.release_cache() return B.release_cache() end

@@ -9,9 +9,14 @@ function M.forward(list, ins, x)
   return x
 end
 --- backward through list in reverse; the first module skips its input gradient
--- unless need_input_grad.
+-- unless need_input_grad. M.on_backward (nil unless spore.dist is reducing gradients) is
+-- called with each module once its backward has returned: its parameters' gradients are final.
 function M.backward(list, ins, g, need_input_grad)
-  for i = #list, 1, -1 do g = list[i]:backward(ins[i], g, i > 1 or need_input_grad ~= false) end
+  for i = #list, 1, -1 do
+    g = list[i]:backward(ins[i], g, i > 1 or need_input_grad ~= false)
+    local hook = M.on_backward
+    if hook then hook(list[i]) end
+  end
   return g
 end
 return M

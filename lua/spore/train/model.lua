@@ -261,6 +261,18 @@ local function in_eval(net, fn, ...)
   return unpack(res, 2, table.maxn(res))
 end
 
+---------------------------------------------------------------- spore.dist (data parallel)
+-- The one place Model meets spore.dist (lua/spore/dist): nothing happens unless a script has
+-- initialised it (package.loaded holds it only then), so a single process never loads MPI.
+-- train: dist.attach (state broadcast from rank 0, the sharded dataset, the callbacks this
+-- rank runs); each step: dist.train_step (gradient all-reduce overlapping backward, waited
+-- before the optimizer step); eval: dist.eval_shard + dist.reduce_metrics.
+local function dist_active()
+  local d = package.loaded["spore.dist"]
+  if d and d.active then return d end
+  return nil
+end
+
 ---------------------------------------------------------------- one step
 --- One training step on batch (x, y): forward, loss, backward, optimizer step. Returns the
 -- loss (a number). All of a step's arithmetic is here (one place for hooks such as loss scale).
@@ -273,7 +285,10 @@ function Model:_train_step(x, y, ctx)
   -- backward (nobody needs d(loss)/d(images)) and the optimizer step, with the loss scale when
   -- there is a loss_scale_manager (spore.train.loss_scale: MindSpore's TrainOneStepCell /
   -- TrainOneStepWithLossScaleCell; an overflow skips the step)
-  local stepped = LossScale.backward_and_step(self, net, loss, opt, x, ctx)
+  local dd = dist_active()
+  local stepped
+  if dd then stepped = dd.train_step(self, net, loss, opt, x, ctx, LossScale.backward_and_step)
+  else stepped = LossScale.backward_and_step(self, net, loss, opt, x, ctx) end
   if stepped and not ctx.allow_nonfinite then check_params(ctx, net, opt, false) end
   return l
 end
@@ -284,6 +299,8 @@ end
 -- add_eval_loss (fit): ctx.eval_results = metrics + eval_loss (the last batch's loss, as MindSpore).
 function Model:_eval_process(dataset, list, ctx, steps, add_eval_loss)
   local net, lossf = self.network, self.loss_fn
+  local dd = dist_active()
+  if dd then dataset = dd.eval_shard(dataset) end
   local m = Metrics.new(self.metrics)
   local want_loss = m:wants("loss") or add_eval_loss
   if want_loss and not lossf then error("Model:eval: metric 'loss' needs a loss function", 3) end
@@ -312,6 +329,7 @@ function Model:_eval_process(dataset, list, ctx, steps, add_eval_loss)
       if add_eval_loss then eval_loss = Metrics.Loss(); eval_loss:update(l) end
       if ctx._stop or (steps and n >= steps) then break end
     end
+    if dd then dd.reduce_metrics(m) end
     -- an accuracy of 0 over no sample would read as a result: nothing was evaluated
     if m.count == 0 then
       local what = dataset.name or tostring(dataset)
@@ -393,10 +411,12 @@ function Model:_train(where, epochs, dataset, opts, valid)
   end
   if opts.steps and opts.steps < 1 then error(where .. ": steps must be a positive integer, got " .. tostring(opts.steps), 3) end
   local allow = opts.allow_nonfinite == true
+  local user = callback_list(where, opts.callbacks)
+  local dd = dist_active()
+  if dd then dataset, user = dd.attach(self, dataset, user) end
   local per_epoch = dataset:num_batches()
   if opts.steps then per_epoch = math.min(per_epoch, opts.steps) end
   if per_epoch < 1 then error(where .. ": the dataset yields no batch (size " .. tostring(dataset:size()) .. ")", 3) end
-  local user = callback_list(where, opts.callbacks)
   local list = {}
   -- the bar goes first: its line is finished before other callbacks print
   if opts.progress == true or (opts.progress == nil and B.isatty(1)) then list[1] = cbs.ProgressBar() end

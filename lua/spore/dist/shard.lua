@@ -1,0 +1,156 @@
+--- spore.dist.shard — optimizer-state sharding (spore.dist.init{shard_optimizer = true}).
+--
+-- The optimizer's parameters (its order) are split into N contiguous runs of about equal size;
+-- rank r owns run r. In each step, after the gradient all-reduce, a rank updates only the
+-- parameters it owns (the others' gradients are hidden from the optimizer for that call, so
+-- their Momentum/Adam state is neither read nor written), then every parameter is broadcast
+-- from its owner: the ranks end the step with the same weights, and each rank's
+-- per-parameter state is current only for its own 1/N.
+-- (The state buffers themselves stay full size: the flat buffers are one block per bucket.
+-- What is sharded is the work of the update and what each rank writes.)
+--
+-- Checkpoints: ModelCheckpoint's saver becomes Shard:save on every rank: rank r writes
+-- "<stem>.shards/rank<r>.ckpt" with its share of the per-parameter state (rank 0 also the
+-- network, the optimizer's scalars and the appended info), and after a barrier rank 0 writes
+-- "<stem>.shards/index.json" (spore.ckpt.merge reads it). Every file goes through
+-- spore.save_checkpoint's collision-proof writer (a unique temporary file renamed into place).
+local ckpt = require("spore.ckpt")
+local json = require("spore.json")
+
+local Shard = {}
+Shard.__index = Shard
+
+function Shard.new(model, dist)
+  local opt = model.optimizer
+  local self = setmetatable({ model = model, opt = opt, dist = dist, owner = {}, saved_dirs = {} }, Shard)
+  local total, sizes = 0, {}
+  for i, p in ipairs(opt.params) do sizes[i] = p.data:numel(); total = total + sizes[i] end
+  local cum = 0
+  for i, p in ipairs(opt.params) do
+    local mid = cum + sizes[i] / 2
+    self.owner[p] = math.min(dist.size - 1, math.floor(mid * dist.size / math.max(total, 1)))
+    cum = cum + sizes[i]
+  end
+  -- the state Parameter of each slot of each parameter → the parameter's owner
+  self.state_owner = {}
+  for _, fb in ipairs(rawget(opt, "buckets") or {}) do
+    for _, name in ipairs(fb.slot_names) do
+      for i, sp in pairs(fb.slots[name].owners) do self.state_owner[sp] = self.owner[fb.params[i]] end
+    end
+  end
+  -- runs of consecutive parameters of one flat bucket with the same owner (for the broadcast)
+  self.runs = {}
+  for _, fb in ipairs(rawget(opt, "buckets") or {}) do
+    local i = 1
+    while i <= #fb.params do
+      local o = self.owner[fb.params[i]]
+      local j = i
+      while j < #fb.params and self.owner[fb.params[j + 1]] == o do j = j + 1 end
+      local off = fb.offsets[i]
+      self.runs[#self.runs + 1] = { fb = fb, off = off, n = fb.offsets[j] + fb.numels[j] - off, owner = o }
+      i = j + 1
+    end
+  end
+  return self
+end
+
+--- The optimizer step of a sharded rank (installed as opt.step for the duration of a step).
+function Shard:step(o)
+  local rank = self.dist.rank
+  local hidden = {}
+  for _, p in ipairs(o.params) do
+    if self.owner[p] ~= rank and p.grad ~= nil then hidden[p] = p.grad; p.grad = nil end
+  end
+  local cls_step = getmetatable(o).step
+  local ok, err = pcall(cls_step, o)
+  for p, g in pairs(hidden) do p.grad = g end
+  if not ok then error(err, 0) end
+  local D = self.dist.lib()
+  for k, r in ipairs(self.runs) do
+    D.bcast(r.fb.pbuf:narrow(1, r.off + 1, r.n), r.owner, "parameter broadcast " .. k .. " from rank " .. r.owner)
+  end
+end
+
+local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+--- ModelCheckpoint's saver on every rank: see the header. Returns the index path.
+function Shard:save(obj, path, so)
+  local dist, D = self.dist, self.dist.lib()
+  so = so or {}
+  if so.format and so.format ~= "ckpt" then
+    error("spore.dist: a sharded checkpoint is written as .ckpt files (format '" .. so.format .. "' is refused)", 0)
+  end
+  if so.enc_key then error("spore.dist: a sharded checkpoint cannot be encrypted (enc_key)", 0) end
+  local stem = path:gsub("%.ckpt$", "")
+  local dir = stem .. ".shards"
+  if dist.rank == 0 then
+    local ok = os.execute("mkdir -p " .. shell_quote(dir))
+    if ok ~= 0 and ok ~= true then error("spore.dist: cannot create " .. dir, 0) end
+  end
+  D.barrier("sharded checkpoint: directory " .. dir)
+  local names, owner, mine = {}, {}, {}
+  for _, kv in ipairs(obj:parameters_and_names()) do
+    local name, p = kv[1], kv[2]
+    names[#names + 1] = name
+    local o = self.state_owner[p] or 0
+    if o ~= 0 then owner[name] = o end
+    if o == dist.rank then mine[#mine + 1] = { name = name, data = p.data } end
+  end
+  for _, kv in ipairs(so.append_dict or {}) do
+    names[#names + 1] = kv[1]
+    if dist.rank == 0 then mine[#mine + 1] = { name = kv[1], data = kv[2] } end
+  end
+  local files, owns, markers = {}, {}, {}
+  for r = 0, dist.size - 1 do files[#files + 1] = "rank" .. r .. ".ckpt" end
+  for _, o in pairs(self.state_owner) do owns[o] = true end
+  owns[0] = true
+  -- a rank that owns no state still writes its file (one marker entry, skipped by merge)
+  for r = 1, dist.size - 1 do if not owns[r] then markers[#markers + 1] = "__shard_rank_" .. r end end
+  if #mine == 0 then mine[1] = { name = "__shard_rank_" .. dist.rank, data = dist.rank } end
+  ckpt.save_checkpoint(mine, dir .. "/rank" .. dist.rank .. ".ckpt", { crc_check = so.crc_check })
+  D.barrier("sharded checkpoint: every rank's shard of " .. dir)
+  local index = dir .. "/index.json"
+  if dist.rank == 0 then
+    local idx = json.ordered()
+    idx.format, idx.version, idx.world_size = "spore-sharded-checkpoint", 1, dist.size
+    idx.files, idx.names, idx.owner = files, names, json.object(owner)
+    idx.markers = markers
+    local tmp = index .. ".tmp." .. tostring(os.time()) .. "." .. tostring(math.random(1e9))
+    local f = assert(io.open(tmp, "wb"))
+    f:write(json.encode(idx), "\n")
+    f:close()
+    local ok, err = os.rename(tmp, index)
+    if not ok then os.remove(tmp); error("spore.dist: cannot write " .. index .. ": " .. tostring(err), 0) end
+  end
+  D.barrier("sharded checkpoint: index " .. index)
+  self.latest = index
+  self:_prune(dir)
+  return index
+end
+
+-- keep_checkpoint_max for shard directories (ModelCheckpoint prunes "<prefix>-*.ckpt" files)
+function Shard:_prune(dir)
+  local cb = self.cb
+  self.saved_dirs[#self.saved_dirs + 1] = dir
+  local keep = cb and cb.config and cb.config.keep_checkpoint_max
+  if not keep or keep <= 0 then return end
+  local D = self.dist.lib()
+  while #self.saved_dirs > keep do
+    local old = table.remove(self.saved_dirs, 1)
+    if self.dist.rank == 0 then os.remove(old .. "/index.json") end
+    D.barrier("pruning " .. old)
+    os.remove(old .. "/rank" .. self.dist.rank .. ".ckpt")
+    D.barrier("pruning " .. old)
+    if self.dist.rank == 0 then os.remove(old) end
+  end
+end
+
+--- Make ModelCheckpoint cb write sharded checkpoints (its saver), on every rank.
+function Shard:wrap_checkpoint(cb)
+  if rawget(cb, "__dist_sharded") then return end
+  self.cb = cb
+  rawset(cb, "saver", function(obj, path, so) return self:save(obj, path, so) end)
+  rawset(cb, "__dist_sharded", true)
+end
+
+return Shard
