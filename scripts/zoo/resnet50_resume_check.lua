@@ -5,10 +5,14 @@
 -- then compares with MindSpore's own continuation (after.ckpt, or the committed summary
 -- spec/fixtures/ms_resnet50_resume.json when only that is there):
 --   losses and BatchNorm moving statistics within 1e-5 relative, weights within 1e-3.
--- The float32 noise floor: the same 3 steps with every input image moved by one ulp.
+-- The float32 noise floor: the same 3 steps with every input image moved by one ulp, by spore
+-- (here) and by MindSpore (the generator's after_ulp.ckpt); the larger is printed beside each
+-- measure.
 --
 --   SPORE_LIB=build/libspore.so luajit scripts/zoo/resnet50_resume_check.lua [--dir build/zoo_resnet50]
---       [--no-floor] [--json FILE] [--without-loss-scale-manager]
+--       [--no-floor] [--json FILE] [--without-loss-scale-manager] [--worst N] [--save FILE]
+-- --worst N lists the N tensors of each kind furthest from MindSpore; --save FILE writes spore's
+-- state after the 3 steps (a .ckpt in after.ckpt's order).
 -- --without-loss-scale-manager is a deliberate mistake (Model without its loss_scale_manager,
 -- so Momentum's loss_scale=1024 shrinks every gradient 1024 times): it shows the tolerances
 -- catch a wrong recipe, and must FAIL.
@@ -171,6 +175,7 @@ do
   local sf = io.open("spec/fixtures/ms_resnet50_resume.json", "rb")
   if sf then summary = json.decode(sf:read("*a")); sf:close() end
   ms_losses = ms_losses or (summary and summary.losses)
+  ms_losses_ulp = ms_losses_ulp or (summary and summary.losses_ulp)
   local af = io.open(dir .. "/after.ckpt", "rb")
   if af then af:close(); ref = spore.load_checkpoint(dir .. "/after.ckpt") end
   local uf = io.open(dir .. "/after_ulp.ckpt", "rb")
@@ -265,13 +270,15 @@ end
 
 -- MindSpore's own noise floor: MindSpore with every image one ulp up against MindSpore
 local MF
-if ref and ref_ulp and ms_losses_ulp then
+if ms_losses_ulp then
   MF = { step = {} }
   MF.loss = 0
   for i = 1, 3 do
     MF.step[i] = rel(ms_losses_ulp[i], ms_losses[i])
     MF.loss = math.max(MF.loss, MF.step[i])
   end
+end
+if MF and ref and ref_ulp then
   local st = {}
   for _, k in ipairs(spore.ckpt.keys(ref_ulp)) do st[k] = ref_ulp[k]:to("cpu"):contiguous() end
   tally(MF, st, ref, nil)
@@ -297,7 +304,7 @@ line("weights", { res.worst.weight_elementwise, res.worst.weight_normwise },
 line("momentum moments", { res.worst.moments_elementwise, res.worst.moments_normwise },
   F and { F.moments_elementwise, F.moments_normwise }, 1e-3)
 
-if res.worst.weight_l2 and MF then
+if res.worst.weight_l2 and MF and MF.weight_l2 then
   io.write(("  MindSpore's own floor (MindSpore, images one ulp up, against MindSpore): losses %.3g, "
     .. "BN statistics %.3g (L2), weights %.3g (L2), moments %.3g (L2)\n"):format(MF.loss, MF.bn_l2, MF.weight_l2,
     MF.moments_l2))
