@@ -62,6 +62,47 @@ end
 -- of the (shuffled) sample order, ceil(N/n) of them, wrapping around to the start.
 local function shard_count(n, num_shards) return math.ceil(n / num_shards) end
 
+--- The options every dataset shares (batch, repeat, shards, num_samples, device,
+-- label_transforms), checked once for all: returns batch, rep, shards, size, device,
+-- label_dtype. n is the number of items; errors are raised at the caller's caller.
+function Dataset.common_opts(name, opts, n)
+  local batch = opts.batch or opts.batch_size or 32
+  if type(batch) ~= "number" or batch < 1 or batch ~= math.floor(batch) then
+    error(name .. ": batch must be a positive integer, got " .. tostring(batch), 3)
+  end
+  local rep = opts["repeat"] or 1
+  if type(rep) ~= "number" or rep < 1 or rep ~= math.floor(rep) then
+    error(name .. ": repeat must be a positive integer, got " .. tostring(rep), 3)
+  end
+  local shards = Dataset.shard_opts(name, opts, 4)
+  local size = shards and shard_count(n, shards[1]) or n
+  if opts.num_samples then
+    if opts.num_samples < 1 then error(name .. ": num_samples must be positive", 3) end
+    size = math.min(size, opts.num_samples)
+  end
+  local device = opts.device or D.get()
+  D.check(device, 3, name .. ": device")
+  local label_dtype = opts.label_dtype
+  for i, t in ipairs(opts.label_transforms or {}) do
+    if type(t) ~= "table" or t.op ~= "TypeCast" then
+      error(name .. ": label_transforms[" .. i .. "]: only TypeCast is supported for labels", 3)
+    end
+    label_dtype = t.dtype
+  end
+  return batch, rep, shards, size, device, label_dtype
+end
+
+--- self._all (0..n-1) and self._order (this shard's, or all) as engine index arrays.
+function Dataset.init_order(self, n, size, shards)
+  self._all = B.index_array(n)
+  for i = 0, n - 1 do self._all[i] = i end
+  self._order = self._all
+  if shards then
+    self._order = B.index_array(size)
+    Dataset.fill_shard(self._order, self._all, n, size, shards)
+  end
+end
+
 --- Dataset.new(images, labels, opts)
 -- images: uint8 or float32 Tensor [N,H,W] or [N,H,W,C]; labels: Tensor [N] or [N,K].
 -- opts: batch (32), shuffle (true), seed (0), drop_remainder (false), repeat (1),
@@ -86,29 +127,7 @@ function Dataset.new(images, labels, opts)
   if labels:size(1) ~= n then
     error(name .. ": " .. n .. " images but " .. labels:size(1) .. " labels", 2)
   end
-  local batch = opts.batch or opts.batch_size or 32
-  if type(batch) ~= "number" or batch < 1 or batch ~= math.floor(batch) then
-    error(name .. ": batch must be a positive integer, got " .. tostring(batch), 2)
-  end
-  local rep = opts["repeat"] or 1
-  if type(rep) ~= "number" or rep < 1 or rep ~= math.floor(rep) then
-    error(name .. ": repeat must be a positive integer, got " .. tostring(rep), 2)
-  end
-  local shards = Dataset.shard_opts(name, opts, 3)
-  local size = shards and shard_count(n, shards[1]) or n
-  if opts.num_samples then
-    if opts.num_samples < 1 then error(name .. ": num_samples must be positive", 2) end
-    size = math.min(size, opts.num_samples)
-  end
-  local device = opts.device or D.get()
-  D.check(device, 2, name .. ": device")
-  local label_dtype = opts.label_dtype
-  for i, t in ipairs(opts.label_transforms or {}) do
-    if type(t) ~= "table" or t.op ~= "TypeCast" then
-      error(name .. ": label_transforms[" .. i .. "]: only TypeCast is supported for labels", 2)
-    end
-    label_dtype = t.dtype
-  end
+  local batch, rep, shards, size, device, label_dtype = Dataset.common_opts(name, opts, n)
   local self = setmetatable({
     name = name, images = images, labels = labels, batch = batch, ["repeat"] = rep,
     shuffle = opt_bool(opts.shuffle, true), drop_remainder = opt_bool(opts.drop_remainder, false),
@@ -147,13 +166,7 @@ function Dataset.new(images, labels, opts)
   if #ish == 3 and #ops == 0 then self._item_shape = { h, w, 1 } end
   self._rng = require("ffi.tensor").new_rng(opts.seed or 0)
   self._n, self._shards = n, shards
-  self._all = B.index_array(n)
-  for i = 0, n - 1 do self._all[i] = i end
-  self._order = self._all
-  if shards then
-    self._order = B.index_array(size)
-    Dataset.fill_shard(self._order, self._all, n, size, shards)
-  end
+  Dataset.init_order(self, n, size, shards)
   self.seed = opts.seed or 0
   return self
 end

@@ -107,25 +107,7 @@ function FileDataset.new(files, labels, opts, where)
   local name = opts.name or where or "ImageFolderDataset"
   local n = #files
   if n ~= #labels then error(name .. ": " .. n .. " files but " .. #labels .. " labels", 2) end
-  local batch = opts.batch or opts.batch_size or 32
-  if batch < 1 then error(name .. ": batch must be positive, got " .. batch, 2) end
-  local rep = opts["repeat"] or 1
-  if rep < 1 then error(name .. ": repeat must be positive, got " .. rep, 2) end
-  local shards = Dataset.shard_opts(name, opts, 3)
-  local size = shards and math.ceil(n / shards[1]) or n
-  if opts.num_samples then
-    if opts.num_samples < 1 then error(name .. ": num_samples must be positive", 2) end
-    size = math.min(size, opts.num_samples)
-  end
-  local device = opts.device or D.get()
-  D.check(device, 2, name .. ": device")
-  local label_dtype = opts.label_dtype
-  for i, t in ipairs(opts.label_transforms or {}) do
-    if type(t) ~= "table" or t.op ~= "TypeCast" then
-      error(name .. ": label_transforms[" .. i .. "]: only TypeCast is supported for labels", 2)
-    end
-    label_dtype = t.dtype
-  end
+  local batch, rep, shards, size, device, label_dtype = Dataset.common_opts(name, opts, n)
   local workers = opts.num_parallel_workers or 2
   if workers < 1 then error(name .. ": num_parallel_workers must be positive, got " .. workers, 2) end
   local list = opts.transforms or {}
@@ -158,13 +140,7 @@ function FileDataset.new(files, labels, opts, where)
   self.image_dtype = dtype or dt
   self._labels = labels
   self.labels = T.tensor(labels, "int32")
-  self._all = B.index_array(n)
-  for i = 0, n - 1 do self._all[i] = i end
-  self._order = self._all
-  if shards then
-    self._order = B.index_array(size)
-    Dataset.fill_shard(self._order, self._all, n, size, shards)
-  end
+  Dataset.init_order(self, n, size, shards)
   self._rng = require("ffi.tensor").new_rng(self.seed)
   self._epoch = 0
   return self
