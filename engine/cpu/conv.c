@@ -14,7 +14,7 @@
 
 typedef struct {
     int64_t N, C, H, W, Co, kh, kw, Ho, Wo;
-    int sh, sw, pt, pl, dh, dw, g;
+    int sh, sw, pt, pl, dh, dw, g, pb_, pr_;
 } conv_geom;
 
 /* The geometry of an already-checked convolution. */
@@ -24,7 +24,7 @@ static void conv_geom_of(conv_geom *c, const sp_tensor *x, const sp_tensor *w, i
     c->Co = w->shape[0]; c->kh = w->shape[2]; c->kw = w->shape[3];
     int64_t eh = (int64_t)dh * (c->kh - 1) + 1, ew = (int64_t)dw * (c->kw - 1) + 1;
     c->Ho = (c->H + pt + pb - eh) / sh + 1; c->Wo = (c->W + pl + pr - ew) / sw + 1;
-    c->sh = sh; c->sw = sw; c->pt = pt; c->pl = pl; c->dh = dh; c->dw = dw; c->g = groups;
+    c->sh = sh; c->sw = sw; c->pt = pt; c->pl = pl; c->pb_ = pb; c->pr_ = pr; c->dh = dh; c->dw = dw; c->g = groups;
 }
 
 /* The output columns [lo, hi) whose input column ow*s + off lies inside [0, n). */
@@ -302,6 +302,9 @@ sp_status sp_cpu_conv2d_forward(sp_tensor *out, const sp_tensor *x, const sp_ten
         direct_forward(F32(out), F32(x), F32(w), bias ? F32(bias) : NULL, &c);
         return SP_OK;
     }
+    if (!sp_wino_off && sp_cpu_wino_applies(c.N, c.C, c.Co, c.Ho, c.Wo, c.kh, c.kw, c.sh, c.sw, c.dh, c.dw, c.g))
+        return sp_cpu_wino_forward(F32(out), F32(x), F32(w), bias ? F32(bias) : NULL, c.N, c.C, c.H, c.W, c.Co, c.Ho,
+                                   c.Wo, c.pt, c.pl, dev, op);
     int64_t Cg = c.C / c.g, Cog = c.Co / c.g, K = Cg * c.kh * c.kw, HW = c.Ho * c.Wo;
     /* Small feature maps with a batch: one GEMM over all images ([Cog, N*HW]) keeps BLAS
      * efficient where per-image GEMMs would be thin (ResNet's late layers). */
@@ -376,6 +379,21 @@ sp_status sp_cpu_conv2d_backward(sp_tensor *grad_x, sp_tensor *grad_w, sp_tensor
         NN_TRY(direct_backward(grad_w ? F32(grad_w) : NULL, grad_b ? F32(grad_b) : NULL, F32(grad_out), F32(x), &c, dev, op));
         if (!grad_x) return SP_OK;
         grad_w = grad_b = NULL;
+    }
+    /* grad_x of a 3x3 stride-1 layer is itself a 3x3 stride-1 convolution of grad_out with
+     * the kernels flipped and in/out swapped, padded 2-p per side: Winograd where it pays */
+    if (grad_x && !sp_wino_off && c.pt <= 2 && c.pb_ <= 2 && c.pl <= 2 && c.pr_ <= 2 &&
+        sp_cpu_wino_applies(c.N, c.Co, c.C, c.H, c.W, c.kh, c.kw, c.sh, c.sw, c.dh, c.dw, c.g)) {
+        float *wr = sp_workspace(dev, 2, sizeof(float) * (size_t)(c.C * c.Co * 9));
+        if (!wr) return sp_error(SP_ENOMEM, "%s: cannot allocate the flipped kernels", op);
+        const float *Wt = F32(w);
+        for (int64_t o = 0; o < c.Co; o++)
+            for (int64_t ci = 0; ci < c.C; ci++)
+                for (int k = 0; k < 9; k++) wr[(ci * c.Co + o) * 9 + 8 - k] = Wt[(o * c.C + ci) * 9 + k];
+        NN_TRY(sp_cpu_wino_forward(F32(grad_x), F32(grad_out), wr, NULL, c.N, c.Co, c.Ho, c.Wo, c.C, c.H, c.W,
+                                   2 - c.pt, 2 - c.pl, dev, op));
+        if (!grad_w && !grad_b) return SP_OK;
+        grad_x = NULL;
     }
     int64_t Cg = c.C / c.g, Cog = c.Co / c.g, K = Cg * c.kh * c.kw, HW = c.Ho * c.Wo;
     int pw = is_pointwise(&c);

@@ -25,4 +25,12 @@ static inline int nn_par(int64_t work) {
     return work > SP_NN_PAR_MIN && atomic_load_explicit(&sp_cfg_nn_omp, memory_order_relaxed);
 }
 #define F32(t) ((float *)SP_DATA(t))
+
+/* conv_wino.c: Winograd F(4x4,3x3) forward for 3x3 stride-1 undilated ungrouped layers */
+extern int sp_wino_off;
+int sp_cpu_wino_applies(int64_t N, int64_t C, int64_t Co, int64_t Ho, int64_t Wo, int64_t kh, int64_t kw, int sh,
+                        int sw, int dh, int dw, int groups);
+sp_status sp_cpu_wino_forward(float *O, const float *X, const float *Wt, const float *bias, int64_t N, int64_t C,
+                              int64_t H, int64_t W, int64_t Co, int64_t Ho, int64_t Wo, int pt, int pl, sp_device *dev,
+                              const char *op);
 #endif

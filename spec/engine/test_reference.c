@@ -288,8 +288,9 @@ SUITE(reference_dense) {
 /* ---- BatchNorm2d ---- */
 
 SUITE(reference_batchnorm) {
-    int shapes[][4] = {{2, 3, 4, 5}, {1, 4, 1, 1}, {8, 16, 7, 7}, {4, 2, 1, 1}};
-    for (int si = 0; si < 4; si++)
+    /* the last: maps wider than norm.c's 16 float lanes, with a tail */
+    int shapes[][4] = {{2, 3, 4, 5}, {1, 4, 1, 1}, {8, 16, 7, 7}, {4, 2, 1, 1}, {2, 3, 37, 35}};
+    for (int si = 0; si < 5; si++)
         for (int mode = 0; mode < 3; mode++) { /* 0: train + update, 1: train, no update, 2: eval */
             int *s = shapes[si], training = mode < 2, update = mode == 0;
             int64_t C = s[1];
