@@ -48,14 +48,14 @@ describe("amp_level O2 (bfloat16 on the CPU)", function()
     local pb = b:parameters()
     for i, p in ipairs(a:parameters()) do pb[i].data:copy_(p.data) end
     amp.auto_mixed_precision(b, "O2")
-    local x = spore.randn({ 16, 1, 32, 32 })
+    local x = spore.randn({ 16, 1, 32, 32 }):to(a:device())
     local ya, yb = a(x), b(x)
     local scale = ya:abs():max()
     if type(scale) ~= "number" then scale = scale:item() end
     local d = maxdiff(ya, yb)
     assert.is_true(d > 0, "bf16 must differ from float32 somewhere")
     assert.is_true(d < 0.03 * scale + 1e-3, ("|bf16 - f32| = %g (scale %g)"):format(d, scale))
-    local g = spore.randn(ya:shape())
+    local g = spore.randn(ya:shape()):to(a:device())
     a:zero_grad(); b:zero_grad()
     a:backward(x, g, false); b:backward(x, g, false)
     -- gradients: the same direction (cosine), every layer down to conv1
@@ -75,8 +75,9 @@ describe("amp_level O2 (bfloat16 on the CPU)", function()
       local net = spore.models.lenet5()
       local loss = nn.SoftmaxCrossEntropyWithLogits { sparse = true, reduction = "mean" }
       local m = spore.Model(net, loss, spore.optim.Momentum(net:trainable_params(), 0.05, 0.9), { amp_level = level })
-      local x = spore.randn({ 32, 1, 32, 32 })
-      local y = spore.tensor({ 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1 }, "int32")
+      local x = spore.randn({ 32, 1, 32, 32 }):to(net:device())
+      local y = spore.tensor({ 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1 },
+        "int32"):to(net:device())
       local ls = {}
       for i = 1, 15 do ls[i] = m:_train_step(x, y, {}) end
       return ls
@@ -101,8 +102,8 @@ describe("backward stops where nothing upstream needs a gradient", function()
     spore.manual_seed(5)
     local net = spore.models.resnet18 { class_num = 10 }
     net.end_point = nn.Dense(512, 4)
-    local x = spore.randn({ 1, 3, 32, 32 })
-    local g = spore.randn({ 1, 4 })
+    local x = spore.randn({ 1, 3, 32, 32 }):to(net:device())
+    local g = spore.randn({ 1, 4 }):to(net:device())
     net(x); net:zero_grad(); net:backward(x, g, false)
     local full = net.end_point.weight.grad:clone()
     net:freeze(); net:unfreeze("end_point")
@@ -118,14 +119,34 @@ describe("backward stops where nothing upstream needs a gradient", function()
     local net = spore.models.resnet18 { class_num = 10 }
     net:freeze(); net:unfreeze("layer4.1.")
     local calls = spy_backward(net)
-    local x = spore.randn({ 1, 3, 32, 32 })
-    net(x); net:zero_grad(); net:backward(x, spore.randn({ 1, 10 }), false)
+    local dev = net:device()
+    local x = spore.randn({ 1, 3, 32, 32 }):to(dev)
+    net(x); net:zero_grad(); net:backward(x, spore.randn({ 1, 10 }):to(dev), false)
     assert.equal(1, calls["layer4"]); assert.equal(1, calls["layer4.1"]); assert.equal(1, calls["layer4.1.conv1"])
     assert.is_nil(calls["layer4.0"]); assert.is_nil(calls["layer3"])
     assert.is_not_nil(net.layer4["1"].conv1.weight.grad)
     -- input gradient asked for: every module runs
     calls = spy_backward(net)
-    net(x); net:backward(x, spore.randn({ 1, 10 }))
+    net(x); net:backward(x, spore.randn({ 1, 10 }):to(dev))
     assert.equal(1, calls["conv1"])
+  end)
+end)
+
+describe("amp_level O2 on Fashion-MNIST #slow", function()
+  it("LeNet5, one epoch from scratch: O2's test accuracy within 0.005 of float32's", function()
+    if not io.open("/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz") then
+      return pending("Debian's dataset-fashion-mnist missing")
+    end
+    local tmp = H.tmpdir()
+    local acc = {}
+    for _, level in ipairs({ "O0", "O2" }) do
+      local out, rc = H.run(("luajit scripts/train.lua --net lenet5 --dataset fashion-mnist --epochs 1 --seed 1 "
+        .. "--out %s/%s --amp-level %s --quiet --no-plot 2>&1"):format(tmp, level, level))
+      assert.equal(0, rc, out)
+      acc[level] = require("spore.json").decode(out:match("([^\n]*)\n?$")).accuracy
+    end
+    print(("\n  fashion-mnist lenet5 1 epoch: float32 %.4f, bf16 %.4f"):format(acc.O0, acc.O2))
+    assert.is_true(math.abs(acc.O0 - acc.O2) <= 0.005, ("float32 %.4f vs bf16 %.4f"):format(acc.O0, acc.O2))
+    os.execute("rm -rf '" .. tmp .. "'")
   end)
 end)

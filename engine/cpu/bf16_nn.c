@@ -59,8 +59,13 @@ static void col_row(const void *ctx, int64_t k, int64_t n0, int64_t cnt, float *
         } else {
             const float *xr = g->x + ((img * g->C + g->cin0 + c) * g->H + ih) * g->W;
             int64_t iw0 = ow * g->sw - g->pl + kj * g->dw;
-            if (g->sw == 1 && iw0 >= 0 && iw0 + seg <= g->W) {
-                memcpy(dst + j, xr + iw0, (size_t)seg * 4);
+            if (g->sw == 1) { /* zeros, one contiguous run, zeros */
+                int64_t t0 = iw0 < 0 ? -iw0 : 0, t1 = g->W - iw0 < seg ? g->W - iw0 : seg;
+                if (t1 < t0) t1 = t0;
+                if (t0 > seg) t0 = t1 = seg;
+                if (t0) memset(dst + j, 0, (size_t)t0 * 4);
+                if (t1 > t0) memcpy(dst + j + t0, xr + iw0 + t0, (size_t)(t1 - t0) * 4);
+                if (seg > t1) memset(dst + j + t1, 0, (size_t)(seg - t1) * 4);
             } else {
                 for (int64_t t = 0; t < seg; t++) {
                     int64_t iw = iw0 + t * g->sw;
