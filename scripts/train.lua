@@ -12,6 +12,8 @@ local spec = {
   options = { "net", "device", "dataset", "data", "epochs", "steps", "batch", "lr", "momentum", "seed",
     { "out", default = "out/train" },
     { "--prefix", "string", nil, "checkpoint file prefix (default: NET_DATASET)", arg = "NAME" },
+    { "--amp-level", "string", "O0", "MindSpore's amp_level: O0 (float32) or O2 (Conv2d/Dense in bfloat16 on the CPU)",
+      arg = "LEVEL" },
     "log_every", "no_plot", "quiet", "allow_nonfinite" },
 }
 
@@ -32,7 +34,7 @@ cli.main(spec, function(o)
   local net = ns.build(10)
   local opt = spore.optim.Momentum(net:trainable_params(), o.lr, o.momentum)
   local loss = spore.nn.SoftmaxCrossEntropyWithLogits{ sparse = true, reduction = "mean" }
-  local model = spore.Model(net, loss, opt, { metrics = { "accuracy", "loss" } })
+  local model = spore.Model(net, loss, opt, { metrics = { "accuracy", "loss" }, amp_level = o.amp_level })
   local ckpt = train.ModelCheckpoint(o.prefix or (o.net .. "_" .. o.dataset:gsub("%-", "_")), o.out,
     train.CheckpointConfig{ save_checkpoint_steps = ds:num_batches(), keep_checkpoint_max = 5,
       append_info = { "epoch_num", "step_num" } })

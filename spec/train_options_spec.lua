@@ -40,7 +40,9 @@ describe("options are never ignored", function()
     assert.matches("spore.Model: unknown option 'metric' %(did you mean 'metrics'%?%)", err(model, { metric = { "acc" } }))
     assert.matches("loss_scale_manager must be a FixedLossScaleManager or DynamicLossScaleManager",
       err(model, { loss_scale_manager = {} }))
-    assert.matches("option 'amp_level' = 'O2' is MindSpore's", err(model, { amp_level = "O2" }))
+    assert.matches("amp_level 'O3' is MindSpore's, but spore implements amp_level 'O0' and 'O2'", err(model, { amp_level = "O3" }))
+    assert.matches("amp_level 'O1' is MindSpore's", err(model, { amp_level = "O1" }))
+    assert.matches("amp_level must be one of", err(model, { amp_level = "O7" }))
     assert.matches("option 'eval_network' is MindSpore's", err(model, { eval_network = {} }))
     local m = model()
     assert.matches("Model:train: unknown option 'callback' %(did you mean 'callbacks'%?%)",

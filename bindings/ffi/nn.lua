@@ -22,6 +22,21 @@ function M.dense_forward(out, x, w, b) check(C.sp_dense_forward(H(out), H(x), H(
 function M.dense_backward(gx, gw, gb, gout, x, w)
   check(C.sp_dense_backward(h(gx), h(gw), h(gb), H(gout), H(x), H(w)), "Dense backward")
 end
+--- The bfloat16 twins (Model amp_level "O2"): same arguments, bf16 operands, float32 sums.
+function M.conv2d_forward_bf16(out, x, w, b, stride, pad, dil, groups)
+  check(C.sp_conv2d_forward_bf16(H(out), H(x), H(w), h(b), stride[1], stride[2], pad[1], pad[2], pad[3], pad[4],
+    dil[1], dil[2], groups), "Conv2d (bfloat16)")
+end
+function M.conv2d_backward_bf16(gx, gw, gb, gout, x, w, stride, pad, dil, groups)
+  check(C.sp_conv2d_backward_bf16(h(gx), h(gw), h(gb), H(gout), H(x), H(w), stride[1], stride[2], pad[1], pad[2],
+    pad[3], pad[4], dil[1], dil[2], groups), "Conv2d backward (bfloat16)")
+end
+function M.dense_forward_bf16(out, x, w, b) check(C.sp_dense_forward_bf16(H(out), H(x), H(w), h(b)), "Dense (bfloat16)") end
+function M.dense_backward_bf16(gx, gw, gb, gout, x, w)
+  check(C.sp_dense_backward_bf16(h(gx), h(gw), h(gb), H(gout), H(x), H(w)), "Dense backward (bfloat16)")
+end
+--- true when the CPU runs the bf16 kernels natively (AVX512_BF16).
+function M.cpu_has_bf16() return C.sp_cpu_has_bf16() == 1 end
 function M.batchnorm_forward(out, smean, sinv, x, gamma, beta, mmean, mvar, training, update, momentum, eps)
   check(C.sp_batchnorm_forward(H(out), H(smean), H(sinv), H(x), H(gamma), H(beta), H(mmean), H(mvar),
     training and 1 or 0, update and 1 or 0, momentum, eps), "BatchNorm2d")

@@ -83,6 +83,19 @@ typedef struct sp_kernels {
     sp_status (*adamw_update)(sp_tensor *param, sp_tensor *m, sp_tensor *v, const sp_tensor *grad, double lr,
                               double beta1, double beta2, double eps, double weight_decay);
     sp_status (*grad_centralize)(sp_tensor *grad, const sp_tensor *param, double weight_decay, int64_t rows);
+
+    /* ---- bfloat16 compute (amp_level "O2"): the float32 nn signatures, operands rounded
+     * to bf16, float32 accumulation (NULL: the device refuses bf16 by name) */
+    sp_status (*conv2d_forward_bf16)(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias,
+                                     int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left,
+                                     int pad_right, int dil_h, int dil_w, int groups);
+    sp_status (*conv2d_backward_bf16)(sp_tensor *grad_x, sp_tensor *grad_w, sp_tensor *grad_b,
+                                      const sp_tensor *grad_out, const sp_tensor *x, const sp_tensor *w,
+                                      int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left,
+                                      int pad_right, int dil_h, int dil_w, int groups);
+    sp_status (*dense_forward_bf16)(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias);
+    sp_status (*dense_backward_bf16)(sp_tensor *grad_x, sp_tensor *grad_w, sp_tensor *grad_b,
+                                     const sp_tensor *grad_out, const sp_tensor *x, const sp_tensor *w);
 } sp_kernels;
 
 extern const sp_kernels sp_cpu_kernels;

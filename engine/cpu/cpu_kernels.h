@@ -24,6 +24,11 @@ sp_status sp_cpu_conv2d_forward(sp_tensor *out, const sp_tensor *x, const sp_ten
 sp_status sp_cpu_conv2d_backward(sp_tensor *grad_x, sp_tensor *grad_w, sp_tensor *grad_b, const sp_tensor *grad_out, const sp_tensor *x, const sp_tensor *w, int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right, int dil_h, int dil_w, int groups);
 sp_status sp_cpu_dense_forward(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias);
 sp_status sp_cpu_dense_backward(sp_tensor *grad_x, sp_tensor *grad_w, sp_tensor *grad_b, const sp_tensor *grad_out, const sp_tensor *x, const sp_tensor *w);
+/* bf16_nn.c: the same four with bfloat16 operands (amp_level "O2") */
+sp_status sp_cpu_conv2d_forward_bf16(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias, int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right, int dil_h, int dil_w, int groups);
+sp_status sp_cpu_conv2d_backward_bf16(sp_tensor *grad_x, sp_tensor *grad_w, sp_tensor *grad_b, const sp_tensor *grad_out, const sp_tensor *x, const sp_tensor *w, int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right, int dil_h, int dil_w, int groups);
+sp_status sp_cpu_dense_forward_bf16(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias);
+sp_status sp_cpu_dense_backward_bf16(sp_tensor *grad_x, sp_tensor *grad_w, sp_tensor *grad_b, const sp_tensor *grad_out, const sp_tensor *x, const sp_tensor *w);
 sp_status sp_cpu_batchnorm_forward(sp_tensor *out, sp_tensor *save_mean, sp_tensor *save_invstd, const sp_tensor *x, const sp_tensor *gamma, const sp_tensor *beta, sp_tensor *moving_mean, sp_tensor *moving_var, int training, int update, double momentum, double eps);
 sp_status sp_cpu_batchnorm_backward(sp_tensor *grad_x, sp_tensor *grad_gamma, sp_tensor *grad_beta, const sp_tensor *grad_out, const sp_tensor *x, const sp_tensor *gamma, const sp_tensor *save_mean, const sp_tensor *save_invstd, int training);
 sp_status sp_cpu_relu_backward(sp_tensor *grad_x, const sp_tensor *grad_out, const sp_tensor *y);

@@ -40,4 +40,8 @@ const sp_kernels sp_cpu_kernels = {
     .adam_amsgrad_update = sp_cpu_adam_amsgrad_update,
     .adamw_update = sp_cpu_adamw_update,
     .grad_centralize = sp_cpu_grad_centralize,
+    .conv2d_forward_bf16 = sp_cpu_conv2d_forward_bf16,
+    .conv2d_backward_bf16 = sp_cpu_conv2d_backward_bf16,
+    .dense_forward_bf16 = sp_cpu_dense_forward_bf16,
+    .dense_backward_bf16 = sp_cpu_dense_backward_bf16,
 };

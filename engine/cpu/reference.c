@@ -752,3 +752,36 @@ sp_status sp_ref_grad_centralize(sp_tensor *grad, const sp_tensor *param, double
     }
     return SP_OK;
 }
+
+/* ---- bfloat16 (amp_level "O2") ------------------------------------------- */
+
+/* float32 -> nearest bfloat16 (ties to even) -> float32, from the definition: keep the top
+ * 16 bits of the float32 pattern after adding half an ulp of bf16 (NaN kept NaN). */
+float sp_ref_bf16_round(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if (isnan(f)) return f;
+    uint32_t lsb = (u >> 16) & 1u;
+    u = (u + 0x7fffu + lsb) & 0xffff0000u;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* out[M,N] = a[M,K] · b[K,N] with every element of a and b rounded to bfloat16 first;
+ * products and sums in double (contiguous 2-D float32). */
+sp_status sp_ref_gemm_bf16(sp_tensor *out, const sp_tensor *a, const sp_tensor *b) {
+    const char *op = "ref_gemm_bf16";
+    REF_TRY(need(a, SP_FLOAT32, 2, -1, op, "a"));
+    REF_TRY(need(b, SP_FLOAT32, 2, -1, op, "b"));
+    int64_t M = a->shape[0], K = a->shape[1], N = b->shape[1];
+    if (b->shape[0] != K) return sp_error(SP_EINVAL, "%s: b is not [%lld, N]", op, (long long)K);
+    REF_TRY(need(out, SP_FLOAT32, 2, M * N, op, "out"));
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t n = 0; n < N; n++) {
+            double s = 0;
+            for (int64_t k = 0; k < K; k++)
+                s += (double)sp_ref_bf16_round(F(a)[m * K + k]) * (double)sp_ref_bf16_round(F(b)[k * N + n]);
+            F(out)[m * N + n] = (float)s;
+        }
+    return SP_OK;
+}

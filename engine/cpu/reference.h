@@ -83,4 +83,9 @@ SP_REF_API sp_status sp_ref_adamw_update(sp_tensor *param, sp_tensor *m, sp_tens
                                          double lr, double beta1, double beta2, double eps, double weight_decay);
 SP_REF_API sp_status sp_ref_grad_centralize(sp_tensor *grad, const sp_tensor *param, double weight_decay,
                                             int64_t rows);
+/* bfloat16: x rounded to the nearest bf16 (ties to even), as float32; and the naive GEMM
+ * out[M,N] = bf16(a)[M,K] · bf16(b)[K,N], double sums (the reference of engine/cpu/bf16.c). */
+SP_REF_API float sp_ref_bf16_round(float x);
+SP_REF_API sp_status sp_ref_gemm_bf16(sp_tensor *out, const sp_tensor *a, const sp_tensor *b);
+
 #endif

@@ -302,6 +302,22 @@ sp_status sp_dense_forward(sp_tensor *out, const sp_tensor *x, const sp_tensor *
 sp_status sp_dense_backward(sp_tensor *grad_x, sp_tensor *grad_w, sp_tensor *grad_b, const sp_tensor *grad_out,
                             const sp_tensor *x, const sp_tensor *w);
 
+/* The same four with bfloat16 compute (Model amp_level "O2"): tensors stay float32, every
+ * matmul operand is rounded to bfloat16 (nearest even) and products accumulate in float32
+ * (vdpbf16ps where the CPU has AVX512_BF16, see sp_cpu_has_bf16; a portable loop with the
+ * same arithmetic elsewhere). A device without these kernels refuses them by name. */
+sp_status sp_conv2d_forward_bf16(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias,
+                                 int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right,
+                                 int dil_h, int dil_w, int groups);
+sp_status sp_conv2d_backward_bf16(sp_tensor *grad_x, sp_tensor *grad_w, sp_tensor *grad_b, const sp_tensor *grad_out,
+                                  const sp_tensor *x, const sp_tensor *w,
+                                  int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right,
+                                  int dil_h, int dil_w, int groups);
+sp_status sp_dense_forward_bf16(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias);
+sp_status sp_dense_backward_bf16(sp_tensor *grad_x, sp_tensor *grad_w, sp_tensor *grad_b, const sp_tensor *grad_out,
+                                 const sp_tensor *x, const sp_tensor *w);
+/* 1 when this CPU has AVX512_BF16 (the bf16 kernels run vdpbf16ps), else 0. */
+int sp_cpu_has_bf16(void);
 /* BatchNorm2d over x [N,C,H,W]. training: batch statistics, and (update != 0) moving =
  * momentum*moving + (1-momentum)*batch (variance unbiased); eval: moving statistics.
  * save_mean/save_invstd [C] receive the statistics used, for the backward pass. */

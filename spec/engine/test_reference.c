@@ -538,3 +538,71 @@ SUITE(reference_optimizers) {
     CHECK(sp_grad_centralize(g5, NULL, 0, 3) == SP_EINVAL, "grad_centralize accepted 3 rows of 10 elements");
     sp_tensor_free(g5);
 }
+
+/* ---- bfloat16 (amp_level "O2"): engine/cpu/bf16*.c against the naive bf16-rounded GEMM
+ * (sp_ref_gemm_bf16) and, on inputs already exactly bf16, against the float32 references
+ * (then the only difference is float32 vs double summation). Both the AVX512_BF16 path and
+ * the portable one must pass (whichever this CPU runs). */
+static void round_bf16(sp_tensor *t) {
+    for (int64_t i = 0; i < sp_tensor_numel(t); i++) D(t)[i] = sp_ref_bf16_round(D(t)[i]);
+}
+static sp_tensor *transpose2(const sp_tensor *a) {
+    int64_t s[2];
+    sp_tensor_shape(a, s);
+    sp_tensor *t = tnew(SP_FLOAT32, 2, s[1], s[0], 0, 0);
+    for (int64_t i = 0; i < s[0]; i++)
+        for (int64_t j = 0; j < s[1]; j++) D(t)[j * s[0] + i] = D(a)[i * s[1] + j];
+    return t;
+}
+SUITE(reference_bf16) {
+    CHECK(sp_ref_bf16_round(1.0f + 1.0f / 256) == 1.0f, "bf16 tie rounds to even (down)");
+    CHECK(sp_ref_bf16_round(1.0f + 3.0f / 256) == 1.0f + 4.0f / 256, "bf16 tie rounds to even (up)");
+    static const int dims[][3] = {{1, 1, 1}, {3, 5, 7}, {9, 33, 17}, {17, 64, 70}, {5, 300, 41}};
+    for (size_t c = 0; c < sizeof dims / sizeof dims[0]; c++) {
+        int N = dims[c][0], In = dims[c][1], O = dims[c][2];
+        sp_tensor *x = rnd(2, N, In, 0, 0, -2, 2), *w = rnd(2, O, In, 0, 0, -1, 1), *b = rnd(1, O, 0, 0, 0, -1, 1);
+        sp_tensor *y = tnew(SP_FLOAT32, 2, N, O, 0, 0), *ry = tnew(SP_FLOAT32, 2, N, O, 0, 0);
+        sp_tensor *wt = transpose2(w);
+        CHECK_OK(sp_dense_forward_bf16(y, x, w, NULL));
+        CHECK_OK(sp_ref_gemm_bf16(ry, x, wt));
+        CLOSE(y, ry, 1e-5, "bf16 dense forward %dx%d->%d vs naive bf16 GEMM", N, In, O);
+        /* with bias: bias added in float32 */
+        CHECK_OK(sp_dense_forward_bf16(y, x, w, b));
+        for (int n = 0; n < N; n++) for (int o = 0; o < O; o++) D(ry)[n * O + o] += D(b)[o];
+        CLOSE(y, ry, 1e-5, "bf16 dense forward + bias %dx%d->%d", N, In, O);
+        /* backward: grad_x = go·W, grad_w += goᵀ·x */
+        sp_tensor *go = rnd(2, N, O, 0, 0, -1, 1), *gx = tnew(SP_FLOAT32, 2, N, In, 0, 0);
+        sp_tensor *rgx = tnew(SP_FLOAT32, 2, N, In, 0, 0), *gw = tnew(SP_FLOAT32, 2, O, In, 0, 0);
+        sp_tensor *rgw = tnew(SP_FLOAT32, 2, O, In, 0, 0), *got = transpose2(go);
+        sp_fill(gw, 0.5);
+        CHECK_OK(sp_dense_backward_bf16(gx, gw, NULL, go, x, w));
+        CHECK_OK(sp_ref_gemm_bf16(rgx, go, w));
+        CHECK_OK(sp_ref_gemm_bf16(rgw, got, x));
+        for (int64_t i = 0; i < (int64_t)O * In; i++) D(rgw)[i] += 0.5f;
+        CLOSE(gx, rgx, 1e-5, "bf16 dense grad_x %dx%d->%d", N, In, O);
+        CLOSE(gw, rgw, 1e-5, "bf16 dense grad_w (+=) %dx%d->%d", N, In, O);
+        sp_tensor *all[] = {x, w, b, y, ry, wt, go, gx, rgx, gw, rgw, got};
+        frees(all, (int)(sizeof all / sizeof all[0]));
+    }
+    /* convolution: every geometry of the float32 grid, inputs rounded to bf16 first */
+    for (size_t c = 0; c < sizeof conv_cases / sizeof conv_cases[0]; c++) {
+        const conv_case *k = &conv_cases[c];
+        int64_t eh = (int64_t)k->dh * (k->kh - 1) + 1, ew = (int64_t)k->dw * (k->kw - 1) + 1;
+        int64_t Ho = (k->H + k->pt + k->pb - eh) / k->sh + 1, Wo = (k->W + k->pl + k->pr - ew) / k->sw + 1;
+        sp_tensor *x = rnd(4, k->N, k->C, k->H, k->W, -1, 1), *w = rnd(4, k->Co, k->C / k->g, k->kh, k->kw, -1, 1);
+        sp_tensor *b = rnd(1, k->Co, 0, 0, 0, -1, 1), *go = rnd(4, k->N, k->Co, Ho, Wo, -1, 1);
+        round_bf16(x); round_bf16(w); round_bf16(go);
+        sp_tensor *y = tnew(SP_FLOAT32, 4, k->N, k->Co, Ho, Wo), *ry = tnew(SP_FLOAT32, 4, k->N, k->Co, Ho, Wo);
+        CHECK_OK(sp_conv2d_forward_bf16(y, x, w, b, k->sh, k->sw, k->pt, k->pb, k->pl, k->pr, k->dh, k->dw, k->g));
+        CHECK_OK(sp_ref_conv2d_forward(ry, x, w, b, k->sh, k->sw, k->pt, k->pb, k->pl, k->pr, k->dh, k->dw, k->g));
+        CLOSE(y, ry, 1e-4, "bf16 conv forward case %zu", c);
+        sp_tensor *gx = clone(x), *rgx = clone(x), *gw = clone(w), *rgw = clone(w), *gb = clone(b), *rgb = clone(b);
+        CHECK_OK(sp_conv2d_backward_bf16(gx, gw, gb, go, x, w, k->sh, k->sw, k->pt, k->pb, k->pl, k->pr, k->dh, k->dw, k->g));
+        CHECK_OK(sp_ref_conv2d_backward(rgx, rgw, rgb, go, x, w, k->sh, k->sw, k->pt, k->pb, k->pl, k->pr, k->dh, k->dw, k->g));
+        CLOSE(gx, rgx, 1e-4, "bf16 conv grad_x case %zu", c);
+        CLOSE(gw, rgw, 1e-4, "bf16 conv grad_w (+=) case %zu", c);
+        CLOSE(gb, rgb, 1e-4, "bf16 conv grad_b (+=) case %zu", c);
+        sp_tensor *all[] = {x, w, b, go, y, ry, gx, rgx, gw, rgw, gb, rgb};
+        frees(all, (int)(sizeof all / sizeof all[0]));
+    }
+}

@@ -85,7 +85,8 @@ function Conv2d:forward(x)
   if #s ~= 4 then error("Conv2d: expected a 4-D NCHW input, got " .. #s .. "-D", 2) end
   local ho, wo, p = self:geometry(s[3], s[4])
   local out = self:buffer("output", { s[1], self.out_channels, ho, wo }, nil, x:device())
-  K.conv2d_forward(out, x, self.weight.data, self.has_bias and self.bias.data or nil, self.stride, p, self.dilation,
+  -- self._bf16: bfloat16 compute (Model amp_level "O2", spore.train.amp)
+  ;(self._bf16 and K.conv2d_forward_bf16 or K.conv2d_forward)(out, x, self.weight.data, self.has_bias and self.bias.data or nil, self.stride, p, self.dilation,
     self.group)
   self._pad = p
   return out
@@ -98,7 +99,7 @@ function Conv2d:backward(x, gout, need_input_grad)
   local gb = self.has_bias and self:grad_of(self.bias) or nil
   if gx or gw or gb then
     local s = x:shape()
-    K.conv2d_backward(gx, gw, gb, gout, x, self.weight.data, self.stride, self:pads(s[3], s[4]), self.dilation, self.group)
+    ;(self._bf16 and K.conv2d_backward_bf16 or K.conv2d_backward)(gx, gw, gb, gout, x, self.weight.data, self.stride, self:pads(s[3], s[4]), self.dilation, self.group)
   end
   return gx
 end

@@ -37,7 +37,8 @@ function Dense:forward(x)
     error(("Dense: expected input [N, %d], got [%s]"):format(self.in_channels, table.concat(s, ", ")), 2)
   end
   local out = self:buffer("output", { s[1], self.out_channels }, nil, x:device())
-  K.dense_forward(out, x, self.weight.data, self.has_bias and self.bias.data or nil)
+  -- self._bf16: bfloat16 compute (Model amp_level "O2", spore.train.amp)
+  ;(self._bf16 and K.dense_forward_bf16 or K.dense_forward)(out, x, self.weight.data, self.has_bias and self.bias.data or nil)
   return out
 end
 
@@ -46,7 +47,7 @@ function Dense:backward(x, gout, need_input_grad)
   if need_input_grad ~= false then gx = self:buffer("grad_input", x:shape(), nil, x:device()) end
   local gw = self:grad_of(self.weight)
   local gb = self.has_bias and self:grad_of(self.bias) or nil
-  if gx or gw or gb then K.dense_backward(gx, gw, gb, gout, x, self.weight.data) end
+  if gx or gw or gb then (self._bf16 and K.dense_backward_bf16 or K.dense_backward)(gx, gw, gb, gout, x, self.weight.data) end
   return gx
 end
 

@@ -26,6 +26,8 @@ for _, k in ipairs({ "Accuracy", "Precision", "Recall", "F1", "Fbeta", "Confusio
 end
 M.format_loss = cbs.format_loss
 M.loss_scale = require("spore.train.loss_scale")
+M.amp = require("spore.train.amp")
+M.auto_mixed_precision = M.amp.auto_mixed_precision
 M.FixedLossScaleManager = M.loss_scale.FixedLossScaleManager
 M.DynamicLossScaleManager = M.loss_scale.DynamicLossScaleManager
 return M

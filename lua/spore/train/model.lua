@@ -28,6 +28,7 @@ local cbs = require("spore.train.callbacks")
 local class = require("spore.class")
 local optcheck = require("spore.opts")
 local LossScale = require("spore.train.loss_scale")
+local Amp = require("spore.train.amp")
 
 local Model = class("Model")
 
@@ -90,7 +91,7 @@ local MODEL_KEYS = { "metrics", "amp_level", "boost_level", "loss_scale_manager"
 local MODEL_REFUSED = {
   eval_network = "spore evaluates net with loss_fn (pass loss and metrics)",
   eval_indexes = "spore evaluates net with loss_fn (pass loss and metrics)",
-  keep_batchnorm_fp32 = "spore trains in float32 (amp_level O0 only)",
+  keep_batchnorm_fp32 = "spore keeps BatchNorm in float32 (amp_level O2; O3 is not implemented)",
   boost_config_dict = "boost is not implemented (boost_level O0 only)",
   acc_level = "boost is not implemented (boost_level O0 only)",
 }
@@ -105,11 +106,14 @@ function Model.new(net, loss, opt, opts)
   end
   opts = optcheck.check("spore.Model", opts, MODEL_KEYS, MODEL_REFUSED,
     { metrics = { "table", "string" }, amp_level = "string", boost_level = "string" })
-  for _, k in ipairs({ "amp_level", "boost_level" }) do
-    if opts[k] ~= nil and opts[k] ~= "O0" then
-      error(("spore.Model: option '%s' = '%s' is MindSpore's, but spore does not implement it (only 'O0')")
-        :format(k, opts[k]), 2)
-    end
+  if opts.boost_level ~= nil and opts.boost_level ~= "O0" then
+    error(("spore.Model: option 'boost_level' = '%s' is MindSpore's, but spore does not implement it (only 'O0')")
+      :format(opts.boost_level), 2)
+  end
+  -- amp_level "O2": Conv2d/Dense in bfloat16, BatchNorm and the loss in float32 (spore.train.amp)
+  if opts.amp_level ~= nil then
+    Amp.check(opts.amp_level, "spore.Model", 3)
+    if opts.amp_level ~= "O0" then Amp.auto_mixed_precision(net, opts.amp_level) end
   end
   local spec = opts.metrics
   if spec == nil then spec = loss and { "accuracy", "loss" } or { "accuracy" } end

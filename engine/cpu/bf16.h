@@ -1,0 +1,30 @@
+/* bf16.h — the bfloat16 GEMM behind amp_level "O2" (engine-private; engine/cpu/bf16.c).
+ * Operands come through row providers, the result through a tile writer, so that
+ * convolution (im2col, col2im, NCHW) needs no float32 copy of its operands. */
+#ifndef SP_CPU_BF16_H
+#define SP_CPU_BF16_H
+#include "core/device.h"
+
+/* Row provider: fills dst[0..cnt) with the operand's row r, columns c0..c0+cnt-1 (float32;
+ * rounded to bf16 while packed). Called from several threads at once: ctx is read-only. */
+typedef struct sp_bf16_rows {
+    void (*row)(const void *ctx, int64_t r, int64_t c0, int64_t cnt, float *dst);
+    /* optional (B only): a pointer to those cnt contiguous floats, or NULL (then row) */
+    const float *(*ptr)(const void *ctx, int64_t r, int64_t c0, int64_t cnt);
+    const void *ctx;
+} sp_bf16_rows;
+/* Tile writer: acc[i*ld + j] is C(m0+i, n0+j), i < rows, j < cols. Tiles of distinct n0
+ * come from distinct threads at once. */
+typedef struct sp_bf16_tile {
+    void (*store)(const void *ctx, int64_t m0, int rows, int64_t n0, int cols, const float *acc, int ld);
+    const void *ctx;
+} sp_bf16_tile;
+
+/* C[M,N] = A[M,K] · B[K,N] with bf16 operands and float32 accumulation; scratch from dev's
+ * workspace slots 0 (calling thread) and 1 (each thread). */
+sp_status sp_bf16_gemm(sp_device *dev, int64_t M, int64_t N, int64_t K, const sp_bf16_rows *A,
+                       const sp_bf16_rows *B, const sp_bf16_tile *C);
+/* 1 when this CPU runs vdpbf16ps (AVX512_BF16), else 0 (the portable loop runs). */
+int sp_cpu_bf16_native(void);
+
+#endif
