@@ -141,7 +141,7 @@ describe("spore.config", function()
       local c = require("spore").config(); print(c.nn_omp, c.ckpt_cache_mb, c.thp)' 2>&1]]
     local out, rc = H.run("env -u SPORE_NN_OMP -u SPORE_CKPT_CACHE_MB -u SPORE_NO_THP " .. prog)
     assert.equal(0, rc, out)
-    assert.equal("true\t256\ttrue\n", out) -- nn_omp on by default: the faster setting (make bench)
+    assert.equal("false\t256\ttrue\n", out)
     out, rc = H.run("SPORE_NN_OMP=1 SPORE_CKPT_CACHE_MB=12 SPORE_NO_THP=1 " .. prog)
     assert.equal(0, rc, out)
     assert.equal("true\t12\tfalse\n", out)

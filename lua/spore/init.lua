@@ -53,14 +53,15 @@ local E = require("ffi.config")
 
 -- Engine settings. The engine reads no environment variables: they are read here, once,
 -- at require time (only the variables that are set change the engine's defaults).
---   SPORE_NN_OMP=0|1      OpenMP in the nn kernels (on by default: `make bench` measured
---                         LeNet5 inference at batch 256 and training at batch 32 faster
---                         with it, and the kernels stay serial below SP_NN_PAR_MIN work)
+--   SPORE_NN_OMP=1        OpenMP in the nn kernels (off by default: measured on the shared
+--                         2-core machine, ResNet50 forward at batch 1 took 1000-2400 ms with
+--                         it against 670-770 ms without, while LeNet5 tied; see README,
+--                         Benchmarks)
 --   SPORE_CKPT_CACHE_MB=N cap on the .ckpt reader's block cache (256 by default; 0 disables)
 --   SPORE_NO_THP (any)    no transparent huge pages for .ckpt content blocks
 do
   local omp = os.getenv("SPORE_NN_OMP")
-  E.set_nn_omp(omp == nil or omp == "" or omp:sub(1, 1) == "1")
+  if omp then E.set_nn_omp(omp:sub(1, 1) == "1") end
   local mb = os.getenv("SPORE_CKPT_CACHE_MB")
   if mb and mb ~= "" then E.set_ckpt_cache((tonumber(mb:match("^%s*%+?(%d+)")) or 0) * 1048576) end
   if os.getenv("SPORE_NO_THP") then E.set_ckpt_thp(false) end
