@@ -171,8 +171,10 @@ $(DEMO_IMAGES)/0_tshirt-top: scripts/build_image_folder.lua | $(LIB_SO)
 repl: all
 	$(LUAJIT) scripts/repl.lua
 
+# the bench venv ($(BUILD)/bench-venv): PyPI's torch and mindspore; SPORE_BENCH_SEED=/path/venv
+# reuses an existing venv's packages instead of downloading them
 bench-deps:
-	@bash scripts/deps.sh --bench
+	@BUILD=$(BUILD) SPORE_BENCH_SEED=$(SPORE_BENCH_SEED) bash scripts/deps.sh --bench
 
 bench: all
 	@bash scripts/bench/run.sh $(BUILD)

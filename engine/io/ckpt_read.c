@@ -1,9 +1,11 @@
 /* ckpt_read.c — MindSpore .ckpt reader. The file is a sequence of serialized
- * Checkpoint messages (field 1 = one Value each). We walk that top-level framing
- * and hand each Value's bytes to protobuf-c (generated from proto/checkpoint.proto).
- * protobuf-c copies tensor_content once into a malloc'd buffer, which the tensor then
- * adopts. The file is read (never mapped) record by record into a reusable buffer, so
- * peak memory stays near one file size plus the largest record. */
+ * Checkpoint messages (field 1 = one Value each). We walk that top-level framing; for a
+ * Value laid out as MindSpore writes it (tag, then the TensorProto whose last field is
+ * tensor_content) protobuf-c unpacks everything but the content, and the content is read
+ * from the file straight into the tensor's final block: one copy out of the page cache,
+ * none through a buffer (split_value, rd_read_to). Any other layout is unpacked whole by
+ * protobuf-c, which copies the content once. The file is read (never mapped), the small
+ * records through a reusable buffer, so peak memory stays near one file size. */
 #include "io/ckpt_internal.h"
 #include "core/device.h"
 #include "checkpoint.pb-c.h"
@@ -221,8 +223,46 @@ static sp_status adopt_entry(sp_ckpt *c, ck_entry *e) {
     return SP_OK;
 }
 
-/* One Value. Takes the content buffer out of the message. */
-static sp_status add_value(sp_ckpt *c, Spore__Ms__Checkpoint__Value *v, size_t file_bytes, pend_t *pd) {
+typedef struct rd rd_t;
+static sp_status rd_read_to(rd_t *r, void *dst, size_t k);
+
+/* Where the content of the value being added is: in the unpacked message
+ * (tp->tensor_content; r NULL), or the next len bytes of the stream r, which are then
+ * read straight into the tensor's final block (no copy through the read buffer, no
+ * second copy by protobuf-c). */
+typedef struct { rd_t *r; size_t len; } content_t;
+
+static size_t content_len(const Spore__Ms__TensorProto *tp, const content_t *ct) {
+    return ct->r ? ct->len : tp->tensor_content.len;
+}
+
+/* Copy (or read) the content to dst. */
+static sp_status content_to(const Spore__Ms__TensorProto *tp, const content_t *ct, void *dst) {
+    if (ct->r) return ct->len ? rd_read_to(ct->r, dst, ct->len) : SP_OK;
+    if (tp->tensor_content.len) memcpy(dst, tp->tensor_content.data, tp->tensor_content.len);
+    return SP_OK;
+}
+
+/* The content in a block of its own: taken out of the message, or read into a fresh one. */
+static sp_status content_take(sp_ckpt *c, const char *tag, Spore__Ms__TensorProto *tp, const content_t *ct,
+                              void **out) {
+    *out = NULL;
+    if (!ct->r) {
+        *out = tp->tensor_content.data;
+        tp->tensor_content.data = NULL; tp->tensor_content.len = 0;
+        return SP_OK;
+    }
+    void *b = ck_block_alloc(ct->len);
+    if (!b) return sp_error(SP_ENOMEM, "file '%s': tensor '%s': out of memory (%zu bytes)", c->path, tag, ct->len);
+    sp_status st = content_to(tp, ct, b);
+    if (st) { ck_block_free(b); return st; }
+    *out = b;
+    return SP_OK;
+}
+
+/* One Value. Takes the content buffer out of the message (or reads it from the stream). */
+static sp_status add_value(sp_ckpt *c, Spore__Ms__Checkpoint__Value *v, size_t file_bytes, pend_t *pd,
+                           const content_t *ct) {
     const char *tag = v->tag ? v->tag : "";
     if (v->value_case == SPORE__MS__CHECKPOINT__VALUE__VALUE_MAPTENSOR) {
         sp_status st = check_complete(c, pd);
@@ -252,7 +292,7 @@ static sp_status add_value(sp_ckpt *c, Spore__Ms__Checkpoint__Value *v, size_t f
             return sp_error(SP_EFORMAT, "file '%s': tensor '%s': the element count of the dims overflows",
                             c->path, tag);
     }
-    size_t len = tp->tensor_content.len;
+    size_t len = content_len(tp, ct);
     size_t isz = dt >= 0 ? sp_dtype_size(dt) : 0;
     /* scalars: no dims (new) or dims [0] with content (old: one element; spore's writer
      * may slice it). An empty content with dims [0] is an empty 1-D tensor. */
@@ -267,7 +307,8 @@ static sp_status add_value(sp_ckpt *c, Spore__Ms__Checkpoint__Value *v, size_t f
         if (len > (size_t)pd->expect - e->nbytes)
             return sp_error(SP_EFORMAT, "file '%s': tensor '%s': slices hold more than the %lld bytes of the "
                             "shape", c->path, tag, (long long)pd->expect);
-        if (len) memcpy((char *)e->raw + e->nbytes, tp->tensor_content.data, len); /* an empty slice may have no data */
+        sp_status st = content_to(tp, ct, (char *)e->raw + e->nbytes);  /* an empty slice may have no data */
+        if (st) return st;
         e->nbytes += len;
         if ((int64_t)e->nbytes == pd->expect) { pd->expect = -1; return adopt_entry(c, e); }
         return SP_OK;
@@ -280,10 +321,10 @@ static sp_status add_value(sp_ckpt *c, Spore__Ms__Checkpoint__Value *v, size_t f
     e->ndim = ndim;
     memcpy(e->shape, shape, sizeof(int64_t) * ndim);
     if (dt < 0) {   /* str or unknown: keep the raw bytes */
-        e->raw = tp->tensor_content.data;
+        st = content_take(c, tag, tp, ct, &e->raw);
+        if (st) return st;
         e->data = e->raw;
         e->nbytes = len;
-        tp->tensor_content.data = NULL; tp->tensor_content.len = 0;
         return SP_OK;
     }
     e->dtype = dt;
@@ -295,16 +336,28 @@ static sp_status add_value(sp_ckpt *c, Spore__Ms__Checkpoint__Value *v, size_t f
                         "(%lld elements × %zu-byte %s)%s", c->path, tag, len, (long long)expect,
                         (long long)numel, isz, type,
                         (size_t)expect > file_bytes ? ": the dims are larger than the file" : "");
-    e->raw = tp->tensor_content.data;
+    if ((int64_t)len == expect) {
+        st = content_take(c, tag, tp, ct, &e->raw);
+        if (st) return st;
+        e->nbytes = len;
+        return adopt_entry(c, e);
+    }
+    /* first slice of a split tensor: a block of the full size now */
+    if (ct->r) {
+        e->raw = ck_block_alloc((size_t)expect);
+        if (!e->raw) return sp_error(SP_ENOMEM, "file '%s': tensor '%s': out of memory (%lld bytes)", c->path, tag,
+                                     (long long)expect);
+        st = content_to(tp, ct, e->raw);
+        if (st) return st;
+    } else {
+        void *grown = blk_grow(tp->tensor_content.data, len, (size_t)expect);
+        if (!grown) return sp_error(SP_ENOMEM, "file '%s': tensor '%s': out of memory (%lld bytes)", c->path, tag,
+                                    (long long)expect);
+        tp->tensor_content.data = NULL; tp->tensor_content.len = 0;
+        e->raw = grown;
+    }
     e->nbytes = len;
-    tp->tensor_content.data = NULL; tp->tensor_content.len = 0;
-    if ((int64_t)len == expect) return adopt_entry(c, e);
-    /* first slice of a split tensor: grow to the full size now */
-    void *grown = blk_grow(e->raw, len, (size_t)expect);
-    if (!grown) return sp_error(SP_ENOMEM, "file '%s': tensor '%s': out of memory (%lld bytes)", c->path, tag,
-                                (long long)expect);
-    e->raw = grown;
-    e->data = grown;
+    e->data = e->raw;
     pd->expect = expect;
     return SP_OK;
 }
@@ -336,11 +389,13 @@ static int tag_has_nul(const uint8_t *p, size_t n, size_t *tag_len) {
 /* ---- the record stream ---------------------------------------------------
  * The stream is either caller memory (sp_ckpt_open_memory, a decrypted buffer) or a
  * file descriptor. A file is read with pread() into one reusable buffer (counted in
- * sp_mem_stats while alive), refilled as records are consumed and grown to the
- * largest record; protobuf-c parses each record from there. No mapping of the user's
+ * sp_mem_stats while alive), refilled in 64 KiB steps as records are consumed and grown
+ * to the largest record protobuf-c must see whole; contents past the buffer are read
+ * into their tensors (rd_read_to). No mapping of the user's
  * file exists, so a file truncated under the reader gives a short read (a clean error
  * naming the file), never a bus error, and nothing loaded refers to the file. */
 #define CK_READ_CHUNK ((size_t)1 << 20)
+#define CK_FILL ((size_t)64 << 10)
 
 void (*ck_read_hook)(int fd, uint64_t offset);
 
@@ -361,7 +416,7 @@ sp_status ck_pread_full(const char *path, int fd, void *dst, size_t len, uint64_
     return SP_OK;
 }
 
-typedef struct {
+struct rd {
     const char *path;
     int fd;                 /* -1: the stream is mem */
     const uint8_t *mem;
@@ -371,7 +426,7 @@ typedef struct {
     size_t cap, lo, hi;
     int want_crc;
     uint32_t crc;           /* fd, want_crc: CRC-32 of every byte read so far */
-} rd_t;
+};
 
 /* Make at least min(k, n - pos) bytes available; *p points at them. */
 static sp_status rd_peek(rd_t *r, size_t k, const uint8_t **p, size_t *avail) {
@@ -392,8 +447,10 @@ static sp_status rd_peek(rd_t *r, size_t k, const uint8_t **p, size_t *avail) {
             sp_mem_account(NULL, (long long)nc);
             r->buf = nb; r->cap = nc;
         }
-        /* fill what fits (at least k), never past the stream */
-        size_t want = r->cap - r->hi, rest = left - have;
+        /* fill at least k, in CK_FILL steps (a big content is read past the buffer,
+         * straight into its tensor: rd_read_to), never past the stream */
+        size_t want = k - have > CK_FILL ? k - have : CK_FILL, rest = left - have;
+        if (want > r->cap - r->hi) want = r->cap - r->hi;
         if (want > rest) want = rest;
         sp_status st = ck_pread_full(r->path, r->fd, r->buf + r->hi, want, r->pos + have, r->n);
         if (st) return st;
@@ -410,6 +467,26 @@ static void rd_consume(rd_t *r, size_t k) {
     if (r->fd >= 0) r->lo += k;
 }
 
+/* The next k bytes of the stream (k <= n - pos, checked by the caller) into dst: what the
+ * read buffer holds is copied, the rest is read from the file straight into dst. */
+static sp_status rd_read_to(rd_t *r, void *dst, size_t k) {
+    if (r->fd < 0) {
+        memcpy(dst, r->mem + r->pos, k);
+        r->pos += k;
+        return SP_OK;
+    }
+    size_t have = r->hi - r->lo, m = have < k ? have : k;
+    if (m) memcpy(dst, r->buf + r->lo, m);
+    r->lo += m; r->pos += m;
+    if (m == k) return SP_OK;
+    sp_status st = ck_pread_full(r->path, r->fd, (uint8_t *)dst + m, k - m, r->pos, r->n);
+    if (st) return st;
+    if (r->want_crc) r->crc = sp_crc32(r->crc, (uint8_t *)dst + m, k - m);
+    r->pos += k - m;
+    r->lo = r->hi = 0;
+    return SP_OK;
+}
+
 /* fd: read (and CRC) the rest of the stream, so a CRC check can judge a file whose
  * parse failed. */
 static sp_status rd_drain(rd_t *r) {
@@ -423,7 +500,75 @@ static sp_status rd_drain(rd_t *r) {
     return SP_OK;
 }
 
+/* The direct path. A Value as MindSpore (and spore) write it: tag (field 1), then the
+ * TensorProto (field 2) as its last field, whose last field is tensor_content (field 3).
+ * Given the record's first avail bytes (of len), find where the content starts (*coff)
+ * and how long it is (*clen), and build in syn (avail + 16 bytes) the same record with
+ * an empty content (*synlen bytes), which protobuf-c then unpacks as it would the whole
+ * record. Returns 0 (the caller unpacks the whole record, as before) for anything else:
+ * a field 2 or 3 that is not the last, malformed framing, a head past avail. */
+static int skip_field(const uint8_t *p, size_t avail, size_t *pos, uint64_t key) {
+    uint64_t v;
+    switch (key & 7) {
+    case 0: return get_varint(p, avail, pos, &v);
+    case 1: if (avail - *pos < 8) return 0; *pos += 8; return 1;
+    case 5: if (avail - *pos < 4) return 0; *pos += 4; return 1;
+    case 2: if (!get_varint(p, avail, pos, &v) || v > avail - *pos) return 0; *pos += (size_t)v; return 1;
+    default: return 0;
+    }
+}
+
+static int split_value(const uint8_t *p, size_t avail, size_t len, uint8_t *syn, size_t *synlen, size_t *coff,
+                       size_t *clen) {
+    size_t pos = 0;
+    if (avail > len) avail = len;
+    while (pos < avail) {
+        uint64_t key, v;
+        if (!get_varint(p, avail, &pos, &key)) return 0;
+        if ((key >> 3) != 2) { if (!skip_field(p, avail, &pos, key)) return 0; continue; }
+        if ((key & 7) != 2) return 0;
+        size_t tkey_end = pos;
+        if (!get_varint(p, avail, &pos, &v) || v != len - pos) return 0;   /* the tensor ends the record */
+        size_t tstart = pos;
+        while (pos < avail) {
+            uint64_t tk, tv;
+            if (!get_varint(p, avail, &pos, &tk)) return 0;
+            if ((tk >> 3) != 3) { if (!skip_field(p, avail, &pos, tk)) return 0; continue; }
+            if ((tk & 7) != 2) return 0;
+            size_t ckey_end = pos;
+            if (!get_varint(p, avail, &pos, &tv) || tv != len - pos) return 0;   /* the content ends the tensor */
+            /* syn: the record up to the tensor's key, the tensor's new length, its fields
+             * before the content, the content's key and a zero length */
+            size_t o = tkey_end;
+            memcpy(syn, p, tkey_end);
+            uint64_t x = (uint64_t)(ckey_end - tstart) + 1;
+            do { uint8_t b = x & 0x7f; x >>= 7; syn[o++] = (uint8_t)(b | (x ? 0x80 : 0)); } while (x);
+            memcpy(syn + o, p + tstart, ckey_end - tstart);
+            o += ckey_end - tstart;
+            syn[o++] = 0;
+            *synlen = o; *coff = pos; *clen = (size_t)tv;
+            return 1;
+        }
+        return 0;
+    }
+    return 0;
+}
+
+/* Records at least this long take the direct path; their head is looked for in the
+ * first CK_HEAD bytes. */
+#define CK_HEAD ((size_t)64 << 10)
+
+static sp_status parse_stream_syn(sp_ckpt *c, rd_t *r, uint8_t *syn);
+
 static sp_status parse_stream(sp_ckpt *c, rd_t *r) {
+    uint8_t *syn = malloc(CK_HEAD + 32);
+    if (!syn) return sp_error(SP_ENOMEM, "out of memory");
+    sp_status st = parse_stream_syn(c, r, syn);
+    free(syn);
+    return st;
+}
+
+static sp_status parse_stream_syn(sp_ckpt *c, rd_t *r, uint8_t *syn) {
     pend_t pd = {-1};
     int64_t rec = 0;
     size_t n = r->n;
@@ -448,18 +593,33 @@ static sp_status parse_stream(sp_ckpt *c, rd_t *r) {
                             "claims %llu bytes, %zu remain", c->path, prev_name(c), at,
                             (unsigned long long)len, n - at);
         }
-        st = rd_peek(r, hp + (size_t)len, &p, &avail);
+        /* the direct path: the record's head (everything but the content) is unpacked
+         * from syn, and the content is read into its tensor's block by add_value */
+        size_t head = (size_t)len < CK_HEAD ? (size_t)len : CK_HEAD;
+        st = rd_peek(r, hp + head, &p, &avail);
         if (st) return st;
+        size_t synlen = 0, coff = 0, clen = 0;
+        content_t ct = {NULL, 0};
+        const uint8_t *msg = p + hp;
+        size_t msglen = (size_t)len;
+        if (split_value(p + hp, avail - hp, (size_t)len, syn, &synlen, &coff, &clen)) {
+            msg = syn; msglen = synlen;
+            ct.r = r; ct.len = clen;
+        } else {
+            st = rd_peek(r, hp + (size_t)len, &p, &avail);
+            if (st) return st;
+            msg = p + hp;
+        }
         Spore__Ms__Checkpoint__Value *v = (Spore__Ms__Checkpoint__Value *)protobuf_c_message_unpack(
-            &spore__ms__checkpoint__value__descriptor, &blk_allocator, (size_t)len, p + hp);
+            &spore__ms__checkpoint__value__descriptor, &blk_allocator, msglen, msg);
         size_t tl = 0;
-        if (v && tag_has_nul(p + hp, (size_t)len, &tl)) {
+        if (v && tag_has_nul(msg, msglen, &tl)) {
             st = sp_error(SP_EFORMAT, "file '%s': the value at byte offset %zu has a %zu-byte tag with a NUL byte "
                           "(after '%s'): expected a name without NUL", c->path, at, tl, v->tag ? v->tag : "");
             protobuf_c_message_free_unpacked(&v->base, &blk_allocator);
             return st;
         }
-        rd_consume(r, hp + (size_t)len);
+        rd_consume(r, hp + (ct.r ? coff : (size_t)len));
         if (!v) {
             if (rec == 0)
                 return sp_error(SP_EFORMAT, "file '%s': not a MindSpore checkpoint (the first value at byte 0 "
@@ -467,7 +627,7 @@ static sp_status parse_stream(sp_ckpt *c, rd_t *r) {
             return sp_error(SP_EFORMAT, "file '%s': malformed value at byte offset %zu after tensor '%s' "
                             "(protobuf parse failed)", c->path, at, prev_name(c));
         }
-        st = add_value(c, v, n, &pd);
+        st = add_value(c, v, n, &pd, &ct);
         protobuf_c_message_free_unpacked(&v->base, &blk_allocator);
         if (st) return st;
         rec++;

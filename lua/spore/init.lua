@@ -53,7 +53,10 @@ local E = require("ffi.config")
 
 -- Engine settings. The engine reads no environment variables: they are read here, once,
 -- at require time (only the variables that are set change the engine's defaults).
---   SPORE_NN_OMP=1        OpenMP in the nn kernels (off by default)
+--   SPORE_NN_OMP=1        OpenMP in the nn kernels (off by default: measured on the shared
+--                         2-core machine, ResNet50 forward at batch 1 took 1000-2400 ms with
+--                         it against 670-770 ms without, while LeNet5 tied; see README,
+--                         Benchmarks)
 --   SPORE_CKPT_CACHE_MB=N cap on the .ckpt reader's block cache (256 by default; 0 disables)
 --   SPORE_NO_THP (any)    no transparent huge pages for .ckpt content blocks
 do

@@ -1,69 +1,129 @@
 #!/usr/bin/env bash
-# bench_ckpt.sh — load a ~205 MB ResNet50+Momentum .ckpt (written by spore's own
-# writer) from the page cache; prints one JSON line:
-# {"name":"ckpt_load_resnet50","unit":"MB/s","spore":..,"peers":{"memcpy":..,"mindspore_protobuf":..,
-#  "torch_load":..},"ratio_vs_torch":..,"runs":N,"peak_rss_mb":..,...}
-# MB/s = file bytes / 1e6 / median seconds. memcpy: one copy of the same size between
-# pre-faulted buffers. mindspore_protobuf: python protobuf ParseFromString + numpy copies
-# (how MindSpore's load_checkpoint reads), /usr/bin/python3. torch_load: torch.load of an
-# equivalent float32 state dict (skipped, null, when torch does not import).
+# bench_ckpt.sh — checkpoint load of about 50, 200, 800 and 1600 MB (SPORE_BENCH_CKPT_MB):
+# ResNet50-shaped .ckpt files written by spore's writer (the 200 MB one is ResNet50 +
+# Momentum state, 205 MB, as before; the others are ResNet50's tensors repeated:
+# ckpt_gen_sized.lua). One JSON line per size, "ckpt_load_<N>mb" (and the 200 MB line
+# again as "ckpt_load_resnet50", today's name), unit MB/s = file bytes / 1e6 / median s:
+#   spore             warm: the median of RUNS loads in one process, the file in the page cache
+#   spore_first_load  a fresh process, the file in the page cache (median of RUNS processes)
+#   spore_cold_load   a fresh process after `echo 3 > /proc/sys/vm/drop_caches` (root only;
+#                     "page_cache_dropped": false and null otherwise)
+#   peers             mindspore: mindspore.load_checkpoint; torch_load: torch.load of the same
+#                     tensors saved by torch.save; torch_load_mmap: torch.load(mmap=True)
+#                     (lazy: pages fault in on first use, not timed) — warm, as spore; the
+#                     peers' cold loads are under "peers_cold"
+#   limit             memcpy: one copy between pre-faulted buffers (the targets' unit);
+#                     pread_page_cache: pread of the cached file into a pre-faulted buffer
+#                     (the most a reader that does not map the file can do);
+#                     fresh_memory_fault: faulting in new memory in a fresh process (huge
+#                     pages advised); disk_cold_read: reading the file after dropping the cache
+#   peak_rss_mb       the largest VmHWM of spore's fresh-process loads, beside
+#                     rss_limit_mb = 1.15 x file + 50 MB
+# Peers run in the bench venv (make bench-deps). RUNS defaults to 5.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=${RUNS:-5}
-BUILD=${1:-${BUILD:-build}}
-export SPORE_LIB="$PWD/$BUILD/libspore.so"
-TMP=$(mktemp -d /tmp/spore_bench_ckpt.XXXXXX)
+BUILD=${BUILD:-build}
+export SPORE_LIB="${SPORE_LIB:-$PWD/$BUILD/libspore.so}"
+source scripts/bench/peers.sh
+SIZES=${SPORE_BENCH_CKPT_MB:-50 200 800 1600}
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/spore_bench_ckpt.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
-F="$TMP/resnet50_momentum.ckpt"
-luajit scripts/bench/ckpt_gen_resnet50.lua "$F"
-SIZE=$(stat -c %s "$F")
-cat "$F" > /dev/null   # into the page cache
-MB=$(awk -v s="$SIZE" 'BEGIN{printf "%.3f", s/1e6}')
+export GLOG_v=3
 
-# first loads, each in a fresh process: peak RSS (max) and their median time
-FIRST=(); RSS_KB=0
-for _ in 1 2 3; do
-  read -r t rss < <(luajit scripts/bench/ckpt_load.lua "$F" 1)
-  FIRST+=("$t"); (( rss > RSS_KB )) && RSS_KB=$rss
-done
-T_FIRST=$(printf '%s\n' "${FIRST[@]}" | sort -g | sed -n 2p)
-# median of RUNS loads in one process (freed blocks are reused, as glibc's heap does for peers)
-read -r T_SPORE _ < <(luajit scripts/bench/ckpt_load.lua "$F" "$RUNS")
-T_MEMCPY=$(luajit scripts/bench/ckpt_load.lua --memcpy "$MB" "$RUNS")
-T_MS=$(/usr/bin/python3 scripts/bench/ckpt_pydecode.py time "$F" "$RUNS" 2>/dev/null || echo null)
-T_TORCH=$(/usr/bin/python3 - "$F" "$TMP/sd.pt" "$RUNS" <<'PY' 2>/dev/null || echo null
-import sys, time, statistics
-import torch
-sys.path.insert(0, "scripts/bench")
-import ckpt_pydecode as d
-Ckpt = d.build()
-ck = Ckpt(); ck.ParseFromString(open(sys.argv[1], "rb").read())
-sd = {}
-for v in ck.value:
-    t = v.tensor
-    dt = {"Float32": torch.float32, "Int32": torch.int32}[t.tensor_type]
-    shape = [] if (len(t.dims) == 1 and t.dims[0] == 0) else list(t.dims)
-    sd[v.tag] = torch.frombuffer(bytearray(t.tensor_content), dtype=dt).reshape(shape).clone()
-del ck
-torch.save(sd, sys.argv[2]); del sd
-open(sys.argv[2], "rb").read()
-ts = []
-for _ in range(int(sys.argv[3])):
-    t0 = time.perf_counter(); x = torch.load(sys.argv[2]); ts.append(time.perf_counter() - t0); del x
-print(statistics.median(ts))
-PY
-)
-python3 - "$SIZE" "$T_SPORE" "$T_MEMCPY" "$T_MS" "$T_TORCH" "$RUNS" "$RSS_KB" "$T_FIRST" <<'PY'
+DROP=true
+drop() { $DROP && sync && echo 3 >/proc/sys/vm/drop_caches 2>/dev/null; }
+if ! (sync && echo 3 >/proc/sys/vm/drop_caches) 2>/dev/null; then
+  DROP=false
+  echo "bench_ckpt: cannot drop the page cache (not root?): cold loads are not measured" >&2
+fi
+# median of numbers on stdin
+med() { sort -g | awk '{a[NR]=$1} END {if (NR == 0) print "null"; else if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+# run a loader N times in fresh processes after dropping the cache: "median_first max_rss_kb"
+cold() {
+  local i out ts=() rss=0
+  $DROP || { echo "null 0"; return; }
+  for ((i = 1; i <= RUNS; i++)); do
+    drop
+    out=$("$@" 1) || return 1
+    ts+=("$(awk '{print $1}' <<<"$out")")
+    r=$(awk '{print $3}' <<<"$out"); (( r > rss )) && rss=$r
+  done
+  echo "$(printf '%s\n' "${ts[@]}" | med) $rss"
+}
+
+for MBS in $SIZES; do
+  F="$TMP/ckpt_${MBS}mb.ckpt"
+  echo "bench_ckpt: $MBS MB" >&2
+  if [[ "$MBS" == 200 ]]; then
+    luajit scripts/bench/ckpt_gen_resnet50.lua "$F"
+  else
+    luajit scripts/bench/ckpt_gen_sized.lua "$F" "$MBS"
+  fi
+  SIZE=$(stat -c %s "$F")
+  MB=$(awk -v s="$SIZE" 'BEGIN{printf "%.3f", s/1e6}')
+  PT="$TMP/ckpt_${MBS}mb.pt"
+  if peer_on torch_pypi || peer_on torch; then "$PY_VENV" scripts/bench/ckpt_peers.py mkpt "$F.tsv" "$PT"; fi
+
+  # spore
+  read -r T_COLD RSS_COLD < <(cold luajit scripts/bench/ckpt_load.lua "$F")
+  cat "$F" >/dev/null
+  FIRST=(); RSS=$RSS_COLD
+  for ((i = 1; i <= RUNS; i++)); do
+    read -r t _ r < <(luajit scripts/bench/ckpt_load.lua "$F" 1)
+    FIRST+=("$t"); (( r > RSS )) && RSS=$r
+  done
+  T_FIRST=$(printf '%s\n' "${FIRST[@]}" | med)
+  read -r _ T_WARM _ < <(luajit scripts/bench/ckpt_load.lua "$F" $((RUNS + 1)))
+  # limits
+  T_MEMCPY=$(luajit scripts/bench/ckpt_load.lua --memcpy "$MB" "$RUNS")
+  T_PREAD=$(luajit scripts/bench/ckpt_load.lua --pread "$F" "$RUNS")
+  T_FAULT=$(for ((i = 1; i <= RUNS; i++)); do luajit scripts/bench/ckpt_load.lua --fault "$MB"; done | med)
+  T_DISK=null
+  if $DROP; then
+    T_DISK=$(for ((i = 1; i <= RUNS; i++)); do drop; luajit scripts/bench/ckpt_load.lua --pread "$F" 1; done | med)
+  fi
+  # peers: warm (in one process; the first load discarded) and cold
+  T_MS=null; T_MS_COLD=null; RSS_MS=0; T_TL=null; T_TL_COLD=null; RSS_TL=0; T_TM=null; T_TM_COLD=null
+  if peer_on mindspore; then
+    read -r _ T_MS RSS_MS < <("$PY_VENV" scripts/bench/ckpt_peers.py mindspore "$F" $((RUNS + 1)) 2>/dev/null) || true
+    read -r T_MS_COLD _ < <(cold "$PY_VENV" scripts/bench/ckpt_peers.py mindspore "$F" 2>/dev/null) || true
+  fi
+  if peer_on torch_pypi; then
+    read -r _ T_TL RSS_TL < <("$PY_VENV" scripts/bench/ckpt_peers.py torch "$PT" $((RUNS + 1)) 2>/dev/null) || true
+    read -r T_TL_COLD _ < <(cold "$PY_VENV" scripts/bench/ckpt_peers.py torch "$PT" 2>/dev/null) || true
+    read -r _ T_TM _ < <("$PY_VENV" scripts/bench/ckpt_peers.py torch_mmap "$PT" $((RUNS + 1)) 2>/dev/null) || true
+    read -r T_TM_COLD _ < <(cold "$PY_VENV" scripts/bench/ckpt_peers.py torch_mmap "$PT" 2>/dev/null) || true
+  fi
+  rm -f "$PT"
+  "$PY_DEBIAN" - "$MBS" "$SIZE" "$RUNS" "$T_WARM" "$T_FIRST" "$T_COLD" "$RSS" "$T_MEMCPY" "$T_PREAD" "$T_FAULT" \
+    "$T_DISK" "$T_MS" "$T_MS_COLD" "$RSS_MS" "$T_TL" "$T_TL_COLD" "$RSS_TL" "$T_TM" "$T_TM_COLD" "$DROP" <<'PY'
 import json, sys
-size, ts, tm, tms, tt, runs, rss, tfirst = sys.argv[1:9]
+(mbs, size, runs, warm, first, cold, rss, memcpy, pread, fault, disk, ms, ms_cold, rss_ms, tl, tl_cold, rss_tl,
+ tm, tm_cold, dropped) = sys.argv[1:21]
 size = int(size)
-mbs = lambda t: None if t in ("null", "", None) else round(size / 1e6 / float(t), 1)
-s, m, p, t = mbs(ts), mbs(tm), mbs(tms), mbs(tt)
+def rate(t):
+    return None if t in ("null", "", None) or float(t) <= 0 else round(size / 1e6 / float(t), 1)
+s, f, c = rate(warm), rate(first), rate(cold)
+peers = {"mindspore": rate(ms), "torch_load": rate(tl), "torch_load_mmap": rate(tm)}
+lim = {"memcpy": rate(memcpy), "pread_page_cache": rate(pread), "fresh_memory_fault": rate(fault),
+       "disk_cold_read": rate(disk)}
 rss_mb = round(int(rss) / 1024, 1)
-print(json.dumps({"name": "ckpt_load_resnet50", "unit": "MB/s", "spore": s,
-    "peers": {"memcpy": m, "mindspore_protobuf": p, "torch_load": t},
-    "ratio_vs_torch": None if not t else round(s / t, 2), "runs": int(runs), "peak_rss_mb": rss_mb,
-    "file_mb": round(size / 1e6, 1), "ratio_vs_memcpy": round(s / m, 3),
-    "rss_limit_mb": round(1.15 * size / 2**20 + 50, 1), "median_seconds": float(ts),
-    "spore_first_load": mbs(tfirst), "first_load_seconds": float(tfirst)}))
+row = {"name": "ckpt_load_%smb" % mbs, "unit": "MB/s", "spore": s, "peers": peers,
+       "ratio_vs_torch": None if not peers["torch_load"] else round(s / peers["torch_load"], 2), "runs": int(runs),
+       "file_mb": round(size / 1e6, 1), "spore_first_load": f, "spore_cold_load": c,
+       "page_cache_dropped": dropped == "true",
+       "peers_cold": {"mindspore": rate(ms_cold), "torch_load": rate(tl_cold), "torch_load_mmap": rate(tm_cold)},
+       "limit": lim,
+       "ratio_vs_memcpy": round(s / lim["memcpy"], 3), "first_load_ratio_vs_memcpy": round(f / lim["memcpy"], 3),
+       "ratio_vs_mindspore": None if not peers["mindspore"] else round(s / peers["mindspore"], 1),
+       "peak_rss_mb": rss_mb, "rss_limit_mb": round(1.15 * size / 2**20 + 50, 1),
+       "peers_peak_rss_mb": {"mindspore": round(int(rss_ms) / 1024, 1), "torch_load": round(int(rss_tl) / 1024, 1)},
+       "median_seconds": float(warm), "first_load_seconds": float(first)}
+print(json.dumps(row))
+if mbs == "200":
+    row["name"] = "ckpt_load_resnet50"
+    print(json.dumps(row))
 PY
+  rm -f "$F" "$F.tsv"
+done

@@ -1,40 +1,91 @@
 #!/usr/bin/env bash
-# bench_nn.sh — LeNet5 inference/training images/s and ResNet50 forward latency (batch 1
-# and 8, 224x224), spore beside PyTorch on the same CPU in the same run. One JSON object
-# per line: {"name", "unit", "spore": median, "peers": {"torch": median|null},
-# "ratio_vs_torch": spore/torch (images/s: >1 is spore faster; ms: <1 is spore faster), "runs"}.
-# PyTorch runs with torch.set_num_threads(2) and OPENBLAS_NUM_THREADS=1; torch is null
-# when `import torch` fails. Usage: scripts/bench/bench_nn.sh [runs=5]
+# bench_nn.sh — LeNet5 (inference at batch 1, 64, 256; training at batch 32, images/s) and
+# ResNet50 (class_num 1001, 224x224: forward at batch 1, 8, 32 and a Momentum training step
+# at batch 8 and 32, ms; forward ms/image over batch 1, 2, 4, 8, 16, 32) — spore with its
+# defaults beside each peer in its best configuration, same run:
+#   torch (Debian 1.13) and torch_pypi: 2 threads, OPENBLAS_NUM_THREADS=1, ResNet50 in the
+#     faster of contiguous and channels_last (probed; "torch_format" says which);
+#   mindspore: the faster of Graph and PyNative mode per figure ("mindspore_mode").
+# Each figure is the median of RUNS (default 5) runs after warm-up calls, each framework
+# in its own process, one after the other. One JSON object per line:
+# {"name", "unit", "spore", "peers": {...}, "ratio_vs_torch" (spore/torch, as before),
+#  "runs", "best_peer", "speedup_vs_best_peer" (> 1: spore is better), ...}; ResNet50
+# forward/training lines add "gflops" (spore's achieved GFLOP/s, 8.2 GFLOP per image
+# forward, 3x that for a training step) and "limit": {"sgemm_2thread_gflops"} with
+# "fraction_of_limit". SPORE_BENCH_NN=prefix,... runs a subset (e.g. lenet5).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-RUNS=${1:-5}
+RUNS=${RUNS:-5}
 BUILD=${BUILD:-build}
+ONLY=${SPORE_BENCH_NN:-}
 export SPORE_LIB="${SPORE_LIB:-$PWD/$BUILD/libspore.so}"
+source scripts/bench/peers.sh
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-# Runs alternate spore / torch (one measurement each per round) so that load from other
-# processes on a shared machine hits both sides alike; each figure is the median of RUNS.
-for ((r = 1; r <= RUNS; r++)); do
-  luajit scripts/bench/nn_spore.lua 1 >> "$tmp/spore.tsv"
-  OPENBLAS_NUM_THREADS=1 /usr/bin/python3 scripts/bench/nn_torch.py 1 >> "$tmp/torch.tsv" 2>> "$tmp/torch.err" || true
-done
-/usr/bin/python3 - "$tmp/spore.tsv" "$tmp/torch.tsv" <<'PY'
-import json, statistics, sys
-torch, spore, units, order = {}, {}, {}, []
-for line in open(sys.argv[2]):
-    f = line.rstrip("\n").split("\t")
-    if len(f) == 2:
-        torch.setdefault(f[0], []).append(float(f[1]))
-for line in open(sys.argv[1]):
-    name, unit, value, _ = line.rstrip("\n").split("\t")
-    if name not in spore:
-        order.append(name)
-    spore.setdefault(name, []).append(float(value))
-    units[name] = unit
-for name in order:
-    med = statistics.median(spore[name])
-    t = statistics.median(torch[name]) if name in torch else None
-    print(json.dumps({"name": name, "unit": units[name], "spore": round(med, 3),
-                      "peers": {"torch": None if t is None else round(t, 3)},
-                      "ratio_vs_torch": None if not t else round(med / t, 3), "runs": len(spore[name])}))
+: >"$tmp/torch.tsv"; : >"$tmp/torch_pypi.tsv"; : >"$tmp/ms_graph.tsv"; : >"$tmp/ms_pynative.tsv"
+
+echo "bench_nn: spore" >&2
+luajit scripts/bench/nn_spore.lua "$RUNS" "$ONLY" >"$tmp/spore.tsv"
+if peer_on torch; then
+  echo "bench_nn: torch (Debian)" >&2
+  OPENBLAS_NUM_THREADS=1 "$PY_DEBIAN" scripts/bench/nn_torch.py "$RUNS" "$ONLY" >"$tmp/torch.tsv" || echo "bench_nn: torch failed" >&2
+fi
+if peer_on torch_pypi; then
+  echo "bench_nn: torch (PyPI)" >&2
+  OPENBLAS_NUM_THREADS=1 "$PY_VENV" scripts/bench/nn_torch.py "$RUNS" "$ONLY" >"$tmp/torch_pypi.tsv" || echo "bench_nn: torch_pypi failed" >&2
+fi
+if peer_on mindspore; then
+  for mode in graph pynative; do
+    echo "bench_nn: mindspore ($mode)" >&2
+    GLOG_v=3 "$PY_VENV" scripts/bench/nn_mindspore.py "$mode" "$RUNS" "$ONLY" 2>"$tmp/ms.err" >"$tmp/ms_$mode.tsv" ||
+      { echo "bench_nn: mindspore $mode failed: $(tail -n1 "$tmp/ms.err")" >&2; }
+  done
+fi
+PEAK=$( { OPENBLAS_NUM_THREADS=2 "$PY_DEBIAN" scripts/bench/sgemm_peak.py
+          if [[ -x "$PY_VENV" ]]; then OPENBLAS_NUM_THREADS=2 "$PY_VENV" scripts/bench/sgemm_peak.py; fi; } 2>/dev/null | sort -g | tail -n1)
+
+"$PY_DEBIAN" - "$tmp" "$PEAK" <<'PY'
+import json, os, sys
+tmp, peak = sys.argv[1], float(sys.argv[2] or 0)
+
+def tsv(name):
+    d = {}
+    for line in open(os.path.join(tmp, name)):
+        f = line.rstrip("\n").split("\t")
+        if len(f) == 2:
+            d[f[0]] = f[1]
+    return d
+
+torch, pypi, graph, pyn = tsv("torch.tsv"), tsv("torch_pypi.tsv"), tsv("ms_graph.tsv"), tsv("ms_pynative.tsv")
+GF = 8.2  # GFLOP per image, ResNet50 forward at 224x224 (2 x 4.1 G multiply-adds)
+for line in open(os.path.join(tmp, "spore.tsv")):
+    name, unit, value, runs = line.rstrip("\n").split("\t")
+    s = float(value)
+    higher = unit == "images/s"          # images/s: higher is better; ms, ms/image: lower
+    better = max if higher else min
+    num = lambda d: float(d[name]) if name in d else None
+    ms_modes = {m: num(d) for m, d in (("graph", graph), ("pynative", pyn)) if num(d) is not None}
+    ms_best = better(ms_modes.values()) if ms_modes else None
+    peers = {"torch": num(torch), "torch_pypi": num(pypi), "mindspore": ms_best}
+    row = {"name": name, "unit": unit, "spore": round(s, 3),
+           "peers": {k: (None if v is None else round(v, 3)) for k, v in peers.items()},
+           "ratio_vs_torch": None if not peers["torch"] else round(s / peers["torch"], 3), "runs": int(runs)}
+    have = {k: v for k, v in peers.items() if v}
+    if have:
+        bp = better(have, key=have.get)
+        row["best_peer"] = bp
+        row["speedup_vs_best_peer"] = round(s / have[bp] if higher else have[bp] / s, 3)
+    if ms_modes:
+        row["mindspore_mode"] = min(ms_modes, key=ms_modes.get) if not higher else max(ms_modes, key=ms_modes.get)
+    fmt = {k: d.get(name + ".format") for k, d in (("torch", torch), ("torch_pypi", pypi)) if d.get(name + ".format")}
+    if fmt:
+        row["torch_format"] = fmt
+    if name.startswith("resnet50_forward_b") or name.startswith("resnet50_train_b"):
+        b = int(name.rsplit("_b", 1)[1])
+        gflop = GF * b * (3 if "_train_" in name else 1)
+        row["gflops"] = round(gflop / (s / 1000), 1)
+        if peak:
+            row["limit"] = {"sgemm_2thread_gflops": peak}
+            row["fraction_of_limit"] = round(row["gflops"] / peak, 3)
+    print(json.dumps(row))
 PY

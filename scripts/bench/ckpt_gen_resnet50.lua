@@ -1,7 +1,8 @@
 -- ckpt_gen_resnet50.lua OUT — write a ResNet50 (model zoo, class_num 1001) + Momentum
 -- checkpoint with spore's own writer: the 267 network tensors in MindSpore order,
 -- then global_step, learning_rate, momentum and moments.<p> for the 161 trainable
--- ones (about 205 MB). Values are a cheap deterministic fill.
+-- ones (about 205 MB). Values are a cheap deterministic fill. Also writes OUT.tsv (the
+-- float32 tensors' names and dims).
 package.path = (arg[0]:match("^(.-)[^/]*$") or "./") .. "../../lua/?.lua;" ..
   (arg[0]:match("^(.-)[^/]*$") or "./") .. "../../lua/?/init.lua;" .. package.path
 local spore = require("spore")
@@ -42,3 +43,9 @@ for _, n in ipairs(names) do
 end
 assert(ntrain == 161, "expected 161 trainable, got " .. ntrain)
 spore.ckpt.write_raw(out, items)
+-- OUT.tsv: the float32 tensors' names and dims (bench_ckpt.sh builds the peers' files from it)
+local tsv = assert(io.open(out .. ".tsv", "w"))
+for _, it in ipairs(items) do
+  if it.tensor:dtype() == "float32" then tsv:write(it.name, "\t", table.concat(it.tensor:shape(), ","), "\n") end
+end
+tsv:close()

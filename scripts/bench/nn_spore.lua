@@ -1,67 +1,85 @@
---- scripts/bench/nn_spore.lua — spore's side of bench_nn.sh. Prints one line per figure:
--- "name<TAB>unit<TAB>median<TAB>runs". Usage: luajit scripts/bench/nn_spore.lua [runs]
+--- scripts/bench/nn_spore.lua — spore's side of bench_nn.sh (the same work as
+-- nn_torch.py and nn_mindspore.py), with the defaults (no knobs). Prints one line per
+-- figure: "name<TAB>unit<TAB>median<TAB>runs". Usage: luajit nn_spore.lua [runs] [workloads]
+-- (workloads: comma-separated name prefixes; all by default).
 package.path = "lua/?.lua;lua/?/init.lua;bindings/?.lua;" .. package.path
 local spore = require("spore")
-local ffi = require("ffi")
-ffi.cdef [[ typedef struct { long tv_sec; long tv_nsec; } bench_ts; int clock_gettime(int, bench_ts *); ]]
-local ts = ffi.new("bench_ts")
-local function now() ffi.C.clock_gettime(1, ts); return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) * 1e-9 end
+local U = dofile("scripts/bench/util.lua")
 local RUNS = tonumber(arg[1]) or 5
+local ONLY = arg[2] and arg[2] ~= "" and arg[2] or nil
 
-local function median(t)
-  table.sort(t)
-  local n = #t
-  return n % 2 == 1 and t[(n + 1) / 2] or (t[n / 2] + t[n / 2 + 1]) / 2
+local function want(prefix)
+  if not ONLY then return true end
+  for o in ONLY:gmatch("[^,]+") do
+    if prefix:sub(1, #o) == o or o:sub(1, #prefix) == prefix then return true end
+  end
+  return false
 end
-local function report(name, unit, samples)
-  io.write(("%s\t%s\t%.6g\t%d\n"):format(name, unit, median(samples), #samples))
+local function report(name, unit, value)
+  io.write(("%s\t%s\t%.6g\t%d\n"):format(name, unit, value, RUNS))
   io.flush()
+end
+-- median seconds of RUNS calls of fn after `warm` calls
+local function samples(fn, warm)
+  for _ = 1, warm or 2 do fn() end
+  local s = {}
+  for r = 1, RUNS do
+    local t0 = U.now()
+    fn()
+    s[r] = U.now() - t0
+  end
+  return U.median(s)
 end
 
 spore.manual_seed(1)
--- LeNet5 inference, batch 64, eval mode
-do
-  local net = spore.models.lenet5():eval()
-  local x = spore.randn({ 64, 1, 32, 32 })
-  for _ = 1, 5 do net(x) end
-  local s = {}
-  for r = 1, RUNS do
-    local t0, iters = now(), 50
-    for _ = 1, iters do net(x) end
-    s[r] = iters * 64 / (now() - t0)
+-- LeNet5 inference, eval mode
+for _, bi in ipairs({ { 1, 2000 }, { 64, 50 }, { 256, 15 } }) do
+  local b, iters = bi[1], bi[2]
+  local name = "lenet5_inference_b" .. b
+  if want(name) then
+    local net = spore.models.lenet5():eval()
+    local x = spore.randn({ b, 1, 32, 32 })
+    report(name, "images/s", iters * b / samples(function() for _ = 1, iters do net(x) end end))
   end
-  report("lenet5_inference_b64", "images/s", s)
 end
 -- LeNet5 training, batch 32, Momentum
-do
+if want("lenet5_train_b32") then
   local net = spore.models.lenet5()
   local opt = spore.optim.Momentum(net:trainable_params(), 0.01, 0.9)
   local loss = spore.nn.SoftmaxCrossEntropyWithLogits { sparse = true, reduction = "mean" }
   local x, y = spore.randn({ 32, 1, 32, 32 }), spore.zeros({ 32 }, "int32")
   -- need_input_grad = false: the input is data, not a parameter, so no gradient wrt it is
-  -- wanted; PyTorch's side (x without requires_grad) skips it too, so the work is the same
+  -- wanted; the peers' x has no requires_grad either, so the work is the same
   local function step()
     net:zero_grad(); loss:forward(net(x), y); net:backward(x, loss:backward(), false); opt:step()
   end
-  for _ = 1, 5 do step() end
-  local s = {}
-  for r = 1, RUNS do
-    local t0, iters = now(), 100
-    for _ = 1, iters do step() end
-    s[r] = iters * 32 / (now() - t0)
-  end
-  report("lenet5_train_b32", "images/s", s)
+  report("lenet5_train_b32", "images/s", 100 * 32 / samples(function() for _ = 1, 100 do step() end end))
 end
--- ResNet50 forward latency, eval mode, 224x224
-for _, b in ipairs({ 1, 8 }) do
-  local net = spore.models.resnet50 { class_num = 1001 }:eval()
-  local x = spore.randn({ b, 3, 224, 224 })
-  net(x)
-  local s = {}
-  for r = 1, RUNS do
-    local t0 = now()
-    net(x)
-    s[r] = (now() - t0) * 1000
+-- ResNet50 (class_num 1001), 224x224: forward in eval mode over batch 1..32, and a
+-- Momentum training step at batch 8 and 32
+if want("resnet50") then
+  local net = spore.models.resnet50 { class_num = 1001 }
+  net:eval()
+  local curve = {}
+  for _, b in ipairs({ 1, 2, 4, 8, 16, 32 }) do
+    if want("resnet50_forward_b" .. b) or want("resnet50_ms_per_image_b" .. b) then
+      local x = spore.randn({ b, 3, 224, 224 })
+      local ms = samples(function() net(x) end, 1) * 1000
+      curve[#curve + 1] = { b, ms }
+      if b == 1 or b == 8 or b == 32 then report("resnet50_forward_b" .. b, "ms", ms) end
+    end
   end
-  report("resnet50_forward_b" .. b, "ms", s)
+  for _, c in ipairs(curve) do report("resnet50_ms_per_image_b" .. c[1], "ms/image", c[2] / c[1]) end
+  net:train()
+  local opt = spore.optim.Momentum(net:trainable_params(), 0.01, 0.9)
+  local loss = spore.nn.SoftmaxCrossEntropyWithLogits { sparse = true, reduction = "mean" }
+  for _, b in ipairs({ 8, 32 }) do
+    if want("resnet50_train_b" .. b) then
+      local x, y = spore.randn({ b, 3, 224, 224 }), spore.zeros({ b }, "int32")
+      local function step()
+        net:zero_grad(); loss:forward(net(x), y); net:backward(x, loss:backward(), false); opt:step()
+      end
+      report("resnet50_train_b" .. b, "ms", samples(step, 1) * 1000)
+    end
+  end
 end

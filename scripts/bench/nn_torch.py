@@ -1,23 +1,38 @@
-"""scripts/bench/nn_torch.py — PyTorch's side of bench_nn.sh (same work as nn_spore.lua).
-Prints "name<TAB>median" lines, or nothing when torch cannot be imported."""
+"""scripts/bench/nn_torch.py — PyTorch's side of bench_nn.sh (the same work as nn_spore.lua).
+Usage: python nn_torch.py RUNS [WORKLOADS]. Prints "name<TAB>median" lines (and, for
+ResNet50, "name.format<TAB>channels_last|contiguous": the faster memory format, probed on
+batch 8 after a warm-up, is the one measured). Runs with 2 threads; the caller sets
+OPENBLAS_NUM_THREADS=1. Exits 1 when torch cannot be imported (run.sh names the peer)."""
 import statistics
 import sys
 import time
 
-try:
-    import torch
-    import torch.nn as nn
-except Exception as e:  # noqa: BLE001
-    print("torch unavailable: %s" % e, file=sys.stderr)
-    sys.exit(0)
+import torch
+import torch.nn as nn
 
 RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+ONLY = sys.argv[2].split(",") if len(sys.argv) > 2 and sys.argv[2] else None
 torch.set_num_threads(2)
 torch.manual_seed(1)
 
 
-def out(name, samples):
-    print("%s\t%.6g" % (name, statistics.median(samples)), flush=True)
+def want(prefix):
+    return ONLY is None or any(prefix.startswith(o) or o.startswith(prefix) for o in ONLY)
+
+
+def out(name, value):
+    print("%s\t%s" % (name, value if isinstance(value, str) else "%.6g" % value), flush=True)
+
+
+def samples(fn, runs=RUNS, warm=2):
+    for _ in range(warm):
+        fn()
+    s = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        s.append(time.perf_counter() - t0)
+    return statistics.median(s)
 
 
 class LeNet5(nn.Module):
@@ -73,49 +88,75 @@ class ResNet50(nn.Module):
         return self.fc(x.mean((2, 3)))
 
 
-with torch.no_grad():
-    net = LeNet5().eval()
-    x = torch.randn(64, 1, 32, 32)
-    for _ in range(5):
-        net(x)
-    s = []
-    for _ in range(RUNS):
-        t0 = time.perf_counter()
-        for _ in range(50):
-            net(x)
-        s.append(50 * 64 / (time.perf_counter() - t0))
-    out("lenet5_inference_b64", s)
+# ---- LeNet5 ----
+for b, iters in ((1, 2000), (64, 50), (256, 15)):
+    name = "lenet5_inference_b%d" % b
+    if not want(name):
+        continue
+    with torch.no_grad():
+        net = LeNet5().eval()
+        x = torch.randn(b, 1, 32, 32)
 
-net = LeNet5().train()
-opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
-lossf = nn.CrossEntropyLoss()
-x, y = torch.randn(32, 1, 32, 32), torch.zeros(32, dtype=torch.long)
+        def run():
+            for _ in range(iters):
+                net(x)
+        out(name, iters * b / samples(run))
 
+if want("lenet5_train_b32"):
+    net = LeNet5().train()
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+    lossf = nn.CrossEntropyLoss()
+    x, y = torch.randn(32, 1, 32, 32), torch.zeros(32, dtype=torch.long)
 
-def step():
-    opt.zero_grad()
-    lossf(net(x), y).backward()
-    opt.step()
+    def run():
+        for _ in range(100):
+            opt.zero_grad()
+            lossf(net(x), y).backward()
+            opt.step()
+    out("lenet5_train_b32", 100 * 32 / samples(run))
 
+# ---- ResNet50: forward (eval) and a training step, in the faster memory format ----
+if want("resnet50"):
+    net = ResNet50()
+    fmt = torch.contiguous_format
+    with torch.no_grad():
+        net.eval()
+        x = torch.randn(8, 3, 224, 224)
+        t = {}
+        for f in (torch.contiguous_format, torch.channels_last):
+            net = net.to(memory_format=f)
+            xf = x.contiguous(memory_format=f)
+            t[f] = samples(lambda: net(xf), runs=2, warm=1)
+        fmt = min(t, key=t.get)
+    net = net.to(memory_format=fmt)
+    fname = "channels_last" if fmt == torch.channels_last else "contiguous"
+    curve = {}
+    with torch.no_grad():
+        net.eval()
+        for b in (1, 2, 4, 8, 16, 32):
+            if not (want("resnet50_forward_b%d" % b) or want("resnet50_ms_per_image_b%d" % b)):
+                continue
+            x = torch.randn(b, 3, 224, 224).contiguous(memory_format=fmt)
+            ms = samples(lambda: net(x), warm=1) * 1000
+            curve[b] = ms
+            if b in (1, 8, 32):
+                out("resnet50_forward_b%d" % b, ms)
+                out("resnet50_forward_b%d.format" % b, fname)
+    for b, ms in curve.items():
+        out("resnet50_ms_per_image_b%d" % b, ms / b)
+    net.train()
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+    lossf = nn.CrossEntropyLoss()
+    for b in (8, 32):
+        name = "resnet50_train_b%d" % b
+        if not want(name):
+            continue
+        x = torch.randn(b, 3, 224, 224).contiguous(memory_format=fmt)
+        y = torch.zeros(b, dtype=torch.long)
 
-for _ in range(5):
-    step()
-s = []
-for _ in range(RUNS):
-    t0 = time.perf_counter()
-    for _ in range(100):
-        step()
-    s.append(100 * 32 / (time.perf_counter() - t0))
-out("lenet5_train_b32", s)
-
-with torch.no_grad():
-    for b in (1, 8):
-        net = ResNet50().eval()
-        x = torch.randn(b, 3, 224, 224)
-        net(x)
-        s = []
-        for _ in range(RUNS):
-            t0 = time.perf_counter()
-            net(x)
-            s.append((time.perf_counter() - t0) * 1000)
-        out("resnet50_forward_b%d" % b, s)
+        def step():
+            opt.zero_grad()
+            lossf(net(x), y).backward()
+            opt.step()
+        out(name, samples(step, warm=1) * 1000)
+        out(name + ".format", fname)

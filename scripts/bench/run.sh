@@ -1,32 +1,40 @@
 #!/usr/bin/env bash
 # run.sh BUILD — `make bench`: run every scripts/bench/bench_*.sh, each printing one
-# JSON object per line ({"name", "unit", "spore", "peers": {...}, "ratio_vs_torch", "runs"}),
-# and collect them into BUILD/bench.json with the machine's description.
-# Every peer must be measured: a peer that cannot run (PyTorch not importable by
-# /usr/bin/python3, python3-protobuf missing) is an error naming it, before anything runs,
-# and a peer recorded as null by a bench (it failed) is an error after. To record spore
-# alone on purpose, name the peers to leave out: SPORE_BENCH_NO_PEERS=torch,mindspore_protobuf
-# (they are then written as null and listed under "peers_left_out"). SPORE_BENCH_ONLY=core runs
-# only bench_core.sh.
+# JSON object per line ({"name", "unit", "spore", "peers": {...}, "ratio_vs_torch", "runs",
+# and "limit" where a machine limit applies}), and collect them into BUILD/bench.json with
+# the machine's description.
+# Peers (scripts/bench/peers.sh): torch (Debian's python3-torch, /usr/bin/python3),
+# torch_pypi and mindspore (PyPI's current ones, in the venv `make bench-deps` makes).
+# Every peer must be measured: a peer that cannot run is an error naming it, before
+# anything runs, and a peer recorded as null by a bench (it failed) is an error after. To
+# record spore alone on purpose, name the peers to leave out:
+# SPORE_BENCH_NO_PEERS=torch,torch_pypi,mindspore (they are then written as null and listed
+# under "peers_left_out"). SPORE_BENCH_ONLY=core runs only bench_core.sh.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${1:-build}
+export BUILD
 export SPORE_LIB="$PWD/$BUILD/libspore.so"
 NO_PEERS=${SPORE_BENCH_NO_PEERS:-}
 out="$BUILD/bench.json"
 
-left_out() { [[ ",$NO_PEERS," == *",$1,"* ]]; }
-check_peer() { # name, python import, how to get it
-  left_out "$1" && return 0
+source scripts/bench/peers.sh
+check_peer() { # name, python, import, how to get it
+  peer_left_out "$1" && return 0
   local err
-  if ! err=$(/usr/bin/python3 -c "import $2" 2>&1); then
-    echo "bench: peer '$1' is missing: /usr/bin/python3 cannot import $2 ($(printf '%s' "$err" | tail -n1));" \
-      "$3, or set SPORE_BENCH_NO_PEERS=$1 to record spore without it" >&2
+  if [[ ! -x "$2" ]]; then
+    echo "bench: peer '$1' is missing: $2 does not exist; $4, or set SPORE_BENCH_NO_PEERS=$1 to record spore without it" >&2
+    exit 1
+  fi
+  if ! err=$("$2" -c "import $3" 2>&1); then
+    echo "bench: peer '$1' is missing: $2 cannot import $3 ($(printf '%s' "$err" | tail -n1));" \
+      "$4, or set SPORE_BENCH_NO_PEERS=$1 to record spore without it" >&2
     exit 1
   fi
 }
-check_peer torch torch "install PyTorch (make bench-deps installs python3-torch)"
-check_peer mindspore_protobuf google.protobuf "install python3-protobuf (make deps)"
+check_peer torch "$PY_DEBIAN" torch "install python3-torch (make bench-deps)"
+check_peer torch_pypi "$PY_VENV" torch "make bench-deps (a venv with PyPI's torch under $BUILD/)"
+check_peer mindspore "$PY_VENV" mindspore "make bench-deps (a venv with PyPI's mindspore under $BUILD/)"
 
 tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT
@@ -46,7 +54,9 @@ local results, bad = {}, {}
 for line in io.lines(src) do
   local r = json.decode(line)
   for peer, v in pairs(r.peers or {}) do
-    if v == json.null and not skip[peer] then bad[#bad + 1] = ("'%s' in %s"):format(peer, r.name) end
+    -- the checkpoint bench's torch.load columns run in PyPI's torch
+    local owner = ({ torch_load = "torch_pypi", torch_load_mmap = "torch_pypi" })[peer] or peer
+    if v == json.null and not skip[owner] then bad[#bad + 1] = ("'%s' in %s"):format(peer, r.name) end
   end
   local keys = { "name", "unit", "spore", "peers", "ratio_vs_torch", "runs" }
   local rest = {}
