@@ -5,7 +5,7 @@
 
 /* ---- conv2d --------------------------------------------------------------- */
 
-static sp_status conv_check(const char *op, const sp_tensor *x, const sp_tensor *w, int sh, int sw, int pt, int pb,
+sp_status sp_op_conv_check(const char *op, const sp_tensor *x, const sp_tensor *w, int sh, int sw, int pt, int pb,
                             int pl, int pr, int dh, int dw, int groups, int64_t *Ho, int64_t *Wo) {
     OP_TRY(op_f32(x, 4, op, "x"));
     OP_TRY(op_f32(w, 4, op, "weight"));
@@ -29,28 +29,24 @@ static sp_status conv_check(const char *op, const sp_tensor *x, const sp_tensor 
     return SP_OK;
 }
 
-sp_status sp_conv2d_forward(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias,
-                            int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right,
-                            int dil_h, int dil_w, int groups) {
-    const char *op = "conv2d_forward";
+/* Every argument of a conv2d forward (float32 or bf16 entry point). */
+sp_status sp_op_conv_fwd_args(const char *op, const sp_tensor *out, const sp_tensor *x, const sp_tensor *w,
+                              const sp_tensor *bias, int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right, int dil_h, int dil_w, int groups) {
     int64_t Ho, Wo;
-    OP_TRY(conv_check(op, x, w, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups,
-                      &Ho, &Wo));
+    OP_TRY(sp_op_conv_check(op, x, w, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups, &Ho, &Wo));
     OP_TRY(op_f32(out, 4, op, "out"));
     OP_TRY(op_shape4(out, x->shape[0], w->shape[0], Ho, Wo, op, "out"));
     if (bias) { OP_TRY(op_f32(bias, -1, op, "bias")); OP_TRY(op_numel(bias, w->shape[0], op, "bias")); }
     OP_SAME_DEVICE(op, T(out), T(x), {w, "weight"}, T(bias));
-    return OP_CALL(x, conv2d_forward, out, x, w, bias, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right,
-                                   dil_h, dil_w, groups);
+    return SP_OK;
 }
 
-sp_status sp_conv2d_backward(sp_tensor *grad_x, sp_tensor *grad_w, sp_tensor *grad_b, const sp_tensor *grad_out,
-                             const sp_tensor *x, const sp_tensor *w, int stride_h, int stride_w, int pad_top,
-                             int pad_bottom, int pad_left, int pad_right, int dil_h, int dil_w, int groups) {
-    const char *op = "conv2d_backward";
+/* Every argument of a conv2d backward (float32 or bf16 entry point). */
+sp_status sp_op_conv_bwd_args(const char *op, const sp_tensor *grad_x, const sp_tensor *grad_w,
+                              const sp_tensor *grad_b, const sp_tensor *grad_out, const sp_tensor *x,
+                              const sp_tensor *w, int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right, int dil_h, int dil_w, int groups) {
     int64_t Ho, Wo;
-    OP_TRY(conv_check(op, x, w, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups,
-                      &Ho, &Wo));
+    OP_TRY(sp_op_conv_check(op, x, w, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups, &Ho, &Wo));
     int64_t N = x->shape[0], C = x->shape[1], Co = w->shape[0];
     OP_TRY(op_f32(grad_out, 4, op, "grad_out"));
     OP_TRY(op_shape4(grad_out, N, Co, Ho, Wo, op, "grad_out"));
@@ -61,13 +57,26 @@ sp_status sp_conv2d_backward(sp_tensor *grad_x, sp_tensor *grad_w, sp_tensor *gr
     if (grad_w) { OP_TRY(op_f32(grad_w, -1, op, "grad_w")); OP_TRY(op_numel(grad_w, sp_tensor_numel(w), op, "grad_w")); }
     if (grad_b) { OP_TRY(op_f32(grad_b, -1, op, "grad_b")); OP_TRY(op_numel(grad_b, Co, op, "grad_b")); }
     OP_SAME_DEVICE(op, T(grad_x), T(grad_w), T(grad_b), T(grad_out), T(x), {w, "weight"});
-    return OP_CALL(x, conv2d_backward, grad_x, grad_w, grad_b, grad_out, x, w, stride_h, stride_w, pad_top, pad_bottom,
-                                    pad_left, pad_right, dil_h, dil_w, groups);
+    return SP_OK;
+}
+
+sp_status sp_conv2d_forward(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias,
+                            int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right,
+                            int dil_h, int dil_w, int groups) {
+    OP_TRY(sp_op_conv_fwd_args("conv2d_forward", out, x, w, bias, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups));
+    return OP_CALL(x, conv2d_forward, out, x, w, bias, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
+}
+
+sp_status sp_conv2d_backward(sp_tensor *grad_x, sp_tensor *grad_w, sp_tensor *grad_b, const sp_tensor *grad_out,
+                             const sp_tensor *x, const sp_tensor *w, int stride_h, int stride_w, int pad_top,
+                             int pad_bottom, int pad_left, int pad_right, int dil_h, int dil_w, int groups) {
+    OP_TRY(sp_op_conv_bwd_args("conv2d_backward", grad_x, grad_w, grad_b, grad_out, x, w, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups));
+    return OP_CALL(x, conv2d_backward, grad_x, grad_w, grad_b, grad_out, x, w, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
 }
 
 /* ---- dense ---------------------------------------------------------------- */
 
-static sp_status dense_check(const char *op, const sp_tensor *x, const sp_tensor *w) {
+sp_status sp_op_dense_check(const char *op, const sp_tensor *x, const sp_tensor *w) {
     OP_TRY(op_f32(x, 2, op, "x"));
     OP_TRY(op_f32(w, 2, op, "weight"));
     if (w->shape[1] != x->shape[1])
@@ -79,9 +88,10 @@ static sp_status dense_check(const char *op, const sp_tensor *x, const sp_tensor
     return SP_OK;
 }
 
-sp_status sp_dense_forward(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias) {
-    const char *op = "dense_forward";
-    OP_TRY(dense_check(op, x, w));
+/* Every argument of a dense forward (float32 or bf16 entry point). */
+sp_status sp_op_dense_fwd_args(const char *op, const sp_tensor *out, const sp_tensor *x, const sp_tensor *w,
+                               const sp_tensor *bias) {
+    OP_TRY(sp_op_dense_check(op, x, w));
     int64_t N = x->shape[0], O = w->shape[0];
     OP_TRY(op_f32(out, 2, op, "out"));
     if (out->shape[0] != N || out->shape[1] != O)
@@ -89,13 +99,14 @@ sp_status sp_dense_forward(sp_tensor *out, const sp_tensor *x, const sp_tensor *
                         (long long)out->shape[1], (long long)N, (long long)O);
     if (bias) { OP_TRY(op_f32(bias, -1, op, "bias")); OP_TRY(op_numel(bias, O, op, "bias")); }
     OP_SAME_DEVICE(op, T(out), T(x), {w, "weight"}, T(bias));
-    return OP_CALL(x, dense_forward, out, x, w, bias);
+    return SP_OK;
 }
 
-sp_status sp_dense_backward(sp_tensor *grad_x, sp_tensor *grad_w, sp_tensor *grad_b, const sp_tensor *grad_out,
-                            const sp_tensor *x, const sp_tensor *w) {
-    const char *op = "dense_backward";
-    OP_TRY(dense_check(op, x, w));
+/* Every argument of a dense backward (float32 or bf16 entry point). */
+sp_status sp_op_dense_bwd_args(const char *op, const sp_tensor *grad_x, const sp_tensor *grad_w,
+                               const sp_tensor *grad_b, const sp_tensor *grad_out, const sp_tensor *x,
+                               const sp_tensor *w) {
+    OP_TRY(sp_op_dense_check(op, x, w));
     int64_t N = x->shape[0], In = x->shape[1], O = w->shape[0];
     OP_TRY(op_f32(grad_out, 2, op, "grad_out"));
     if (grad_out->shape[0] != N || grad_out->shape[1] != O)
@@ -105,6 +116,17 @@ sp_status sp_dense_backward(sp_tensor *grad_x, sp_tensor *grad_w, sp_tensor *gra
     if (grad_w) { OP_TRY(op_f32(grad_w, -1, op, "grad_w")); OP_TRY(op_numel(grad_w, O * In, op, "grad_w")); }
     if (grad_b) { OP_TRY(op_f32(grad_b, -1, op, "grad_b")); OP_TRY(op_numel(grad_b, O, op, "grad_b")); }
     OP_SAME_DEVICE(op, T(grad_x), T(grad_w), T(grad_b), T(grad_out), T(x), {w, "weight"});
+    return SP_OK;
+}
+
+sp_status sp_dense_forward(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias) {
+    OP_TRY(sp_op_dense_fwd_args("dense_forward", out, x, w, bias));
+    return OP_CALL(x, dense_forward, out, x, w, bias);
+}
+
+sp_status sp_dense_backward(sp_tensor *grad_x, sp_tensor *grad_w, sp_tensor *grad_b, const sp_tensor *grad_out,
+                            const sp_tensor *x, const sp_tensor *w) {
+    OP_TRY(sp_op_dense_bwd_args("dense_backward", grad_x, grad_w, grad_b, grad_out, x, w));
     return OP_CALL(x, dense_backward, grad_x, grad_w, grad_b, grad_out, x, w);
 }
 

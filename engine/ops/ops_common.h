@@ -61,4 +61,22 @@ static inline sp_status op_shape4(const sp_tensor *t, int64_t a, int64_t b, int6
                         (long long)t->shape[3], (long long)a, (long long)b, (long long)c, (long long)d);
     return SP_OK;
 }
+/* The argument checks of conv2d and dense (nn_ops.c), shared by the float32 and bf16 entry
+ * points: shapes, dtypes, geometry, one device; conv's output size in *Ho, *Wo. */
+#define SP_CONV_GEOM_PARAMS int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right, \
+                            int dil_h, int dil_w, int groups
+sp_status sp_op_conv_check(const char *op, const sp_tensor *x, const sp_tensor *w, int sh, int sw, int pt, int pb,
+                           int pl, int pr, int dh, int dw, int groups, int64_t *Ho, int64_t *Wo);
+sp_status sp_op_conv_fwd_args(const char *op, const sp_tensor *out, const sp_tensor *x, const sp_tensor *w,
+                              const sp_tensor *bias, SP_CONV_GEOM_PARAMS);
+sp_status sp_op_conv_bwd_args(const char *op, const sp_tensor *grad_x, const sp_tensor *grad_w,
+                              const sp_tensor *grad_b, const sp_tensor *grad_out, const sp_tensor *x,
+                              const sp_tensor *w, SP_CONV_GEOM_PARAMS);
+sp_status sp_op_dense_check(const char *op, const sp_tensor *x, const sp_tensor *w);
+sp_status sp_op_dense_fwd_args(const char *op, const sp_tensor *out, const sp_tensor *x, const sp_tensor *w,
+                               const sp_tensor *bias);
+sp_status sp_op_dense_bwd_args(const char *op, const sp_tensor *grad_x, const sp_tensor *grad_w,
+                               const sp_tensor *grad_b, const sp_tensor *grad_out, const sp_tensor *x,
+                               const sp_tensor *w);
+
 #endif
