@@ -8,7 +8,11 @@ local chain = require("spore.nn.chain")
 local LeNet5 = nn.class("LeNet5")
 
 function LeNet5:__init(opts)
-  opts = opts or {}
+  opts = require("spore.opts").check("spore.models.lenet5", opts, { "num_class", "num_classes", "class_num",
+    "num_channel" }, { include_top = "the network always ends with fc3 (include_top = True)" }, nil, 5)
+  if ((opts.num_class and 1 or 0) + (opts.num_classes and 1 or 0) + (opts.class_num and 1 or 0)) > 1 then
+    error("spore.models.lenet5: give the class count once (num_class, num_classes or class_num)", 2)
+  end
   local nc, ch = opts.num_class or opts.num_classes or opts.class_num or 10, opts.num_channel or 1
   if type(nc) ~= "number" or nc < 1 or nc ~= math.floor(nc) then
     error("lenet5: num_class must be a positive integer, got " .. tostring(nc), 2)

@@ -54,7 +54,12 @@ function ResNet:backward(_, g, need_input_grad) return chain.backward(self:_list
 
 -- The class count: MindSpore's model zoo says class_num; num_classes and num_class
 -- (torchvision's and the LeNet tutorial's spellings) are accepted too.
-local function classes(opts)
+local function classes(opts, name)
+  require("spore.opts").check("spore.models." .. name, opts, { "class_num", "num_classes", "num_class" }, nil, nil, 4)
+  local given = (opts.class_num and 1 or 0) + (opts.num_classes and 1 or 0) + (opts.num_class and 1 or 0)
+  if given > 1 then
+    error(("spore.models.%s: give the class count once (class_num, num_classes or num_class)"):format(name), 3)
+  end
   local n = opts.class_num or opts.num_classes or opts.num_class or 10
   if type(n) ~= "number" or n < 1 or n ~= math.floor(n) then
     error("resnet: class_num must be a positive integer, got " .. tostring(n), 3)
@@ -65,14 +70,14 @@ end
 function M.resnet50(opts)
   opts = opts or {}
   return ResNet({ 3, 4, 6, 3 }, { 64, 256, 512, 1024 }, { 256, 512, 1024, 2048 }, { 1, 2, 2, 2 },
-    classes(opts), true)
+    classes(opts, "resnet50"), true)
 end
 function M.resnet18(opts)
   opts = opts or {}
-  return ResNet({ 2, 2, 2, 2 }, { 64, 64, 128, 256 }, { 64, 128, 256, 512 }, { 1, 2, 2, 2 }, classes(opts), false)
+  return ResNet({ 2, 2, 2, 2 }, { 64, 64, 128, 256 }, { 64, 128, 256, 512 }, { 1, 2, 2, 2 }, classes(opts, "resnet18"), false)
 end
 function M.resnet34(opts)
   opts = opts or {}
-  return ResNet({ 3, 4, 6, 3 }, { 64, 64, 128, 256 }, { 64, 128, 256, 512 }, { 1, 2, 2, 2 }, classes(opts), false)
+  return ResNet({ 3, 4, 6, 3 }, { 64, 64, 128, 256 }, { 64, 128, 256, 512 }, { 1, 2, 2, 2 }, classes(opts, "resnet34"), false)
 end
 return M

@@ -5,7 +5,13 @@ local K = require("ffi.nn")
 
 local Dropout = base.class("Dropout")
 function Dropout:__init(keep_prob)
-  if type(keep_prob) == "table" then self.p = keep_prob.p or (1 - (keep_prob.keep_prob or 0.5))
+  if type(keep_prob) == "table" then
+    local o = require("spore.opts").check("Dropout", keep_prob, { "keep_prob", "p" },
+      { dtype = "masks and outputs are float32" }, { keep_prob = "number", p = "number" }, 4)
+    if o.p ~= nil and o.keep_prob ~= nil then
+      error("Dropout: give 'p' (MindSpore 2.x, the drop probability) or 'keep_prob' (1.x), not both", 3)
+    end
+    self.p = o.p or (1 - (o.keep_prob or 0.5))
   else self.p = 1 - (keep_prob or 0.5) end
   if not (self.p >= 0 and self.p < 1) then error("Dropout: drop probability must be in [0, 1)", 3) end
 end

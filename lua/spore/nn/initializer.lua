@@ -5,19 +5,46 @@
 local T = require("spore.tensor")
 
 local I = {}
+local opts_check = require("spore.opts").check
+-- Each initializer takes MindSpore's arguments in order, or one table with their names
+-- (Normal{sigma = 0.02}); a misspelt name is an error, never a silent default.
+local function named(where, a, names)
+  if type(a) ~= "table" then return nil end
+  local types = {}
+  for _, k in ipairs(names) do types[k] = (k == "mode" or k == "nonlinearity") and "string" or "number" end
+  local o = opts_check(where, a, names, nil, types, 4)
+  local out = {}
+  for i, k in ipairs(names) do out[i] = o[k] end
+  return unpack(out, 1, #names)
+end
 --- Normal(sigma=0.01, mean=0)
-function I.Normal(sigma, mean) return { kind = "normal", sigma = sigma or 0.01, mean = mean or 0 } end
+function I.Normal(sigma, mean)
+  if type(sigma) == "table" then sigma, mean = named("Normal", sigma, { "sigma", "mean" }) end
+  return { kind = "normal", sigma = sigma or 0.01, mean = mean or 0 }
+end
 --- TruncatedNormal(sigma=0.01): values within 2 sigma
-function I.TruncatedNormal(sigma) return { kind = "trunc_normal", sigma = sigma or 0.01 } end
+function I.TruncatedNormal(sigma)
+  if type(sigma) == "table" then sigma = named("TruncatedNormal", sigma, { "sigma" }) end
+  return { kind = "trunc_normal", sigma = sigma or 0.01 }
+end
 --- Uniform(scale=0.07): U(-scale, scale)
-function I.Uniform(scale) return { kind = "uniform", scale = scale or 0.07 } end
+function I.Uniform(scale)
+  if type(scale) == "table" then scale = named("Uniform", scale, { "scale" }) end
+  return { kind = "uniform", scale = scale or 0.07 }
+end
 --- HeUniform(negative_slope=sqrt(5), mode="fan_in", nonlinearity="leaky_relu")
 function I.HeUniform(negative_slope, mode, nonlinearity)
+  if type(negative_slope) == "table" then
+    negative_slope, mode, nonlinearity = named("HeUniform", negative_slope, { "negative_slope", "mode", "nonlinearity" })
+  end
   return { kind = "he_uniform", a = negative_slope or math.sqrt(5), mode = mode or "fan_in",
            nonlinearity = nonlinearity or "leaky_relu" }
 end
 --- HeNormal(negative_slope=0, mode="fan_in", nonlinearity="leaky_relu")
 function I.HeNormal(negative_slope, mode, nonlinearity)
+  if type(negative_slope) == "table" then
+    negative_slope, mode, nonlinearity = named("HeNormal", negative_slope, { "negative_slope", "mode", "nonlinearity" })
+  end
   return { kind = "he_normal", a = negative_slope or 0, mode = mode or "fan_in", nonlinearity = nonlinearity or "leaky_relu" }
 end
 function I.Zero() return { kind = "const", value = 0 } end

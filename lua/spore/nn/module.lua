@@ -68,6 +68,15 @@ local function module_new(cls)
   return function(...)
     local o = setmetatable({}, cls)
     o:__base_init()
+    if o.__init == Module.__init and select("#", ...) > 0 then
+      -- a class with no constructor of its own would drop its arguments silently
+      -- (nn.Flatten{start_dim = 2}, nn.ReLU(x)): spore implements MindSpore's defaults only
+      local a = ...
+      local what = type(a) == "table" and next(a) ~= nil and type(next(a)) == "string"
+        and ("option '" .. next(a) .. "'") or ("a " .. type(a))
+      error(("%s takes no arguments (spore implements MindSpore's defaults only), got %s"):format(
+        cls.__name, what), 2)
+    end
     o:__init(...)
     local dev = D.get()
     if dev ~= "cpu" then o:to(dev) end

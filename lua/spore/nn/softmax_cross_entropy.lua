@@ -9,7 +9,11 @@ local K = require("ffi.nn")
 
 local SCE = base.class("SoftmaxCrossEntropyWithLogits")
 function SCE:__init(sparse, reduction)
-  if type(sparse) == "table" then sparse, reduction = sparse.sparse, sparse.reduction end
+  if type(sparse) == "table" then
+    local o = require("spore.opts").check("SoftmaxCrossEntropyWithLogits", sparse, { "sparse", "reduction" }, nil,
+      { sparse = "boolean", reduction = "string" }, 4)
+    sparse, reduction = o.sparse, o.reduction
+  end
   self.sparse = sparse and true or false
   self.reduction = reduction or "none"
   if self.reduction ~= "none" and self.reduction ~= "mean" and self.reduction ~= "sum" then
