@@ -99,4 +99,24 @@ function M.check(where, o, known, refused, types, level)
   return o
 end
 
+--- is_options(v) → true when v is an options table: a plain table (no metatable) with no
+-- array part and no `kind` (an initializer spec), so a constructor can tell
+-- Conv2d(1, 2, 3, {stride = 2}) from Conv2d(1, 2, 3, {2, 2}) and Dense(1, 2, Normal(0.02)).
+function M.is_options(v)
+  return type(v) == "table" and getmetatable(v) == nil and v[1] == nil and v.kind == nil
+end
+
+--- defaults_only(where, o, defaults, level): keys that MindSpore has and spore implements only
+-- at MindSpore's default value (data_format = "NCHW", dtype = float32, ceil_mode = false...):
+-- the default is accepted, any other value is refused by name. defaults: key → {value, why}.
+function M.defaults_only(where, o, defaults, level)
+  for k, d in pairs(defaults) do
+    local v = o[k]
+    if v ~= nil and v ~= d[1] and not (type(v) == "string" and type(d[1]) == "string" and v:lower() == d[1]:lower()) then
+      error(("%s: option '%s' = %s is MindSpore's, but spore implements only %s = %s: %s"):format(
+        where, k, tostring(v), k, tostring(d[1]), d[2]), (level or 3))
+    end
+  end
+end
+
 return M

@@ -9,7 +9,7 @@ local LeNet5 = nn.class("LeNet5")
 
 function LeNet5:__init(opts)
   opts = require("spore.opts").check("spore.models.lenet5", opts, { "num_class", "num_classes", "class_num",
-    "num_channel" }, { include_top = "the network always ends with fc3 (include_top = True)" }, nil, 5)
+    "num_channel" }, { include_top = "the network always ends with fc3 (include_top = True)" }, nil, 4)
   if ((opts.num_class and 1 or 0) + (opts.num_classes and 1 or 0) + (opts.class_num and 1 or 0)) > 1 then
     error("spore.models.lenet5: give the class count once (num_class, num_classes or class_num)", 2)
   end

@@ -7,6 +7,8 @@ local base = require("spore.nn.module")
 local I = require("spore.nn.initializer")
 local K = require("ffi.nn")
 
+local opts = require("spore.opts")
+
 local BN = base.class("BatchNorm2d")
 
 function BN:__init(n, eps, momentum, affine, gamma_init, beta_init, mm_init, mv_init, use_batch_statistics)
@@ -14,7 +16,11 @@ function BN:__init(n, eps, momentum, affine, gamma_init, beta_init, mm_init, mv_
     error("BatchNorm2d: num_features must be a positive integer, got " .. tostring(n), 3)
   end
   if type(eps) == "table" then
-    local o = eps
+    local o = opts.check("BatchNorm2d", eps, { "eps", "momentum", "affine", "gamma_init", "beta_init",
+      "moving_mean_init", "moving_var_init", "use_batch_statistics", "data_format", "dtype" }, nil,
+      { eps = "number", momentum = "number", affine = "boolean", use_batch_statistics = "boolean" }, 4)
+    opts.defaults_only("BatchNorm2d", o, { data_format = { "NCHW", "tensors are NCHW" },
+      dtype = { "float32", "statistics are float32" } }, 4)
     eps, momentum, affine, gamma_init, beta_init = o.eps, o.momentum, o.affine, o.gamma_init, o.beta_init
     mm_init, mv_init, use_batch_statistics = o.moving_mean_init, o.moving_var_init, o.use_batch_statistics
   end

@@ -8,7 +8,15 @@ local base = require("spore.nn.module")
 local I = require("spore.nn.initializer")
 local K = require("ffi.nn")
 
+local opts = require("spore.opts")
+
 local Conv2d = base.class("Conv2d")
+local KNOWN = { "stride", "pad_mode", "padding", "dilation", "group", "has_bias", "weight_init", "bias_init",
+  "data_format", "dtype" }
+local TYPES = { stride = { "number", "table" }, pad_mode = "string", padding = { "number", "table" },
+  dilation = { "number", "table" }, group = "integer", has_bias = "boolean" }
+local DEFAULTS_ONLY = { data_format = { "NCHW", "tensors are NCHW" },
+  dtype = { "float32", "weights are float32 (bfloat16 compute: Model amp_level \"O2\")" } }
 
 local function positive_int(what, name, v)
   if type(v) ~= "number" or v < 1 or v ~= math.floor(v) then
@@ -19,10 +27,10 @@ end
 local function pair(v) if type(v) == "table" then return { v[1], v[2] or v[1] } end return { v, v } end
 
 function Conv2d:__init(cin, cout, kernel_size, stride, pad_mode, padding, dilation, group, has_bias, weight_init, bias_init)
-  local o = type(stride) == "table" and stride.stride == nil and stride[1] == nil and stride or nil
-  if type(stride) == "table" and (stride.pad_mode or stride.has_bias ~= nil or stride.padding or stride.group
-    or stride.dilation or stride.weight_init or stride.bias_init or stride.stride) then o = stride end
+  local o = opts.is_options(stride) and stride or nil
   if o then
+    opts.check("Conv2d", o, KNOWN, nil, TYPES, 4)
+    opts.defaults_only("Conv2d", o, DEFAULTS_ONLY, 4)
     stride, pad_mode, padding, dilation, group = o.stride, o.pad_mode, o.padding, o.dilation, o.group
     has_bias, weight_init, bias_init = o.has_bias, o.weight_init, o.bias_init
   end

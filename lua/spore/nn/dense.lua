@@ -4,6 +4,8 @@ local base = require("spore.nn.module")
 local I = require("spore.nn.initializer")
 local K = require("ffi.nn")
 
+local opts = require("spore.opts")
+
 local Dense = base.class("Dense")
 
 local function positive_int(what, name, v)
@@ -13,9 +15,11 @@ local function positive_int(what, name, v)
 end
 
 function Dense:__init(cin, cout, weight_init, bias_init, has_bias)
-  if type(weight_init) == "table" and (weight_init.weight_init ~= nil or weight_init.has_bias ~= nil
-    or weight_init.bias_init ~= nil) then
-    local o = weight_init
+  if opts.is_options(weight_init) then
+    local o = opts.check("Dense", weight_init, { "weight_init", "bias_init", "has_bias", "dtype" },
+      { activation = "put the activation after the layer (nn.SequentialCell{nn.Dense(...), nn.ReLU()})" },
+      { has_bias = "boolean" }, 4)
+    opts.defaults_only("Dense", o, { dtype = { "float32", "weights are float32 (bfloat16 compute: Model amp_level \"O2\")" } }, 4)
     weight_init, bias_init, has_bias = o.weight_init, o.bias_init, o.has_bias
   end
   positive_int("Dense", "in_channels", cin)

@@ -8,21 +8,43 @@ local function pair(v) if type(v) == "table" then return { v[1], v[2] or v[1] } 
 
 -- pad_mode "pad" (spore's addition, for the zoo's nn.Pad + "valid" pool) takes padding =
 -- n or {top, bottom, left, right}; padded cells, like "same"'s, never win a max.
+local opts = require("spore.opts")
+local DEFAULTS_ONLY = {
+  MaxPool2d = { data_format = { "NCHW", "tensors are NCHW" }, dilation = { 1, "no dilated pooling" },
+    return_indices = { false, "no indices output" }, ceil_mode = { false, "output sizes round down" } },
+  AvgPool2d = { data_format = { "NCHW", "tensors are NCHW" }, ceil_mode = { false, "output sizes round down" },
+    count_include_pad = { true, "padded cells count in the average" },
+    divisor_override = { nil, "the divisor is the window size" } },
+}
 function M.init(self, kernel_size, stride, pad_mode, padding)
-  if type(kernel_size) == "table" and kernel_size.kernel_size then
-    local o = kernel_size
+  if opts.is_options(kernel_size) then
+    local where = getmetatable(self).__name
+    local o = opts.check(where, kernel_size, { "kernel_size", "stride", "pad_mode", "padding", "data_format",
+      "dilation", "return_indices", "ceil_mode", "count_include_pad", "divisor_override" }, nil,
+      { kernel_size = { "number", "table" }, stride = { "number", "table" }, pad_mode = "string",
+        padding = { "number", "table" } }, 4)
+    local d = DEFAULTS_ONLY[where] or {}
+    for k in pairs(o) do
+      if k ~= "kernel_size" and k ~= "stride" and k ~= "pad_mode" and k ~= "padding" and not d[k] then
+        error(("%s: unknown option '%s'"):format(where, k), 3)
+      end
+      if d[k] and d[k][1] == nil then
+        error(("%s: option '%s' is MindSpore's, but spore does not implement it: %s"):format(where, k, d[k][2]), 3)
+      end
+    end
+    opts.defaults_only(where, o, d, 4)
     kernel_size, stride, pad_mode, padding = o.kernel_size, o.stride, o.pad_mode, o.padding
   end
   self.kernel_size = pair(kernel_size or 1)
   self.stride = pair(stride or 1)
   self.pad_mode = (pad_mode or "valid"):lower()
   if self.pad_mode ~= "same" and self.pad_mode ~= "valid" and self.pad_mode ~= "pad" then
-    error("pooling: pad_mode must be 'same', 'valid' or 'pad', got '" .. self.pad_mode .. "'", 4)
+    error(getmetatable(self).__name .. ": pad_mode must be 'same', 'valid' or 'pad', got '" .. self.pad_mode .. "'", 3)
   end
   padding = padding or 0
   if type(padding) == "number" then padding = { padding, padding, padding, padding } end
   if self.pad_mode ~= "pad" and (padding[1] ~= 0 or padding[2] ~= 0 or padding[3] ~= 0 or padding[4] ~= 0) then
-    error("pooling: padding must be 0 unless pad_mode is 'pad'", 4)
+    error(getmetatable(self).__name .. ": padding must be 0 unless pad_mode is 'pad'", 3)
   end
   self.padding = padding
   -- the engine's rules (kernel, stride >= 1; "pad" padding in [0, kernel)) checked now, on

@@ -7,7 +7,18 @@ local Seq = base.class("SequentialCell")
 
 function Seq:__init(...)
   local list = ...
-  if not (type(list) == "table" and getmetatable(list) == nil) then list = { ... } end
+  if not (type(list) == "table" and getmetatable(list) == nil) then list = { ... }
+  elseif select("#", ...) > 1 then
+    error("SequentialCell: give the cells as one list or as separate arguments, not both", 3)
+  end
+  for i, m in ipairs(list) do
+    if type(m) ~= "table" or not m._modules then
+      error(("SequentialCell: cell %d is a %s, not a module"):format(i, type(m)), 3)
+    end
+  end
+  for k in pairs(list) do
+    if type(k) ~= "number" then error(("SequentialCell: unexpected key '%s' (cells go in a list)"):format(tostring(k)), 3) end
+  end
   self.n = 0
   for _, m in ipairs(list) do self:append(m) end
 end
