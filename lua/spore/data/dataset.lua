@@ -17,6 +17,32 @@ local opts_check = require("spore.opts").check
 
 local Dataset = class("Dataset")
 
+-- MindSpore builds a pipeline by chaining calls (ds.map(...).batch(32).repeat(2)); spore's
+-- datasets take the same steps as constructor options and run them in C, in one pass. The
+-- chained calls are refused by name, with the option that does the job (never a
+-- method-not-found, never a silent no-op).
+local CHAINED = {
+  map = "pass the transforms as an option: {transforms = {...}} (images), {label_transforms = {TypeCast(...)}} (labels)",
+  batch = "pass {batch = N, drop_remainder = true|false} to the constructor",
+  shuffle = "pass {shuffle = true, seed = N} to the constructor (a full shuffle per pass)",
+  ["repeat"] = "pass {repeat = N} to the constructor",
+  project = "batches are (images, labels)", rename = "batches are (images, labels)",
+  zip = "datasets are not combined", concat = "datasets are not combined", take = "pass {num_samples = N}",
+  skip = "not implemented", filter = "not implemented", bucket_batch_by_length = "not implemented",
+  padded_batch = "not implemented", sync_wait = "not implemented", device_que = "not implemented",
+  create_dict_iterator = "iterate with `for images, labels in ds:batches() do ... end`",
+}
+--- Install the refusals on a dataset class (Dataset and ImageFolderDataset).
+function Dataset.refuse_chained(cls)
+  for name, instead in pairs(CHAINED) do
+    cls[name] = function(self)
+      error(("%s: %s() is MindSpore's pipeline call, which spore does not implement: %s"):format(
+        (type(self) == "table" and self.name) or cls.__name, name, instead), 2)
+    end
+  end
+end
+Dataset.refuse_chained(Dataset)
+
 local function opt_bool(v, default)
   if v == nil then return default end
   return v and true or false
@@ -129,8 +155,8 @@ function Dataset.new(images, labels, opts)
   end
   local batch, rep, shards, size, device, label_dtype = Dataset.common_opts(name, opts, n)
   local self = setmetatable({
-    name = name, images = images, labels = labels, batch = batch, ["repeat"] = rep,
-    shuffle = opt_bool(opts.shuffle, true), drop_remainder = opt_bool(opts.drop_remainder, false),
+    name = name, images = images, labels = labels, batch_size = batch, repeat_count = rep,
+    shuffled = opt_bool(opts.shuffle, true), drop_remainder = opt_bool(opts.drop_remainder, false),
     _size = size, label_dtype = label_dtype or "int32", device = device,
   }, Dataset)
   -- layout: NHWC images (the default) or NCHW batches (from_tensors of a float batch:
@@ -195,32 +221,38 @@ end
 -- Start a pass: reshuffle every sample (seeded) when shuffle is on, then take this
 -- shard's positions (or the first `size`).
 function Dataset:_new_pass()
-  if self.shuffle then B.shuffle(self._all, self._n, self._rng) end
+  if self.shuffled then B.shuffle(self._all, self._n, self._rng) end
   if self._shards then Dataset.fill_shard(self._order, self._all, self._n, self._size, self._shards) end
 end
 
 --- Number of samples (one pass, before repeat).
 function Dataset:size() return self._size end
 --- Batch size.
-function Dataset:get_batch_size() return self.batch end
+function Dataset:get_batch_size() return self.batch_size end
 --- Number of batches one ds:batches() loop yields (repeat included).
 function Dataset:num_batches()
-  local per = self.drop_remainder and math.floor(self._size / self.batch) or math.ceil(self._size / self.batch)
-  return per * self["repeat"]
+  local per = self.drop_remainder and math.floor(self._size / self.batch_size) or math.ceil(self._size / self.batch_size)
+  return per * self.repeat_count
 end
 --- MindSpore's name for num_batches().
 Dataset.get_dataset_size = Dataset.num_batches
 --- MindSpore's name for batches().
-Dataset.create_tuple_iterator = function(self) return self:batches() end
+Dataset.create_tuple_iterator = function(self, o)
+  if o ~= nil then
+    error(self.name .. ": create_tuple_iterator takes no options in spore (columns, num_epochs, output_numpy, "
+      .. "do_copy are MindSpore's, not implemented): one call iterates one epoch of (images, labels)", 2)
+  end
+  return self:batches()
+end
 --- Shape of one transformed image ({C,H,W} or {H,W,C}).
 function Dataset:item_shape() return { unpack(self._item_shape) } end
 
 function Dataset:_buffers()
   if not self._img then
     local s = self._item_shape
-    self._img = T.empty({ self.batch, s[1], s[2], s[3] }, self.image_dtype)
+    self._img = T.empty({ self.batch_size, s[1], s[2], s[3] }, self.image_dtype)
     local lsh = self.labels:shape()
-    lsh[1] = self.batch
+    lsh[1] = self.batch_size
     self._lab = T.empty(lsh, self.label_dtype)
     self._tail = {}
     if self.device ~= "cpu" then
@@ -246,8 +278,8 @@ end
 
 function Dataset:batches()
   local img, lab = self:_buffers()
-  local order, size, bs = self._order, self._size, self.batch
-  local rep, pass, pos = self["repeat"], 0, size -- pos = size forces a new pass
+  local order, size, bs = self._order, self._size, self.batch_size
+  local rep, pass, pos = self.repeat_count, 0, size -- pos = size forces a new pass
   local drop = self.drop_remainder
   return function()
     if pos >= size or (drop and size - pos < bs) then
@@ -284,7 +316,7 @@ function Dataset:sample(i)
 end
 
 function Dataset:__tostring()
-  return string.format("%s(%d samples, batch %d, %d batches, image %s %s)", self.name, self._size, self.batch,
+  return string.format("%s(%d samples, batch %d, %d batches, image %s %s)", self.name, self._size, self.batch_size,
     self:num_batches(), table.concat(self._item_shape, "x"), self.image_dtype)
 end
 

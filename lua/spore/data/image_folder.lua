@@ -26,6 +26,7 @@ local Dataset = require("spore.data.dataset")
 local class = require("spore.class")
 
 local FileDataset = class("ImageFolderDataset")
+Dataset.refuse_chained(FileDataset)
 
 local EXTRA = { "extensions", "class_indexing", "decode", "num_parallel_workers", "skip_bad_images" }
 local REFUSED = { decrypt = "encrypted image folders are not implemented" }
@@ -122,8 +123,8 @@ function FileDataset.new(files, labels, opts, where)
       .. " start the transforms with vision.Decode() or pass decode = true", 2)
   end
   local self = setmetatable({
-    name = name, files = files, batch = batch, ["repeat"] = rep,
-    shuffle = opts.shuffle ~= false, drop_remainder = opts.drop_remainder == true,
+    name = name, files = files, batch_size = batch, repeat_count = rep,
+    shuffled = opts.shuffle ~= false, drop_remainder = opts.drop_remainder == true,
     _size = size, _n = n, _shards = shards, label_dtype = label_dtype or "int32", device = device,
     transforms = list, workers = workers, skip_bad_images = opts.skip_bad_images == true,
     bad_images = 0, bad_files = {}, seed = opts.seed or 0,
@@ -162,13 +163,19 @@ end
 
 --- Number of samples (one pass, before repeat).
 function FileDataset:size() return self._size end
-function FileDataset:get_batch_size() return self.batch end
+function FileDataset:get_batch_size() return self.batch_size end
 function FileDataset:num_batches()
-  local per = self.drop_remainder and math.floor(self._size / self.batch) or math.ceil(self._size / self.batch)
-  return per * self["repeat"]
+  local per = self.drop_remainder and math.floor(self._size / self.batch_size) or math.ceil(self._size / self.batch_size)
+  return per * self.repeat_count
 end
 FileDataset.get_dataset_size = FileDataset.num_batches
-FileDataset.create_tuple_iterator = function(self) return self:batches() end
+FileDataset.create_tuple_iterator = function(self, o)
+  if o ~= nil then
+    error(self.name .. ": create_tuple_iterator takes no options in spore (columns, num_epochs, output_numpy, "
+      .. "do_copy are MindSpore's, not implemented): one call iterates one epoch of (images, labels)", 2)
+  end
+  return self:batches()
+end
 function FileDataset:item_shape() return { unpack(self._item_shape) } end
 --- The number of classes (folders read).
 function FileDataset:num_classes() return #self.classes end
@@ -239,14 +246,14 @@ function FileDataset:with(opts)
 end
 
 function FileDataset:_new_pass()
-  if self.shuffle then B.shuffle(self._all, self._n, self._rng) end
+  if self.shuffled then B.shuffle(self._all, self._n, self._rng) end
   if self._shards then Dataset.fill_shard(self._order, self._all, self._n, self._size, self._shards) end
 end
 
 function FileDataset:_get_loader()
   if not self._loader then
     self._loader = I.loader(self.files, self._labels, self._ops, {
-      batch_size = self.batch, threads = self.workers, channels = 3, skip_bad = self.skip_bad_images,
+      batch_size = self.batch_size, threads = self.workers, channels = 3, skip_bad = self.skip_bad_images,
       drop_remainder = self.drop_remainder, dtype = self.image_dtype, seed = self.seed })
   end
   return self._loader
@@ -263,7 +270,7 @@ end
 -- num_parallel_workers threads; the order is reshuffled (seeded) every pass.
 function FileDataset:batches()
   local L = self:_get_loader()
-  local rep, pass, active = self["repeat"], 0, false
+  local rep, pass, active = self.repeat_count, 0, false
   return function()
     while true do
       if not active then
@@ -292,7 +299,7 @@ end
 
 function FileDataset:__tostring()
   return string.format("%s(%d images, %d classes, batch %d, %d batches, image %s %s)", self.name, self._size,
-    self.classes and #self.classes or 0, self.batch, self:num_batches(), table.concat(self._item_shape, "x"),
+    self.classes and #self.classes or 0, self.batch_size, self:num_batches(), table.concat(self._item_shape, "x"),
     self.image_dtype)
 end
 

@@ -38,10 +38,10 @@ function S.train(ds, rank, size)
 end
 
 function Train:size() return self.ds._size end
-function Train:get_batch_size() return self.ds.batch end
+function Train:get_batch_size() return self.ds.batch_size end
 --- full global batches per pass, times repeat
 function Train:num_batches()
-  return math.floor(self.ds._size / (self.ds.batch * self.world)) * self.ds["repeat"]
+  return math.floor(self.ds._size / (self.ds.batch_size * self.world)) * self.ds.repeat_count
 end
 Train.get_dataset_size = Train.num_batches
 function Train:__tostring()
@@ -51,15 +51,15 @@ end
 function Train:batches()
   local ds = self.ds
   local img, lab = ds:_buffers()
-  local bs, size, order = ds.batch, ds._size, self.order
+  local bs, size, order = ds.batch_size, ds._size, self.order
   local gb = bs * self.world
   local per = math.floor(size / gb)
-  local rep, pass, k = ds["repeat"], 0, per
+  local rep, pass, k = ds.repeat_count, 0, per
   return function()
     if k >= per then
       if pass >= rep or per == 0 then return nil end
       pass, k = pass + 1, 0
-      if ds.shuffle then B.shuffle(order, size, self.rng) end
+      if ds.shuffled then B.shuffle(order, size, self.rng) end
     end
     local idx = order + (k * gb + self.rank * bs)
     k = k + 1
