@@ -287,3 +287,17 @@ describe("copy_ onto an overlapping view of itself (issue #8, b4)", function()
     assert.same(w, s:reshape(2, 4):totable())
   end)
 end)
+
+describe("Tensor:to with two arguments", function()
+  it("takes one device and one dtype in either order, and refuses anything else", function()
+    local t = spore.tensor({ 1.5, 2 })
+    local a, b = t:to("sim", "float64"), t:to("float64", "sim")
+    assert.equal("float64", a:dtype()); assert.equal("sim", a:device())
+    assert.equal("float64", b:dtype()); assert.equal("sim", b:device())
+    assert.same({ 1.5, 2 }, a:to("cpu"):totable())
+    for _, bad in ipairs({ { "cpu", { non_blocking = true } }, { "cpu", "sim" }, { "float32", "int32" } }) do
+      local ok, err = pcall(t.to, t, bad[1], bad[2])
+      assert.is_false(ok); assert.truthy(tostring(err):find("one of each", 1, true), tostring(err))
+    end
+  end)
+end)

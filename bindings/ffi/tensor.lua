@@ -458,8 +458,17 @@ M.is_device_name = is_device_name
 --- "cpu", "sim", "cuda:0"...
 function Tensor:device() return ffi.string(C.sp_device_name(C.sp_tensor_device(H(self)))) end
 --- t:to("sim") / t:to("cpu"): a copy on that device (self when already there);
--- t:to("float64"): a converted copy (self when the dtype already matches).
-function Tensor:to(arg)
+-- t:to("float64"): a converted copy (self when the dtype already matches);
+-- t:to("sim", "float64") (torch's to(device, dtype)): both. Anything else is an error.
+function Tensor:to(arg, arg2, ...)
+  if arg2 ~= nil or select("#", ...) > 0 then
+    if select("#", ...) > 0 or type(arg2) ~= "string" or type(arg) ~= "string"
+        or is_device_name(arg) == is_device_name(arg2) then
+      error("to: takes a device name, a dtype name, or one of each (t:to('sim', 'float64')); got "
+        .. type(arg) .. ", " .. type(arg2) .. (select("#", ...) > 0 and " and more" or ""), 2)
+    end
+    return self:to(arg):to(arg2)
+  end
   if is_device_name(arg) then
     local d = M.device_code(arg)
     if d == C.sp_tensor_device(H(self)) then return self end

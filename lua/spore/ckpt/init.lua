@@ -163,7 +163,20 @@ local OPAQUE_TAGS = { random_op = true }
 -- ("error" default | "skip"), plus load_param_into_net's options when net is given.
 -- Returns the ordered dict (see ckpt.keys); with net, also loads it and returns the report.
 -- Errors: one line naming the file and, where known, the tensor.
-function M.load_checkpoint(path, opts)
+-- A caller's positional arguments past the options table (MindSpore's strict_load, ...) go
+-- in the table by name: an extra one is an error, never dropped.
+local function no_extra(who, n, form)
+  if n > 0 then
+    error(("%s takes %s: MindSpore's further positional arguments go in the options table by name"):format(who, form), 3)
+  end
+end
+
+function M.load_checkpoint(path, opts, ...)
+  no_extra("load_checkpoint", select("#", ...), "(path, {net =, strict_load =, ...})")
+  -- MindSpore's load_checkpoint(file, net): a network in second place is the net option
+  if type(opts) == "table" and getmetatable(opts) ~= nil and type(opts.parameters_and_names) == "function" then
+    opts = { net = opts }
+  end
   opts = opts_check("load_checkpoint", opts, LOAD_KEYS, LPIN_REFUSED, LOAD_TYPES)
   if opts.format ~= nil and opts.format ~= "ckpt" and opts.format ~= "safetensors" and opts.format ~= "pth" then
     error("load_checkpoint: option 'format' must be \"ckpt\", \"safetensors\" or \"pth\", got \"" .. opts.format .. "\"", 2)
@@ -215,7 +228,8 @@ local function shape_of(t) return t:shape() end
 -- When a parameter of the net is not loaded, MindSpore's two warning lines are given, word
 -- for word ("For 'load_param_into_net', N parameters in the 'net' are not loaded, ...").
 -- Never loads optimizer state (moments.X, moment1.X, adam_m.X, ...) into a parameter X.
-function M.load_param_into_net(net, dict, opts)
+function M.load_param_into_net(net, dict, opts, ...)
+  no_extra("load_param_into_net", select("#", ...), "(net, dict, {strict_load =, ...})")
   opts = opts_check("load_param_into_net", opts, LPIN_KEYS, LPIN_REFUSED, LPIN_TYPES)
   if type(net) ~= "table" or type(net.parameters_and_names) ~= "function" then
     error("load_param_into_net: expected a network or optimizer with parameters_and_names()", 2)
@@ -389,7 +403,8 @@ end
 -- Float32, strings -> "str", booleans -> Bool, tensors as they are), choice_func(name),
 -- crc_check, enc_key, enc_mode, format ("ckpt" default | "safetensors"; inferred from a
 -- ".safetensors" path). ".ckpt" (or ".safetensors") is appended when missing, as MindSpore does.
-function M.save_checkpoint(obj, path, opts)
+function M.save_checkpoint(obj, path, opts, ...)
+  no_extra("save_checkpoint", select("#", ...), "(obj, path, {enc_key =, format =, ...})")
   opts = opts_check("save_checkpoint", opts, SAVE_KEYS, SAVE_REFUSED, SAVE_TYPES)
   if type(path) ~= "string" or path == "" then error("save_checkpoint: path must be a non-empty string", 2) end
   if opts.format ~= nil and not FORMATS[opts.format] then
