@@ -150,8 +150,17 @@ M.utf32_encode = utf32_encode
 local OPAQUE = { maptensor = true }
 local OPAQUE_TAGS = { random_op = true }
 
+-- A caller's positional arguments past the options table (MindSpore's strict_load, ...) go
+-- in the table by name: an extra one is an error, never dropped.
+local function no_extra(who, n, form)
+  if n > 0 then
+    error(("%s takes %s: MindSpore's further positional arguments go in the options table by name"):format(who, form), 3)
+  end
+end
+
 --- load_checkpoint(path, opts) -> dict[, report]
--- opts (MindSpore's names): net, strict_load, filter_prefix (str|list), specify_prefix
+-- opts (MindSpore's names; a network in place of opts means {net = it}, MindSpore's
+-- positional net): net, strict_load, filter_prefix (str|list), specify_prefix
 -- (str|list), choice_func(name)->bool (only when both prefixes are nil), crc_check,
 -- dec_key (string), dec_mode ("AES-GCM"|"AES-CBC"|"SM4-CBC"), format ("ckpt"|
 -- "safetensors"|"pth"; detected from content when nil: zip magic "PK\3\4" -> PyTorch .pth,
@@ -163,14 +172,6 @@ local OPAQUE_TAGS = { random_op = true }
 -- ("error" default | "skip"), plus load_param_into_net's options when net is given.
 -- Returns the ordered dict (see ckpt.keys); with net, also loads it and returns the report.
 -- Errors: one line naming the file and, where known, the tensor.
--- A caller's positional arguments past the options table (MindSpore's strict_load, ...) go
--- in the table by name: an extra one is an error, never dropped.
-local function no_extra(who, n, form)
-  if n > 0 then
-    error(("%s takes %s: MindSpore's further positional arguments go in the options table by name"):format(who, form), 3)
-  end
-end
-
 function M.load_checkpoint(path, opts, ...)
   no_extra("load_checkpoint", select("#", ...), "(path, {net =, strict_load =, ...})")
   -- MindSpore's load_checkpoint(file, net): a network in second place is the net option
