@@ -6,6 +6,7 @@
 local H = spec_helper
 local T = require("spore.tensor")
 local Dataset = require("spore.data.dataset")
+local spore = require("spore")
 local S = require("spore.dist.sampler")
 
 local function labels_of(lab)
@@ -62,6 +63,92 @@ describe("spore.dist.sampler", function()
     assert.equal(50, #seen)
     for i = 1, 50 do assert.equal(i - 1, seen[i]) end
   end)
+end)
+
+-- optimizer-state sharding in one process: Shard.new with a faked rank and size (its
+-- broadcasts do nothing), one optimizer per rank, against an unsharded one
+describe("spore.dist.shard: each rank keeps 1/N of the optimizer state", function()
+  local Shard = require("spore.dist.shard")
+  local function build(kind)
+    local spore = require("spore")
+    spore.manual_seed(11)
+    local nn = spore.nn
+    local net = nn.SequentialCell({ nn.Dense(40, 64), nn.ReLU(), nn.Dense(64, 48), nn.ReLU(), nn.Dense(48, 10) })
+    local opt
+    if kind == "adam" then opt = spore.optim.Adam(net:trainable_params(), 1e-2, { weight_decay = 0.01 })
+    elseif kind == "sgd" then opt = spore.optim.SGD(net:trainable_params(), 0.05, { momentum = 0.9 })
+    else opt = spore.optim.Momentum(net:trainable_params(), 0.05, 0.9) end
+    return net, opt
+  end
+  local function fake(rank, size) return { rank = rank, size = size, lib = function() return { bcast = function() end } end } end
+  local function set_grads(opt, step)
+    for i, p in ipairs(opt.params) do
+      spore.manual_seed(100 * step + i)
+      p.grad = spore.randn(p.data:shape())
+    end
+  end
+  local function state_of(opt)
+    local r = {}
+    for _, kv in ipairs(opt:parameters_and_names()) do r[kv[1]] = kv[2] end
+    return r
+  end
+
+  for _, kind in ipairs({ "momentum", "adam", "sgd" }) do
+    it(kind .. ": 2 ranks hold about half the state each, and update their own parameters bit for bit", function()
+      local _, ref = build(kind)
+      local full = ref:slot_bytes()
+      local largest = 0
+      for _, p in ipairs(ref.params) do largest = math.max(largest, p.data:numel() * 4) end
+      local nslots = #ref.buckets[1].slot_names
+      local opts, total, owners = {}, 0, {}
+      for r = 0, 1 do
+        local _, o = build(kind)
+        local sh = Shard.new({ optimizer = o }, fake(r, 2))
+        assert.equal(full, sh.full_bytes)
+        assert.equal(o:slot_bytes(), sh.kept_bytes)
+        -- at most half the state, plus one parameter's worth (whole parameters), plus the alignment
+        assert.is_true(o:slot_bytes() <= full / 2 + nslots * (largest + 64), ("rank %d keeps %d of %d bytes"):format(r, o:slot_bytes(), full))
+        assert.is_true(o:slot_bytes() < full)
+        total = total + o:slot_bytes()
+        opts[r], owners[r] = o, sh
+        assert.equal(sh, Shard.new({ optimizer = o }, fake(r, 2)))
+        assert.error_matches(function() Shard.new({ optimizer = o }, fake(0, 3)) end, "already sharded over 2 ranks")
+      end
+      assert.is_true(total <= full, total .. " > " .. full)
+      for step = 1, 3 do
+        set_grads(ref, step); ref:step()
+        for r = 0, 1 do set_grads(opts[r], step); owners[r]:step(opts[r]) end
+      end
+      local want = state_of(ref)
+      local n_own = { [0] = 0, [1] = 0 }
+      for r = 0, 1 do
+        local got, sh = state_of(opts[r]), owners[r]
+        for i, p in ipairs(opts[r].params) do
+          if sh.owner[p] == r then
+            n_own[r] = n_own[r] + 1
+            assert.equal(p.data:numel(), p.data:count_equal(ref.params[i].data), p.name)
+          end
+        end
+        for name, sp in pairs(got) do
+          local o = sh.state_owner[sp]
+          if o == r then
+            assert.equal(sp.data:numel(), sp.data:count_equal(want[name].data), name)
+          elseif o ~= nil then
+            assert.equal(0, sp.data:numel(), name .. " is held by rank " .. o)
+            assert.equal(o, rawget(sp, "shard_owner"))
+          end
+        end
+      end
+      assert.is_true(n_own[0] > 0 and n_own[1] > 0)
+      -- the state held elsewhere is refused by name, in a save and in an update
+      local away
+      for _, kv in ipairs(opts[1]:parameters_and_names()) do if rawget(kv[2], "shard_owner") then away = kv[1] break end end
+      assert.error_matches(function() spore.save_checkpoint(opts[1], os.tmpname()) end,
+        "'" .. away:gsub("%p", "%%%0") .. "' is optimizer state held by rank 0")
+      set_grads(opts[1], 9)
+      assert.error_matches(function() opts[1]:step() end, "is not held by this process")
+    end)
+  end
 end)
 
 describe("spore.dist without mpirun", function()

@@ -8,6 +8,8 @@
 --                           state gathered by broadcasting each state tensor from its owner
 --   load OUT INDEX          load a sharded (or ordinary) checkpoint into net + optimizer on every
 --                           rank, compare every tensor bit for bit with the file, save OUT (rank 0)
+--   mem MODEL [OPT]         optimizer state per rank before/after sharding (MODEL: lenet5 | resnet18,
+--                           OPT: momentum | adam): one JSON line per rank
 --   hang OUT STEP           rank 1 stops itself (SIGSTOP) at step STEP; the others must fail
 --   syncbn OUT BATCH STEPS  a small Conv-BatchNorm net with sync_bn: rank 0 saves OUT/final.ckpt
 --                           (-np 2 at BATCH b against -np 1 at 2b: the same weights and statistics)
@@ -20,7 +22,7 @@ local mode, out = arg[1], arg[2]
 if not mode or not out then error("usage: check.lua equiv|shard|load|hang|eval OUT [args]", 0) end
 
 local timeout = tonumber(os.getenv("SPORE_DIST_TIMEOUT") or "") or 30
-dist.init({ timeout = timeout, shard_optimizer = (mode == "shard" or mode == "load") and dist.launched() and true or false,
+dist.init({ timeout = timeout, shard_optimizer = (mode == "shard" or mode == "load" or mode == "mem") and dist.launched() and true or false,
   bucket_mb = 0.05, sync_bn = mode == "syncbn" and os.getenv("SPORE_DIST_CHECK_LOCAL_BN") == nil })
 
 local function synthetic(n, seed, batch, shuffle)
@@ -58,16 +60,23 @@ elseif mode == "shard" then
   local cb = spore.train.ModelCheckpoint("lenet", out, spore.train.CheckpointConfig({ save_checkpoint_steps = steps,
     keep_checkpoint_max = 2, append_info = { "epoch_num", "step_num" } }))
   model:train(1, synthetic(512, 5, 8, true), { steps = steps, progress = false, callbacks = { cb } })
-  -- the reference: every state tensor from the rank that owns it
+  -- the reference: every state tensor from the rank that owns it (a rank holds only its
+  -- own: the others' state is received into a full-size tensor put in place for the save)
   local sh = dist.shard_of and dist.shard_of(model)
+  local away = {}
   for _, kv in ipairs(spore.Model.TrainNetwork(net, opt):parameters_and_names()) do
     local owner = sh and sh.state_owner[kv[2]] or 0
+    if sh and owner ~= dist.rank and kv[2].data:numel() == 0 then
+      away[#away + 1] = { kv[2], kv[2].data }
+      kv[2].data = spore.zeros(sh.state_shape[kv[2]])
+    end
     dist.broadcast(kv[2].data, owner, "reference " .. kv[1])
   end
   if dist.rank == 0 then
     save_full(net, opt, out .. "/ref.ckpt")
-    print(json.encode({ index = cb.saver and sh.latest or cb.latest }))
+    print(json.encode({ index = cb.saver and sh.latest or cb.latest, slot_bytes = opt:slot_bytes() + 0 }))
   end
+  for _, a in ipairs(away) do a[1].data = a[2] end
 elseif mode == "load" then
   local idx = arg[3]
   local net, opt = build()
@@ -91,6 +100,27 @@ elseif mode == "load" then
   end
   if dist.rank == 0 then save_full(net, opt, out) end
   print(json.encode({ rank = dist.rank, compared = n, different = bad }))
+elseif mode == "mem" then
+  -- optimizer state per rank: OUT is a model (lenet5 | resnet18), arg 3 the optimizer
+  -- (momentum | adam). Prints, per rank, the slot bytes before and after sharding and the
+  -- engine's live bytes (spore.mem_stats) at both points.
+  local which, algo = out, arg[3] or "momentum"
+  spore.manual_seed(1)
+  local net = which == "resnet18" and spore.models.resnet18({ class_num = 10 }) or spore.models.lenet5({ num_class = 10 })
+  local opt = algo == "adam" and spore.optim.Adam(net:trainable_params(), 1e-3)
+    or spore.optim.Momentum(net:trainable_params(), 0.01, 0.9)
+  local model = spore.Model(net, spore.nn.SoftmaxCrossEntropyWithLogits({ sparse = true, reduction = "mean" }), opt)
+  dist.broadcast_state(net, opt)
+  collectgarbage(); collectgarbage()
+  local full, live0 = opt:slot_bytes(), spore.mem_stats().live
+  local sh = require("spore.dist.shard").new(model, dist)
+  collectgarbage(); collectgarbage()
+  local line = json.encode({ rank = dist.rank, size = dist.size, model = which, optimizer = algo, full_state_bytes = full,
+    state_bytes = opt:slot_bytes(), kept_bytes = sh.kept_bytes, live_before = live0, live_after = spore.mem_stats().live })
+  for r = 0, dist.size - 1 do
+    if r == dist.rank then print(line); io.stdout:flush() end
+    dist.barrier("mem print")
+  end
 elseif mode == "hang" then
   local at = tonumber(arg[3])
   local net, opt, model = build()

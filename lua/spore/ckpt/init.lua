@@ -340,7 +340,14 @@ end
 local function items_of(obj)
   local items = {}
   if type(obj) == "table" and type(obj.parameters_and_names) == "function" then
-    for _, pn in ipairs(obj:parameters_and_names()) do items[#items + 1] = { name = pn[1], tensor = pn[2].data } end
+    for _, pn in ipairs(obj:parameters_and_names()) do
+      local o = rawget(pn[2], "shard_owner")
+      if o and pn[2].data:numel() == 0 then
+        error(("save_checkpoint: '%s' is optimizer state held by rank %d (spore.dist shard_optimizer): "
+          .. "ModelCheckpoint writes sharded checkpoints, spore.ckpt.merge joins them"):format(pn[1], o), 0)
+      end
+      items[#items + 1] = { name = pn[1], tensor = pn[2].data }
+    end
   elseif type(obj) == "table" and obj[1] ~= nil then
     for i, it in ipairs(obj) do
       local name, data = it.name or it[1], it.data or it[2]

@@ -122,6 +122,13 @@ end
 function M.broadcast_state(net, opt)
   need("spore.dist.broadcast_state")
   local st = train_state(net, opt)
+  -- optimizer state already sharded (spore.dist.shard) is each owner's own: not broadcast
+  local sh = package.loaded["spore.dist.shard"] and package.loaded["spore.dist.shard"].of(opt)
+  if sh then
+    local keep = {}
+    for _, kv in ipairs(st) do if not sh.state_owner[kv[2]] then keep[#keep + 1] = kv end end
+    st = keep
+  end
   local n, elems, sig = #st, 0, 0
   for i, kv in ipairs(st) do
     local e = kv[2].data:numel()

@@ -6,8 +6,12 @@
 -- their Momentum/Adam state is neither read nor written), then every parameter is broadcast
 -- from its owner: the ranks end the step with the same weights, and each rank's
 -- per-parameter state is current only for its own 1/N.
--- (The state buffers themselves stay full size: the flat buffers are one block per bucket.
--- What is sharded is the work of the update and what each rank writes.)
+-- Memory: a rank keeps only its own state. Since the owners follow the optimizer's order, a
+-- rank's parameters in a flat bucket are one run of it, and every slot buffer (moments,
+-- moment1/moment2, accum...) is replaced by one covering only that run (Flat:keep_slots);
+-- the other parameters' state Parameters keep their names with an empty tensor. The full
+-- state exists from the optimizer's creation (and a checkpoint load into it) to the first
+-- Model:train, which broadcasts rank 0's and then shards it.
 --
 -- Checkpoints: ModelCheckpoint's saver becomes Shard:save on every rank: rank r writes
 -- "<stem>.shards/rank<r>.ckpt" with its share of the per-parameter state (rank 0 also the
@@ -20,8 +24,25 @@ local json = require("spore.json")
 local Shard = {}
 Shard.__index = Shard
 
+-- optimizer → its Shard (the slots are sharded once per optimizer, whatever Model uses it)
+local by_opt = setmetatable({}, { __mode = "k" })
+
+--- The Shard of optimizer opt, or nil.
+function Shard.of(opt) return by_opt[opt] end
+
+--- Shard.new(model, dist) → the shard of model.optimizer over dist.size ranks (dist: rank,
+-- size, lib()); frees every slot value this rank does not own. The same Shard again for an
+-- optimizer already sharded over the same ranks.
 function Shard.new(model, dist)
   local opt = model.optimizer
+  local prev = by_opt[opt]
+  if prev then
+    if prev.dist.rank ~= dist.rank or prev.dist.size ~= dist.size then
+      error(("spore.dist: this optimizer's state is already sharded over %d ranks (this is rank %d of %d)")
+        :format(prev.dist.size, dist.rank, dist.size), 0)
+    end
+    return prev
+  end
   local self = setmetatable({ model = model, opt = opt, dist = dist, owner = {}, saved_dirs = {} }, Shard)
   local total, sizes = 0, {}
   for i, p in ipairs(opt.params) do sizes[i] = p.data:numel(); total = total + sizes[i] end
@@ -32,10 +53,13 @@ function Shard.new(model, dist)
     cum = cum + sizes[i]
   end
   -- the state Parameter of each slot of each parameter → the parameter's owner
-  self.state_owner = {}
+  self.state_owner, self.state_shape = {}, {}
   for _, fb in ipairs(rawget(opt, "buckets") or {}) do
     for _, name in ipairs(fb.slot_names) do
-      for i, sp in pairs(fb.slots[name].owners) do self.state_owner[sp] = self.owner[fb.params[i]] end
+      for i, sp in pairs(fb.slots[name].owners) do
+        self.state_owner[sp] = self.owner[fb.params[i]]
+        self.state_shape[sp] = fb.shapes[i]
+      end
     end
   end
   -- runs of consecutive parameters of one flat bucket with the same owner (for the broadcast)
@@ -51,6 +75,22 @@ function Shard.new(model, dist)
       i = j + 1
     end
   end
+  -- keep this rank's state only: in each bucket, the run from its first to its last owned
+  -- parameter (the owners rise in the optimizer's order, so nothing else lies in between
+  -- unless the groups reorder the parameters: then those are kept too)
+  self.full_bytes, self.kept_bytes = opt:slot_bytes(), 0
+  for _, fb in ipairs(rawget(opt, "buckets") or {}) do
+    local lo, hi = #fb.params + 1, 0
+    for i, p in ipairs(fb.params) do
+      if self.owner[p] == dist.rank then lo, hi = math.min(lo, i), math.max(hi, i) end
+    end
+    self.kept_bytes = self.kept_bytes + fb:keep_slots(lo, hi)
+  end
+  -- state held elsewhere: named, so that saving it directly is refused (spore.ckpt)
+  for sp, o in pairs(self.state_owner) do
+    if o ~= dist.rank and sp.data:numel() == 0 then rawset(sp, "shard_owner", o) end
+  end
+  by_opt[opt] = self
   return self
 end
 

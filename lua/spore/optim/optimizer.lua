@@ -383,6 +383,14 @@ function Optimizer:parameters()
   return r
 end
 
+--- Bytes of per-parameter state (moments, accum, ...) this optimizer holds in its flat
+-- buffers: the whole state, or this rank's shard of it under optimizer-state sharding.
+function Optimizer:slot_bytes()
+  local n = 0
+  for _, b in ipairs(self.buckets) do n = n + b:slot_bytes() end
+  return n
+end
+
 --- Zero the gradients of the optimised parameters (one fill per bucket).
 function Optimizer:zero_grad()
   for _, b in ipairs(self.buckets) do b:zero_grad() end
