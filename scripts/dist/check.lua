@@ -6,8 +6,9 @@
 --   shard OUT STEPS         train with shard_optimizer, ModelCheckpoint saving every step into OUT
 --                           (a sharded checkpoint), then rank 0 writes OUT/ref.ckpt: the full
 --                           state gathered by broadcasting each state tensor from its owner
---   load OUT INDEX          load a sharded (or ordinary) checkpoint into net + optimizer on every
---                           rank, compare every tensor bit for bit with the file, save OUT (rank 0)
+--   load OUT INDEX [resume] load a sharded (or ordinary) checkpoint into net + optimizer on every
+--                           rank, compare every tensor bit for bit with the file, save OUT (rank 0);
+--                           with resume, then train 3 more steps (the state sharded over this run)
 --   mem MODEL [OPT]         optimizer state per rank before/after sharding (MODEL: lenet5 | resnet18,
 --                           OPT: momentum | adam): one JSON line per rank
 --   hang OUT STEP           rank 1 stops itself (SIGSTOP) at step STEP; the others must fail
@@ -79,7 +80,7 @@ elseif mode == "shard" then
   for _, a in ipairs(away) do a[1].data = a[2] end
 elseif mode == "load" then
   local idx = arg[3]
-  local net, opt = build()
+  local net, opt, model = build()
   local M = require("spore.ckpt.merge")
   local d = M.is_index(idx) and M.load(idx) or spore.load_checkpoint(idx)
   spore.load_param_into_net(net, d, { strict_load = false })
@@ -100,6 +101,11 @@ elseif mode == "load" then
   end
   if dist.rank == 0 then save_full(net, opt, out) end
   print(json.encode({ rank = dist.rank, compared = n, different = bad }))
+  if arg[4] == "resume" then
+    -- go on training from the loaded state (sharded over this run's rank count)
+    model:train(1, synthetic(512, 5, 8, true), { steps = 3, progress = false })
+    print(json.encode({ rank = dist.rank, resumed = opt:global_step(), state_bytes = opt:slot_bytes() }))
+  end
 elseif mode == "mem" then
   -- optimizer state per rank: OUT is a model (lenet5 | resnet18), arg 3 the optimizer
   -- (momentum | adam). Prints, per rank, the slot bytes before and after sharding and the
