@@ -151,6 +151,9 @@ describe("spore.dist.shard: each rank keeps 1/N of the optimizer state", functio
   end
 end)
 
+local dist_so = io.open(H.root .. "/build/libspore_dist.so", "rb")
+if dist_so then dist_so:close() end
+
 describe("spore.dist without mpirun", function()
   it("options are checked before anything loads: unknown keys, types, backends", function()
     local dist = require("spore.dist")
@@ -183,6 +186,56 @@ describe("spore.dist without mpirun", function()
     assert.truthy(res:find("clean", 1, true), res)
   end)
 
+  it("backend choice: NCCL for a cuda network when usable, MPI otherwise (said), refusals by name", function()
+    local dist = require("spore.dist")
+    local yes = { built = true, usable = true }
+    local no_gpu = { built = true, usable = false, why = "NCCL: no GPU is visible" }
+    local plain = { built = false, usable = false, why = "this libspore_dist.so was built without NCCL" }
+    local function pick(req, dev, n) return dist.choose_backend(req, dev, n) end
+    assert.equal("nccl", pick("auto", "cuda:0", yes))
+    assert.equal("nccl", pick("nccl", "cuda:1", yes))
+    assert.equal("mpi", pick("mpi", "cuda:0", yes))
+    for _, dev in ipairs({ "cpu", "sim" }) do
+      local b, note = pick("auto", dev, yes)
+      assert.equal("mpi", b)
+      assert.is_nil(note)
+      assert.error_matches(function() pick("nccl", dev, yes) end, "backend \"nccl\" moves GPU memory, and the network is on " .. dev)
+    end
+    for _, n in ipairs({ no_gpu, plain }) do
+      local b, note = pick("auto", "cuda:0", n)
+      assert.equal("mpi", b)
+      assert.truthy(note:find("on cuda:0 but NCCL is not usable (" .. n.why .. "): its gradients go through host copies and MPI", 1, true), note)
+      assert.error_matches(function() pick("nccl", "cuda:0", n) end, n.why)
+    end
+  end)
+
+  it("the plain and the CUDA builds' libspore_dist.so load and say what is missing for NCCL", function()
+    if not dist_so then return pending("SKIPPED: build/libspore_dist.so is not built") end
+    local json = require("spore.json")
+    local out, rc = H.run("luajit scripts/dist/nccl_probe.lua 2>&1")
+    assert.equal(0, rc, out)
+    local r = json.decode(out:match("{[^\n]*}"))
+    assert.is_false(r.have_nccl)
+    assert.is_false(r.usable)
+    assert.truthy(r.why:find("built without NCCL (build with `make CUDA=1`)", 1, true), out)
+    assert.truthy(r.unready_error:find("NCCL: not built", 1, true), out)
+    local cuda_dist = H.root .. "/build/cuda/libspore_dist.so"
+    local f = io.open(cuda_dist, "rb")
+    if not f then return pending("SKIPPED (CUDA half): build/cuda/libspore_dist.so is not built (make CUDA=1)") end
+    f:close()
+    out, rc = H.run("SPORE_DIST_LIB=" .. cuda_dist .. " luajit scripts/dist/nccl_probe.lua 2>&1")
+    assert.equal(0, rc, out)
+    r = json.decode(out:match("{[^\n]*}"))
+    assert.is_true(r.have_nccl)
+    -- the NCCL path found libspore.so's device-region accessor inside C
+    assert.is_true(r.bind, out)
+    -- an NCCL all-reduce before NCCL is set up is refused by name
+    assert.truthy(r.unready_error:find("NCCL: no communicator", 1, true), out)
+    if not r.usable then
+      assert.truthy(r.why:find("^NCCL: ") ~= nil, out) -- no GPU, or no libnccl/libcudart: said
+    end
+  end)
+
   it("spore.ckpt.merge refuses what is not a sharded index, naming the file", function()
     local M = require("spore.ckpt.merge")
     local dir = H.tmpdir()
@@ -197,8 +250,6 @@ end)
 
 -- the mpirun checks
 local mpirun = H.run("command -v mpirun"):match("%S+")
-local dist_so = io.open(H.root .. "/build/libspore_dist.so", "rb")
-if dist_so then dist_so:close() end
 local why_skip = (not mpirun and "mpirun is not installed (make deps installs openmpi-bin)")
   or (not dist_so and "build/libspore_dist.so is not built (make, with libopenmpi-dev installed)") or nil
 local ENV = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 "

@@ -26,6 +26,11 @@ local timeout = tonumber(os.getenv("SPORE_DIST_TIMEOUT") or "") or 30
 dist.init({ timeout = timeout, shard_optimizer = (mode == "shard" or mode == "load" or mode == "mem") and dist.launched() and true or false,
   bucket_mb = 0.05, sync_bn = mode == "syncbn" and os.getenv("SPORE_DIST_CHECK_LOCAL_BN") == nil })
 
+-- SPORE_DIST_CHECK_DEVICE=gpu: the network and batches on spore.dist.local_device() (the GPU
+-- path: NCCL when this libspore_dist.so has it); cpu (default): the default device
+local DEV = os.getenv("SPORE_DIST_CHECK_DEVICE")
+if DEV == "gpu" then DEV = dist.local_device() elseif DEV == "cpu" or DEV == "" then DEV = nil end
+
 local function synthetic(n, seed, batch, shuffle)
   spore.manual_seed(seed)
   local imgs = (spore.rand({ n, 28, 28 }) * 255):to("uint8")
@@ -34,12 +39,13 @@ local function synthetic(n, seed, batch, shuffle)
   for i = 1, n do labels[i] = (i * 7 + seed) % 10 end
   local tf = spore.data.transforms
   return spore.data.Dataset(imgs, labels, { batch = batch, shuffle = shuffle, seed = 3, drop_remainder = true,
-    transforms = { tf.Resize({ 32, 32 }), tf.Rescale(1 / 255, 0), tf.HWC2CHW() } })
+    transforms = { tf.Resize({ 32, 32 }), tf.Rescale(1 / 255, 0), tf.HWC2CHW() }, device = DEV })
 end
 
 local function build()
   spore.manual_seed(1 + dist.rank) -- different on each rank: the broadcast from rank 0 must fix it
   local net = spore.models.lenet5({ num_class = 10 })
+  if DEV then net:to(DEV) end
   local opt = spore.optim.Momentum(net:trainable_params(), 0.01, 0.9)
   local loss = spore.nn.SoftmaxCrossEntropyWithLogits({ sparse = true, reduction = "mean" })
   return net, opt, spore.Model(net, loss, opt, { metrics = { "accuracy", "loss" } })
@@ -54,7 +60,10 @@ if mode == "equiv" then
   local batch, steps = tonumber(arg[3]), tonumber(arg[4])
   local net, opt, model = build()
   model:train(1, synthetic(512, 5, batch, true), { steps = steps, progress = false })
-  if dist.rank == 0 then save_full(net, opt, out .. "/final.ckpt") end
+  if dist.rank == 0 then
+    save_full(net, opt, out .. "/final.ckpt")
+    print(json.encode({ backend = dist.comm, device = opt.buckets[1].device, ranks = dist.size }))
+  end
 elseif mode == "shard" then
   local steps = tonumber(arg[3])
   local net, opt, model = build()

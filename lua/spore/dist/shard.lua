@@ -107,7 +107,8 @@ function Shard:step(o)
   if not ok then error(err, 0) end
   local D = self.dist.lib()
   for k, r in ipairs(self.runs) do
-    D.bcast(r.fb.pbuf:narrow(1, r.off + 1, r.n), r.owner, "parameter broadcast " .. k .. " from rank " .. r.owner)
+    local v = r.fb.pbuf:narrow(1, r.off + 1, r.n)
+    D.bcast(v, r.owner, "parameter broadcast " .. k .. " from rank " .. r.owner, self.dist._via and self.dist._via(v))
   end
 end
 
