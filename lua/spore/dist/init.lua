@@ -12,7 +12,10 @@
 --     are broadcast to every rank (once per model); the dataset is sharded by
 --     spore.dist.sampler (same global order for any rank count); ModelCheckpoint runs on
 --     rank 0 only (one ordinary checkpoint), or on every rank with shard_optimizer;
---   * in every step: gradients are summed over ranks by MPI_Iallreduce in buckets of the
+--   * the backend is chosen per model (M.choose_backend): NCCL for a network on the GPU when
+--     this libspore_dist.so has it (make CUDA=1) and a GPU is there, else MPI;
+--   * in every step: gradients are summed over ranks (MPI_Iallreduce, or ncclAllReduce on the
+--     device buffers) in buckets of the
 --     optimizer's flat gradient buffers (spore.optim.Flat), each started as soon as the
 --     backward pass has produced all of its gradients (spore.nn.chain's backward hook), so
 --     communication overlaps the rest of the backward; they are completed (and divided by
