@@ -9,8 +9,8 @@
 --   load OUT INDEX [resume] load a sharded (or ordinary) checkpoint into net + optimizer on every
 --                           rank, compare every tensor bit for bit with the file, save OUT (rank 0);
 --                           with resume, then train 3 more steps (the state sharded over this run)
---   mem MODEL [OPT]         optimizer state per rank before/after sharding (MODEL: lenet5 | resnet18,
---                           OPT: momentum | adam): one JSON line per rank
+--   mem MODEL [OPT]         optimizer state per rank (MODEL: lenet5 | resnet18, OPT: momentum |
+--                           adam) and the engine's live bytes: one JSON line per rank
 --   hang OUT STEP           rank 1 stops itself (SIGSTOP) at step STEP; the others must fail
 --   syncbn OUT BATCH STEPS  a small Conv-BatchNorm net with sync_bn: rank 0 saves OUT/final.ckpt
 --                           (-np 2 at BATCH b against -np 1 at 2b: the same weights and statistics)
@@ -56,6 +56,26 @@ local function save_full(net, opt, path)
   spore.save_checkpoint(tn, path)
 end
 
+-- the full training state into path (rank 0): optimizer state sharded over the ranks is
+-- broadcast from its owner; where this rank holds none, into a full-size tensor put in place
+-- for the save and then taken out again
+local function save_gathered(net, opt, path)
+  local away = {}
+  for _, kv in ipairs(spore.Model.TrainNetwork(net, opt):parameters_and_names()) do
+    local p = kv[2]
+    local owner = rawget(p, "shard_rank")
+    if owner ~= nil then
+      if p.data:numel() == 0 then
+        away[#away + 1] = { p, p.data }
+        p.data = spore.zeros(rawget(p, "shard_shape")):to(p.data:device())
+      end
+      dist.broadcast(p.data, owner, "gather of " .. kv[1])
+    end
+  end
+  if dist.rank == 0 then save_full(net, opt, path) end
+  for _, a in ipairs(away) do a[1].data = a[2] end
+end
+
 if mode == "equiv" then
   local batch, steps = tonumber(arg[3]), tonumber(arg[4])
   local net, opt, model = build()
@@ -70,23 +90,12 @@ elseif mode == "shard" then
   local cb = spore.train.ModelCheckpoint("lenet", out, spore.train.CheckpointConfig({ save_checkpoint_steps = steps,
     keep_checkpoint_max = 2, append_info = { "epoch_num", "step_num" } }))
   model:train(1, synthetic(512, 5, 8, true), { steps = steps, progress = false, callbacks = { cb } })
-  -- the reference: every state tensor from the rank that owns it (a rank holds only its
-  -- own: the others' state is received into a full-size tensor put in place for the save)
+  -- the reference: every state tensor from the rank that owns it
   local sh = dist.shard_of and dist.shard_of(model)
-  local away = {}
-  for _, kv in ipairs(spore.Model.TrainNetwork(net, opt):parameters_and_names()) do
-    local owner = sh and sh.state_owner[kv[2]] or 0
-    if sh and owner ~= dist.rank and kv[2].data:numel() == 0 then
-      away[#away + 1] = { kv[2], kv[2].data }
-      kv[2].data = spore.zeros(sh.state_shape[kv[2]])
-    end
-    dist.broadcast(kv[2].data, owner, "reference " .. kv[1])
-  end
+  save_gathered(net, opt, out .. "/ref.ckpt")
   if dist.rank == 0 then
-    save_full(net, opt, out .. "/ref.ckpt")
     print(json.encode({ index = cb.saver and sh.latest or cb.latest, slot_bytes = opt:slot_bytes() + 0 }))
   end
-  for _, a in ipairs(away) do a[1].data = a[2] end
 elseif mode == "load" then
   local idx = arg[3]
   local net, opt, model = build()
@@ -95,10 +104,12 @@ elseif mode == "load" then
   spore.load_param_into_net(net, d, { strict_load = false })
   spore.load_param_into_net(opt, d, { strict_load = false })
   local bad = {}
-  local n = 0
+  local n, elsewhere = 0, 0
   for _, kv in ipairs(spore.Model.TrainNetwork(net, opt):parameters_and_names()) do
     local v = d[kv[1]]
-    if v == nil then bad[#bad + 1] = kv[1] .. " (not in the file)"
+    if rawget(kv[2], "shard_owner") and kv[2].data:numel() == 0 then
+      elsewhere = elsewhere + 1 -- another rank's share of the optimizer state (shard_optimizer)
+    elseif v == nil then bad[#bad + 1] = kv[1] .. " (not in the file)"
     else
       n = n + 1
       local a = kv[2].data:to("cpu")
@@ -108,8 +119,9 @@ elseif mode == "load" then
       end
     end
   end
-  if dist.rank == 0 then save_full(net, opt, out) end
-  print(json.encode({ rank = dist.rank, compared = n, different = bad }))
+  save_gathered(net, opt, out)
+  print(json.encode({ rank = dist.rank, compared = n, different = bad, held_elsewhere = elsewhere,
+    state_bytes = opt:slot_bytes() + 0 }))
   if arg[4] == "resume" then
     -- go on training from the loaded state (sharded over this run's rank count)
     model:train(1, synthetic(512, 5, 8, true), { steps = 3, progress = false })
@@ -117,21 +129,22 @@ elseif mode == "load" then
   end
 elseif mode == "mem" then
   -- optimizer state per rank: OUT is a model (lenet5 | resnet18), arg 3 the optimizer
-  -- (momentum | adam). Prints, per rank, the slot bytes before and after sharding and the
-  -- engine's live bytes (spore.mem_stats) at both points.
+  -- (momentum | adam). The optimizer is made after spore.dist.init with shard_optimizer, so
+  -- it allocates this rank's share only (spore.dist.shard.plan). One JSON line per rank: the
+  -- slot bytes held, the unsharded figure, the engine's live bytes (spore.mem_stats) once the
+  -- network and optimizer exist.
   local which, algo = out, arg[3] or "momentum"
   spore.manual_seed(1)
   local net = which == "resnet18" and spore.models.resnet18({ class_num = 10 }) or spore.models.lenet5({ num_class = 10 })
   local opt = algo == "adam" and spore.optim.Adam(net:trainable_params(), 1e-3)
     or spore.optim.Momentum(net:trainable_params(), 0.01, 0.9)
   local model = spore.Model(net, spore.nn.SoftmaxCrossEntropyWithLogits({ sparse = true, reduction = "mean" }), opt)
-  dist.broadcast_state(net, opt)
   collectgarbage(); collectgarbage()
-  local full, live0 = opt:slot_bytes(), spore.mem_stats().live
+  local live = spore.mem_stats().live
   local sh = require("spore.dist.shard").new(model, dist)
-  collectgarbage(); collectgarbage()
-  local line = json.encode({ rank = dist.rank, size = dist.size, model = which, optimizer = algo, full_state_bytes = full,
-    state_bytes = opt:slot_bytes(), kept_bytes = sh.kept_bytes, live_before = live0, live_after = spore.mem_stats().live })
+  local line = json.encode({ rank = dist.rank, size = dist.size, model = which, optimizer = algo,
+    full_state_bytes = sh.full_bytes, state_bytes = opt:slot_bytes(), planned = rawget(opt, "_shard_plan") ~= nil,
+    live = live })
   for r = 0, dist.size - 1 do
     if r == dist.rank then print(line); io.stdout:flush() end
     dist.barrier("mem print")

@@ -263,7 +263,13 @@ function M.load_param_into_net(net, dict, opts)
       key = prefix .. name
       src = by_name[key]
     end
-    if src == nil then
+    local held_by = rawget(param, "shard_owner")
+    if held_by and param.data:numel() == 0 then
+      -- optimizer state another rank holds (spore.dist shard_optimizer): that rank loads it
+      if src ~= nil then used[key] = true end
+      report:add({ name = name, key = src and src_key[key], status = "held_elsewhere",
+        reason = "optimizer state held by rank " .. held_by })
+    elseif src == nil then
       param_not_load[#param_not_load + 1] = name
       report:add({ name = name, status = "not_in_ckpt", net_shape = shape_of(param.data), to = param.data:dtype() })
     elseif type(src) ~= "table" or not T.is_tensor(src) then

@@ -197,10 +197,16 @@ function M.broadcast_state(net, opt)
   need("spore.dist.broadcast_state")
   local st = train_state(net, opt)
   -- optimizer state already sharded (spore.dist.shard) is each owner's own: not broadcast
+  -- (every rank made the same initial slots, or loaded the same checkpoint into its share)
   local sh = package.loaded["spore.dist.shard"] and package.loaded["spore.dist.shard"].of(opt)
   if sh then
     local keep = {}
     for _, kv in ipairs(st) do if not sh.state_owner[kv[2]] then keep[#keep + 1] = kv end end
+    st = keep
+  elseif rawget(opt, "_shard_plan") then
+    -- made after spore.dist.init with shard_optimizer: its slots were never whole here
+    local keep = {}
+    for _, kv in ipairs(st) do if rawget(kv[2], "shard_rank") == nil then keep[#keep + 1] = kv end end
     st = keep
   end
   local n, elems, sig = #st, 0, 0

@@ -9,9 +9,11 @@
 -- Memory: a rank keeps only its own state. Since the owners follow the optimizer's order, a
 -- rank's parameters in a flat bucket are one run of it, and every slot buffer (moments,
 -- moment1/moment2, accum...) is replaced by one covering only that run (Flat:keep_slots);
--- the other parameters' state Parameters keep their names with an empty tensor. The full
--- state exists from the optimizer's creation (and a checkpoint load into it) to the first
--- Model:train, which broadcasts rank 0's and then shards it.
+-- the other parameters' state Parameters keep their names with an empty tensor (fields
+-- shard_owner, and on every slot Parameter shard_rank and shard_shape). An optimizer made after
+-- spore.dist.init never allocates the rest (Shard.plan, from Optimizer:_build_flat), and a
+-- checkpoint load skips it (held by another rank); one made before holds the full state until
+-- the first Model:train, which broadcasts rank 0's and then cuts it down (Flat:keep_slots).
 --
 -- Checkpoints: ModelCheckpoint's saver becomes Shard:save on every rank: rank r writes
 -- "<stem>.shards/rank<r>.ckpt" with its share of the per-parameter state (rank 0 also the
@@ -23,6 +25,40 @@ local json = require("spore.json")
 
 local Shard = {}
 Shard.__index = Shard
+
+--- Shard.owners(params, size) → { [param] = rank }: N contiguous runs of the parameters (in
+-- this order) of about equal element counts (a parameter goes to the run holding its middle).
+function Shard.owners(params, size)
+  local owner, total, sizes = {}, 0, {}
+  for i, p in ipairs(params) do sizes[i] = p.data:numel(); total = total + sizes[i] end
+  local cum = 0
+  for i, p in ipairs(params) do
+    local mid = cum + sizes[i] / 2
+    owner[p] = math.min(size - 1, math.floor(mid * size / math.max(total, 1)))
+    cum = cum + sizes[i]
+  end
+  return owner
+end
+
+--- The run lo..hi of flat bucket fb from the first to the last parameter rank owns (lo > hi:
+-- none). The owners rise in the optimizer's order, so nothing else lies in between unless the
+-- groups reorder the parameters (then those are held too).
+function Shard.run_of(fb, owner, rank)
+  local lo, hi = #fb.params + 1, 0
+  for i, p in ipairs(fb.params) do
+    if owner[p] == rank then lo, hi = math.min(lo, i), math.max(hi, i) end
+  end
+  return lo, hi
+end
+
+--- Called by the optimizer (spore.optim.Optimizer) when it is made while spore.dist runs with
+-- shard_optimizer: before any slot exists, each flat bucket is told to hold only this rank's
+-- run (Flat:plan_slots), so the other ranks' state is never allocated here.
+function Shard.plan(opt, dist)
+  local owner = Shard.owners(opt.params, dist.size)
+  rawset(opt, "_shard_plan", { rank = dist.rank, size = dist.size, owner = owner })
+  for _, fb in ipairs(rawget(opt, "buckets") or {}) do fb:plan_slots(Shard.run_of(fb, owner, dist.rank)) end
+end
 
 -- optimizer → its Shard (the slots are sharded once per optimizer, whatever Model uses it)
 local by_opt = setmetatable({}, { __mode = "k" })
@@ -43,22 +79,22 @@ function Shard.new(model, dist)
     end
     return prev
   end
-  local self = setmetatable({ model = model, opt = opt, dist = dist, owner = {}, saved_dirs = {} }, Shard)
-  local total, sizes = 0, {}
-  for i, p in ipairs(opt.params) do sizes[i] = p.data:numel(); total = total + sizes[i] end
-  local cum = 0
-  for i, p in ipairs(opt.params) do
-    local mid = cum + sizes[i] / 2
-    self.owner[p] = math.min(dist.size - 1, math.floor(mid * dist.size / math.max(total, 1)))
-    cum = cum + sizes[i]
+  local plan = rawget(opt, "_shard_plan")
+  if plan and (plan.rank ~= dist.rank or plan.size ~= dist.size) then
+    error(("spore.dist: this optimizer's state was sharded over %d ranks when it was made (this is rank %d of %d)")
+      :format(plan.size, dist.rank, dist.size), 0)
   end
+  local self = setmetatable({ model = model, opt = opt, dist = dist, owner = plan and plan.owner
+    or Shard.owners(opt.params, dist.size), saved_dirs = {} }, Shard)
   -- the state Parameter of each slot of each parameter → the parameter's owner
   self.state_owner, self.state_shape = {}, {}
   for _, fb in ipairs(rawget(opt, "buckets") or {}) do
     for _, name in ipairs(fb.slot_names) do
-      for i, sp in pairs(fb.slots[name].owners) do
+      for i, sp in pairs(fb.slots[name].state) do
         self.state_owner[sp] = self.owner[fb.params[i]]
         self.state_shape[sp] = fb.shapes[i]
+        rawset(sp, "shard_rank", self.owner[fb.params[i]])
+        rawset(sp, "shard_shape", fb.shapes[i])
       end
     end
   end
@@ -78,13 +114,16 @@ function Shard.new(model, dist)
   -- keep this rank's state only: in each bucket, the run from its first to its last owned
   -- parameter (the owners rise in the optimizer's order, so nothing else lies in between
   -- unless the groups reorder the parameters: then those are kept too)
-  self.full_bytes, self.kept_bytes = opt:slot_bytes(), 0
+  -- (already so when the optimizer was made after spore.dist.init: Shard.plan)
+  self.full_bytes, self.kept_bytes = 0, 0
   for _, fb in ipairs(rawget(opt, "buckets") or {}) do
-    local lo, hi = #fb.params + 1, 0
-    for i, p in ipairs(fb.params) do
-      if self.owner[p] == dist.rank then lo, hi = math.min(lo, i), math.max(hi, i) end
+    self.full_bytes = self.full_bytes + fb.total * 4 * #fb.slot_names
+    if plan then
+      self.kept_bytes = self.kept_bytes + fb:slot_bytes()
+    else
+      local lo, hi = Shard.run_of(fb, self.owner, dist.rank)
+      self.kept_bytes = self.kept_bytes + fb:keep_slots(lo, hi)
     end
-    self.kept_bytes = self.kept_bytes + fb:keep_slots(lo, hi)
   end
   -- state held elsewhere: named, so that saving it directly is refused (spore.ckpt)
   for sp, o in pairs(self.state_owner) do

@@ -92,14 +92,36 @@ end
 
 --- Add a slot buffer `name` (float32, filled with init) and return its per-parameter views
 -- (array, in self.params order).
+-- the slot coverage of parameters lo..hi: base (first element) and len (elements, aligned);
+-- lo > hi: none
+function Flat:_cover(lo, hi)
+  local n = #self.params
+  lo, hi = math.max(lo, 1), math.min(hi, n)
+  if lo > hi then return n + 1, n, 0, 0 end
+  local base = self.offsets[lo]
+  return lo, hi, base, math.min(self.total, math.ceil((self.offsets[hi] + self.numels[hi]) / ALIGN) * ALIGN) - base
+end
+
+--- Hold the slots of parameters lo..hi only, from the first add_slot on (optimizer-state
+-- sharding planned before the slots exist: spore.dist.shard.plan). Call before add_slot.
+function Flat:plan_slots(lo, hi)
+  if #self.slot_names > 0 then error("flat state: plan_slots after the slots of " .. self.name .. " exist", 2) end
+  self.keep_lo, self.keep_hi = lo, hi
+end
+
+--- Add a slot buffer `name` (float32, filled with init) and return its per-parameter views
+-- (array, in self.params order; nil for a parameter whose slots this process does not hold:
+-- see plan_slots).
 function Flat:add_slot(name, init)
   if self.slots[name] then error("flat state: slot '" .. name .. "' already exists in " .. self.name, 2) end
-  local buf = T.empty({ self.total }, "float32", self.device):fill_(init or 0)
+  local lo, hi, base, len = self:_cover(self.keep_lo or 1, self.keep_hi or #self.params)
+  local buf = len > 0 and T.empty({ len }, "float32", self.device):fill_(init or 0) or nil
   local views = {}
-  for i = 1, #self.params do views[i] = buf:narrow(1, self.offsets[i] + 1, self.numels[i]):reshape(self.shapes[i]) end
-  -- base/len: the part of the bucket the buffer covers (all of it unless keep_slots narrowed
-  -- it); lo..hi: the parameters whose state it holds
-  self.slots[name] = { buf = buf, views = views, owners = {}, base = 0, len = self.total, lo = 1, hi = #self.params }
+  for i = lo, hi do views[i] = buf:narrow(1, self.offsets[i] - base + 1, self.numels[i]):reshape(self.shapes[i]) end
+  -- base/len: the part of the bucket the buffer covers (all of it unless sharded: plan_slots,
+  -- keep_slots); lo..hi: the parameters whose state it holds; state: every parameter's state
+  -- Parameter (own_slot), owners: those this buffer holds (restored by sync)
+  self.slots[name] = { buf = buf, views = views, owners = {}, state = {}, base = base, len = len, lo = lo, hi = hi }
   self.slot_names[#self.slot_names + 1] = name
   self.ranges = {}
   return views
@@ -107,7 +129,12 @@ end
 
 --- Record the state Parameter whose data is slot `name`'s view of parameter i, so that
 -- sync() can restore the view if something replaces its data.
-function Flat:own_slot(name, i, param) self.slots[name].owners[i] = param end
+function Flat:own_slot(name, i, param)
+  local s = self.slots[name]
+  s.state[i] = param
+  if i >= s.lo and i <= s.hi then s.owners[i] = param end
+  if self.keep_lo then self.slots_whole = (s.lo == 1 and s.hi == #self.params) end
+end
 
 local function check_shape(what, name, t, shape)
   if not same_shape(t:shape(), shape) then
@@ -260,14 +287,8 @@ end
 function Flat:keep_slots(lo, hi)
   if self.slots_whole == false then error("flat state: the slots of " .. self.name .. " are already sharded", 2) end
   local n = #self.params
-  lo, hi = math.max(lo, 1), math.min(hi, n)
-  local base, len = 0, 0
-  if lo <= hi then
-    base = self.offsets[lo]
-    len = math.min(self.total, math.ceil((self.offsets[hi] + self.numels[hi]) / ALIGN) * ALIGN) - base
-  else
-    lo, hi = n + 1, n
-  end
+  local base, len
+  lo, hi, base, len = self:_cover(lo, hi)
   local kept = 0
   for _, name in ipairs(self.slot_names) do
     local s = self.slots[name]
