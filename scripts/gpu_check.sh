@@ -49,7 +49,7 @@ CUDA_HOME=${CUDA_HOME:-$(dirname "$(dirname "$NVCC_BIN")")}
 # cuDNN and cuBLAS: the toolkit's, else the Python wheels' (nvidia-cudnn-cu13, nvidia-cublas)
 wheel_dirs=$(python3 -c 'import nvidia, os; print(" ".join(os.path.join(p, q) for p in nvidia.__path__ for q in sorted(os.listdir(p))))' 2>/dev/null)
 NVCC_EXTRA=""
-for lib in libcudnn.so.9 libcublas.so.13 libcublasLt.so.13 libcudart.so.13; do
+for lib in libcudnn.so.9 libcublas.so.13 libcublasLt.so.13 libcudart.so.13 libnccl.so.2; do
   found=""
   for d in "$CUDA_HOME/lib64" "$CUDA_HOME/lib" /usr/lib/x86_64-linux-gnu $(for w in $wheel_dirs; do echo "$w/lib"; done); do
     [ -e "$d/$lib" ] && { found=$d; break; }
@@ -64,6 +64,10 @@ if [ ! -e "$CUDA_HOME/include/cudnn.h" ]; then
   for w in $wheel_dirs; do [ -e "$w/include/cudnn.h" ] && NVCC_EXTRA="$NVCC_EXTRA -I$w/include"; done
 fi
 for w in $wheel_dirs; do [ -e "$w/include/cublas_v2.h" ] && [ ! -e "$CUDA_HOME/include/cublas_v2.h" ] && NVCC_EXTRA="$NVCC_EXTRA -I$w/include"; done
+# nccl.h for libspore_dist.so's NCCL half (cc, not nvcc): the toolkit's or /usr/include, else the wheel's
+if [ ! -e "$CUDA_HOME/include/nccl.h" ] && [ ! -e /usr/include/nccl.h ]; then
+  for w in $wheel_dirs; do [ -e "$w/include/nccl.h" ] && export CPATH="$w/include${CPATH:+:$CPATH}"; done
+fi
 BUDGET=${GPU_CHECK_BUDGET:-470} # seconds: the steps after this are skipped (and reported)
 OUT=build/gpu_check
 rm -rf "$OUT"; mkdir -p "$OUT"
