@@ -68,7 +68,7 @@ DIST_SRC   := engine/dist/dist.c
 DIST_CFLAGS := -std=c11 -O2 -g -Wall -Wextra -Werror -fPIC -D_GNU_SOURCE -fvisibility=hidden -Iengine/dist $(MPI_CFLAGS)
 ifeq ($(CUDA),1)
   DIST_SRC += engine/dist/nccl.c
-  DIST_CFLAGS += -DSP_DIST_NCCL -I$(CUDA_HOME)/include
+  DIST_CFLAGS += -DSP_DIST_NCCL -Iengine/include -I$(CUDA_HOME)/include
 endif
 DIST_SO := $(BUILD)/libspore_dist.so
 ifeq ($(HAVE_MPI),1)
@@ -83,7 +83,7 @@ all: $(LIB_SO) $(LIB_A) $(CDEF) host $(DIST_TARGET)
 
 dist: $(DIST_SO)
 
-$(DIST_SO): $(DIST_SRC) engine/dist/spore_dist.h
+$(DIST_SO): $(DIST_SRC) engine/dist/spore_dist.h engine/include/spore_engine_ext.h
 	@mkdir -p $(BUILD)
 	$(CC) $(DIST_CFLAGS) $(SANFLAGS) -shared -o $@ $(DIST_SRC) $(MPI_LIBS) -ldl
 

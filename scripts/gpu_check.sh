@@ -10,6 +10,9 @@
 #      float32 and on the GPU in O2, and compares the test accuracies (within 0.01);
 #   5. times ResNet50 forward and training at batch 32 and 128, float32 and O2, and the same
 #      with PyTorch on the same GPU when torch imports (or `pip install torch` works);
+#   5''. when the budget is not spent: spore.dist over NCCL, 2 processes (scripts/dist/gpu_check.sh:
+#      LeNet5 data parallel on the GPU against 1 GPU process and the MPI/CPU path; skipped with
+#      its reason without mpirun or NCCL, or when NCCL refuses two ranks on one GPU);
 #   6. writes build/gpu_report.json and prints a short table.
 # Every step has its own time limit; a step that fails is reported, the rest still run.
 # On the device tool's bare machine: first `bash scripts/gpu_bundle.sh` here, then
@@ -46,7 +49,7 @@ CUDA_HOME=${CUDA_HOME:-$(dirname "$(dirname "$NVCC_BIN")")}
 # cuDNN and cuBLAS: the toolkit's, else the Python wheels' (nvidia-cudnn-cu13, nvidia-cublas)
 wheel_dirs=$(python3 -c 'import nvidia, os; print(" ".join(os.path.join(p, q) for p in nvidia.__path__ for q in sorted(os.listdir(p))))' 2>/dev/null)
 NVCC_EXTRA=""
-for lib in libcudnn.so.9 libcublas.so.13 libcublasLt.so.13 libcudart.so.13; do
+for lib in libcudnn.so.9 libcublas.so.13 libcublasLt.so.13 libcudart.so.13 libnccl.so.2; do
   found=""
   for d in "$CUDA_HOME/lib64" "$CUDA_HOME/lib" /usr/lib/x86_64-linux-gnu $(for w in $wheel_dirs; do echo "$w/lib"; done); do
     [ -e "$d/$lib" ] && { found=$d; break; }
@@ -61,6 +64,10 @@ if [ ! -e "$CUDA_HOME/include/cudnn.h" ]; then
   for w in $wheel_dirs; do [ -e "$w/include/cudnn.h" ] && NVCC_EXTRA="$NVCC_EXTRA -I$w/include"; done
 fi
 for w in $wheel_dirs; do [ -e "$w/include/cublas_v2.h" ] && [ ! -e "$CUDA_HOME/include/cublas_v2.h" ] && NVCC_EXTRA="$NVCC_EXTRA -I$w/include"; done
+# nccl.h for libspore_dist.so's NCCL half (cc, not nvcc): the toolkit's or /usr/include, else the wheel's
+if [ ! -e "$CUDA_HOME/include/nccl.h" ] && [ ! -e /usr/include/nccl.h ]; then
+  for w in $wheel_dirs; do [ -e "$w/include/nccl.h" ] && export CPATH="$w/include${CPATH:+:$CPATH}"; done
+fi
 BUDGET=${GPU_CHECK_BUDGET:-470} # seconds: the steps after this are skipped (and reported)
 OUT=build/gpu_check
 rm -rf "$OUT"; mkdir -p "$OUT"
@@ -125,6 +132,11 @@ if [ $build_ok -eq 1 ]; then
   for b in 32 128; do for amp in O0 O2; do
     run_json "resnet_spore_b${b}_${amp}" 90 luajit scripts/gpu_check.lua resnet cuda "$b" "$amp"
   done; done
+  # 5''. spore.dist over NCCL: 2 processes, LeNet5 data parallel on the GPU against the MPI/CPU path
+  # (scripts/dist/gpu_check.sh; skipped with its reason without mpirun/NCCL, or when NCCL refuses
+  # two ranks on one GPU)
+  echo "== spore.dist NCCL (2 processes)" >&2
+  run_json dist_nccl 150 bash scripts/dist/gpu_check.sh
 fi
 # 5'. ResNet50: PyTorch on the same GPU (installed if it can be)
 echo "== ResNet50 (PyTorch)" >&2
@@ -193,6 +205,7 @@ def ips(b, amp, who):
 f32, o2, tf32 = ips(128, "O0", "spore"), ips(128, "O2", "spore"), ips(128, "O0", "torch")
 r["resnet50_b128_train_ratio_vs_torch"] = f32 / tf32 if f32 and tf32 else None
 r["resnet50_b128_o2_speedup"] = o2 / f32 if o2 and f32 else None
+r["dist_nccl"] = load("dist_nccl")
 r["notes"] = read("notes.txt").splitlines()
 def fmt(x, p=4): return "n/a" if x is None else ("%.*f" % (p, x))
 checks = [("ops", r["ops_failed"] == 0 and bool(r["ops_passed"])), ("lenet", r["lenet_t10k_ok"]), ("fmnist_f32", r.get("fmnist_gpu_f32_ok")),
@@ -214,6 +227,7 @@ print("%-28s %10s %10s %10s %10s %7s" % ("ResNet50 img/s (batch, amp)", "spore f
 for x in rows:
     print("%-28s %10s %10s %10s %10s %7s" % ("  b%d %s" % (x["batch"], x["amp"]), fmt(x["spore_forward_ips"], 1), fmt(x["torch_forward_ips"], 1),
           fmt(x["spore_train_ips"], 1), fmt(x["torch_train_ips"], 1), fmt(x.get("train_ratio_vs_torch"), 2)))
+print("%-28s %s" % ("spore.dist NCCL -np 2", json.dumps(r["dist_nccl"])[:240]))
 for n in r["notes"]: print("note:", n)
 print(r["summary"])
 PYEOF

@@ -34,6 +34,11 @@ int sp_dist_nccl_init(int device);
 int sp_dist_nccl_allreduce_f32(void *dev_buf, size_t n);
 int sp_dist_nccl_selftest(size_t n, int *ok);
 int sp_dist_nccl_finalize(void);
+int sp_dist_nccl_ready(void);
+int sp_dist_nccl_bind_engine(const char *path);
+int sp_dist_nccl_iallreduce(const void *t, size_t n, int *handle);
+int sp_dist_nccl_wait(int handle, const char *what, double *waited);
+int sp_dist_nccl_bcast(const void *t, size_t bytes, int root, const char *what);
 ]])
 
 local function exists(p)
@@ -104,19 +109,37 @@ function M.set_timeout(s) need(); C.sp_dist_set_timeout(s) end
 function M.timeout() return C and C.sp_dist_timeout() or 20 end
 function M.wtime() need(); return C.sp_dist_wtime() end
 
---- Broadcast tensor t (any dtype) from root, in place.
-function M.bcast(t, root, what)
+-- NCCL calls take the tensor's engine handle: libspore_dist.so finds the device address and
+-- stream in C (sp_tensor_device_region), so no device pointer ever reaches Lua
+local function nccl_tensor(t, what)
+  if not t:is_contiguous() then error("spore.dist: " .. what .. ": NCCL needs a contiguous tensor", 3) end
+  return t:handle()
+end
+
+--- Broadcast tensor t (any dtype) from root, in place; via "nccl": with NCCL, in t's
+-- device memory (t on the communicator's GPU), else MPI (device tensors through host copies).
+function M.bcast(t, root, what, via)
   need()
   if t:numel() == 0 then return end
+  if via == "nccl" then
+    check(C.sp_dist_nccl_bcast(nccl_tensor(t, what), t:nbytes(), root, what), nil)
+    return
+  end
   local h, copied = host(t)
   check(C.sp_dist_bcast(h:ptr(), h:numel() * ELSIZE[h:dtype()], root, what), nil)
   if copied then t:copy_(h) end
 end
 
---- Start an in-place sum all-reduce of float32 tensor t; returns a handle for wait.
-function M.iallreduce(t)
+--- Start an in-place sum all-reduce of float32 tensor t; returns a handle for wait. via
+-- "nccl": NCCL on t's device memory, queued after the device's pending kernels.
+function M.iallreduce(t, via)
   need()
   if t:dtype() ~= "float32" then error("spore.dist: all-reduce of gradients needs float32, got " .. t:dtype(), 2) end
+  if via == "nccl" then
+    local out = ffi.new("int[1]")
+    check(C.sp_dist_nccl_iallreduce(nccl_tensor(t, "all-reduce"), t:numel(), out), "all-reduce")
+    return { id = out[0], nccl = true, keep = t }
+  end
   local h, copied = host(t)
   local out = ffi.new("int[1]")
   check(C.sp_dist_iallreduce_f32(h:ptr(), h:numel(), out), "all-reduce")
@@ -126,6 +149,10 @@ function M.progress() if C then check(C.sp_dist_progress(), "progress") end end
 --- Complete an all-reduce (by the deadline); returns the seconds spent waiting.
 local waited = ffi.new("double[1]")
 function M.wait(req, what)
+  if req.nccl then
+    check(C.sp_dist_nccl_wait(req.id, what, waited), nil)
+    return waited[0]
+  end
   check(C.sp_dist_wait(req.id, what, waited), nil)
   if req.target then req.target:copy_(req.host) end
   return waited[0]
@@ -165,5 +192,15 @@ function M.nccl_selftest(n)
   return ok[0] == 1
 end
 function M.nccl_finalize() if C then C.sp_dist_nccl_finalize() end end
+function M.nccl_ready() return C ~= nil and C.sp_dist_nccl_ready() == 1 end
+--- Let the NCCL path find tensors' device memory through the libspore.so in use; true, or
+-- false and why (a plain build: NCCL is not built).
+function M.nccl_bind_engine()
+  need()
+  if C.sp_dist_nccl_bind_engine(type(lib.path) == "string" and lib.path or nil) ~= 0 then
+    return false, ffi.string(C.sp_dist_last_error())
+  end
+  return true
+end
 
 return M

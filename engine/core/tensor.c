@@ -2,6 +2,7 @@
 #include "core/internal.h"
 #include "core/device.h"
 #include "core/kernels.h"
+#include "spore_engine_ext.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -188,6 +189,27 @@ void *sp_tensor_data(const sp_tensor *t) {
     return SP_DATA(t);
 }
 int sp_tensor_device(const sp_tensor *t) { return t ? SP_DEV(t)->code : -1; }
+
+#ifdef SP_HAVE_CUDA
+#include "cuda/cuda_api.h"
+#endif
+sp_status sp_tensor_device_region(const sp_tensor *t, void **addr, int *device, void **stream) {
+    if (!t || !addr || !device || !stream) return sp_error(SP_EINVAL, "sp_tensor_device_region: NULL argument");
+    if (!sp_tensor_is_contiguous(t)) return sp_error(SP_EINVAL, "sp_tensor_device_region: the tensor is not contiguous");
+    const sp_device *d = SP_DEV(t);
+    *addr = SP_DATA(t);
+    *device = d->code;
+    *stream = NULL;
+    if (d->type == SP_DEVICE_CUDA) {
+#ifdef SP_HAVE_CUDA
+        *stream = spc_stream(d->index);
+        if (!*stream) return SP_EDEVICE;
+#else
+        return sp_error(SP_EDEVICE, "sp_tensor_device_region: a cuda tensor in a build without CUDA");
+#endif
+    }
+    return SP_OK;
+}
 int sp_tensor_storage_refcount(const sp_tensor *t) { return t ? atomic_load(&t->st->refcount) : 0; }
 int sp_tensor_shares_storage(const sp_tensor *a, const sp_tensor *b) { return a && b && a->st == b->st; }
 int sp_tensor_shape(const sp_tensor *t, int64_t *shape) {

@@ -52,6 +52,9 @@ int spc_owns(int dev, const void *p);
 sp_status spc_from_host(int dev, void *dst, const void *src, size_t n);
 sp_status spc_to_host(int dev, void *dst, const void *src, size_t n);
 sp_status spc_copy(int dev, void *dst, const void *src, size_t n);
+/* The device's one stream (a cudaStream_t), NULL with the error set when the device cannot
+ * be used: for engine libraries that queue work after the device's kernels (NCCL). */
+void *spc_stream(int dev);
 /* Wait for all work queued on the device's stream; reports asynchronous kernel errors. */
 sp_status spc_sync(int dev);
 

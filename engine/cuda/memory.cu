@@ -141,6 +141,11 @@ spc_ctx *spc_ctx_get(int dev) {
     return &g_dev[dev].ctx;
 }
 
+extern "C" void *spc_stream(int dev) {
+    spc_ctx *c = spc_ctx_get(dev);
+    return c ? (void *)c->stream : NULL;
+}
+
 extern "C" void *spc_alloc(int dev, size_t n, int zero) {
     spc_ctx *c = spc_ctx_get(dev);
     if (!c) return NULL;

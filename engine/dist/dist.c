@@ -167,6 +167,10 @@ static int timeout_msg(const char *what) {
               g_timeout);
 }
 
+/* for nccl.c (hidden): answer liveness probes while polling; a timed-out wait's message */
+void sp_dist_serve(void) { serve_pings(); }
+int sp_dist_timeout_fail(const char *what) { return timeout_msg(what); }
+
 static int new_handle(void) {
   for (int i = 0; i < MAXREQ; i++)
     if (!g_used[i]) { g_used[i] = 1; return i; }
@@ -319,4 +323,18 @@ int sp_dist_nccl_init(int device) { (void)device; return fail("NCCL: not built (
 int sp_dist_nccl_allreduce_f32(void *b, size_t n) { (void)b; (void)n; return fail("NCCL: not built (make CUDA=1)"); }
 int sp_dist_nccl_selftest(size_t n, int *ok) { (void)n; *ok = 0; return fail("NCCL: not built (make CUDA=1)"); }
 int sp_dist_nccl_finalize(void) { return 0; }
+int sp_dist_nccl_ready(void) { return 0; }
+int sp_dist_nccl_bind_engine(const char *path) { (void)path; return fail("NCCL: not built (make CUDA=1)"); }
+int sp_dist_nccl_iallreduce(const void *t, size_t n, int *handle) {
+  (void)t; (void)n; (void)handle;
+  return fail("NCCL: not built (make CUDA=1)");
+}
+int sp_dist_nccl_wait(int handle, const char *what, double *waited) {
+  (void)handle; (void)what; (void)waited;
+  return fail("NCCL: not built (make CUDA=1)");
+}
+int sp_dist_nccl_bcast(const void *t, size_t bytes, int root, const char *what) {
+  (void)t; (void)bytes; (void)root; (void)what;
+  return fail("NCCL: not built (make CUDA=1)");
+}
 #endif

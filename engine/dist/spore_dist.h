@@ -51,5 +51,22 @@ int sp_dist_nccl_allreduce_f32(void *dev_buf, size_t n);
 /* A self-check: allreduce of n floats (rank r contributes r+1) in device memory; *ok = 1 when right. */
 int sp_dist_nccl_selftest(size_t n, int *ok);
 int sp_dist_nccl_finalize(void);
+/* 1 once sp_dist_nccl_init has made the communicator. */
+int sp_dist_nccl_ready(void);
+/* The NCCL calls below take spore tensors (const sp_tensor *, opaque here) and find their
+ * device address and stream inside C, through libspore.so's sp_tensor_device_region
+ * (engine/include/spore_engine_ext.h): path is the libspore.so already loaded by the
+ * process (it is opened with RTLD_NOLOAD, never loaded a second time). */
+int sp_dist_nccl_bind_engine(const char *path);
+/* Start an in-place float32 sum all-reduce of contiguous cuda tensor t (n elements) on the
+ * communicator's stream, after the work already queued on t's device stream; *handle names
+ * it for sp_dist_nccl_wait. */
+int sp_dist_nccl_iallreduce(const void *t, size_t n, int *handle);
+/* Complete it by the deadline (polling its event; liveness probes are answered meanwhile);
+ * later work on the device stream is ordered after it. On timeout the communicator is
+ * aborted and the message names the silent ranks. */
+int sp_dist_nccl_wait(int handle, const char *what, double *waited);
+/* Broadcast bytes of contiguous cuda tensor t from root (ncclBroadcast), by the deadline. */
+int sp_dist_nccl_bcast(const void *t, size_t bytes, int root, const char *what);
 #pragma GCC visibility pop
 #endif

@@ -147,6 +147,9 @@ function M.report_summary(param_not_load, ckpt_not_load, report)
   for _, e in ipairs(report and report.skipped or {}) do
     s.skipped[#s.skipped + 1] = { name = e.name, reason = e.reason }
   end
+  -- optimizer state another rank holds (spore.dist shard_optimizer): counted, when any
+  local held = report and report.counts and report:counts().held_elsewhere
+  if held then s.held_elsewhere = held end
   return s
 end
 

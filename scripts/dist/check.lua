@@ -6,8 +6,11 @@
 --   shard OUT STEPS         train with shard_optimizer, ModelCheckpoint saving every step into OUT
 --                           (a sharded checkpoint), then rank 0 writes OUT/ref.ckpt: the full
 --                           state gathered by broadcasting each state tensor from its owner
---   load OUT INDEX          load a sharded (or ordinary) checkpoint into net + optimizer on every
---                           rank, compare every tensor bit for bit with the file, save OUT (rank 0)
+--   load OUT INDEX [resume] load a sharded (or ordinary) checkpoint into net + optimizer on every
+--                           rank, compare every tensor bit for bit with the file, save OUT (rank 0);
+--                           with resume, then train 3 more steps (the state sharded over this run)
+--   mem MODEL [OPT]         optimizer state per rank (MODEL: lenet5 | resnet18, OPT: momentum |
+--                           adam) and the engine's live bytes: one JSON line per rank
 --   hang OUT STEP           rank 1 stops itself (SIGSTOP) at step STEP; the others must fail
 --   syncbn OUT BATCH STEPS  a small Conv-BatchNorm net with sync_bn: rank 0 saves OUT/final.ckpt
 --                           (-np 2 at BATCH b against -np 1 at 2b: the same weights and statistics)
@@ -20,8 +23,13 @@ local mode, out = arg[1], arg[2]
 if not mode or not out then error("usage: check.lua equiv|shard|load|hang|eval OUT [args]", 0) end
 
 local timeout = tonumber(os.getenv("SPORE_DIST_TIMEOUT") or "") or 30
-dist.init({ timeout = timeout, shard_optimizer = (mode == "shard" or mode == "load") and dist.launched() and true or false,
+dist.init({ timeout = timeout, shard_optimizer = (mode == "shard" or mode == "load" or mode == "mem") and dist.launched() and true or false,
   bucket_mb = 0.05, sync_bn = mode == "syncbn" and os.getenv("SPORE_DIST_CHECK_LOCAL_BN") == nil })
+
+-- SPORE_DIST_CHECK_DEVICE=gpu: the network and batches on spore.dist.local_device() (the GPU
+-- path: NCCL when this libspore_dist.so has it); cpu (default): the default device
+local DEV = os.getenv("SPORE_DIST_CHECK_DEVICE")
+if DEV == "gpu" then DEV = dist.local_device() elseif DEV == "cpu" or DEV == "" then DEV = nil end
 
 local function synthetic(n, seed, batch, shuffle)
   spore.manual_seed(seed)
@@ -31,12 +39,13 @@ local function synthetic(n, seed, batch, shuffle)
   for i = 1, n do labels[i] = (i * 7 + seed) % 10 end
   local tf = spore.data.transforms
   return spore.data.Dataset(imgs, labels, { batch = batch, shuffle = shuffle, seed = 3, drop_remainder = true,
-    transforms = { tf.Resize({ 32, 32 }), tf.Rescale(1 / 255, 0), tf.HWC2CHW() } })
+    transforms = { tf.Resize({ 32, 32 }), tf.Rescale(1 / 255, 0), tf.HWC2CHW() }, device = DEV })
 end
 
 local function build()
   spore.manual_seed(1 + dist.rank) -- different on each rank: the broadcast from rank 0 must fix it
   local net = spore.models.lenet5({ num_class = 10 })
+  if DEV then net:to(DEV) end
   local opt = spore.optim.Momentum(net:trainable_params(), 0.01, 0.9)
   local loss = spore.nn.SoftmaxCrossEntropyWithLogits({ sparse = true, reduction = "mean" })
   return net, opt, spore.Model(net, loss, opt, { metrics = { "accuracy", "loss" } })
@@ -47,11 +56,34 @@ local function save_full(net, opt, path)
   spore.save_checkpoint(tn, path)
 end
 
+-- the full training state into path (rank 0): optimizer state sharded over the ranks is
+-- broadcast from its owner; where this rank holds none, into a full-size tensor put in place
+-- for the save and then taken out again
+local function save_gathered(net, opt, path)
+  local away = {}
+  for _, kv in ipairs(spore.Model.TrainNetwork(net, opt):parameters_and_names()) do
+    local p = kv[2]
+    local owner = rawget(p, "shard_rank")
+    if owner ~= nil then
+      if p.data:numel() == 0 then
+        away[#away + 1] = { p, p.data }
+        p.data = spore.zeros(rawget(p, "shard_shape")):to(p.data:device())
+      end
+      dist.broadcast(p.data, owner, "gather of " .. kv[1])
+    end
+  end
+  if dist.rank == 0 then save_full(net, opt, path) end
+  for _, a in ipairs(away) do a[1].data = a[2] end
+end
+
 if mode == "equiv" then
   local batch, steps = tonumber(arg[3]), tonumber(arg[4])
   local net, opt, model = build()
   model:train(1, synthetic(512, 5, batch, true), { steps = steps, progress = false })
-  if dist.rank == 0 then save_full(net, opt, out .. "/final.ckpt") end
+  if dist.rank == 0 then
+    save_full(net, opt, out .. "/final.ckpt")
+    print(json.encode({ backend = dist.comm, device = opt.buckets[1].device, ranks = dist.size }))
+  end
 elseif mode == "shard" then
   local steps = tonumber(arg[3])
   local net, opt, model = build()
@@ -60,26 +92,24 @@ elseif mode == "shard" then
   model:train(1, synthetic(512, 5, 8, true), { steps = steps, progress = false, callbacks = { cb } })
   -- the reference: every state tensor from the rank that owns it
   local sh = dist.shard_of and dist.shard_of(model)
-  for _, kv in ipairs(spore.Model.TrainNetwork(net, opt):parameters_and_names()) do
-    local owner = sh and sh.state_owner[kv[2]] or 0
-    dist.broadcast(kv[2].data, owner, "reference " .. kv[1])
-  end
+  save_gathered(net, opt, out .. "/ref.ckpt")
   if dist.rank == 0 then
-    save_full(net, opt, out .. "/ref.ckpt")
-    print(json.encode({ index = cb.saver and sh.latest or cb.latest }))
+    print(json.encode({ index = cb.saver and sh.latest or cb.latest, slot_bytes = opt:slot_bytes() + 0 }))
   end
 elseif mode == "load" then
   local idx = arg[3]
-  local net, opt = build()
+  local net, opt, model = build()
   local M = require("spore.ckpt.merge")
   local d = M.is_index(idx) and M.load(idx) or spore.load_checkpoint(idx)
   spore.load_param_into_net(net, d, { strict_load = false })
   spore.load_param_into_net(opt, d, { strict_load = false })
   local bad = {}
-  local n = 0
+  local n, elsewhere = 0, 0
   for _, kv in ipairs(spore.Model.TrainNetwork(net, opt):parameters_and_names()) do
     local v = d[kv[1]]
-    if v == nil then bad[#bad + 1] = kv[1] .. " (not in the file)"
+    if rawget(kv[2], "shard_owner") and kv[2].data:numel() == 0 then
+      elsewhere = elsewhere + 1 -- another rank's share of the optimizer state (shard_optimizer)
+    elseif v == nil then bad[#bad + 1] = kv[1] .. " (not in the file)"
     else
       n = n + 1
       local a = kv[2].data:to("cpu")
@@ -89,8 +119,36 @@ elseif mode == "load" then
       end
     end
   end
-  if dist.rank == 0 then save_full(net, opt, out) end
-  print(json.encode({ rank = dist.rank, compared = n, different = bad }))
+  save_gathered(net, opt, out)
+  print(json.encode({ rank = dist.rank, compared = n, different = bad, held_elsewhere = elsewhere,
+    state_bytes = opt:slot_bytes() + 0 }))
+  if arg[4] == "resume" then
+    -- go on training from the loaded state (sharded over this run's rank count)
+    model:train(1, synthetic(512, 5, 8, true), { steps = 3, progress = false })
+    print(json.encode({ rank = dist.rank, resumed = opt:global_step(), state_bytes = opt:slot_bytes() }))
+  end
+elseif mode == "mem" then
+  -- optimizer state per rank: OUT is a model (lenet5 | resnet18), arg 3 the optimizer
+  -- (momentum | adam). The optimizer is made after spore.dist.init with shard_optimizer, so
+  -- it allocates this rank's share only (spore.dist.shard.plan). One JSON line per rank: the
+  -- slot bytes held, the unsharded figure, the engine's live bytes (spore.mem_stats) once the
+  -- network and optimizer exist.
+  local which, algo = out, arg[3] or "momentum"
+  spore.manual_seed(1)
+  local net = which == "resnet18" and spore.models.resnet18({ class_num = 10 }) or spore.models.lenet5({ num_class = 10 })
+  local opt = algo == "adam" and spore.optim.Adam(net:trainable_params(), 1e-3)
+    or spore.optim.Momentum(net:trainable_params(), 0.01, 0.9)
+  local model = spore.Model(net, spore.nn.SoftmaxCrossEntropyWithLogits({ sparse = true, reduction = "mean" }), opt)
+  collectgarbage(); collectgarbage()
+  local live = spore.mem_stats().live
+  local sh = require("spore.dist.shard").new(model, dist)
+  local line = json.encode({ rank = dist.rank, size = dist.size, model = which, optimizer = algo,
+    full_state_bytes = sh.full_bytes, state_bytes = opt:slot_bytes(), planned = rawget(opt, "_shard_plan") ~= nil,
+    live = live })
+  for r = 0, dist.size - 1 do
+    if r == dist.rank then print(line); io.stdout:flush() end
+    dist.barrier("mem print")
+  end
 elseif mode == "hang" then
   local at = tonumber(arg[3])
   local net, opt, model = build()

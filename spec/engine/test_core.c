@@ -347,3 +347,34 @@ SUITE(tensor_copy_overlap) {
     CHECK(copy_overlap_matches_clone(r34, t34) == 0, "c[1..3,:] <- c[:,2..4]^T (non-square overlap)");
     sp_tensor_free(t34); sp_tensor_free(c43); sp_tensor_free(r34); sp_tensor_free(c);
 }
+
+/* sp_tensor_device_region (spore_engine_ext.h, for C engine libraries such as
+ * libspore_dist.so's NCCL path): the address of the first element with the view's offset,
+ * the device code, no stream for host-addressable devices; a strided view and NULL
+ * arguments refused. */
+#include "spore_engine_ext.h"
+SUITE(tensor_device_region) {
+    int64_t sh[2] = {3, 4};
+    sp_tensor *t, *row, *tr;
+    CHECK_OK(sp_tensor_new(&t, SP_FLOAT32, 2, sh));
+    CHECK_OK(sp_tensor_select(&row, t, 0, 2));
+    void *addr = NULL, *stream = (void *)1;
+    int dev = -1;
+    CHECK_OK(sp_tensor_device_region(row, &addr, &dev, &stream));
+    CHECK(addr == (char *)sp_tensor_data(t) + 8 * sizeof(float), "row 2 starts 8 floats in");
+    CHECK(dev == SP_DEVICE_CPU && stream == NULL, "cpu: device %d, no stream", dev);
+    CHECK_OK(sp_tensor_transpose(&tr, t, 0, 1));
+    CHECK(sp_tensor_device_region(tr, &addr, &dev, &stream) == SP_EINVAL, "a strided view is refused");
+    CHECK(strstr(sp_last_error(), "not contiguous") != NULL, "names why: %s", sp_last_error());
+    CHECK(sp_tensor_device_region(t, NULL, &dev, &stream) == SP_EINVAL, "NULL argument refused");
+    if (sp_device_available(SP_DEVICE_SIM)) {
+        sp_tensor *s;
+        CHECK_OK(sp_tensor_new_on(&s, SP_FLOAT32, 2, sh, SP_DEVICE_SIM));
+        CHECK_OK(sp_tensor_device_region(s, &addr, &dev, &stream));
+        CHECK(dev == SP_DEVICE_SIM && addr != NULL && stream == NULL, "sim: its address, no stream");
+        sp_tensor_free(s);
+    }
+    sp_tensor_free(tr);
+    sp_tensor_free(row);
+    sp_tensor_free(t);
+}

@@ -278,7 +278,13 @@ function M.load_param_into_net(net, dict, opts, ...)
       key = prefix .. name
       src = by_name[key]
     end
-    if src == nil then
+    local held_by = rawget(param, "shard_owner")
+    if held_by and param.data:numel() == 0 then
+      -- optimizer state another rank holds (spore.dist shard_optimizer): that rank loads it
+      if src ~= nil then used[key] = true end
+      report:add({ name = name, key = src and src_key[key], status = "held_elsewhere",
+        reason = "optimizer state held by rank " .. held_by })
+    elseif src == nil then
       param_not_load[#param_not_load + 1] = name
       report:add({ name = name, status = "not_in_ckpt", net_shape = shape_of(param.data), to = param.data:dtype() })
     elseif type(src) ~= "table" or not T.is_tensor(src) then
@@ -355,7 +361,14 @@ end
 local function items_of(obj)
   local items = {}
   if type(obj) == "table" and type(obj.parameters_and_names) == "function" then
-    for _, pn in ipairs(obj:parameters_and_names()) do items[#items + 1] = { name = pn[1], tensor = pn[2].data } end
+    for _, pn in ipairs(obj:parameters_and_names()) do
+      local o = rawget(pn[2], "shard_owner")
+      if o and pn[2].data:numel() == 0 then
+        error(("save_checkpoint: '%s' is optimizer state held by rank %d (spore.dist shard_optimizer): "
+          .. "ModelCheckpoint writes sharded checkpoints, spore.ckpt.merge joins them"):format(pn[1], o), 0)
+      end
+      items[#items + 1] = { name = pn[1], tensor = pn[2].data }
+    end
   elseif type(obj) == "table" and obj[1] ~= nil then
     for i, it in ipairs(obj) do
       local name, data = it.name or it[1], it.data or it[2]

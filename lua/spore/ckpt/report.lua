@@ -1,6 +1,7 @@
 --- spore.ckpt.report — the load report: one entry per tensor, in order.
 -- entry = { name = <net name or ckpt key>, key = <ckpt key>, status = "loaded" | "cast" |
---   "skipped" | "not_in_ckpt" | "not_in_net" | "dropped", from = dtype, to = dtype,
+--   "skipped" | "not_in_ckpt" | "not_in_net" | "dropped" | "held_elsewhere" (optimizer state
+--   another rank holds under spore.dist's shard_optimizer), from = dtype, to = dtype,
 --   reason = text, ckpt_shape = {..}, net_shape = {..} }
 local class = require("spore.class")
 
@@ -32,6 +33,9 @@ function R:summary()
   local c = self:counts()
   lines[1] = string.format("loaded %d (cast %d), skipped %d, not in checkpoint %d, not in net %d",
     #self.loaded, #self.cast, #self.skipped, c.not_in_ckpt or 0, c.not_in_net or 0)
+  if c.held_elsewhere then
+    lines[1] = lines[1] .. (", held by other ranks %d (spore.dist shard_optimizer)"):format(c.held_elsewhere)
+  end
   if self.prefix then lines[#lines + 1] = "  prefix fallback: '" .. self.prefix .. "'" end
   for _, e in ipairs(self.entries) do
     if e.status == "cast" then

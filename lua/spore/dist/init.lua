@@ -12,7 +12,10 @@
 --     are broadcast to every rank (once per model); the dataset is sharded by
 --     spore.dist.sampler (same global order for any rank count); ModelCheckpoint runs on
 --     rank 0 only (one ordinary checkpoint), or on every rank with shard_optimizer;
---   * in every step: gradients are summed over ranks by MPI_Iallreduce in buckets of the
+--   * the backend is chosen per model (M.choose_backend): NCCL for a network on the GPU when
+--     this libspore_dist.so has it (make CUDA=1) and a GPU is there, else MPI;
+--   * in every step: gradients are summed over ranks (MPI_Iallreduce, or ncclAllReduce on the
+--     device buffers) in buckets of the
 --     optimizer's flat gradient buffers (spore.optim.Flat), each started as soon as the
 --     backward pass has produced all of its gradients (spore.nn.chain's backward hook), so
 --     communication overlaps the rest of the backward; they are completed (and divided by
@@ -54,12 +57,13 @@ end
 -- (gradient bucket size, 2), overlap (start each bucket during backward, true),
 -- shard_optimizer (each rank keeps and writes 1/N of the Momentum/Adam state, false),
 -- sync_bn (BatchNorm with the statistics of the global batch, spore.dist.sync_bn; false:
--- per rank, as MindSpore's data parallel), backend ("mpi", or "nccl" for device
--- buffers in a CUDA build).
+-- per rank, as MindSpore's data parallel), backend ("auto": NCCL for a cuda network when
+-- this libspore_dist.so has it and a GPU is there, else MPI; "mpi"; "nccl": NCCL or an error;
+-- see M.choose_backend).
 function M.init(o)
   o = opts_lib.check("spore.dist.init", o, OPTIONS, nil, TYPES)
-  if o.backend ~= nil and o.backend ~= "mpi" and o.backend ~= "nccl" then
-    error("spore.dist.init: option 'backend' must be \"mpi\" or \"nccl\", got \"" .. o.backend .. "\"", 2)
+  if o.backend ~= nil and o.backend ~= "mpi" and o.backend ~= "nccl" and o.backend ~= "auto" then
+    error("spore.dist.init: option 'backend' must be \"auto\", \"mpi\" or \"nccl\", got \"" .. o.backend .. "\"", 2)
   end
   if o.timeout ~= nil and not (o.timeout > 0) then error("spore.dist.init: timeout must be > 0 seconds", 2) end
   if o.bucket_mb ~= nil and not (o.bucket_mb > 0) then error("spore.dist.init: bucket_mb must be > 0", 2) end
@@ -80,7 +84,8 @@ function M.init(o)
   M.overlap = o.overlap ~= false
   M.shard_optimizer = o.shard_optimizer == true
   M.sync_bn = o.sync_bn == true
-  M.backend = o.backend or "mpi"
+  M.backend = o.backend or "auto"
+  M.comm = nil -- chosen per model at attach (M.choose_backend)
   if M.backend == "nccl" then
     local usable, why = D.nccl_usable()
     if not usable then error("spore.dist.init: backend \"nccl\": " .. why, 2) end
@@ -91,10 +96,79 @@ function M.init(o)
   return M
 end
 
+--- The backend of a model's collectives: choose_backend(requested, device, nccl) → "mpi" or
+-- "nccl", and a note (a string when the choice needs saying, else nil). requested: the init
+-- option ("mpi", "nccl" or "auto"); device: where the optimizer's flat buffers live ("cpu",
+-- "sim", "cuda:0"...); nccl: { built = this libspore_dist.so has NCCL, usable = it loads and
+-- sees a GPU, why = what is missing }. NCCL moves device memory only: "nccl" for a network
+-- off the GPU is an error, and so is "nccl" where it is not usable; "auto" takes NCCL for a
+-- cuda network when it is usable, else MPI (through host copies, said in the note).
+function M.choose_backend(requested, device, nccl)
+  local on_gpu = type(device) == "string" and device:match("^cuda") ~= nil
+  if requested == "mpi" then return "mpi" end
+  if requested == "nccl" then
+    if not on_gpu then
+      error(("spore.dist: backend \"nccl\" moves GPU memory, and the network is on %s: use backend \"mpi\" or "
+        .. "move it to the GPU (net:to(spore.dist.local_device()))"):format(tostring(device)), 0)
+    end
+    if not nccl.usable then error("spore.dist: backend \"nccl\": " .. tostring(nccl.why), 0) end
+    return "nccl"
+  end
+  if on_gpu then
+    if nccl.usable then return "nccl" end
+    return "mpi", ("the network is on %s but NCCL is not usable (%s): its gradients go through host copies and MPI")
+      :format(device, tostring(nccl.why))
+  end
+  return "mpi"
+end
+
+--- The device this process should train on: "cuda:<local rank mod GPUs>" when this engine sees
+-- GPUs (one GPU per process on a machine), else "cpu".
+function M.local_device()
+  local n = require("spore").device_count()
+  if n < 1 then return "cpu" end
+  local lr = tonumber(os.getenv("OMPI_COMM_WORLD_LOCAL_RANK") or "") or 0
+  return "cuda:" .. (lr % n)
+end
+
+-- how tensor t travels: "nccl" for a tensor on the GPU once the model chose NCCL, else MPI (nil)
+function M._via(t)
+  if M.comm == "nccl" and t:device():match("^cuda") then return "nccl" end
+  return nil
+end
+
+-- choose (once per model) the backend for the optimizer's device, agree on it over the ranks,
+-- and set NCCL up on first use
+local function setup_comm(opt)
+  local b1 = (rawget(opt, "buckets") or {})[1]
+  local device = b1 and b1.device or "cpu"
+  local usable, why = D.nccl_usable()
+  local choice, note = M.choose_backend(M.backend, device, { built = D.have_nccl(), usable = usable, why = why })
+  local x = choice == "nccl" and 1 or 0
+  local mx = D.allreduce_numbers({ x }, "max", "backend choice")[1]
+  local mn = D.allreduce_numbers({ x }, "sum", "backend choice")[1]
+  if mx * M.size ~= mn then
+    error(("spore.dist: rank %d of %d: the ranks chose different backends (this rank: %s for %s): every rank "
+      .. "must see the same devices and NCCL"):format(M.rank, M.size, choice, device), 0)
+  end
+  if note and M.rank == 0 and not M._noted then
+    io.stderr:write("spore.dist: " .. note .. "\n")
+    M._noted = true
+  end
+  if choice == "nccl" then
+    if not D.nccl_ready() then D.nccl_init(tonumber(device:match(":(%d+)$") or "0")) end
+    local ok, err = D.nccl_bind_engine()
+    if not ok then error("spore.dist: " .. err, 0) end
+  end
+  M.comm = choice
+  return choice
+end
+M._setup_comm = setup_comm
+
 --- End MPI (idempotent). Scripts call it once training is over.
 function M.finalize()
   if M.active and D then
-    if M.backend == "nccl" then D.nccl_finalize() end
+    if D.nccl_ready() then D.nccl_finalize() end
     D.finalize()
     M.active = false
   end
@@ -122,6 +196,19 @@ end
 function M.broadcast_state(net, opt)
   need("spore.dist.broadcast_state")
   local st = train_state(net, opt)
+  -- optimizer state already sharded (spore.dist.shard) is each owner's own: not broadcast
+  -- (every rank made the same initial slots, or loaded the same checkpoint into its share)
+  local sh = package.loaded["spore.dist.shard"] and package.loaded["spore.dist.shard"].of(opt)
+  if sh then
+    local keep = {}
+    for _, kv in ipairs(st) do if not sh.state_owner[kv[2]] then keep[#keep + 1] = kv end end
+    st = keep
+  elseif rawget(opt, "_shard_plan") then
+    -- made after spore.dist.init with shard_optimizer: its slots were never whole here
+    local keep = {}
+    for _, kv in ipairs(st) do if rawget(kv[2], "shard_rank") == nil then keep[#keep + 1] = kv end end
+    st = keep
+  end
   local n, elems, sig = #st, 0, 0
   for i, kv in ipairs(st) do
     local e = kv[2].data:numel()
@@ -136,7 +223,7 @@ function M.broadcast_state(net, opt)
         .. "values): every rank must build the same network and optimizer"):format(M.rank, M.size, n, elems), 0)
     end
   end
-  for _, kv in ipairs(st) do D.bcast(kv[2].data, 0, "broadcast of '" .. kv[1] .. "'") end
+  for _, kv in ipairs(st) do D.bcast(kv[2].data, 0, "broadcast of '" .. kv[1] .. "'", M._via(kv[2].data)) end
 end
 
 ---------------------------------------------------------------- gradient buckets
@@ -198,7 +285,7 @@ local function view_of(c)
 end
 
 function Reducer:_start(c)
-  c.req = D.iallreduce(view_of(c))
+  c.req = D.iallreduce(view_of(c), M._via(c.fb.gbuf))
   c.started = D.wtime()
 end
 
@@ -292,6 +379,8 @@ end
 function M.attach(model, dataset, list)
   need("spore.dist.attach")
   local s = state_of(model)
+  s.comm = s.comm or setup_comm(model.optimizer)
+  M.comm = s.comm
   if not s.broadcast then
     M.broadcast_state(model.network, model.optimizer)
     s.broadcast = true

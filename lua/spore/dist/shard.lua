@@ -6,8 +6,14 @@
 -- their Momentum/Adam state is neither read nor written), then every parameter is broadcast
 -- from its owner: the ranks end the step with the same weights, and each rank's
 -- per-parameter state is current only for its own 1/N.
--- (The state buffers themselves stay full size: the flat buffers are one block per bucket.
--- What is sharded is the work of the update and what each rank writes.)
+-- Memory: a rank keeps only its own state. Since the owners follow the optimizer's order, a
+-- rank's parameters in a flat bucket are one run of it, and every slot buffer (moments,
+-- moment1/moment2, accum...) is replaced by one covering only that run (Flat:keep_slots);
+-- the other parameters' state Parameters keep their names with an empty tensor (fields
+-- shard_owner, and on every slot Parameter shard_rank and shard_shape). An optimizer made after
+-- spore.dist.init never allocates the rest (Shard.plan, from Optimizer:_build_flat), and a
+-- checkpoint load skips it (held by another rank); one made before holds the full state until
+-- the first Model:train, which broadcasts rank 0's and then cuts it down (Flat:keep_slots).
 --
 -- Checkpoints: ModelCheckpoint's saver becomes Shard:save on every rank: rank r writes
 -- "<stem>.shards/rank<r>.ckpt" with its share of the per-parameter state (rank 0 also the
@@ -20,22 +26,76 @@ local json = require("spore.json")
 local Shard = {}
 Shard.__index = Shard
 
-function Shard.new(model, dist)
-  local opt = model.optimizer
-  local self = setmetatable({ model = model, opt = opt, dist = dist, owner = {}, saved_dirs = {} }, Shard)
-  local total, sizes = 0, {}
-  for i, p in ipairs(opt.params) do sizes[i] = p.data:numel(); total = total + sizes[i] end
+--- Shard.owners(params, size) → { [param] = rank }: N contiguous runs of the parameters (in
+-- this order) of about equal element counts (a parameter goes to the run holding its middle).
+function Shard.owners(params, size)
+  local owner, total, sizes = {}, 0, {}
+  for i, p in ipairs(params) do sizes[i] = p.data:numel(); total = total + sizes[i] end
   local cum = 0
-  for i, p in ipairs(opt.params) do
+  for i, p in ipairs(params) do
     local mid = cum + sizes[i] / 2
-    self.owner[p] = math.min(dist.size - 1, math.floor(mid * dist.size / math.max(total, 1)))
+    owner[p] = math.min(size - 1, math.floor(mid * size / math.max(total, 1)))
     cum = cum + sizes[i]
   end
+  return owner
+end
+
+--- The run lo..hi of flat bucket fb from the first to the last parameter rank owns (lo > hi:
+-- none). The owners rise in the optimizer's order, so nothing else lies in between unless the
+-- groups reorder the parameters (then those are held too).
+function Shard.run_of(fb, owner, rank)
+  local lo, hi = #fb.params + 1, 0
+  for i, p in ipairs(fb.params) do
+    if owner[p] == rank then lo, hi = math.min(lo, i), math.max(hi, i) end
+  end
+  return lo, hi
+end
+
+--- Called by the optimizer (spore.optim.Optimizer) when it is made while spore.dist runs with
+-- shard_optimizer: before any slot exists, each flat bucket is told to hold only this rank's
+-- run (Flat:plan_slots), so the other ranks' state is never allocated here.
+function Shard.plan(opt, dist)
+  local owner = Shard.owners(opt.params, dist.size)
+  rawset(opt, "_shard_plan", { rank = dist.rank, size = dist.size, owner = owner })
+  for _, fb in ipairs(rawget(opt, "buckets") or {}) do fb:plan_slots(Shard.run_of(fb, owner, dist.rank)) end
+end
+
+-- optimizer → its Shard (the slots are sharded once per optimizer, whatever Model uses it)
+local by_opt = setmetatable({}, { __mode = "k" })
+
+--- The Shard of optimizer opt, or nil.
+function Shard.of(opt) return by_opt[opt] end
+
+--- Shard.new(model, dist) → the shard of model.optimizer over dist.size ranks (dist: rank,
+-- size, lib()); frees every slot value this rank does not own. The same Shard again for an
+-- optimizer already sharded over the same ranks.
+function Shard.new(model, dist)
+  local opt = model.optimizer
+  local prev = by_opt[opt]
+  if prev then
+    if prev.dist.rank ~= dist.rank or prev.dist.size ~= dist.size then
+      error(("spore.dist: this optimizer's state is already sharded over %d ranks (this is rank %d of %d)")
+        :format(prev.dist.size, dist.rank, dist.size), 0)
+    end
+    return prev
+  end
+  local plan = rawget(opt, "_shard_plan")
+  if plan and (plan.rank ~= dist.rank or plan.size ~= dist.size) then
+    error(("spore.dist: this optimizer's state was sharded over %d ranks when it was made (this is rank %d of %d)")
+      :format(plan.size, dist.rank, dist.size), 0)
+  end
+  local self = setmetatable({ model = model, opt = opt, dist = dist, owner = plan and plan.owner
+    or Shard.owners(opt.params, dist.size), saved_dirs = {} }, Shard)
   -- the state Parameter of each slot of each parameter → the parameter's owner
-  self.state_owner = {}
+  self.state_owner, self.state_shape = {}, {}
   for _, fb in ipairs(rawget(opt, "buckets") or {}) do
     for _, name in ipairs(fb.slot_names) do
-      for i, sp in pairs(fb.slots[name].owners) do self.state_owner[sp] = self.owner[fb.params[i]] end
+      for i, sp in pairs(fb.slots[name].state) do
+        self.state_owner[sp] = self.owner[fb.params[i]]
+        self.state_shape[sp] = fb.shapes[i]
+        rawset(sp, "shard_rank", self.owner[fb.params[i]])
+        rawset(sp, "shard_shape", fb.shapes[i])
+      end
     end
   end
   -- runs of consecutive parameters of one flat bucket with the same owner (for the broadcast)
@@ -51,6 +111,25 @@ function Shard.new(model, dist)
       i = j + 1
     end
   end
+  -- keep this rank's state only: in each bucket, the run from its first to its last owned
+  -- parameter (the owners rise in the optimizer's order, so nothing else lies in between
+  -- unless the groups reorder the parameters: then those are kept too)
+  -- (already so when the optimizer was made after spore.dist.init: Shard.plan)
+  self.full_bytes, self.kept_bytes = 0, 0
+  for _, fb in ipairs(rawget(opt, "buckets") or {}) do
+    self.full_bytes = self.full_bytes + fb.total * 4 * #fb.slot_names
+    if plan then
+      self.kept_bytes = self.kept_bytes + fb:slot_bytes()
+    else
+      local lo, hi = Shard.run_of(fb, self.owner, dist.rank)
+      self.kept_bytes = self.kept_bytes + fb:keep_slots(lo, hi)
+    end
+  end
+  -- state held elsewhere: named, so that saving it directly is refused (spore.ckpt)
+  for sp, o in pairs(self.state_owner) do
+    if o ~= dist.rank and sp.data:numel() == 0 then rawset(sp, "shard_owner", o) end
+  end
+  by_opt[opt] = self
   return self
 end
 
@@ -67,7 +146,8 @@ function Shard:step(o)
   if not ok then error(err, 0) end
   local D = self.dist.lib()
   for k, r in ipairs(self.runs) do
-    D.bcast(r.fb.pbuf:narrow(1, r.off + 1, r.n), r.owner, "parameter broadcast " .. k .. " from rank " .. r.owner)
+    local v = r.fb.pbuf:narrow(1, r.off + 1, r.n)
+    D.bcast(v, r.owner, "parameter broadcast " .. k .. " from rank " .. r.owner, self.dist._via and self.dist._via(v))
   end
 end
 

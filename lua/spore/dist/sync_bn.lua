@@ -17,9 +17,11 @@ local S = {}
 
 local function c4(t, c) return t:reshape({ 1, c, 1, 1 }) end
 
--- in-place sum over ranks of a float32 tensor (a deadline-bound all-reduce)
+-- in-place sum over ranks of a float32 tensor (a deadline-bound all-reduce; NCCL on the
+-- GPU when the model chose it, spore.dist._via)
 local function allsum(D, t, what)
-  local req = D.iallreduce(t)
+  local dist = package.loaded["spore.dist"]
+  local req = D.iallreduce(t, dist and dist._via and dist._via(t) or nil)
   D.wait(req, what)
   return t
 end

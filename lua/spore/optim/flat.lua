@@ -92,12 +92,36 @@ end
 
 --- Add a slot buffer `name` (float32, filled with init) and return its per-parameter views
 -- (array, in self.params order).
+-- the slot coverage of parameters lo..hi: base (first element) and len (elements, aligned);
+-- lo > hi: none
+function Flat:_cover(lo, hi)
+  local n = #self.params
+  lo, hi = math.max(lo, 1), math.min(hi, n)
+  if lo > hi then return n + 1, n, 0, 0 end
+  local base = self.offsets[lo]
+  return lo, hi, base, math.min(self.total, math.ceil((self.offsets[hi] + self.numels[hi]) / ALIGN) * ALIGN) - base
+end
+
+--- Hold the slots of parameters lo..hi only, from the first add_slot on (optimizer-state
+-- sharding planned before the slots exist: spore.dist.shard.plan). Call before add_slot.
+function Flat:plan_slots(lo, hi)
+  if #self.slot_names > 0 then error("flat state: plan_slots after the slots of " .. self.name .. " exist", 2) end
+  self.keep_lo, self.keep_hi = lo, hi
+end
+
+--- Add a slot buffer `name` (float32, filled with init) and return its per-parameter views
+-- (array, in self.params order; nil for a parameter whose slots this process does not hold:
+-- see plan_slots).
 function Flat:add_slot(name, init)
   if self.slots[name] then error("flat state: slot '" .. name .. "' already exists in " .. self.name, 2) end
-  local buf = T.empty({ self.total }, "float32", self.device):fill_(init or 0)
+  local lo, hi, base, len = self:_cover(self.keep_lo or 1, self.keep_hi or #self.params)
+  local buf = len > 0 and T.empty({ len }, "float32", self.device):fill_(init or 0) or nil
   local views = {}
-  for i = 1, #self.params do views[i] = buf:narrow(1, self.offsets[i] + 1, self.numels[i]):reshape(self.shapes[i]) end
-  self.slots[name] = { buf = buf, views = views, owners = {} }
+  for i = lo, hi do views[i] = buf:narrow(1, self.offsets[i] - base + 1, self.numels[i]):reshape(self.shapes[i]) end
+  -- base/len: the part of the bucket the buffer covers (all of it unless sharded: plan_slots,
+  -- keep_slots); lo..hi: the parameters whose state it holds; state: every parameter's state
+  -- Parameter (own_slot), owners: those this buffer holds (restored by sync)
+  self.slots[name] = { buf = buf, views = views, owners = {}, state = {}, base = base, len = len, lo = lo, hi = hi }
   self.slot_names[#self.slot_names + 1] = name
   self.ranges = {}
   return views
@@ -105,7 +129,12 @@ end
 
 --- Record the state Parameter whose data is slot `name`'s view of parameter i, so that
 -- sync() can restore the view if something replaces its data.
-function Flat:own_slot(name, i, param) self.slots[name].owners[i] = param end
+function Flat:own_slot(name, i, param)
+  local s = self.slots[name]
+  s.state[i] = param
+  if i >= s.lo and i <= s.hi then s.owners[i] = param end
+  if self.keep_lo then self.slots_whole = (s.lo == 1 and s.hi == #self.params) end
+end
 
 local function check_shape(what, name, t, shape)
   if not same_shape(t:shape(), shape) then
@@ -133,10 +162,10 @@ function Flat:_rebuild_on(dev)
   for _, name in ipairs(self.slot_names) do
     local s = self.slots[name]
     local old = s.views
-    local buf = T.empty({ self.total }, "float32", dev):zero_()
+    local buf = s.len > 0 and T.empty({ s.len }, "float32", dev):zero_() or nil
     s.buf, s.views, s.lin = buf, {}, nil
-    for i = 1, #self.params do
-      s.views[i] = buf:narrow(1, self.offsets[i] + 1, self.numels[i]):reshape(self.shapes[i])
+    for i = s.lo, s.hi do
+      s.views[i] = buf:narrow(1, self.offsets[i] - s.base + 1, self.numels[i]):reshape(self.shapes[i])
       local owner = s.owners[i]
       local src = (owner and not rawequal(owner.data, old[i])) and owner.data or old[i]
       s.views[i]:copy_(src)
@@ -207,7 +236,7 @@ end
 --- Tensors of parameters i..j: { param=, grad=, <slot name>= } — the buffers themselves for
 -- the whole bucket, else 1-D views (cached).
 function Flat:range(i, j)
-  if i == 1 and j == #self.params then
+  if i == 1 and j == #self.params and self.slots_whole ~= false then
     local r = self.ranges.all
     if not r then
       r = { param = self.pbuf, grad = self.gbuf }
@@ -222,7 +251,14 @@ function Flat:range(i, j)
     local off = self.offsets[i]
     local n = self.offsets[j] + self.numels[j] - off
     r = { param = self.pbuf:narrow(1, off + 1, n), grad = self.gbuf:narrow(1, off + 1, n) }
-    for name, s in pairs(self.slots) do r[name] = s.buf:narrow(1, off + 1, n) end
+    for name, s in pairs(self.slots) do
+      if i < s.lo or j > s.hi then
+        local far = (i < s.lo) and i or j
+        error(("optimizer: the %s state of '%s' is not held by this process (optimizer-state sharding keeps "
+          .. "parameters %d..%d of %s here)"):format(name, self.params[far].name, s.lo, s.hi, self.name), 0)
+      end
+      r[name] = s.buf:narrow(1, off - s.base + 1, n)
+    end
     self.ranges[key] = r
   end
   return r
@@ -233,8 +269,58 @@ function Flat:slot_first(name, i)
   local s = self.slots[name]
   s.lin = s.lin or {}
   local v = s.lin[i]
-  if not v then v = s.buf:narrow(1, self.offsets[i] + 1, self.numels[i]); s.lin[i] = v end
+  if not v then
+    if i < s.lo or i > s.hi then
+      error(("optimizer: the %s state of '%s' is not held by this process (optimizer-state sharding)")
+        :format(name, self.params[i].name), 0)
+    end
+    v = s.buf:narrow(1, self.offsets[i] - s.base + 1, self.numels[i]); s.lin[i] = v
+  end
   return v:get(1)
+end
+
+--- Optimizer-state sharding (spore.dist.shard): keep the slot values of parameters lo..hi
+-- only (none when lo > hi). Every slot buffer is replaced by one that covers just those
+-- parameters (their values copied), so the rest of the state is freed; the state Parameters
+-- of the other parameters get an empty float32 tensor (0 elements) and leave sync(). Once
+-- per bucket. Returns the slot bytes kept (all slots).
+function Flat:keep_slots(lo, hi)
+  if self.slots_whole == false then error("flat state: the slots of " .. self.name .. " are already sharded", 2) end
+  local n = #self.params
+  local base, len
+  lo, hi, base, len = self:_cover(lo, hi)
+  local kept = 0
+  for _, name in ipairs(self.slot_names) do
+    local s = self.slots[name]
+    local buf = len > 0 and T.empty({ len }, "float32", self.device) or nil
+    if buf then buf:copy_(s.buf:narrow(1, base + 1, len)) end
+    local views, owners = {}, {}
+    for i = 1, n do
+      local owner = s.owners[i]
+      if i >= lo and i <= hi then
+        views[i] = buf:narrow(1, self.offsets[i] - base + 1, self.numels[i]):reshape(self.shapes[i])
+        if owner then
+          -- a replaced slot tensor is the truth (as in sync)
+          if not rawequal(owner.data, s.views[i]) then views[i]:copy_(owner.data) end
+          owner.data, owners[i] = views[i], owner
+        end
+      elseif owner then
+        owner.data = T.empty({ 0 }, "float32", self.device)
+      end
+    end
+    s.buf, s.views, s.owners, s.lin, s.base, s.len, s.lo, s.hi = buf, views, owners, nil, base, len, lo, hi
+    kept = kept + len * 4
+  end
+  self.slots_whole = (lo == 1 and hi == n)
+  self.ranges = {}
+  return kept
+end
+
+--- Bytes of the slot buffers this bucket holds (the optimizer's per-parameter state).
+function Flat:slot_bytes()
+  local b = 0
+  for _, name in ipairs(self.slot_names) do b = b + self.slots[name].len * 4 end
+  return b
 end
 
 --- Zero the gradient buffer (after sync(), every gradient that exists is a view into it).

@@ -189,6 +189,11 @@ function Optimizer:_build_flat()
       for i, p in ipairs(b.params) do self._where[p] = { fb, i } end
     end
   end
+  -- spore.dist with shard_optimizer already running: each bucket holds only this rank's slots
+  local dist = package.loaded["spore.dist"]
+  if dist and dist.active and dist.shard_optimizer and dist.size > 1 then
+    require("spore.dist.shard").plan(self, dist)
+  end
 end
 
 --- A 0-d float32 state Parameter holding v (on device, default cpu).
@@ -250,12 +255,21 @@ function Optimizer:_slots(prefix, init)
     local name = prefix .. "." .. p.name
     local w = self._where[p]
     local t
+    local away
     if w then
       t = views[w[1]][w[2]]
+      -- state another rank holds (spore.dist.shard.plan): named, with an empty tensor
+      if t == nil then t, away = T.empty({ 0 }, "float32", p.data:device()), true end
     else -- an empty parameter: nothing to update, no buffer
       t = T.empty(p.data:shape(), "float32", p.data:device()):fill_(init or 0)
     end
     r[i] = self:_add_state(name, base.Parameter(t, name, false))
+    local plan = rawget(self, "_shard_plan")
+    if plan and w then
+      rawset(r[i], "shard_rank", plan.owner[p])
+      rawset(r[i], "shard_shape", p.data:shape())
+      if away then rawset(r[i], "shard_owner", plan.owner[p]) end
+    end
     if w then w[1]:own_slot(prefix, w[2], r[i]) end
   end
   return r
@@ -381,6 +395,14 @@ function Optimizer:parameters()
   local r = {}
   for i, e in ipairs(self:parameters_and_names()) do r[i] = e[2] end
   return r
+end
+
+--- Bytes of per-parameter state (moments, accum, ...) this optimizer holds in its flat
+-- buffers: the whole state, or this rank's shard of it under optimizer-state sharding.
+function Optimizer:slot_bytes()
+  local n = 0
+  for _, b in ipairs(self.buckets) do n = n + b:slot_bytes() end
+  return n
 end
 
 --- Zero the gradients of the optimised parameters (one fill per bucket).
