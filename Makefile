@@ -52,6 +52,7 @@ endif
 LIB_SO := $(BUILD)/libspore.so
 LIB_A  := $(BUILD)/libspore.a
 CDEF   := bindings/ffi/cdef.lua
+DIST_CDEF := bindings/ffi/dist_cdef.lua
 TEST_ENGINE := $(BUILD)/test_engine
 HOST_LIB := $(BUILD)/libspore_host.so
 HOST_EXAMPLE := $(BUILD)/spore_host_example
@@ -79,7 +80,7 @@ endif
 
 .PHONY: all dist dist-missing deps test test-slow test-cuda demo demo-data bench bench-compare bench-deps repl install docs host clean fuzz cdef check-engine
 
-all: $(LIB_SO) $(LIB_A) $(CDEF) host $(DIST_TARGET)
+all: $(LIB_SO) $(LIB_A) $(CDEF) $(DIST_CDEF) host $(DIST_TARGET)
 
 dist: $(DIST_SO)
 
@@ -118,7 +119,11 @@ $(LIB_A): $(OBJS)
 $(CDEF): engine/include/spore.h scripts/gen_cdef.lua
 	$(LUAJIT) scripts/gen_cdef.lua engine/include/spore.h $@
 
-cdef: $(CDEF)
+# the FFI declarations of libspore_dist.so, from engine/dist/spore_dist.h the same way
+$(DIST_CDEF): engine/dist/spore_dist.h scripts/gen_cdef.lua
+	$(LUAJIT) scripts/gen_cdef.lua engine/dist/spore_dist.h $@
+
+cdef: $(CDEF) $(DIST_CDEF)
 
 # The C host API (bindings/host): libspore_host.so (LuaJIT + spore VMs) next to libspore.so,
 # and the example hosts, linked the way an installed host links (pkg-config spore's Libs).
@@ -221,7 +226,7 @@ fuzz:
 	@bash scripts/fuzz.sh
 
 clean:
-	rm -rf build $(CDEF)
+	rm -rf build $(CDEF) $(DIST_CDEF)
 
 # checkpoint io: generated protobuf-c sources are never deleted as intermediates
 .SECONDARY: $(PROTO_C) $(PROTO_H)

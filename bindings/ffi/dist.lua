@@ -11,35 +11,7 @@ local M = {}
 
 local here = (debug.getinfo(1, "S").source:match("^@(.*)[/\\]") or ".")
 
-ffi.cdef([[
-int sp_dist_init(int *rank, int *size);
-int sp_dist_initialized(void);
-void sp_dist_set_timeout(double seconds);
-double sp_dist_timeout(void);
-const char *sp_dist_last_error(void);
-int sp_dist_bcast(void *buf, size_t bytes, int root, const char *what);
-int sp_dist_iallreduce_f32(float *buf, size_t n, int *handle);
-int sp_dist_progress(void);
-int sp_dist_wait(int handle, const char *what, double *waited);
-int sp_dist_allreduce_f64(double *buf, size_t n, int op, const char *what);
-int sp_dist_heartbeat_post(long step);
-int sp_dist_heartbeat_wait(long step);
-int sp_dist_barrier(const char *what);
-void sp_dist_abort(int code);
-int sp_dist_finalize(void);
-double sp_dist_wtime(void);
-int sp_dist_have_nccl(void);
-int sp_dist_nccl_usable(const char **why);
-int sp_dist_nccl_init(int device);
-int sp_dist_nccl_allreduce_f32(void *dev_buf, size_t n);
-int sp_dist_nccl_selftest(size_t n, int *ok);
-int sp_dist_nccl_finalize(void);
-int sp_dist_nccl_ready(void);
-int sp_dist_nccl_bind_engine(const char *path);
-int sp_dist_nccl_iallreduce(const void *t, size_t n, int *handle);
-int sp_dist_nccl_wait(int handle, const char *what, double *waited);
-int sp_dist_nccl_bcast(const void *t, size_t bytes, int root, const char *what);
-]])
+ffi.cdef(require("ffi.dist_cdef")) -- generated from engine/dist/spore_dist.h
 
 local function exists(p)
   local f = io.open(p, "rb")

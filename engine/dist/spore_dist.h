@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #pragma GCC visibility push(default)
+/* @ffi-begin (bindings/ffi/dist_cdef.lua is generated from here by scripts/gen_cdef.lua) */
 /* MPI_Init_thread (FUNNELED) unless MPI is already up; rank and size of MPI_COMM_WORLD. */
 int sp_dist_init(int *rank, int *size);
 int sp_dist_initialized(void);
@@ -68,5 +69,6 @@ int sp_dist_nccl_iallreduce(const void *t, size_t n, int *handle);
 int sp_dist_nccl_wait(int handle, const char *what, double *waited);
 /* Broadcast bytes of contiguous cuda tensor t from root (ncclBroadcast), by the deadline. */
 int sp_dist_nccl_bcast(const void *t, size_t bytes, int root, const char *what);
+/* @ffi-end */
 #pragma GCC visibility pop
 #endif
