@@ -1,6 +1,7 @@
 /* ckpt.c — opening checkpoints: format detection, CRC trailer, decryption, and the
  * sp_ckpt accessors shared by the .ckpt and safetensors readers. */
 #include "io/ckpt_internal.h"
+#include "io/file.h"
 #include "core/device.h"
 
 #include <errno.h>
@@ -317,35 +318,6 @@ sp_status sp_ckpt_open_memory(sp_ckpt **out, const void *data, size_t nbytes, co
     return finish(c, st, out);
 }
 
-/* Open a user's file for reading: never blocks (a FIFO or a device would), and only a
- * regular file is accepted. */
-int ck_open_regular(const char *path, uint64_t *size, struct stat *sb_out) {
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) {
-        sp_error(SP_EIO, "file '%s': cannot open: %s", path, strerror(errno));
-        return -1;
-    }
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        sp_error(SP_EIO, "file '%s': cannot stat: %s", path, strerror(errno));
-        close(fd);
-        return -1;
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        const char *kind = S_ISDIR(sb.st_mode) ? "a directory" : S_ISFIFO(sb.st_mode) ? "a FIFO (named pipe)"
-                         : S_ISCHR(sb.st_mode) || S_ISBLK(sb.st_mode) ? "a device" : S_ISSOCK(sb.st_mode) ? "a socket"
-                         : "not a regular file";
-        sp_error(SP_EIO, "file '%s': is %s, expected a regular file", path, kind);
-        close(fd);
-        return -1;
-    }
-    int fl = fcntl(fd, F_GETFL);
-    if (fl >= 0) (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
-    *size = (uint64_t)sb.st_size;
-    if (sb_out) *sb_out = sb;
-    return fd;
-}
-
 /* After a whole read: the file must be the one we started with (same size and mtime). */
 static sp_status check_unchanged(const char *path, int fd, const struct stat *before) {
     struct stat now;
@@ -428,7 +400,7 @@ sp_status sp_ckpt_open(sp_ckpt **out, const char *path, int format, int flags, c
     if (!c->path) return finish(c, sp_error(SP_ENOMEM, "out of memory"), out);
     uint64_t size = 0;
     struct stat sb;
-    int fd = ck_open_regular(path, &size, &sb);
+    int fd = sp_io_open_regular(path, "a regular file", &size, &sb);
     if (fd < 0) return finish(c, SP_EIO, out);
     if (size > SIZE_MAX / 2) {
         close(fd);

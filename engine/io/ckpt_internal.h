@@ -72,13 +72,9 @@ void *ck_block_alloc(size_t size);
 void ck_block_free(void *p);
 void ck_block_free_uncached(void *p);
 
-/* Reading users' files (ckpt.c, ckpt_read.c). ck_open_regular opens path without
- * blocking (O_NONBLOCK, then cleared), refuses anything but a regular file, and gives
- * its size (and stat, when sb is not NULL); -1 with sp_last_error set on failure.
+/* Reading users' files (ckpt.c, ckpt_read.c; opened by sp_io_open_regular, io/file.h).
  * ck_pread_full reads exactly len bytes at off; a file that ends early (truncated while
  * being read) is an SP_EIO error naming the file, total being the size expected. */
-struct stat;
-int ck_open_regular(const char *path, uint64_t *size, struct stat *sb);
 sp_status ck_pread_full(const char *path, int fd, void *dst, size_t len, uint64_t off, uint64_t total);
 /* Test hook (engine-private, for spec/engine): called before every read of a user's
  * file with the offset about to be read. NULL in normal use. */

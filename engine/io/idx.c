@@ -5,6 +5,7 @@
  * before they are used. */
 #include "core/internal.h"
 #include "io/data_read.h"
+#include "io/file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -134,22 +135,9 @@ static sp_status read_gzip(const char *path, int fd, const unsigned char *pre, s
 sp_status sp_data_read_all(const char *path, size_t cap, unsigned char **buf_out, size_t *len_out) {
     *buf_out = NULL;
     *len_out = 0;
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) return sp_error(SP_EIO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        sp_status st = sp_error(SP_EIO, "%s: cannot stat: %s", path, strerror(errno));
-        close(fd);
-        return st;
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        int dir = S_ISDIR(sb.st_mode), fifo = S_ISFIFO(sb.st_mode);
-        close(fd);
-        return sp_error(SP_EIO, "%s: is %s, expected a regular file", path,
-                        dir ? "a directory" : fifo ? "a FIFO (named pipe)" : "not a regular file");
-    }
-    int fl = fcntl(fd, F_GETFL);
-    if (fl >= 0) (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    uint64_t fsize;
+    int fd = sp_io_open_regular(path, "a regular file", &fsize, NULL);
+    if (fd < 0) return SP_EIO; /* the message is set */
     size_t want = cap < SIZE_MAX - 1 ? cap + 1 : cap;
     unsigned char magic[2];
     ssize_t m = 0;

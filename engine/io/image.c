@@ -7,6 +7,7 @@
  * thousands of tiny scans would take minutes). */
 #include "core/internal.h"
 #include "io/image_internal.h"
+#include "io/file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -51,27 +52,15 @@ static int grow(unsigned char **p, size_t *cap, size_t need) {
 
 sp_status sp_img_read_file(const char *path, unsigned char **buf, size_t *cap, size_t *len) {
     *len = 0;
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) return sp_error(SP_EIO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        sp_status st = sp_error(SP_EIO, "%s: cannot stat: %s", path, strerror(errno));
+    uint64_t fsize;
+    int fd = sp_io_open_regular(path, "an image file", &fsize, NULL);
+    if (fd < 0) return SP_EIO; /* the message is set */
+    if (fsize > MAX_FILE_BYTES) {
         close(fd);
-        return st;
+        return sp_error(SP_EFORMAT, "%s: %llu bytes: larger than the 1 GiB an image file may have", path,
+                        (unsigned long long)fsize);
     }
-    if (!S_ISREG(sb.st_mode)) {
-        close(fd);
-        return sp_error(SP_EIO, "%s: is %s, expected an image file", path,
-                        S_ISDIR(sb.st_mode) ? "a directory" : "not a regular file");
-    }
-    if ((uint64_t)sb.st_size > MAX_FILE_BYTES) {
-        close(fd);
-        return sp_error(SP_EFORMAT, "%s: %lld bytes: larger than the 1 GiB an image file may have", path,
-                        (long long)sb.st_size);
-    }
-    int fl = fcntl(fd, F_GETFL);
-    if (fl >= 0) (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
-    size_t want = (size_t)sb.st_size + 1; /* one more: a file that grew is read to its end */
+    size_t want = (size_t)fsize + 1; /* one more: a file that grew is read to its end */
     size_t n = 0;
     for (;;) {
         if (n == want) {

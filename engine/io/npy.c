@@ -2,6 +2,7 @@
  * header dict ({'descr': ..., 'fortran_order': ..., 'shape': (...), } exactly) and an
  * atomic writer (temp file + fsync + rename). */
 #include "core/internal.h"
+#include "io/file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -191,15 +192,9 @@ static ssize_t read_full(int fd, void *buf, size_t n) {
 sp_status sp_npy_load(sp_tensor **out, const char *path) {
     if (!out || !path) return sp_error(SP_EINVAL, "sp_npy_load: NULL argument");
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) return sp_error(SP_EIO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return sp_error(SP_EIO, "%s: not a regular file", path);
-    }
-    int fl = fcntl(fd, F_GETFL);
-    if (fl >= 0) (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    uint64_t fsize;
+    int fd = sp_io_open_regular(path, "a .npy file", &fsize, NULL);
+    if (fd < 0) return SP_EIO; /* the message is set */
     unsigned char pre[12];
     ssize_t n = read_full(fd, pre, 12);
     if (n < 0) { close(fd); return sp_error(SP_EIO, "%s: read error: %s", path, strerror(errno)); }
