@@ -169,13 +169,7 @@ function FileDataset:num_batches()
   return per * self.repeat_count
 end
 FileDataset.get_dataset_size = FileDataset.num_batches
-FileDataset.create_tuple_iterator = function(self, o)
-  if o ~= nil then
-    error(self.name .. ": create_tuple_iterator takes no options in spore (columns, num_epochs, output_numpy, "
-      .. "do_copy are MindSpore's, not implemented): one call iterates one epoch of (images, labels)", 2)
-  end
-  return self:batches()
-end
+FileDataset.create_tuple_iterator = Dataset.create_tuple_iterator
 function FileDataset:item_shape() return { unpack(self._item_shape) } end
 --- The number of classes (folders read).
 function FileDataset:num_classes() return #self.classes end
