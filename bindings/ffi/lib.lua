@@ -66,7 +66,19 @@ local function load_lib()
     .. " and the system path): run `make`, or set SPORE_LIB", 0)
 end
 
+-- libgomp also reads its settings once, when it loads (with libspore): by default its
+-- workers spin (GOMP_SPINCOUNT) after every parallel region, on the core the next
+-- OpenBLAS call needs. With SPORE_NN_OMP=1 (the nn kernels' OpenMP regions; off by
+-- default, see lua/spore/init.lua) they should sleep at once instead: OMP_WAIT_POLICY=
+-- passive, unless the user chose a policy or a spin count.
+local function omp_passive()
+  if os.getenv("OMP_WAIT_POLICY") ~= nil or os.getenv("GOMP_SPINCOUNT") ~= nil then return end
+  pcall(ffi.cdef, "int setenv(const char *name, const char *value, int overwrite);")
+  pcall(function() ffi.C.setenv("OMP_WAIT_POLICY", "passive", 0) end)
+end
+
 name_blas_core()
+omp_passive()
 M.C, M.path = load_lib()
 local C = M.C
 
