@@ -126,7 +126,7 @@ describe("spore.config", function()
     local c0 = spore.config()
     assert.same({ "boolean", "number", "boolean" }, { type(c0.nn_omp), type(c0.ckpt_cache_mb), type(c0.thp) })
     local c = spore.config{ nn_omp = not c0.nn_omp, ckpt_cache_mb = 3, thp = not c0.thp }
-    assert.same({ nn_omp = not c0.nn_omp, ckpt_cache_mb = 3, thp = not c0.thp }, c)
+    assert.same({ nn_omp = not c0.nn_omp, ckpt_cache_mb = 3, thp = not c0.thp, blas_core = c0.blas_core }, c)
     spore.config{ nn_omp = c0.nn_omp, ckpt_cache_mb = c0.ckpt_cache_mb, thp = c0.thp }
     assert.same(c0, spore.config())
     assert.has_error(function() spore.config{ nn_ompp = true } end,

@@ -30,6 +30,9 @@ function M.mem_stats()
   return tonumber(live[0]), tonumber(peak[0]), tonumber(n[0])
 end
 
+--- The kernel set OpenBLAS runs ("SkylakeX", "Cooperlake", "Haswell", "Prescott"...).
+function M.blas_core() return ffi.string(C.sp_blas_core()) end
+
 function M.cuda_device_count() return tonumber(C.sp_cuda_device_count()) end
 
 return M

@@ -6,6 +6,7 @@ sp_status sp_cpu_relu_backward(sp_tensor *grad_x, const sp_tensor *grad_out, con
     int64_t n = sp_tensor_numel(y);
     const float *g = F32(grad_out), *a = F32(y);
     float *o = F32(grad_x);
+#pragma omp parallel for schedule(static) if (nn_par(n))
     for (int64_t i = 0; i < n; i++) {
         float m = a[i] > 0.0f ? 1.0f : 0.0f;
         o[i] = g[i] * m;

@@ -107,8 +107,9 @@ static void im2col(float *col, const float *x, const conv_geom *c, int64_t c0, i
 }
 
 /* col2im for the im2col_plain geometry: vector adds along each row, scalar tail */
-SP_CLONES static void col2im_plain(float *gx, const float *col, const conv_geom *c, int64_t c0, int64_t Cg) {
-    int64_t HW = c->Ho * c->Wo, K2 = c->kh * c->kw, Wo = c->Wo;
+SP_CLONES static void col2im_plain(float *gx, const float *col, int64_t HW, const conv_geom *c, int64_t c0,
+                                   int64_t Cg) {
+    int64_t K2 = c->kh * c->kw, Wo = c->Wo;
     for (int64_t ci = 0; ci < Cg; ci++) {
         float *g = gx + (c0 + ci) * c->H * c->W;
         for (int64_t k = 0; k < K2; k++) {
@@ -125,11 +126,12 @@ SP_CLONES static void col2im_plain(float *gx, const float *col, const conv_geom 
     }
 }
 
-/* grad x channels [c0, c0+Cg) += col2im(col). Parallel over channels (no races). */
-static void col2im(float *gx, const float *col, const conv_geom *c, int64_t c0, int64_t Cg) {
-    int64_t HW = c->Ho * c->Wo, K2 = c->kh * c->kw;
-    if (im2col_plain(c) && !nn_par(Cg * K2 * HW)) { col2im_plain(gx, col, c, c0, Cg); return; }
-#pragma omp parallel for schedule(static) if (nn_par(Cg * K2 * HW))
+/* grad x channels [c0, c0+Cg) += col2im(col), col's rows ldc apart (Ho*Wo, or N*Ho*Wo for
+ * the batched backward). Parallel over channels (no races). */
+static void col2im_ld(float *gx, const float *col, int64_t ldc, const conv_geom *c, int64_t c0, int64_t Cg) {
+    int64_t HW = ldc, K2 = c->kh * c->kw;
+    if (im2col_plain(c) && !nn_par(Cg * K2 * c->Ho * c->Wo)) { col2im_plain(gx, col, ldc, c, c0, Cg); return; }
+#pragma omp parallel for schedule(static) if (nn_par(Cg * K2 * c->Ho * c->Wo))
     for (int64_t ci = 0; ci < Cg; ci++) {
         float *g = gx + (c0 + ci) * c->H * c->W;
         for (int64_t k = 0; k < K2; k++) {
@@ -147,6 +149,10 @@ static void col2im(float *gx, const float *col, const conv_geom *c, int64_t c0, 
             }
         }
     }
+}
+
+static void col2im(float *gx, const float *col, const conv_geom *c, int64_t c0, int64_t Cg) {
+    col2im_ld(gx, col, c->Ho * c->Wo, c, c0, Cg);
 }
 
 /* Direct convolution for first-layer shapes: tiny reduction K = C*kh*kw (<= 32), stride 1,
@@ -290,6 +296,21 @@ static int is_pointwise(const conv_geom *c) {
            c->Wo == c->W;
 }
 
+/* Small feature maps with a batch (HW < 1024): the GEMMs run over several images at once
+ * ([Cog, nb*HW]) where per-image GEMMs would be thin (ResNet's late layers: 7x7 maps, a
+ * 49-long reduction per image in the weight gradient). Returns the images per chunk, 0 for
+ * per-image GEMMs. Chunks keep the im2col buffer cache-sized (about 512 KiB) while the
+ * GEMM keeps at least 2048 columns: LeNet's conv1 wrote a 5 MB buffer per batch and spent
+ * more time storing it than multiplying. */
+static int64_t batch_chunk(const conv_geom *c, int64_t K, int64_t HW) {
+    if (!(c->N > 1 && HW < 1024 && K * c->N * HW <= ((int64_t)1 << 24))) return 0;
+    int64_t NB = ((int64_t)1 << 17) / (K * HW > 0 ? K * HW : 1), minb = (2048 + HW - 1) / HW;
+    if (NB < minb) NB = minb;
+    if (NB > c->N) NB = c->N;
+    if (NB < 1) NB = 1;
+    return NB;
+}
+
 /* out [N,Co,Ho,Wo] = x [N,C,H,W] (*) w [Co,C/g,kh,kw] + bias [Co] */
 sp_status sp_cpu_conv2d_forward(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias,
                                 int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right,
@@ -308,14 +329,8 @@ sp_status sp_cpu_conv2d_forward(sp_tensor *out, const sp_tensor *x, const sp_ten
     int64_t Cg = c.C / c.g, Cog = c.Co / c.g, K = Cg * c.kh * c.kw, HW = c.Ho * c.Wo;
     /* Small feature maps with a batch: one GEMM over all images ([Cog, N*HW]) keeps BLAS
      * efficient where per-image GEMMs would be thin (ResNet's late layers). */
-    if (c.N > 1 && HW < 1024 && K * c.N * HW <= ((int64_t)1 << 24)) {
-        /* Images go in chunks whose im2col buffer stays cache-sized (about 512 KiB) while
-         * the GEMM keeps at least 2048 columns: LeNet's conv1 wrote a 5 MB buffer per
-         * batch and spent more time storing it than multiplying. */
-        int64_t NB = ((int64_t)1 << 17) / (K * HW > 0 ? K * HW : 1), minb = (2048 + HW - 1) / HW;
-        if (NB < minb) NB = minb;
-        if (NB > c.N) NB = c.N;
-        if (NB < 1) NB = 1;
+    int64_t NB = batch_chunk(&c, K, HW);
+    if (NB) {
         int64_t NHWmax = NB * HW;
         float *col = sp_workspace(dev, 0, sizeof(float) * (size_t)(K * NHWmax > 0 ? K * NHWmax : 1));
         float *tmp = sp_workspace(dev, 1, sizeof(float) * (size_t)(Cog * NHWmax > 0 ? Cog * NHWmax : 1));
@@ -367,6 +382,59 @@ sp_status sp_cpu_conv2d_forward(sp_tensor *out, const sp_tensor *x, const sp_ten
     return SP_OK;
 }
 
+/* grad_b [Co] += sum over images and positions of grad_out */
+static void bias_grad(float *GB, const float *GO, const conv_geom *c) {
+    int64_t HW = c->Ho * c->Wo;
+    for (int64_t n = 0; n < c->N; n++)
+        for (int64_t o = 0; o < c->Co; o++) {
+            const float *gon = GO + (n * c->Co + o) * HW;
+            double s = 0;
+            for (int64_t i = 0; i < HW; i++) s += gon[i];
+            GB[o] += (float)s;
+        }
+}
+
+/* The backward of batch_chunk's geometry: per chunk of nb images and group, grad_out is
+ * gathered once into G [Cog, nb*HW]; grad_w += G col^T over nb*HW columns (one GEMM with
+ * a reduction nb times longer than per image), and col = W^T G is scattered back with
+ * col2im (a plain copy for 1x1 stride-1 layers). Slot 0: col, slot 1: G. */
+static sp_status batched_backward(float *GX, float *GW, float *GB, const float *GO, const float *X, const float *Wt,
+                                  const conv_geom *c, int64_t NB, sp_device *dev, const char *op) {
+    int64_t Cg = c->C / c->g, Cog = c->Co / c->g, K = Cg * c->kh * c->kw, HW = c->Ho * c->Wo, NHWmax = NB * HW;
+    int64_t CHW = c->C * c->H * c->W;
+    int pw = is_pointwise(c);
+    float *col = sp_workspace(dev, 0, sizeof(float) * (size_t)(K * NHWmax > 0 ? K * NHWmax : 1));
+    float *G = sp_workspace(dev, 1, sizeof(float) * (size_t)(Cog * NHWmax > 0 ? Cog * NHWmax : 1));
+    if (!col || !G) return sp_error(SP_ENOMEM, "%s: cannot allocate the batched im2col buffers", op);
+    if (GX && !pw) memset(GX, 0, sizeof(float) * (size_t)(c->N * CHW));
+    for (int64_t n0 = 0; n0 < c->N; n0 += NB) {
+        int64_t nb = c->N - n0 < NB ? c->N - n0 : NB, NHW = nb * HW;
+        for (int g = 0; g < c->g; g++) {
+            for (int64_t n = 0; n < nb; n++)
+                for (int64_t o = 0; o < Cog; o++)
+                    memcpy(G + o * NHW + n * HW, GO + ((n0 + n) * c->Co + g * Cog + o) * HW, sizeof(float) * (size_t)HW);
+            if (GW) {
+                for (int64_t n = 0; n < nb; n++) im2col_ld(col + n * HW, NHW, X + (n0 + n) * CHW, c, g * Cg, Cg);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)Cog, (int)K, (int)NHW, 1.0f, G, (int)NHW, col,
+                            (int)NHW, 1.0f, GW + g * Cog * K, (int)K);
+            }
+            if (GX) {
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)NHW, (int)Cog, 1.0f, Wt + g * Cog * K,
+                            (int)K, G, (int)NHW, 0.0f, col, (int)NHW);
+                for (int64_t n = 0; n < nb; n++) {
+                    float *gxn = GX + (n0 + n) * CHW;
+                    if (pw)
+                        for (int64_t ci = 0; ci < Cg; ci++)
+                            memcpy(gxn + (g * Cg + ci) * HW, col + ci * NHW + n * HW, sizeof(float) * (size_t)HW);
+                    else col2im_ld(gxn, col + n * HW, NHW, c, g * Cg, Cg);
+                }
+            }
+        }
+    }
+    if (GB) bias_grad(GB, GO, c);
+    return SP_OK;
+}
+
 /* grad_x [N,C,H,W] = conv^T(grad_out); grad_w [Co,C/g,kh,kw] += ...; grad_b [Co] += sum */
 sp_status sp_cpu_conv2d_backward(sp_tensor *grad_x, sp_tensor *grad_w, sp_tensor *grad_b, const sp_tensor *grad_out,
                                  const sp_tensor *x, const sp_tensor *w, int stride_h, int stride_w, int pad_top,
@@ -396,6 +464,9 @@ sp_status sp_cpu_conv2d_backward(sp_tensor *grad_x, sp_tensor *grad_w, sp_tensor
         grad_x = NULL;
     }
     int64_t Cg = c.C / c.g, Cog = c.Co / c.g, K = Cg * c.kh * c.kw, HW = c.Ho * c.Wo;
+    int64_t NB = (grad_w || grad_x) ? batch_chunk(&c, K, HW) : 0;
+    if (NB) return batched_backward(grad_x ? F32(grad_x) : NULL, grad_w ? F32(grad_w) : NULL,
+                                    grad_b ? F32(grad_b) : NULL, F32(grad_out), F32(x), F32(w), &c, NB, dev, op);
     int pw = is_pointwise(&c);
     float *col = NULL;
     if (!pw || grad_x) {

@@ -682,6 +682,10 @@ size_t sp_config_ckpt_cache(void);
  * default; measured ~4x faster loads of a 200 MB file than 4 KiB faults) or not (0). */
 void sp_config_set_ckpt_thp(int on);
 int sp_config_ckpt_thp(void);
+/* The kernel set OpenBLAS chose when it loaded (openblas_get_corename: "SkylakeX",
+ * "Cooperlake", "Haswell", "Prescott"...). Fixed at load time by OpenBLAS's CPU detection
+ * or OPENBLAS_CORETYPE (bindings/ffi/lib.lua names one on AVX-512 machines). Borrowed. */
+const char *sp_blas_core(void);
 
 /* ==== device ============================================================ */
 

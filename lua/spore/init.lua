@@ -73,7 +73,8 @@ local CONFIG_KEYS = {
   thp = "boolean", -- transparent huge pages for .ckpt content blocks
 }
 --- Engine settings: spore.config{nn_omp = bool, ckpt_cache_mb = n, thp = bool} sets the
--- given ones (unknown keys and wrong types are errors); returns the current settings.
+-- given ones (unknown keys and wrong types are errors); returns the current settings and,
+-- read-only, blas_core (the kernel set OpenBLAS chose at load: see bindings/ffi/lib.lua).
 function spore.config(opts)
   if opts ~= nil and type(opts) ~= "table" then
     error("spore.config: expected a table of settings, got " .. type(opts), 2)
@@ -94,7 +95,8 @@ function spore.config(opts)
   if opts.nn_omp ~= nil then E.set_nn_omp(opts.nn_omp) end
   if opts.ckpt_cache_mb ~= nil then E.set_ckpt_cache(math.floor(opts.ckpt_cache_mb * 1048576)) end
   if opts.thp ~= nil then E.set_ckpt_thp(opts.thp) end
-  return { nn_omp = E.nn_omp(), ckpt_cache_mb = E.ckpt_cache() / 1048576, thp = E.ckpt_thp() }
+  return { nn_omp = E.nn_omp(), ckpt_cache_mb = E.ckpt_cache() / 1048576, thp = E.ckpt_thp(),
+    blas_core = E.blas_core() }
 end
 
 --- Engine memory: { live = bytes, peak = bytes, allocs = n, soft_limit = bytes }.

@@ -4,6 +4,7 @@
 # with the two alternating round by round, so that load from other processes hits both
 # alike. One JSON line per figure: {"name", "unit", "this", "base", "base_rev", "ratio"}
 # (ratio = this/base: images/s > 1 is faster now, ms < 1 is faster now), medians of rounds.
+# SPORE_BENCH_NN=prefix,... runs a subset (as bench_nn.sh).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REV=${1:?usage: compare_commits.sh REV [rounds]}
@@ -14,8 +15,8 @@ git worktree add --detach "$tmp/base" "$REV" >/dev/null 2>&1
 make -s -j2 >/dev/null
 (cd "$tmp/base" && make -s -j2 >/dev/null 2>&1)
 for ((r = 1; r <= ROUNDS; r++)); do
-  SPORE_LIB="$PWD/build/libspore.so" luajit scripts/bench/nn_spore.lua 1 >>"$tmp/this.tsv"
-  (cd "$tmp/base" && SPORE_LIB="$PWD/build/libspore.so" luajit scripts/bench/nn_spore.lua 1) >>"$tmp/base.tsv"
+  SPORE_LIB="$PWD/build/libspore.so" luajit scripts/bench/nn_spore.lua 1 "${SPORE_BENCH_NN:-}" >>"$tmp/this.tsv"
+  (cd "$tmp/base" && SPORE_LIB="$PWD/build/libspore.so" luajit scripts/bench/nn_spore.lua 1 "${SPORE_BENCH_NN:-}") >>"$tmp/base.tsv"
 done
 /usr/bin/python3 - "$tmp/this.tsv" "$tmp/base.tsv" "$REV" <<'PY'
 import json, statistics, sys

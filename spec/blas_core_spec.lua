@@ -1,0 +1,44 @@
+-- blas_core_spec.lua — bindings/ffi/lib.lua names OpenBLAS's AVX-512 kernels on AVX-512
+-- CPUs (OpenBLAS 0.3.21 falls back to SSE3 "Prescott" on Xeons it does not know), and a
+-- user's OPENBLAS_CORETYPE wins.
+local spore = require("spore")
+
+local function cpu_flags()
+  local f = io.open("/proc/cpuinfo", "r")
+  if not f then return nil end
+  local have
+  for line in f:lines() do
+    local fl = line:match("^flags%s*:%s*(.*)$")
+    if fl then have = {}; for w in fl:gmatch("%S+") do have[w] = true end; break end
+  end
+  f:close()
+  return have
+end
+
+describe("OpenBLAS kernel set", function()
+  it("is reported by spore.config().blas_core", function()
+    local c = spore.config().blas_core
+    assert.is_string(c)
+    assert.is_true(#c > 0)
+  end)
+  -- in a child process: this one's environment already holds the name lib.lua set
+  local function core_in_child(env)
+    local p = io.popen(env .. " luajit -e 'package.path=\"lua/?.lua;lua/?/init.lua;bindings/?.lua;\"..package.path; io.write(require(\"spore\").config().blas_core)' 2>&1")
+    local out = p:read("*a")
+    p:close()
+    return out
+  end
+  it("is the AVX-512 one on an AVX-512 CPU when OPENBLAS_CORETYPE is unset", function()
+    local have = cpu_flags()
+    if not have or not (have.avx512f and have.avx512bw and have.avx512dq and have.avx512vl and have.avx512cd) then
+      pending("no AVX-512 here")
+      return
+    end
+    assert.equals(have.avx512_bf16 and "Cooperlake" or "SkylakeX", core_in_child("env -u OPENBLAS_CORETYPE"))
+  end)
+  it("follows OPENBLAS_CORETYPE when the user sets it", function()
+    local have = cpu_flags()
+    local out = core_in_child("OPENBLAS_CORETYPE=Haswell")
+    if have and have.avx2 and have.fma then assert.equals("Haswell", out) else assert.is_string(out) end
+  end)
+end)
