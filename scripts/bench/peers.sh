@@ -9,3 +9,16 @@ PY_DEBIAN=/usr/bin/python3
 PY_VENV=$BENCH_VENV/bin/python
 peer_left_out() { [[ ",${SPORE_BENCH_NO_PEERS:-}," == *",$1,"* ]]; }
 peer_on() { ! peer_left_out "$1"; }
+# Debian's torch and the SGEMM peak use Debian's OpenBLAS, as spore does: give every process of
+# the bench the kernel choice spore's bindings make (bindings/ffi/lib.lua: OpenBLAS 0.3.21 runs
+# its SSE3 kernels on AVX-512 CPUs it does not know), so that each peer runs at its best.
+# A user's OPENBLAS_CORETYPE (even empty) is kept.
+if [[ -z "${OPENBLAS_CORETYPE+x}" && -r /proc/cpuinfo ]]; then
+  _flags=" $(grep -m1 '^flags' /proc/cpuinfo) "
+  if [[ $_flags == *" avx512f "* && $_flags == *" avx512bw "* && $_flags == *" avx512dq "* &&
+        $_flags == *" avx512vl "* && $_flags == *" avx512cd "* ]]; then
+    if [[ $_flags == *" avx512_bf16 "* ]]; then export OPENBLAS_CORETYPE=Cooperlake
+    else export OPENBLAS_CORETYPE=SkylakeX; fi
+  fi
+  unset _flags
+fi
