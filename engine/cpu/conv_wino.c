@@ -10,7 +10,9 @@
 
 #include <cblas.h>
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+/* AVX2/AVX-512 clones chosen at load time, as conv.c's; not under ThreadSanitizer, whose
+ * instrumented ifunc resolvers would run before the TSan runtime starts (a crash at load). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && !defined(__SANITIZE_THREAD__)
 #define WINO_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define WINO_CLONES
