@@ -108,3 +108,22 @@ describe("small things (issue 14)", function()
     assert.has_error(function() spore.data.mnist(d .. "/mnist", "val") end)
   end)
 end)
+
+describe("ThreadSanitizer builds", function()
+  it("every target_clones in the engine is off under TSan (its ifunc resolvers would run before the TSan runtime)", function()
+    local out = H.run("grep -rl 'target_clones' engine")
+    local n = 0
+    for f in out:gmatch("[^\n]+") do
+      n = n + 1
+      local src = H.read_file(f)
+      -- each definition of a clones macro sits in a block guarded by !defined(__SANITIZE_THREAD__)
+      for pre in src:gmatch("#if([^\n]*)\n#define [%w_]+ __attribute__%(%(target_clones") do
+        assert.truthy(pre:find("!defined(__SANITIZE_THREAD__)", 1, true), f .. ": target_clones without the TSan guard")
+      end
+      local _, uses = src:gsub("target_clones", "")
+      local _, guarded = src:gsub("#define [%w_]+ __attribute__%(%(target_clones", "")
+      assert.equal(uses, guarded, f .. ": target_clones used outside a guarded macro")
+    end
+    assert.is_true(n >= 2, "expected the conv kernels' clones (conv.c, conv_wino.c)")
+  end)
+end)
