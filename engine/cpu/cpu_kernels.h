@@ -53,4 +53,8 @@ sp_status sp_cpu_adamw_update(sp_tensor *param, sp_tensor *m, sp_tensor *v, cons
 sp_status sp_cpu_grad_centralize(sp_tensor *grad, const sp_tensor *param, double weight_decay, int64_t rows);
 sp_status sp_cpu_adam_update(sp_tensor *param, sp_tensor *m, sp_tensor *v, const sp_tensor *grad, double lr, double beta1, double beta2, double eps, double beta1_power, double beta2_power, double weight_decay, double loss_scale, int nesterov);
 
+/* A 2-D operand BLAS (OpenBLAS, cuBLAS) can read in place: row-major (*trans 0) or
+ * column-major (*trans 1) with leading dimension *ld; 0 when it needs a contiguous copy. */
+int sp_blas_layout(const sp_tensor *t, int *trans, int64_t *ld);
+
 #endif

@@ -7,7 +7,7 @@
 
 /* A 2-D operand BLAS can read directly: row-major with unit column stride, or a
  * transposed view (unit row stride). Returns 0 when a copy is needed. */
-static int blas_layout(const sp_tensor *t, int *trans, int64_t *ld) {
+int sp_blas_layout(const sp_tensor *t, int *trans, int64_t *ld) {
     if (t->strides[1] == 1 && t->strides[0] >= (t->shape[1] > 1 ? t->shape[1] : 1)) { *trans = 0; *ld = t->strides[0]; return 1; }
     if (t->strides[0] == 1 && t->strides[1] >= (t->shape[0] > 1 ? t->shape[0] : 1)) { *trans = 1; *ld = t->strides[1]; return 1; }
     if (t->shape[0] <= 1 && t->shape[1] <= 1) { *trans = 0; *ld = 1; return 1; }
@@ -22,11 +22,11 @@ sp_status sp_cpu_matmul(sp_tensor *out, const sp_tensor *a, const sp_tensor *b, 
     int ta, tb, to;
     int64_t lda, ldb, ldo;
     sp_status st = SP_OK;
-    if (!blas_layout(a, &ta, &lda)) { if ((st = sp_tensor_clone(&ca, a, dt))) goto done; blas_layout(ca, &ta, &lda); }
-    if (!blas_layout(b, &tb, &ldb)) { if ((st = sp_tensor_clone(&cb, b, dt))) goto done; blas_layout(cb, &tb, &ldb); }
-    if (!blas_layout(out, &to, &ldo) || to) {
+    if (!sp_blas_layout(a, &ta, &lda)) { if ((st = sp_tensor_clone(&ca, a, dt))) goto done; sp_blas_layout(ca, &ta, &lda); }
+    if (!sp_blas_layout(b, &tb, &ldb)) { if ((st = sp_tensor_clone(&cb, b, dt))) goto done; sp_blas_layout(cb, &tb, &ldb); }
+    if (!sp_blas_layout(out, &to, &ldo) || to) {
         if ((st = sp_tensor_clone(&co, out, dt))) goto done;
-        blas_layout(co, &to, &ldo);
+        sp_blas_layout(co, &to, &ldo);
     }
     {
         const sp_tensor *A = ca ? ca : a, *B = cb ? cb : b;

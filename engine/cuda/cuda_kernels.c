@@ -211,14 +211,7 @@ static sp_status cu_reduce_dim(sp_tensor *out, const sp_tensor *a, int op, int d
     return spc_reduce_dim(DEV(a), &o, &va, op, d);
 }
 
-/* a 2-D operand cuBLAS can read in place (engine/cpu/gemm.c's blas_layout) */
-static int blas_layout(const sp_tensor *t, int *trans, int64_t *ld) {
-    if (t->strides[1] == 1 && t->strides[0] >= (t->shape[1] > 1 ? t->shape[1] : 1)) { *trans = 0; *ld = t->strides[0]; return 1; }
-    if (t->strides[0] == 1 && t->strides[1] >= (t->shape[0] > 1 ? t->shape[0] : 1)) { *trans = 1; *ld = t->strides[1]; return 1; }
-    if (t->shape[0] <= 1 && t->shape[1] <= 1) { *trans = 0; *ld = 1; return 1; }
-    return 0;
-}
-
+/* operands cuBLAS reads in place: sp_blas_layout (engine/cpu/gemm.c) */
 static sp_status cu_matmul(sp_tensor *out, const sp_tensor *a, const sp_tensor *b, int trans_a, int trans_b,
                            double alpha, double beta) {
     int dt = out->dtype;
@@ -227,11 +220,11 @@ static sp_status cu_matmul(sp_tensor *out, const sp_tensor *a, const sp_tensor *
     int ta, tb, to;
     int64_t lda, ldb, ldo;
     sp_status st = SP_OK;
-    if (!blas_layout(a, &ta, &lda)) { if ((st = sp_tensor_clone(&ca, a, dt))) goto done; blas_layout(ca, &ta, &lda); }
-    if (!blas_layout(b, &tb, &ldb)) { if ((st = sp_tensor_clone(&cb, b, dt))) goto done; blas_layout(cb, &tb, &ldb); }
-    if (!blas_layout(out, &to, &ldo) || to) {
+    if (!sp_blas_layout(a, &ta, &lda)) { if ((st = sp_tensor_clone(&ca, a, dt))) goto done; sp_blas_layout(ca, &ta, &lda); }
+    if (!sp_blas_layout(b, &tb, &ldb)) { if ((st = sp_tensor_clone(&cb, b, dt))) goto done; sp_blas_layout(cb, &tb, &ldb); }
+    if (!sp_blas_layout(out, &to, &ldo) || to) {
         if ((st = sp_tensor_clone(&co, out, dt))) goto done;
-        blas_layout(co, &to, &ldo);
+        sp_blas_layout(co, &to, &ldo);
     }
     {
         const sp_tensor *A = ca ? ca : a, *B = cb ? cb : b;
