@@ -97,7 +97,26 @@ describe("options sweep: spore.nn table forms", function()
       "unknown option 'count_include_pad'")
     fails_with(function() return nn.AvgPool2d { kernel_size = 2, divisor_override = 3 } end, "'divisor_override'",
       "spore does not implement it")
-    fails_with(function() return nn.AvgPool2d { kernel_size = 2, count_include_pad = false } end, "'count_include_pad'")
+    fails_with(function() return nn.AvgPool2d { kernel_size = 2, count_include_pad = "no" } end, "'count_include_pad'",
+      "boolean")
+    -- count_include_pad (MindSpore's default true) decides the divisor with pad_mode "pad":
+    -- a 3x3 mean of ones at a corner with padding 1 is 4/9 when the padding counts, 1 when not
+    local x = spore.ones({ 1, 1, 3, 3 })
+    local incl = nn.AvgPool2d { kernel_size = 3, stride = 1, pad_mode = "pad", padding = 1 }(x)
+    local excl = nn.AvgPool2d { kernel_size = 3, stride = 1, pad_mode = "pad", padding = 1, count_include_pad = false }(x)
+    assert.near(4 / 9, incl:get { 1, 1, 1, 1 }, 1e-6)
+    assert.near(6 / 9, incl:get { 1, 1, 1, 2 }, 1e-6)
+    assert.near(1, incl:get { 1, 1, 2, 2 }, 1e-6)
+    assert.near(1, excl:get { 1, 1, 1, 1 }, 1e-6)
+    -- and the backward divides by the same count: d(sum of outputs)/d(corner) = 4 windows
+    local pi = nn.AvgPool2d { kernel_size = 3, stride = 1, pad_mode = "pad", padding = 1 }
+    pi(x)
+    assert.near(4 / 9, pi:backward(x, spore.ones({ 1, 1, 3, 3 })):get { 1, 1, 1, 1 }, 1e-6)
+    local pe = nn.AvgPool2d { kernel_size = 3, stride = 1, pad_mode = "pad", padding = 1, count_include_pad = false }
+    pe(x)
+    assert.near(1 / 4 + 1 / 6 + 1 / 6 + 1 / 9, pe:backward(x, spore.ones({ 1, 1, 3, 3 })):get { 1, 1, 1, 1 }, 1e-6)
+    -- "same" never counts its padding
+    assert.near(1, nn.AvgPool2d { kernel_size = 3, stride = 1, pad_mode = "same" }(x):get { 1, 1, 1, 1 }, 1e-6)
     fails_with(function() return nn.AvgPool2d { kernel_size = 2, pad_mode = "full" } end, "AvgPool2d: pad_mode")
     local p = nn.MaxPool2d { kernel_size = 3, stride = 2, pad_mode = "same", ceil_mode = false, data_format = "NCHW" }
     assert.same({ 3, 3 }, p.kernel_size); assert.same({ 2, 2 }, p.stride); assert.equal("same", p.pad_mode)

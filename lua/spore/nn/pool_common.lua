@@ -9,30 +9,28 @@ local function pair(v) if type(v) == "table" then return { v[1], v[2] or v[1] } 
 -- pad_mode "pad" (spore's addition, for the zoo's nn.Pad + "valid" pool) takes padding =
 -- n or {top, bottom, left, right}; padded cells, like "same"'s, never win a max.
 local opts = require("spore.opts")
-local DEFAULTS_ONLY = {
+-- MindSpore's keys: accepted (KNOWN), accepted at MindSpore's default only (DEFAULTS),
+-- refused by name (REFUSED).
+local KNOWN = {
+  MaxPool2d = { "kernel_size", "stride", "pad_mode", "padding", "data_format", "dilation", "return_indices",
+    "ceil_mode" },
+  AvgPool2d = { "kernel_size", "stride", "pad_mode", "padding", "data_format", "ceil_mode", "count_include_pad" },
+}
+local DEFAULTS = {
   MaxPool2d = { data_format = { "NCHW", "tensors are NCHW" }, dilation = { 1, "no dilated pooling" },
     return_indices = { false, "no indices output" }, ceil_mode = { false, "output sizes round down" } },
-  AvgPool2d = { data_format = { "NCHW", "tensors are NCHW" }, ceil_mode = { false, "output sizes round down" },
-    count_include_pad = { true, "padded cells count in the average" },
-    divisor_override = { nil, "the divisor is the window size" } },
+  AvgPool2d = { data_format = { "NCHW", "tensors are NCHW" }, ceil_mode = { false, "output sizes round down" } },
 }
+local REFUSED = { AvgPool2d = { divisor_override = "the divisor is the window size (or its part inside the input)" } }
+local TYPES = { kernel_size = { "number", "table" }, stride = { "number", "table" }, pad_mode = "string",
+  padding = { "number", "table" }, count_include_pad = "boolean" }
 function M.init(self, kernel_size, stride, pad_mode, padding)
   if opts.is_options(kernel_size) then
     local where = getmetatable(self).__name
-    local o = opts.check(where, kernel_size, { "kernel_size", "stride", "pad_mode", "padding", "data_format",
-      "dilation", "return_indices", "ceil_mode", "count_include_pad", "divisor_override" }, nil,
-      { kernel_size = { "number", "table" }, stride = { "number", "table" }, pad_mode = "string",
-        padding = { "number", "table" } }, 4)
-    local d = DEFAULTS_ONLY[where] or {}
-    for k in pairs(o) do
-      if k ~= "kernel_size" and k ~= "stride" and k ~= "pad_mode" and k ~= "padding" and not d[k] then
-        error(("%s: unknown option '%s'"):format(where, k), 3)
-      end
-      if d[k] and d[k][1] == nil then
-        error(("%s: option '%s' is MindSpore's, but spore does not implement it: %s"):format(where, k, d[k][2]), 3)
-      end
-    end
-    opts.defaults_only(where, o, d, 4)
+    local o = opts.check(where, kernel_size, KNOWN[where], REFUSED[where], TYPES, 4)
+    opts.defaults_only(where, o, DEFAULTS[where], 4)
+    -- MindSpore's default: with pad_mode "pad", the zero padding counts in a mean
+    if o.count_include_pad ~= nil then self.count_include_pad = o.count_include_pad end
     kernel_size, stride, pad_mode, padding = o.kernel_size, o.stride, o.pad_mode, o.padding
   end
   self.kernel_size = pair(kernel_size or 1)
