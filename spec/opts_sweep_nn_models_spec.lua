@@ -87,6 +87,10 @@ describe("options sweep: spore.nn table forms", function()
     fails_with(function() return nn.BatchNorm2d(2, { momentun = 0.9 }) end, "BatchNorm2d", "'momentun'",
       "did you mean 'momentum'")
     assert.equal(0.99, nn.BatchNorm2d(2, { momentum = 0.99 }).momentum)
+    fails_with(function() return nn.Conv2d(1, 2, 3, { stride = 2 }, "valid") end, "Conv2d: arguments after the options")
+    fails_with(function() return nn.Dense(1, 2, { has_bias = true }, nn.Normal(0.1)) end, "Dense: arguments after")
+    fails_with(function() return nn.BatchNorm2d(2, { eps = 1e-3 }, 0.99) end, "BatchNorm2d: arguments after")
+    fails_with(function() return nn.MaxPool2d({ kernel_size = 2 }, 2) end, "MaxPool2d: arguments after")
   end)
   it("MaxPool2d and AvgPool2d: option tables checked; MindSpore keys at their defaults only", function()
     fails_with(function() return nn.MaxPool2d { kernel_size = 2, strid = 2 } end, "MaxPool2d", "'strid'",

@@ -16,6 +16,10 @@ function BN:__init(n, eps, momentum, affine, gamma_init, beta_init, mm_init, mv_
     error("BatchNorm2d: num_features must be a positive integer, got " .. tostring(n), 3)
   end
   if type(eps) == "table" then
+    if momentum ~= nil or affine ~= nil or gamma_init ~= nil or beta_init ~= nil or mm_init ~= nil or mv_init ~= nil
+        or use_batch_statistics ~= nil then
+      error("BatchNorm2d: arguments after the options table; give them by name in it", 3)
+    end
     local o = opts.check("BatchNorm2d", eps, { "eps", "momentum", "affine", "gamma_init", "beta_init",
       "moving_mean_init", "moving_var_init", "use_batch_statistics", "data_format", "dtype" }, nil,
       { eps = "number", momentum = "number", affine = "boolean", use_batch_statistics = "boolean" }, 4)

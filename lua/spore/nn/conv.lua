@@ -29,6 +29,10 @@ local function pair(v) if type(v) == "table" then return { v[1], v[2] or v[1] } 
 function Conv2d:__init(cin, cout, kernel_size, stride, pad_mode, padding, dilation, group, has_bias, weight_init, bias_init)
   local o = opts.is_options(stride) and stride or nil
   if o then
+    if pad_mode ~= nil or padding ~= nil or dilation ~= nil or group ~= nil or has_bias ~= nil or weight_init ~= nil
+        or bias_init ~= nil then
+      error("Conv2d: arguments after the options table; give them by name in it", 3)
+    end
     opts.check("Conv2d", o, KNOWN, nil, TYPES, 4)
     opts.defaults_only("Conv2d", o, DEFAULTS_ONLY, 4)
     stride, pad_mode, padding, dilation, group = o.stride, o.pad_mode, o.padding, o.dilation, o.group

@@ -16,6 +16,9 @@ end
 
 function Dense:__init(cin, cout, weight_init, bias_init, has_bias)
   if opts.is_options(weight_init) then
+    if bias_init ~= nil or has_bias ~= nil then
+      error("Dense: arguments after the options table; give them by name in it", 3)
+    end
     local o = opts.check("Dense", weight_init, { "weight_init", "bias_init", "has_bias", "dtype" },
       { activation = "put the activation after the layer (nn.SequentialCell{nn.Dense(...), nn.ReLU()})" },
       { has_bias = "boolean" }, 4)

@@ -27,6 +27,9 @@ local TYPES = { kernel_size = { "number", "table" }, stride = { "number", "table
 function M.init(self, kernel_size, stride, pad_mode, padding)
   if opts.is_options(kernel_size) then
     local where = getmetatable(self).__name
+    if stride ~= nil or pad_mode ~= nil or padding ~= nil then
+      error(where .. ": arguments after the options table; give them by name in it", 3)
+    end
     local o = opts.check(where, kernel_size, KNOWN[where], REFUSED[where], TYPES, 4)
     opts.defaults_only(where, o, DEFAULTS[where], 4)
     -- MindSpore's default: with pad_mode "pad", the zero padding counts in a mean
