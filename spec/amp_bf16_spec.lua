@@ -88,6 +88,69 @@ describe("amp_level O2 (bfloat16 on the CPU)", function()
   end)
 end)
 
+describe("the bf16 GEMM's microkernels (spore.config().bf16_kernel)", function()
+  local c0 = spore.config()
+  it("reports the one that runs and those this CPU has, fastest first; portable is always there", function()
+    local ks = c0.bf16_kernels
+    assert.equal(ks[1], c0.bf16_kernel)
+    assert.equal("portable", ks[#ks])
+    local rank = { amx = 3, avx512 = 2, portable = 1 }
+    for i = 2, #ks do assert.is_true(rank[ks[i - 1]] > rank[ks[i]]) end
+    if amp.cpu_has_bf16() then assert.is_true(rank[ks[1]] >= 2) end
+  end)
+  it("refuses an unknown kernel and one this CPU does not run, by name", function()
+    assert.has_error(function() spore.config { bf16_kernel = "tpu" } end,
+      "bf16 kernel must be one of 'amx', 'avx512', 'portable', got 'tpu'")
+    assert.has_error(function() spore.config { bf16_kernel = 2 } end, "spore.config: bf16_kernel must be a string, got number")
+    local have = {}
+    for _, k in ipairs(c0.bf16_kernels) do have[k] = true end
+    for _, k in ipairs({ "amx", "avx512" }) do
+      if not have[k] then
+        local ok, err = pcall(spore.config, { bf16_kernel = k })
+        assert.is_false(ok)
+        assert.matches("bf16 kernel '" .. k .. "' does not run here", err, 1, true)
+      end
+    end
+    assert.same(c0, spore.config())
+  end)
+  it("every kernel gives a conv/dense net's float32 answer up to bf16 rounding, and each other's up to summation order", function()
+    spore.manual_seed(11)
+    -- channel and pixel counts off the 16/32 blocks, an odd K (3 * 5 * 5 = 75), a 1-column Dense
+    local net = nn.SequentialCell {
+      nn.Conv2d(3, 37, 5, { pad_mode = "valid", has_bias = true }), nn.ReLU(),
+      nn.Conv2d(37, 20, 3, { stride = 2, pad_mode = "pad", padding = 1 }), nn.ReLU(),
+      nn.Flatten(), nn.Dense(20 * 6 * 6, 1),
+    }
+    local x = spore.randn({ 3, 3, 15, 15 }):to(net:device())
+    local ref = net(x):clone()
+    amp.auto_mixed_precision(net, "O2")
+    local out = {}
+    for _, k in ipairs(c0.bf16_kernels) do
+      spore.config { bf16_kernel = k }
+      out[k] = net(x):clone()
+    end
+    spore.config { bf16_kernel = c0.bf16_kernel }
+    amp.auto_mixed_precision(net, "O0")
+    local scale = ref:abs():max()
+    if type(scale) ~= "number" then scale = scale:item() end
+    for k, y in pairs(out) do
+      local d = maxdiff(y, ref)
+      assert.is_true(d > 0 and d < 0.03 * scale + 1e-3, ("%s: |bf16 - f32| = %g (scale %g)"):format(k, d, scale))
+      local dp = maxdiff(y, out.portable)
+      assert.is_true(dp < 1e-4 * scale + 1e-6, ("%s vs portable: %g (scale %g)"):format(k, dp, scale))
+    end
+  end)
+  it("SPORE_BF16_KERNEL picks one at require time; an unknown one is one error line", function()
+    local lua = "luajit -e 'package.path=\"lua/?.lua;lua/?/init.lua;bindings/?.lua;\"..package.path; "
+      .. "io.write(require(\"spore\").config().bf16_kernel)' 2>&1"
+    local out, rc = H.run("SPORE_BF16_KERNEL=portable " .. lua)
+    assert.equal(0, rc, out); assert.equal("portable", out)
+    out, rc = H.run("SPORE_BF16_KERNEL=fast " .. lua)
+    assert.not_equal(0, rc)
+    assert.matches("SPORE_BF16_KERNEL: bf16 kernel must be one of 'amx', 'avx512', 'portable', got 'fast'", out, 1, true)
+  end)
+end)
+
 describe("backward stops where nothing upstream needs a gradient", function()
   local function spy_backward(net)
     local calls = {}

@@ -33,6 +33,25 @@ end
 --- The kernel set OpenBLAS runs ("SkylakeX", "Cooperlake", "Haswell", "Prescott"...).
 function M.blas_core() return ffi.string(C.sp_blas_core()) end
 
+--- The bf16 GEMM's microkernel (amp_level "O2"): "amx", "avx512" or "portable".
+local BF16_KERNELS = { [0] = "portable", "avx512", "amx" }
+M.BF16_KERNELS = { portable = 0, avx512 = 1, amx = 2 }
+function M.bf16_kernel() return BF16_KERNELS[C.sp_cpu_bf16_kernel()] end
+--- the kernels this CPU runs, fastest first
+function M.bf16_kernels()
+  local t = {}
+  for k = 2, 0, -1 do if C.sp_cpu_bf16_kernel_available(k) == 1 then t[#t + 1] = BF16_KERNELS[k] end end
+  return t
+end
+--- select one by name; an unknown name or one this CPU does not run is an error naming it
+function M.set_bf16_kernel(name, lvl)
+  local k = M.BF16_KERNELS[name]
+  if not k then
+    error(("bf16 kernel must be one of 'amx', 'avx512', 'portable', got '%s'"):format(tostring(name)), lvl or 2)
+  end
+  if C.sp_cpu_bf16_set_kernel(k) ~= 0 then error(ffi.string(C.sp_last_error()), lvl or 2) end
+end
+
 function M.cuda_device_count() return tonumber(C.sp_cuda_device_count()) end
 
 return M

@@ -24,7 +24,9 @@ typedef struct sp_bf16_tile {
  * workspace slots 0 (calling thread) and 1 (each thread). */
 sp_status sp_bf16_gemm(sp_device *dev, int64_t M, int64_t N, int64_t K, const sp_bf16_rows *A,
                        const sp_bf16_rows *B, const sp_bf16_tile *C);
-/* 1 when this CPU runs vdpbf16ps (AVX512_BF16), else 0 (the portable loop runs). */
+/* 1 when this CPU runs vdpbf16ps (AVX512_BF16), else 0. */
 int sp_cpu_bf16_native(void);
+/* the GEMM's microkernels (sp_cpu_bf16_kernel and friends are public: spore.h) */
+enum { SP_BF16_PORTABLE = 0, SP_BF16_AVX512 = 1, SP_BF16_AMX = 2 };
 
 #endif

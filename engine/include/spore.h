@@ -316,8 +316,15 @@ sp_status sp_conv2d_backward_bf16(sp_tensor *grad_x, sp_tensor *grad_w, sp_tenso
 sp_status sp_dense_forward_bf16(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias);
 sp_status sp_dense_backward_bf16(sp_tensor *grad_x, sp_tensor *grad_w, sp_tensor *grad_b, const sp_tensor *grad_out,
                                  const sp_tensor *x, const sp_tensor *w);
-/* 1 when this CPU has AVX512_BF16 (the bf16 kernels run vdpbf16ps), else 0. */
+/* 1 when this CPU has AVX512_BF16 (vdpbf16ps), else 0. */
 int sp_cpu_has_bf16(void);
+/* The bf16 GEMM's microkernel: 0 portable (plain C), 1 avx512 (AVX512_BF16 vdpbf16ps),
+ * 2 amx (AMX-BF16 tiles). By default the fastest available; all give the same sums up to
+ * their order. available: 1 when kernel k runs on this CPU and OS (AMX: the process is
+ * granted the tile state, asked once). set: SP_EINVAL naming the kernel when it does not. */
+int sp_cpu_bf16_kernel(void);
+int sp_cpu_bf16_kernel_available(int k);
+sp_status sp_cpu_bf16_set_kernel(int k);
 /* BatchNorm2d over x [N,C,H,W]. training: batch statistics, and (update != 0) moving =
  * momentum*moving + (1-momentum)*batch (variance unbiased); eval: moving statistics.
  * save_mean/save_invstd [C] receive the statistics used, for the backward pass. */

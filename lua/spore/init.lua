@@ -59,22 +59,32 @@ local E = require("ffi.config")
 --                         Benchmarks)
 --   SPORE_CKPT_CACHE_MB=N cap on the .ckpt reader's block cache (256 by default; 0 disables)
 --   SPORE_NO_THP (any)    no transparent huge pages for .ckpt content blocks
+--   SPORE_BF16_KERNEL=amx|avx512|portable  the bf16 GEMM's microkernel (amp_level "O2";
+--                         the fastest this CPU runs by default; one it does not run is an error)
 do
   local omp = os.getenv("SPORE_NN_OMP")
   if omp then E.set_nn_omp(omp:sub(1, 1) == "1") end
   local mb = os.getenv("SPORE_CKPT_CACHE_MB")
   if mb and mb ~= "" then E.set_ckpt_cache((tonumber(mb:match("^%s*%+?(%d+)")) or 0) * 1048576) end
   if os.getenv("SPORE_NO_THP") then E.set_ckpt_thp(false) end
+  local bk = os.getenv("SPORE_BF16_KERNEL")
+  if bk and bk ~= "" then
+    local ok, err = pcall(E.set_bf16_kernel, bk)
+    if not ok then error("SPORE_BF16_KERNEL: " .. tostring(err):gsub("^[^:]*:%d+: ", ""), 0) end
+  end
 end
 
 local CONFIG_KEYS = {
   nn_omp = "boolean", -- OpenMP regions in the nn kernels
   ckpt_cache_mb = "number", -- cap on the .ckpt reader's block cache, MiB
   thp = "boolean", -- transparent huge pages for .ckpt content blocks
+  bf16_kernel = "string", -- the bf16 GEMM's microkernel: "amx", "avx512", "portable"
 }
---- Engine settings: spore.config{nn_omp = bool, ckpt_cache_mb = n, thp = bool} sets the
--- given ones (unknown keys and wrong types are errors); returns the current settings and,
--- read-only, blas_core (the kernel set OpenBLAS chose at load: see bindings/ffi/lib.lua).
+--- Engine settings: spore.config{nn_omp = bool, ckpt_cache_mb = n, thp = bool,
+-- bf16_kernel = "amx"|"avx512"|"portable"} sets the given ones (unknown keys, wrong types
+-- and a bf16 kernel this CPU does not run are errors); returns the current settings and,
+-- read-only, blas_core (the kernel set OpenBLAS chose at load: see bindings/ffi/lib.lua)
+-- and bf16_kernels (the bf16 kernels this CPU runs, fastest first).
 function spore.config(opts)
   if opts ~= nil and type(opts) ~= "table" then
     error("spore.config: expected a table of settings, got " .. type(opts), 2)
@@ -83,7 +93,7 @@ function spore.config(opts)
   for k, v in pairs(opts) do
     local want = CONFIG_KEYS[k]
     if not want then
-      error("spore.config: unknown setting '" .. tostring(k) .. "' (expected nn_omp, ckpt_cache_mb, thp)", 2)
+      error("spore.config: unknown setting '" .. tostring(k) .. "' (expected nn_omp, ckpt_cache_mb, thp, bf16_kernel)", 2)
     end
     if type(v) ~= want then
       error(("spore.config: %s must be a %s, got %s"):format(k, want, type(v)), 2)
@@ -95,8 +105,9 @@ function spore.config(opts)
   if opts.nn_omp ~= nil then E.set_nn_omp(opts.nn_omp) end
   if opts.ckpt_cache_mb ~= nil then E.set_ckpt_cache(math.floor(opts.ckpt_cache_mb * 1048576)) end
   if opts.thp ~= nil then E.set_ckpt_thp(opts.thp) end
+  if opts.bf16_kernel ~= nil then E.set_bf16_kernel(opts.bf16_kernel, 3) end
   return { nn_omp = E.nn_omp(), ckpt_cache_mb = E.ckpt_cache() / 1048576, thp = E.ckpt_thp(),
-    blas_core = E.blas_core() }
+    blas_core = E.blas_core(), bf16_kernel = E.bf16_kernel(), bf16_kernels = E.bf16_kernels() }
 end
 
 --- Engine memory: { live = bytes, peak = bytes, allocs = n, soft_limit = bytes }.

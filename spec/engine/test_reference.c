@@ -541,8 +541,8 @@ SUITE(reference_optimizers) {
 
 /* ---- bfloat16 (amp_level "O2"): engine/cpu/bf16*.c against the naive bf16-rounded GEMM
  * (sp_ref_gemm_bf16) and, on inputs already exactly bf16, against the float32 references
- * (then the only difference is float32 vs double summation). Both the AVX512_BF16 path and
- * the portable one must pass (whichever this CPU runs). */
+ * (then the only difference is float32 vs double summation). Every microkernel this CPU
+ * runs (amx, avx512, portable: sp_cpu_bf16_set_kernel) must pass. */
 static void round_bf16(sp_tensor *t) {
     for (int64_t i = 0; i < sp_tensor_numel(t); i++) D(t)[i] = sp_ref_bf16_round(D(t)[i]);
 }
@@ -554,10 +554,33 @@ static sp_tensor *transpose2(const sp_tensor *a) {
         for (int64_t j = 0; j < s[1]; j++) D(t)[j * s[0] + i] = D(a)[i * s[1] + j];
     return t;
 }
+static void bf16_cases(int kern);
 SUITE(reference_bf16) {
     CHECK(sp_ref_bf16_round(1.0f + 1.0f / 256) == 1.0f, "bf16 tie rounds to even (down)");
     CHECK(sp_ref_bf16_round(1.0f + 3.0f / 256) == 1.0f + 4.0f / 256, "bf16 tie rounds to even (up)");
-    static const int dims[][3] = {{1, 1, 1}, {3, 5, 7}, {9, 33, 17}, {17, 64, 70}, {5, 300, 41}};
+    int def = sp_cpu_bf16_kernel(), ran = 0;
+    CHECK(sp_cpu_bf16_kernel_available(def), "the default bf16 kernel %d is available", def);
+    CHECK(sp_cpu_bf16_kernel_available(0), "the portable bf16 kernel is always available");
+    CHECK(sp_cpu_bf16_set_kernel(3) == SP_EINVAL, "bf16 kernel 3 accepted");
+    for (int k = 0; k <= 2; k++) {
+        if (!sp_cpu_bf16_kernel_available(k)) {
+            CHECK(sp_cpu_bf16_set_kernel(k) == SP_EINVAL && strstr(sp_last_error(), "does not run here"),
+                  "unavailable bf16 kernel %d accepted (%s)", k, sp_last_error());
+            continue;
+        }
+        CHECK_OK(sp_cpu_bf16_set_kernel(k));
+        CHECK(sp_cpu_bf16_kernel() == k, "bf16 kernel %d not selected", k);
+        bf16_cases(k);
+        ran++;
+    }
+    CHECK_OK(sp_cpu_bf16_set_kernel(def));
+    CHECK(ran >= 1 + sp_cpu_has_bf16(), "bf16: %d kernels ran", ran);
+}
+static void bf16_cases(int kern) {
+    /* N, In, O: M (=N), K (=In) and N (=O) off the 8/16/32 blocks, K odd, N = 1; 2 K blocks
+     * (K > 256) with several A blocks (M > 32), one above the OpenMP threshold */
+    static const int dims[][3] = {{1, 1, 1}, {3, 5, 7}, {9, 33, 17}, {17, 64, 70}, {5, 300, 41}, {1, 77, 1},
+                                  {40, 1, 3}, {33, 257, 65}, {70, 613, 131}, {64, 2048, 1}};
     for (size_t c = 0; c < sizeof dims / sizeof dims[0]; c++) {
         int N = dims[c][0], In = dims[c][1], O = dims[c][2];
         sp_tensor *x = rnd(2, N, In, 0, 0, -2, 2), *w = rnd(2, O, In, 0, 0, -1, 1), *b = rnd(1, O, 0, 0, 0, -1, 1);
@@ -565,11 +588,11 @@ SUITE(reference_bf16) {
         sp_tensor *wt = transpose2(w);
         CHECK_OK(sp_dense_forward_bf16(y, x, w, NULL));
         CHECK_OK(sp_ref_gemm_bf16(ry, x, wt));
-        CLOSE(y, ry, 1e-5, "bf16 dense forward %dx%d->%d vs naive bf16 GEMM", N, In, O);
+        CLOSE(y, ry, 1e-5, "bf16 (kernel %d) dense forward %dx%d->%d vs naive bf16 GEMM", kern, N, In, O);
         /* with bias: bias added in float32 */
         CHECK_OK(sp_dense_forward_bf16(y, x, w, b));
         for (int n = 0; n < N; n++) for (int o = 0; o < O; o++) D(ry)[n * O + o] += D(b)[o];
-        CLOSE(y, ry, 1e-5, "bf16 dense forward + bias %dx%d->%d", N, In, O);
+        CLOSE(y, ry, 1e-5, "bf16 (kernel %d) dense forward + bias %dx%d->%d", kern, N, In, O);
         /* backward: grad_x = go·W, grad_w += goᵀ·x */
         sp_tensor *go = rnd(2, N, O, 0, 0, -1, 1), *gx = tnew(SP_FLOAT32, 2, N, In, 0, 0);
         sp_tensor *rgx = tnew(SP_FLOAT32, 2, N, In, 0, 0), *gw = tnew(SP_FLOAT32, 2, O, In, 0, 0);
@@ -579,8 +602,8 @@ SUITE(reference_bf16) {
         CHECK_OK(sp_ref_gemm_bf16(rgx, go, w));
         CHECK_OK(sp_ref_gemm_bf16(rgw, got, x));
         for (int64_t i = 0; i < (int64_t)O * In; i++) D(rgw)[i] += 0.5f;
-        CLOSE(gx, rgx, 1e-5, "bf16 dense grad_x %dx%d->%d", N, In, O);
-        CLOSE(gw, rgw, 1e-5, "bf16 dense grad_w (+=) %dx%d->%d", N, In, O);
+        CLOSE(gx, rgx, 1e-5, "bf16 (kernel %d) dense grad_x %dx%d->%d", kern, N, In, O);
+        CLOSE(gw, rgw, 1e-5, "bf16 (kernel %d) dense grad_w (+=) %dx%d->%d", kern, N, In, O);
         sp_tensor *all[] = {x, w, b, y, ry, wt, go, gx, rgx, gw, rgw, got};
         frees(all, (int)(sizeof all / sizeof all[0]));
     }
@@ -595,13 +618,13 @@ SUITE(reference_bf16) {
         sp_tensor *y = tnew(SP_FLOAT32, 4, k->N, k->Co, Ho, Wo), *ry = tnew(SP_FLOAT32, 4, k->N, k->Co, Ho, Wo);
         CHECK_OK(sp_conv2d_forward_bf16(y, x, w, b, k->sh, k->sw, k->pt, k->pb, k->pl, k->pr, k->dh, k->dw, k->g));
         CHECK_OK(sp_ref_conv2d_forward(ry, x, w, b, k->sh, k->sw, k->pt, k->pb, k->pl, k->pr, k->dh, k->dw, k->g));
-        CLOSE(y, ry, 1e-4, "bf16 conv forward case %zu", c);
+        CLOSE(y, ry, 1e-4, "bf16 (kernel %d) conv forward case %zu", kern, c);
         sp_tensor *gx = clone(x), *rgx = clone(x), *gw = clone(w), *rgw = clone(w), *gb = clone(b), *rgb = clone(b);
         CHECK_OK(sp_conv2d_backward_bf16(gx, gw, gb, go, x, w, k->sh, k->sw, k->pt, k->pb, k->pl, k->pr, k->dh, k->dw, k->g));
         CHECK_OK(sp_ref_conv2d_backward(rgx, rgw, rgb, go, x, w, k->sh, k->sw, k->pt, k->pb, k->pl, k->pr, k->dh, k->dw, k->g));
-        CLOSE(gx, rgx, 1e-4, "bf16 conv grad_x case %zu", c);
-        CLOSE(gw, rgw, 1e-4, "bf16 conv grad_w (+=) case %zu", c);
-        CLOSE(gb, rgb, 1e-4, "bf16 conv grad_b (+=) case %zu", c);
+        CLOSE(gx, rgx, 1e-4, "bf16 (kernel %d) conv grad_x case %zu", kern, c);
+        CLOSE(gw, rgw, 1e-4, "bf16 (kernel %d) conv grad_w (+=) case %zu", kern, c);
+        CLOSE(gb, rgb, 1e-4, "bf16 (kernel %d) conv grad_b (+=) case %zu", kern, c);
         sp_tensor *all[] = {x, w, b, go, y, ry, gx, rgx, gw, rgw, gb, rgb};
         frees(all, (int)(sizeof all / sizeof all[0]));
     }
