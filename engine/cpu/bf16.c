@@ -39,7 +39,7 @@
 #define SP_BF16_HAVE_AMX 0
 #endif
 
-enum { MR = 8, NR = 32, KCP = 128, MRX = 32 /* AMX: rows of A per block */ };
+enum { MR = 8, NR = 32, KCP = 128, MRX = 32 /* AMX: rows of A per block */, BKB = 64 /* rows per B->block */ };
 
 static int avx512_ok(void) {
     __builtin_cpu_init();
@@ -237,11 +237,43 @@ static void kernel_amx(int64_t n, const uint32_t *a, const uint32_t *b, float *a
     _tile_stored(2, acc + 16 * NR, NR * 4);
     _tile_stored(3, acc + 16 * NR + 16, NR * 4);
 }
+/* the same, the result stored to out (row stride ldo floats) instead of back to acc */
+__attribute__((target("amx-tile,amx-bf16")))
+static void kernel_amx_out(int64_t n, const uint32_t *a, const uint32_t *b, const float *acc, int add, float *out,
+                           int64_t ldo) {
+    if (add) {
+        _tile_loadd(0, acc, NR * 4);
+        _tile_loadd(1, acc + 16, NR * 4);
+        _tile_loadd(2, acc + 16 * NR, NR * 4);
+        _tile_loadd(3, acc + 16 * NR + 16, NR * 4);
+    } else {
+        _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
+    }
+    const uint32_t *a1 = a + 16 * n;
+    for (int64_t p = 0; p < n; p += 16) {
+        _tile_loadd(4, a + p, n * 4);
+        _tile_loadd(6, b + p * NR, NR * 4);
+        _tile_loadd(7, b + p * NR + 16, NR * 4);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_loadd(5, a1 + p, n * 4);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+    }
+    _tile_stored(0, out, ldo * 4);
+    _tile_stored(1, out + 16, ldo * 4);
+    _tile_stored(2, out + 16 * ldo, ldo * 4);
+    _tile_stored(3, out + 16 * ldo + 16, ldo * 4);
+}
 #else
 static void amx_begin(void) {}
 static void amx_end(void) {}
 static void kernel_amx(int64_t n, const uint32_t *a, const uint32_t *b, float *acc, int add) {
     (void)n; (void)a; (void)b; (void)acc; (void)add;
+}
+static void kernel_amx_out(int64_t n, const uint32_t *a, const uint32_t *b, const float *acc, int add, float *out,
+                           int64_t ldo) {
+    (void)n; (void)a; (void)b; (void)acc; (void)add; (void)out; (void)ldo;
 }
 #endif
 
@@ -269,13 +301,36 @@ sp_status sp_bf16_gemm(sp_device *dev, int64_t M, int64_t N, int64_t K, const sp
      * bf16) stays in L2 while a thread walks it for one B panel; a block is [pairs][MR]
      * (avx512, portable) or [MRX rows][pairs] (amx) */
     size_t abytes = (size_t)mb * (size_t)kp * mr * 4;
-    uint32_t *ap = sp_workspace(dev, 0, abytes + (size_t)(2 * kp + 2) * 4);
+    uint32_t *ap = sp_workspace(dev, 0, abytes);
     if (!ap) return sp_error(SP_ENOMEM, "bf16 gemm: no memory for the packed A operand (%zu bytes)", abytes);
+    void (*kern)(int64_t, const uint32_t *, const uint32_t *, float *, int) =
+        amx ? kernel_amx : native ? kernel_avx : kernel_portable;
+    void (*pack)(uint32_t *, const float *, const float *, int) = native ? pack_pair_avx : pack_pair;
+    int failed = 0;
+    int64_t work = M * N * K;
+#pragma omp parallel if (work > ((int64_t)1 << 22))
     {
-        float *ra = (float *)(ap + (size_t)mb * kp * mr);
+        /* slot 1 of each thread: its B panel, a block of BKB float rows of B (or one row of
+         * A while A is packed) and its C panel [mb][mr][NR]; the calling thread's slot 0
+         * holds packed A, shared by the team */
+        size_t rowf = (size_t)BKB * NR > (size_t)(2 * kp + 2) ? (size_t)BKB * NR : (size_t)(2 * kp + 2);
+        size_t bbytes = (size_t)kp * NR * 4 + rowf * 4 + (size_t)mb * mr * NR * 4;
+        uint32_t *bp = sp_workspace(dev, 1, bbytes);
+        float *rb = bp ? (float *)(bp + (size_t)kp * NR) : NULL, *cp = bp ? rb + rowf : NULL;
+        if (!bp) {
+#pragma omp atomic write
+            failed = 1;
+        }
+        /* pack A, rows over the team */
+#pragma omp for schedule(static)
         for (int64_t m = 0; m < mb * mr; m++) {
+            if (!bp) continue;
             int64_t ib = m / mr, i = m % mr;
-            if (m < M) { A->row(A->ctx, m, 0, K, ra); for (int64_t k = K; k < 2 * kp; k++) ra[k] = 0.f; }
+            const float *ra = rb;
+            /* A's row in place when it is there whole and K needs no zero padding */
+            const float *src = m < M && A->ptr && K == 2 * kp ? A->ptr(A->ctx, m, 0, K) : NULL;
+            if (src) ra = src;
+            else if (m < M) { A->row(A->ctx, m, 0, K, rb); for (int64_t k = K; k < 2 * kp; k++) rb[k] = 0.f; }
             for (int64_t p0 = 0; p0 < kp; p0 += KCP) {
                 int64_t n = kp - p0 < KCP ? kp - p0 : KCP;
                 uint32_t *blk = ap + (size_t)p0 * mb * mr + (size_t)ib * n * mr;
@@ -290,29 +345,22 @@ sp_status sp_bf16_gemm(sp_device *dev, int64_t M, int64_t N, int64_t K, const sp
                 }
             }
         }
-    }
-    void (*kern)(int64_t, const uint32_t *, const uint32_t *, float *, int) =
-        amx ? kernel_amx : native ? kernel_avx : kernel_portable;
-    void (*pack)(uint32_t *, const float *, const float *, int) = native ? pack_pair_avx : pack_pair;
-    int failed = 0;
-    int64_t work = M * N * K;
-#pragma omp parallel if (work > ((int64_t)1 << 22))
-    {
-        /* slot 1 of each thread: its B panel, two float rows and its C panel [mb][mr][NR];
-         * the calling thread's slot 0 holds packed A, shared by the team */
-        size_t bbytes = (size_t)kp * NR * 4 + (size_t)2 * NR * 4 + (size_t)mb * mr * NR * 4;
-        uint32_t *bp = sp_workspace(dev, 1, bbytes);
-        if (!bp) {
-#pragma omp atomic write
-            failed = 1;
-        } else {
-            float *r0 = (float *)(bp + (size_t)kp * NR), *r1 = r0 + NR, *cp = r1 + NR;
-            if (amx) amx_begin();
+        if (bp && amx) amx_begin();
 #pragma omp for schedule(dynamic, 1)
-            for (int64_t jb = 0; jb < nb; jb++) {
-                int64_t n0 = jb * NR;
-                int cnt = (int)(N - n0 < NR ? N - n0 : NR);
-                int64_t kr = (K + 1) / 2; /* pairs with data; the rest (AMX padding) zero */
+        for (int64_t jb = 0; jb < nb; jb++) {
+            if (!bp) continue;
+            int64_t n0 = jb * NR;
+            int cnt = (int)(N - n0 < NR ? N - n0 : NR);
+            int64_t kr = (K + 1) / 2; /* pairs with data; the rest (AMX padding) zero */
+            if (B->block) {
+                for (int64_t k0 = 0; k0 < K; k0 += BKB) {
+                    int64_t nr = K - k0 < BKB ? K - k0 : BKB;
+                    B->block(B->ctx, k0, nr, n0, cnt, rb, NR);
+                    if (nr & 1) memset(rb + nr * NR, 0, NR * 4);
+                    for (int64_t q = 0; q < nr; q += 2) pack(bp + (k0 + q) / 2 * NR, rb + q * NR, rb + (q + 1) * NR, cnt);
+                }
+            } else {
+                float *r0 = rb, *r1 = rb + NR;
                 for (int64_t p = 0; p < kr; p++) {
                     const float *x0 = B->ptr ? B->ptr(B->ctx, 2 * p, n0, cnt) : NULL, *x1 = NULL;
                     if (!x0) { B->row(B->ctx, 2 * p, n0, cnt, r0); x0 = r0; }
@@ -325,20 +373,31 @@ sp_status sp_bf16_gemm(sp_device *dev, int64_t M, int64_t N, int64_t K, const sp
                     }
                     pack(bp + p * NR, x0, x1, cnt);
                 }
-                if (kp > kr) memset(bp + kr * NR, 0, (size_t)(kp - kr) * NR * 4);
-                for (int64_t p0 = 0; p0 < kp; p0 += KCP) {
-                    int64_t n = kp - p0 < KCP ? kp - p0 : KCP;
-                    const uint32_t *ablk = ap + (size_t)p0 * mb * mr;
-                    for (int64_t ib = 0; ib < mb; ib++)
-                        kern(n, ablk + (size_t)ib * n * mr, bp + p0 * NR, cp + (size_t)ib * mr * NR, p0 > 0);
-                }
+            }
+            if (kp > kr) memset(bp + kr * NR, 0, (size_t)(kp - kr) * NR * 4);
+            /* AMX straight into C where the writer allows (full blocks only) */
+            int direct = amx && C->ptr && cnt == NR;
+            for (int64_t p0 = 0; p0 < kp; p0 += KCP) {
+                int64_t n = kp - p0 < KCP ? kp - p0 : KCP;
+                const uint32_t *ablk = ap + (size_t)p0 * mb * mr;
                 for (int64_t ib = 0; ib < mb; ib++) {
-                    int rows = (int)(M - ib * mr < mr ? M - ib * mr : mr);
-                    C->store(C->ctx, ib * mr, rows, n0, cnt, cp + (size_t)ib * mr * NR, NR);
+                    float *acc = cp + (size_t)ib * mr * NR, *out;
+                    int64_t ldo;
+                    if (direct && p0 + n == kp && ib * mr + mr <= M &&
+                        (out = C->ptr(C->ctx, ib * mr, mr, n0, cnt, &ldo)) != NULL)
+                        kernel_amx_out(n, ablk + (size_t)ib * n * mr, bp + p0 * NR, acc, p0 > 0, out, ldo);
+                    else
+                        kern(n, ablk + (size_t)ib * n * mr, bp + p0 * NR, acc, p0 > 0);
                 }
             }
-            if (amx) amx_end();
+            for (int64_t ib = 0; ib < mb; ib++) {
+                int rows = (int)(M - ib * mr < mr ? M - ib * mr : mr);
+                int64_t ldo;
+                if (direct && rows == mr && C->ptr(C->ctx, ib * mr, mr, n0, cnt, &ldo)) continue;
+                C->store(C->ctx, ib * mr, rows, n0, cnt, cp + (size_t)ib * mr * NR, NR);
+            }
         }
+        if (bp && amx) amx_end();
     }
     if (failed) return sp_error(SP_ENOMEM, "bf16 gemm: no memory for a packed B panel");
     return SP_OK;

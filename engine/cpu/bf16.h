@@ -11,12 +11,19 @@ typedef struct sp_bf16_rows {
     void (*row)(const void *ctx, int64_t r, int64_t c0, int64_t cnt, float *dst);
     /* optional (B only): a pointer to those cnt contiguous floats, or NULL (then row) */
     const float *(*ptr)(const void *ctx, int64_t r, int64_t c0, int64_t cnt);
+    /* optional (B only, used before ptr and row): rows r0..r0+nr-1, columns c0..c0+cnt-1 into
+     * dst[(r - r0)*ld + j], for providers whose per-row setup (index arithmetic) is costly */
+    void (*block)(const void *ctx, int64_t r0, int64_t nr, int64_t c0, int64_t cnt, float *dst, int ld);
     const void *ctx;
 } sp_bf16_rows;
 /* Tile writer: acc[i*ld + j] is C(m0+i, n0+j), i < rows, j < cols. Tiles of distinct n0
  * come from distinct threads at once. */
 typedef struct sp_bf16_tile {
     void (*store)(const void *ctx, int64_t m0, int rows, int64_t n0, int cols, const float *acc, int ld);
+    /* optional: where C(m0 + i, n0 + j) = p[i*ld + j] for the whole rows x cols block when
+     * the store would only copy (no bias, no accumulation), else NULL; the AMX kernel then
+     * writes its tiles there and store is not called for that block */
+    float *(*ptr)(const void *ctx, int64_t m0, int rows, int64_t n0, int cols, int64_t *ld);
     const void *ctx;
 } sp_bf16_tile;
 

@@ -35,6 +35,13 @@ static void strided_store(const void *ctx, int64_t m0, int rows, int64_t n0, int
         else memcpy(d, a, (size_t)cols * 4);
     }
 }
+static float *strided_out_ptr(const void *ctx, int64_t m0, int rows, int64_t n0, int cols, int64_t *ld) {
+    const strided_out *s = ctx;
+    (void)rows; (void)cols;
+    if (s->accumulate || s->bias_col) return NULL;
+    *ld = s->rs;
+    return s->p + m0 * s->rs + n0;
+}
 
 /* ---- convolution geometry ------------------------------------------------- */
 typedef struct {
@@ -76,6 +83,53 @@ static void col_row(const void *ctx, int64_t k, int64_t n0, int64_t cnt, float *
         j += seg;
         ow += seg;
         if (ow == g->Wo) { ow = 0; if (++oh == g->Ho) { oh = 0; img++; } }
+    }
+}
+/* im2col rows k0..k0+nk-1 over columns n0..n0+cnt-1 into dst[(k - k0)*ld + j]: the columns
+ * split into runs within one output row (decomposed once), k walked without division */
+static void col_block(const void *ctx, int64_t k0, int64_t nk, int64_t n0, int64_t cnt, float *dst, int ld) {
+    const conv_geo *g = ctx;
+    enum { SEGS = 64 };
+    struct { const float *x; int64_t ih0, iw0, len, j; } seg[SEGS];
+    int ns = 0;
+    int64_t img = n0 / g->HoWo, pix = n0 % g->HoWo, oh = pix / g->Wo, ow = pix % g->Wo;
+    for (int64_t j = 0; j < cnt;) {
+        if (ns == SEGS) { /* more runs than fit (a very narrow output): row by row */
+            for (int64_t r = 0; r < nk; r++) col_row(ctx, k0 + r, n0, cnt, dst + r * ld);
+            return;
+        }
+        int64_t len = g->Wo - ow < cnt - j ? g->Wo - ow : cnt - j;
+        seg[ns].x = g->x + (img * g->C + g->cin0) * g->H * g->W;
+        seg[ns].ih0 = oh * g->sh - g->pt; seg[ns].iw0 = ow * g->sw - g->pl;
+        seg[ns].len = len; seg[ns].j = j;
+        ns++;
+        j += len; ow += len;
+        if (ow == g->Wo) { ow = 0; if (++oh == g->Ho) { oh = 0; img++; } }
+    }
+    int64_t kj = k0 % g->kw, ki = (k0 / g->kw) % g->kh, c = k0 / (g->kw * g->kh);
+    for (int64_t r = 0; r < nk; r++) {
+        float *d = dst + r * ld;
+        for (int s = 0; s < ns; s++) {
+            int64_t ih = seg[s].ih0 + ki * g->dh, len = seg[s].len;
+            float *o = d + seg[s].j;
+            if (ih < 0 || ih >= g->H) { memset(o, 0, (size_t)len * 4); continue; }
+            const float *xr = seg[s].x + (c * g->H + ih) * g->W;
+            int64_t iw0 = seg[s].iw0 + kj * g->dw;
+            if (g->sw == 1) {
+                int64_t t0 = iw0 < 0 ? -iw0 : 0, t1 = g->W - iw0 < len ? g->W - iw0 : len;
+                if (t1 < t0) t1 = t0;
+                if (t0 > len) t0 = t1 = len;
+                for (int64_t t = 0; t < t0; t++) o[t] = 0.f;
+                for (int64_t t = t0; t < t1; t++) o[t] = xr[iw0 + t];
+                for (int64_t t = t1; t < len; t++) o[t] = 0.f;
+            } else {
+                for (int64_t t = 0; t < len; t++) {
+                    int64_t iw = iw0 + t * g->sw;
+                    o[t] = (iw >= 0 && iw < g->W) ? xr[iw] : 0.f;
+                }
+            }
+        }
+        if (++kj == g->kw) { kj = 0; if (++ki == g->kh) { ki = 0; c++; } }
     }
 }
 /* the im2col row segment as a pointer into x when it is one contiguous in-bounds run */
@@ -126,9 +180,10 @@ static const float *nchw_ptr(const void *ctx, int64_t r, int64_t n0, int64_t cnt
 typedef struct { float *t; int64_t Ct, ch0, HW; const float *bias_row; } nchw_out;
 static void nchw_store(const void *ctx, int64_t m0, int rows, int64_t n0, int cols, const float *acc, int ld) {
     const nchw_out *o = ctx;
+    int64_t img0 = n0 / o->HW, pix0 = n0 % o->HW;
     for (int i = 0; i < rows; i++) {
         float b = o->bias_row ? o->bias_row[m0 + i] : 0.f;
-        int64_t img = n0 / o->HW, pix = n0 % o->HW, j = 0;
+        int64_t img = img0, pix = pix0, j = 0;
         while (j < cols) {
             int64_t seg = o->HW - pix;
             if (seg > cols - j) seg = cols - j;
@@ -138,6 +193,16 @@ static void nchw_store(const void *ctx, int64_t m0, int rows, int64_t n0, int co
             j += seg; pix = 0; img++;
         }
     }
+}
+
+static float *nchw_out_ptr(const void *ctx, int64_t m0, int rows, int64_t n0, int cols, int64_t *ld) {
+    const nchw_out *o = ctx;
+    (void)rows;
+    if (o->bias_row) return NULL;
+    int64_t img = n0 / o->HW, pix = n0 % o->HW;
+    if (pix + cols > o->HW) return NULL;
+    *ld = o->HW;
+    return o->t + (img * o->Ct + o->ch0 + m0) * o->HW + pix;
 }
 
 static void geo_init(conv_geo *g, const sp_tensor *x, const sp_tensor *w, int64_t Ho, int64_t Wo, int sh, int sw,
@@ -157,12 +222,14 @@ sp_status sp_cpu_conv2d_forward_bf16(sp_tensor *out, const sp_tensor *x, const s
     conv_geo g;
     geo_init(&g, x, w, out->shape[2], out->shape[3], sh, sw, pt, pl, dh, dw, groups);
     sp_device *dev = SP_DEV(x);
+    int whole = g.kh == 1 && g.kw == 1 && sh == 1 && sw == 1 && pt == 0 && pl == 0 && g.Ho == g.H && g.Wo == g.W;
     for (int gi = 0; gi < groups; gi++) {
         g.cin0 = gi * g.Cg; g.co0 = gi * g.Cog;
         strided wa = { g.w + g.co0 * g.Kc, g.Kc, 1 };
-        sp_bf16_rows A = { .row = strided_row, .ctx = &wa }, B = { .row = col_row, .ptr = col_ptr, .ctx = &g };
+        sp_bf16_rows A = { .row = strided_row, .ptr = strided_ptr, .ctx = &wa }, B = { .row = col_row, .ptr = col_ptr, .ctx = &g };
+        if (!whole) B.block = col_block; /* 1x1 stride 1 unpadded: B's rows are x's, read in place */
         nchw_out o = { F32(out), g.Co, g.co0, g.HoWo, bias ? F32(bias) + g.co0 : NULL };
-        sp_bf16_tile Ct = { nchw_store, &o };
+        sp_bf16_tile Ct = { .store = nchw_store, .ptr = nchw_out_ptr, .ctx = &o };
         NN_TRY(sp_bf16_gemm(dev, g.Cog, g.N * g.HoWo, g.Kc, &A, &B, &Ct));
     }
     return SP_OK;
@@ -219,7 +286,7 @@ sp_status sp_cpu_conv2d_backward_bf16(sp_tensor *grad_x, sp_tensor *grad_w, sp_t
         if (grad_w) {
             sp_bf16_rows A = { .row = nchw_row, .ctx = &gom }, B = { .row = colT_row, .ctx = &g };
             strided_out o = { F32(grad_w) + g.co0 * g.Kc, g.Kc, NULL, 1 };
-            sp_bf16_tile Ct = { strided_store, &o };
+            sp_bf16_tile Ct = { .store = strided_store, .ptr = strided_out_ptr, .ctx = &o };
             NN_TRY(sp_bf16_gemm(dev, g.Cog, g.Kc, Ntot, &A, &B, &Ct));
         }
         if (grad_x) {
@@ -227,14 +294,14 @@ sp_status sp_cpu_conv2d_backward_bf16(sp_tensor *grad_x, sp_tensor *grad_w, sp_t
             sp_bf16_rows A = { .row = strided_row, .ctx = &wt }, B = { .row = nchw_row, .ptr = nchw_ptr, .ctx = &gom };
             if (direct) {
                 nchw_out o = { F32(grad_x), g.C, g.cin0, g.HoWo, NULL };
-                sp_bf16_tile Ct = { nchw_store, &o };
+                sp_bf16_tile Ct = { .store = nchw_store, .ptr = nchw_out_ptr, .ctx = &o };
                 NN_TRY(sp_bf16_gemm(dev, g.Kc, Ntot, g.Cog, &A, &B, &Ct));
             } else {
                 size_t n = (size_t)g.Kc * (size_t)Ntot * 4;
                 float *gcol = sp_workspace(dev, 2, n);
                 if (!gcol) return sp_error(SP_ENOMEM, "conv2d_backward_bf16: no memory for the column gradient (%zu bytes)", n);
                 strided_out o = { gcol, Ntot, NULL, 0 };
-                sp_bf16_tile Ct = { strided_store, &o };
+                sp_bf16_tile Ct = { .store = strided_store, .ptr = strided_out_ptr, .ctx = &o };
                 NN_TRY(sp_bf16_gemm(dev, g.Kc, Ntot, g.Cog, &A, &B, &Ct));
                 col2im(&g, gcol, F32(grad_x));
             }
@@ -246,9 +313,9 @@ sp_status sp_cpu_conv2d_backward_bf16(sp_tensor *grad_x, sp_tensor *grad_w, sp_t
 sp_status sp_cpu_dense_forward_bf16(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias) {
     int64_t N = x->shape[0], I = x->shape[1], O = w->shape[0];
     strided xa = { F32(x), I, 1 }, wb = { F32(w), 1, I };
-    sp_bf16_rows A = { .row = strided_row, .ctx = &xa }, B = { .row = strided_row, .ptr = strided_ptr, .ctx = &wb };
+    sp_bf16_rows A = { .row = strided_row, .ptr = strided_ptr, .ctx = &xa }, B = { .row = strided_row, .ptr = strided_ptr, .ctx = &wb };
     strided_out o = { F32(out), O, bias ? F32(bias) : NULL, 0 };
-    sp_bf16_tile Ct = { strided_store, &o };
+    sp_bf16_tile Ct = { .store = strided_store, .ptr = strided_out_ptr, .ctx = &o };
     return sp_bf16_gemm(SP_DEV(x), N, O, I, &A, &B, &Ct);
 }
 
@@ -267,16 +334,16 @@ sp_status sp_cpu_dense_backward_bf16(sp_tensor *grad_x, sp_tensor *grad_w, sp_te
     }
     if (grad_w) {
         strided ga = { go, 1, O }, xb = { F32(x), I, 1 };
-        sp_bf16_rows A = { .row = strided_row, .ctx = &ga }, B = { .row = strided_row, .ptr = strided_ptr, .ctx = &xb };
+        sp_bf16_rows A = { .row = strided_row, .ptr = strided_ptr, .ctx = &ga }, B = { .row = strided_row, .ptr = strided_ptr, .ctx = &xb };
         strided_out o = { F32(grad_w), I, NULL, 1 };
-        sp_bf16_tile Ct = { strided_store, &o };
+        sp_bf16_tile Ct = { .store = strided_store, .ptr = strided_out_ptr, .ctx = &o };
         NN_TRY(sp_bf16_gemm(dev, O, I, N, &A, &B, &Ct));
     }
     if (grad_x) {
         strided ga = { go, O, 1 }, wb = { F32(w), I, 1 };
-        sp_bf16_rows A = { .row = strided_row, .ctx = &ga }, B = { .row = strided_row, .ptr = strided_ptr, .ctx = &wb };
+        sp_bf16_rows A = { .row = strided_row, .ptr = strided_ptr, .ctx = &ga }, B = { .row = strided_row, .ptr = strided_ptr, .ctx = &wb };
         strided_out o = { F32(grad_x), I, NULL, 0 };
-        sp_bf16_tile Ct = { strided_store, &o };
+        sp_bf16_tile Ct = { .store = strided_store, .ptr = strided_out_ptr, .ctx = &o };
         NN_TRY(sp_bf16_gemm(dev, N, I, O, &A, &B, &Ct));
     }
     return SP_OK;
