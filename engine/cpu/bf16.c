@@ -210,7 +210,9 @@ static void amx_begin(void) { _tile_loadconfig(&AMX_CFG); }
 __attribute__((target("amx-tile,amx-bf16")))
 static void amx_end(void) { _tile_release(); }
 
-/* acc[32][NR] (=|+=) Σ over n pairs (a multiple of 16): a is [32 rows][n pairs], b [n][NR] */
+/* acc[32][NR] (=|+=) Σ over n pairs (a multiple of 16): b is [n][NR]; a is n/16 steps of two
+ * A tiles, each 16 rows x 16 pairs contiguous (1 KiB): [step][rows 0-15 | 16-31][row][pair],
+ * so that the kernel streams A sequentially */
 __attribute__((target("amx-tile,amx-bf16")))
 static void kernel_amx(int64_t n, const uint32_t *a, const uint32_t *b, float *acc, int add) {
     if (add) {
@@ -221,14 +223,13 @@ static void kernel_amx(int64_t n, const uint32_t *a, const uint32_t *b, float *a
     } else {
         _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
     }
-    const uint32_t *a1 = a + 16 * n;
-    for (int64_t p = 0; p < n; p += 16) {
-        _tile_loadd(4, a + p, n * 4);
+    for (int64_t p = 0; p < n; p += 16, a += 512) {
+        _tile_loadd(4, a, 64);
         _tile_loadd(6, b + p * NR, NR * 4);
         _tile_loadd(7, b + p * NR + 16, NR * 4);
         _tile_dpbf16ps(0, 4, 6);
         _tile_dpbf16ps(1, 4, 7);
-        _tile_loadd(5, a1 + p, n * 4);
+        _tile_loadd(5, a + 256, 64);
         _tile_dpbf16ps(2, 5, 6);
         _tile_dpbf16ps(3, 5, 7);
     }
@@ -249,14 +250,13 @@ static void kernel_amx_out(int64_t n, const uint32_t *a, const uint32_t *b, cons
     } else {
         _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
     }
-    const uint32_t *a1 = a + 16 * n;
-    for (int64_t p = 0; p < n; p += 16) {
-        _tile_loadd(4, a + p, n * 4);
+    for (int64_t p = 0; p < n; p += 16, a += 512) {
+        _tile_loadd(4, a, 64);
         _tile_loadd(6, b + p * NR, NR * 4);
         _tile_loadd(7, b + p * NR + 16, NR * 4);
         _tile_dpbf16ps(0, 4, 6);
         _tile_dpbf16ps(1, 4, 7);
-        _tile_loadd(5, a1 + p, n * 4);
+        _tile_loadd(5, a + 256, 64);
         _tile_dpbf16ps(2, 5, 6);
         _tile_dpbf16ps(3, 5, 7);
     }
@@ -277,127 +277,201 @@ static void kernel_amx_out(int64_t n, const uint32_t *a, const uint32_t *b, cons
 }
 #endif
 
-/* a row of K floats into n contiguous pairs (ra[K..] zero up to 2n) */
+/* a row of 2n floats (n a multiple of 16) into its 16 pairs of each step (d: the row's
+ * first, the steps 512 pairs apart; kernel_amx's A layout) */
 __attribute__((target("avx512f,avx512bw,avx512bf16")))
-static void pack_row_contig_avx(uint32_t *d, const float *ra, int64_t n) {
-    int64_t p = 0;
-    for (; p + 16 <= n; p += 16) {
+static void pack_row_amx(uint32_t *d, const float *ra, int64_t n) {
+    for (int64_t p = 0; p < n; p += 16, d += 512) {
         __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(ra + 2 * p + 16), _mm512_loadu_ps(ra + 2 * p));
-        _mm512_storeu_si512((void *)(d + p), (__m512i)v);
+        _mm512_storeu_si512((void *)d, (__m512i)v);
     }
-    for (; p < n; p++) d[p] = bf16_bits(ra[2 * p]) | (bf16_bits(ra[2 * p + 1]) << 16);
+}
+
+/* one GEMM's shape and the packers/kernels it runs with */
+typedef struct {
+    int64_t M, N, K, kp, mb, nb;
+    int mr, amx, native;
+    const sp_bf16_rows *A, *B;
+    const sp_bf16_tile *C;
+    void (*kern)(int64_t, const uint32_t *, const uint32_t *, float *, int);
+    void (*pack)(uint32_t *, const float *, const float *, int);
+} gemm_t;
+
+/* row m of A into the A buffer ap laid out for mbv blocks (block ib); rb: 2kp + 2 floats */
+static void pack_a_row(const gemm_t *g, int64_t m, uint32_t *ap, int64_t mbv, int64_t ib, float *rb) {
+    int64_t kp = g->kp, K = g->K, i = m % g->mr;
+    int mr = g->mr;
+    const float *ra = rb;
+    /* A's row in place when it is there whole and K needs no zero padding */
+    const float *src = m < g->M && g->A->ptr && K == 2 * kp ? g->A->ptr(g->A->ctx, m, 0, K) : NULL;
+    if (src) ra = src;
+    else if (m < g->M) { g->A->row(g->A->ctx, m, 0, K, rb); for (int64_t k = K; k < 2 * kp; k++) rb[k] = 0.f; }
+    for (int64_t p0 = 0; p0 < kp; p0 += KCP) {
+        int64_t n = kp - p0 < KCP ? kp - p0 : KCP;
+        uint32_t *blk = ap + (size_t)p0 * mbv * mr + (size_t)ib * n * mr;
+        if (g->amx) {
+            uint32_t *d = blk + (size_t)i * 16; /* row i: half i / 16, row i % 16 */
+            if (m < g->M) pack_row_amx(d, ra + 2 * p0, n);
+            else for (int64_t p = 0; p < n; p += 16) memset(d + p * 32, 0, 64);
+        } else {
+            uint32_t *d = blk + i;
+            if (m < g->M) (g->native ? pack_row_avx : pack_row)(d, ra + 2 * p0, n);
+            else for (int64_t p = 0; p < n; p++) d[p * MR] = 0;
+        }
+    }
+}
+
+/* B panel jb (columns n0.., cnt of them) into bp [kp][NR]; rb: BKB * NR floats */
+static void pack_b_panel(const gemm_t *g, int64_t n0, int cnt, uint32_t *bp, float *rb) {
+    const sp_bf16_rows *B = g->B;
+    int64_t K = g->K, kr = (K + 1) / 2; /* pairs with data; the rest (AMX padding) zero */
+    if (B->block) {
+        for (int64_t k0 = 0; k0 < K; k0 += BKB) {
+            int64_t nr = K - k0 < BKB ? K - k0 : BKB;
+            B->block(B->ctx, k0, nr, n0, cnt, rb, NR);
+            if (nr & 1) memset(rb + nr * NR, 0, NR * 4);
+            for (int64_t q = 0; q < nr; q += 2) g->pack(bp + (k0 + q) / 2 * NR, rb + q * NR, rb + (q + 1) * NR, cnt);
+        }
+    } else {
+        float *r0 = rb, *r1 = rb + NR;
+        for (int64_t p = 0; p < kr; p++) {
+            const float *x0 = B->ptr ? B->ptr(B->ctx, 2 * p, n0, cnt) : NULL, *x1 = NULL;
+            if (!x0) { B->row(B->ctx, 2 * p, n0, cnt, r0); x0 = r0; }
+            if (2 * p + 1 < K) {
+                x1 = B->ptr ? B->ptr(B->ctx, 2 * p + 1, n0, cnt) : NULL;
+                if (!x1) { B->row(B->ctx, 2 * p + 1, n0, cnt, r1); x1 = r1; }
+            } else {
+                for (int j = 0; j < cnt; j++) r1[j] = 0.f;
+                x1 = r1;
+            }
+            g->pack(bp + p * NR, x0, x1, cnt);
+        }
+    }
+    if (g->kp > kr) memset(bp + kr * NR, 0, (size_t)(g->kp - kr) * NR * 4);
+}
+
+/* C block (ib, columns n0..n0+cnt) over the K block of n pairs at p0: a is that block's A
+ * (its MR / MRX rows), b the panel's pairs from p0, acc its [mr][NR] accumulator; the last
+ * K block goes straight to C when the writer allows (AMX, full blocks), else to acc */
+static void block_mul(const gemm_t *g, int64_t ib, int64_t n0, int cnt, int64_t p0, int64_t n, const uint32_t *a,
+                      const uint32_t *b, float *acc) {
+    float *out;
+    int64_t ldo;
+    if (g->amx && g->C->ptr && cnt == NR && p0 + n == g->kp && ib * g->mr + g->mr <= g->M &&
+        (out = g->C->ptr(g->C->ctx, ib * g->mr, g->mr, n0, cnt, &ldo)) != NULL)
+        kernel_amx_out(n, a, b, acc, p0 > 0, out, ldo);
+    else
+        g->kern(n, a, b, acc, p0 > 0);
+}
+static void block_store(const gemm_t *g, int64_t ib, int64_t n0, int cnt, const float *acc) {
+    int rows = (int)(g->M - ib * g->mr < g->mr ? g->M - ib * g->mr : g->mr);
+    int64_t ldo;
+    if (g->amx && g->C->ptr && cnt == NR && rows == g->mr && g->C->ptr(g->C->ctx, ib * g->mr, g->mr, n0, cnt, &ldo))
+        return; /* block_mul stored it */
+    g->C->store(g->C->ctx, ib * g->mr, rows, n0, cnt, acc, NR);
 }
 
 sp_status sp_bf16_gemm(sp_device *dev, int64_t M, int64_t N, int64_t K, const sp_bf16_rows *A,
                        const sp_bf16_rows *B, const sp_bf16_tile *C) {
     if (M <= 0 || N <= 0) return SP_OK;
-    int which = sp_cpu_bf16_kernel(), amx = which == SP_BF16_AMX, native = which != SP_BF16_PORTABLE;
-    int mr = amx ? MRX : MR;
+    int which = sp_cpu_bf16_kernel();
+    gemm_t g = { .M = M, .N = N, .K = K, .A = A, .B = B, .C = C };
+    g.amx = which == SP_BF16_AMX;
+    g.native = which != SP_BF16_PORTABLE;
+    g.mr = g.amx ? MRX : MR;
     /* kp: pairs of K; AMX steps 16 pairs (32 k) at a time, so K is padded with zeros */
-    int64_t kp = (K + 1) / 2;
-    if (amx) kp = (kp + 15) / 16 * 16;
-    int64_t mb = (M + mr - 1) / mr, nb = (N + NR - 1) / NR;
-    /* A: K blocks of KCP pairs, [kb][mb][block], so that one K block of all of A (M x 256
-     * bf16) stays in L2 while a thread walks it for one B panel; a block is [pairs][MR]
-     * (avx512, portable) or [MRX rows][pairs] (amx) */
-    size_t abytes = (size_t)mb * (size_t)kp * mr * 4;
-    uint32_t *ap = sp_workspace(dev, 0, abytes);
-    if (!ap) return sp_error(SP_ENOMEM, "bf16 gemm: no memory for the packed A operand (%zu bytes)", abytes);
-    void (*kern)(int64_t, const uint32_t *, const uint32_t *, float *, int) =
-        amx ? kernel_amx : native ? kernel_avx : kernel_portable;
-    void (*pack)(uint32_t *, const float *, const float *, int) = native ? pack_pair_avx : pack_pair;
+    g.kp = (K + 1) / 2;
+    if (g.amx) g.kp = (g.kp + 15) / 16 * 16;
+    g.mb = (M + g.mr - 1) / g.mr;
+    g.nb = (N + NR - 1) / NR;
+    g.kern = g.amx ? kernel_amx : g.native ? kernel_avx : kernel_portable;
+    g.pack = g.native ? pack_pair_avx : pack_pair;
+    int64_t kp = g.kp, mb = g.mb, nb = g.nb;
+    int mr = g.mr;
+    size_t rowf = (size_t)BKB * NR > (size_t)(2 * kp + 2) ? (size_t)BKB * NR : (size_t)(2 * kp + 2);
+    size_t panel = (size_t)kp * NR * 4, ablock = (size_t)kp * mr * 4;
     int failed = 0;
     int64_t work = M * N * K;
+    /* Two ways to share the work. Wide A (M > N, all of packed B within 2 MiB: the deep
+     * layers at small batch): the team packs all of B once, then each thread takes blocks of
+     * A rows, packs them itself and runs them against every panel, so that A (the weights)
+     * is read once. Otherwise the team packs all of A (K blocks of KCP pairs, [kb][mb][block],
+     * one K block of all of A staying in L2), then each thread takes B panels, packs and runs
+     * them against all of A. A block is [pairs][MR] (avx512, portable) or kernel_amx's tile
+     * steps (amx). */
+    if (M > N && (size_t)nb * panel <= ((size_t)2 << 20) && mb >= 2) {
+        uint32_t *ball = sp_workspace(dev, 0, (size_t)nb * panel);
+        if (!ball) return sp_error(SP_ENOMEM, "bf16 gemm: no memory for the packed B operand (%zu bytes)", (size_t)nb * panel);
+#pragma omp parallel if (work > ((int64_t)1 << 22))
+        {
+            /* slot 1 of each thread: its A block, float rows, its C row of blocks [nb][mr][NR] */
+            uint32_t *ab = sp_workspace(dev, 1, ablock + rowf * 4 + (size_t)nb * mr * NR * 4);
+            float *rb = ab ? (float *)(ab + (size_t)kp * mr) : NULL, *cp = ab ? rb + rowf : NULL;
+            if (!ab) {
+#pragma omp atomic write
+                failed = 1;
+            }
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t jb = 0; jb < nb; jb++) {
+                if (!ab) continue;
+                int64_t n0 = jb * NR;
+                pack_b_panel(&g, n0, (int)(N - n0 < NR ? N - n0 : NR), ball + (size_t)jb * kp * NR, rb);
+            }
+            if (ab && g.amx) amx_begin();
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t ib = 0; ib < mb; ib++) {
+                if (!ab) continue;
+                for (int64_t i = 0; i < mr; i++) pack_a_row(&g, ib * mr + i, ab, 1, 0, rb);
+                for (int64_t p0 = 0; p0 < kp; p0 += KCP) {
+                    int64_t n = kp - p0 < KCP ? kp - p0 : KCP;
+                    for (int64_t jb = 0; jb < nb; jb++) {
+                        int64_t n0 = jb * NR;
+                        block_mul(&g, ib, n0, (int)(N - n0 < NR ? N - n0 : NR), p0, n, ab + (size_t)p0 * mr,
+                                  ball + (size_t)jb * kp * NR + p0 * NR, cp + (size_t)jb * mr * NR);
+                    }
+                }
+                for (int64_t jb = 0; jb < nb; jb++) {
+                    int64_t n0 = jb * NR;
+                    block_store(&g, ib, n0, (int)(N - n0 < NR ? N - n0 : NR), cp + (size_t)jb * mr * NR);
+                }
+            }
+            if (ab && g.amx) amx_end();
+        }
+        if (failed) return sp_error(SP_ENOMEM, "bf16 gemm: no memory for a packed A block");
+        return SP_OK;
+    }
+    size_t abytes = (size_t)mb * ablock;
+    uint32_t *ap = sp_workspace(dev, 0, abytes);
+    if (!ap) return sp_error(SP_ENOMEM, "bf16 gemm: no memory for the packed A operand (%zu bytes)", abytes);
 #pragma omp parallel if (work > ((int64_t)1 << 22))
     {
-        /* slot 1 of each thread: its B panel, a block of BKB float rows of B (or one row of
-         * A while A is packed) and its C panel [mb][mr][NR]; the calling thread's slot 0
-         * holds packed A, shared by the team */
-        size_t rowf = (size_t)BKB * NR > (size_t)(2 * kp + 2) ? (size_t)BKB * NR : (size_t)(2 * kp + 2);
-        size_t bbytes = (size_t)kp * NR * 4 + rowf * 4 + (size_t)mb * mr * NR * 4;
-        uint32_t *bp = sp_workspace(dev, 1, bbytes);
+        /* slot 1 of each thread: its B panel, float rows (of B, or of A while A is packed)
+         * and its C panel [mb][mr][NR]; the calling thread's slot 0 holds packed A */
+        uint32_t *bp = sp_workspace(dev, 1, panel + rowf * 4 + (size_t)mb * mr * NR * 4);
         float *rb = bp ? (float *)(bp + (size_t)kp * NR) : NULL, *cp = bp ? rb + rowf : NULL;
         if (!bp) {
 #pragma omp atomic write
             failed = 1;
         }
-        /* pack A, rows over the team */
 #pragma omp for schedule(static)
-        for (int64_t m = 0; m < mb * mr; m++) {
-            if (!bp) continue;
-            int64_t ib = m / mr, i = m % mr;
-            const float *ra = rb;
-            /* A's row in place when it is there whole and K needs no zero padding */
-            const float *src = m < M && A->ptr && K == 2 * kp ? A->ptr(A->ctx, m, 0, K) : NULL;
-            if (src) ra = src;
-            else if (m < M) { A->row(A->ctx, m, 0, K, rb); for (int64_t k = K; k < 2 * kp; k++) rb[k] = 0.f; }
-            for (int64_t p0 = 0; p0 < kp; p0 += KCP) {
-                int64_t n = kp - p0 < KCP ? kp - p0 : KCP;
-                uint32_t *blk = ap + (size_t)p0 * mb * mr + (size_t)ib * n * mr;
-                if (amx) {
-                    uint32_t *d = blk + (size_t)i * n;
-                    if (m < M) pack_row_contig_avx(d, ra + 2 * p0, n);
-                    else memset(d, 0, (size_t)n * 4);
-                } else {
-                    uint32_t *d = blk + i;
-                    if (m < M) (native ? pack_row_avx : pack_row)(d, ra + 2 * p0, n);
-                    else for (int64_t p = 0; p < n; p++) d[p * MR] = 0;
-                }
-            }
-        }
-        if (bp && amx) amx_begin();
+        for (int64_t m = 0; m < mb * mr; m++)
+            if (bp) pack_a_row(&g, m, ap, mb, m / mr, rb);
+        if (bp && g.amx) amx_begin();
 #pragma omp for schedule(dynamic, 1)
         for (int64_t jb = 0; jb < nb; jb++) {
             if (!bp) continue;
             int64_t n0 = jb * NR;
             int cnt = (int)(N - n0 < NR ? N - n0 : NR);
-            int64_t kr = (K + 1) / 2; /* pairs with data; the rest (AMX padding) zero */
-            if (B->block) {
-                for (int64_t k0 = 0; k0 < K; k0 += BKB) {
-                    int64_t nr = K - k0 < BKB ? K - k0 : BKB;
-                    B->block(B->ctx, k0, nr, n0, cnt, rb, NR);
-                    if (nr & 1) memset(rb + nr * NR, 0, NR * 4);
-                    for (int64_t q = 0; q < nr; q += 2) pack(bp + (k0 + q) / 2 * NR, rb + q * NR, rb + (q + 1) * NR, cnt);
-                }
-            } else {
-                float *r0 = rb, *r1 = rb + NR;
-                for (int64_t p = 0; p < kr; p++) {
-                    const float *x0 = B->ptr ? B->ptr(B->ctx, 2 * p, n0, cnt) : NULL, *x1 = NULL;
-                    if (!x0) { B->row(B->ctx, 2 * p, n0, cnt, r0); x0 = r0; }
-                    if (2 * p + 1 < K) {
-                        x1 = B->ptr ? B->ptr(B->ctx, 2 * p + 1, n0, cnt) : NULL;
-                        if (!x1) { B->row(B->ctx, 2 * p + 1, n0, cnt, r1); x1 = r1; }
-                    } else {
-                        for (int j = 0; j < cnt; j++) r1[j] = 0.f;
-                        x1 = r1;
-                    }
-                    pack(bp + p * NR, x0, x1, cnt);
-                }
-            }
-            if (kp > kr) memset(bp + kr * NR, 0, (size_t)(kp - kr) * NR * 4);
-            /* AMX straight into C where the writer allows (full blocks only) */
-            int direct = amx && C->ptr && cnt == NR;
+            pack_b_panel(&g, n0, cnt, bp, rb);
             for (int64_t p0 = 0; p0 < kp; p0 += KCP) {
                 int64_t n = kp - p0 < KCP ? kp - p0 : KCP;
                 const uint32_t *ablk = ap + (size_t)p0 * mb * mr;
-                for (int64_t ib = 0; ib < mb; ib++) {
-                    float *acc = cp + (size_t)ib * mr * NR, *out;
-                    int64_t ldo;
-                    if (direct && p0 + n == kp && ib * mr + mr <= M &&
-                        (out = C->ptr(C->ctx, ib * mr, mr, n0, cnt, &ldo)) != NULL)
-                        kernel_amx_out(n, ablk + (size_t)ib * n * mr, bp + p0 * NR, acc, p0 > 0, out, ldo);
-                    else
-                        kern(n, ablk + (size_t)ib * n * mr, bp + p0 * NR, acc, p0 > 0);
-                }
+                for (int64_t ib = 0; ib < mb; ib++)
+                    block_mul(&g, ib, n0, cnt, p0, n, ablk + (size_t)ib * n * mr, bp + p0 * NR, cp + (size_t)ib * mr * NR);
             }
-            for (int64_t ib = 0; ib < mb; ib++) {
-                int rows = (int)(M - ib * mr < mr ? M - ib * mr : mr);
-                int64_t ldo;
-                if (direct && rows == mr && C->ptr(C->ctx, ib * mr, mr, n0, cnt, &ldo)) continue;
-                C->store(C->ctx, ib * mr, rows, n0, cnt, cp + (size_t)ib * mr * NR, NR);
-            }
+            for (int64_t ib = 0; ib < mb; ib++) block_store(&g, ib, n0, cnt, cp + (size_t)ib * mr * NR);
         }
-        if (bp && amx) amx_end();
+        if (bp && g.amx) amx_end();
     }
     if (failed) return sp_error(SP_ENOMEM, "bf16 gemm: no memory for a packed B panel");
     return SP_OK;

@@ -11,6 +11,10 @@
 #include "cpu/nn_common.h"
 #include "cpu/bf16.h"
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 /* ---- strided matrices ----------------------------------------------------- */
 typedef struct { const float *p; int64_t rs, cs; } strided;
 static void strided_row(const void *ctx, int64_t r, int64_t c0, int64_t cnt, float *dst) {
@@ -87,17 +91,13 @@ static void col_row(const void *ctx, int64_t k, int64_t n0, int64_t cnt, float *
 }
 /* im2col rows k0..k0+nk-1 over columns n0..n0+cnt-1 into dst[(k - k0)*ld + j]: the columns
  * split into runs within one output row (decomposed once), k walked without division */
-static void col_block(const void *ctx, int64_t k0, int64_t nk, int64_t n0, int64_t cnt, float *dst, int ld) {
-    const conv_geo *g = ctx;
-    enum { SEGS = 64 };
-    struct { const float *x; int64_t ih0, iw0, len, j; } seg[SEGS];
+enum { SEGS = 64 };
+typedef struct { const float *x; int64_t ih0, iw0, len, j; } col_seg;
+static int col_segs(const conv_geo *g, int64_t n0, int64_t cnt, col_seg *seg) {
     int ns = 0;
     int64_t img = n0 / g->HoWo, pix = n0 % g->HoWo, oh = pix / g->Wo, ow = pix % g->Wo;
     for (int64_t j = 0; j < cnt;) {
-        if (ns == SEGS) { /* more runs than fit (a very narrow output): row by row */
-            for (int64_t r = 0; r < nk; r++) col_row(ctx, k0 + r, n0, cnt, dst + r * ld);
-            return;
-        }
+        if (ns == SEGS) return -1; /* more runs than fit (a very narrow output) */
         int64_t len = g->Wo - ow < cnt - j ? g->Wo - ow : cnt - j;
         seg[ns].x = g->x + (img * g->C + g->cin0) * g->H * g->W;
         seg[ns].ih0 = oh * g->sh - g->pt; seg[ns].iw0 = ow * g->sw - g->pl;
@@ -105,6 +105,16 @@ static void col_block(const void *ctx, int64_t k0, int64_t nk, int64_t n0, int64
         ns++;
         j += len; ow += len;
         if (ow == g->Wo) { ow = 0; if (++oh == g->Ho) { oh = 0; img++; } }
+    }
+    return ns;
+}
+static void col_block(const void *ctx, int64_t k0, int64_t nk, int64_t n0, int64_t cnt, float *dst, int ld) {
+    const conv_geo *g = ctx;
+    col_seg seg[SEGS];
+    int ns = col_segs(g, n0, cnt, seg);
+    if (ns < 0) {
+        for (int64_t r = 0; r < nk; r++) col_row(ctx, k0 + r, n0, cnt, dst + r * ld);
+        return;
     }
     int64_t kj = k0 % g->kw, ki = (k0 / g->kw) % g->kh, c = k0 / (g->kw * g->kh);
     for (int64_t r = 0; r < nk; r++) {
@@ -132,6 +142,50 @@ static void col_block(const void *ctx, int64_t k0, int64_t nk, int64_t n0, int64
         if (++kj == g->kw) { kj = 0; if (++ki == g->kh) { ki = 0; c++; } }
     }
 }
+#if defined(__x86_64__)
+/* the same with AVX-512 masked loads (stride 1) and gathers (other strides), 16 columns at a
+ * time: the runs are short (7 to 56 columns in ResNet) and the plain loops ran scalar there */
+__attribute__((target("avx512f,avx512bw")))
+static void col_block_avx512(const void *ctx, int64_t k0, int64_t nk, int64_t n0, int64_t cnt, float *dst, int ld) {
+    const conv_geo *g = ctx;
+    col_seg seg[SEGS];
+    int ns = col_segs(g, n0, cnt, seg);
+    if (ns < 0 || g->W >= ((int64_t)1 << 30) / (g->sw > 0 ? g->sw : 1)) {
+        col_block(ctx, k0, nk, n0, cnt, dst, ld);
+        return;
+    }
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i vsw = _mm512_set1_epi32(g->sw), vW = _mm512_set1_epi32((int)g->W);
+    int64_t kj = k0 % g->kw, ki = (k0 / g->kw) % g->kh, c = k0 / (g->kw * g->kh);
+    for (int64_t r = 0; r < nk; r++) {
+        float *d = dst + r * ld;
+        for (int s = 0; s < ns; s++) {
+            int64_t ih = seg[s].ih0 + ki * g->dh, len = seg[s].len;
+            float *o = d + seg[s].j;
+            if (ih < 0 || ih >= g->H) {
+                for (int64_t t = 0; t < len; t += 16) {
+                    __mmask16 st = len - t >= 16 ? 0xffff : (__mmask16)((1u << (len - t)) - 1);
+                    _mm512_mask_storeu_ps(o + t, st, _mm512_setzero_ps());
+                }
+                continue;
+            }
+            const float *xr = seg[s].x + (c * g->H + ih) * g->W;
+            int64_t iw0 = seg[s].iw0 + kj * g->dw;
+            for (int64_t t = 0; t < len; t += 16) {
+                __mmask16 st = len - t >= 16 ? 0xffff : (__mmask16)((1u << (len - t)) - 1);
+                /* lanes whose input column iw0 + (t + l)*sw is inside the row */
+                __m512i iw = _mm512_add_epi32(_mm512_set1_epi32((int)(iw0 + (t * g->sw))), _mm512_mullo_epi32(lane, vsw));
+                __mmask16 in = _mm512_mask_cmpge_epi32_mask(st, iw, _mm512_setzero_si512()) & _mm512_cmplt_epi32_mask(iw, vW);
+                __m512 v;
+                if (g->sw == 1) v = _mm512_maskz_loadu_ps(in, xr + iw0 + t);
+                else v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), in, iw, xr, 4);
+                _mm512_mask_storeu_ps(o + t, st, v);
+            }
+        }
+        if (++kj == g->kw) { kj = 0; if (++ki == g->kh) { ki = 0; c++; } }
+    }
+}
+#endif
 /* the im2col row segment as a pointer into x when it is one contiguous in-bounds run */
 static const float *col_ptr(const void *ctx, int64_t k, int64_t n0, int64_t cnt) {
     const conv_geo *g = ctx;
@@ -227,7 +281,12 @@ sp_status sp_cpu_conv2d_forward_bf16(sp_tensor *out, const sp_tensor *x, const s
         g.cin0 = gi * g.Cg; g.co0 = gi * g.Cog;
         strided wa = { g.w + g.co0 * g.Kc, g.Kc, 1 };
         sp_bf16_rows A = { .row = strided_row, .ptr = strided_ptr, .ctx = &wa }, B = { .row = col_row, .ptr = col_ptr, .ctx = &g };
-        if (!whole) B.block = col_block; /* 1x1 stride 1 unpadded: B's rows are x's, read in place */
+        /* 1x1 stride 1 unpadded: B's rows are x's, read in place */
+#if defined(__x86_64__)
+        if (!whole) B.block = sp_cpu_bf16_kernel() != SP_BF16_PORTABLE ? col_block_avx512 : col_block;
+#else
+        if (!whole) B.block = col_block;
+#endif
         nchw_out o = { F32(out), g.Co, g.co0, g.HoWo, bias ? F32(bias) + g.co0 : NULL };
         sp_bf16_tile Ct = { .store = nchw_store, .ptr = nchw_out_ptr, .ctx = &o };
         NN_TRY(sp_bf16_gemm(dev, g.Cog, g.N * g.HoWo, g.Kc, &A, &B, &Ct));
