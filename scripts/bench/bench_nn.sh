@@ -12,7 +12,10 @@
 #  "runs", "best_peer", "speedup_vs_best_peer" (> 1: spore is better), ...}; ResNet50
 # forward/training lines add "gflops" (spore's achieved GFLOP/s, 8.2 GFLOP per image
 # forward, 3x that for a training step) and "limit": {"sgemm_2thread_gflops"} with
-# "fraction_of_limit". SPORE_BENCH_NN=prefix,... runs a subset (e.g. lenet5).
+# "fraction_of_limit". bfloat16 (amp_level "O2"): resnet50_forward_b1_bf16 / _b8_bf16 (ms) and
+# resnet50_bf16_speedup_b1 / _b8 (spore float32 / spore bf16, alternating runs) have no peer
+# figure ("peers": {}, "reference": "spore_float32"); their "bf16_kernel" names spore's
+# microkernel. SPORE_BENCH_NN=prefix,... runs a subset (e.g. lenet5).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=${RUNS:-5}
@@ -26,6 +29,8 @@ trap 'rm -rf "$tmp"' EXIT
 
 echo "bench_nn: spore" >&2
 luajit scripts/bench/nn_spore.lua "$RUNS" "$ONLY" >"$tmp/spore.tsv"
+SPORE_BF16_KERNEL_NAME=$(luajit -e 'package.path="lua/?.lua;lua/?/init.lua;bindings/?.lua;"..package.path; io.write(require("spore").config().bf16_kernel)')
+export SPORE_BF16_KERNEL_NAME
 if peer_on torch; then
   echo "bench_nn: torch (Debian)" >&2
   OPENBLAS_NUM_THREADS=1 "$PY_DEBIAN" scripts/bench/nn_torch.py "$RUNS" "$ONLY" >"$tmp/torch.tsv" || echo "bench_nn: torch failed" >&2
@@ -61,6 +66,14 @@ GF = 8.2  # GFLOP per image, ResNet50 forward at 224x224 (2 x 4.1 G multiply-add
 for line in open(os.path.join(tmp, "spore.tsv")):
     name, unit, value, runs = line.rstrip("\n").split("\t")
     s = float(value)
+    if "bf16" in name:  # spore's bf16 against spore's float32: no peer runs it
+        row = {"name": name, "unit": unit, "spore": round(s, 3), "peers": {}, "ratio_vs_torch": None,
+               "runs": int(runs), "reference": "spore_float32", "bf16_kernel": os.environ.get("SPORE_BF16_KERNEL_NAME")}
+        if name.startswith("resnet50_forward_b"):
+            b = int(name[len("resnet50_forward_b"):].split("_")[0])
+            row["gflops"] = round(GF * b / (s / 1000), 1)
+        print(json.dumps(row))
+        continue
     higher = unit == "images/s"          # images/s: higher is better; ms, ms/image: lower
     better = max if higher else min
     num = lambda d: float(d[name]) if name in d else None

@@ -70,6 +70,30 @@ if want("resnet50") then
     end
   end
   for _, c in ipairs(curve) do report("resnet50_ms_per_image_b" .. c[1], "ms/image", c[2] / c[1]) end
+  -- bfloat16 (amp_level "O2": Conv2d and Dense through the bf16 GEMM, spore.config().bf16_kernel),
+  -- forward at batch 1 and 8, each run beside a float32 run (alternating, the order flipped
+  -- every round): resnet50_forward_b<B>_bf16 (ms) and resnet50_bf16_speedup_b<B> (float32
+  -- median / bf16 median, > 1: bf16 is faster)
+  local amp = spore.train.amp
+  for _, b in ipairs({ 1, 8 }) do
+    if want("resnet50_forward_b" .. b .. "_bf16") or want("resnet50_bf16_speedup_b" .. b) then
+      local x = spore.randn({ b, 3, 224, 224 })
+      local t = { O0 = {}, O2 = {} }
+      for _, lv in ipairs({ "O0", "O2" }) do amp.auto_mixed_precision(net, lv); net(x) end
+      for r = 1, RUNS do
+        for _, lv in ipairs(r % 2 == 1 and { "O0", "O2" } or { "O2", "O0" }) do
+          amp.auto_mixed_precision(net, lv)
+          local t0 = U.now()
+          net(x)
+          t[lv][r] = U.now() - t0
+        end
+      end
+      amp.auto_mixed_precision(net, "O0")
+      local f32, b16 = U.median(t.O0), U.median(t.O2)
+      report("resnet50_forward_b" .. b .. "_bf16", "ms", b16 * 1000)
+      report("resnet50_bf16_speedup_b" .. b, "x", f32 / b16)
+    end
+  end
   net:train()
   local opt = spore.optim.Momentum(net:trainable_params(), 0.01, 0.9)
   local loss = spore.nn.SoftmaxCrossEntropyWithLogits { sparse = true, reduction = "mean" }

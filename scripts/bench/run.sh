@@ -53,6 +53,8 @@ for p in no_peers:gmatch("[^,]+") do skip[p] = true; left[#left + 1] = p end
 local results, bad = {}, {}
 for line in io.lines(src) do
   local r = json.decode(line)
+  -- a figure no peer runs (spore's bf16 against its own float32) keeps "peers": {}
+  if type(r.peers) == "table" and next(r.peers) == nil then json.object(r.peers) end
   for peer, v in pairs(r.peers or {}) do
     -- the checkpoint bench's torch.load columns run in PyPI's torch
     local owner = ({ torch_load = "torch_pypi", torch_load_mmap = "torch_pypi" })[peer] or peer
