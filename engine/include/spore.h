@@ -304,8 +304,8 @@ sp_status sp_dense_backward(sp_tensor *grad_x, sp_tensor *grad_w, sp_tensor *gra
 
 /* The same four with bfloat16 compute (Model amp_level "O2"): tensors stay float32, every
  * matmul operand is rounded to bfloat16 (nearest even) and products accumulate in float32
- * (vdpbf16ps where the CPU has AVX512_BF16, see sp_cpu_has_bf16; a portable loop with the
- * same arithmetic elsewhere). A device without these kernels refuses them by name. */
+ * (AMX tiles or vdpbf16ps where the CPU has them, see sp_cpu_bf16_kernel; a portable loop
+ * with the same arithmetic elsewhere). A device without these kernels refuses them by name. */
 sp_status sp_conv2d_forward_bf16(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias,
                                  int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right,
                                  int dil_h, int dil_w, int groups);

@@ -1,7 +1,8 @@
 --- spore.train.amp — mixed precision, as MindSpore's mindspore.amp:
 --   amp.auto_mixed_precision(net, "O2")   (Model(..., {amp_level = "O2"}) calls it)
 -- "O2" on the CPU: every Conv2d and Dense computes in bfloat16 (operands rounded to bf16
--- while packed, float32 accumulation, vdpbf16ps where the CPU has AVX512_BF16), while
+-- while packed, float32 accumulation; AMX tiles or vdpbf16ps where the CPU has them,
+-- spore.config().bf16_kernel), while
 -- BatchNorm (MindSpore's O2 black list), the activations between layers, the loss and the
 -- master weights stay float32; checkpoints stay float32 under the same names.
 -- Differences from MindSpore, which casts the network to float16 for O2: spore's CPU O2
@@ -54,8 +55,9 @@ function M.auto_mixed_precision(net, level)
   return net
 end
 
---- true when this CPU runs the bf16 kernels natively (AVX512_BF16); elsewhere a portable
--- loop gives the same results, slowly.
+--- true when this CPU has AVX512_BF16 (then the avx512 bf16 kernel, and amx where AMX-BF16
+-- is granted too, run; spore.config().bf16_kernels lists them); elsewhere a portable loop
+-- gives the same results, slowly.
 function M.cpu_has_bf16() return K.cpu_has_bf16() end
 
 return M
