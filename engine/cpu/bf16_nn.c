@@ -145,7 +145,7 @@ static void col_block(const void *ctx, int64_t k0, int64_t nk, int64_t n0, int64
 #if defined(__x86_64__)
 /* the same with AVX-512 masked loads (stride 1) and gathers (other strides), 16 columns at a
  * time: the runs are short (7 to 56 columns in ResNet) and the plain loops ran scalar there */
-__attribute__((target("avx512f,avx512bw")))
+__attribute__((target("avx512f,avx512bw,bmi2")))
 static void col_block_avx512(const void *ctx, int64_t k0, int64_t nk, int64_t n0, int64_t cnt, float *dst, int ld) {
     const conv_geo *g = ctx;
     col_seg seg[SEGS];
@@ -156,6 +156,7 @@ static void col_block_avx512(const void *ctx, int64_t k0, int64_t nk, int64_t n0
     }
     const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m512i vsw = _mm512_set1_epi32(g->sw), vW = _mm512_set1_epi32((int)g->W);
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     int64_t kj = k0 % g->kw, ki = (k0 / g->kw) % g->kh, c = k0 / (g->kw * g->kh);
     for (int64_t r = 0; r < nk; r++) {
         float *d = dst + r * ld;
@@ -178,7 +179,15 @@ static void col_block_avx512(const void *ctx, int64_t k0, int64_t nk, int64_t n0
                 __mmask16 in = _mm512_mask_cmpge_epi32_mask(st, iw, _mm512_setzero_si512()) & _mm512_cmplt_epi32_mask(iw, vW);
                 __m512 v;
                 if (g->sw == 1) v = _mm512_maskz_loadu_ps(in, xr + iw0 + t);
-                else v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), in, iw, xr, 4);
+                else if (g->sw == 2) {
+                    /* the even ones of 32 consecutive inputs; a lane loads input 2l (lo) or
+                     * 2l - 32 (hi) when that input is a wanted in-row one */
+                    const float *base = xr + iw0 + 2 * t;
+                    __mmask32 want = (__mmask32)_pdep_u32((unsigned)in, 0x55555555u);
+                    __m512 lo = _mm512_maskz_loadu_ps((__mmask16)want, base);
+                    __m512 hi = _mm512_maskz_loadu_ps((__mmask16)(want >> 16), base + 16);
+                    v = _mm512_permutex2var_ps(lo, even, hi);
+                } else v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), in, iw, xr, 4);
                 _mm512_mask_storeu_ps(o + t, st, v);
             }
         }
@@ -369,8 +378,27 @@ sp_status sp_cpu_conv2d_backward_bf16(sp_tensor *grad_x, sp_tensor *grad_w, sp_t
     return SP_OK;
 }
 
+/* outᵀ: C(o, n) into out[n, o] (+ bias[o]) */
+typedef struct { float *p; int64_t O; const float *bias; } dense_outT;
+static void dense_storeT(const void *ctx, int64_t m0, int rows, int64_t n0, int cols, const float *acc, int ld) {
+    const dense_outT *s = ctx;
+    for (int j = 0; j < cols; j++) {
+        float *d = s->p + (n0 + j) * s->O + m0;
+        for (int i = 0; i < rows; i++) d[i] = acc[i * ld + j] + (s->bias ? s->bias[m0 + i] : 0.f);
+    }
+}
+
 sp_status sp_cpu_dense_forward_bf16(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias) {
     int64_t N = x->shape[0], I = x->shape[1], O = w->shape[0];
+    if (N < O) {
+        /* fewer images than outputs (a classifier head at small batch): outᵀ = W · xᵀ, so that
+         * the weights are the GEMM's A, read in place row by row, not gathered column-wise */
+        strided wa = { F32(w), I, 1 }, xb = { F32(x), 1, I };
+        sp_bf16_rows A = { .row = strided_row, .ptr = strided_ptr, .ctx = &wa }, B = { .row = strided_row, .ptr = strided_ptr, .ctx = &xb };
+        dense_outT o = { F32(out), O, bias ? F32(bias) : NULL };
+        sp_bf16_tile Ct = { .store = dense_storeT, .ctx = &o };
+        return sp_bf16_gemm(SP_DEV(x), O, N, I, &A, &B, &Ct);
+    }
     strided xa = { F32(x), I, 1 }, wb = { F32(w), 1, I };
     sp_bf16_rows A = { .row = strided_row, .ptr = strided_ptr, .ctx = &xa }, B = { .row = strided_row, .ptr = strided_ptr, .ctx = &wb };
     strided_out o = { F32(out), O, bias ? F32(bias) : NULL, 0 };
