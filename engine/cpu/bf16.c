@@ -321,11 +321,30 @@ static void pack_a_row(const gemm_t *g, int64_t m, uint32_t *ap, int64_t mbv, in
     }
 }
 
+__attribute__((target("avx512f,avx512bw,avx512bf16")))
+static void pack_pairs_avx(uint32_t *dst, const float *r0, const float *r1, int64_t n) {
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16) {
+        __m256i lo = (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(r0 + j));
+        __m256i hi = r1 ? (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(r1 + j)) : _mm256_setzero_si256();
+        __m512i v = _mm512_or_si512(_mm512_cvtepu16_epi32(lo), _mm512_slli_epi32(_mm512_cvtepu16_epi32(hi), 16));
+        _mm512_storeu_si512((void *)(dst + j), v);
+    }
+    for (; j < n; j++) dst[j] = bf16_bits(r0[j]) | (r1 ? bf16_bits(r1[j]) << 16 : 0u);
+}
+void sp_bf16_pack_pairs(uint32_t *dst, const float *r0, const float *r1, int64_t n) {
+    if (sp_cpu_bf16_kernel() != SP_BF16_PORTABLE) { pack_pairs_avx(dst, r0, r1, n); return; }
+    for (int64_t j = 0; j < n; j++) dst[j] = bf16_bits(r0[j]) | (r1 ? bf16_bits(r1[j]) << 16 : 0u);
+}
+
 /* B panel jb (columns n0.., cnt of them) into bp [kp][NR]; rb: BKB * NR floats */
 static void pack_b_panel(const gemm_t *g, int64_t n0, int cnt, uint32_t *bp, float *rb) {
     const sp_bf16_rows *B = g->B;
     int64_t K = g->K, kr = (K + 1) / 2; /* pairs with data; the rest (AMX padding) zero */
-    if (B->block) {
+    if (B->pairs) {
+        if (cnt < NR) memset(bp, 0, (size_t)kr * NR * 4);
+        B->pairs(B->ctx, 0, kr, n0, cnt, bp, NR);
+    } else if (B->block) {
         for (int64_t k0 = 0; k0 < K; k0 += BKB) {
             int64_t nr = K - k0 < BKB ? K - k0 : BKB;
             B->block(B->ctx, k0, nr, n0, cnt, rb, NR);

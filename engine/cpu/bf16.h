@@ -14,6 +14,10 @@ typedef struct sp_bf16_rows {
     /* optional (B only, used before ptr and row): rows r0..r0+nr-1, columns c0..c0+cnt-1 into
      * dst[(r - r0)*ld + j], for providers whose per-row setup (index arithmetic) is costly */
     void (*block)(const void *ctx, int64_t r0, int64_t nr, int64_t c0, int64_t cnt, float *dst, int ld);
+    /* optional (B only, used before the others): rows 2p and 2p+1 already rounded and packed,
+     * pairs p0..p0+np-1 over columns c0..c0+cnt-1 into dst[(p - p0)*ld + j] (bf16 pair bits:
+     * low half row 2p, high half row 2p+1), for operands converted to bf16 beforehand */
+    void (*pairs)(const void *ctx, int64_t p0, int64_t np, int64_t c0, int64_t cnt, uint32_t *dst, int ld);
     const void *ctx;
 } sp_bf16_rows;
 /* Tile writer: acc[i*ld + j] is C(m0+i, n0+j), i < rows, j < cols. Tiles of distinct n0
@@ -31,6 +35,9 @@ typedef struct sp_bf16_tile {
  * workspace slots 0 (calling thread) and 1 (each thread). */
 sp_status sp_bf16_gemm(sp_device *dev, int64_t M, int64_t N, int64_t K, const sp_bf16_rows *A,
                        const sp_bf16_rows *B, const sp_bf16_tile *C);
+/* dst[j] = bf16(r0[j]) | bf16(r1[j]) << 16, j < n (r1 NULL: zero), rounded as the running
+ * kernel's packing rounds (nearest even) */
+void sp_bf16_pack_pairs(uint32_t *dst, const float *r0, const float *r1, int64_t n);
 /* 1 when this CPU runs vdpbf16ps (AVX512_BF16), else 0. */
 int sp_cpu_bf16_native(void);
 /* the GEMM's microkernels (sp_cpu_bf16_kernel and friends are public: spore.h) */

@@ -279,6 +279,40 @@ static void geo_init(conv_geo *g, const sp_tensor *x, const sp_tensor *w, int64_
     g->sh = sh; g->sw = sw; g->pt = pt; g->pl = pl; g->dh = dh; g->dw = dw;
 }
 
+/* ---- convolution on x converted to bf16 channel pairs ----------------------
+ * xp[img][c2][h][w] = bf16(x[img][2 c2][h][w]) | bf16(x[img][2 c2 + 1][h][w]) << 16 (past C:
+ * zero). With K ordered (c2, ki, kj, c & 1), the pair rows of B are im2col rows of xp, copied
+ * as 32-bit patterns (col_block on a geometry of C2 channels): each input is rounded once,
+ * not once per kernel tap, and no pair interleaving is left to do per panel. */
+typedef struct { const float *w; int64_t Cg, kh, kw, C2; } wpairs;
+/* weight row o in that K order (the GEMM asks for whole rows) */
+static void wpairs_row(const void *ctx, int64_t o, int64_t c0, int64_t cnt, float *dst) {
+    const wpairs *p = ctx;
+    int64_t khw = p->kh * p->kw, K = 2 * p->C2 * khw;
+    const float *wo = p->w + o * p->Cg * khw;
+    if (c0 != 0 || cnt != K) { /* a part of the row (not asked for by sp_bf16_gemm) */
+        for (int64_t j = c0; j < c0 + cnt; j++) {
+            int64_t pr = j / 2, c = 2 * (pr / khw) + (j & 1), t = pr % khw;
+            dst[j - c0] = c < p->Cg ? wo[c * khw + t] : 0.f;
+        }
+        return;
+    }
+    for (int64_t c2 = 0; c2 < p->C2; c2++) {
+        const float *w0 = wo + 2 * c2 * khw, *w1 = w0 + khw;
+        float *d = dst + 2 * c2 * khw;
+        if (2 * c2 + 1 < p->Cg) for (int64_t t = 0; t < khw; t++) { d[2 * t] = w0[t]; d[2 * t + 1] = w1[t]; }
+        else for (int64_t t = 0; t < khw; t++) { d[2 * t] = w0[t]; d[2 * t + 1] = 0.f; }
+    }
+}
+static void xp_pairs(const void *ctx, int64_t p0, int64_t np, int64_t n0, int64_t cnt, uint32_t *dst, int ld) {
+    col_block(ctx, p0, np, n0, cnt, (float *)(void *)dst, ld);
+}
+#if defined(__x86_64__)
+static void xp_pairs_avx512(const void *ctx, int64_t p0, int64_t np, int64_t n0, int64_t cnt, uint32_t *dst, int ld) {
+    col_block_avx512(ctx, p0, np, n0, cnt, (float *)(void *)dst, ld);
+}
+#endif
+
 sp_status sp_cpu_conv2d_forward_bf16(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias,
                                      int sh, int sw, int pt, int pb, int pl, int pr, int dh, int dw, int groups) {
     (void)pb; (void)pr;
@@ -286,13 +320,42 @@ sp_status sp_cpu_conv2d_forward_bf16(sp_tensor *out, const sp_tensor *x, const s
     geo_init(&g, x, w, out->shape[2], out->shape[3], sh, sw, pt, pl, dh, dw, groups);
     sp_device *dev = SP_DEV(x);
     int whole = g.kh == 1 && g.kw == 1 && sh == 1 && sw == 1 && pt == 0 && pl == 0 && g.Ho == g.H && g.Wo == g.W;
+    int avx = sp_cpu_bf16_kernel() != SP_BF16_PORTABLE;
+    /* the bf16-pairs path where B (im2col) is the bigger operand: early layers, larger
+     * batches; the deep layers at small batch keep the weights (A) read in place */
+    if (!whole && groups == 1 && g.N * g.HoWo >= g.Co) {
+        int64_t C2 = (g.C + 1) / 2, HW = g.H * g.W, planes = g.N * C2;
+        size_t n = (size_t)planes * (size_t)HW * 4;
+        uint32_t *xp = sp_workspace(dev, 2, n);
+        if (!xp) return sp_error(SP_ENOMEM, "conv2d_forward_bf16: no memory for the bf16 input (%zu bytes)", n);
+        const float *xf = g.x;
+#pragma omp parallel for schedule(static) if (planes * HW > ((int64_t)1 << 18))
+        for (int64_t q = 0; q < planes; q++) {
+            int64_t img = q / C2, c = 2 * (q % C2);
+            const float *r0 = xf + (img * g.C + c) * HW;
+            sp_bf16_pack_pairs(xp + q * HW, r0, c + 1 < g.C ? r0 + HW : NULL, HW);
+        }
+        conv_geo gp = g;
+        gp.x = (const float *)(const void *)xp;
+        gp.C = C2; gp.Cg = C2; gp.cin0 = 0;
+        wpairs wp = { g.w, g.Cg, g.kh, g.kw, C2 };
+        sp_bf16_rows A = { .row = wpairs_row, .ctx = &wp }, B = { .ctx = &gp };
+#if defined(__x86_64__)
+        B.pairs = avx ? xp_pairs_avx512 : xp_pairs;
+#else
+        B.pairs = xp_pairs;
+#endif
+        nchw_out o = { F32(out), g.Co, 0, g.HoWo, bias ? F32(bias) : NULL };
+        sp_bf16_tile Ct = { .store = nchw_store, .ptr = nchw_out_ptr, .ctx = &o };
+        return sp_bf16_gemm(dev, g.Co, g.N * g.HoWo, 2 * C2 * g.kh * g.kw, &A, &B, &Ct);
+    }
     for (int gi = 0; gi < groups; gi++) {
         g.cin0 = gi * g.Cg; g.co0 = gi * g.Cog;
         strided wa = { g.w + g.co0 * g.Kc, g.Kc, 1 };
         sp_bf16_rows A = { .row = strided_row, .ptr = strided_ptr, .ctx = &wa }, B = { .row = col_row, .ptr = col_ptr, .ctx = &g };
         /* 1x1 stride 1 unpadded: B's rows are x's, read in place */
 #if defined(__x86_64__)
-        if (!whole) B.block = sp_cpu_bf16_kernel() != SP_BF16_PORTABLE ? col_block_avx512 : col_block;
+        if (!whole) B.block = avx ? col_block_avx512 : col_block;
 #else
         if (!whole) B.block = col_block;
 #endif

@@ -608,9 +608,19 @@ static void bf16_cases(int kern) {
         sp_tensor *all[] = {x, w, b, y, ry, wt, go, gx, rgx, gw, rgw, got};
         frees(all, (int)(sizeof all / sizeof all[0]));
     }
-    /* convolution: every geometry of the float32 grid, inputs rounded to bf16 first */
-    for (size_t c = 0; c < sizeof conv_cases / sizeof conv_cases[0]; c++) {
-        const conv_case *k = &conv_cases[c];
+    /* convolution: every geometry of the float32 grid and the bf16 GEMM's own (the input
+     * converted to bf16 channel pairs, odd C, Co above and below N*Ho*Wo, several 32-row
+     * blocks and K blocks), inputs rounded to bf16 first */
+    static const conv_case bf16_conv_cases[] = {
+        {"bf16: Co 40 > N*Ho*Wo 16 (weights in place), odd C", 1, 5, 4, 4, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+        {"bf16: channel pairs, odd C, stride 2, padded", 2, 7, 9, 9, 12, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 0},
+        {"bf16: channel pairs, Co 70, K 306 (two AMX K blocks)", 3, 33, 11, 11, 70, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+        {"bf16: Co 96 > 49 outputs, 3x3 on 7x7 (wide A)", 1, 64, 7, 7, 96, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0},
+        {"bf16: 7x7 stride 2 on 3 channels (ResNet's stem)", 2, 3, 21, 21, 16, 7, 7, 2, 2, 3, 3, 3, 3, 1, 1, 1, 0},
+    };
+    size_t ngrid = sizeof conv_cases / sizeof conv_cases[0], nall = ngrid + sizeof bf16_conv_cases / sizeof bf16_conv_cases[0];
+    for (size_t c = 0; c < nall; c++) {
+        const conv_case *k = c < ngrid ? &conv_cases[c] : &bf16_conv_cases[c - ngrid];
         int64_t eh = (int64_t)k->dh * (k->kh - 1) + 1, ew = (int64_t)k->dw * (k->kw - 1) + 1;
         int64_t Ho = (k->H + k->pt + k->pb - eh) / k->sh + 1, Wo = (k->W + k->pl + k->pr - ew) / k->sw + 1;
         sp_tensor *x = rnd(4, k->N, k->C, k->H, k->W, -1, 1), *w = rnd(4, k->Co, k->C / k->g, k->kh, k->kw, -1, 1);
