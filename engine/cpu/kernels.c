@@ -18,6 +18,7 @@ const sp_kernels sp_cpu_kernels = {
     .count_equal = sp_cpu_count_equal,
     .matmul = sp_cpu_matmul,
     .conv2d_forward = sp_cpu_conv2d_forward,
+    .conv2d_bn_forward = sp_cpu_conv2d_bn_forward,
     .conv2d_backward = sp_cpu_conv2d_backward,
     .dense_forward = sp_cpu_dense_forward,
     .dense_backward = sp_cpu_dense_backward,

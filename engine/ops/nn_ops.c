@@ -159,6 +159,34 @@ sp_status sp_batchnorm_forward(sp_tensor *out, sp_tensor *save_mean, sp_tensor *
                                       update, momentum, eps);
 }
 
+/* The eval-mode conv -> BatchNorm (-> + residual) (-> ReLU) chain in one kernel. */
+sp_status sp_conv2d_bn_forward(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias,
+                               const sp_tensor *gamma, const sp_tensor *beta, const sp_tensor *moving_mean,
+                               const sp_tensor *moving_var, double eps, const sp_tensor *residual, int relu,
+                               int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right,
+                               int dil_h, int dil_w, int groups) {
+    const char *op = "conv2d_bn_forward";
+    OP_TRY(sp_op_conv_fwd_args(op, out, x, w, bias, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right,
+                               dil_h, dil_w, groups));
+    int64_t C = w->shape[0];
+    OP_TRY(bn_vec(gamma, C, op, "gamma"));
+    OP_TRY(bn_vec(beta, C, op, "beta"));
+    OP_TRY(bn_vec(moving_mean, C, op, "moving_mean"));
+    OP_TRY(bn_vec(moving_var, C, op, "moving_variance"));
+    if (!(eps > 0)) return sp_error(SP_EINVAL, "%s: eps must be > 0, got %g", op, eps);
+    if (residual) {
+        OP_TRY(op_f32(residual, 4, op, "residual"));
+        OP_TRY(op_shape4(residual, out->shape[0], out->shape[1], out->shape[2], out->shape[3], op, "residual"));
+    }
+    if (SP_DATA(out) == SP_DATA(x)) return sp_error(SP_EINVAL, "%s: out must not be the input x", op);
+    OP_SAME_DEVICE(op, T(out), T(x), {w, "weight"}, T(gamma), T(beta), T(moving_mean), {moving_var, "moving_variance"},
+                   T(residual));
+    return OP_CALL(x, conv2d_bn_forward, out, x, w, bias, gamma, beta, moving_mean, moving_var, eps, residual, relu,
+                   stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
+}
+
+int sp_conv2d_bn_fusable(const sp_tensor *x) { return x && SP_K(x)->conv2d_bn_forward ? 1 : 0; }
+
 sp_status sp_batchnorm_backward(sp_tensor *grad_x, sp_tensor *grad_gamma, sp_tensor *grad_beta,
                                 const sp_tensor *grad_out, const sp_tensor *x, const sp_tensor *gamma,
                                 const sp_tensor *save_mean, const sp_tensor *save_invstd, int training) {

@@ -26,6 +26,9 @@ local function ktag(w, stride)
   return ("%dx%d%s"):format(s[3], s[4], st ~= 1 and "s2" or "")
 end
 wrap("conv2d_forward", function(out, x, w, b, stride) return "conv_fwd " .. ktag(w, stride) end)
+-- eval-mode fused conv + BN (+ add) (+ ReLU) (spore.nn.chain)
+wrap("conv2d_bn_forward", function(out, x, w, b, g, be, mm, mv, eps, res, relu, stride)
+  return "conv_bn_fwd " .. ktag(w, stride) end)
 local cb = K.conv2d_backward
 K.conv2d_backward = function(gx, gw, gb, gout, x, w, stride, ...)
   if not on then return cb(gx, gw, gb, gout, x, w, stride, ...) end
