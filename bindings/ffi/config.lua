@@ -32,6 +32,7 @@ end
 
 --- The kernel set OpenBLAS runs ("SkylakeX", "Cooperlake", "Haswell", "Prescott"...).
 function M.blas_core() return ffi.string(C.sp_blas_core()) end
+function M.blas_threading() return ffi.string(C.sp_blas_threading()) end
 
 function M.cuda_device_count() return tonumber(C.sp_cuda_device_count()) end
 
