@@ -63,6 +63,7 @@ POOL_CLONES __attribute__((optimize("O3"))) void sp_cpu_maxpool_rows(float *O, i
                                                                       int64_t NC, int64_t H, int64_t W, int64_t Ho,
                                                                       int64_t Wo, int kh, int kw, int sh, int sw,
                                                                       int pt, int pl) {
+#pragma omp parallel for schedule(static) if (nn_par(NC * Ho * Wo * kh * kw))
     for (int64_t nc = 0; nc < NC; nc++) {
         const float *xp = X + nc * H * W;
         for (int64_t oh = 0; oh < Ho; oh++) {
