@@ -549,12 +549,13 @@ sp_status sp_cpu_conv2d_backward(sp_tensor *grad_x, sp_tensor *grad_w, sp_tensor
                                     grad_b ? F32(grad_b) : NULL, F32(grad_out), F32(x), F32(w), &c, NB, dev, op);
     int pw = is_pointwise(&c);
     float *col = NULL;
-    if (!pw || grad_x) {
+    if (!pw) {
         col = sp_workspace(dev, 0, sizeof(float) * (size_t)(K * HW > 0 ? K * HW : 1));
         if (!col) return sp_error(SP_ENOMEM, "%s: cannot allocate the im2col buffer", op);
     }
     const float *X = F32(x), *Wt = F32(w), *GO = F32(grad_out);
-    if (grad_x) memset(F32(grad_x), 0, sizeof(float) * (size_t)sp_tensor_numel(grad_x));
+    /* col2im accumulates into grad_x; the pointwise GEMMs overwrite every element (beta 0) */
+    if (grad_x && !pw) memset(F32(grad_x), 0, sizeof(float) * (size_t)sp_tensor_numel(grad_x));
     for (int64_t n = 0; n < c.N; n++) {
         const float *xn = X + n * c.C * c.H * c.W;
         const float *gon = GO + n * c.Co * HW;

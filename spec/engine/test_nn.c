@@ -58,6 +58,8 @@ SUITE(nn_conv2d_vs_naive) {
         sp_tensor *y = mk(4, N, Co, Ho, Wo, NULL), *gy = mk(4, N, Co, Ho, Wo, &rng);
         sp_tensor *gx = mk(4, N, C, H, W, NULL), *gw = mk(4, Co, C / g, kh, kw, NULL), *gb = mk(1, Co, 0, 0, 0, NULL);
         CHECK_OK(sp_conv2d_forward(y, x, w, b, sh, sw, pt, pb, pl, pr, dh, dw, g));
+        /* grad_x is overwritten: stale values (here NaN) must not survive in it */
+        CHECK_OK(sp_fill(gx, NAN));
         CHECK_OK(sp_conv2d_backward(gx, gw, gb, gy, x, w, sh, sw, pt, pb, pl, pr, dh, dw, g));
         double *ry = calloc(N * Co * Ho * Wo, 8), *rgx = calloc(N * C * H * W, 8), *rgw = calloc(Co * C / g * kh * kw, 8),
                *rgb = calloc(Co, 8);
