@@ -15,18 +15,4 @@ for ((r = 1; r <= ROUNDS; r++)); do
   SPORE_LIB="$A" luajit scripts/bench/nn_spore.lua 1 "$ONLY" >>"$tmp/a.tsv"
   SPORE_LIB="$B" luajit scripts/bench/nn_spore.lua 1 "$ONLY" >>"$tmp/b.tsv"
 done
-/usr/bin/python3 - "$tmp/a.tsv" "$tmp/b.tsv" "$A" "$B" <<'PY'
-import json, statistics, sys
-def load(p):
-    d, u, order = {}, {}, []
-    for line in open(p):
-        name, unit, value, _ = line.rstrip("\n").split("\t")
-        if name not in d: order.append(name)
-        d.setdefault(name, []).append(float(value)); u[name] = unit
-    return d, u, order
-a, units, order = load(sys.argv[1]); b, _, _ = load(sys.argv[2])
-for n in order:
-    ma, mb = statistics.median(a[n]), statistics.median(b[n])
-    print(json.dumps({"name": n, "unit": units[n], "a": round(ma, 3), "b": round(mb, 3), "ratio_b_over_a": round(mb / ma, 3),
-                      "a_runs": [round(v, 1) for v in a[n]], "b_runs": [round(v, 1) for v in b[n]], "a_lib": sys.argv[3], "b_lib": sys.argv[4]}))
-PY
+/usr/bin/python3 scripts/bench/ab_summary.py "$tmp/b.tsv" "$tmp/a.tsv" b a "a_lib=$A" "b_lib=$B"
