@@ -3,6 +3,8 @@
 -- every convolution path (per-image GEMM, whole-batch GEMM, Winograd, direct, groups);
 -- networks in eval mode against their modules run one by one; a backward after a fused
 -- forward against one after an unfused forward; the cases that must not fuse; bad arguments.
+-- Training: BatchNorm (+ residual) (+ ReLU) forward and BatchNorm backward through a ReLU's
+-- mask against the unfused kernels, bit for bit, and ResNet training steps against unfused ones.
 local spore = require("spore")
 local K = require("ffi.nn")
 local chain = require("spore.nn.chain")
@@ -176,4 +178,112 @@ describe("eval-mode networks fuse conv + BN (+ join) (+ ReLU)", function()
     seq(x)
     assert.equal(0, count_fused(seq)); assert.equal(1, called)
   end)
+end)
+
+describe("training fusion: BatchNorm (+ residual) (+ ReLU) and its backward through the ReLU", function()
+  local function bits_equal(a, b)
+    local A, B = a:flatten():totable(), b:flatten():totable()
+    assert.equal(#A, #B)
+    for i = 1, #A do if A[i] ~= B[i] then return false, i, A[i], B[i] end end
+    return true
+  end
+  for _, training in ipairs({ true, false }) do
+    for _, v in ipairs({ { false, true }, { true, true }, { true, false } }) do
+      local res_on, relu = v[1], v[2]
+      it(("forward %s, residual %s, relu %s: the unfused ops' bits"):format(training and "training" or "eval",
+        tostring(res_on), tostring(relu)), function()
+        spore.manual_seed(17)
+        local x = spore.randn({ 3, 5, 7, 9 })
+        local res = res_on and spore.randn(x:shape()) or nil
+        local function run(fused)
+          local g, be, mm, mv = bn_params(5, 4)
+          local out, sm, si = spore.empty(x:shape()), spore.empty({ 5 }), spore.empty({ 5 })
+          if fused then
+            K.batchnorm_act_forward(out, sm, si, x, g, be, mm, mv, training, training, 0.9, 1e-5, res, relu)
+            return out, mm, mv
+          end
+          K.batchnorm_forward(out, sm, si, x, g, be, mm, mv, training, training, 0.9, 1e-5)
+          local z = spore.empty(x:shape())
+          if res then K.add(z, out, res, relu) elseif relu then K.relu_forward(z, out) else z = out end
+          return z, mm, mv
+        end
+        local a, amm, amv = run(true)
+        local b, bmm, bmv = run(false)
+        assert.is_true(bits_equal(a, b))
+        assert.is_true(bits_equal(amm, bmm)); assert.is_true(bits_equal(amv, bmv))
+      end)
+    end
+    it(("backward through the ReLU (%s): the unfused ops' bits"):format(training and "training" or "eval"), function()
+      spore.manual_seed(19)
+      local x = spore.randn({ 4, 6, 5, 5 })
+      local g, be, mm, mv = bn_params(6, 8)
+      local y, sm, si = spore.empty(x:shape()), spore.empty({ 6 }), spore.empty({ 6 })
+      K.batchnorm_act_forward(y, sm, si, x, g, be, mm, mv, training, false, 0.9, 1e-5, nil, true)
+      local gout = spore.randn(x:shape())
+      local gx1, gg1, gb1 = spore.empty(x:shape()), spore.randn({ 6 }), spore.randn({ 6 })
+      local gg2, gb2 = gg1:clone(), gb1:clone()
+      K.batchnorm_relu_backward(gx1, gg1, gb1, gout, y, x, g, sm, si, training)
+      local gr, gx2 = spore.empty(x:shape()), spore.empty(x:shape())
+      K.relu_backward(gr, gout, y)
+      K.batchnorm_backward(gx2, gg2, gb2, gr, x, g, sm, si, training)
+      assert.is_true(bits_equal(gx1, gx2)); assert.is_true(bits_equal(gg1, gg2)); assert.is_true(bits_equal(gb1, gb2))
+      local zeros = 0
+      for _, t in ipairs(y:flatten():totable()) do if t == 0 then zeros = zeros + 1 end end
+      assert.is_true(zeros > 10, "the ReLU masked something")
+    end)
+  end
+
+  it("refuses a residual or mask of the wrong shape", function()
+    local x = spore.randn({ 2, 3, 4, 4 })
+    local g, be, mm, mv = bn_params(3, 1)
+    local out, sm, si = spore.empty(x:shape()), spore.empty({ 3 }), spore.empty({ 3 })
+    local ok, err = pcall(K.batchnorm_act_forward, out, sm, si, x, g, be, mm, mv, true, false, 0.9, 1e-5,
+      spore.randn({ 2, 3, 4, 5 }), true)
+    assert.is_false(ok); assert.matches("batchnorm_act_forward", err); assert.matches("residual", err)
+    ok, err = pcall(K.batchnorm_relu_backward, spore.empty(x:shape()), nil, nil, spore.randn(x:shape()),
+      spore.randn({ 2, 3, 4 }), x, g, sm, si, true)
+    assert.is_false(ok); assert.matches("batchnorm_relu_backward", err); assert.matches("'?y'?", err)
+  end)
+
+  for _, name in ipairs({ "resnet18", "resnet50" }) do
+    it(name .. ": two Momentum steps in training mode equal the unfused ones bit for bit", function()
+      local function steps(nofuse)
+        spore.manual_seed(23)
+        local net = spore.models[name] { class_num = 10 }
+        net:train()
+        local opt = spore.optim.Momentum(net:trainable_params(), 0.05, 0.9)
+        local loss = spore.nn.SoftmaxCrossEntropyWithLogits { sparse = true, reduction = "mean" }
+        local x = spore.randn({ 4, 3, 32, 32 }):to(net:device())
+        local y = spore.tensor({ 1, 7, 3, 0 }, "int32"):to(net:device())
+        local ls = {}
+        for s = 1, 2 do
+          set_nofuse(net, nofuse)
+          net:zero_grad()
+          ls[s] = loss:forward(net(x), y)
+          net:backward(x, loss:backward(), false)
+          opt:step()
+        end
+        local marks = 0
+        local function count(m)
+          for _, k in ipairs({ "_ins", "_inputs" }) do
+            local t = rawget(m, k)
+            if t then for _, v in ipairs(t) do if v == chain.BNRELU then marks = marks + 1 end end end
+          end
+          for _, e in ipairs(m._modules) do count(e[2]) end
+        end
+        count(net)
+        return ls, net, marks
+      end
+      local l1, n1, marks = steps(nil)
+      local l2, n2, none = steps(true)
+      assert.is_true(marks > 5, "the fused path ran")
+      assert.equal(0, none)
+      assert.same(l2, l1)
+      local p1, p2 = n1:parameters(), n2:parameters()
+      for i = 1, #p1 do
+        local ok, at = bits_equal(p1[i].data, p2[i].data)
+        assert.is_true(ok, p1[i].name .. " differs at " .. tostring(at))
+      end
+    end)
+  end
 end)

@@ -338,6 +338,20 @@ sp_status sp_conv2d_bn_forward(sp_tensor *out, const sp_tensor *x, const sp_tens
                                int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right,
                                int dil_h, int dil_w, int groups);
 int sp_conv2d_bn_fusable(const sp_tensor *x);
+/* Training fusion: BatchNorm (as sp_batchnorm_forward), then + residual (optional, [N,C,H,W])
+ * and ReLU (relu != 0), in one pass; and BatchNorm's backward taking the gradient of a
+ * following ReLU's output y (grad_out * (y > 0), as sp_relu_backward, then BatchNorm's
+ * backward). Equal to the unfused ops bit for bit. sp_batchnorm_act_fusable: 1 when x's
+ * device has both kernels. */
+sp_status sp_batchnorm_act_forward(sp_tensor *out, sp_tensor *save_mean, sp_tensor *save_invstd, const sp_tensor *x,
+                                   const sp_tensor *gamma, const sp_tensor *beta, sp_tensor *moving_mean,
+                                   sp_tensor *moving_var, int training, int update, double momentum, double eps,
+                                   const sp_tensor *residual, int relu);
+sp_status sp_batchnorm_relu_backward(sp_tensor *grad_x, sp_tensor *grad_gamma, sp_tensor *grad_beta,
+                                     const sp_tensor *grad_out, const sp_tensor *y, const sp_tensor *x,
+                                     const sp_tensor *gamma, const sp_tensor *save_mean, const sp_tensor *save_invstd,
+                                     int training);
+int sp_batchnorm_act_fusable(const sp_tensor *x);
 
 /* ReLU backward: grad_x = grad_out * (y > 0) with y the forward output (forward: sp_unary
  * SP_UN_RELU). */

@@ -6,13 +6,18 @@
 -- order) module holding a trainable parameter, no module runs backward at all, and that
 -- module computes no input gradient (unless the caller asked for one).
 --
--- Inference fusion: a Conv2d followed by a BatchNorm2d that uses its moving statistics
+-- Fusion. Inference: a Conv2d followed by a BatchNorm2d that uses its moving statistics
 -- (eval mode), and by a ReLU when one comes next, runs as one kernel (K.conv2d_bn_forward)
 -- writing the last module's output buffer; the skipped inputs are marked FUSED in ins. A
 -- backward through such a run first recomputes the conv and BatchNorm outputs it needs
 -- (materialize), and marks ins.nofuse, so that a net trained in eval mode (frozen BN)
 -- pays that once and then runs unfused. Only the stock classes fuse: a subclass or an
 -- instance with its own forward (e.g. spore.dist's sync BN) runs as written.
+-- Training (and wherever the conv fusion does not apply): a BatchNorm2d followed by a ReLU
+-- runs as one kernel forward (K.batchnorm_act_forward, into the ReLU's output buffer; the
+-- ReLU's input is marked BNRELU) and one backward (K.batchnorm_relu_backward: the ReLU's
+-- gradient mask applied inside BatchNorm's); a residual block's last BatchNorm takes the
+-- join (+ identity, ReLU) into its pass. Both equal the unfused ops bit for bit.
 -- SPORE_NO_FUSE=1 turns fusion off (for comparisons).
 local K = require("ffi.nn")
 local M = {}
@@ -26,10 +31,13 @@ local function stock(m, cls) return getmetatable(m) == cls and rawget(m, "forwar
 
 --- true when list[i], list[i+1] are a stock Conv2d (float32) and an eval-mode BatchNorm2d
 -- of its width, on a device with the fused kernel
-local function conv_bn_at(list, i, x)
+local function classes()
   if not Conv then
     Conv, BN, ReLU = require("spore.nn.conv"), require("spore.nn.batchnorm"), require("spore.nn.relu")
   end
+end
+local function conv_bn_at(list, i, x)
+  classes()
   local c, b = list[i], list[i + 1]
   if not (b and stock(c, Conv) and stock(b, BN)) then return false end
   if c._bf16 or b:_batch_stats() or b.num_features ~= c.out_channels then return false end
@@ -39,7 +47,24 @@ local function conv_bn_at(list, i, x)
   return f
 end
 
-local function is_relu(m) return m ~= nil and stock(m, ReLU) end
+local function is_relu(m) classes(); return m ~= nil and stock(m, ReLU) end
+
+local BNRELU = setmetatable({}, { __tostring = function() return "<bn+relu>" end })
+M.BNRELU = BNRELU
+local act_dev = {}
+--- true when list[i] is a stock BatchNorm2d whose input x fits it, on a device with the
+-- BatchNorm + ReLU kernels (training fusion; any mode)
+local function bn_at(list, i, x)
+  classes()
+  local b = list[i]
+  if not (b and stock(b, BN)) then return false end
+  local s = x:shape()
+  if #s ~= 4 or s[2] ~= b.num_features then return false end
+  local d = x:device()
+  local f = act_dev[d]
+  if f == nil then f = K.batchnorm_act_fusable(x); act_dev[d] = f end
+  return f
+end
 
 --- forward through list; remembers each module's input in ins. tail (optional, for a
 -- residual join): {residual, owner}: when the list ends in a fusable conv + BN, they run
@@ -68,11 +93,21 @@ function M.forward(list, ins, x, tail)
         ins[i + 1] = FUSED
         i = i + 2
       end
+    elseif fuse and tail and i == n and bn_at(list, i, x) then
+      -- a residual block's last BatchNorm (training): + identity and ReLU in its pass
+      ins[i] = x
+      return m:_forward_act(x, tail[1], true, tail[2]), true
+    elseif fuse and i < n and is_relu(list[i + 1]) and bn_at(list, i, x) then
+      ins[i] = x
+      x = m:_forward_act(x, nil, true, list[i + 1])
+      ins[i + 1] = BNRELU
+      i = i + 2
     else
       ins[i] = x
       x = m:forward(x)
       i = i + 1
     end
+    fuse = fuse and type(x) == "table" and x.shape ~= nil
   end
   return x, false
 end
@@ -112,9 +147,18 @@ function M.backward(list, ins, g, need_input_grad)
     end
     if not first then return nil end
   end
+  local mask -- the output of a ReLU whose backward runs inside the BatchNorm's before it
   for i = #list, first, -1 do
     if ins[i] == FUSED then materialize(list, ins, i) end
-    g = list[i]:backward(ins[i], g, i > first or need_input_grad ~= false)
+    local m = list[i]
+    if ins[i] == BNRELU and i > first then
+      mask = m.output
+    elseif mask then
+      g = m:_backward_relu(ins[i], g, mask, i > first or need_input_grad ~= false)
+      mask = nil
+    else
+      g = m:backward(ins[i], g, i > first or need_input_grad ~= false)
+    end
     local hook = M.on_backward
     if hook then hook(list[i]) end
   end
