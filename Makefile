@@ -26,7 +26,16 @@ endif
 CFLAGS_BASE := -std=c11 -O2 -g -Wall -Wextra -Werror -fPIC -fopenmp -D_GNU_SOURCE -fvisibility=hidden \
                -Iengine/include -Iengine -I$(BUILD)/gen
 CFLAGS  += $(CFLAGS_BASE) $(SANFLAGS)
-LDLIBS  := -lopenblas -lprotobuf-c -lz -lcrypto -lcjson -ljpeg -lpng -lm -lgomp -lpthread
+# OpenBLAS's threading: BLAS=openmp (default; Debian's libopenblas0-openmp) runs its GEMMs on
+# the same libgomp thread pool as the nn kernels' OpenMP regions, so the two never compete
+# for the 2 cores; BLAS=pthread links the pthread build (Debian's default alternative). The
+# library is named by directory with an rpath, so Debian's alternatives do not decide it
+# (the runtime loader looks there first for libopenblas.so.0, and falls back to the system's
+# when the directory is missing; make deps installs both builds).
+BLAS ?= openmp
+OPENBLAS_DIR := /usr/lib/$(shell $(CC) -print-multiarch 2>/dev/null)/openblas-$(BLAS)
+BLAS_LIBS := -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas
+LDLIBS  := $(BLAS_LIBS) -lprotobuf-c -lz -lcrypto -lcjson -ljpeg -lpng -lm -lgomp -lpthread
 LDFLAGS += $(SANFLAGS)
 
 PROTOS   := $(wildcard proto/*.proto)

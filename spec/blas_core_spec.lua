@@ -41,4 +41,15 @@ describe("OpenBLAS kernel set", function()
     local out = core_in_child("OPENBLAS_CORETYPE=Haswell")
     if have and have.avx2 and have.fma then assert.equals("Haswell", out) else assert.is_string(out) end
   end)
+  it("is the OpenMP build by default (make BLAS=openmp), with the nn kernels' regions on", function()
+    local mk = io.open("Makefile"):read("*a")
+    if not mk:match("\nBLAS %?= openmp") then pending("this build chose another BLAS") return end
+    local dir = "/usr/lib/" .. io.popen("cc -print-multiarch"):read("*l") .. "/openblas-openmp/libopenblas.so"
+    if not io.open(dir) then pending("Debian's libopenblas0-openmp is not installed") return end
+    local c = spore.config()
+    assert.equal("openmp", c.blas_threading)
+    local p = io.popen("env -u SPORE_NN_OMP luajit -e 'package.path=\"lua/?.lua;lua/?/init.lua;bindings/?.lua;\"..package.path; io.write(tostring(require(\"spore\").config().nn_omp))' 2>&1")
+    assert.equal("true", p:read("*a"))
+    p:close()
+  end)
 end)

@@ -56,8 +56,12 @@ function H.tmpdir()
   return d
 end
 
---- Max |a - b| over two flat arrays.
+--- Max |a - b| over two flat arrays or two Tensors (compared as flat arrays; the
+-- lengths must agree: a Tensor's # is 0 under LuaJIT, which once made this vacuous).
 function H.max_abs_diff(a, b)
+  if type(a) == "table" and a.shape then a = a:flatten():totable() end
+  if type(b) == "table" and b.shape then b = b:flatten():totable() end
+  assert(#a == #b, ("max_abs_diff: %d values against %d"):format(#a, #b))
   local m = 0
   for i = 1, #a do m = math.max(m, math.abs(a[i] - b[i])) end
   return m

@@ -127,7 +127,7 @@ describe("spore.config", function()
     assert.same({ "boolean", "number", "boolean" }, { type(c0.nn_omp), type(c0.ckpt_cache_mb), type(c0.thp) })
     local c = spore.config{ nn_omp = not c0.nn_omp, ckpt_cache_mb = 3, thp = not c0.thp }
     assert.same({ nn_omp = not c0.nn_omp, ckpt_cache_mb = 3, thp = not c0.thp, blas_core = c0.blas_core,
-      bf16_kernel = c0.bf16_kernel, bf16_kernels = c0.bf16_kernels }, c)
+      blas_threading = c0.blas_threading, bf16_kernel = c0.bf16_kernel, bf16_kernels = c0.bf16_kernels }, c)
     spore.config{ nn_omp = c0.nn_omp, ckpt_cache_mb = c0.ckpt_cache_mb, thp = c0.thp }
     assert.same(c0, spore.config())
     assert.has_error(function() spore.config{ nn_ompp = true } end,
@@ -142,7 +142,9 @@ describe("spore.config", function()
       local c = require("spore").config(); print(c.nn_omp, c.ckpt_cache_mb, c.thp)' 2>&1]]
     local out, rc = H.run("env -u SPORE_NN_OMP -u SPORE_CKPT_CACHE_MB -u SPORE_NO_THP " .. prog)
     assert.equal(0, rc, out)
-    assert.equal("false\t256\ttrue\n", out)
+    -- nn_omp's default follows OpenBLAS's threading: on with its OpenMP build (one pool)
+    local omp = spore.config().blas_threading == "openmp"
+    assert.equal(tostring(omp) .. "\t256\ttrue\n", out)
     out, rc = H.run("SPORE_NN_OMP=1 SPORE_CKPT_CACHE_MB=12 SPORE_NO_THP=1 " .. prog)
     assert.equal(0, rc, out)
     assert.equal("true\t12\tfalse\n", out)

@@ -32,6 +32,7 @@ end
 
 --- The kernel set OpenBLAS runs ("SkylakeX", "Cooperlake", "Haswell", "Prescott"...).
 function M.blas_core() return ffi.string(C.sp_blas_core()) end
+function M.blas_threading() return ffi.string(C.sp_blas_threading()) end
 
 --- The bf16 GEMM's microkernel (amp_level "O2"): "amx", "avx512" or "portable".
 local BF16_KERNELS = { [0] = "portable", "avx512", "amx" }

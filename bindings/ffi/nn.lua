@@ -37,6 +37,26 @@ function M.dense_backward_bf16(gx, gw, gb, gout, x, w)
 end
 --- true when the CPU runs the bf16 kernels natively (AVX512_BF16).
 function M.cpu_has_bf16() return C.sp_cpu_has_bf16() == 1 end
+--- Eval-mode fusion: out = [relu](BatchNorm_eval(conv(x, w) + b) [+ residual]) in one kernel
+-- (gamma, beta, mmean, mvar: the BatchNorm's tensors; residual may be nil).
+function M.conv2d_bn_forward(out, x, w, b, gamma, beta, mmean, mvar, eps, residual, relu, stride, pad, dil, groups)
+  check(C.sp_conv2d_bn_forward(H(out), H(x), H(w), h(b), H(gamma), H(beta), H(mmean), H(mvar), eps, h(residual),
+    relu and 1 or 0, stride[1], stride[2], pad[1], pad[2], pad[3], pad[4], dil[1], dil[2], groups), "Conv2d+BatchNorm2d")
+end
+--- true when x's device has the fused kernel above
+function M.conv2d_bn_fusable(x) return C.sp_conv2d_bn_fusable(H(x)) == 1 end
+--- BatchNorm, then + residual (optional) and ReLU (relu true), in one kernel.
+function M.batchnorm_act_forward(out, smean, sinv, x, gamma, beta, mmean, mvar, training, update, momentum, eps,
+                                 residual, relu)
+  check(C.sp_batchnorm_act_forward(H(out), H(smean), H(sinv), H(x), H(gamma), H(beta), H(mmean), H(mvar),
+    training and 1 or 0, update and 1 or 0, momentum, eps, h(residual), relu and 1 or 0), "BatchNorm2d+ReLU")
+end
+--- BatchNorm's backward from the gradient of a following ReLU's output y.
+function M.batchnorm_relu_backward(gx, ggamma, gbeta, gout, y, x, gamma, smean, sinv, training)
+  check(C.sp_batchnorm_relu_backward(h(gx), h(ggamma), h(gbeta), H(gout), H(y), H(x), H(gamma), H(smean), H(sinv),
+    training and 1 or 0), "BatchNorm2d+ReLU backward")
+end
+function M.batchnorm_act_fusable(x) return C.sp_batchnorm_act_fusable(H(x)) == 1 end
 function M.batchnorm_forward(out, smean, sinv, x, gamma, beta, mmean, mvar, training, update, momentum, eps)
   check(C.sp_batchnorm_forward(H(out), H(smean), H(sinv), H(x), H(gamma), H(beta), H(mmean), H(mvar),
     training and 1 or 0, update and 1 or 0, momentum, eps), "BatchNorm2d")

@@ -7,8 +7,24 @@
 
 atomic_int sp_cfg_nn_omp = 0;
 
+/* The nn kernels' OpenMP regions are on by default when OpenBLAS is its OpenMP build (one
+ * libgomp pool for both: `make BLAS=openmp`, the default), off with the pthread build, whose
+ * threads would compete with libgomp's workers (sp_config_set_nn_omp overrides). */
+__attribute__((constructor)) static void cfg_init(void) {
+    atomic_store(&sp_cfg_nn_omp, openblas_get_parallel() == 2 ? 1 : 0);
+}
+
 void sp_config_set_nn_omp(int on) { atomic_store(&sp_cfg_nn_omp, on ? 1 : 0); }
 int sp_config_nn_omp(void) { return atomic_load(&sp_cfg_nn_omp); }
+
+const char *sp_blas_threading(void) {
+    switch (openblas_get_parallel()) {
+    case 0: return "sequential";
+    case 1: return "pthread";
+    case 2: return "openmp";
+    default: return "unknown";
+    }
+}
 
 const char *sp_blas_core(void) {
     const char *n = openblas_get_corename();

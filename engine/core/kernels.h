@@ -46,6 +46,23 @@ typedef struct sp_kernels {
     sp_status (*batchnorm_forward)(sp_tensor *out, sp_tensor *save_mean, sp_tensor *save_invstd, const sp_tensor *x,
                                    const sp_tensor *gamma, const sp_tensor *beta, sp_tensor *moving_mean,
                                    sp_tensor *moving_var, int training, int update, double momentum, double eps);
+    /* eval-mode conv -> BN (-> + residual) (-> ReLU) in one kernel (NULL: not fused here;
+     * Lua runs the three ops) */
+    sp_status (*conv2d_bn_forward)(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias,
+                                   const sp_tensor *gamma, const sp_tensor *beta, const sp_tensor *mean,
+                                   const sp_tensor *var, double eps, const sp_tensor *residual, int relu,
+                                   int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left,
+                                   int pad_right, int dil_h, int dil_w, int groups);
+    /* BN (+ residual) (+ ReLU) forward and BN backward through a ReLU's mask in one pass
+     * each (NULL: Lua runs the unfused ops) */
+    sp_status (*batchnorm_act_forward)(sp_tensor *out, sp_tensor *save_mean, sp_tensor *save_invstd,
+                                       const sp_tensor *x, const sp_tensor *gamma, const sp_tensor *beta,
+                                       sp_tensor *moving_mean, sp_tensor *moving_var, int training, int update,
+                                       double momentum, double eps, const sp_tensor *residual, int relu);
+    sp_status (*batchnorm_relu_backward)(sp_tensor *grad_x, sp_tensor *grad_gamma, sp_tensor *grad_beta,
+                                         const sp_tensor *grad_out, const sp_tensor *y, const sp_tensor *x,
+                                         const sp_tensor *gamma, const sp_tensor *save_mean,
+                                         const sp_tensor *save_invstd, int training);
     sp_status (*batchnorm_backward)(sp_tensor *grad_x, sp_tensor *grad_gamma, sp_tensor *grad_beta,
                                     const sp_tensor *grad_out, const sp_tensor *x, const sp_tensor *gamma,
                                     const sp_tensor *save_mean, const sp_tensor *save_invstd, int training);

@@ -6,6 +6,7 @@
 #include "nn_common.h"
 
 #include <cblas.h>
+#include <math.h>
 
 /* keep im2col's short row copies inline (see im2col_ld) */
 #if defined(__GNUC__) && !defined(__clang__)
@@ -311,21 +312,69 @@ static int64_t batch_chunk(const conv_geom *c, int64_t K, int64_t HW) {
     return NB;
 }
 
-/* out [N,Co,Ho,Wo] = x [N,C,H,W] (*) w [Co,C/g,kh,kw] + bias [Co] */
-sp_status sp_cpu_conv2d_forward(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias,
-                                int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right,
-                                int dil_h, int dil_w, int groups) {
-    const char *op = "conv2d_forward";
-    conv_geom c;
-    conv_geom_of(&c, x, w, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
+/* The eval-mode epilogue of a fused convolution (sp_conv2d_bn_forward): per output channel
+ * o, v = v * a[o] + b[o] with BatchNorm's own folding of its moving statistics (a = gamma *
+ * invstd, b = beta - mean * invstd * gamma, as sp_cpu_batchnorm_forward computes them), then
+ * + residual, then max(v, 0). It runs on each image's output right after its GEMM, while
+ * that output is still in cache: BatchNorm, the residual add and ReLU were three more passes
+ * over memory. NULL epilogue: a plain convolution. */
+typedef struct {
+    const float *gamma, *beta, *mean, *var, *res;
+    double eps;
+    int relu;
+} conv_epi;
+
+static inline void epi_coef(const conv_epi *e, int64_t o, float *a, float *b) {
+    double inv = 1.0 / sqrt((double)e->var[o] + e->eps), mean = e->mean[o];
+    *a = (float)(e->gamma[o] * inv);
+    *b = (float)(e->beta[o] - mean * inv * e->gamma[o]);
+}
+
+/* out[i] = epi(src[i] + bias) for one channel's HW run (src may equal out); vectorised
+ * for the CPU at hand (SP_CLONES), the four variants branch-free inside */
+SP_CLONES static void epi_row(float *out, const float *src, int64_t HW, float bias, float a, float b, const float *r,
+                           int relu) {
+    if (r) {
+        if (relu)
+            for (int64_t i = 0; i < HW; i++) { float v = (src[i] + bias) * a + b + r[i]; out[i] = v > 0.0f ? v : 0.0f; }
+        else
+            for (int64_t i = 0; i < HW; i++) out[i] = (src[i] + bias) * a + b + r[i];
+    } else if (relu) {
+        for (int64_t i = 0; i < HW; i++) { float v = (src[i] + bias) * a + b; out[i] = v > 0.0f ? v : 0.0f; }
+    } else {
+        for (int64_t i = 0; i < HW; i++) out[i] = (src[i] + bias) * a + b;
+    }
+}
+
+/* the epilogue over images [n0, n1) of out (already holding conv + bias) */
+static void epi_images(float *O, const conv_geom *c, const conv_epi *e, int64_t n0, int64_t n1) {
+    int64_t HW = c->Ho * c->Wo;
+    for (int64_t o = 0; o < c->Co; o++) {
+        float a, b;
+        epi_coef(e, o, &a, &b);
+        for (int64_t n = n0; n < n1; n++) {
+            int64_t off = (n * c->Co + o) * HW;
+            epi_row(O + off, O + off, HW, 0.0f, a, b, e->res ? e->res + off : NULL, e->relu);
+        }
+    }
+}
+
+/* out [N,Co,Ho,Wo] = x [N,C,H,W] (*) w [Co,C/g,kh,kw] + bias [Co], then the epilogue e */
+static sp_status conv_forward(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias,
+                              const conv_geom *cg, const conv_epi *e, const char *op) {
+    conv_geom c = *cg;
     sp_device *dev = SP_DEV(x);
     if (is_direct(&c)) {
         direct_forward(F32(out), F32(x), F32(w), bias ? F32(bias) : NULL, &c);
+        if (e) epi_images(F32(out), &c, e, 0, c.N);
         return SP_OK;
     }
-    if (!sp_wino_off && sp_cpu_wino_applies(c.N, c.C, c.Co, c.Ho, c.Wo, c.kh, c.kw, c.sh, c.sw, c.dh, c.dw, c.g))
-        return sp_cpu_wino_forward(F32(out), F32(x), F32(w), bias ? F32(bias) : NULL, c.N, c.C, c.H, c.W, c.Co, c.Ho,
-                                   c.Wo, c.pt, c.pl, dev, op);
+    if (!sp_wino_off && sp_cpu_wino_applies(c.N, c.C, c.Co, c.Ho, c.Wo, c.kh, c.kw, c.sh, c.sw, c.dh, c.dw, c.g)) {
+        sp_status st = sp_cpu_wino_forward(F32(out), F32(x), F32(w), bias ? F32(bias) : NULL, c.N, c.C, c.H, c.W,
+                                           c.Co, c.Ho, c.Wo, c.pt, c.pl, dev, op);
+        if (!st && e) epi_images(F32(out), &c, e, 0, c.N);
+        return st;
+    }
     int64_t Cg = c.C / c.g, Cog = c.Co / c.g, K = Cg * c.kh * c.kw, HW = c.Ho * c.Wo;
     /* Small feature maps with a batch: one GEMM over all images ([Cog, N*HW]) keeps BLAS
      * efficient where per-image GEMMs would be thin (ResNet's late layers). */
@@ -344,13 +393,16 @@ sp_status sp_cpu_conv2d_forward(sp_tensor *out, const sp_tensor *x, const sp_ten
                     im2col_ld(col + n * HW, NHW, X + (n0 + n) * c.C * c.H * c.W, &c, g * Cg, Cg);
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Cog, (int)NHW, (int)K, 1.0f,
                             Wt + g * Cog * K, (int)K, col, (int)NHW, 0.0f, tmp, (int)NHW);
-                for (int64_t n = 0; n < nb; n++)
-                    for (int64_t o = 0; o < Cog; o++) {
-                        float *dst = O + ((n0 + n) * c.Co + g * Cog + o) * HW;
+                for (int64_t o = 0; o < Cog; o++) {
+                    float b = bias ? F32(bias)[g * Cog + o] : 0.0f, ea = 1.0f, eb = 0.0f;
+                    if (e) epi_coef(e, g * Cog + o, &ea, &eb);
+                    for (int64_t n = 0; n < nb; n++) {
+                        int64_t off = ((n0 + n) * c.Co + g * Cog + o) * HW;
                         const float *src = tmp + o * NHW + n * HW;
-                        float b = bias ? F32(bias)[g * Cog + o] : 0.0f;
-                        for (int64_t i = 0; i < HW; i++) dst[i] = src[i] + b;
+                        if (e) epi_row(O + off, src, HW, b, ea, eb, e->res ? e->res + off : NULL, e->relu);
+                        else for (int64_t i = 0; i < HW; i++) O[off + i] = src[i] + b;
                     }
+                }
             }
         }
         return SP_OK;
@@ -373,13 +425,41 @@ sp_status sp_cpu_conv2d_forward(sp_tensor *out, const sp_tensor *x, const sp_ten
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Cog, (int)HW, (int)K, 1.0f, Wt + g * Cog * K,
                         (int)K, B, (int)HW, 0.0f, on + g * Cog * HW, (int)HW);
         }
-        if (bias) {
+        if (e) {
+            for (int64_t o = 0; o < c.Co; o++) {
+                float a, b;
+                epi_coef(e, o, &a, &b);
+                epi_row(on + o * HW, on + o * HW, HW, bias ? F32(bias)[o] : 0.0f, a, b,
+                        e->res ? e->res + (n * c.Co + o) * HW : NULL, e->relu);
+            }
+        } else if (bias) {
             const float *b = F32(bias);
             for (int64_t o = 0; o < c.Co; o++)
                 for (int64_t i = 0; i < HW; i++) on[o * HW + i] += b[o];
         }
     }
     return SP_OK;
+}
+
+sp_status sp_cpu_conv2d_forward(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias,
+                                int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right,
+                                int dil_h, int dil_w, int groups) {
+    conv_geom c;
+    conv_geom_of(&c, x, w, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
+    return conv_forward(out, x, w, bias, &c, NULL, "conv2d_forward");
+}
+
+/* out = [relu](BatchNorm_eval(x (*) w + bias) [+ residual]): the eval-mode conv -> BN
+ * (-> add) (-> ReLU) chain in one call (checked by sp_conv2d_bn_forward) */
+sp_status sp_cpu_conv2d_bn_forward(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias,
+                                   const sp_tensor *gamma, const sp_tensor *beta, const sp_tensor *mean,
+                                   const sp_tensor *var, double eps, const sp_tensor *residual, int relu,
+                                   int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left,
+                                   int pad_right, int dil_h, int dil_w, int groups) {
+    conv_geom c;
+    conv_geom_of(&c, x, w, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
+    conv_epi e = {F32(gamma), F32(beta), F32(mean), F32(var), residual ? F32(residual) : NULL, eps, relu};
+    return conv_forward(out, x, w, bias, &c, &e, "conv2d_bn_forward");
 }
 
 /* grad_b [Co] += sum over images and positions of grad_out */
@@ -469,12 +549,13 @@ sp_status sp_cpu_conv2d_backward(sp_tensor *grad_x, sp_tensor *grad_w, sp_tensor
                                     grad_b ? F32(grad_b) : NULL, F32(grad_out), F32(x), F32(w), &c, NB, dev, op);
     int pw = is_pointwise(&c);
     float *col = NULL;
-    if (!pw || grad_x) {
+    if (!pw) {
         col = sp_workspace(dev, 0, sizeof(float) * (size_t)(K * HW > 0 ? K * HW : 1));
         if (!col) return sp_error(SP_ENOMEM, "%s: cannot allocate the im2col buffer", op);
     }
     const float *X = F32(x), *Wt = F32(w), *GO = F32(grad_out);
-    if (grad_x) memset(F32(grad_x), 0, sizeof(float) * (size_t)sp_tensor_numel(grad_x));
+    /* col2im accumulates into grad_x; the pointwise GEMMs overwrite every element (beta 0) */
+    if (grad_x && !pw) memset(F32(grad_x), 0, sizeof(float) * (size_t)sp_tensor_numel(grad_x));
     for (int64_t n = 0; n < c.N; n++) {
         const float *xn = X + n * c.C * c.H * c.W;
         const float *gon = GO + n * c.Co * HW;

@@ -42,12 +42,25 @@ static inline void row_gdot(const float *g, const float *p, int64_t n, float m, 
     *sgx += t;
 }
 
-/* out [N,C,H,W] = (x - mean[c]) * invstd[c] * gamma[c] + beta[c] */
-sp_status sp_cpu_batchnorm_forward(sp_tensor *out, sp_tensor *save_mean, sp_tensor *save_invstd, const sp_tensor *x,
-                                   const sp_tensor *gamma, const sp_tensor *beta, sp_tensor *moving_mean,
-                                   sp_tensor *moving_var, int training, int update, double momentum, double eps) {
+/* out = a[c] * x + b[c] [+ residual] [then max(., 0)] over one channel's run */
+static inline void bn_apply(float *o, const float *p, const float *r, int64_t HW, float a, float b, int relu) {
+    if (r && relu)
+        for (int64_t i = 0; i < HW; i++) { float v = p[i] * a + b + r[i]; o[i] = v > 0.0f ? v : 0.0f; }
+    else if (r)
+        for (int64_t i = 0; i < HW; i++) o[i] = p[i] * a + b + r[i];
+    else if (relu)
+        for (int64_t i = 0; i < HW; i++) { float v = p[i] * a + b; o[i] = v > 0.0f ? v : 0.0f; }
+    else
+        for (int64_t i = 0; i < HW; i++) o[i] = p[i] * a + b;
+}
+
+/* out [N,C,H,W] = (x - mean[c]) * invstd[c] * gamma[c] + beta[c] [+ residual] [then ReLU] */
+static sp_status bn_forward(sp_tensor *out, sp_tensor *save_mean, sp_tensor *save_invstd, const sp_tensor *x,
+                            const sp_tensor *gamma, const sp_tensor *beta, sp_tensor *moving_mean,
+                            sp_tensor *moving_var, int training, int update, double momentum, double eps,
+                            const sp_tensor *residual, int relu) {
     int64_t N = x->shape[0], C = x->shape[1], HW = x->shape[2] * x->shape[3], M = N * HW;
-    const float *X = F32(x), *G = F32(gamma), *B = F32(beta);
+    const float *X = F32(x), *G = F32(gamma), *B = F32(beta), *R = residual ? F32(residual) : NULL;
     float *O = F32(out), *sm = F32(save_mean), *si = F32(save_invstd), *mm = F32(moving_mean), *mv = F32(moving_var);
 #pragma omp parallel for schedule(static) if (nn_par(N * C * HW))
     for (int64_t c = 0; c < C; c++) {
@@ -79,41 +92,105 @@ sp_status sp_cpu_batchnorm_forward(sp_tensor *out, sp_tensor *save_mean, sp_tens
         si[c] = (float)inv;
         float a = (float)(G[c] * inv), b = (float)(B[c] - mean * inv * G[c]);
         for (int64_t n = 0; n < N; n++) {
-            const float *p = X + (n * C + c) * HW;
-            float *o = O + (n * C + c) * HW;
-            for (int64_t i = 0; i < HW; i++) o[i] = p[i] * a + b;
+            int64_t off = (n * C + c) * HW;
+            bn_apply(O + off, X + off, R ? R + off : NULL, HW, a, b, relu);
         }
     }
     return SP_OK;
 }
 
+sp_status sp_cpu_batchnorm_forward(sp_tensor *out, sp_tensor *save_mean, sp_tensor *save_invstd, const sp_tensor *x,
+                                   const sp_tensor *gamma, const sp_tensor *beta, sp_tensor *moving_mean,
+                                   sp_tensor *moving_var, int training, int update, double momentum, double eps) {
+    return bn_forward(out, save_mean, save_invstd, x, gamma, beta, moving_mean, moving_var, training, update, momentum,
+                      eps, NULL, 0);
+}
+
+/* BatchNorm, then + residual (optional), then ReLU (relu != 0), in one pass per channel */
+sp_status sp_cpu_batchnorm_act_forward(sp_tensor *out, sp_tensor *save_mean, sp_tensor *save_invstd,
+                                       const sp_tensor *x, const sp_tensor *gamma, const sp_tensor *beta,
+                                       sp_tensor *moving_mean, sp_tensor *moving_var, int training, int update,
+                                       double momentum, double eps, const sp_tensor *residual, int relu) {
+    return bn_forward(out, save_mean, save_invstd, x, gamma, beta, moving_mean, moving_var, training, update, momentum,
+                      eps, residual, relu);
+}
+
+/* row_gdot with g times 0 where y <= 0 (the gradient through a ReLU whose output is y,
+ * computed as sp_cpu_relu_backward computes it, so the sums are the unfused ones) */
+static inline void row_gdot_mask(const float *g, const float *y, const float *p, int64_t n, float m, double *sg,
+                                 double *sgx) {
+    float a[LANES] = {0}, b[LANES] = {0};
+    int64_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++) {
+            float k = y[i + j] > 0.0f ? 1.0f : 0.0f;
+            float gv = g[i + j] * k; /* as sp_cpu_relu_backward */
+            a[j] += gv; b[j] += gv * (p[i + j] - m);
+        }
+    double s = 0, t = 0;
+    for (int j = 0; j < LANES; j++) { s += a[j]; t += b[j]; }
+    for (; i < n; i++) { float gv = g[i] * (y[i] > 0.0f ? 1.0f : 0.0f); s += gv; t += gv * ((double)p[i] - m); }
+    *sg += s;
+    *sgx += t;
+}
+
 /* grad_x [N,C,H,W]; grad_gamma [C] += sum(go*xhat); grad_beta [C] += sum(go) */
-sp_status sp_cpu_batchnorm_backward(sp_tensor *grad_x, sp_tensor *grad_gamma, sp_tensor *grad_beta,
-                                    const sp_tensor *grad_out, const sp_tensor *x, const sp_tensor *gamma,
-                                    const sp_tensor *save_mean, const sp_tensor *save_invstd, int training) {
+/* y (optional): the output of a ReLU that followed the BatchNorm; grad_out is the gradient
+ * of that output and is taken as 0 where y <= 0 (ReLU's backward, fused) */
+static sp_status bn_backward(sp_tensor *grad_x, sp_tensor *grad_gamma, sp_tensor *grad_beta,
+                             const sp_tensor *grad_out, const sp_tensor *y, const sp_tensor *x, const sp_tensor *gamma,
+                             const sp_tensor *save_mean, const sp_tensor *save_invstd, int training) {
     int64_t N = x->shape[0], C = x->shape[1], HW = x->shape[2] * x->shape[3], M = N * HW;
     const float *X = F32(x), *GO = F32(grad_out), *G = F32(gamma), *sm = F32(save_mean), *si = F32(save_invstd);
+    const float *Y = y ? F32(y) : NULL;
 #pragma omp parallel for schedule(static) if (nn_par(N * C * HW))
     for (int64_t c = 0; c < C; c++) {
         double sg = 0, sgx = 0, inv = si[c];
-        for (int64_t n = 0; n < N; n++)
-            row_gdot(GO + (n * C + c) * HW, X + (n * C + c) * HW, HW, sm[c], &sg, &sgx);
+        for (int64_t n = 0; n < N; n++) {
+            int64_t off = (n * C + c) * HW;
+            if (Y) row_gdot_mask(GO + off, Y + off, X + off, HW, sm[c], &sg, &sgx);
+            else row_gdot(GO + off, X + off, HW, sm[c], &sg, &sgx);
+        }
         sgx *= inv;
         if (grad_gamma) F32(grad_gamma)[c] += (float)sgx;
         if (grad_beta) F32(grad_beta)[c] += (float)sg;
         if (!grad_x) continue;
         double k = G[c] * inv;
         for (int64_t n = 0; n < N; n++) {
-            const float *p = X + (n * C + c) * HW, *g = GO + (n * C + c) * HW;
+            const float *p = X + (n * C + c) * HW, *g = GO + (n * C + c) * HW, *yy = Y ? Y + (n * C + c) * HW : NULL;
             float *o = F32(grad_x) + (n * C + c) * HW;
+            float kf = (float)k;
             if (training && M > 0) {
-                float kf = (float)k, a = (float)(sg / (double)M), b = (float)(inv * sgx / (double)M), mf = sm[c];
-                for (int64_t i = 0; i < HW; i++) o[i] = kf * (g[i] - a - (p[i] - mf) * b);
+                float a = (float)(sg / (double)M), b = (float)(inv * sgx / (double)M), mf = sm[c];
+                if (yy)
+                    for (int64_t i = 0; i < HW; i++) {
+                        float m = yy[i] > 0.0f ? 1.0f : 0.0f;
+                        o[i] = kf * (g[i] * m - a - (p[i] - mf) * b);
+                    }
+                else
+                    for (int64_t i = 0; i < HW; i++) o[i] = kf * (g[i] - a - (p[i] - mf) * b);
+            } else if (yy) {
+                for (int64_t i = 0; i < HW; i++) {
+                    float m = yy[i] > 0.0f ? 1.0f : 0.0f;
+                    o[i] = kf * (g[i] * m);
+                }
             } else {
-                float kf = (float)k;
                 for (int64_t i = 0; i < HW; i++) o[i] = kf * g[i];
             }
         }
     }
     return SP_OK;
+}
+
+sp_status sp_cpu_batchnorm_backward(sp_tensor *grad_x, sp_tensor *grad_gamma, sp_tensor *grad_beta,
+                                    const sp_tensor *grad_out, const sp_tensor *x, const sp_tensor *gamma,
+                                    const sp_tensor *save_mean, const sp_tensor *save_invstd, int training) {
+    return bn_backward(grad_x, grad_gamma, grad_beta, grad_out, NULL, x, gamma, save_mean, save_invstd, training);
+}
+
+sp_status sp_cpu_batchnorm_relu_backward(sp_tensor *grad_x, sp_tensor *grad_gamma, sp_tensor *grad_beta,
+                                         const sp_tensor *grad_out, const sp_tensor *y, const sp_tensor *x,
+                                         const sp_tensor *gamma, const sp_tensor *save_mean,
+                                         const sp_tensor *save_invstd, int training) {
+    return bn_backward(grad_x, grad_gamma, grad_beta, grad_out, y, x, gamma, save_mean, save_invstd, training);
 }

@@ -76,6 +76,11 @@ static inline __attribute__((always_inline)) void maxpool_planes_inner(float *O,
     }
 }
 
+/* pool_rows.c; sp_maxpool_scalar (a hidden test hook) keeps the scalar loop for comparison */
+void sp_cpu_maxpool_rows(float *O, int32_t *A, const float *X, int64_t NC, int64_t H, int64_t W, int64_t Ho,
+                         int64_t Wo, int kh, int kw, int sh, int sw, int pt, int pl);
+int sp_maxpool_scalar; /* 1: the scalar loop (spec/engine/test_nn.c compares the two; never set by the library) */
+
 /* out [N,C,Ho,Wo] = max over window; argmax [N,C,Ho,Wo] int32 = h*W+w of the max */
 sp_status sp_cpu_maxpool2d_forward(sp_tensor *out, sp_tensor *argmax, const sp_tensor *x, int kh, int kw,
                                    int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left,
@@ -93,12 +98,10 @@ sp_status sp_cpu_maxpool2d_forward(sp_tensor *out, sp_tensor *argmax, const sp_t
         maxpool_planes_inner(O, A, X, N * C, H, W, Ho, Wo, 2, 2, 2, 2);
     else if (inner)
         maxpool_planes_inner(O, A, X, N * C, H, W, Ho, Wo, kh, kw, stride_h, stride_w);
-    else if (kh == 2 && kw == 2 && stride_h == 2 && stride_w == 2)
-        maxpool_planes(O, A, X, N * C, H, W, Ho, Wo, 2, 2, 2, 2, pad_top, pad_left);
-    else if (kh == 3 && kw == 3 && stride_h == 2 && stride_w == 2)
-        maxpool_planes(O, A, X, N * C, H, W, Ho, Wo, 3, 3, 2, 2, pad_top, pad_left);
-    else
+    else if (sp_maxpool_scalar)
         maxpool_planes(O, A, X, N * C, H, W, Ho, Wo, kh, kw, stride_h, stride_w, pad_top, pad_left);
+    else /* windows reaching the padding: a row of outputs at a time (pool_rows.c) */
+        sp_cpu_maxpool_rows(O, A, X, N * C, H, W, Ho, Wo, kh, kw, stride_h, stride_w, pad_top, pad_left);
     return SP_OK;
 }
 

@@ -334,6 +334,31 @@ sp_status sp_batchnorm_forward(sp_tensor *out, sp_tensor *save_mean, sp_tensor *
 sp_status sp_batchnorm_backward(sp_tensor *grad_x, sp_tensor *grad_gamma, sp_tensor *grad_beta,
                                 const sp_tensor *grad_out, const sp_tensor *x, const sp_tensor *gamma,
                                 const sp_tensor *save_mean, const sp_tensor *save_invstd, int training);
+/* Inference fusion: out = [relu](BatchNorm_eval(conv2d(x, w) + bias) [+ residual]) in one
+ * pass, BatchNorm with its moving statistics (gamma, beta, moving_mean, moving_var [Co],
+ * eps), the arguments otherwise as sp_conv2d_forward; residual (optional) is [N,Co,Ho,Wo].
+ * Equal to sp_conv2d_forward, sp_batchnorm_forward (eval), sp_binary ADD/ADD_RELU up to
+ * float rounding. sp_conv2d_bn_fusable: 1 when x's device has this kernel. */
+sp_status sp_conv2d_bn_forward(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias,
+                               const sp_tensor *gamma, const sp_tensor *beta, const sp_tensor *moving_mean,
+                               const sp_tensor *moving_var, double eps, const sp_tensor *residual, int relu,
+                               int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right,
+                               int dil_h, int dil_w, int groups);
+int sp_conv2d_bn_fusable(const sp_tensor *x);
+/* Training fusion: BatchNorm (as sp_batchnorm_forward), then + residual (optional, [N,C,H,W])
+ * and ReLU (relu != 0), in one pass; and BatchNorm's backward taking the gradient of a
+ * following ReLU's output y (grad_out * (y > 0), as sp_relu_backward, then BatchNorm's
+ * backward). Equal to the unfused ops bit for bit. sp_batchnorm_act_fusable: 1 when x's
+ * device has both kernels. */
+sp_status sp_batchnorm_act_forward(sp_tensor *out, sp_tensor *save_mean, sp_tensor *save_invstd, const sp_tensor *x,
+                                   const sp_tensor *gamma, const sp_tensor *beta, sp_tensor *moving_mean,
+                                   sp_tensor *moving_var, int training, int update, double momentum, double eps,
+                                   const sp_tensor *residual, int relu);
+sp_status sp_batchnorm_relu_backward(sp_tensor *grad_x, sp_tensor *grad_gamma, sp_tensor *grad_beta,
+                                     const sp_tensor *grad_out, const sp_tensor *y, const sp_tensor *x,
+                                     const sp_tensor *gamma, const sp_tensor *save_mean, const sp_tensor *save_invstd,
+                                     int training);
+int sp_batchnorm_act_fusable(const sp_tensor *x);
 
 /* ReLU backward: grad_x = grad_out * (y > 0) with y the forward output (forward: sp_unary
  * SP_UN_RELU). */
@@ -693,6 +718,9 @@ int sp_config_ckpt_thp(void);
  * "Cooperlake", "Haswell", "Prescott"...). Fixed at load time by OpenBLAS's CPU detection
  * or OPENBLAS_CORETYPE (bindings/ffi/lib.lua names one on AVX-512 machines). Borrowed. */
 const char *sp_blas_core(void);
+/* OpenBLAS's threading ("openmp", "pthread", "sequential"): with "openmp" (make BLAS=openmp,
+ * the default) the nn kernels' OpenMP regions are on by default (sp_config_nn_omp). */
+const char *sp_blas_threading(void);
 
 /* ==== device ============================================================ */
 

@@ -416,6 +416,54 @@ sp_status ck_pread_full(const char *path, int fd, void *dst, size_t len, uint64_
     return SP_OK;
 }
 
+/* A big content (>= CK_PAR_MIN) is read by two threads, each pread()ing one half straight
+ * into the tensor: one core's copy out of the page cache (and, in a fresh process, its
+ * page faults on the new block) was the bound of a warm load. The second half's outcome
+ * comes back as numbers and the message is made on the caller's thread (sp_error's text is
+ * per thread). Not under ck_read_hook (the truncation tests' hook sees every read in
+ * order). */
+#define CK_PAR_MIN ((size_t)4 << 20)
+
+typedef struct {
+    int fd;
+    uint8_t *d;
+    size_t len;
+    uint64_t off;
+    int err;          /* errno of a failed pread, or 0 */
+    int eof;          /* the file ended early */
+    uint64_t at;      /* offset of the failure */
+} pr_part;
+
+static void pr_run(pr_part *p) {
+    while (p->len) {
+        size_t k = p->len > ((size_t)1 << 30) ? ((size_t)1 << 30) : p->len;
+        ssize_t r = pread(p->fd, p->d, k, (off_t)p->off);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) { p->err = r < 0 ? errno : 0; p->eof = r == 0; p->at = p->off; return; }
+        p->d += r; p->len -= (size_t)r; p->off += (uint64_t)r;
+    }
+}
+
+static sp_status ck_pread_par(const char *path, int fd, void *dst, size_t len, uint64_t off, uint64_t total) {
+    if (len < CK_PAR_MIN || ck_read_hook) return ck_pread_full(path, fd, dst, len, off, total);
+    /* split at a 2 MiB boundary of the destination (huge pages stay whole per thread) */
+    uintptr_t mid = ((uintptr_t)dst + len / 2) & ~(((uintptr_t)2 << 20) - 1);
+    size_t a = mid > (uintptr_t)dst ? (size_t)(mid - (uintptr_t)dst) : len / 2;
+    pr_part part[2] = {{fd, dst, a, off, 0, 0, 0}, {fd, (uint8_t *)dst + a, len - a, off + a, 0, 0, 0}};
+#pragma omp parallel for num_threads(2) schedule(static, 1)
+    for (int i = 0; i < 2; i++) pr_run(&part[i]);
+    for (int i = 0; i < 2; i++) {
+        if (part[i].err)
+            return sp_error(SP_EIO, "file '%s': read error at byte %llu: %s", path, (unsigned long long)part[i].at,
+                            strerror(part[i].err));
+        if (part[i].eof)
+            return sp_error(SP_EIO, "file '%s': changed while reading: it ends at byte %llu, %llu expected "
+                            "(truncated during the load)", path, (unsigned long long)part[i].at,
+                            (unsigned long long)total);
+    }
+    return SP_OK;
+}
+
 struct rd {
     const char *path;
     int fd;                 /* -1: the stream is mem */
@@ -479,7 +527,7 @@ static sp_status rd_read_to(rd_t *r, void *dst, size_t k) {
     if (m) memcpy(dst, r->buf + r->lo, m);
     r->lo += m; r->pos += m;
     if (m == k) return SP_OK;
-    sp_status st = ck_pread_full(r->path, r->fd, (uint8_t *)dst + m, k - m, r->pos, r->n);
+    sp_status st = ck_pread_par(r->path, r->fd, (uint8_t *)dst + m, k - m, r->pos, r->n);
     if (st) return st;
     if (r->want_crc) r->crc = sp_crc32(r->crc, (uint8_t *)dst + m, k - m);
     r->pos += k - m;

@@ -137,10 +137,9 @@ static sp_status bn_vec(const sp_tensor *t, int64_t C, const char *op, const cha
     return op_numel(t, C, op, what);
 }
 
-sp_status sp_batchnorm_forward(sp_tensor *out, sp_tensor *save_mean, sp_tensor *save_invstd, const sp_tensor *x,
-                               const sp_tensor *gamma, const sp_tensor *beta, sp_tensor *moving_mean,
-                               sp_tensor *moving_var, int training, int update, double momentum, double eps) {
-    const char *op = "batchnorm_forward";
+static sp_status bn_fwd_args(const char *op, sp_tensor *out, sp_tensor *save_mean, sp_tensor *save_invstd,
+                             const sp_tensor *x, const sp_tensor *gamma, const sp_tensor *beta, sp_tensor *moving_mean,
+                             sp_tensor *moving_var, int training) {
     OP_TRY(op_f32(x, 4, op, "x"));
     OP_TRY(op_f32(out, 4, op, "out"));
     int64_t N = x->shape[0], C = x->shape[1];
@@ -155,14 +154,64 @@ sp_status sp_batchnorm_forward(sp_tensor *out, sp_tensor *save_mean, sp_tensor *
         return sp_error(SP_EINVAL, "%s: training needs at least one value per channel", op);
     OP_SAME_DEVICE(op, T(out), T(save_mean), T(save_invstd), T(x), T(gamma), T(beta), T(moving_mean),
                    {moving_var, "moving_variance"});
+    return SP_OK;
+}
+
+sp_status sp_batchnorm_forward(sp_tensor *out, sp_tensor *save_mean, sp_tensor *save_invstd, const sp_tensor *x,
+                               const sp_tensor *gamma, const sp_tensor *beta, sp_tensor *moving_mean,
+                               sp_tensor *moving_var, int training, int update, double momentum, double eps) {
+    OP_TRY(bn_fwd_args("batchnorm_forward", out, save_mean, save_invstd, x, gamma, beta, moving_mean, moving_var,
+                       training));
     return OP_CALL(x, batchnorm_forward, out, save_mean, save_invstd, x, gamma, beta, moving_mean, moving_var, training,
                                       update, momentum, eps);
 }
 
-sp_status sp_batchnorm_backward(sp_tensor *grad_x, sp_tensor *grad_gamma, sp_tensor *grad_beta,
-                                const sp_tensor *grad_out, const sp_tensor *x, const sp_tensor *gamma,
-                                const sp_tensor *save_mean, const sp_tensor *save_invstd, int training) {
-    const char *op = "batchnorm_backward";
+sp_status sp_batchnorm_act_forward(sp_tensor *out, sp_tensor *save_mean, sp_tensor *save_invstd, const sp_tensor *x,
+                                   const sp_tensor *gamma, const sp_tensor *beta, sp_tensor *moving_mean,
+                                   sp_tensor *moving_var, int training, int update, double momentum, double eps,
+                                   const sp_tensor *residual, int relu) {
+    const char *op = "batchnorm_act_forward";
+    OP_TRY(bn_fwd_args(op, out, save_mean, save_invstd, x, gamma, beta, moving_mean, moving_var, training));
+    if (residual) {
+        OP_TRY(op_f32(residual, 4, op, "residual"));
+        OP_TRY(op_shape4(residual, x->shape[0], x->shape[1], x->shape[2], x->shape[3], op, "residual"));
+        OP_SAME_DEVICE(op, T(x), T(residual));
+    }
+    return OP_CALL(x, batchnorm_act_forward, out, save_mean, save_invstd, x, gamma, beta, moving_mean, moving_var,
+                   training, update, momentum, eps, residual, relu);
+}
+
+/* The eval-mode conv -> BatchNorm (-> + residual) (-> ReLU) chain in one kernel. */
+sp_status sp_conv2d_bn_forward(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias,
+                               const sp_tensor *gamma, const sp_tensor *beta, const sp_tensor *moving_mean,
+                               const sp_tensor *moving_var, double eps, const sp_tensor *residual, int relu,
+                               int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right,
+                               int dil_h, int dil_w, int groups) {
+    const char *op = "conv2d_bn_forward";
+    OP_TRY(sp_op_conv_fwd_args(op, out, x, w, bias, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right,
+                               dil_h, dil_w, groups));
+    int64_t C = w->shape[0];
+    OP_TRY(bn_vec(gamma, C, op, "gamma"));
+    OP_TRY(bn_vec(beta, C, op, "beta"));
+    OP_TRY(bn_vec(moving_mean, C, op, "moving_mean"));
+    OP_TRY(bn_vec(moving_var, C, op, "moving_variance"));
+    if (!(eps > 0)) return sp_error(SP_EINVAL, "%s: eps must be > 0, got %g", op, eps);
+    if (residual) {
+        OP_TRY(op_f32(residual, 4, op, "residual"));
+        OP_TRY(op_shape4(residual, out->shape[0], out->shape[1], out->shape[2], out->shape[3], op, "residual"));
+    }
+    if (SP_DATA(out) == SP_DATA(x)) return sp_error(SP_EINVAL, "%s: out must not be the input x", op);
+    OP_SAME_DEVICE(op, T(out), T(x), {w, "weight"}, T(gamma), T(beta), T(moving_mean), {moving_var, "moving_variance"},
+                   T(residual));
+    return OP_CALL(x, conv2d_bn_forward, out, x, w, bias, gamma, beta, moving_mean, moving_var, eps, residual, relu,
+                   stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
+}
+
+int sp_conv2d_bn_fusable(const sp_tensor *x) { return x && SP_K(x)->conv2d_bn_forward ? 1 : 0; }
+
+static sp_status bn_bwd_args(const char *op, sp_tensor *grad_x, sp_tensor *grad_gamma, sp_tensor *grad_beta,
+                             const sp_tensor *grad_out, const sp_tensor *x, const sp_tensor *gamma,
+                             const sp_tensor *save_mean, const sp_tensor *save_invstd) {
     OP_TRY(op_f32(x, 4, op, "x"));
     OP_TRY(op_f32(grad_out, 4, op, "grad_out"));
     int64_t N = x->shape[0], C = x->shape[1];
@@ -178,8 +227,33 @@ sp_status sp_batchnorm_backward(sp_tensor *grad_x, sp_tensor *grad_gamma, sp_ten
     OP_TRY(bn_vec(save_invstd, C, op, "save_invstd"));
     OP_SAME_DEVICE(op, T(grad_x), T(grad_gamma), T(grad_beta), T(grad_out), T(x), T(gamma), T(save_mean),
                    T(save_invstd));
+    return SP_OK;
+}
+
+sp_status sp_batchnorm_backward(sp_tensor *grad_x, sp_tensor *grad_gamma, sp_tensor *grad_beta,
+                                const sp_tensor *grad_out, const sp_tensor *x, const sp_tensor *gamma,
+                                const sp_tensor *save_mean, const sp_tensor *save_invstd, int training) {
+    OP_TRY(bn_bwd_args("batchnorm_backward", grad_x, grad_gamma, grad_beta, grad_out, x, gamma, save_mean,
+                       save_invstd));
     return OP_CALL(x, batchnorm_backward, grad_x, grad_gamma, grad_beta, grad_out, x, gamma, save_mean, save_invstd,
                                        training);
+}
+
+sp_status sp_batchnorm_relu_backward(sp_tensor *grad_x, sp_tensor *grad_gamma, sp_tensor *grad_beta,
+                                     const sp_tensor *grad_out, const sp_tensor *y, const sp_tensor *x,
+                                     const sp_tensor *gamma, const sp_tensor *save_mean, const sp_tensor *save_invstd,
+                                     int training) {
+    const char *op = "batchnorm_relu_backward";
+    OP_TRY(bn_bwd_args(op, grad_x, grad_gamma, grad_beta, grad_out, x, gamma, save_mean, save_invstd));
+    OP_TRY(op_f32(y, 4, op, "y"));
+    OP_TRY(op_shape4(y, x->shape[0], x->shape[1], x->shape[2], x->shape[3], op, "y"));
+    OP_SAME_DEVICE(op, T(x), T(y));
+    return OP_CALL(x, batchnorm_relu_backward, grad_x, grad_gamma, grad_beta, grad_out, y, x, gamma, save_mean,
+                   save_invstd, training);
+}
+
+int sp_batchnorm_act_fusable(const sp_tensor *x) {
+    return x && SP_K(x)->batchnorm_act_forward && SP_K(x)->batchnorm_relu_backward ? 1 : 0;
 }
 
 /* ---- activations and elementwise nn helpers ------------------------------- */

@@ -53,10 +53,10 @@ local E = require("ffi.config")
 
 -- Engine settings. The engine reads no environment variables: they are read here, once,
 -- at require time (only the variables that are set change the engine's defaults).
---   SPORE_NN_OMP=1        OpenMP in the nn kernels (off by default: measured on the shared
---                         2-core machine, ResNet50 forward at batch 1 took 1000-2400 ms with
---                         it against 670-770 ms without, while LeNet5 tied; see README,
---                         Benchmarks)
+--   SPORE_NN_OMP=0|1      OpenMP in the nn kernels (by default on when OpenBLAS is its
+--                         OpenMP build, `make BLAS=openmp`, the default: one libgomp pool for
+--                         both; off with the pthread build, whose threads and libgomp's
+--                         workers competed for the cores; see README, Benchmarks)
 --   SPORE_CKPT_CACHE_MB=N cap on the .ckpt reader's block cache (256 by default; 0 disables)
 --   SPORE_NO_THP (any)    no transparent huge pages for .ckpt content blocks
 --   SPORE_BF16_KERNEL=amx|avx512|portable  the bf16 GEMM's microkernel (amp_level "O2";
@@ -83,8 +83,9 @@ local CONFIG_KEYS = {
 --- Engine settings: spore.config{nn_omp = bool, ckpt_cache_mb = n, thp = bool,
 -- bf16_kernel = "amx"|"avx512"|"portable"} sets the given ones (unknown keys, wrong types
 -- and a bf16 kernel this CPU does not run are errors); returns the current settings and,
--- read-only, blas_core (the kernel set OpenBLAS chose at load: see bindings/ffi/lib.lua)
--- and bf16_kernels (the bf16 kernels this CPU runs, fastest first).
+-- read-only, blas_core (the kernel set OpenBLAS chose at load: see bindings/ffi/lib.lua),
+-- blas_threading ("openmp" or "pthread": the OpenBLAS build libspore was linked with) and
+-- bf16_kernels (the bf16 kernels this CPU runs, fastest first).
 function spore.config(opts)
   if opts ~= nil and type(opts) ~= "table" then
     error("spore.config: expected a table of settings, got " .. type(opts), 2)
@@ -107,7 +108,8 @@ function spore.config(opts)
   if opts.thp ~= nil then E.set_ckpt_thp(opts.thp) end
   if opts.bf16_kernel ~= nil then E.set_bf16_kernel(opts.bf16_kernel, 3) end
   return { nn_omp = E.nn_omp(), ckpt_cache_mb = E.ckpt_cache() / 1048576, thp = E.ckpt_thp(),
-    blas_core = E.blas_core(), bf16_kernel = E.bf16_kernel(), bf16_kernels = E.bf16_kernels() }
+    blas_core = E.blas_core(), blas_threading = E.blas_threading(), bf16_kernel = E.bf16_kernel(),
+    bf16_kernels = E.bf16_kernels() }
 end
 
 --- Engine memory: { live = bytes, peak = bytes, allocs = n, soft_limit = bytes }.

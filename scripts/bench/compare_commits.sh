@@ -18,19 +18,4 @@ for ((r = 1; r <= ROUNDS; r++)); do
   SPORE_LIB="$PWD/build/libspore.so" luajit scripts/bench/nn_spore.lua 1 "${SPORE_BENCH_NN:-}" >>"$tmp/this.tsv"
   (cd "$tmp/base" && SPORE_LIB="$PWD/build/libspore.so" luajit scripts/bench/nn_spore.lua 1 "${SPORE_BENCH_NN:-}") >>"$tmp/base.tsv"
 done
-/usr/bin/python3 - "$tmp/this.tsv" "$tmp/base.tsv" "$REV" <<'PY'
-import json, statistics, sys
-def load(p):
-    d, u, order = {}, {}, []
-    for line in open(p):
-        name, unit, value, _ = line.rstrip("\n").split("\t")
-        if name not in d: order.append(name)
-        d.setdefault(name, []).append(float(value)); u[name] = unit
-    return d, u, order
-this, units, order = load(sys.argv[1])
-base, _, _ = load(sys.argv[2])
-for n in order:
-    a, b = statistics.median(this[n]), statistics.median(base.get(n, [float("nan")]))
-    print(json.dumps({"name": n, "unit": units[n], "this": round(a, 3), "base": round(b, 3),
-                      "base_rev": sys.argv[3], "ratio": round(a / b, 3), "rounds": len(this[n])}))
-PY
+/usr/bin/python3 scripts/bench/ab_summary.py "$tmp/this.tsv" "$tmp/base.tsv" this base "base_rev=$REV"

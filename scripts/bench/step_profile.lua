@@ -26,6 +26,9 @@ local function ktag(w, stride)
   return ("%dx%d%s"):format(s[3], s[4], st ~= 1 and "s2" or "")
 end
 wrap("conv2d_forward", function(out, x, w, b, stride) return "conv_fwd " .. ktag(w, stride) end)
+-- eval-mode fused conv + BN (+ add) (+ ReLU) (spore.nn.chain)
+wrap("conv2d_bn_forward", function(out, x, w, b, g, be, mm, mv, eps, res, relu, stride)
+  return "conv_bn_fwd " .. ktag(w, stride) end)
 local cb = K.conv2d_backward
 K.conv2d_backward = function(gx, gw, gb, gout, x, w, stride, ...)
   if not on then return cb(gx, gw, gb, gout, x, w, stride, ...) end
@@ -35,7 +38,8 @@ K.conv2d_backward = function(gx, gw, gb, gout, x, w, stride, ...)
   local t1 = U.now(); add("conv_wgrad " .. tag, t1 - t0)
   if gx then cb(gx, nil, nil, gout, x, w, stride, ...); add("conv_xgrad " .. tag, U.now() - t1) end
 end
-for _, p in ipairs({ { "batchnorm_forward", "bn_fwd" }, { "batchnorm_backward", "bn_bwd" }, { "relu_forward", "relu_fwd" },
+for _, p in ipairs({ { "batchnorm_forward", "bn_fwd" }, { "batchnorm_backward", "bn_bwd" },
+  { "batchnorm_act_forward", "bn(+add)(+relu)_fwd" }, { "batchnorm_relu_backward", "bn+relu_bwd" }, { "relu_forward", "relu_fwd" },
   { "relu_backward", "relu_bwd" }, { "add", "add(+relu)" }, { "accumulate", "accumulate" }, { "maxpool_forward", "pool" },
   { "maxpool_backward", "pool" }, { "global_avgpool_forward", "pool" }, { "global_avgpool_backward", "pool" },
   { "dense_forward", "dense" }, { "dense_backward", "dense" }, { "momentum_update", "optim" }, { "xent_forward", "loss" },

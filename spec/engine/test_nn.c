@@ -58,6 +58,8 @@ SUITE(nn_conv2d_vs_naive) {
         sp_tensor *y = mk(4, N, Co, Ho, Wo, NULL), *gy = mk(4, N, Co, Ho, Wo, &rng);
         sp_tensor *gx = mk(4, N, C, H, W, NULL), *gw = mk(4, Co, C / g, kh, kw, NULL), *gb = mk(1, Co, 0, 0, 0, NULL);
         CHECK_OK(sp_conv2d_forward(y, x, w, b, sh, sw, pt, pb, pl, pr, dh, dw, g));
+        /* grad_x is overwritten: stale values (here NaN) must not survive in it */
+        CHECK_OK(sp_fill(gx, NAN));
         CHECK_OK(sp_conv2d_backward(gx, gw, gb, gy, x, w, sh, sw, pt, pb, pl, pr, dh, dw, g));
         double *ry = calloc(N * Co * Ho * Wo, 8), *rgx = calloc(N * C * H * W, 8), *rgw = calloc(Co * C / g * kh * kw, 8),
                *rgb = calloc(Co, 8);
@@ -163,6 +165,48 @@ SUITE(nn_pool_vs_naive) {
             free(ry); free(rg);
         }
         sp_tensor_free(x); sp_tensor_free(y); sp_tensor_free(a); sp_tensor_free(gy); sp_tensor_free(gx);
+    }
+}
+
+extern int sp_maxpool_scalar; /* engine/cpu/pool.c: test hook (hidden) */
+/* max pooling's row kernel (pool_rows.c, windows reaching the padding) against the scalar
+ * loop it replaced: same values and argmax, bit for bit, with ties (values on a coarse
+ * grid), -inf and NaN inputs, rows longer than one 256-output chunk, and stride 1 to 3 */
+SUITE(nn_maxpool_rows_vs_scalar) {
+    uint64_t rng = 99;
+    /* kh kw sh sw pt pb pl pr H W */
+    int cases[][10] = {{3, 3, 2, 2, 0, 1, 0, 1, 112, 112}, {3, 3, 2, 2, 1, 1, 1, 1, 9, 530},
+                       {2, 3, 1, 3, 1, 0, 2, 1, 6, 17}, {3, 2, 3, 1, 0, 2, 1, 0, 11, 13}};
+    for (int ci = 0; ci < 4; ci++) {
+        int *q = cases[ci];
+        int64_t N = 2, C = 3, H = q[8], W = q[9];
+        int64_t Ho = (H + q[4] + q[5] - q[0]) / q[2] + 1, Wo = (W + q[6] + q[7] - q[1]) / q[3] + 1;
+        sp_tensor *x = mk(4, N, C, H, W, &rng), *y1 = mk(4, N, C, Ho, Wo, NULL), *y2 = mk(4, N, C, Ho, Wo, NULL);
+        sp_tensor *a1 = NULL, *a2 = NULL;
+        int64_t s[4] = {N, C, Ho, Wo};
+        sp_tensor_new(&a1, SP_INT32, 4, s);
+        sp_tensor_new(&a2, SP_INT32, 4, s);
+        float *xv = D(x);
+        for (int64_t i = 0; i < N * C * H * W; i++) {
+            xv[i] = floorf(xv[i] * 4.0f); /* ties */
+            if (i % 97 == 5) xv[i] = -INFINITY;
+            if (i % 389 == 11) xv[i] = NAN;
+        }
+        sp_maxpool_scalar = 1;
+        CHECK_OK(sp_maxpool2d_forward(y1, a1, x, q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7]));
+        sp_maxpool_scalar = 0;
+        CHECK_OK(sp_maxpool2d_forward(y2, a2, x, q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7]));
+        int64_t n = N * C * Ho * Wo, bad = 0, nans = 0;
+        for (int64_t i = 0; i < n; i++) {
+            float u = D(y1)[i], v = D(y2)[i];
+            if (u != u) nans++;
+            if (!((u == v) || (u != u && v != v)) || ((int32_t *)sp_tensor_data(a1))[i] != ((int32_t *)sp_tensor_data(a2))[i])
+                bad++;
+        }
+        CHECK(bad == 0, "maxpool rows case %d: %lld of %lld outputs differ from the scalar loop", ci, (long long)bad,
+              (long long)n);
+        CHECK(nans > 0, "maxpool rows case %d: the NaN inputs reached no output", ci);
+        sp_tensor_free(x); sp_tensor_free(y1); sp_tensor_free(y2); sp_tensor_free(a1); sp_tensor_free(a2);
     }
 }
 

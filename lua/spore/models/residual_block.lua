@@ -2,7 +2,8 @@
 -- (bottleneck: conv1 1×1, conv2 3×3 carrying the stride, conv3 1×1, bn1..3; convs "same"; BN
 -- eps 1e-4, momentum 0.9) or ResidualBlockBase (res_base: conv1 3×3 carrying the stride, bn1d,
 -- conv2 3×3, bn2d; convs "pad" 1). down_sample_layer = [1×1 conv with the stride, BN] when
--- stride ≠ 1 or channels change. The join is one add+relu (SP_OP_ADD_RELU).
+-- stride ≠ 1 or channels change. The join is one add+relu (SP_OP_ADD_RELU); in eval mode
+-- it runs inside the last conv's fused kernel (spore.nn.chain).
 local nn = require("spore.nn")
 local K = require("ffi.nn")
 local chain = require("spore.nn.chain")
@@ -36,8 +37,14 @@ function Block:_list()
   return { self.conv1, self.bn1d, r[1], self.conv2, self.bn2d }
 end
 function Block:forward(x)
-  local c = chain.forward(self:_list(), self._ins, x)
   local id = self.down_sample_layer and self.down_sample_layer:forward(x) or x
+  -- in eval mode the last conv + BN run with the join (+ id, ReLU) in one kernel
+  local tail = self._tail or {}
+  self._tail = tail
+  tail[1], tail[2] = id, self
+  local c, joined = chain.forward(self:_list(), self._ins, x, tail)
+  tail[1] = nil
+  if joined then return c end
   local out = self:buffer("output", c:shape(), nil, c:device())
   K.add(out, c, id, true)
   return out

@@ -63,6 +63,30 @@ function BN:forward(x)
   return out
 end
 
+--- Training-time fusion (spore.nn.chain): this BatchNorm, then + residual (optional) and
+-- ReLU (relu true), into owner's "output" buffer (the ReLU's, or a residual block's).
+function BN:_forward_act(x, residual, relu, owner)
+  local s = x:shape()
+  local dev = x:device()
+  local out = owner:buffer("output", s, nil, dev)
+  local sm = self:buffer("save_mean", { self.num_features }, nil, dev)
+  local si = self:buffer("save_invstd", { self.num_features }, nil, dev)
+  local bs = self:_batch_stats()
+  self._used_batch = bs
+  K.batchnorm_act_forward(out, sm, si, x, self.gamma.data, self.beta.data, self.moving_mean.data,
+    self.moving_variance.data, bs, bs and self.training, self.momentum, self.eps, residual, relu)
+  return out
+end
+
+--- The backward of this BatchNorm and the ReLU after it (whose output is y) in one kernel.
+function BN:_backward_relu(x, gout, y, need_input_grad)
+  local gx
+  if need_input_grad ~= false then gx = self:buffer("grad_input", x:shape(), nil, x:device()) end
+  K.batchnorm_relu_backward(gx, self:grad_of(self.gamma), self:grad_of(self.beta), gout, y, x, self.gamma.data,
+    self.save_mean, self.save_invstd, self._used_batch)
+  return gx
+end
+
 function BN:backward(x, gout, need_input_grad)
   local gx
   if need_input_grad ~= false then gx = self:buffer("grad_input", x:shape(), nil, x:device()) end

@@ -5,11 +5,122 @@
 -- Backward stops where nothing upstream needs a gradient: below the first (in execution
 -- order) module holding a trainable parameter, no module runs backward at all, and that
 -- module computes no input gradient (unless the caller asked for one).
+--
+-- Fusion. Inference: a Conv2d followed by a BatchNorm2d that uses its moving statistics
+-- (eval mode), and by a ReLU when one comes next, runs as one kernel (K.conv2d_bn_forward)
+-- writing the last module's output buffer; the skipped inputs are marked FUSED in ins. A
+-- backward through such a run first recomputes the conv and BatchNorm outputs it needs
+-- (materialize), and marks ins.nofuse, so that a net trained in eval mode (frozen BN)
+-- pays that once and then runs unfused. Only the stock classes fuse: a subclass or an
+-- instance with its own forward (e.g. spore.dist's sync BN) runs as written.
+-- Training (and wherever the conv fusion does not apply): a BatchNorm2d followed by a ReLU
+-- runs as one kernel forward (K.batchnorm_act_forward, into the ReLU's output buffer; the
+-- ReLU's input is marked BNRELU) and one backward (K.batchnorm_relu_backward: the ReLU's
+-- gradient mask applied inside BatchNorm's); a residual block's last BatchNorm takes the
+-- join (+ identity, ReLU) into its pass. Both equal the unfused ops bit for bit.
+-- SPORE_NO_FUSE=1 turns fusion off (for comparisons).
+local K = require("ffi.nn")
 local M = {}
---- forward through list; remembers each module's input in ins.
-function M.forward(list, ins, x)
-  for i = 1, #list do ins[i] = x; x = list[i]:forward(x) end
-  return x
+local FUSED = setmetatable({}, { __tostring = function() return "<fused>" end })
+M.FUSED = FUSED
+local NOFUSE = os.getenv("SPORE_NO_FUSE") == "1"
+local Conv, BN, ReLU
+local fusable_dev = {}
+
+local function stock(m, cls) return getmetatable(m) == cls and rawget(m, "forward") == nil end
+
+--- true when list[i], list[i+1] are a stock Conv2d (float32) and an eval-mode BatchNorm2d
+-- of its width, on a device with the fused kernel
+local function classes()
+  if not Conv then
+    Conv, BN, ReLU = require("spore.nn.conv"), require("spore.nn.batchnorm"), require("spore.nn.relu")
+  end
+end
+local function conv_bn_at(list, i, x)
+  classes()
+  local c, b = list[i], list[i + 1]
+  if not (b and stock(c, Conv) and stock(b, BN)) then return false end
+  if c._bf16 or b:_batch_stats() or b.num_features ~= c.out_channels then return false end
+  local d = x:device()
+  local f = fusable_dev[d]
+  if f == nil then f = K.conv2d_bn_fusable(x); fusable_dev[d] = f end
+  return f
+end
+
+local function is_relu(m) classes(); return m ~= nil and stock(m, ReLU) end
+
+local BNRELU = setmetatable({}, { __tostring = function() return "<bn+relu>" end })
+M.BNRELU = BNRELU
+local act_dev = {}
+--- true when list[i] is a stock BatchNorm2d whose input x fits it, on a device with the
+-- BatchNorm + ReLU kernels (training fusion; any mode)
+local function bn_at(list, i, x)
+  classes()
+  local b = list[i]
+  if not (b and stock(b, BN)) then return false end
+  local s = x:shape()
+  if #s ~= 4 or s[2] ~= b.num_features then return false end
+  local d = x:device()
+  local f = act_dev[d]
+  if f == nil then f = K.batchnorm_act_fusable(x); act_dev[d] = f end
+  return f
+end
+
+--- forward through list; remembers each module's input in ins. tail (optional, for a
+-- residual join): {residual, owner}: when the list ends in a fusable conv + BN, they run
+-- with + residual and ReLU into owner's "output" buffer and forward returns (out, true);
+-- otherwise (x, false) and the caller joins.
+function M.forward(list, ins, x, tail)
+  local n = #list
+  local fuse = not NOFUSE and not ins.nofuse and type(x) == "table" and x.shape ~= nil
+  local i = 1
+  while i <= n do
+    local m = list[i]
+    if fuse and i < n and conv_bn_at(list, i, x) then
+      ins[i] = x
+      if tail and i + 1 == n then
+        x = m:_forward_bn(x, list[i + 1], tail[1], true, tail[2])
+        ins[i + 1] = FUSED
+        return x, true
+      end
+      local r = list[i + 2]
+      if is_relu(r) then
+        x = m:_forward_bn(x, list[i + 1], nil, true, r)
+        ins[i + 1], ins[i + 2] = FUSED, FUSED
+        i = i + 3
+      else
+        x = m:_forward_bn(x, list[i + 1], nil, false, list[i + 1])
+        ins[i + 1] = FUSED
+        i = i + 2
+      end
+    elseif fuse and tail and i == n and bn_at(list, i, x) then
+      -- a residual block's last BatchNorm (training): + identity and ReLU in its pass
+      ins[i] = x
+      return m:_forward_act(x, tail[1], true, tail[2]), true
+    elseif fuse and i < n and is_relu(list[i + 1]) and bn_at(list, i, x) then
+      ins[i] = x
+      x = m:_forward_act(x, nil, true, list[i + 1])
+      ins[i + 1] = BNRELU
+      i = i + 2
+    else
+      ins[i] = x
+      x = m:forward(x)
+      i = i + 1
+    end
+    fuse = fuse and type(x) == "table" and x.shape ~= nil
+  end
+  return x, false
+end
+
+-- the conv and BatchNorm outputs of the fused run holding position i (a backward needs
+-- them): rerun the conv, then the BatchNorm (which also fills its saved statistics)
+local function materialize(list, ins, i)
+  local j = i
+  while ins[j] == FUSED do j = j - 1 end
+  local y = list[j]:forward(ins[j])
+  ins[j + 1] = y
+  if ins[j + 2] == FUSED and j + 2 <= i then ins[j + 2] = list[j + 1]:forward(y) else list[j + 1]:forward(y) end
+  ins.nofuse = true
 end
 
 --- true when module m (or a descendant) has a Parameter with requires_grad. Walks the
@@ -36,8 +147,18 @@ function M.backward(list, ins, g, need_input_grad)
     end
     if not first then return nil end
   end
+  local mask -- the output of a ReLU whose backward runs inside the BatchNorm's before it
   for i = #list, first, -1 do
-    g = list[i]:backward(ins[i], g, i > first or need_input_grad ~= false)
+    if ins[i] == FUSED then materialize(list, ins, i) end
+    local m = list[i]
+    if ins[i] == BNRELU and i > first then
+      mask = m.output
+    elseif mask then
+      g = m:_backward_relu(ins[i], g, mask, i > first or need_input_grad ~= false)
+      mask = nil
+    else
+      g = m:backward(ins[i], g, i > first or need_input_grad ~= false)
+    end
     local hook = M.on_backward
     if hook then hook(list[i]) end
   end
