@@ -74,6 +74,28 @@ describe("sp_conv2d_bn_forward against conv + BatchNorm + add + ReLU", function(
     end
   end
 
+  it("bfloat16 (amp_level O2): the bf16 convolution, then the float32 epilogue, equals the unfused ops", function()
+    spore.manual_seed(13)
+    local x = spore.randn({ 2, 16, 12, 12 })
+    local w = spore.randn({ 24, 16, 3, 3 }):mul(0.2)
+    local gm, be, mm, mv = bn_params(24, 6)
+    local pad = { 1, 1, 1, 1 }
+    local c = spore.empty({ 2, 24, 12, 12 })
+    K.conv2d_forward_bf16(c, x, w, nil, { 1, 1 }, pad, { 1, 1 }, 1)
+    local y = spore.empty(c:shape())
+    K.batchnorm_forward(y, spore.empty({ 24 }), spore.empty({ 24 }), c, gm, be, mm, mv, false, false, 0.9, 1e-4)
+    local res = spore.randn(c:shape())
+    local want = spore.empty(c:shape())
+    K.add(want, y, res, true)
+    local got = spore.empty(c:shape())
+    K.conv2d_bn_forward_bf16(got, x, w, nil, gm, be, mm, mv, 1e-4, res, true, { 1, 1 }, pad, { 1, 1 }, 1)
+    assert.equal(0, maxdiff(got, want))
+    -- and it is the bf16 convolution: float32's differs
+    local f32 = spore.empty(c:shape())
+    K.conv2d_bn_forward(f32, x, w, nil, gm, be, mm, mv, 1e-4, res, true, { 1, 1 }, pad, { 1, 1 }, 1)
+    assert.is_true(maxdiff(f32, want) > 1e-4)
+  end)
+
   it("refuses bad arguments with one line naming the tensor", function()
     local x, w = spore.randn({ 1, 4, 8, 8 }), spore.randn({ 6, 4, 1, 1 })
     local out = spore.empty({ 1, 6, 8, 8 })

@@ -43,8 +43,15 @@ function M.conv2d_bn_forward(out, x, w, b, gamma, beta, mmean, mvar, eps, residu
   check(C.sp_conv2d_bn_forward(H(out), H(x), H(w), h(b), H(gamma), H(beta), H(mmean), H(mvar), eps, h(residual),
     relu and 1 or 0, stride[1], stride[2], pad[1], pad[2], pad[3], pad[4], dil[1], dil[2], groups), "Conv2d+BatchNorm2d")
 end
---- true when x's device has the fused kernel above
-function M.conv2d_bn_fusable(x) return C.sp_conv2d_bn_fusable(H(x)) == 1 end
+--- the same with the convolution in bfloat16 (amp_level "O2")
+function M.conv2d_bn_forward_bf16(out, x, w, b, gamma, beta, mmean, mvar, eps, residual, relu, stride, pad, dil,
+                                  groups)
+  check(C.sp_conv2d_bn_forward_bf16(H(out), H(x), H(w), h(b), H(gamma), H(beta), H(mmean), H(mvar), eps,
+    h(residual), relu and 1 or 0, stride[1], stride[2], pad[1], pad[2], pad[3], pad[4], dil[1], dil[2], groups),
+    "Conv2d+BatchNorm2d (bfloat16)")
+end
+--- true when x's device has the fused kernel above (bf16: the bfloat16 one)
+function M.conv2d_bn_fusable(x, bf16) return C.sp_conv2d_bn_fusable(H(x), bf16 and 1 or 0) == 1 end
 --- BatchNorm, then + residual (optional) and ReLU (relu true), in one kernel.
 function M.batchnorm_act_forward(out, smean, sinv, x, gamma, beta, mmean, mvar, training, update, momentum, eps,
                                  residual, relu)

@@ -53,6 +53,12 @@ typedef struct sp_kernels {
                                    const sp_tensor *var, double eps, const sp_tensor *residual, int relu,
                                    int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left,
                                    int pad_right, int dil_h, int dil_w, int groups);
+    /* the same with the convolution in bfloat16 (amp_level "O2") */
+    sp_status (*conv2d_bn_forward_bf16)(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias,
+                                        const sp_tensor *gamma, const sp_tensor *beta, const sp_tensor *mean,
+                                        const sp_tensor *var, double eps, const sp_tensor *residual, int relu,
+                                        int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left,
+                                        int pad_right, int dil_h, int dil_w, int groups);
     /* BN (+ residual) (+ ReLU) forward and BN backward through a ReLU's mask in one pass
      * each (NULL: Lua runs the unfused ops) */
     sp_status (*batchnorm_act_forward)(sp_tensor *out, sp_tensor *save_mean, sp_tensor *save_invstd,

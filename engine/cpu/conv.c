@@ -449,6 +449,22 @@ sp_status sp_cpu_conv2d_forward(sp_tensor *out, const sp_tensor *x, const sp_ten
     return conv_forward(out, x, w, bias, &c, NULL, "conv2d_forward");
 }
 
+/* the same with the convolution in bfloat16 (amp_level "O2", bf16_nn.c); the epilogue runs in
+ * float32 as one pass over the output after it (BatchNorm, the join and ReLU were three) */
+sp_status sp_cpu_conv2d_bn_forward_bf16(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias,
+                                        const sp_tensor *gamma, const sp_tensor *beta, const sp_tensor *mean,
+                                        const sp_tensor *var, double eps, const sp_tensor *residual, int relu,
+                                        int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left,
+                                        int pad_right, int dil_h, int dil_w, int groups) {
+    NN_TRY(sp_cpu_conv2d_forward_bf16(out, x, w, bias, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right,
+                                      dil_h, dil_w, groups));
+    conv_geom c;
+    conv_geom_of(&c, x, w, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
+    conv_epi e = {F32(gamma), F32(beta), F32(mean), F32(var), residual ? F32(residual) : NULL, eps, relu};
+    epi_images(F32(out), &c, &e, 0, c.N);
+    return SP_OK;
+}
+
 /* out = [relu](BatchNorm_eval(x (*) w + bias) [+ residual]): the eval-mode conv -> BN
  * (-> add) (-> ReLU) chain in one call (checked by sp_conv2d_bn_forward) */
 sp_status sp_cpu_conv2d_bn_forward(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias,

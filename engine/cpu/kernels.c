@@ -19,6 +19,7 @@ const sp_kernels sp_cpu_kernels = {
     .matmul = sp_cpu_matmul,
     .conv2d_forward = sp_cpu_conv2d_forward,
     .conv2d_bn_forward = sp_cpu_conv2d_bn_forward,
+    .conv2d_bn_forward_bf16 = sp_cpu_conv2d_bn_forward_bf16,
     .batchnorm_act_forward = sp_cpu_batchnorm_act_forward,
     .batchnorm_relu_backward = sp_cpu_batchnorm_relu_backward,
     .conv2d_backward = sp_cpu_conv2d_backward,

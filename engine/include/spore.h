@@ -338,13 +338,20 @@ sp_status sp_batchnorm_backward(sp_tensor *grad_x, sp_tensor *grad_gamma, sp_ten
  * pass, BatchNorm with its moving statistics (gamma, beta, moving_mean, moving_var [Co],
  * eps), the arguments otherwise as sp_conv2d_forward; residual (optional) is [N,Co,Ho,Wo].
  * Equal to sp_conv2d_forward, sp_batchnorm_forward (eval), sp_binary ADD/ADD_RELU up to
- * float rounding. sp_conv2d_bn_fusable: 1 when x's device has this kernel. */
+ * float rounding. sp_conv2d_bn_fusable(x, bf16): 1 when x's device has this kernel (bf16 != 0:
+ * the bfloat16 one below). */
 sp_status sp_conv2d_bn_forward(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias,
                                const sp_tensor *gamma, const sp_tensor *beta, const sp_tensor *moving_mean,
                                const sp_tensor *moving_var, double eps, const sp_tensor *residual, int relu,
                                int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right,
                                int dil_h, int dil_w, int groups);
-int sp_conv2d_bn_fusable(const sp_tensor *x);
+/* The same with the convolution in bfloat16 (as sp_conv2d_forward_bf16; amp_level "O2"). */
+sp_status sp_conv2d_bn_forward_bf16(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias,
+                                    const sp_tensor *gamma, const sp_tensor *beta, const sp_tensor *moving_mean,
+                                    const sp_tensor *moving_var, double eps, const sp_tensor *residual, int relu,
+                                    int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left,
+                                    int pad_right, int dil_h, int dil_w, int groups);
+int sp_conv2d_bn_fusable(const sp_tensor *x, int bf16);
 /* Training fusion: BatchNorm (as sp_batchnorm_forward), then + residual (optional, [N,C,H,W])
  * and ReLU (relu != 0), in one pass; and BatchNorm's backward taking the gradient of a
  * following ReLU's output y (grad_out * (y > 0), as sp_relu_backward, then BatchNorm's

@@ -182,12 +182,11 @@ sp_status sp_batchnorm_act_forward(sp_tensor *out, sp_tensor *save_mean, sp_tens
 }
 
 /* The eval-mode conv -> BatchNorm (-> + residual) (-> ReLU) chain in one kernel. */
-sp_status sp_conv2d_bn_forward(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias,
-                               const sp_tensor *gamma, const sp_tensor *beta, const sp_tensor *moving_mean,
-                               const sp_tensor *moving_var, double eps, const sp_tensor *residual, int relu,
-                               int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right,
-                               int dil_h, int dil_w, int groups) {
-    const char *op = "conv2d_bn_forward";
+static sp_status conv_bn_args(const char *op, sp_tensor *out, const sp_tensor *x, const sp_tensor *w,
+                              const sp_tensor *bias, const sp_tensor *gamma, const sp_tensor *beta,
+                              const sp_tensor *moving_mean, const sp_tensor *moving_var, double eps,
+                              const sp_tensor *residual, int stride_h, int stride_w, int pad_top, int pad_bottom,
+                              int pad_left, int pad_right, int dil_h, int dil_w, int groups) {
     OP_TRY(sp_op_conv_fwd_args(op, out, x, w, bias, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right,
                                dil_h, dil_w, groups));
     int64_t C = w->shape[0];
@@ -203,11 +202,35 @@ sp_status sp_conv2d_bn_forward(sp_tensor *out, const sp_tensor *x, const sp_tens
     if (SP_DATA(out) == SP_DATA(x)) return sp_error(SP_EINVAL, "%s: out must not be the input x", op);
     OP_SAME_DEVICE(op, T(out), T(x), {w, "weight"}, T(gamma), T(beta), T(moving_mean), {moving_var, "moving_variance"},
                    T(residual));
+    return SP_OK;
+}
+
+sp_status sp_conv2d_bn_forward(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias,
+                               const sp_tensor *gamma, const sp_tensor *beta, const sp_tensor *moving_mean,
+                               const sp_tensor *moving_var, double eps, const sp_tensor *residual, int relu,
+                               int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right,
+                               int dil_h, int dil_w, int groups) {
+    OP_TRY(conv_bn_args("conv2d_bn_forward", out, x, w, bias, gamma, beta, moving_mean, moving_var, eps, residual,
+                        stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups));
     return OP_CALL(x, conv2d_bn_forward, out, x, w, bias, gamma, beta, moving_mean, moving_var, eps, residual, relu,
                    stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
 }
 
-int sp_conv2d_bn_fusable(const sp_tensor *x) { return x && SP_K(x)->conv2d_bn_forward ? 1 : 0; }
+sp_status sp_conv2d_bn_forward_bf16(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias,
+                                    const sp_tensor *gamma, const sp_tensor *beta, const sp_tensor *moving_mean,
+                                    const sp_tensor *moving_var, double eps, const sp_tensor *residual, int relu,
+                                    int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left,
+                                    int pad_right, int dil_h, int dil_w, int groups) {
+    OP_TRY(conv_bn_args("conv2d_bn_forward_bf16", out, x, w, bias, gamma, beta, moving_mean, moving_var, eps,
+                        residual, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups));
+    return OP_CALL(x, conv2d_bn_forward_bf16, out, x, w, bias, gamma, beta, moving_mean, moving_var, eps, residual,
+                   relu, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
+}
+
+int sp_conv2d_bn_fusable(const sp_tensor *x, int bf16) {
+    if (!x) return 0;
+    return (bf16 ? SP_K(x)->conv2d_bn_forward_bf16 != NULL : SP_K(x)->conv2d_bn_forward != NULL) ? 1 : 0;
+}
 
 static sp_status bn_bwd_args(const char *op, sp_tensor *grad_x, sp_tensor *grad_gamma, sp_tensor *grad_beta,
                              const sp_tensor *grad_out, const sp_tensor *x, const sp_tensor *gamma,

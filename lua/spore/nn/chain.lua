@@ -29,7 +29,7 @@ local fusable_dev = {}
 
 local function stock(m, cls) return getmetatable(m) == cls and rawget(m, "forward") == nil end
 
---- true when list[i], list[i+1] are a stock Conv2d (float32) and an eval-mode BatchNorm2d
+--- true when list[i], list[i+1] are a stock Conv2d (float32, or bfloat16 under O2) and an eval-mode BatchNorm2d
 -- of its width, on a device with the fused kernel
 local function classes()
   if not Conv then
@@ -40,10 +40,10 @@ local function conv_bn_at(list, i, x)
   classes()
   local c, b = list[i], list[i + 1]
   if not (b and stock(c, Conv) and stock(b, BN)) then return false end
-  if c._bf16 or b:_batch_stats() or b.num_features ~= c.out_channels then return false end
-  local d = x:device()
+  if b:_batch_stats() or b.num_features ~= c.out_channels then return false end
+  local d = c._bf16 and x:device() .. "/bf16" or x:device()
   local f = fusable_dev[d]
-  if f == nil then f = K.conv2d_bn_fusable(x); fusable_dev[d] = f end
+  if f == nil then f = K.conv2d_bn_fusable(x, c._bf16); fusable_dev[d] = f end
   return f
 end
 

@@ -111,8 +111,9 @@ function Conv2d:_forward_bn(x, bn, residual, relu, owner)
   local s = x:shape()
   local ho, wo, p = self:geometry(s[3], s[4])
   local out = owner:buffer("output", { s[1], self.out_channels, ho, wo }, nil, x:device())
-  K.conv2d_bn_forward(out, x, self.weight.data, self.has_bias and self.bias.data or nil, bn.gamma.data, bn.beta.data,
-    bn.moving_mean.data, bn.moving_variance.data, bn.eps, residual, relu, self.stride, p, self.dilation, self.group)
+  ;(self._bf16 and K.conv2d_bn_forward_bf16 or K.conv2d_bn_forward)(out, x, self.weight.data,
+    self.has_bias and self.bias.data or nil, bn.gamma.data, bn.beta.data, bn.moving_mean.data,
+    bn.moving_variance.data, bn.eps, residual, relu, self.stride, p, self.dilation, self.group)
   self._pad = p
   return out
 end
