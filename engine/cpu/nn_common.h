@@ -33,4 +33,14 @@ int sp_cpu_wino_applies(int64_t N, int64_t C, int64_t Co, int64_t Ho, int64_t Wo
 sp_status sp_cpu_wino_forward(float *O, const float *X, const float *Wt, const float *bias, int64_t N, int64_t C,
                               int64_t H, int64_t W, int64_t Co, int64_t Ho, int64_t Wo, int pt, int pl, sp_device *dev,
                               const char *op);
+
+/* conv_small.c: direct AVX-512 convolution for small-channel small-map layers (LeNet's
+ * conv2). The kernels return 1 when done, 0 when not applicable here, -1 out of memory. */
+int sp_cpu_conv_small_applies(int64_t C, int64_t H, int64_t W, int64_t Co, int64_t kh, int64_t kw, int sh, int sw,
+                              int pt, int pb, int pl, int pr, int dh, int dw, int groups);
+int sp_cpu_conv_small_forward(float *O, const float *X, const float *Wt, const float *B, int64_t N, int64_t C,
+                              int64_t H, int64_t W, int64_t Co, int64_t kh, int64_t kw, sp_device *dev);
+int sp_cpu_conv_small_backward(float *GX, float *GW, float *GB, const float *GO, const float *X, const float *Wt,
+                               int64_t N, int64_t C, int64_t H, int64_t W, int64_t Co, int64_t kh, int64_t kw,
+                               sp_device *dev);
 #endif

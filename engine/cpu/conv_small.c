@@ -1,0 +1,351 @@
+/* conv_small.c — direct AVX-512 convolution for small-channel, small-map layers (LeNet's
+ * conv2: 6->16, 5x5 valid on 14x14), float32 NCHW, stride 1, no padding or dilation, one
+ * group. im2col + GEMM there was bound by writing and re-reading the 150x100 column matrix
+ * per image (perf: im2col_plain_ld 14%, sgemm 12%, itcopy 7% of LeNet inference) and the
+ * GEMM was thin (M = 16).
+ *
+ * Layout: output channels go in the 16 lanes of a zmm vector (blocks of 16, the last
+ * masked by zero weights), so one weight vector per tap serves a tile of up to 2 output
+ * rows x 12 columns, each an FMA with a broadcast input pixel (no im2col). Per image the
+ * tile results go to a [HW][16] scratch that is transposed into NCHW with the bias.
+ *  - grad_w: grad_out is transposed to [HW][16] per image; the weight gradient of one
+ *    input channel and a band of kernel rows (<= 25 taps) stays in registers over all
+ *    positions: one grad_out vector load per position serves every tap of the band.
+ *  - grad_x: vectorised along the input row (16 columns a vector, the last masked): the
+ *    full correlation of grad_out (zero-padded by kh-1, kw-1) with the flipped kernels;
+ *    each shifted grad_out row vector serves up to 8 input channels x 2 rows.
+ * Needs AVX-512F (checked at run time); elsewhere sp_cpu_conv_small_* return 0 and the
+ * caller keeps its im2col path. Scratch: workspace slots 0 (weights), 1 (per-image
+ * tiles / padded grad_out) and 2 (weight-gradient accumulators). Serial: the 2-core
+ * machine's OpenBLAS threads run the dense layers, and libgomp's spinning workers would
+ * take their cores (see nn_common.h). */
+#include "nn_common.h"
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#define SP_SMALL_X86 1
+/* no predictive commoning: GCC otherwise carries the broadcast pixels from one tap to the
+ * next in scalar registers (xs[p + 1] at kj is xs[p] at kj + 1), spilling them and adding a
+ * vbroadcastss per FMA; the kernels want {1to16} memory operands */
+#define KFN __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma"), optimize("no-predictive-commoning")))
+#define KIN                                                                                              \
+    __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma"), optimize("no-predictive-commoning"), \
+                   always_inline)) static inline
+#endif
+
+int sp_cpu_conv_small_applies(int64_t C, int64_t H, int64_t W, int64_t Co, int64_t kh, int64_t kw, int sh, int sw,
+                              int pt, int pb, int pl, int pr, int dh, int dw, int groups) {
+#ifdef SP_SMALL_X86
+    static int avx512 = -1;
+    if (avx512 < 0) {
+        __builtin_cpu_init();
+        avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                 __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+    }
+    if (!avx512) return 0;
+    if (sh != 1 || sw != 1 || dh != 1 || dw != 1 || groups != 1 || pt || pb || pl || pr) return 0;
+    if (kh < 1 || kw < 1 || kh > H || kw > W || kh > 7 || (kw != 3 && kw != 5)) return 0;
+    int64_t Ho = H - kh + 1, Wo = W - kw + 1;
+    /* small maps and channel counts only: larger layers are GEMM-shaped (Winograd, BLAS) */
+    return C >= 2 && C <= 64 && Co >= 8 && Co <= 64 && Ho * Wo <= 400 && W <= 64;
+#else
+    (void)C; (void)H; (void)W; (void)Co; (void)kh; (void)kw; (void)sh; (void)sw; (void)pt; (void)pb; (void)pl;
+    (void)pr; (void)dh; (void)dw; (void)groups;
+    return 0;
+#endif
+}
+
+#ifdef SP_SMALL_X86
+typedef struct {
+    int64_t N, C, H, W, Co, kh, kw, Ho, Wo, CB; /* CB: 16-channel output blocks */
+} sgeom;
+
+/* ---- forward ---------------------------------------------------------------------- */
+
+/* R rows x P columns of outputs at x (the tile's top-left input pixel), all taps; t: the
+ * tile's first [16] slot in the [HW][16] scratch */
+KIN void fwd_tile(float *t, const float *x, const float *wt, const sgeom *g, const int R, const int P) {
+    __m512 a[2][12];
+    for (int r = 0; r < R; r++)
+        for (int p = 0; p < P; p++) a[r][p] = _mm512_setzero_ps();
+    const float *w = wt;
+    const int64_t W = g->W;
+    for (int64_t ci = 0; ci < g->C; ci++)
+        for (int64_t ki = 0; ki < g->kh; ki++) {
+            const float *xr = x + (ci * g->H + ki) * W;
+            for (int64_t kj = 0; kj < g->kw; kj++) {
+                __m512 wv = _mm512_loadu_ps(w);
+                w += 16;
+                const float *xs = xr + kj;
+                for (int r = 0; r < R; r++)
+                    for (int p = 0; p < P; p++)
+                        a[r][p] = _mm512_fmadd_ps(wv, _mm512_set1_ps(xs[r * W + p]), a[r][p]);
+            }
+        }
+    for (int r = 0; r < R; r++)
+        for (int p = 0; p < P; p++) _mm512_storeu_ps(t + (r * g->Wo + p) * 16, a[r][p]);
+}
+
+#define FWD_CASES(R)                                                                                      \
+    switch (P) {                                                                                          \
+    case 1: fwd_tile(t, xs, wt, g, R, 1); break;                                                          \
+    case 2: fwd_tile(t, xs, wt, g, R, 2); break;                                                          \
+    case 3: fwd_tile(t, xs, wt, g, R, 3); break;                                                          \
+    case 4: fwd_tile(t, xs, wt, g, R, 4); break;                                                          \
+    case 5: fwd_tile(t, xs, wt, g, R, 5); break;                                                          \
+    case 6: fwd_tile(t, xs, wt, g, R, 6); break;                                                          \
+    case 7: fwd_tile(t, xs, wt, g, R, 7); break;                                                          \
+    case 8: fwd_tile(t, xs, wt, g, R, 8); break;                                                          \
+    case 9: fwd_tile(t, xs, wt, g, R, 9); break;                                                          \
+    case 10: fwd_tile(t, xs, wt, g, R, 10); break;                                                        \
+    case 11: fwd_tile(t, xs, wt, g, R, 11); break;                                                        \
+    default: fwd_tile(t, xs, wt, g, R, 12); break;                                                        \
+    }
+
+/* column chunks of at most 12, balanced (Wo = 14: 7 + 7, not 12 + 2) */
+static inline int64_t col_chunk(int64_t Wo) {
+    int64_t nch = (Wo + 11) / 12;
+    return (Wo + nch - 1) / nch;
+}
+
+KFN static void fwd_image(float *tmp, const float *xn, const float *wt, const sgeom *g) {
+    int64_t cw = col_chunk(g->Wo);
+    for (int64_t oh = 0; oh < g->Ho; oh += 2) {
+        int R = g->Ho - oh >= 2 ? 2 : 1;
+        for (int64_t ow = 0; ow < g->Wo; ow += cw) {
+            int P = (int)(g->Wo - ow < cw ? g->Wo - ow : cw);
+            float *t = tmp + (oh * g->Wo + ow) * 16;
+            const float *xs = xn + oh * g->W + ow;
+            if (R == 2) { FWD_CASES(2) } else { FWD_CASES(1) }
+        }
+    }
+}
+
+/* out[co][p] = tmp[p][co - co0] + bias, for the block's channels */
+KFN static void fwd_store(float *on, const float *tmp, const float *B, int64_t co0, int64_t nco, int64_t HW) {
+    for (int64_t c = 0; c < nco; c++) {
+        float b = B ? B[co0 + c] : 0.0f;
+        float *o = on + (co0 + c) * HW;
+        for (int64_t p = 0; p < HW; p++) o[p] = tmp[p * 16 + c] + b;
+    }
+}
+
+static void geom(sgeom *g, int64_t N, int64_t C, int64_t H, int64_t W, int64_t Co, int64_t kh, int64_t kw) {
+    g->N = N; g->C = C; g->H = H; g->W = W; g->Co = Co; g->kh = kh; g->kw = kw;
+    g->Ho = H - kh + 1; g->Wo = W - kw + 1; g->CB = (Co + 15) / 16;
+}
+
+int sp_cpu_conv_small_forward(float *O, const float *X, const float *Wt, const float *B, int64_t N, int64_t C,
+                              int64_t H, int64_t W, int64_t Co, int64_t kh, int64_t kw, sp_device *dev) {
+    sgeom g;
+    geom(&g, N, C, H, W, Co, kh, kw);
+    int64_t K = C * kh * kw, HW = g.Ho * g.Wo;
+    float *wt = sp_workspace(dev, 0, sizeof(float) * (size_t)(g.CB * K * 16));
+    float *tmp = sp_workspace(dev, 1, sizeof(float) * (size_t)(HW * 16));
+    if (!wt || !tmp) return -1;
+    /* wt[cb][k][lane] = w[cb*16 + lane][k], zero past Co */
+    for (int64_t cb = 0; cb < g.CB; cb++)
+        for (int64_t k = 0; k < K; k++)
+            for (int64_t l = 0; l < 16; l++) {
+                int64_t co = cb * 16 + l;
+                wt[(cb * K + k) * 16 + l] = co < Co ? Wt[co * K + k] : 0.0f;
+            }
+    for (int64_t n = 0; n < N; n++) {
+        const float *xn = X + n * C * H * W;
+        float *on = O + n * Co * HW;
+        for (int64_t cb = 0; cb < g.CB; cb++) {
+            fwd_image(tmp, xn, wt + cb * K * 16, &g);
+            int64_t nco = Co - cb * 16 < 16 ? Co - cb * 16 : 16;
+            fwd_store(on, tmp, B, cb * 16, nco, HW);
+        }
+    }
+    return 1;
+}
+
+/* ---- weight gradient ------------------------------------------------------------------ */
+
+/* acc (the band's RB x KW vectors, [ki][kj][16]) += sum over positions of gt[p] x
+ * x[ci][oh + k0 + r][ow + kj] */
+KIN void gw_band(float *acc, const float *gt, const float *xc, const sgeom *g, const int RB, const int KW) {
+    __m512 a[7][5];
+    for (int r = 0; r < RB; r++)
+        for (int j = 0; j < KW; j++) a[r][j] = _mm512_loadu_ps(acc + (r * KW + j) * 16);
+    const int64_t W = g->W;
+    for (int64_t oh = 0; oh < g->Ho; oh++) {
+        const float *xr = xc + oh * W;
+        const float *gr = gt + oh * g->Wo * 16;
+        for (int64_t ow = 0; ow < g->Wo; ow++) {
+            __m512 gv = _mm512_loadu_ps(gr + ow * 16);
+            const float *xs = xr + ow;
+            for (int r = 0; r < RB; r++)
+                for (int j = 0; j < KW; j++) a[r][j] = _mm512_fmadd_ps(gv, _mm512_set1_ps(xs[r * W + j]), a[r][j]);
+        }
+    }
+    for (int r = 0; r < RB; r++)
+        for (int j = 0; j < KW; j++) _mm512_storeu_ps(acc + (r * KW + j) * 16, a[r][j]);
+}
+
+/* bands of kernel rows: 5 rows of 5 taps, 7 rows of 3 */
+KFN static void gw_image(float *acc, const float *gt, const float *xn, const sgeom *g) {
+    int64_t band = g->kw == 5 ? 5 : 7;
+    for (int64_t ci = 0; ci < g->C; ci++)
+        for (int64_t k0 = 0; k0 < g->kh; k0 += band) {
+            int rb = (int)(g->kh - k0 < band ? g->kh - k0 : band);
+            float *ac = acc + ((ci * g->kh + k0) * g->kw) * 16;
+            const float *xc = xn + (ci * g->H + k0) * g->W;
+            if (g->kw == 5) {
+                switch (rb) {
+                case 1: gw_band(ac, gt, xc, g, 1, 5); break;
+                case 2: gw_band(ac, gt, xc, g, 2, 5); break;
+                case 3: gw_band(ac, gt, xc, g, 3, 5); break;
+                case 4: gw_band(ac, gt, xc, g, 4, 5); break;
+                default: gw_band(ac, gt, xc, g, 5, 5); break;
+                }
+            } else {
+                switch (rb) {
+                case 1: gw_band(ac, gt, xc, g, 1, 3); break;
+                case 2: gw_band(ac, gt, xc, g, 2, 3); break;
+                case 3: gw_band(ac, gt, xc, g, 3, 3); break;
+                case 4: gw_band(ac, gt, xc, g, 4, 3); break;
+                case 5: gw_band(ac, gt, xc, g, 5, 3); break;
+                case 6: gw_band(ac, gt, xc, g, 6, 3); break;
+                default: gw_band(ac, gt, xc, g, 7, 3); break;
+                }
+            }
+        }
+}
+
+/* gt[p][lane] = gout[co0 + lane][p], zero past nco */
+KFN static void transpose_in(float *gt, const float *gon, int64_t co0, int64_t nco, int64_t HW) {
+    for (int64_t p = 0; p < HW; p++) {
+        float *d = gt + p * 16;
+        for (int64_t l = 0; l < 16; l++) d[l] = l < nco ? gon[(co0 + l) * HW + p] : 0.0f;
+    }
+}
+
+/* ---- input gradient ------------------------------------------------------------------- */
+
+/* gx rows ih, ih+1 (RH of them), columns [iw0, iw0+16) masked by m, channels
+ * [ci0, ci0 + CI): sum over co, ki, kj of w[co][ci][ki][kj] * gpad row (ih - ki + kh-1)
+ * at column iw0 - kj + kw-1 */
+KIN void gx_tile(float *gxn, const float *gp, const float *wx, const sgeom *g, int64_t Hp, int64_t Wp, int64_t ih,
+                 int64_t iw0, __mmask16 m, int64_t ci0, const int RH, const int CI) {
+    __m512 a[2][8];
+    for (int r = 0; r < RH; r++)
+        for (int c = 0; c < CI; c++) a[r][c] = _mm512_setzero_ps();
+    /* kernel rows whose grad_out row (ih + r - ki) exists for some r: the others would
+     * only read the zero padding (LeNet's conv2: 71% of the taps remain) */
+    int64_t ki0 = ih + 1 - g->Ho > 0 ? ih + 1 - g->Ho : 0, ki1 = ih + RH - 1 < g->kh - 1 ? ih + RH - 1 : g->kh - 1;
+    for (int64_t co = 0; co < g->Co; co++)
+        for (int64_t ki = ki0; ki <= ki1; ki++) {
+            const float *row = gp + (co * Hp + ih - ki + g->kh - 1) * Wp + iw0 + g->kw - 1;
+            const float *wk = wx + ((co * g->kh + ki) * g->kw) * g->C + ci0;
+            for (int64_t kj = 0; kj < g->kw; kj++) {
+                __m512 v[2];
+                for (int r = 0; r < RH; r++) v[r] = _mm512_loadu_ps(row + r * Wp - kj);
+                const float *ws = wk + kj * g->C;
+                for (int c = 0; c < CI; c++) {
+                    __m512 wv = _mm512_set1_ps(ws[c]);
+                    for (int r = 0; r < RH; r++) a[r][c] = _mm512_fmadd_ps(wv, v[r], a[r][c]);
+                }
+            }
+        }
+    for (int r = 0; r < RH; r++)
+        for (int c = 0; c < CI; c++)
+            _mm512_mask_storeu_ps(gxn + ((ci0 + c) * g->H + ih + r) * g->W + iw0, m, a[r][c]);
+}
+
+#define GX_CASES(RH)                                                                                      \
+    switch (ci) {                                                                                         \
+    case 1: gx_tile(gxn, gp, wx, g, Hp, Wp, ih, iw0, m, ci0, RH, 1); break;                               \
+    case 2: gx_tile(gxn, gp, wx, g, Hp, Wp, ih, iw0, m, ci0, RH, 2); break;                               \
+    case 3: gx_tile(gxn, gp, wx, g, Hp, Wp, ih, iw0, m, ci0, RH, 3); break;                               \
+    case 4: gx_tile(gxn, gp, wx, g, Hp, Wp, ih, iw0, m, ci0, RH, 4); break;                               \
+    case 5: gx_tile(gxn, gp, wx, g, Hp, Wp, ih, iw0, m, ci0, RH, 5); break;                               \
+    case 6: gx_tile(gxn, gp, wx, g, Hp, Wp, ih, iw0, m, ci0, RH, 6); break;                               \
+    case 7: gx_tile(gxn, gp, wx, g, Hp, Wp, ih, iw0, m, ci0, RH, 7); break;                               \
+    default: gx_tile(gxn, gp, wx, g, Hp, Wp, ih, iw0, m, ci0, RH, 8); break;                              \
+    }
+
+KFN static void gx_image(float *gxn, const float *gp, const float *wx, const sgeom *g, int64_t Hp, int64_t Wp) {
+    /* channel blocks balanced (6: one of 6; 12: two of 6) */
+    int64_t nb = (g->C + 7) / 8, cbs = (g->C + nb - 1) / nb;
+    for (int64_t ih = 0; ih < g->H; ih += 2) {
+        int RH = g->H - ih >= 2 ? 2 : 1;
+        for (int64_t iw0 = 0; iw0 < g->W; iw0 += 16) {
+            __mmask16 m = g->W - iw0 >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (g->W - iw0)) - 1);
+            for (int64_t ci0 = 0; ci0 < g->C; ci0 += cbs) {
+                int64_t ci = g->C - ci0 < cbs ? g->C - ci0 : cbs;
+                if (RH == 2) { GX_CASES(2) } else { GX_CASES(1) }
+            }
+        }
+    }
+}
+
+/* grad_w [Co,C,kh,kw] += ..., grad_b [Co] += ..., grad_x [N,C,H,W] = ... (each optional) */
+int sp_cpu_conv_small_backward(float *GX, float *GW, float *GB, const float *GO, const float *X, const float *Wt,
+                               int64_t N, int64_t C, int64_t H, int64_t W, int64_t Co, int64_t kh, int64_t kw,
+                               sp_device *dev) {
+    sgeom g;
+    geom(&g, N, C, H, W, Co, kh, kw);
+    int64_t K = C * kh * kw, HW = g.Ho * g.Wo;
+    if (GB)
+        for (int64_t o = 0; o < Co; o++) {
+            double s = 0;
+            for (int64_t n = 0; n < N; n++) {
+                const float *gon = GO + (n * Co + o) * HW;
+                for (int64_t i = 0; i < HW; i++) s += gon[i];
+            }
+            GB[o] += (float)s;
+        }
+    if (GW) {
+        float *acc = sp_workspace(dev, 2, sizeof(float) * (size_t)(g.CB * K * 16));
+        float *gt = sp_workspace(dev, 1, sizeof(float) * (size_t)(HW * 16));
+        if (!acc || !gt) return -1;
+        memset(acc, 0, sizeof(float) * (size_t)(g.CB * K * 16));
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t cb = 0; cb < g.CB; cb++) {
+                int64_t nco = Co - cb * 16 < 16 ? Co - cb * 16 : 16;
+                transpose_in(gt, GO + n * Co * HW, cb * 16, nco, HW);
+                gw_image(acc + cb * K * 16, gt, X + n * C * H * W, &g);
+            }
+        for (int64_t co = 0; co < Co; co++)
+            for (int64_t k = 0; k < K; k++) GW[co * K + k] += acc[((co / 16) * K + k) * 16 + co % 16];
+    }
+    if (GX) {
+        /* grad_out padded by kh-1 rows and kw-1 columns each side, rows Wp apart and wide
+         * enough for a full 16-vector at the last column chunk; the padding stays zero */
+        int64_t Hp = g.Ho + 2 * (kh - 1), Wp = (W + 15) / 16 * 16 + kw - 1;
+        float *wx = sp_workspace(dev, 0, sizeof(float) * (size_t)(Co * K));
+        float *gp = sp_workspace(dev, 1, sizeof(float) * (size_t)(Co * Hp * Wp));
+        if (!wx || !gp) return -1;
+        /* wx[co][ki][kj][ci] = w[co][ci][ki][kj] */
+        for (int64_t co = 0; co < Co; co++)
+            for (int64_t ci = 0; ci < C; ci++)
+                for (int64_t t = 0; t < kh * kw; t++) wx[(co * kh * kw + t) * C + ci] = Wt[(co * C + ci) * kh * kw + t];
+        memset(gp, 0, sizeof(float) * (size_t)(Co * Hp * Wp));
+        for (int64_t n = 0; n < N; n++) {
+            const float *gon = GO + n * Co * HW;
+            for (int64_t co = 0; co < Co; co++)
+                for (int64_t oh = 0; oh < g.Ho; oh++)
+                    memcpy(gp + (co * Hp + oh + kh - 1) * Wp + kw - 1, gon + (co * g.Ho + oh) * g.Wo,
+                           sizeof(float) * (size_t)g.Wo);
+            gx_image(GX + n * C * H * W, gp, wx, &g, Hp, Wp);
+        }
+    }
+    return 1;
+}
+#else
+int sp_cpu_conv_small_forward(float *O, const float *X, const float *Wt, const float *B, int64_t N, int64_t C,
+                              int64_t H, int64_t W, int64_t Co, int64_t kh, int64_t kw, sp_device *dev) {
+    (void)O; (void)X; (void)Wt; (void)B; (void)N; (void)C; (void)H; (void)W; (void)Co; (void)kh; (void)kw; (void)dev;
+    return 0;
+}
+int sp_cpu_conv_small_backward(float *GX, float *GW, float *GB, const float *GO, const float *X, const float *Wt,
+                               int64_t N, int64_t C, int64_t H, int64_t W, int64_t Co, int64_t kh, int64_t kw,
+                               sp_device *dev) {
+    (void)GX; (void)GW; (void)GB; (void)GO; (void)X; (void)Wt; (void)N; (void)C; (void)H; (void)W; (void)Co;
+    (void)kh; (void)kw; (void)dev;
+    return 0;
+}
+#endif
