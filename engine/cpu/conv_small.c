@@ -335,6 +335,186 @@ int sp_cpu_conv_small_backward(float *GX, float *GW, float *GB, const float *GO,
     }
     return 1;
 }
+
+/* ---- first layers: rows of outputs in zmm vectors ---------------------------------------
+ * Tiny reductions (C*kh*kw <= 32) and few output channels (LeNet's conv1: 1->6, 5x5 on
+ * 32x32): channels in lanes would leave most lanes empty, so here the lanes run along the
+ * output row (32 columns as two vectors, the second masked; 28 for LeNet). Forward: 2 rows
+ * x 2 vectors x up to 6 channels of accumulators, each x vector loaded once per tap.
+ * grad_w: per output channel, one vector accumulator per tap over the whole batch (the
+ * gout row vectors times the shifted x rows), summed across lanes at the end. */
+
+KIN void rows_tile(float *O, const float *xn, const float *Wt, const float *B, const sgeom *g, int64_t oh,
+                   int64_t ow, int64_t co0, __mmask16 m1, const int RH, const int NV, const int CO) {
+    __m512 a[6][2][2];
+    for (int c = 0; c < CO; c++)
+        for (int r = 0; r < RH; r++)
+            for (int v = 0; v < NV; v++) a[c][r][v] = _mm512_setzero_ps();
+    const int64_t W = g->W, K = g->C * g->kh * g->kw;
+    for (int64_t ci = 0; ci < g->C; ci++)
+        for (int64_t ki = 0; ki < g->kh; ki++) {
+            const float *xr = xn + (ci * g->H + oh + ki) * W + ow;
+            const float *wk = Wt + co0 * K + (ci * g->kh + ki) * g->kw;
+            for (int64_t kj = 0; kj < g->kw; kj++) {
+                __m512 xv[2][2];
+                for (int r = 0; r < RH; r++) {
+                    xv[r][0] = NV == 2 ? _mm512_loadu_ps(xr + r * W + kj) : _mm512_maskz_loadu_ps(m1, xr + r * W + kj);
+                    if (NV == 2) xv[r][1] = _mm512_maskz_loadu_ps(m1, xr + r * W + kj + 16);
+                }
+                for (int c = 0; c < CO; c++) {
+                    __m512 wv = _mm512_set1_ps(wk[c * K + kj]);
+                    for (int r = 0; r < RH; r++)
+                        for (int v = 0; v < NV; v++) a[c][r][v] = _mm512_fmadd_ps(wv, xv[r][v], a[c][r][v]);
+                }
+            }
+        }
+    for (int c = 0; c < CO; c++) {
+        __m512 b = _mm512_set1_ps(B ? B[co0 + c] : 0.0f); /* bias last, as the GEMM path adds it */
+        for (int r = 0; r < RH; r++) {
+            float *orow = O + ((co0 + c) * g->Ho + oh + r) * g->Wo + ow;
+            if (NV == 2) {
+                _mm512_storeu_ps(orow, _mm512_add_ps(a[c][r][0], b));
+                _mm512_mask_storeu_ps(orow + 16, m1, _mm512_add_ps(a[c][r][1], b));
+            } else _mm512_mask_storeu_ps(orow, m1, _mm512_add_ps(a[c][r][0], b));
+        }
+    }
+}
+
+#define ROWS_CO(RH, NV)                                                                                   \
+    switch (co) {                                                                                         \
+    case 1: rows_tile(on, xn, Wt, B, &g, oh, ow, co0, m1, RH, NV, 1); break;                              \
+    case 2: rows_tile(on, xn, Wt, B, &g, oh, ow, co0, m1, RH, NV, 2); break;                              \
+    case 3: rows_tile(on, xn, Wt, B, &g, oh, ow, co0, m1, RH, NV, 3); break;                              \
+    case 4: rows_tile(on, xn, Wt, B, &g, oh, ow, co0, m1, RH, NV, 4); break;                              \
+    case 5: rows_tile(on, xn, Wt, B, &g, oh, ow, co0, m1, RH, NV, 5); break;                              \
+    default: rows_tile(on, xn, Wt, B, &g, oh, ow, co0, m1, RH, NV, 6); break;                             \
+    }
+
+int sp_cpu_conv_rows_applies(int64_t C, int64_t H, int64_t W, int64_t Co, int64_t kh, int64_t kw, int sh, int sw,
+                             int pt, int pb, int pl, int pr, int dh, int dw, int groups) {
+    if (!sp_cpu_conv_small_applies(2, 16, 16, 16, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1)) return 0; /* AVX-512 */
+    if (sh != 1 || sw != 1 || dh != 1 || dw != 1 || groups != 1 || pt || pb || pl || pr) return 0;
+    if (kh < 1 || kw < 1 || kh > H || kw > W) return 0;
+    return C * kh * kw <= 32 && Co >= 1 && Co <= 64 && W - kw + 1 >= 8;
+}
+
+KFN int sp_cpu_conv_rows_forward(float *O, const float *X, const float *Wt, const float *B, int64_t N, int64_t C,
+                                 int64_t H, int64_t W, int64_t Co, int64_t kh, int64_t kw) {
+    sgeom g;
+    geom(&g, N, C, H, W, Co, kh, kw);
+    /* channel blocks balanced, at most 6 */
+    int64_t nb = (Co + 5) / 6, cbs = (Co + nb - 1) / nb;
+    for (int64_t n = 0; n < N; n++) {
+        const float *xn = X + n * C * H * W;
+        float *on = O + n * Co * g.Ho * g.Wo;
+        for (int64_t oh = 0; oh < g.Ho; oh += 2) {
+            int RH = g.Ho - oh >= 2 ? 2 : 1;
+            for (int64_t ow = 0; ow < g.Wo; ow += 32) {
+                int64_t left = g.Wo - ow;
+                int NV = left > 16 ? 2 : 1;
+                int64_t last = NV == 2 ? (left >= 32 ? 16 : left - 16) : left;
+                __mmask16 m1 = last >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << last) - 1);
+                for (int64_t co0 = 0; co0 < Co; co0 += cbs) {
+                    int64_t co = Co - co0 < cbs ? Co - co0 : cbs;
+                    if (RH == 2) {
+                        if (NV == 2) { ROWS_CO(2, 2) } else { ROWS_CO(2, 1) }
+                    } else {
+                        if (NV == 2) { ROWS_CO(1, 2) } else { ROWS_CO(1, 1) }
+                    }
+                }
+            }
+        }
+    }
+    return 1;
+}
+
+/* acc[t] (t < KT taps, one kernel row band starting at tap t0 of the K) += over all images
+ * and output rows of gout row vectors x shifted x rows, for output channel co */
+KIN void rows_gw_band(float *acc, const float *GO, const float *X, const sgeom *g, int64_t co, int64_t ci,
+                      int64_t k0, const int KR, const int KW) {
+    __m512 a[8][5];
+    for (int r = 0; r < KR; r++)
+        for (int j = 0; j < KW; j++) a[r][j] = _mm512_setzero_ps();
+    const int64_t W = g->W, HW = g->Ho * g->Wo;
+    for (int64_t n = 0; n < g->N; n++) {
+        const float *gon = GO + (n * g->Co + co) * HW;
+        const float *xc = X + (n * g->C + ci) * g->H * W + k0 * W;
+        for (int64_t oh = 0; oh < g->Ho; oh++)
+            for (int64_t ow = 0; ow < g->Wo; ow += 16) {
+                int64_t left = g->Wo - ow;
+                __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+                __m512 gv = _mm512_maskz_loadu_ps(m, gon + oh * g->Wo + ow);
+                const float *xr = xc + oh * W + ow;
+                for (int r = 0; r < KR; r++)
+                    for (int j = 0; j < KW; j++)
+                        a[r][j] = _mm512_fmadd_ps(gv, _mm512_maskz_loadu_ps(m, xr + r * W + j), a[r][j]);
+            }
+    }
+    for (int r = 0; r < KR; r++)
+        for (int j = 0; j < KW; j++) _mm512_storeu_ps(acc + (r * KW + j) * 16, a[r][j]);
+}
+
+#define RGW(KW, KRMAX)                                                                                    \
+    for (int64_t k0 = 0; k0 < kh; k0 += KRMAX) {                                                          \
+        int kr = (int)(kh - k0 < KRMAX ? kh - k0 : KRMAX);                                                \
+        float *ac = acc + (ci * kh + k0) * kw * 16;                                                       \
+        switch (kr) {                                                                                     \
+        case 1: rows_gw_band(ac, GO, X, &g, co, ci, k0, 1, KW); break;                                    \
+        case 2: rows_gw_band(ac, GO, X, &g, co, ci, k0, 2, KW); break;                                    \
+        case 3: rows_gw_band(ac, GO, X, &g, co, ci, k0, 3, KW); break;                                    \
+        case 4: rows_gw_band(ac, GO, X, &g, co, ci, k0, 4, KW); break;                                    \
+        case 5: rows_gw_band(ac, GO, X, &g, co, ci, k0, 5, KW); break;                                    \
+        case 6: rows_gw_band(ac, GO, X, &g, co, ci, k0, 6, KW); break;                                    \
+        case 7: rows_gw_band(ac, GO, X, &g, co, ci, k0, 7, KW); break;                                    \
+        default: rows_gw_band(ac, GO, X, &g, co, ci, k0, 8, KW); break;                                   \
+        }                                                                                                 \
+    }
+
+/* grad_w [Co,C,kh,kw] += and grad_b [Co] += (grad_x: the caller's GEMM path). Needs kw <= 5
+ * (else returns 0: the caller's direct path). */
+KFN static void rows_gw(float *GW, const float *GO, const float *X, const sgeom *gp, float *acc) {
+    sgeom g = *gp;
+    int64_t kh = g.kh, kw = g.kw, K = g.C * kh * kw;
+    for (int64_t co = 0; co < g.Co; co++) {
+        for (int64_t ci = 0; ci < g.C; ci++) {
+            switch (kw) {
+            case 1: RGW(1, 8) break;
+            case 2: RGW(2, 8) break;
+            case 3: RGW(3, 8) break;
+            case 4: RGW(4, 6) break;
+            default: RGW(5, 5) break;
+            }
+        }
+        for (int64_t k = 0; k < K; k++) {
+            double s = 0;
+            for (int j = 0; j < 16; j++) s += acc[k * 16 + j];
+            GW[co * K + k] += (float)s;
+        }
+    }
+}
+
+int sp_cpu_conv_rows_backward(float *GW, float *GB, const float *GO, const float *X, int64_t N, int64_t C, int64_t H,
+                              int64_t W, int64_t Co, int64_t kh, int64_t kw, sp_device *dev) {
+    if (kw > 5) return 0;
+    sgeom g;
+    geom(&g, N, C, H, W, Co, kh, kw);
+    int64_t K = C * kh * kw, HW = g.Ho * g.Wo;
+    if (GW) {
+        float *acc = sp_workspace(dev, 2, sizeof(float) * (size_t)(K * 16));
+        if (!acc) return -1;
+        rows_gw(GW, GO, X, &g, acc);
+    }
+    if (GB)
+        for (int64_t o = 0; o < Co; o++) {
+            double s = 0;
+            for (int64_t n = 0; n < N; n++) {
+                const float *gon = GO + (n * Co + o) * HW;
+                for (int64_t i = 0; i < HW; i++) s += gon[i];
+            }
+            GB[o] += (float)s;
+        }
+    return 1;
+}
 #else
 int sp_cpu_conv_small_forward(float *O, const float *X, const float *Wt, const float *B, int64_t N, int64_t C,
                               int64_t H, int64_t W, int64_t Co, int64_t kh, int64_t kw, sp_device *dev) {
@@ -346,6 +526,22 @@ int sp_cpu_conv_small_backward(float *GX, float *GW, float *GB, const float *GO,
                                sp_device *dev) {
     (void)GX; (void)GW; (void)GB; (void)GO; (void)X; (void)Wt; (void)N; (void)C; (void)H; (void)W; (void)Co;
     (void)kh; (void)kw; (void)dev;
+    return 0;
+}
+int sp_cpu_conv_rows_applies(int64_t C, int64_t H, int64_t W, int64_t Co, int64_t kh, int64_t kw, int sh, int sw,
+                             int pt, int pb, int pl, int pr, int dh, int dw, int groups) {
+    (void)C; (void)H; (void)W; (void)Co; (void)kh; (void)kw; (void)sh; (void)sw; (void)pt; (void)pb; (void)pl;
+    (void)pr; (void)dh; (void)dw; (void)groups;
+    return 0;
+}
+int sp_cpu_conv_rows_forward(float *O, const float *X, const float *Wt, const float *B, int64_t N, int64_t C,
+                             int64_t H, int64_t W, int64_t Co, int64_t kh, int64_t kw) {
+    (void)O; (void)X; (void)Wt; (void)B; (void)N; (void)C; (void)H; (void)W; (void)Co; (void)kh; (void)kw;
+    return 0;
+}
+int sp_cpu_conv_rows_backward(float *GW, float *GB, const float *GO, const float *X, int64_t N, int64_t C, int64_t H,
+                              int64_t W, int64_t Co, int64_t kh, int64_t kw, sp_device *dev) {
+    (void)GW; (void)GB; (void)GO; (void)X; (void)N; (void)C; (void)H; (void)W; (void)Co; (void)kh; (void)kw; (void)dev;
     return 0;
 }
 #endif

@@ -43,4 +43,12 @@ int sp_cpu_conv_small_forward(float *O, const float *X, const float *Wt, const f
 int sp_cpu_conv_small_backward(float *GX, float *GW, float *GB, const float *GO, const float *X, const float *Wt,
                                int64_t N, int64_t C, int64_t H, int64_t W, int64_t Co, int64_t kh, int64_t kw,
                                sp_device *dev);
+/* conv_small.c: the same for first layers (C*kh*kw <= 32), vectorised along output rows;
+ * the backward does grad_w and grad_b only */
+int sp_cpu_conv_rows_applies(int64_t C, int64_t H, int64_t W, int64_t Co, int64_t kh, int64_t kw, int sh, int sw,
+                             int pt, int pb, int pl, int pr, int dh, int dw, int groups);
+int sp_cpu_conv_rows_forward(float *O, const float *X, const float *Wt, const float *B, int64_t N, int64_t C,
+                             int64_t H, int64_t W, int64_t Co, int64_t kh, int64_t kw);
+int sp_cpu_conv_rows_backward(float *GW, float *GB, const float *GO, const float *X, int64_t N, int64_t C, int64_t H,
+                              int64_t W, int64_t Co, int64_t kh, int64_t kw, sp_device *dev);
 #endif

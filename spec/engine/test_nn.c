@@ -58,6 +58,16 @@ SUITE(nn_conv2d_vs_naive) {
         {2, 3, 9, 30, 8, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1},
         {1, 2, 10, 7, 33, 7, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1},
         {2, 5, 6, 17, 12, 5, 5, 1, 1, 0, 0, 0, 0, 1, 1, 1},
+        /* conv_small.c's row kernels for first layers (C*kh*kw <= 32): LeNet's conv1 at
+         * batch 1 and 3; 38 columns (a 32 chunk and a masked one), 7 channels (blocks of 4
+         * and 3); 3 input channels, odd rows; 2x4 kernels (18 columns: a 2-lane vector);
+         * 4x7 kernels (too wide for the row grad_w: conv.c's direct path) */
+        {1, 1, 32, 32, 6, 5, 5, 1, 1, 0, 0, 0, 0, 1, 1, 1},
+        {3, 1, 32, 32, 6, 5, 5, 1, 1, 0, 0, 0, 0, 1, 1, 1},
+        {2, 2, 12, 40, 7, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1},
+        {1, 3, 9, 12, 2, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1},
+        {2, 1, 10, 21, 9, 2, 4, 1, 1, 0, 0, 0, 0, 1, 1, 1},
+        {1, 1, 12, 20, 3, 4, 7, 1, 1, 0, 0, 0, 0, 1, 1, 1},
     };
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
         int *q = cases[ci];
