@@ -25,6 +25,13 @@ static inline int nn_par(int64_t work) {
     return work > SP_NN_PAR_MIN && atomic_load_explicit(&sp_cfg_nn_omp, memory_order_relaxed);
 }
 #define F32(t) ((float *)SP_DATA(t))
+/* AVX2/AVX-512 clones of plain loops (ReLU), chosen at load time as conv.c's direct loops;
+ * not under ThreadSanitizer (its ifunc resolvers would run before the TSan runtime) */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && !defined(__SANITIZE_THREAD__)
+#define SP_NN_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define SP_NN_CLONES
+#endif
 
 /* conv_wino.c: Winograd F(4x4,3x3) forward for 3x3 stride-1 undilated ungrouped layers */
 extern int sp_wino_off;
