@@ -428,68 +428,67 @@ KFN int sp_cpu_conv_rows_forward(float *O, const float *X, const float *Wt, cons
     return 1;
 }
 
-/* acc[t] (t < KT taps, one kernel row band starting at tap t0 of the K) += over all images
- * and output rows of gout row vectors x shifted x rows, for output channel co */
-KIN void rows_gw_band(float *acc, const float *GO, const float *X, const sgeom *g, int64_t co, int64_t ci,
-                      int64_t k0, const int KR, const int KW) {
-    __m512 a[8][5];
-    for (int r = 0; r < KR; r++)
-        for (int j = 0; j < KW; j++) a[r][j] = _mm512_setzero_ps();
+/* acc[c][j] (CO output channels from co0, the KW taps of kernel row ki of input channel ci)
+ * += over all images and output rows of gout row vectors x the shifted x row: each x vector
+ * loaded serves CO channels (the loads, most of them split across cache lines, bound this) */
+KIN void rows_gw_band(float *acc, const float *GO, const float *X, const sgeom *g, int64_t co0, int64_t ci,
+                      int64_t ki, const int CO, const int KW) {
+    __m512 a[4][5];
+    for (int c = 0; c < CO; c++)
+        for (int j = 0; j < KW; j++) a[c][j] = _mm512_setzero_ps();
     const int64_t W = g->W, HW = g->Ho * g->Wo;
     for (int64_t n = 0; n < g->N; n++) {
-        const float *gon = GO + (n * g->Co + co) * HW;
-        const float *xc = X + (n * g->C + ci) * g->H * W + k0 * W;
+        const float *gon = GO + (n * g->Co + co0) * HW;
+        const float *xc = X + (n * g->C + ci) * g->H * W + ki * W;
         for (int64_t oh = 0; oh < g->Ho; oh++)
             for (int64_t ow = 0; ow < g->Wo; ow += 16) {
                 int64_t left = g->Wo - ow;
                 __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
-                __m512 gv = _mm512_maskz_loadu_ps(m, gon + oh * g->Wo + ow);
+                __m512 gv[4];
+                for (int c = 0; c < CO; c++) gv[c] = _mm512_maskz_loadu_ps(m, gon + c * HW + oh * g->Wo + ow);
                 const float *xr = xc + oh * W + ow;
-                for (int r = 0; r < KR; r++)
-                    for (int j = 0; j < KW; j++)
-                        a[r][j] = _mm512_fmadd_ps(gv, _mm512_maskz_loadu_ps(m, xr + r * W + j), a[r][j]);
+                for (int j = 0; j < KW; j++) {
+                    __m512 xv = _mm512_maskz_loadu_ps(m, xr + j);
+                    for (int c = 0; c < CO; c++) a[c][j] = _mm512_fmadd_ps(gv[c], xv, a[c][j]);
+                }
             }
     }
-    for (int r = 0; r < KR; r++)
-        for (int j = 0; j < KW; j++) _mm512_storeu_ps(acc + (r * KW + j) * 16, a[r][j]);
+    for (int c = 0; c < CO; c++)
+        for (int j = 0; j < KW; j++) _mm512_storeu_ps(acc + (c * KW + j) * 16, a[c][j]);
 }
 
-#define RGW(KW, KRMAX)                                                                                    \
-    for (int64_t k0 = 0; k0 < kh; k0 += KRMAX) {                                                          \
-        int kr = (int)(kh - k0 < KRMAX ? kh - k0 : KRMAX);                                                \
-        float *ac = acc + (ci * kh + k0) * kw * 16;                                                       \
-        switch (kr) {                                                                                     \
-        case 1: rows_gw_band(ac, GO, X, &g, co, ci, k0, 1, KW); break;                                    \
-        case 2: rows_gw_band(ac, GO, X, &g, co, ci, k0, 2, KW); break;                                    \
-        case 3: rows_gw_band(ac, GO, X, &g, co, ci, k0, 3, KW); break;                                    \
-        case 4: rows_gw_band(ac, GO, X, &g, co, ci, k0, 4, KW); break;                                    \
-        case 5: rows_gw_band(ac, GO, X, &g, co, ci, k0, 5, KW); break;                                    \
-        case 6: rows_gw_band(ac, GO, X, &g, co, ci, k0, 6, KW); break;                                    \
-        case 7: rows_gw_band(ac, GO, X, &g, co, ci, k0, 7, KW); break;                                    \
-        default: rows_gw_band(ac, GO, X, &g, co, ci, k0, 8, KW); break;                                   \
-        }                                                                                                 \
+#define RGW(KW)                                                                                           \
+    switch (co) {                                                                                         \
+    case 1: rows_gw_band(acc, GO, X, &g, co0, ci, ki, 1, KW); break;                                      \
+    case 2: rows_gw_band(acc, GO, X, &g, co0, ci, ki, 2, KW); break;                                      \
+    case 3: rows_gw_band(acc, GO, X, &g, co0, ci, ki, 3, KW); break;                                      \
+    default: rows_gw_band(acc, GO, X, &g, co0, ci, ki, 4, KW); break;                                     \
     }
 
-/* grad_w [Co,C,kh,kw] += and grad_b [Co] += (grad_x: the caller's GEMM path). Needs kw <= 5
- * (else returns 0: the caller's direct path). */
+/* grad_w [Co,C,kh,kw] += ...: channel blocks of at most 4 (balanced: 6 = 3 + 3), one
+ * kernel row at a time, lanes summed in double at the end */
 KFN static void rows_gw(float *GW, const float *GO, const float *X, const sgeom *gp, float *acc) {
     sgeom g = *gp;
     int64_t kh = g.kh, kw = g.kw, K = g.C * kh * kw;
-    for (int64_t co = 0; co < g.Co; co++) {
-        for (int64_t ci = 0; ci < g.C; ci++) {
-            switch (kw) {
-            case 1: RGW(1, 8) break;
-            case 2: RGW(2, 8) break;
-            case 3: RGW(3, 8) break;
-            case 4: RGW(4, 6) break;
-            default: RGW(5, 5) break;
+    int64_t nb = (g.Co + 3) / 4, cbs = (g.Co + nb - 1) / nb;
+    for (int64_t co0 = 0; co0 < g.Co; co0 += cbs) {
+        int64_t co = g.Co - co0 < cbs ? g.Co - co0 : cbs;
+        for (int64_t ci = 0; ci < g.C; ci++)
+            for (int64_t ki = 0; ki < kh; ki++) {
+                switch (kw) {
+                case 1: RGW(1) break;
+                case 2: RGW(2) break;
+                case 3: RGW(3) break;
+                case 4: RGW(4) break;
+                default: RGW(5) break;
+                }
+                for (int64_t c = 0; c < co; c++)
+                    for (int64_t j = 0; j < kw; j++) {
+                        double s = 0;
+                        for (int l = 0; l < 16; l++) s += acc[(c * kw + j) * 16 + l];
+                        GW[(co0 + c) * K + (ci * kh + ki) * kw + j] += (float)s;
+                    }
             }
-        }
-        for (int64_t k = 0; k < K; k++) {
-            double s = 0;
-            for (int j = 0; j < 16; j++) s += acc[k * 16 + j];
-            GW[co * K + k] += (float)s;
-        }
     }
 }
 
@@ -498,9 +497,9 @@ int sp_cpu_conv_rows_backward(float *GW, float *GB, const float *GO, const float
     if (kw > 5) return 0;
     sgeom g;
     geom(&g, N, C, H, W, Co, kh, kw);
-    int64_t K = C * kh * kw, HW = g.Ho * g.Wo;
+    int64_t HW = g.Ho * g.Wo;
     if (GW) {
-        float *acc = sp_workspace(dev, 2, sizeof(float) * (size_t)(K * 16));
+        float *acc = sp_workspace(dev, 2, sizeof(float) * (size_t)(4 * 5 * 16));
         if (!acc) return -1;
         rows_gw(GW, GO, X, &g, acc);
     }
