@@ -60,6 +60,61 @@ typedef struct {
     int64_t N, C, H, W, Co, kh, kw, Ho, Wo, CB; /* CB: 16-channel output blocks */
 } sgeom;
 
+/* 16x16 transpose in registers: r[i] lane l <-> r[l] lane i */
+KIN void tr16(__m512 r[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) {
+        __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
+        __m512d c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
+        r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    /* r[4i + j], 128-bit lane L: column 4L + j of rows 4i..4i+3 */
+    __m512 o[16];
+    for (int j = 0; j < 4; j++) {
+        __m512 e = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x88), f = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xdd);
+        __m512 g = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x88), h = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xdd);
+        o[j] = _mm512_shuffle_f32x4(e, g, 0x88);
+        o[8 + j] = _mm512_shuffle_f32x4(e, g, 0xdd);
+        o[4 + j] = _mm512_shuffle_f32x4(f, h, 0x88);
+        o[12 + j] = _mm512_shuffle_f32x4(f, h, 0xdd);
+    }
+    for (int i = 0; i < 16; i++) r[i] = o[i];
+}
+
+static inline __mmask16 lanes(int64_t n) { return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1); }
+
+/* dst[i][l] (rows of 16) = src[l * lds + i] for i < ni, l < nl; lanes from nl on are zero */
+KFN static void to_lanes(float *dst, const float *src, int64_t lds, int64_t ni, int64_t nl) {
+    for (int64_t i0 = 0; i0 < ni; i0 += 16) {
+        int64_t n = ni - i0 < 16 ? ni - i0 : 16;
+        __mmask16 m = lanes(n);
+        __m512 r[16];
+        for (int l = 0; l < 16; l++) r[l] = l < nl ? _mm512_maskz_loadu_ps(m, src + l * lds + i0) : _mm512_setzero_ps();
+        tr16(r);
+        for (int64_t i = 0; i < n; i++) _mm512_storeu_ps(dst + (i0 + i) * 16, r[i]);
+    }
+}
+
+/* dst[l * ldd + i] = src[i][l] + bias[l] for i < ni, l < nl (bias may be NULL) */
+KFN static void from_lanes(float *dst, int64_t ldd, const float *src, int64_t ni, int64_t nl, const float *bias) {
+    for (int64_t i0 = 0; i0 < ni; i0 += 16) {
+        int64_t n = ni - i0 < 16 ? ni - i0 : 16;
+        __mmask16 m = lanes(n);
+        __m512 r[16];
+        for (int i = 0; i < 16; i++) r[i] = i < n ? _mm512_loadu_ps(src + (i0 + i) * 16) : _mm512_setzero_ps();
+        tr16(r);
+        for (int64_t l = 0; l < nl; l++)
+            _mm512_mask_storeu_ps(dst + l * ldd + i0, m, _mm512_add_ps(r[l], _mm512_set1_ps(bias ? bias[l] : 0.0f)));
+    }
+}
+
 /* ---- forward ---------------------------------------------------------------------- */
 
 /* R rows x P columns of outputs at x (the tile's top-left input pixel), all taps; t: the
@@ -121,14 +176,6 @@ KFN static void fwd_image(float *tmp, const float *xn, const float *wt, const sg
     }
 }
 
-/* out[co][p] = tmp[p][co - co0] + bias, for the block's channels */
-KFN static void fwd_store(float *on, const float *tmp, const float *B, int64_t co0, int64_t nco, int64_t HW) {
-    for (int64_t c = 0; c < nco; c++) {
-        float b = B ? B[co0 + c] : 0.0f;
-        float *o = on + (co0 + c) * HW;
-        for (int64_t p = 0; p < HW; p++) o[p] = tmp[p * 16 + c] + b;
-    }
-}
 
 static void geom(sgeom *g, int64_t N, int64_t C, int64_t H, int64_t W, int64_t Co, int64_t kh, int64_t kw) {
     g->N = N; g->C = C; g->H = H; g->W = W; g->Co = Co; g->kh = kh; g->kw = kw;
@@ -145,18 +192,14 @@ int sp_cpu_conv_small_forward(float *O, const float *X, const float *Wt, const f
     if (!wt || !tmp) return -1;
     /* wt[cb][k][lane] = w[cb*16 + lane][k], zero past Co */
     for (int64_t cb = 0; cb < g.CB; cb++)
-        for (int64_t k = 0; k < K; k++)
-            for (int64_t l = 0; l < 16; l++) {
-                int64_t co = cb * 16 + l;
-                wt[(cb * K + k) * 16 + l] = co < Co ? Wt[co * K + k] : 0.0f;
-            }
+        to_lanes(wt + cb * K * 16, Wt + cb * 16 * K, K, K, Co - cb * 16 < 16 ? Co - cb * 16 : 16);
     for (int64_t n = 0; n < N; n++) {
         const float *xn = X + n * C * H * W;
         float *on = O + n * Co * HW;
         for (int64_t cb = 0; cb < g.CB; cb++) {
             fwd_image(tmp, xn, wt + cb * K * 16, &g);
             int64_t nco = Co - cb * 16 < 16 ? Co - cb * 16 : 16;
-            fwd_store(on, tmp, B, cb * 16, nco, HW);
+            from_lanes(on + cb * 16 * HW, HW, tmp, HW, nco, B ? B + cb * 16 : NULL); /* bias last */
         }
     }
     return 1;
@@ -215,13 +258,6 @@ KFN static void gw_image(float *acc, const float *gt, const float *xn, const sge
         }
 }
 
-/* gt[p][lane] = gout[co0 + lane][p], zero past nco */
-KFN static void transpose_in(float *gt, const float *gon, int64_t co0, int64_t nco, int64_t HW) {
-    for (int64_t p = 0; p < HW; p++) {
-        float *d = gt + p * 16;
-        for (int64_t l = 0; l < 16; l++) d[l] = l < nco ? gon[(co0 + l) * HW + p] : 0.0f;
-    }
-}
 
 /* ---- input gradient ------------------------------------------------------------------- */
 
@@ -306,7 +342,7 @@ int sp_cpu_conv_small_backward(float *GX, float *GW, float *GB, const float *GO,
         for (int64_t n = 0; n < N; n++)
             for (int64_t cb = 0; cb < g.CB; cb++) {
                 int64_t nco = Co - cb * 16 < 16 ? Co - cb * 16 : 16;
-                transpose_in(gt, GO + n * Co * HW, cb * 16, nco, HW);
+                to_lanes(gt, GO + (n * Co + cb * 16) * HW, HW, HW, nco); /* gt[p][lane] */
                 gw_image(acc + cb * K * 16, gt, X + n * C * H * W, &g);
             }
         for (int64_t co = 0; co < Co; co++)
