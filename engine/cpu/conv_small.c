@@ -47,6 +47,8 @@ int sp_cpu_conv_small_applies(int64_t C, int64_t H, int64_t W, int64_t Co, int64
     if (kh < 1 || kw < 1 || kh > H || kw > W || kh > 7 || (kw != 3 && kw != 5)) return 0;
     int64_t Ho = H - kh + 1, Wo = W - kw + 1;
     /* small maps and channel counts only: larger layers are GEMM-shaped (Winograd, BLAS) */
+    /* 3x3 layers of 16+ channels stay with Winograd (conv_wino.c: 2.25x fewer products) */
+    if (kh == 3 && kw == 3 && C >= 16 && Co >= 16) return 0;
     return C >= 2 && C <= 64 && Co >= 8 && Co <= 64 && Ho * Wo <= 400 && W <= 64;
 #else
     (void)C; (void)H; (void)W; (void)Co; (void)kh; (void)kw; (void)sh; (void)sw; (void)pt; (void)pb; (void)pl;
