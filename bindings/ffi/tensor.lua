@@ -228,10 +228,12 @@ end
 function Tensor:dim() return C.sp_tensor_ndim(H(self)) end
 Tensor.ndim = Tensor.dim
 --- Shape as a Lua table ({} for a scalar).
+-- (one C call into a reused buffer: every module forward asks for its input's shape)
+local shape_out = ffi.new("int64_t[8]") -- SP_MAX_DIMS
 function Tensor:shape()
-  local h = H(self)
+  local nd = C.sp_tensor_shape(H(self), shape_out)
   local s = {}
-  for i = 0, C.sp_tensor_ndim(h) - 1 do s[i + 1] = tonumber(C.sp_tensor_dim(h, i)) end
+  for i = 0, nd - 1 do s[i + 1] = tonumber(shape_out[i]) end
   return s
 end
 --- size() = shape table, size(d) = one dimension (1-based, negative from the end).
@@ -456,7 +458,22 @@ local function is_device_name(x)
 end
 M.is_device_name = is_device_name
 --- "cpu", "sim", "cuda:0"...
-function Tensor:device() return ffi.string(C.sp_device_name(C.sp_tensor_device(H(self)))) end
+-- (names cached by device index: every module forward asks, and the string was rebuilt each time)
+local device_names = {}
+function Tensor:device()
+  local d = C.sp_tensor_device(H(self))
+  local n = device_names[d]
+  if not n then n = ffi.string(C.sp_device_name(d)); device_names[d] = n end
+  return n
+end
+--- true when the shape equals the table shape (no table built: the modules' buffer checks)
+function Tensor:has_shape(shape)
+  local h = H(self)
+  local nd = C.sp_tensor_ndim(h)
+  if nd ~= #shape then return false end
+  for i = 1, nd do if C.sp_tensor_dim(h, i - 1) ~= shape[i] then return false end end
+  return true
+end
 --- t:to("sim") / t:to("cpu"): a copy on that device (self when already there);
 -- t:to("float64"): a converted copy (self when the dtype already matches);
 -- t:to("sim", "float64") (torch's to(device, dtype)): both. Anything else is an error.

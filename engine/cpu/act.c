@@ -1,12 +1,19 @@
 /* act.c — CPU kernels (checked by engine/ops/nn_ops.c): ReLU backward and dropout (float32); the forward ReLU, residual add and products are sp_unary/sp_binary (engine/cpu/elementwise.c). */
 #include "nn_common.h"
 
-/* grad_x[i] = y[i] > 0 ? grad_out[i] : 0 */
+/* grad_x[i] = y[i] > 0 ? grad_out[i] : 0 (the product with a 0/1 mask: NaN and -0 as before) */
+SP_NN_CLONES static void relu_bwd_f32(float *o, const float *g, const float *a, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        float m = a[i] > 0.0f ? 1.0f : 0.0f;
+        o[i] = g[i] * m;
+    }
+}
 sp_status sp_cpu_relu_backward(sp_tensor *grad_x, const sp_tensor *grad_out, const sp_tensor *y) {
     int64_t n = sp_tensor_numel(y);
     const float *g = F32(grad_out), *a = F32(y);
     float *o = F32(grad_x);
-#pragma omp parallel for schedule(static) if (nn_par(n))
+    if (!nn_par(n)) { relu_bwd_f32(o, g, a, n); return SP_OK; }
+#pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; i++) {
         float m = a[i] > 0.0f ? 1.0f : 0.0f;
         o[i] = g[i] * m;

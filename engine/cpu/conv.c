@@ -364,8 +364,20 @@ static sp_status conv_forward(sp_tensor *out, const sp_tensor *x, const sp_tenso
                               const conv_geom *cg, const conv_epi *e, const char *op) {
     conv_geom c = *cg;
     sp_device *dev = SP_DEV(x);
+    if (sp_cpu_conv_rows_applies(c.C, c.H, c.W, c.Co, c.kh, c.kw, c.sh, c.sw, c.pt, c.pb_, c.pl, c.pr_, c.dh, c.dw, c.g) &&
+        sp_cpu_conv_rows_forward(F32(out), F32(x), F32(w), bias ? F32(bias) : NULL, c.N, c.C, c.H, c.W, c.Co, c.kh, c.kw)) {
+        if (e) epi_images(F32(out), &c, e, 0, c.N);
+        return SP_OK;
+    }
     if (is_direct(&c)) {
         direct_forward(F32(out), F32(x), F32(w), bias ? F32(bias) : NULL, &c);
+        if (e) epi_images(F32(out), &c, e, 0, c.N);
+        return SP_OK;
+    }
+    if (sp_cpu_conv_small_applies(c.C, c.H, c.W, c.Co, c.kh, c.kw, c.sh, c.sw, c.pt, c.pb_, c.pl, c.pr_, c.dh, c.dw, c.g)) {
+        if (sp_cpu_conv_small_forward(F32(out), F32(x), F32(w), bias ? F32(bias) : NULL, c.N, c.C, c.H, c.W, c.Co,
+                                      c.kh, c.kw, dev) < 0)
+            return sp_error(SP_ENOMEM, "%s: cannot allocate the direct convolution's scratch", op);
         if (e) epi_images(F32(out), &c, e, 0, c.N);
         return SP_OK;
     }
@@ -539,6 +551,19 @@ sp_status sp_cpu_conv2d_backward(sp_tensor *grad_x, sp_tensor *grad_w, sp_tensor
     conv_geom c;
     conv_geom_of(&c, x, w, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
     sp_device *dev = SP_DEV(x);
+    if (sp_cpu_conv_small_applies(c.C, c.H, c.W, c.Co, c.kh, c.kw, c.sh, c.sw, c.pt, c.pb_, c.pl, c.pr_, c.dh, c.dw, c.g))
+        return sp_cpu_conv_small_backward(grad_x ? F32(grad_x) : NULL, grad_w ? F32(grad_w) : NULL,
+                                          grad_b ? F32(grad_b) : NULL, F32(grad_out), F32(x), F32(w), c.N, c.C, c.H,
+                                          c.W, c.Co, c.kh, c.kw, dev) < 0
+                   ? sp_error(SP_ENOMEM, "%s: cannot allocate the direct convolution's scratch", op)
+                   : SP_OK;
+    int rows = sp_cpu_conv_rows_applies(c.C, c.H, c.W, c.Co, c.kh, c.kw, c.sh, c.sw, c.pt, c.pb_, c.pl, c.pr_, c.dh,
+                                        c.dw, c.g)
+                   ? sp_cpu_conv_rows_backward(grad_w ? F32(grad_w) : NULL, grad_b ? F32(grad_b) : NULL, F32(grad_out),
+                                               F32(x), c.N, c.C, c.H, c.W, c.Co, c.kh, c.kw, dev)
+                   : 0;
+    if (rows < 0) return sp_error(SP_ENOMEM, "%s: cannot allocate the weight-gradient accumulators", op);
+    if (rows) { if (!grad_x) return SP_OK; grad_w = grad_b = NULL; }
     if (is_direct(&c)) {
         NN_TRY(direct_backward(grad_w ? F32(grad_w) : NULL, grad_b ? F32(grad_b) : NULL, F32(grad_out), F32(x), &c, dev, op));
         if (!grad_x) return SP_OK;

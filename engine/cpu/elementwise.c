@@ -70,7 +70,7 @@ __attribute__((noinline)) static void add_f32(float *o, const float *x, const fl
 __attribute__((noinline)) static void add_relu_f32(float *o, const float *x, const float *y, int64_t n) {
     for (int64_t i = 0; i < n; i++) { float v = x[i] + y[i]; o[i] = v > 0.0f ? v : 0.0f; } /* branch-free */
 }
-__attribute__((noinline)) static void relu_f32(float *o, const float *x, int64_t n) {
+SP_NN_CLONES __attribute__((noinline)) static void relu_f32(float *o, const float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) o[i] = x[i] > 0.0f ? x[i] : 0.0f; /* branch-free */
 }
 

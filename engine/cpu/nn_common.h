@@ -25,6 +25,13 @@ static inline int nn_par(int64_t work) {
     return work > SP_NN_PAR_MIN && atomic_load_explicit(&sp_cfg_nn_omp, memory_order_relaxed);
 }
 #define F32(t) ((float *)SP_DATA(t))
+/* AVX2/AVX-512 clones of plain loops (ReLU), chosen at load time as conv.c's direct loops;
+ * not under ThreadSanitizer (its ifunc resolvers would run before the TSan runtime) */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && !defined(__SANITIZE_THREAD__)
+#define SP_NN_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define SP_NN_CLONES
+#endif
 
 /* conv_wino.c: Winograd F(4x4,3x3) forward for 3x3 stride-1 undilated ungrouped layers */
 extern int sp_wino_off;
@@ -33,4 +40,22 @@ int sp_cpu_wino_applies(int64_t N, int64_t C, int64_t Co, int64_t Ho, int64_t Wo
 sp_status sp_cpu_wino_forward(float *O, const float *X, const float *Wt, const float *bias, int64_t N, int64_t C,
                               int64_t H, int64_t W, int64_t Co, int64_t Ho, int64_t Wo, int pt, int pl, sp_device *dev,
                               const char *op);
+
+/* conv_small.c: direct AVX-512 convolution for small-channel small-map layers (LeNet's
+ * conv2). The kernels return 1 when done, 0 when not applicable here, -1 out of memory. */
+int sp_cpu_conv_small_applies(int64_t C, int64_t H, int64_t W, int64_t Co, int64_t kh, int64_t kw, int sh, int sw,
+                              int pt, int pb, int pl, int pr, int dh, int dw, int groups);
+int sp_cpu_conv_small_forward(float *O, const float *X, const float *Wt, const float *B, int64_t N, int64_t C,
+                              int64_t H, int64_t W, int64_t Co, int64_t kh, int64_t kw, sp_device *dev);
+int sp_cpu_conv_small_backward(float *GX, float *GW, float *GB, const float *GO, const float *X, const float *Wt,
+                               int64_t N, int64_t C, int64_t H, int64_t W, int64_t Co, int64_t kh, int64_t kw,
+                               sp_device *dev);
+/* conv_small.c: the same for first layers (C*kh*kw <= 32), vectorised along output rows;
+ * the backward does grad_w and grad_b only */
+int sp_cpu_conv_rows_applies(int64_t C, int64_t H, int64_t W, int64_t Co, int64_t kh, int64_t kw, int sh, int sw,
+                             int pt, int pb, int pl, int pr, int dh, int dw, int groups);
+int sp_cpu_conv_rows_forward(float *O, const float *X, const float *Wt, const float *B, int64_t N, int64_t C,
+                             int64_t H, int64_t W, int64_t Co, int64_t kh, int64_t kw);
+int sp_cpu_conv_rows_backward(float *GW, float *GB, const float *GO, const float *X, int64_t N, int64_t C, int64_t H,
+                              int64_t W, int64_t Co, int64_t kh, int64_t kw, sp_device *dev);
 #endif

@@ -3,6 +3,19 @@
 
 #include <math.h>
 
+/* The serial loop, in AVX2/AVX-512 clones (the same operations, no contraction: -std=c11
+ * keeps fp-contract off): moments that decay towards zero become subnormal after some
+ * hundred steps, and the SSE2 loop then took ~0.4 ms a LeNet step in microcode assists. */
+SP_NN_CLONES static void momentum_f32(float *P, float *V, const float *G, int64_t n, float l, float u, float wd,
+                                      float inv, int nesterov) {
+    for (int64_t i = 0; i < n; i++) {
+        float g = G[i] * inv + wd * P[i];
+        float v = u * V[i] + g;
+        V[i] = v;
+        P[i] -= nesterov ? (l * g + l * u * v) : l * v;
+    }
+}
+
 /* param [*], moment [*], grad [*] */
 sp_status sp_cpu_momentum_update(sp_tensor *param, sp_tensor *moment, const sp_tensor *grad, double lr,
                                  double momentum, double weight_decay, double loss_scale, int nesterov) {
@@ -10,7 +23,8 @@ sp_status sp_cpu_momentum_update(sp_tensor *param, sp_tensor *moment, const sp_t
     float *P = F32(param), *V = F32(moment);
     const float *G = F32(grad);
     float l = (float)lr, u = (float)momentum, wd = (float)weight_decay, inv = (float)(1.0 / loss_scale);
-#pragma omp parallel for schedule(static) if (nn_par(n))
+    if (!nn_par(n)) { momentum_f32(P, V, G, n, l, u, wd, inv, nesterov); return SP_OK; }
+#pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; i++) {
         float g = G[i] * inv + wd * P[i];
         float v = u * V[i] + g;

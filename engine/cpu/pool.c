@@ -81,6 +81,111 @@ void sp_cpu_maxpool_rows(float *O, int32_t *A, const float *X, int64_t NC, int64
                          int64_t Wo, int kh, int kw, int sh, int sw, int pt, int pl);
 int sp_maxpool_scalar; /* 1: the scalar loop (spec/engine/test_nn.c compares the two; never set by the library) */
 
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#define POOL_AVX512 1
+/* 2x2 stride-2 windows, all inside the plane (LeNet's pools): 16 outputs a vector, the
+ * even and odd input columns of both rows separated by permutes. The scalar loop's exact
+ * sequence per lane: scan (0,0) (0,1) (1,0) (1,1), index taken where v > best, best =
+ * maxps(best, v), any NaN makes the output NaN; so values, argmax ties and NaNs agree. */
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"))) static void
+maxpool2_avx512(float *O, int32_t *A, const float *X, int64_t NC, int64_t H, int64_t W, int64_t Ho, int64_t Wo) {
+    const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i od = _mm512_add_epi32(ev, _mm512_set1_epi32(1));
+    const __m512i lane2 = _mm512_slli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 1);
+    const __m512 qnan = _mm512_set1_ps(NAN);
+    for (int64_t nc = 0; nc < NC; nc++) {
+        const float *xp = X + nc * H * W;
+        float *o = O + nc * Ho * Wo;
+        int32_t *a = A + nc * Ho * Wo;
+        for (int64_t oh = 0; oh < Ho; oh++) {
+            const float *r0 = xp + 2 * oh * W, *r1 = r0 + W;
+            for (int64_t ow = 0; ow < Wo; ow += 16) {
+                int64_t n = Wo - ow < 16 ? Wo - ow : 16, ni = 2 * n; /* ni <= W - 2*ow: inside */
+                __mmask16 mo = (__mmask16)((1u << n) - 1);
+                __mmask16 m0 = (__mmask16)(ni >= 16 ? 0xffff : (1u << ni) - 1);
+                __mmask16 m1 = (__mmask16)(ni > 16 ? (1u << (ni - 16)) - 1 : 0);
+                __m512 a0 = _mm512_maskz_loadu_ps(m0, r0 + 2 * ow), a1 = _mm512_maskz_loadu_ps(m1, r0 + 2 * ow + 16);
+                __m512 b0 = _mm512_maskz_loadu_ps(m0, r1 + 2 * ow), b1 = _mm512_maskz_loadu_ps(m1, r1 + 2 * ow + 16);
+                __m512 v[4] = {_mm512_permutex2var_ps(a0, ev, a1), _mm512_permutex2var_ps(a0, od, a1),
+                               _mm512_permutex2var_ps(b0, ev, b1), _mm512_permutex2var_ps(b0, od, b1)};
+                __m512i base = _mm512_add_epi32(_mm512_set1_epi32((int32_t)(2 * oh * W + 2 * ow)), lane2);
+                __m512i idx[4] = {base, _mm512_add_epi32(base, _mm512_set1_epi32(1)),
+                                  _mm512_add_epi32(base, _mm512_set1_epi32((int32_t)W)),
+                                  _mm512_add_epi32(base, _mm512_set1_epi32((int32_t)W + 1))};
+                __m512 best = _mm512_set1_ps(-INFINITY);
+                __m512i bi = idx[0];
+                __mmask16 nan = 0;
+                for (int k = 0; k < 4; k++) {
+                    __mmask16 gt = _mm512_cmp_ps_mask(v[k], best, _CMP_GT_OQ);
+                    bi = _mm512_mask_mov_epi32(bi, gt, idx[k]);
+                    nan |= _mm512_cmp_ps_mask(v[k], v[k], _CMP_UNORD_Q);
+                    best = _mm512_max_ps(best, v[k]); /* best > v ? best : v */
+                }
+                best = _mm512_mask_mov_ps(best, nan, qnan);
+                _mm512_mask_storeu_ps(o + oh * Wo + ow, mo, best);
+                _mm512_mask_storeu_epi32(a + oh * Wo + ow, mo, bi);
+            }
+        }
+    }
+}
+
+/* Backward of 2x2/2 windows that tile the plane exactly (H = 2*Ho, W = 2*Wo): every input
+ * element lies in one window, so each is written once, g where the window's argmax names it
+ * and 0 elsewhere (0 + g, as the scatter into zeros gives: -0 becomes +0), with no memset.
+ * An argmax outside its own window (another pooling's geometry) stops it: returns 0 and the
+ * caller's scatter redoes the whole plane set. */
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"))) static int
+maxpool2_bwd_avx512(float *G, const float *GO, const int32_t *A, int64_t NC, int64_t Ho, int64_t Wo) {
+    const int64_t W = 2 * Wo, HW = 4 * Ho * Wo, HoWo = Ho * Wo;
+    const __m512i lane2 = _mm512_slli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 1);
+    const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(8));
+    const __m512 zero = _mm512_setzero_ps();
+    for (int64_t nc = 0; nc < NC; nc++) {
+        float *g = G + nc * HW;
+        const float *go = GO + nc * HoWo;
+        const int32_t *a = A + nc * HoWo;
+        for (int64_t oh = 0; oh < Ho; oh++) {
+            float *r0 = g + 2 * oh * W, *r1 = r0 + W;
+            for (int64_t ow = 0; ow < Wo; ow += 16) {
+                int64_t n = Wo - ow < 16 ? Wo - ow : 16, ni = 2 * n;
+                __mmask16 mo = (__mmask16)((1u << n) - 1);
+                __mmask16 m0 = (__mmask16)(ni >= 16 ? 0xffff : (1u << ni) - 1);
+                __mmask16 m1 = (__mmask16)(ni > 16 ? (1u << (ni - 16)) - 1 : 0);
+                __m512 gv = _mm512_maskz_loadu_ps(mo, go + oh * Wo + ow);
+                __m512i av = _mm512_maskz_loadu_epi32(mo, a + oh * Wo + ow);
+                __m512i i00 = _mm512_add_epi32(_mm512_set1_epi32((int32_t)(2 * oh * W + 2 * ow)), lane2);
+                __mmask16 e00 = _mm512_cmpeq_epi32_mask(av, i00);
+                __mmask16 e01 = _mm512_cmpeq_epi32_mask(av, _mm512_add_epi32(i00, _mm512_set1_epi32(1)));
+                __mmask16 e10 = _mm512_cmpeq_epi32_mask(av, _mm512_add_epi32(i00, _mm512_set1_epi32((int32_t)W)));
+                __mmask16 e11 = _mm512_cmpeq_epi32_mask(av, _mm512_add_epi32(i00, _mm512_set1_epi32((int32_t)W + 1)));
+                if ((__mmask16)((e00 | e01 | e10 | e11) & mo) != mo) return 0;
+                __m512 v00 = _mm512_add_ps(zero, _mm512_maskz_mov_ps(e00, gv));
+                __m512 v01 = _mm512_add_ps(zero, _mm512_maskz_mov_ps(e01, gv));
+                __m512 v10 = _mm512_add_ps(zero, _mm512_maskz_mov_ps(e10, gv));
+                __m512 v11 = _mm512_add_ps(zero, _mm512_maskz_mov_ps(e11, gv));
+                _mm512_mask_storeu_ps(r0 + 2 * ow, m0, _mm512_permutex2var_ps(v00, lo, v01));
+                _mm512_mask_storeu_ps(r0 + 2 * ow + 16, m1, _mm512_permutex2var_ps(v00, hi, v01));
+                _mm512_mask_storeu_ps(r1 + 2 * ow, m0, _mm512_permutex2var_ps(v10, lo, v11));
+                _mm512_mask_storeu_ps(r1 + 2 * ow + 16, m1, _mm512_permutex2var_ps(v10, hi, v11));
+            }
+        }
+    }
+    return 1;
+}
+
+static int pool_avx512(void) {
+    static int v = -1;
+    if (v < 0) {
+        __builtin_cpu_init();
+        v = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+    }
+    return v;
+}
+#endif
+
 /* out [N,C,Ho,Wo] = max over window; argmax [N,C,Ho,Wo] int32 = h*W+w of the max */
 sp_status sp_cpu_maxpool2d_forward(sp_tensor *out, sp_tensor *argmax, const sp_tensor *x, int kh, int kw,
                                    int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left,
@@ -94,6 +199,11 @@ sp_status sp_cpu_maxpool2d_forward(sp_tensor *out, sp_tensor *argmax, const sp_t
 /* serial: a 2-core machine gains little here and the OpenMP region costs BLAS time.
  * The common shapes get the window size as a compile-time constant (fully unrolled). */
     int inner = pad_top == 0 && pad_left == 0 && (Ho - 1) * stride_h + kh <= H && (Wo - 1) * stride_w + kw <= W;
+#ifdef POOL_AVX512
+    if (inner && kh == 2 && kw == 2 && stride_h == 2 && stride_w == 2 && pool_avx512())
+        maxpool2_avx512(O, A, X, N * C, H, W, Ho, Wo);
+    else
+#endif
     if (inner && kh == 2 && kw == 2 && stride_h == 2 && stride_w == 2)
         maxpool_planes_inner(O, A, X, N * C, H, W, Ho, Wo, 2, 2, 2, 2);
     else if (inner)
@@ -112,6 +222,12 @@ sp_status sp_cpu_maxpool2d_backward(sp_tensor *grad_x, const sp_tensor *grad_out
     float *G = F32(grad_x);
     const float *GO = F32(grad_out);
     const int32_t *A = SP_DATA(argmax);
+#ifdef POOL_AVX512
+    int64_t Ho = grad_out->shape[2], Wo = grad_out->shape[3];
+    if (grad_x->shape[2] == 2 * Ho && grad_x->shape[3] == 2 * Wo && Wo > 0 && pool_avx512() &&
+        maxpool2_bwd_avx512(G, GO, A, NC, Ho, Wo))
+        return SP_OK;
+#endif
     memset(G, 0, sizeof(float) * (size_t)(NC * HW));
 #pragma omp parallel for schedule(static) if (nn_par(NC * HoWo))
     for (int64_t nc = 0; nc < NC; nc++)

@@ -48,6 +48,26 @@ SUITE(nn_conv2d_vs_naive) {
          * a batched 1x1 with groups */
         {4, 32, 30, 30, 8, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 1},
         {3, 8, 7, 7, 12, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 2},
+        /* conv_small.c's direct AVX-512 kernels (stride 1, valid, 3 or 5 wide): LeNet's
+         * conv2 at batch 1 and 3; 20 output channels (a masked second 16-block); 9 input
+         * channels (two channel blocks); 30 columns (two masked 16-column chunks, three
+         * output column chunks); 7x3 kernels (a 7-row band) and odd sizes; 2 rows (R = 1) */
+        {1, 6, 14, 14, 16, 5, 5, 1, 1, 0, 0, 0, 0, 1, 1, 1},
+        {3, 6, 14, 14, 16, 5, 5, 1, 1, 0, 0, 0, 0, 1, 1, 1},
+        {2, 9, 11, 13, 20, 5, 5, 1, 1, 0, 0, 0, 0, 1, 1, 1},
+        {2, 3, 9, 30, 8, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1},
+        {1, 2, 10, 7, 33, 7, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1},
+        {2, 5, 6, 17, 12, 5, 5, 1, 1, 0, 0, 0, 0, 1, 1, 1},
+        /* conv_small.c's row kernels for first layers (C*kh*kw <= 32): LeNet's conv1 at
+         * batch 1 and 3; 38 columns (a 32 chunk and a masked one), 7 channels (blocks of 4
+         * and 3); 3 input channels, odd rows; 2x4 kernels (18 columns: a 2-lane vector);
+         * 4x7 kernels (too wide for the row grad_w: conv.c's direct path) */
+        {1, 1, 32, 32, 6, 5, 5, 1, 1, 0, 0, 0, 0, 1, 1, 1},
+        {3, 1, 32, 32, 6, 5, 5, 1, 1, 0, 0, 0, 0, 1, 1, 1},
+        {2, 2, 12, 40, 7, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1},
+        {1, 3, 9, 12, 2, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1},
+        {2, 1, 10, 21, 9, 2, 4, 1, 1, 0, 0, 0, 0, 1, 1, 1},
+        {1, 1, 12, 20, 3, 4, 7, 1, 1, 0, 0, 0, 0, 1, 1, 1},
     };
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
         int *q = cases[ci];

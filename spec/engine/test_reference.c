@@ -183,6 +183,10 @@ static const pool_case pool_cases[] = {
     {"generic, windows entirely in the padding", 1, 2, 3, 3, 2, 2, 1, 1, 3, 0, 0, 2},
     {"1x1 / 1 (identity)", 1, 2, 4, 5, 1, 1, 1, 1, 0, 0, 0, 0},
     {"inner with bottom/right padding unused", 1, 1, 8, 8, 2, 2, 2, 2, 0, 1, 0, 1},
+    /* the AVX-512 2x2/2 path: 16 outputs a vector, the last one masked */
+    {"inner 2x2/2, LeNet's 28x28", 2, 3, 28, 28, 2, 2, 2, 2, 0, 0, 0, 0},
+    {"inner 2x2/2, 70 wide (3 vectors, last masked)", 1, 2, 6, 70, 2, 2, 2, 2, 0, 0, 0, 0},
+    {"inner 2x2/2, 35 wide odd (last column dropped)", 1, 1, 5, 35, 2, 2, 2, 2, 0, 0, 0, 0},
 };
 
 static void quantize(sp_tensor *t) { /* values in {-1, -0.75, ..., 1}: plenty of ties */

@@ -387,6 +387,7 @@ end
 
 function M.same_shape(t, shape)
   if type(shape) == "table" and getmetatable(shape) == T.Tensor then shape = shape:shape() end
+  if t.has_shape then return t:has_shape(shape) end
   local s = t:shape()
   if #s ~= #shape then return false end
   for i = 1, #s do if s[i] ~= shape[i] then return false end end
