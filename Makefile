@@ -26,13 +26,15 @@ endif
 CFLAGS_BASE := -std=c11 -O2 -g -Wall -Wextra -Werror -fPIC -fopenmp -D_GNU_SOURCE -fvisibility=hidden \
                -Iengine/include -Iengine -I$(BUILD)/gen
 CFLAGS  += $(CFLAGS_BASE) $(SANFLAGS)
-# OpenBLAS's threading: BLAS=openmp (default; Debian's libopenblas0-openmp) runs its GEMMs on
-# the same libgomp thread pool as the nn kernels' OpenMP regions, so the two never compete
-# for the 2 cores; BLAS=pthread links the pthread build (Debian's default alternative). The
-# library is named by directory with an rpath, so Debian's alternatives do not decide it
-# (the runtime loader looks there first for libopenblas.so.0, and falls back to the system's
-# when the directory is missing; make deps installs both builds).
-BLAS ?= openmp
+# OpenBLAS's threading: BLAS=pthread (default; Debian's libopenblas0-pthread) with the nn
+# kernels' OpenMP regions off, or BLAS=openmp (Debian's libopenblas0-openmp): GEMMs on the
+# same libgomp pool as the nn kernels' regions, which are then on by default. Measured on the
+# 2-core machine (scripts/bench/lib_ab.sh, README "Benchmarks"), openmp was no faster overall:
+# LeNet5 0.72-0.92x, ResNet50 forward 0.88-0.93x, ResNet50 training step 1.06x. The library
+# is named by directory with an rpath, so Debian's alternatives do not decide it (the runtime
+# loader looks there first for libopenblas.so.0, and falls back to the system's when the
+# directory is missing; make deps installs both builds).
+BLAS ?= pthread
 OPENBLAS_DIR := /usr/lib/$(shell $(CC) -print-multiarch 2>/dev/null)/openblas-$(BLAS)
 BLAS_LIBS := -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas
 LDLIBS  := $(BLAS_LIBS) -lprotobuf-c -lz -lcrypto -lcjson -ljpeg -lpng -lm -lgomp -lpthread
