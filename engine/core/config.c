@@ -8,7 +8,7 @@
 atomic_int sp_cfg_nn_omp = 0;
 
 /* The nn kernels' OpenMP regions are on by default when OpenBLAS is its OpenMP build (one
- * libgomp pool for both: `make BLAS=openmp`, the default), off with the pthread build, whose
+ * libgomp pool for both: `make BLAS=openmp`), off with the pthread build (the default), whose
  * threads would compete with libgomp's workers (sp_config_set_nn_omp overrides). */
 __attribute__((constructor)) static void cfg_init(void) {
     atomic_store(&sp_cfg_nn_omp, openblas_get_parallel() == 2 ? 1 : 0);

@@ -725,8 +725,8 @@ int sp_config_ckpt_thp(void);
  * "Cooperlake", "Haswell", "Prescott"...). Fixed at load time by OpenBLAS's CPU detection
  * or OPENBLAS_CORETYPE (bindings/ffi/lib.lua names one on AVX-512 machines). Borrowed. */
 const char *sp_blas_core(void);
-/* OpenBLAS's threading ("openmp", "pthread", "sequential"): with "openmp" (make BLAS=openmp,
- * the default) the nn kernels' OpenMP regions are on by default (sp_config_nn_omp). */
+/* OpenBLAS's threading ("pthread": make BLAS=pthread, the default; "openmp": make
+ * BLAS=openmp, with the nn kernels' OpenMP regions on by default, sp_config_nn_omp). */
 const char *sp_blas_threading(void);
 
 /* ==== device ============================================================ */

@@ -53,10 +53,10 @@ local E = require("ffi.config")
 
 -- Engine settings. The engine reads no environment variables: they are read here, once,
 -- at require time (only the variables that are set change the engine's defaults).
---   SPORE_NN_OMP=0|1      OpenMP in the nn kernels (by default on when OpenBLAS is its
---                         OpenMP build, `make BLAS=openmp`, the default: one libgomp pool for
---                         both; off with the pthread build, whose threads and libgomp's
---                         workers competed for the cores; see README, Benchmarks)
+--   SPORE_NN_OMP=0|1      OpenMP in the nn kernels (by default off with the default pthread
+--                         OpenBLAS, whose threads and libgomp's workers competed for the
+--                         cores; on with `make BLAS=openmp`, one libgomp pool for both; see
+--                         README, Benchmarks)
 --   SPORE_CKPT_CACHE_MB=N cap on the .ckpt reader's block cache (256 by default; 0 disables)
 --   SPORE_NO_THP (any)    no transparent huge pages for .ckpt content blocks
 --   SPORE_BF16_KERNEL=amx|avx512|portable  the bf16 GEMM's microkernel (amp_level "O2";
