@@ -1,4 +1,4 @@
--- ckpt_parallel_read_spec.lua — a .ckpt content of 4 MiB or more is read by two threads,
+-- ckpt_parallel_read_spec.lua — a .ckpt content of 1 MiB or more is read by two threads,
 -- each pread()ing one half (split at a 2 MiB boundary of the destination) straight into the
 -- tensor (engine/io/ckpt_read.c, ck_pread_par). Sizes around the threshold, odd lengths and
 -- several big tensors in a row come back bit for bit, and equal to a load through the
@@ -11,8 +11,8 @@ describe(".ckpt contents read by two threads", function()
     local dir = H.tmpdir()
     spore.manual_seed(21)
     local ts = {}
-    -- below, at and above 4 MiB (1,048,576 floats), odd lengths, and a 33 MB one
-    for i, n in ipairs({ 1048575, 1048576, 1048577, 1234567, 3000001, 8650752 + 3 }) do
+    -- below, at and above 1 MiB (262,144 floats), odd lengths, and a 33 MB one
+    for i, n in ipairs({ 262143, 262144, 262145, 1234567, 3000001, 8650752 + 3 }) do
       ts[("t%d"):format(i)] = spore.randn({ n })
     end
     local path = dir .. "/big.ckpt"
