@@ -210,35 +210,10 @@ static void amx_begin(void) { _tile_loadconfig(&AMX_CFG); }
 __attribute__((target("amx-tile,amx-bf16")))
 static void amx_end(void) { _tile_release(); }
 
-/* acc[32][NR] (=|+=) Σ over n pairs (a multiple of 16): b is [n][NR]; a is n/16 steps of two
- * A tiles, each 16 rows x 16 pairs contiguous (1 KiB): [step][rows 0-15 | 16-31][row][pair],
- * so that the kernel streams A sequentially */
-__attribute__((target("amx-tile,amx-bf16")))
-static void kernel_amx(int64_t n, const uint32_t *a, const uint32_t *b, float *acc, int add) {
-    if (add) {
-        _tile_loadd(0, acc, NR * 4);
-        _tile_loadd(1, acc + 16, NR * 4);
-        _tile_loadd(2, acc + 16 * NR, NR * 4);
-        _tile_loadd(3, acc + 16 * NR + 16, NR * 4);
-    } else {
-        _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
-    }
-    for (int64_t p = 0; p < n; p += 16, a += 512) {
-        _tile_loadd(4, a, 64);
-        _tile_loadd(6, b + p * NR, NR * 4);
-        _tile_loadd(7, b + p * NR + 16, NR * 4);
-        _tile_dpbf16ps(0, 4, 6);
-        _tile_dpbf16ps(1, 4, 7);
-        _tile_loadd(5, a + 256, 64);
-        _tile_dpbf16ps(2, 5, 6);
-        _tile_dpbf16ps(3, 5, 7);
-    }
-    _tile_stored(0, acc, NR * 4);
-    _tile_stored(1, acc + 16, NR * 4);
-    _tile_stored(2, acc + 16 * NR, NR * 4);
-    _tile_stored(3, acc + 16 * NR + 16, NR * 4);
-}
-/* the same, the result stored to out (row stride ldo floats) instead of back to acc */
+/* acc[32][NR] (+ old acc when add) = Σ over n pairs (a multiple of 16), stored to out (row
+ * stride ldo floats): b is [n][NR]; a is n/16 steps of two A tiles, each 16 rows x 16 pairs
+ * contiguous (1 KiB): [step][rows 0-15 | 16-31][row][pair], so that the kernel streams A
+ * sequentially */
 __attribute__((target("amx-tile,amx-bf16")))
 static void kernel_amx_out(int64_t n, const uint32_t *a, const uint32_t *b, const float *acc, int add, float *out,
                            int64_t ldo) {
@@ -264,6 +239,11 @@ static void kernel_amx_out(int64_t n, const uint32_t *a, const uint32_t *b, cons
     _tile_stored(1, out + 16, ldo * 4);
     _tile_stored(2, out + 16 * ldo, ldo * 4);
     _tile_stored(3, out + 16 * ldo + 16, ldo * 4);
+}
+/* the same, stored back to acc */
+__attribute__((target("amx-tile,amx-bf16")))
+static void kernel_amx(int64_t n, const uint32_t *a, const uint32_t *b, float *acc, int add) {
+    kernel_amx_out(n, a, b, acc, add, acc, NR);
 }
 #else
 static void amx_begin(void) {}

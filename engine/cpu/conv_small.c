@@ -320,6 +320,18 @@ KFN static void gx_image(float *gxn, const float *gp, const float *wx, const sge
     }
 }
 
+/* grad_b [Co] += sum over images and positions of grad_out [N,Co,HW] (double sums) */
+static void grad_bias(float *GB, const float *GO, int64_t N, int64_t Co, int64_t HW) {
+    for (int64_t o = 0; o < Co; o++) {
+        double s = 0;
+        for (int64_t n = 0; n < N; n++) {
+            const float *gon = GO + (n * Co + o) * HW;
+            for (int64_t i = 0; i < HW; i++) s += gon[i];
+        }
+        GB[o] += (float)s;
+    }
+}
+
 /* grad_w [Co,C,kh,kw] += ..., grad_b [Co] += ..., grad_x [N,C,H,W] = ... (each optional) */
 int sp_cpu_conv_small_backward(float *GX, float *GW, float *GB, const float *GO, const float *X, const float *Wt,
                                int64_t N, int64_t C, int64_t H, int64_t W, int64_t Co, int64_t kh, int64_t kw,
@@ -327,15 +339,7 @@ int sp_cpu_conv_small_backward(float *GX, float *GW, float *GB, const float *GO,
     sgeom g;
     geom(&g, N, C, H, W, Co, kh, kw);
     int64_t K = C * kh * kw, HW = g.Ho * g.Wo;
-    if (GB)
-        for (int64_t o = 0; o < Co; o++) {
-            double s = 0;
-            for (int64_t n = 0; n < N; n++) {
-                const float *gon = GO + (n * Co + o) * HW;
-                for (int64_t i = 0; i < HW; i++) s += gon[i];
-            }
-            GB[o] += (float)s;
-        }
+    if (GB) grad_bias(GB, GO, N, Co, HW);
     if (GW) {
         float *acc = sp_workspace(dev, 2, sizeof(float) * (size_t)(g.CB * K * 16));
         float *gt = sp_workspace(dev, 1, sizeof(float) * (size_t)(HW * 16));
@@ -541,15 +545,7 @@ int sp_cpu_conv_rows_backward(float *GW, float *GB, const float *GO, const float
         if (!acc) return -1;
         rows_gw(GW, GO, X, &g, acc);
     }
-    if (GB)
-        for (int64_t o = 0; o < Co; o++) {
-            double s = 0;
-            for (int64_t n = 0; n < N; n++) {
-                const float *gon = GO + (n * Co + o) * HW;
-                for (int64_t i = 0; i < HW; i++) s += gon[i];
-            }
-            GB[o] += (float)s;
-        }
+    if (GB) grad_bias(GB, GO, N, Co, HW);
     return 1;
 }
 #else

@@ -52,27 +52,27 @@ function BN:forward(x)
   if #s ~= 4 or s[2] ~= self.num_features then
     error(("BatchNorm2d: expected input [N, %d, H, W], got [%s]"):format(self.num_features, table.concat(s, ", ")), 2)
   end
-  local dev = x:device()
-  local out = self:buffer("output", s, nil, dev)
-  local sm = self:buffer("save_mean", { self.num_features }, nil, dev)
-  local si = self:buffer("save_invstd", { self.num_features }, nil, dev)
-  local bs = self:_batch_stats()
-  self._used_batch = bs
+  local out, sm, si, bs = self:_stat_buffers(x, self)
   K.batchnorm_forward(out, sm, si, x, self.gamma.data, self.beta.data, self.moving_mean.data,
     self.moving_variance.data, bs, bs and self.training, self.momentum, self.eps)
   return out
 end
 
---- Training-time fusion (spore.nn.chain): this BatchNorm, then + residual (optional) and
--- ReLU (relu true), into owner's "output" buffer (the ReLU's, or a residual block's).
-function BN:_forward_act(x, residual, relu, owner)
-  local s = x:shape()
+-- the output buffer (owner's), the saved statistics and whether batch statistics are used
+function BN:_stat_buffers(x, owner)
   local dev = x:device()
-  local out = owner:buffer("output", s, nil, dev)
+  local out = owner:buffer("output", x:shape(), nil, dev)
   local sm = self:buffer("save_mean", { self.num_features }, nil, dev)
   local si = self:buffer("save_invstd", { self.num_features }, nil, dev)
   local bs = self:_batch_stats()
   self._used_batch = bs
+  return out, sm, si, bs
+end
+
+--- Training-time fusion (spore.nn.chain): this BatchNorm, then + residual (optional) and
+-- ReLU (relu true), into owner's "output" buffer (the ReLU's, or a residual block's).
+function BN:_forward_act(x, residual, relu, owner)
+  local out, sm, si, bs = self:_stat_buffers(x, owner)
   K.batchnorm_act_forward(out, sm, si, x, self.gamma.data, self.beta.data, self.moving_mean.data,
     self.moving_variance.data, bs, bs and self.training, self.momentum, self.eps, residual, relu)
   return out
