@@ -35,6 +35,9 @@ CFLAGS  += $(CFLAGS_BASE) $(SANFLAGS)
 # loader looks there first for libopenblas.so.0, and falls back to the system's when the
 # directory is missing; make deps installs both builds).
 BLAS ?= pthread
+ifeq ($(filter pthread openmp,$(BLAS)),)
+  $(error BLAS must be pthread or openmp, got '$(BLAS)')
+endif
 OPENBLAS_DIR := /usr/lib/$(shell $(CC) -print-multiarch 2>/dev/null)/openblas-$(BLAS)
 BLAS_LIBS := -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas
 LDLIBS  := $(BLAS_LIBS) -lprotobuf-c -lz -lcrypto -lcjson -ljpeg -lpng -lm -lgomp -lpthread

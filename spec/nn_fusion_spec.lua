@@ -185,6 +185,18 @@ describe("eval-mode networks fuse conv + BN (+ join) (+ ReLU)", function()
     assert.is_true(maxdiff(got, want) <= 1e-6)
   end)
 
+  it("SPORE_NO_FUSE: 1 turns fusion off, 0 leaves it on, anything else is refused by name", function()
+    local prog = [[luajit -e 'package.path="lua/?.lua;lua/?/init.lua;bindings/?.lua;"..package.path
+      local spore = require("spore"); local chain = require("spore.nn.chain")
+      local seq = spore.nn.SequentialCell({ spore.nn.Conv2d(2, 4, 1), spore.nn.BatchNorm2d(4) }):eval()
+      seq(spore.randn({ 1, 2, 3, 3 }):to(seq:device())); io.write(tostring(seq._inputs[2] == chain.FUSED))' 2>&1]]
+    assert.equal("false", (H.run("SPORE_NO_FUSE=1 " .. prog)))
+    assert.equal("true", (H.run("SPORE_NO_FUSE=0 " .. prog)))
+    local out, rc = H.run("SPORE_NO_FUSE=yes " .. prog)
+    assert.is_true(rc ~= 0)
+    assert.matches("SPORE_NO_FUSE must be 0 or 1, got 'yes'", out, 1, true)
+  end)
+
   it("does not fuse in training mode, with batch statistics, or past a replaced forward", function()
     spore.manual_seed(9)
     local bn = spore.nn.BatchNorm2d(4)

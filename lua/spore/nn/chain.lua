@@ -18,14 +18,21 @@
 -- ReLU's input is marked BNRELU) and one backward (K.batchnorm_relu_backward: the ReLU's
 -- gradient mask applied inside BatchNorm's); a residual block's last BatchNorm takes the
 -- join (+ identity, ReLU) into its pass. Both equal the unfused ops bit for bit.
--- SPORE_NO_FUSE=1 turns fusion off (for comparisons).
+-- SPORE_NO_FUSE=1 turns fusion off (for comparisons; 0 or unset: on; any other value is an error).
 local K = require("ffi.nn")
 local M = {}
 local FUSED = setmetatable({}, { __tostring = function() return "<fused>" end })
 M.FUSED = FUSED
-local NOFUSE = os.getenv("SPORE_NO_FUSE") == "1"
+local NOFUSE
+do
+  local v = os.getenv("SPORE_NO_FUSE")
+  if v ~= nil and v ~= "" and v ~= "0" and v ~= "1" then
+    error("spore: the environment variable SPORE_NO_FUSE must be 0 or 1, got '" .. v .. "'", 0)
+  end
+  NOFUSE = v == "1"
+end
 local Conv, BN, ReLU
-local fusable_dev = {}
+local fusable_dev = { [false] = {}, [true] = {} } -- [bf16][device name] = the kernel exists
 
 local function stock(m, cls) return getmetatable(m) == cls and rawget(m, "forward") == nil end
 
@@ -41,9 +48,9 @@ local function conv_bn_at(list, i, x)
   local c, b = list[i], list[i + 1]
   if not (b and stock(c, Conv) and stock(b, BN)) then return false end
   if b:_batch_stats() or b.num_features ~= c.out_channels then return false end
-  local d = c._bf16 and x:device() .. "/bf16" or x:device()
-  local f = fusable_dev[d]
-  if f == nil then f = K.conv2d_bn_fusable(x, c._bf16); fusable_dev[d] = f end
+  local cache, d = fusable_dev[c._bf16 == true], x:device()
+  local f = cache[d]
+  if f == nil then f = K.conv2d_bn_fusable(x, c._bf16); cache[d] = f end
   return f
 end
 
