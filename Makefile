@@ -22,6 +22,16 @@ endif
 ifeq ($(CUDA),1)
   BUILD := build/cuda
 endif
+# DNNL=1 (default): float32 convolutions on the CPU through oneDNN (Debian's libdnnl-dev,
+# OpenMP build; engine/cpu/conv_dnnl.c). DNNL=0: spore's own im2col/Winograd kernels only,
+# built into build/nodnnl. At run time spore.config{conv_kernel=} switches between the two.
+DNNL ?= 1
+ifeq ($(filter 0 1,$(DNNL)),)
+  $(error DNNL must be 0 or 1, got '$(DNNL)')
+endif
+ifeq ($(DNNL),0)
+  BUILD := $(BUILD)/nodnnl
+endif
 
 CFLAGS_BASE := -std=c11 -O2 -g -Wall -Wextra -Werror -fPIC -fopenmp -D_GNU_SOURCE -fvisibility=hidden \
                -Iengine/include -Iengine -I$(BUILD)/gen
@@ -41,6 +51,10 @@ endif
 OPENBLAS_DIR := /usr/lib/$(shell $(CC) -print-multiarch 2>/dev/null)/openblas-$(BLAS)
 BLAS_LIBS := -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas
 LDLIBS  := $(BLAS_LIBS) -lprotobuf-c -lz -lcrypto -lcjson -ljpeg -lpng -lm -lgomp -lpthread
+ifeq ($(DNNL),1)
+  CFLAGS += -DSP_HAVE_DNNL
+  LDLIBS += -ldnnl
+endif
 LDFLAGS += $(SANFLAGS)
 
 PROTOS   := $(wildcard proto/*.proto)

@@ -127,11 +127,12 @@ describe("spore.config", function()
     assert.same({ "boolean", "number", "boolean" }, { type(c0.nn_omp), type(c0.ckpt_cache_mb), type(c0.thp) })
     local c = spore.config{ nn_omp = not c0.nn_omp, ckpt_cache_mb = 3, thp = not c0.thp }
     assert.same({ nn_omp = not c0.nn_omp, ckpt_cache_mb = 3, thp = not c0.thp, blas_core = c0.blas_core,
-      blas_threading = c0.blas_threading, bf16_kernel = c0.bf16_kernel, bf16_kernels = c0.bf16_kernels }, c)
+      blas_threading = c0.blas_threading, bf16_kernel = c0.bf16_kernel, bf16_kernels = c0.bf16_kernels,
+      conv_kernel = c0.conv_kernel, conv_kernels = c0.conv_kernels }, c)
     spore.config{ nn_omp = c0.nn_omp, ckpt_cache_mb = c0.ckpt_cache_mb, thp = c0.thp }
     assert.same(c0, spore.config())
     assert.has_error(function() spore.config{ nn_ompp = true } end,
-      "spore.config: unknown setting 'nn_ompp' (expected nn_omp, ckpt_cache_mb, thp, bf16_kernel)")
+      "spore.config: unknown setting 'nn_ompp' (expected nn_omp, ckpt_cache_mb, thp, bf16_kernel, conv_kernel)")
     assert.has_error(function() spore.config{ thp = 1 } end, "spore.config: thp must be a boolean, got number")
     assert.has_error(function() spore.config{ ckpt_cache_mb = -1 } end, "spore.config: ckpt_cache_mb must be >= 0, got -1")
     assert.has_error(function() spore.config("x") end, "spore.config: expected a table of settings, got string")

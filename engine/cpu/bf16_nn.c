@@ -315,7 +315,10 @@ static void xp_pairs_avx512(const void *ctx, int64_t p0, int64_t np, int64_t n0,
 
 sp_status sp_cpu_conv2d_forward_bf16(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias,
                                      int sh, int sw, int pt, int pb, int pl, int pr, int dh, int dw, int groups) {
-    (void)pb; (void)pr;
+    sp_status st;
+    if (sp_cpu_dnnl_conv_forward(&st, out, x, w, bias, NULL, NULL, NULL, NULL, 0.0, NULL, 0, sh, sw, pt, pb, pl, pr, dh,
+                                 dw, groups, 1, "conv2d_forward_bf16"))
+        return st;
     conv_geo g;
     geo_init(&g, x, w, out->shape[2], out->shape[3], sh, sw, pt, pl, dh, dw, groups);
     sp_device *dev = SP_DEV(x);

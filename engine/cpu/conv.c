@@ -453,11 +453,26 @@ static sp_status conv_forward(sp_tensor *out, const sp_tensor *x, const sp_tenso
     return SP_OK;
 }
 
+/* layers that spore's own direct kernels run under either conv kernel (LeNet-sized: their
+ * per-call work is below what oneDNN's reorders and dispatch cost) */
+static int spore_own(const conv_geom *c) {
+    return is_direct(c) ||
+           sp_cpu_conv_rows_applies(c->C, c->H, c->W, c->Co, c->kh, c->kw, c->sh, c->sw, c->pt, c->pb_, c->pl, c->pr_,
+                                    c->dh, c->dw, c->g) ||
+           sp_cpu_conv_small_applies(c->C, c->H, c->W, c->Co, c->kh, c->kw, c->sh, c->sw, c->pt, c->pb_, c->pl,
+                                     c->pr_, c->dh, c->dw, c->g);
+}
+
 sp_status sp_cpu_conv2d_forward(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias,
                                 int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right,
                                 int dil_h, int dil_w, int groups) {
     conv_geom c;
     conv_geom_of(&c, x, w, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
+    sp_status st;
+    if (!spore_own(&c) &&
+        sp_cpu_dnnl_conv_forward(&st, out, x, w, bias, NULL, NULL, NULL, NULL, 0.0, NULL, 0, stride_h, stride_w,
+                                 pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups, 0, "conv2d_forward"))
+        return st;
     return conv_forward(out, x, w, bias, &c, NULL, "conv2d_forward");
 }
 
@@ -468,6 +483,11 @@ sp_status sp_cpu_conv2d_bn_forward_bf16(sp_tensor *out, const sp_tensor *x, cons
                                         const sp_tensor *var, double eps, const sp_tensor *residual, int relu,
                                         int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left,
                                         int pad_right, int dil_h, int dil_w, int groups) {
+    sp_status st;
+    if (sp_cpu_dnnl_conv_forward(&st, out, x, w, bias, gamma, beta, mean, var, eps, residual, relu, stride_h, stride_w,
+                                 pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups, 1,
+                                 "conv2d_bn_forward_bf16"))
+        return st;
     NN_TRY(sp_cpu_conv2d_forward_bf16(out, x, w, bias, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right,
                                       dil_h, dil_w, groups));
     conv_geom c;
@@ -486,6 +506,12 @@ sp_status sp_cpu_conv2d_bn_forward(sp_tensor *out, const sp_tensor *x, const sp_
                                    int pad_right, int dil_h, int dil_w, int groups) {
     conv_geom c;
     conv_geom_of(&c, x, w, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
+    sp_status st;
+    if (!spore_own(&c) &&
+        sp_cpu_dnnl_conv_forward(&st, out, x, w, bias, gamma, beta, mean, var, eps, residual, relu, stride_h,
+                                 stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups, 0,
+                                 "conv2d_bn_forward"))
+        return st;
     conv_epi e = {F32(gamma), F32(beta), F32(mean), F32(var), residual ? F32(residual) : NULL, eps, relu};
     return conv_forward(out, x, w, bias, &c, &e, "conv2d_bn_forward");
 }
@@ -551,6 +577,11 @@ sp_status sp_cpu_conv2d_backward(sp_tensor *grad_x, sp_tensor *grad_w, sp_tensor
     conv_geom c;
     conv_geom_of(&c, x, w, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
     sp_device *dev = SP_DEV(x);
+    sp_status dst;
+    if (!spore_own(&c) &&
+        sp_cpu_dnnl_conv_backward(&dst, grad_x, grad_w, grad_b, grad_out, x, w, stride_h, stride_w, pad_top,
+                                  pad_bottom, pad_left, pad_right, dil_h, dil_w, groups, op))
+        return dst;
     if (sp_cpu_conv_small_applies(c.C, c.H, c.W, c.Co, c.kh, c.kw, c.sh, c.sw, c.pt, c.pb_, c.pl, c.pr_, c.dh, c.dw, c.g))
         return sp_cpu_conv_small_backward(grad_x ? F32(grad_x) : NULL, grad_w ? F32(grad_w) : NULL,
                                           grad_b ? F32(grad_b) : NULL, F32(grad_out), F32(x), F32(w), c.N, c.C, c.H,

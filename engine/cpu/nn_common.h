@@ -33,6 +33,20 @@ static inline int nn_par(int64_t work) {
 #define SP_NN_CLONES
 #endif
 
+/* conv_dnnl.c: the convolution through oneDNN (sp_cpu_conv_kernel() == SP_CONV_ONEDNN).
+ * 1: the layer ran there (its status in *st); 0: spore's kernels run it. The forward takes
+ * the eval-mode epilogue (gamma..var non-NULL: BatchNorm's fold; residual; relu) and, with
+ * bf16, rounds x and w to bfloat16 (amp_level "O2"; oneDNN's AMX kernels where the CPU has
+ * them). Under SP_CONV_AUTO only the bf16 forward runs there. */
+int sp_cpu_dnnl_conv_forward(sp_status *st, sp_tensor *out, const sp_tensor *x, const sp_tensor *w,
+                             const sp_tensor *bias, const sp_tensor *gamma, const sp_tensor *beta,
+                             const sp_tensor *mean, const sp_tensor *var, double eps, const sp_tensor *residual,
+                             int relu, int sh, int sw, int pt, int pb, int pl, int pr, int dh, int dw, int groups,
+                             int bf16, const char *op);
+int sp_cpu_dnnl_conv_backward(sp_status *st, sp_tensor *grad_x, sp_tensor *grad_w, sp_tensor *grad_b,
+                              const sp_tensor *grad_out, const sp_tensor *x, const sp_tensor *w, int sh, int sw,
+                              int pt, int pb, int pl, int pr, int dh, int dw, int groups, const char *op);
+
 /* conv_wino.c: Winograd F(4x4,3x3) forward for 3x3 stride-1 undilated ungrouped layers */
 extern int sp_wino_off;
 int sp_cpu_wino_applies(int64_t N, int64_t C, int64_t Co, int64_t Ho, int64_t Wo, int64_t kh, int64_t kw, int sh,

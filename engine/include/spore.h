@@ -325,6 +325,18 @@ int sp_cpu_has_bf16(void);
 int sp_cpu_bf16_kernel(void);
 int sp_cpu_bf16_kernel_available(int k);
 sp_status sp_cpu_bf16_set_kernel(int k);
+/* Which implementation runs convolutions on the CPU: SP_CONV_SPORE (im2col + OpenBLAS
+ * SGEMM, Winograd, spore's bf16 GEMM), SP_CONV_ONEDNN (oneDNN's blocked AVX-512/AMX kernels,
+ * Debian's libdnnl, make DNNL=1; operands reordered in and out on every call) or
+ * SP_CONV_AUTO, the default where libspore has oneDNN: oneDNN for the bfloat16 forward
+ * (amp_level "O2"), spore's kernels for float32 and for every backward, as measured fastest
+ * on the 2-core reference machine (README, Benchmarks). LeNet-sized float32 layers run
+ * spore's direct kernels under all three. set: SP_EINVAL naming the kernel when this build
+ * or CPU lacks it. */
+enum { SP_CONV_SPORE = 0, SP_CONV_ONEDNN = 1, SP_CONV_AUTO = 2 };
+int sp_cpu_conv_kernel(void);
+int sp_cpu_conv_kernel_available(int k);
+sp_status sp_cpu_conv_set_kernel(int k);
 /* BatchNorm2d over x [N,C,H,W]. training: batch statistics, and (update != 0) moving =
  * momentum*moving + (1-momentum)*batch (variance unbiased); eval: moving statistics.
  * save_mean/save_invstd [C] receive the statistics used, for the backward pass. */

@@ -61,6 +61,9 @@ local E = require("ffi.config")
 --   SPORE_NO_THP (any)    no transparent huge pages for .ckpt content blocks
 --   SPORE_BF16_KERNEL=amx|avx512|portable  the bf16 GEMM's microkernel (amp_level "O2";
 --                         the fastest this CPU runs by default; one it does not run is an error)
+--   SPORE_CONV_KERNEL=auto|onednn|spore  which kernels run convolutions on the CPU ("auto",
+--                         the default with oneDNN: oneDNN for the bf16 forward, spore's for the
+--                         rest; one this build lacks is an error)
 do
   local omp = os.getenv("SPORE_NN_OMP")
   if omp then E.set_nn_omp(omp:sub(1, 1) == "1") end
@@ -72,6 +75,11 @@ do
     local ok, err = pcall(E.set_bf16_kernel, bk)
     if not ok then error("SPORE_BF16_KERNEL: " .. tostring(err):gsub("^[^:]*:%d+: ", ""), 0) end
   end
+  local ck = os.getenv("SPORE_CONV_KERNEL")
+  if ck and ck ~= "" then
+    local ok, err = pcall(E.set_conv_kernel, ck)
+    if not ok then error("SPORE_CONV_KERNEL: " .. tostring(err):gsub("^[^:]*:%d+: ", ""), 0) end
+  end
 end
 
 local CONFIG_KEYS = {
@@ -79,13 +87,15 @@ local CONFIG_KEYS = {
   ckpt_cache_mb = "number", -- cap on the .ckpt reader's block cache, MiB
   thp = "boolean", -- transparent huge pages for .ckpt content blocks
   bf16_kernel = "string", -- the bf16 GEMM's microkernel: "amx", "avx512", "portable"
+  conv_kernel = "string", -- convolutions on the CPU: "auto", "onednn", "spore"
 }
 --- Engine settings: spore.config{nn_omp = bool, ckpt_cache_mb = n, thp = bool,
--- bf16_kernel = "amx"|"avx512"|"portable"} sets the given ones (unknown keys, wrong types
--- and a bf16 kernel this CPU does not run are errors); returns the current settings and,
+-- bf16_kernel = "amx"|"avx512"|"portable", conv_kernel = "auto"|"onednn"|"spore"} sets the given
+-- ones (unknown keys, wrong types, a bf16 kernel this CPU does not run and a conv kernel this
+-- build lacks are errors); returns the current settings and,
 -- read-only, blas_core (the kernel set OpenBLAS chose at load: see bindings/ffi/lib.lua),
 -- blas_threading ("openmp" or "pthread": the OpenBLAS build libspore was linked with) and
--- bf16_kernels (the bf16 kernels this CPU runs, fastest first).
+-- bf16_kernels (the bf16 kernels this CPU runs, fastest first) and conv_kernels (likewise).
 function spore.config(opts)
   if opts ~= nil and type(opts) ~= "table" then
     error("spore.config: expected a table of settings, got " .. type(opts), 2)
@@ -94,7 +104,7 @@ function spore.config(opts)
   for k, v in pairs(opts) do
     local want = CONFIG_KEYS[k]
     if not want then
-      error("spore.config: unknown setting '" .. tostring(k) .. "' (expected nn_omp, ckpt_cache_mb, thp, bf16_kernel)", 2)
+      error("spore.config: unknown setting '" .. tostring(k) .. "' (expected nn_omp, ckpt_cache_mb, thp, bf16_kernel, conv_kernel)", 2)
     end
     if type(v) ~= want then
       error(("spore.config: %s must be a %s, got %s"):format(k, want, type(v)), 2)
@@ -107,9 +117,10 @@ function spore.config(opts)
   if opts.ckpt_cache_mb ~= nil then E.set_ckpt_cache(math.floor(opts.ckpt_cache_mb * 1048576)) end
   if opts.thp ~= nil then E.set_ckpt_thp(opts.thp) end
   if opts.bf16_kernel ~= nil then E.set_bf16_kernel(opts.bf16_kernel, 3) end
+  if opts.conv_kernel ~= nil then E.set_conv_kernel(opts.conv_kernel, 3) end
   return { nn_omp = E.nn_omp(), ckpt_cache_mb = E.ckpt_cache() / 1048576, thp = E.ckpt_thp(),
     blas_core = E.blas_core(), blas_threading = E.blas_threading(), bf16_kernel = E.bf16_kernel(),
-    bf16_kernels = E.bf16_kernels() }
+    bf16_kernels = E.bf16_kernels(), conv_kernel = E.conv_kernel(), conv_kernels = E.conv_kernels() }
 end
 
 --- Engine memory: { live = bytes, peak = bytes, allocs = n, soft_limit = bytes }.

@@ -1,6 +1,7 @@
 /* test_nn.c — nn kernels against naive reference loops: conv2d (pad, stride,
  * dilation, groups) forward and backward, pooling, dense, softmax cross-entropy. */
 #include "check.h"
+#include "cpu/reference.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -27,7 +28,20 @@ static double maxabs(const double *a, int64_t n) {
     return m;
 }
 
+/* the suite under each conv kernel this build runs (spore's own; oneDNN's with DNNL=1) */
+static void conv_vs_naive(int kern);
 SUITE(nn_conv2d_vs_naive) {
+    int def = sp_cpu_conv_kernel();
+    for (int k = SP_CONV_SPORE; k <= SP_CONV_ONEDNN; k++) { /* auto: spore's for float32 */
+        if (!sp_cpu_conv_kernel_available(k)) continue;
+        CHECK_OK(sp_cpu_conv_set_kernel(k));
+        conv_vs_naive(k);
+    }
+    CHECK_OK(sp_cpu_conv_set_kernel(def));
+    CHECK(sp_cpu_conv_set_kernel(7) == SP_EINVAL && strstr(sp_last_error(), "conv kernel"), "conv kernel 7 refused: %s",
+          sp_last_error());
+}
+static void conv_vs_naive(int kern) {
     uint64_t rng = 42;
     /* N C H W Co kh kw sh sw pt pb pl pr dh dw g */
     int cases[][16] = {
@@ -107,11 +121,19 @@ SUITE(nn_conv2d_vs_naive) {
                     }
         /* Winograd F(4,3) rounds more than a direct sum (its transforms scale by up to 8 and
          * cancel): allowed 3e-5 of the largest output; the im2col path 1e-4 absolute */
-        int wino = ci >= 7 && ci <= 10;
+        int wino = kern == SP_CONV_SPORE && ci >= 7 && ci <= 10;
         double tol_y = wino ? 3e-5 * maxabs(ry, N * Co * Ho * Wo) : 1e-4;
         double tol_gx = wino ? 3e-5 * maxabs(rgx, N * C * H * W) : 1e-4;
-        CHECK(maxdiff(D(y), ry, N * Co * Ho * Wo) < tol_y, "conv case %zu forward diff %g", ci, maxdiff(D(y), ry, N * Co * Ho * Wo));
-        CHECK(maxdiff(D(gx), rgx, N * C * H * W) < tol_gx, "conv case %zu grad_x diff %g", ci, maxdiff(D(gx), rgx, N * C * H * W));
+        /* float32 sums in another order (oneDNN's blocked kernels): 4e-6 of the largest on top */
+        double tol_gw = 1e-4 + 4e-6 * maxabs(rgw, Co * C / g * kh * kw), tol_gb = 1e-4 + 4e-6 * 2 * maxabs(rgb, Co);
+        if (kern == SP_CONV_ONEDNN) {
+            tol_y += 4e-6 * maxabs(ry, N * Co * Ho * Wo);
+            tol_gx += 4e-6 * maxabs(rgx, N * C * H * W);
+        }
+        CHECK(maxdiff(D(y), ry, N * Co * Ho * Wo) < tol_y, "conv case %zu kernel %d forward diff %g", ci, kern,
+              maxdiff(D(y), ry, N * Co * Ho * Wo));
+        CHECK(maxdiff(D(gx), rgx, N * C * H * W) < tol_gx, "conv case %zu kernel %d grad_x diff %g", ci, kern,
+              maxdiff(D(gx), rgx, N * C * H * W));
         if (wino) { /* the im2col path gives other bits: the Winograd one ran */
             sp_tensor *y2 = mk(4, N, Co, Ho, Wo, NULL);
             sp_wino_off = 1;
@@ -120,12 +142,13 @@ SUITE(nn_conv2d_vs_naive) {
             CHECK(memcmp(D(y), D(y2), sizeof(float) * (size_t)(N * Co * Ho * Wo)) != 0, "conv case %zu took Winograd", ci);
             sp_tensor_free(y2);
         }
-        CHECK(maxdiff(D(gw), rgw, Co * Cg * kh * kw) < 1e-4, "conv case %zu grad_w diff", ci);
-        CHECK(maxdiff(D(gb), rgb, Co) < 1e-4, "conv case %zu grad_b diff", ci);
+        CHECK(maxdiff(D(gw), rgw, Co * Cg * kh * kw) < tol_gw, "conv case %zu kernel %d grad_w diff %g", ci, kern,
+              maxdiff(D(gw), rgw, Co * Cg * kh * kw));
+        CHECK(maxdiff(D(gb), rgb, Co) < tol_gb, "conv case %zu kernel %d grad_b diff", ci, kern);
         /* parameter gradients accumulate */
         CHECK_OK(sp_conv2d_backward(NULL, gw, gb, gy, x, w, sh, sw, pt, pb, pl, pr, dh, dw, g));
         for (int64_t i = 0; i < Co; i++) rgb[i] *= 2;
-        CHECK(maxdiff(D(gb), rgb, Co) < 1e-4, "conv case %zu grad_b accumulates", ci);
+        CHECK(maxdiff(D(gb), rgb, Co) < tol_gb, "conv case %zu kernel %d grad_b accumulates", ci, kern);
         free(ry); free(rgx); free(rgw); free(rgb);
         sp_tensor_free(x); sp_tensor_free(w); sp_tensor_free(b); sp_tensor_free(y); sp_tensor_free(gy);
         sp_tensor_free(gx); sp_tensor_free(gw); sp_tensor_free(gb);
@@ -135,6 +158,52 @@ SUITE(nn_conv2d_vs_naive) {
     CHECK(sp_conv2d_forward(y, x, w, NULL, 1, 1, 0, 0, 0, 0, 1, 1, 1) == SP_EINVAL, "in-channel mismatch rejected");
     CHECK(strstr(sp_last_error(), "conv2d_forward") != NULL, "message names the kernel: %s", sp_last_error());
     sp_tensor_free(x); sp_tensor_free(w); sp_tensor_free(y);
+}
+
+/* The eval-mode fused convolution (conv -> BatchNorm -> [+ residual] -> [ReLU]) under each
+ * conv kernel, against the reference convolution and the fold done here in double. With
+ * oneDNN the fold, the join and ReLU are its post-ops. */
+SUITE(nn_conv_bn_vs_naive) {
+    uint64_t rng = 99;
+    /* N C H W Co k s pad bias */
+    int cases[][9] = {{2, 16, 9, 9, 32, 3, 1, 1, 0}, {1, 24, 10, 10, 40, 1, 2, 0, 1}, {2, 3, 15, 15, 16, 7, 2, 3, 0},
+                      {1, 64, 7, 7, 64, 3, 1, 1, 1}};
+    int def = sp_cpu_conv_kernel();
+    for (int k = SP_CONV_SPORE; k <= SP_CONV_ONEDNN; k++) { /* auto: spore's for float32 */
+        if (!sp_cpu_conv_kernel_available(k)) continue;
+        CHECK_OK(sp_cpu_conv_set_kernel(k));
+        for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++)
+            for (int variant = 0; variant < 4; variant++) {
+                int *q = cases[ci], res = variant & 1, relu = (variant >> 1) & 1;
+                int64_t N = q[0], C = q[1], H = q[2], W = q[3], Co = q[4], kk = q[5];
+                int s = q[6], p = q[7];
+                int64_t Ho = (H + 2 * p - kk) / s + 1, Wo = (W + 2 * p - kk) / s + 1, n = N * Co * Ho * Wo;
+                sp_tensor *x = mk(4, N, C, H, W, &rng), *w = mk(4, Co, C, kk, kk, &rng);
+                sp_tensor *b = q[8] ? mk(1, Co, 0, 0, 0, &rng) : NULL;
+                sp_tensor *ga = mk(1, Co, 0, 0, 0, &rng), *be = mk(1, Co, 0, 0, 0, &rng), *mu = mk(1, Co, 0, 0, 0, &rng);
+                sp_tensor *va = mk(1, Co, 0, 0, 0, &rng), *r = mk(4, N, Co, Ho, Wo, &rng);
+                sp_tensor *y = mk(4, N, Co, Ho, Wo, NULL), *ry = mk(4, N, Co, Ho, Wo, NULL);
+                for (int64_t o = 0; o < Co; o++) D(va)[o] = fabsf(D(va)[o]) + 0.1f;
+                CHECK_OK(sp_conv2d_bn_forward(y, x, w, b, ga, be, mu, va, 1e-5, res ? r : NULL, relu, s, s, p, p, p, p,
+                                              1, 1, 1));
+                CHECK_OK(sp_ref_conv2d_forward(ry, x, w, b, s, s, p, p, p, p, 1, 1, 1));
+                double *want = malloc(sizeof(double) * (size_t)n), big = 0;
+                for (int64_t i = 0; i < n; i++) {
+                    int64_t o = (i / (Ho * Wo)) % Co;
+                    double inv = 1.0 / sqrt((double)D(va)[o] + 1e-5);
+                    double v = (D(ry)[i] - D(mu)[o]) * inv * D(ga)[o] + D(be)[o] + (res ? D(r)[i] : 0.0);
+                    want[i] = relu && v < 0 ? 0.0 : v;
+                    big = fmax(big, fabs(want[i]));
+                }
+                double d = maxdiff(D(y), want, n);
+                CHECK(d < 1e-4 + 4e-6 * big, "conv_bn case %zu variant %d kernel %d: diff %g (largest %g)", ci,
+                      variant, k, d, big);
+                free(want);
+                sp_tensor *all[] = {x, w, b, ga, be, mu, va, r, y, ry};
+                for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sp_tensor_free(all[i]);
+            }
+    }
+    CHECK_OK(sp_cpu_conv_set_kernel(def));
 }
 
 SUITE(nn_pool_vs_naive) {

@@ -104,7 +104,19 @@ static const conv_case conv_cases[] = {
     {"per image: grouped, dilated, strided, padded", 1, 4, 9, 8, 6, 3, 2, 2, 1, 1, 1, 2, 0, 2, 1, 2, 1},
 };
 
+static void reference_conv2d_under(int kern);
+/* under each conv kernel this build runs */
 SUITE(reference_conv2d) {
+    int def = sp_cpu_conv_kernel();
+    for (int k = SP_CONV_SPORE; k <= SP_CONV_ONEDNN; k++) { /* auto: spore's for float32 */
+        if (!sp_cpu_conv_kernel_available(k)) continue;
+        CHECK_OK(sp_cpu_conv_set_kernel(k));
+        reference_conv2d_under(k);
+    }
+    CHECK_OK(sp_cpu_conv_set_kernel(def));
+}
+static void reference_conv2d_under(int kern) {
+    (void)kern;
     for (size_t ci = 0; ci < sizeof conv_cases / sizeof conv_cases[0]; ci++) {
         const conv_case *q = &conv_cases[ci];
         int64_t Ho = (q->H + q->pt + q->pb - q->dh * (q->kh - 1) - 1) / q->sh + 1;

@@ -1,0 +1,157 @@
+-- conv_kernel_spec.lua — which kernels run convolutions on the CPU (spore.config{conv_kernel=},
+-- SPORE_CONV_KERNEL; engine/cpu/conv_dnnl.c): "spore" (im2col + OpenBLAS, Winograd, spore's
+-- bf16 GEMM), "onednn" (Debian's oneDNN for every convolution) and "auto" (oneDNN for the
+-- bf16 forward only). The kernels' numerics against naive loops are in spec/engine
+-- (nn_conv2d_vs_naive, nn_conv_bn_vs_naive, reference_conv2d, each under every kernel);
+-- here whole nets agree across kernels, in eval (the fused conv -> BN -> join -> ReLU),
+-- training (gradients) and O2. Runs on cpu and on sim (SPORE_DEVICE=sim).
+local H = require("spec.helper")
+local spore = require("spore")
+local nn, amp = spore.nn, spore.train.amp
+
+local c0 = spore.config()
+local have = {}
+for _, k in ipairs(c0.conv_kernels) do have[k] = true end
+
+local function maxdiff(a, b)
+  local d = (a - b):abs():max()
+  if type(d) ~= "number" then d = d:item() end
+  return d
+end
+local function amax(a)
+  local d = a:abs():max()
+  if type(d) ~= "number" then d = d:item() end
+  return d
+end
+
+-- ResNet18 (7x7/2 stem, residual joins, strided 1x1 downsamples, 3x3 layers) with its
+-- BatchNorm statistics moved away from 0/1, so the eval fold matters
+local function resnet()
+  spore.manual_seed(5)
+  local net = spore.models.resnet18 { class_num = 10 }
+  for _, p in ipairs(net:parameters()) do
+    local n = p.name
+    if n:match("moving_variance$") then p.data:uniform_(0.5, 1.5)
+    elseif n:match("moving_mean$") or n:match("beta$") then p.data:normal_(0, 0.1)
+    elseif n:match("gamma$") then p.data:uniform_(0.5, 1.5) end
+  end
+  return net
+end
+
+describe("spore.config().conv_kernel", function()
+  it("reports the selection and the kernels this build has; auto is the default where oneDNN is", function()
+    assert.is_true(have.spore)
+    if have.onednn then
+      assert.is_true(have.auto)
+      assert.equal("auto", c0.conv_kernel)
+    else
+      assert.equal("spore", c0.conv_kernel)
+    end
+    for _, k in ipairs(c0.conv_kernels) do
+      local c = spore.config { conv_kernel = k }
+      assert.equal(k, c.conv_kernel)
+    end
+    spore.config { conv_kernel = c0.conv_kernel }
+    assert.same(c0, spore.config())
+  end)
+  it("refuses an unknown kernel, a wrong type and one this build lacks, by name", function()
+    assert.has_error(function() spore.config { conv_kernel = "mkl" } end,
+      "conv kernel must be one of 'auto', 'onednn', 'spore', got 'mkl'")
+    assert.has_error(function() spore.config { conv_kernel = 1 } end,
+      "spore.config: conv_kernel must be a string, got number")
+    if not have.onednn then
+      local ok, err = pcall(spore.config, { conv_kernel = "onednn" })
+      assert.is_false(ok)
+      assert.matches("conv kernel 'onednn' is not available", err, 1, true)
+    end
+    assert.same(c0, spore.config())
+  end)
+  it("SPORE_CONV_KERNEL picks one at require time; an unknown one is one error line", function()
+    local lua = "luajit -e 'package.path=\"lua/?.lua;lua/?/init.lua;bindings/?.lua;\"..package.path; "
+      .. "io.write(require(\"spore\").config().conv_kernel)' 2>&1"
+    local out, rc = H.run("SPORE_CONV_KERNEL=spore " .. lua)
+    assert.equal(0, rc, out); assert.equal("spore", out)
+    out, rc = H.run("SPORE_CONV_KERNEL=fastest " .. lua)
+    assert.not_equal(0, rc)
+    assert.matches("SPORE_CONV_KERNEL: conv kernel must be one of 'auto', 'onednn', 'spore', got 'fastest'", out, 1, true)
+  end)
+end)
+
+local function each_kernel(fn)
+  local out = {}
+  for _, k in ipairs(c0.conv_kernels) do
+    spore.config { conv_kernel = k }
+    local ok, err = pcall(fn, k)
+    spore.config { conv_kernel = c0.conv_kernel }
+    assert(ok, err)
+    out[k] = err
+  end
+  return out
+end
+
+describe("whole nets under each conv kernel", function()
+  local x
+  before_each(function()
+    spore.manual_seed(9)
+    x = spore.randn({ 2, 3, 33, 31 })
+  end)
+
+  it("eval: the fused conv -> BatchNorm -> join -> ReLU chain gives the same answer", function()
+    local net = resnet()
+    net:eval()
+    local xs = x:to(net:device())
+    local out = each_kernel(function() return net(xs):clone() end)
+    local s = amax(out.spore)
+    for k, y in pairs(out) do
+      assert.is_true(maxdiff(y, out.spore) < 1e-4 * s + 1e-6, ("%s vs spore: %g (scale %g)"):format(k, maxdiff(y, out.spore), s))
+    end
+    if out.onednn then assert.is_true(maxdiff(out.onednn, out.spore) > 0, "onednn ran other sums than spore's kernels") end
+  end)
+
+  it("training: outputs, the input's gradient and every parameter's gradient agree", function()
+    local net = resnet()
+    net:train(true)
+    local xs = x:to(net:device())
+    local res = each_kernel(function()
+      net:zero_grad()
+      local y = net(xs)
+      local gx = net:backward(xs, spore.ones(y:shape()):to(y:device())):clone()
+      local g = {}
+      for _, p in ipairs(net:trainable_params()) do g[#g + 1] = net:grad_of(p):clone() end
+      return { y = y:clone(), gx = gx, g = g }
+    end)
+    for k, r in pairs(res) do
+      local s = amax(res.spore.y)
+      assert.is_true(maxdiff(r.y, res.spore.y) < 1e-4 * s + 1e-6, k .. ": outputs")
+      local gs = amax(res.spore.gx)
+      assert.is_true(maxdiff(r.gx, res.spore.gx) < 2e-4 * gs + 1e-6, k .. ": input gradient")
+      -- parameter gradients sum over the batch and positions (BatchNorm's with cancellation):
+      -- float32 sums in another order differ by up to ~3e-4 of the largest; a wrong one is O(1)
+      assert.equal(#res.spore.g, #r.g)
+      for i, g in ipairs(r.g) do
+        gs = amax(res.spore.g[i])
+        assert.is_true(maxdiff(g, res.spore.g[i]) < 1e-3 * gs + 1e-6,
+          ("%s: gradient %d differs by %g (scale %g)"):format(k, i, maxdiff(g, res.spore.g[i]), gs))
+      end
+    end
+  end)
+
+  it("O2: the bf16 forward agrees up to summation order, and differs from float32 by bf16 rounding", function()
+    local net = resnet()
+    net:eval()
+    local xs = x:to(net:device())
+    local ref = net(xs):clone()
+    amp.auto_mixed_precision(net, "O2")
+    local out = each_kernel(function() return net(xs):clone() end)
+    amp.auto_mixed_precision(net, "O0")
+    local s = amax(ref)
+    for k, y in pairs(out) do
+      local d = maxdiff(y, ref)
+      assert.is_true(d > 0 and d < 0.03 * s + 1e-3, ("%s: |bf16 - f32| = %g (scale %g)"):format(k, d, s))
+      -- 18 layers deep, an f32 difference in the last bit flips an activation's bf16 rounding
+      -- (2^-8 relative) downstream: the kernels agree to bf16 resolution, not f32's
+      assert.is_true(maxdiff(y, out.spore) < 0.02 * s, ("%s vs spore: %g (scale %g)"):format(k, maxdiff(y, out.spore), s))
+    end
+    if out.auto then assert.is_true(maxdiff(out.auto, out.spore) > 0, "auto ran oneDNN's bf16 kernels") end
+  end)
+end)
