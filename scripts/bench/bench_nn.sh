@@ -15,7 +15,8 @@
 # "fraction_of_limit". bfloat16 (amp_level "O2"): resnet50_forward_b1_bf16 / _b8_bf16 (ms) and
 # resnet50_bf16_speedup_b1 / _b8 (spore float32 / spore bf16, alternating runs) have no peer
 # figure ("peers": {}, "reference": "spore_float32"); their "bf16_kernel" names spore's
-# microkernel. SPORE_BENCH_NN=prefix,... runs a subset (e.g. lenet5).
+# microkernel. Every row's "conv_kernel" names spore's convolution kernels
+# (spore.config().conv_kernel). SPORE_BENCH_NN=prefix,... runs a subset (e.g. lenet5).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=${RUNS:-5}
@@ -30,7 +31,8 @@ trap 'rm -rf "$tmp"' EXIT
 echo "bench_nn: spore" >&2
 luajit scripts/bench/nn_spore.lua "$RUNS" "$ONLY" >"$tmp/spore.tsv"
 SPORE_BF16_KERNEL_NAME=$(luajit -e 'package.path="lua/?.lua;lua/?/init.lua;bindings/?.lua;"..package.path; io.write(require("spore").config().bf16_kernel)')
-export SPORE_BF16_KERNEL_NAME
+SPORE_CONV_KERNEL_NAME=$(luajit -e 'package.path="lua/?.lua;lua/?/init.lua;bindings/?.lua;"..package.path; io.write(require("spore").config().conv_kernel)')
+export SPORE_BF16_KERNEL_NAME SPORE_CONV_KERNEL_NAME
 if peer_on torch; then
   echo "bench_nn: torch (Debian)" >&2
   OPENBLAS_NUM_THREADS=1 "$PY_DEBIAN" scripts/bench/nn_torch.py "$RUNS" "$ONLY" >"$tmp/torch.tsv" || echo "bench_nn: torch failed" >&2
@@ -72,7 +74,7 @@ for line in open(os.path.join(tmp, "spore.tsv")):
         if name.startswith("resnet50_forward_b"):
             b = int(name[len("resnet50_forward_b"):].split("_")[0])
             row["gflops"] = round(GF * b / (s / 1000), 1)
-        print(json.dumps(row))
+        row["conv_kernel"] = os.environ.get("SPORE_CONV_KERNEL_NAME"); print(json.dumps(row))
         continue
     higher = unit == "images/s"          # images/s: higher is better; ms, ms/image: lower
     better = max if higher else min
@@ -100,5 +102,5 @@ for line in open(os.path.join(tmp, "spore.tsv")):
         if peak:
             row["limit"] = {"sgemm_2thread_gflops": peak}
             row["fraction_of_limit"] = round(row["gflops"] / peak, 3)
-    print(json.dumps(row))
+    row["conv_kernel"] = os.environ.get("SPORE_CONV_KERNEL_NAME"); print(json.dumps(row))
 PY
