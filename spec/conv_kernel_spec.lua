@@ -1,7 +1,7 @@
 -- conv_kernel_spec.lua — which kernels run convolutions on the CPU (spore.config{conv_kernel=},
--- SPORE_CONV_KERNEL; engine/cpu/conv_dnnl.c): "spore" (im2col + OpenBLAS, Winograd, spore's
--- bf16 GEMM), "onednn" (Debian's oneDNN for every convolution) and "auto" (oneDNN for the
--- bf16 forward only). The kernels' numerics against naive loops are in spec/engine
+-- SPORE_CONV_KERNEL; engine/cpu/conv_dnnl.c): "spore" (the default: im2col + OpenBLAS,
+-- Winograd, spore's bf16 GEMM) and "onednn" (Debian's oneDNN for every convolution, where
+-- libspore was built with it). The kernels' numerics against naive loops are in spec/engine
 -- (nn_conv2d_vs_naive, nn_conv_bn_vs_naive, reference_conv2d, each under every kernel);
 -- here whole nets agree across kernels, in eval (the fused conv -> BN -> join -> ReLU),
 -- training (gradients) and O2. Runs on cpu and on sim (SPORE_DEVICE=sim).
@@ -39,14 +39,10 @@ local function resnet()
 end
 
 describe("spore.config().conv_kernel", function()
-  it("reports the selection and the kernels this build has; auto is the default where oneDNN is", function()
+  it("reports the selection and the kernels this build has; spore's own is the default", function()
     assert.is_true(have.spore)
-    if have.onednn then
-      assert.is_true(have.auto)
-      assert.equal("auto", c0.conv_kernel)
-    else
-      assert.equal("spore", c0.conv_kernel)
-    end
+    assert.equal("spore", c0.conv_kernel)
+    assert.equal("spore", c0.conv_kernels[1])
     for _, k in ipairs(c0.conv_kernels) do
       local c = spore.config { conv_kernel = k }
       assert.equal(k, c.conv_kernel)
@@ -56,7 +52,7 @@ describe("spore.config().conv_kernel", function()
   end)
   it("refuses an unknown kernel, a wrong type and one this build lacks, by name", function()
     assert.has_error(function() spore.config { conv_kernel = "mkl" } end,
-      "conv kernel must be one of 'auto', 'onednn', 'spore', got 'mkl'")
+      "conv kernel must be one of 'spore', 'onednn', got 'mkl'")
     assert.has_error(function() spore.config { conv_kernel = 1 } end,
       "spore.config: conv_kernel must be a string, got number")
     if not have.onednn then
@@ -69,11 +65,12 @@ describe("spore.config().conv_kernel", function()
   it("SPORE_CONV_KERNEL picks one at require time; an unknown one is one error line", function()
     local lua = "luajit -e 'package.path=\"lua/?.lua;lua/?/init.lua;bindings/?.lua;\"..package.path; "
       .. "io.write(require(\"spore\").config().conv_kernel)' 2>&1"
-    local out, rc = H.run("SPORE_CONV_KERNEL=spore " .. lua)
-    assert.equal(0, rc, out); assert.equal("spore", out)
+    local want = have.onednn and "onednn" or "spore"
+    local out, rc = H.run("SPORE_CONV_KERNEL=" .. want .. " " .. lua)
+    assert.equal(0, rc, out); assert.equal(want, out)
     out, rc = H.run("SPORE_CONV_KERNEL=fastest " .. lua)
     assert.not_equal(0, rc)
-    assert.matches("SPORE_CONV_KERNEL: conv kernel must be one of 'auto', 'onednn', 'spore', got 'fastest'", out, 1, true)
+    assert.matches("SPORE_CONV_KERNEL: conv kernel must be one of 'spore', 'onednn', got 'fastest'", out, 1, true)
   end)
 end)
 
@@ -152,6 +149,6 @@ describe("whole nets under each conv kernel", function()
       -- (2^-8 relative) downstream: the kernels agree to bf16 resolution, not f32's
       assert.is_true(maxdiff(y, out.spore) < 0.02 * s, ("%s vs spore: %g (scale %g)"):format(k, maxdiff(y, out.spore), s))
     end
-    if out.auto then assert.is_true(maxdiff(out.auto, out.spore) > 0, "auto ran oneDNN's bf16 kernels") end
+    if out.onednn then assert.is_true(maxdiff(out.onednn, out.spore) > 0, "onednn ran oneDNN's bf16 kernels") end
   end)
 end)

@@ -53,15 +53,14 @@ function M.set_bf16_kernel(name, lvl)
   if C.sp_cpu_bf16_set_kernel(k) ~= 0 then error(ffi.string(C.sp_last_error()), lvl or 2) end
 end
 
---- Which implementation runs convolutions on the CPU (sp_cpu_conv_kernel, spore.h): "auto"
--- (the default with oneDNN: oneDNN for the bf16 forward, spore's kernels for the rest),
--- "onednn" (oneDNN for every convolution) or "spore" (spore's own kernels only).
-local CONV_KERNELS = { [0] = "spore", "onednn", "auto" }
-M.CONV_KERNELS = { spore = 0, onednn = 1, auto = 2 }
+--- Which implementation runs convolutions on the CPU (sp_cpu_conv_kernel, spore.h): "spore"
+-- (the default, spore's own kernels) or "onednn" (oneDNN, where libspore was built with it).
+local CONV_KERNELS = { [0] = "spore", "onednn" }
+M.CONV_KERNELS = { spore = 0, onednn = 1 }
 function M.conv_kernel() return CONV_KERNELS[C.sp_cpu_conv_kernel()] end
 function M.conv_kernels()
   local t = {}
-  for _, k in ipairs({ 2, 1, 0 }) do
+  for _, k in ipairs({ 0, 1 }) do
     if C.sp_cpu_conv_kernel_available(k) == 1 then t[#t + 1] = CONV_KERNELS[k] end
   end
   return t
@@ -70,7 +69,7 @@ end
 function M.set_conv_kernel(name, lvl)
   local k = M.CONV_KERNELS[name]
   if not k then
-    error(("conv kernel must be one of 'auto', 'onednn', 'spore', got '%s'"):format(tostring(name)), lvl or 2)
+    error(("conv kernel must be one of 'spore', 'onednn', got '%s'"):format(tostring(name)), lvl or 2)
   end
   if C.sp_cpu_conv_set_kernel(k) ~= 0 then error(ffi.string(C.sp_last_error()), lvl or 2) end
 end

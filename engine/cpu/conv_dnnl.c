@@ -20,7 +20,7 @@
 #include <math.h>
 #include <pthread.h>
 
-static int conv_kernel_sel = -1; /* -1: the default (onednn where built and working) */
+static int conv_kernel_sel = SP_CONV_SPORE; /* the default: measured faster here (README, Benchmarks) */
 
 #ifdef SP_HAVE_DNNL
 #include <dnnl.h>
@@ -282,15 +282,17 @@ int sp_cpu_dnnl_conv_forward(sp_status *st, sp_tensor *out, const sp_tensor *x, 
                              const sp_tensor *mean, const sp_tensor *var, double eps, const sp_tensor *residual,
                              int relu, int sh, int sw, int pt, int pb, int pl, int pr, int dh, int dw, int groups,
                              int bf16, const char *op) {
-    int sel = sp_cpu_conv_kernel();
-    if (sel == SP_CONV_SPORE || (sel == SP_CONV_AUTO && !bf16)) return 0;
+    if (sp_cpu_conv_kernel() != SP_CONV_ONEDNN) return 0;
     dn_geom c;
     geom_from(&c, x, w, sh, sw, pt, pb, pl, pr, dh, dw, groups);
     int flags = (bias ? HAS_BIAS : 0) | (gamma ? EPI_BN : 0) | (residual ? EPI_RES : 0) | (relu ? EPI_RELU : 0) |
                 (bf16 ? BF16 : 0);
     dn_entry *tmp, *e = entry_get(DN_FWD, &c, flags, &tmp);
     if (!e) { *st = sp_error(SP_ENOMEM, "%s: cannot allocate oneDNN's primitive", op); return 1; }
-    if (!e->ok) return 0;
+    if (!e->ok) {
+        if (tmp) entry_free(tmp);
+        return 0;
+    }
     sp_device *dev = SP_DEV(x);
     size_t nchan = gamma ? up64(sizeof(float) * (size_t)c.Co) : 0;
     char *bx = e->r_a ? sp_workspace(dev, 0, e->sz_a) : NULL;
@@ -483,7 +485,7 @@ int sp_cpu_dnnl_conv_backward(sp_status *st, sp_tensor *grad_x, sp_tensor *grad_
 
 int sp_cpu_conv_kernel_available(int k) {
     if (k == SP_CONV_SPORE) return 1;
-    if (k == SP_CONV_ONEDNN || k == SP_CONV_AUTO) return dn_available();
+    if (k == SP_CONV_ONEDNN) return dn_available();
     return 0;
 }
 #else
@@ -507,20 +509,13 @@ int sp_cpu_dnnl_conv_backward(sp_status *st, sp_tensor *grad_x, sp_tensor *grad_
 int sp_cpu_conv_kernel_available(int k) { return k == SP_CONV_SPORE; }
 #endif
 
-static const char *const CONV_KERNEL_NAMES[3] = {"spore", "onednn", "auto"};
+static const char *const CONV_KERNEL_NAMES[2] = {"spore", "onednn"};
 
-int sp_cpu_conv_kernel(void) {
-    int k = __atomic_load_n(&conv_kernel_sel, __ATOMIC_ACQUIRE);
-    if (k < 0) {
-        k = sp_cpu_conv_kernel_available(SP_CONV_AUTO) ? SP_CONV_AUTO : SP_CONV_SPORE;
-        __atomic_store_n(&conv_kernel_sel, k, __ATOMIC_RELEASE);
-    }
-    return k;
-}
+int sp_cpu_conv_kernel(void) { return __atomic_load_n(&conv_kernel_sel, __ATOMIC_ACQUIRE); }
 
 sp_status sp_cpu_conv_set_kernel(int k) {
-    if (k != SP_CONV_SPORE && k != SP_CONV_ONEDNN && k != SP_CONV_AUTO)
-        return sp_error(SP_EINVAL, "conv kernel: %d is none of 0 (spore), 1 (onednn), 2 (auto)", k);
+    if (k != SP_CONV_SPORE && k != SP_CONV_ONEDNN)
+        return sp_error(SP_EINVAL, "conv kernel: %d is none of 0 (spore), 1 (onednn)", k);
     if (!sp_cpu_conv_kernel_available(k))
         return sp_error(SP_EINVAL, "conv kernel '%s' is not available (%s)", CONV_KERNEL_NAMES[k],
 #ifdef SP_HAVE_DNNL

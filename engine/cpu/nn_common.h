@@ -37,7 +37,7 @@ static inline int nn_par(int64_t work) {
  * 1: the layer ran there (its status in *st); 0: spore's kernels run it. The forward takes
  * the eval-mode epilogue (gamma..var non-NULL: BatchNorm's fold; residual; relu) and, with
  * bf16, rounds x and w to bfloat16 (amp_level "O2"; oneDNN's AMX kernels where the CPU has
- * them). Under SP_CONV_AUTO only the bf16 forward runs there. */
+ * them). */
 int sp_cpu_dnnl_conv_forward(sp_status *st, sp_tensor *out, const sp_tensor *x, const sp_tensor *w,
                              const sp_tensor *bias, const sp_tensor *gamma, const sp_tensor *beta,
                              const sp_tensor *mean, const sp_tensor *var, double eps, const sp_tensor *residual,

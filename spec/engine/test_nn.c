@@ -32,7 +32,7 @@ static double maxabs(const double *a, int64_t n) {
 static void conv_vs_naive(int kern);
 SUITE(nn_conv2d_vs_naive) {
     int def = sp_cpu_conv_kernel();
-    for (int k = SP_CONV_SPORE; k <= SP_CONV_ONEDNN; k++) { /* auto: spore's for float32 */
+    for (int k = SP_CONV_SPORE; k <= SP_CONV_ONEDNN; k++) {
         if (!sp_cpu_conv_kernel_available(k)) continue;
         CHECK_OK(sp_cpu_conv_set_kernel(k));
         conv_vs_naive(k);
@@ -169,7 +169,7 @@ SUITE(nn_conv_bn_vs_naive) {
     int cases[][9] = {{2, 16, 9, 9, 32, 3, 1, 1, 0}, {1, 24, 10, 10, 40, 1, 2, 0, 1}, {2, 3, 15, 15, 16, 7, 2, 3, 0},
                       {1, 64, 7, 7, 64, 3, 1, 1, 1}};
     int def = sp_cpu_conv_kernel();
-    for (int k = SP_CONV_SPORE; k <= SP_CONV_ONEDNN; k++) { /* auto: spore's for float32 */
+    for (int k = SP_CONV_SPORE; k <= SP_CONV_ONEDNN; k++) {
         if (!sp_cpu_conv_kernel_available(k)) continue;
         CHECK_OK(sp_cpu_conv_set_kernel(k));
         for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++)

@@ -108,7 +108,7 @@ static void reference_conv2d_under(int kern);
 /* under each conv kernel this build runs */
 SUITE(reference_conv2d) {
     int def = sp_cpu_conv_kernel();
-    for (int k = SP_CONV_SPORE; k <= SP_CONV_ONEDNN; k++) { /* auto: spore's for float32 */
+    for (int k = SP_CONV_SPORE; k <= SP_CONV_ONEDNN; k++) {
         if (!sp_cpu_conv_kernel_available(k)) continue;
         CHECK_OK(sp_cpu_conv_set_kernel(k));
         reference_conv2d_under(k);
