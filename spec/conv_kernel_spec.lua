@@ -28,14 +28,7 @@ end
 -- BatchNorm statistics moved away from 0/1, so the eval fold matters
 local function resnet()
   spore.manual_seed(5)
-  local net = spore.models.resnet18 { class_num = 10 }
-  for _, p in ipairs(net:parameters()) do
-    local n = p.name
-    if n:match("moving_variance$") then p.data:uniform_(0.5, 1.5)
-    elseif n:match("moving_mean$") or n:match("beta$") then p.data:normal_(0, 0.1)
-    elseif n:match("gamma$") then p.data:uniform_(0.5, 1.5) end
-  end
-  return net
+  return H.perturb_batchnorm(spore.models.resnet18 { class_num = 10 })
 end
 
 describe("spore.config().conv_kernel", function()

@@ -67,6 +67,18 @@ function H.max_abs_diff(a, b)
   return m
 end
 
+--- Random BatchNorm statistics and affine parameters in net (in place), so that an eval-mode
+-- fold of BatchNorm into a convolution is not the identity.
+function H.perturb_batchnorm(net)
+  for _, p in ipairs(net:parameters()) do
+    local n = p.name
+    if n:match("moving_variance$") then p.data:uniform_(0.5, 1.5)
+    elseif n:match("moving_mean$") or n:match("beta$") then p.data:normal_(0, 0.1)
+    elseif n:match("gamma$") then p.data:uniform_(0.5, 1.5) end
+  end
+  return net
+end
+
 function H.read_file(p) local f = assert(io.open(p, "rb")); local s = f:read("*a"); f:close(); return s end
 function H.write_file(p, s) local f = assert(io.open(p, "wb")); f:write(s); f:close() end
 --- The raw bytes of a contiguous tensor (copied to the host first when it lives on a device).

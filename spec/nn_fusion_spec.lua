@@ -115,15 +115,7 @@ describe("sp_conv2d_bn_forward against conv + BatchNorm + add + ReLU", function(
   end)
 end)
 
--- random BatchNorm statistics and affine parameters, so that the fold is not the identity
-local function perturb(net)
-  for _, p in ipairs(net:parameters()) do
-    local n = p.name
-    if n:match("moving_variance$") then p.data:uniform_(0.5, 1.5)
-    elseif n:match("moving_mean$") or n:match("beta$") then p.data:normal_(0, 0.1)
-    elseif n:match("gamma$") then p.data:uniform_(0.5, 1.5) end
-  end
-end
+local perturb = H.perturb_batchnorm
 local function set_nofuse(m, v)
   for _, k in ipairs({ "_ins", "_inputs" }) do if rawget(m, k) then m[k].nofuse = v end end
   for _, e in ipairs(m._modules) do set_nofuse(e[2], v) end

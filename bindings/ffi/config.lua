@@ -34,45 +34,42 @@ end
 function M.blas_core() return ffi.string(C.sp_blas_core()) end
 function M.blas_threading() return ffi.string(C.sp_blas_threading()) end
 
---- The bf16 GEMM's microkernel (amp_level "O2"): "amx", "avx512" or "portable".
-local BF16_KERNELS = { [0] = "portable", "avx512", "amx" }
-M.BF16_KERNELS = { portable = 0, avx512 = 1, amx = 2 }
-function M.bf16_kernel() return BF16_KERNELS[C.sp_cpu_bf16_kernel()] end
---- the kernels this CPU runs, fastest first
-function M.bf16_kernels()
-  local t = {}
-  for k = 2, 0, -1 do if C.sp_cpu_bf16_kernel_available(k) == 1 then t[#t + 1] = BF16_KERNELS[k] end end
-  return t
-end
---- select one by name; an unknown name or one this CPU does not run is an error naming it
-function M.set_bf16_kernel(name, lvl)
-  local k = M.BF16_KERNELS[name]
-  if not k then
-    error(("bf16 kernel must be one of 'amx', 'avx512', 'portable', got '%s'"):format(tostring(name)), lvl or 2)
+-- A selectable kernel family: names[i] is engine number i - 1; listed in `order`. Gives
+-- get() -> name, list() -> the available names in order, set(name, lvl) (an unknown name,
+-- or one the engine refuses, is an error naming it).
+local function selector(what, names, order, get, available, set)
+  local num = {}
+  for i, n in ipairs(names) do num[n] = i - 1 end
+  local quoted = {}
+  for _, k in ipairs(order) do quoted[#quoted + 1] = "'" .. names[k + 1] .. "'" end
+  local s = {}
+  function s.get() return names[get() + 1] end
+  function s.list()
+    local t = {}
+    for _, k in ipairs(order) do if available(k) == 1 then t[#t + 1] = names[k + 1] end end
+    return t
   end
-  if C.sp_cpu_bf16_set_kernel(k) ~= 0 then error(ffi.string(C.sp_last_error()), lvl or 2) end
+  function s.set(name, lvl)
+    local k = num[name]
+    if not k then
+      error(("%s must be one of %s, got '%s'"):format(what, table.concat(quoted, ", "), tostring(name)), lvl or 2)
+    end
+    if set(k) ~= 0 then error(ffi.string(C.sp_last_error()), lvl or 2) end
+  end
+  return s
 end
+
+--- The bf16 GEMM's microkernel (amp_level "O2"): "amx", "avx512" or "portable"; the kernels
+-- this CPU runs, fastest first; select one (one this CPU does not run is an error).
+local bf16 = selector("bf16 kernel", { "portable", "avx512", "amx" }, { 2, 1, 0 }, C.sp_cpu_bf16_kernel,
+  C.sp_cpu_bf16_kernel_available, C.sp_cpu_bf16_set_kernel)
+M.bf16_kernel, M.bf16_kernels, M.set_bf16_kernel = bf16.get, bf16.list, bf16.set
 
 --- Which implementation runs convolutions on the CPU (sp_cpu_conv_kernel, spore.h): "spore"
 -- (the default, spore's own kernels) or "onednn" (oneDNN, where libspore was built with it).
-local CONV_KERNELS = { [0] = "spore", "onednn" }
-M.CONV_KERNELS = { spore = 0, onednn = 1 }
-function M.conv_kernel() return CONV_KERNELS[C.sp_cpu_conv_kernel()] end
-function M.conv_kernels()
-  local t = {}
-  for _, k in ipairs({ 0, 1 }) do
-    if C.sp_cpu_conv_kernel_available(k) == 1 then t[#t + 1] = CONV_KERNELS[k] end
-  end
-  return t
-end
---- select one by name; an unknown name or one this build does not have is an error naming it
-function M.set_conv_kernel(name, lvl)
-  local k = M.CONV_KERNELS[name]
-  if not k then
-    error(("conv kernel must be one of 'spore', 'onednn', got '%s'"):format(tostring(name)), lvl or 2)
-  end
-  if C.sp_cpu_conv_set_kernel(k) ~= 0 then error(ffi.string(C.sp_last_error()), lvl or 2) end
-end
+local conv = selector("conv kernel", { "spore", "onednn" }, { 0, 1 }, C.sp_cpu_conv_kernel,
+  C.sp_cpu_conv_kernel_available, C.sp_cpu_conv_set_kernel)
+M.conv_kernel, M.conv_kernels, M.set_conv_kernel = conv.get, conv.list, conv.set
 
 function M.cuda_device_count() return tonumber(C.sp_cuda_device_count()) end
 
