@@ -4,6 +4,7 @@
 #include "cpu/reference.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -202,6 +203,81 @@ SUITE(nn_conv_bn_vs_naive) {
                 sp_tensor *all[] = {x, w, b, ga, be, mu, va, r, y, ry};
                 for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sp_tensor_free(all[i]);
             }
+    }
+    CHECK_OK(sp_cpu_conv_set_kernel(def));
+}
+
+/* Four threads run convolutions at once under each conv kernel, with geometries they share
+ * (oneDNN: the same cached primitive) and of their own (made concurrently), forward with the
+ * eval epilogue and backward: every result equals the one-thread result bit for bit (same
+ * kernel, same sums). Under make SANITIZE=thread this is the primitive table's and the
+ * per-thread streams' race check. */
+typedef struct {
+    int tid, kern, bad, p;
+    sp_tensor *x, *w, *ga, *be, *mu, *va, *gy, *want_y, *want_gx, *want_gw;
+} conv_job;
+static int conv_job_geom(int tid, int *C, int *Co, int *k) {
+    /* threads 0 and 1 share a geometry, 2 and 3 have their own */
+    int g = tid < 2 ? 0 : tid - 1;
+    *C = 8 + 4 * g; *Co = 16 + 8 * g; *k = g == 2 ? 1 : 3;
+    return g;
+}
+static void conv_job_run(conv_job *j, sp_tensor *y, sp_tensor *gx, sp_tensor *gw) {
+    sp_fill(gw, 0);
+    int p = j->p;
+    if (sp_conv2d_bn_forward(y, j->x, j->w, NULL, j->ga, j->be, j->mu, j->va, 1e-5, NULL, 1, 1, 1, p, p, p, p, 1, 1,
+                             1) ||
+        sp_conv2d_backward(gx, gw, NULL, j->gy, j->x, j->w, 1, 1, p, p, p, p, 1, 1, 1))
+        j->bad++;
+}
+static void *conv_job_thread(void *arg) {
+    conv_job *j = arg;
+    sp_tensor *y = NULL, *gx = NULL, *gw = NULL;
+    sp_tensor_clone(&y, j->want_y, SP_FLOAT32);
+    sp_tensor_clone(&gx, j->want_gx, SP_FLOAT32);
+    sp_tensor_clone(&gw, j->want_gw, SP_FLOAT32);
+    for (int it = 0; it < 20; it++) {
+        conv_job_run(j, y, gx, gw);
+        if (memcmp(D(y), D(j->want_y), sizeof(float) * (size_t)sp_tensor_numel(y)) ||
+            memcmp(D(gx), D(j->want_gx), sizeof(float) * (size_t)sp_tensor_numel(gx)) ||
+            memcmp(D(gw), D(j->want_gw), sizeof(float) * (size_t)sp_tensor_numel(gw)))
+            j->bad++;
+    }
+    sp_tensor_free(y); sp_tensor_free(gx); sp_tensor_free(gw);
+    return NULL;
+}
+SUITE(nn_conv_threads) {
+    int def = sp_cpu_conv_kernel();
+    for (int k = SP_CONV_SPORE; k <= SP_CONV_ONEDNN; k++) {
+        if (!sp_cpu_conv_kernel_available(k)) continue;
+        CHECK_OK(sp_cpu_conv_set_kernel(k));
+        conv_job jobs[4];
+        for (int t = 0; t < 4; t++) {
+            int C, Co, kk;
+            conv_job_geom(t, &C, &Co, &kk);
+            conv_job *j = &jobs[t];
+            memset(j, 0, sizeof *j);
+            j->tid = t; j->kern = k; j->p = kk / 2;
+            uint64_t r = t < 2 ? 1234 : 1234 + (uint64_t)t; /* threads 0 and 1: the same data too */
+            j->x = mk(4, 2, C, 12, 11, &r); j->w = mk(4, Co, C, kk, kk, &r);
+            j->ga = mk(1, Co, 0, 0, 0, &r); j->be = mk(1, Co, 0, 0, 0, &r); j->mu = mk(1, Co, 0, 0, 0, &r);
+            j->va = mk(1, Co, 0, 0, 0, &r);
+            for (int64_t o = 0; o < Co; o++) D(j->va)[o] = fabsf(D(j->va)[o]) + 0.1f;
+            j->gy = mk(4, 2, Co, 12, 11, &r);
+            j->want_y = mk(4, 2, Co, 12, 11, NULL); j->want_gx = mk(4, 2, C, 12, 11, NULL);
+            j->want_gw = mk(4, Co, C, kk, kk, NULL);
+            conv_job_run(j, j->want_y, j->want_gx, j->want_gw); /* the one-thread answer */
+        }
+        pthread_t th[4];
+        for (int t = 0; t < 4; t++) CHECK(pthread_create(&th[t], NULL, conv_job_thread, &jobs[t]) == 0, "thread %d", t);
+        for (int t = 0; t < 4; t++) pthread_join(th[t], NULL);
+        for (int t = 0; t < 4; t++) {
+            CHECK(jobs[t].bad == 0, "kernel %d thread %d: %d of 20 concurrent runs differ from the one-thread run", k,
+                  t, jobs[t].bad);
+            sp_tensor *all[] = {jobs[t].x, jobs[t].w, jobs[t].ga, jobs[t].be, jobs[t].mu, jobs[t].va, jobs[t].gy,
+                                jobs[t].want_y, jobs[t].want_gx, jobs[t].want_gw};
+            for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sp_tensor_free(all[i]);
+        }
     }
     CHECK_OK(sp_cpu_conv_set_kernel(def));
 }
