@@ -453,6 +453,10 @@ describe("memory", function()
     if not (os.getenv("LD_PRELOAD") or ""):find("asan") then
       assert.is_true(grew < 4 * 1024 * 1024, "RSS grew by " .. grew .. " bytes")
     end
-    assert.equal(live0, spore.mem_stats().live)
+    -- a leak shows as growth; engine memory may also fall during the loop, when an OpenMP
+    -- worker that packed bf16 operands earlier in this process exits and its per-thread
+    -- workspace is released with it (seen once in CI: 8 MB less, after the conv-kernel spec)
+    local live = spore.mem_stats().live
+    assert.is_true(live <= live0, ("engine memory grew by %d bytes"):format(live - live0))
   end)
 end)
