@@ -13,21 +13,6 @@
 #pragma GCC optimize("no-tree-loop-distribute-patterns")
 #endif
 
-typedef struct {
-    int64_t N, C, H, W, Co, kh, kw, Ho, Wo;
-    int sh, sw, pt, pl, dh, dw, g, pb_, pr_;
-} conv_geom;
-
-/* The geometry of an already-checked convolution. */
-static void conv_geom_of(conv_geom *c, const sp_tensor *x, const sp_tensor *w, int sh, int sw, int pt, int pb, int pl,
-                         int pr, int dh, int dw, int groups) {
-    c->N = x->shape[0]; c->C = x->shape[1]; c->H = x->shape[2]; c->W = x->shape[3];
-    c->Co = w->shape[0]; c->kh = w->shape[2]; c->kw = w->shape[3];
-    int64_t eh = (int64_t)dh * (c->kh - 1) + 1, ew = (int64_t)dw * (c->kw - 1) + 1;
-    c->Ho = (c->H + pt + pb - eh) / sh + 1; c->Wo = (c->W + pl + pr - ew) / sw + 1;
-    c->sh = sh; c->sw = sw; c->pt = pt; c->pl = pl; c->pb_ = pb; c->pr_ = pr; c->dh = dh; c->dw = dw; c->g = groups;
-}
-
 /* The output columns [lo, hi) whose input column ow*s + off lies inside [0, n). */
 static inline void valid_range(int64_t n, int64_t off, int s, int64_t nout, int64_t *lo, int64_t *hi) {
     int64_t l = off >= 0 ? 0 : (-off + s - 1) / s;

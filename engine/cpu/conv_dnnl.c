@@ -107,13 +107,7 @@ static dnnl_primitive_t mk_reorder(const dnnl_memory_desc_t *from, const dnnl_me
     return p;
 }
 
-typedef struct {
-    int64_t N, C, H, W, Co, kh, kw;
-    int sh, sw, pt, pb, pl, pr, dh, dw, g;
-    int64_t Ho, Wo;
-} dn_geom;
-
-static void plain_mds(const dn_geom *c, dnnl_memory_desc_t *src, dnnl_memory_desc_t *w, dnnl_memory_desc_t *dst,
+static void plain_mds(const conv_geom *c, dnnl_memory_desc_t *src, dnnl_memory_desc_t *w, dnnl_memory_desc_t *dst,
                       dnnl_memory_desc_t *b, dnnl_format_tag_t tag) {
     dnnl_dims_t sd = {c->N, c->C, c->H, c->W}, dd = {c->N, c->Co, c->Ho, c->Wo}, bd = {c->Co};
     dnnl_memory_desc_init_by_tag(src, 4, sd, dnnl_f32, tag);
@@ -128,20 +122,20 @@ static void plain_mds(const dn_geom *c, dnnl_memory_desc_t *src, dnnl_memory_des
     }
 }
 
-static int fwd_desc(dnnl_convolution_desc_t *cd, const dn_geom *c, int bias, dnnl_prop_kind_t prop, int bf16) {
+static int fwd_desc(dnnl_convolution_desc_t *cd, const conv_geom *c, int bias, dnnl_prop_kind_t prop, int bf16) {
     dnnl_memory_desc_t s, w, d, b;
     plain_mds(c, &s, &w, &d, &b, dnnl_format_tag_any);
     if (bf16) { /* operands rounded to bfloat16 (nearest even) by the reorders; sums in float32 */
         s.data_type = dnnl_bf16;
         w.data_type = dnnl_bf16;
     }
-    dnnl_dims_t st = {c->sh, c->sw}, dil = {c->dh - 1, c->dw - 1}, pl = {c->pt, c->pl}, pr = {c->pb, c->pr};
+    dnnl_dims_t st = {c->sh, c->sw}, dil = {c->dh - 1, c->dw - 1}, pl = {c->pt, c->pl}, pr = {c->pb_, c->pr_};
     return DN(dnnl_dilated_convolution_forward_desc_init(cd, prop, dnnl_convolution_direct, &s, &w, bias ? &b : NULL,
                                                          &d, st, dil, pl, pr));
 }
 
 /* make the entry for (kind, geometry, flags); NULL only when out of memory */
-static dn_entry *entry_make(const int64_t *key, int kind, const dn_geom *c, int flags) {
+static dn_entry *entry_make(const int64_t *key, int kind, const conv_geom *c, int flags) {
     dn_entry *e = calloc(1, sizeof *e);
     if (!e) return NULL;
     memcpy(e->key, key, sizeof e->key);
@@ -172,7 +166,7 @@ static dn_entry *entry_make(const int64_t *key, int kind, const dn_geom *c, int 
         dnnl_convolution_desc_t fd;
         dnnl_memory_desc_t s, w, d, b;
         plain_mds(c, &s, &w, &d, &b, dnnl_format_tag_any);
-        dnnl_dims_t st = {c->sh, c->sw}, dil = {c->dh - 1, c->dw - 1}, pl = {c->pt, c->pl}, pr = {c->pb, c->pr};
+        dnnl_dims_t st = {c->sh, c->sw}, dil = {c->dh - 1, c->dw - 1}, pl = {c->pt, c->pl}, pr = {c->pb_, c->pr_};
         ok = fwd_desc(&fd, c, flags & HAS_BIAS, dnnl_forward_training, 0) &&
              DN(dnnl_primitive_desc_create(&hint, &fd, NULL, g_eng, NULL));
         if (ok && kind == DN_BWD_DATA)
@@ -222,9 +216,9 @@ static dn_entry *entry_make(const int64_t *key, int kind, const dn_geom *c, int 
 }
 
 /* the cached entry (made on first use); *tmp: an uncached one the caller frees (table full) */
-static dn_entry *entry_get(int kind, const dn_geom *c, int flags, dn_entry **tmp) {
+static dn_entry *entry_get(int kind, const conv_geom *c, int flags, dn_entry **tmp) {
     int64_t key[DN_KEY] = {kind, flags, c->N, c->C, c->H, c->W, c->Co, c->kh, c->kw, c->sh, c->sw,
-                           c->pt, c->pb, c->pl, c->pr, c->dh, c->dw, c->g, 0};
+                           c->pt, c->pb_, c->pl, c->pr_, c->dh, c->dw, c->g, 0};
     *tmp = NULL;
     pthread_mutex_lock(&g_mu);
     dn_entry *e = cache_find(key);
@@ -267,15 +261,6 @@ static int run_reorder(dnnl_primitive_t r, dnnl_stream_t st, dnnl_memory_t from,
 
 static size_t up64(size_t n) { return (n + 63) & ~(size_t)63; }
 
-static void geom_from(dn_geom *c, const sp_tensor *x, const sp_tensor *w, int sh, int sw, int pt, int pb, int pl,
-                      int pr, int dh, int dw, int groups) {
-    c->N = x->shape[0]; c->C = x->shape[1]; c->H = x->shape[2]; c->W = x->shape[3];
-    c->Co = w->shape[0]; c->kh = w->shape[2]; c->kw = w->shape[3];
-    c->sh = sh; c->sw = sw; c->pt = pt; c->pb = pb; c->pl = pl; c->pr = pr; c->dh = dh; c->dw = dw; c->g = groups;
-    int64_t eh = (int64_t)dh * (c->kh - 1) + 1, ew = (int64_t)dw * (c->kw - 1) + 1;
-    c->Ho = (c->H + pt + pb - eh) / sh + 1; c->Wo = (c->W + pl + pr - ew) / sw + 1;
-}
-
 /* 1: the layer ran here (status in *st); 0: oneDNN is off or declined, spore's kernels run it */
 int sp_cpu_dnnl_conv_forward(sp_status *st, sp_tensor *out, const sp_tensor *x, const sp_tensor *w,
                              const sp_tensor *bias, const sp_tensor *gamma, const sp_tensor *beta,
@@ -283,8 +268,8 @@ int sp_cpu_dnnl_conv_forward(sp_status *st, sp_tensor *out, const sp_tensor *x, 
                              int relu, int sh, int sw, int pt, int pb, int pl, int pr, int dh, int dw, int groups,
                              int bf16, const char *op) {
     if (sp_cpu_conv_kernel() != SP_CONV_ONEDNN) return 0;
-    dn_geom c;
-    geom_from(&c, x, w, sh, sw, pt, pb, pl, pr, dh, dw, groups);
+    conv_geom c;
+    conv_geom_of(&c, x, w, sh, sw, pt, pb, pl, pr, dh, dw, groups);
     int flags = (bias ? HAS_BIAS : 0) | (gamma ? EPI_BN : 0) | (residual ? EPI_RES : 0) | (relu ? EPI_RELU : 0) |
                 (bf16 ? BF16 : 0);
     dn_entry *tmp, *e = entry_get(DN_FWD, &c, flags, &tmp);
@@ -374,8 +359,8 @@ int sp_cpu_dnnl_conv_backward(sp_status *st, sp_tensor *grad_x, sp_tensor *grad_
                               const sp_tensor *grad_out, const sp_tensor *x, const sp_tensor *w, int sh, int sw,
                               int pt, int pb, int pl, int pr, int dh, int dw, int groups, const char *op) {
     if (sp_cpu_conv_kernel() != SP_CONV_ONEDNN) return 0;
-    dn_geom c;
-    geom_from(&c, x, w, sh, sw, pt, pb, pl, pr, dh, dw, groups);
+    conv_geom c;
+    conv_geom_of(&c, x, w, sh, sw, pt, pb, pl, pr, dh, dw, groups);
     dn_entry *td = NULL, *tw = NULL, *ed = NULL, *ew = NULL;
     if (grad_x) {
         ed = entry_get(DN_BWD_DATA, &c, 0, &td);

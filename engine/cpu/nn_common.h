@@ -33,6 +33,20 @@ static inline int nn_par(int64_t work) {
 #define SP_NN_CLONES
 #endif
 
+/* The geometry of an already-checked convolution (conv.c, conv_dnnl.c). */
+typedef struct {
+    int64_t N, C, H, W, Co, kh, kw, Ho, Wo;
+    int sh, sw, pt, pl, dh, dw, g, pb_, pr_;
+} conv_geom;
+static inline void conv_geom_of(conv_geom *c, const sp_tensor *x, const sp_tensor *w, int sh, int sw, int pt, int pb,
+                                int pl, int pr, int dh, int dw, int groups) {
+    c->N = x->shape[0]; c->C = x->shape[1]; c->H = x->shape[2]; c->W = x->shape[3];
+    c->Co = w->shape[0]; c->kh = w->shape[2]; c->kw = w->shape[3];
+    int64_t eh = (int64_t)dh * (c->kh - 1) + 1, ew = (int64_t)dw * (c->kw - 1) + 1;
+    c->Ho = (c->H + pt + pb - eh) / sh + 1; c->Wo = (c->W + pl + pr - ew) / sw + 1;
+    c->sh = sh; c->sw = sw; c->pt = pt; c->pl = pl; c->pb_ = pb; c->pr_ = pr; c->dh = dh; c->dw = dw; c->g = groups;
+}
+
 /* conv_dnnl.c: the convolution through oneDNN (sp_cpu_conv_kernel() == SP_CONV_ONEDNN).
  * 1: the layer ran there (its status in *st); 0: spore's kernels run it. The forward takes
  * the eval-mode epilogue (gamma..var non-NULL: BatchNorm's fold; residual; relu) and, with
