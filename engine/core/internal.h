@@ -37,6 +37,31 @@ struct sp_tensor {
 /* A contiguous host tensor with t's values: a view of t when t is contiguous host
  * memory, else a copy (through the device's explicit copy when t is on a device). */
 sp_status sp_tensor_host_contiguous(sp_tensor **out, const sp_tensor *t);
+/* Channels-last operands (sp_tensor_is_channels_last) for a kernel that takes NCHW: sp_cl_in
+ * points *t at a contiguous copy when it is not contiguous; sp_cl_out points *t at a
+ * contiguous temporary that sp_cl_done copies back into the original (when st is SP_OK)
+ * before freeing every temporary. sp_cl_done returns st, or the copy's error. */
+enum { SP_CL_MAX = 6 };
+typedef struct { sp_tensor *tmp[SP_CL_MAX], *dst[SP_CL_MAX]; int n; } sp_cl_ctx;
+sp_status sp_cl_in(sp_cl_ctx *k, const sp_tensor **t);
+sp_status sp_cl_out(sp_cl_ctx *k, sp_tensor **t);
+sp_status sp_cl_done(sp_cl_ctx *k, sp_status st);
+/* 1 when any of the n tensors (NULLs skipped) is neither contiguous nor absent */
+static inline int sp_cl_any(int n, const sp_tensor *const *ts) {
+    for (int i = 0; i < n; i++)
+        if (ts[i] && !sp_tensor_is_contiguous(ts[i])) return 1;
+    return 0;
+}
+#define SP_CL_ANY(...) sp_cl_any(sizeof((const sp_tensor *const[]){__VA_ARGS__}) / sizeof(const sp_tensor *), \
+                                 (const sp_tensor *const[]){__VA_ARGS__})
+/* 1 when every one of the n tensors (NULLs skipped) is channels-last */
+static inline int sp_cl_all(int n, const sp_tensor *const *ts) {
+    for (int i = 0; i < n; i++)
+        if (ts[i] && !sp_tensor_is_channels_last(ts[i])) return 0;
+    return 1;
+}
+#define SP_CL_BOTH(...) sp_cl_all(sizeof((const sp_tensor *const[]){__VA_ARGS__}) / sizeof(const sp_tensor *), \
+                                  (const sp_tensor *const[]){__VA_ARGS__})
 /* Error unless t lives in host-addressable memory (the data pipeline and the file writers
  * run on the host; a device tensor is copied out first, explicitly). */
 sp_status sp_require_host(const char *op, const sp_tensor *t, const char *what);

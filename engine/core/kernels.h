@@ -119,6 +119,11 @@ typedef struct sp_kernels {
     sp_status (*dense_forward_bf16)(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias);
     sp_status (*dense_backward_bf16)(sp_tensor *grad_x, sp_tensor *grad_w, sp_tensor *grad_b,
                                      const sp_tensor *grad_out, const sp_tensor *x, const sp_tensor *w);
+
+    /* 1: this device's conv forwards (float32, bf16, BN-fused), maxpool2d_forward and
+     * global_avgpool_forward take channels-last operands (sp_tensor_is_channels_last) for
+     * x, out and residual themselves; 0: the public op hands them NCHW copies */
+    int channels_last;
 } sp_kernels;
 
 extern const sp_kernels sp_cpu_kernels;

@@ -179,6 +179,60 @@ int sp_tensor_is_contiguous(const sp_tensor *t) {
     }
     return 1;
 }
+int sp_tensor_is_channels_last(const sp_tensor *t) {
+    if (!t || t->ndim != 4) return 0;
+    const int64_t *d = t->shape, *s = t->strides;
+    /* NHWC order: C innermost, then W, H, N */
+    uint64_t want[4] = {(uint64_t)(d[1] * d[2] * d[3]), 1, (uint64_t)(d[1] * d[3]), (uint64_t)d[1]};
+    for (int i = 0; i < 4; i++)
+        if (d[i] != 1 && (uint64_t)s[i] != want[i]) return 0;
+    return 1;
+}
+
+sp_status sp_tensor_empty_channels_last_on(sp_tensor **out, int dtype, const int64_t *shape, int device) {
+    if (out) *out = NULL;
+    if (!out || !shape) return sp_error(SP_EINVAL, "empty_channels_last: NULL argument");
+    int64_t nhwc[4] = {shape[0], shape[2], shape[3], shape[1]};
+    sp_tensor *t = NULL;
+    sp_status st = make(&t, dtype, 4, nhwc, 0, device);
+    if (st) return st;
+    t->shape[0] = shape[0], t->shape[1] = shape[1], t->shape[2] = shape[2], t->shape[3] = shape[3];
+    t->strides[0] = shape[1] * shape[2] * shape[3], t->strides[1] = 1, t->strides[2] = shape[1] * shape[3],
+    t->strides[3] = shape[1];
+    *out = t;
+    return SP_OK;
+}
+
+/* ---- channels-last operands for kernels that take NCHW (internal.h) ---- */
+sp_status sp_cl_in(sp_cl_ctx *k, const sp_tensor **t) {
+    if (!*t || sp_tensor_is_contiguous(*t)) return SP_OK;
+    if (k->n == SP_CL_MAX) return sp_error(SP_EINVAL, "channels-last: too many operands");
+    sp_tensor *c = NULL;
+    sp_status st = sp_tensor_clone(&c, *t, (*t)->dtype);
+    if (st) return st;
+    k->tmp[k->n] = c, k->dst[k->n] = NULL, k->n++;
+    *t = c;
+    return SP_OK;
+}
+sp_status sp_cl_out(sp_cl_ctx *k, sp_tensor **t) {
+    if (!*t || sp_tensor_is_contiguous(*t)) return SP_OK;
+    if (k->n == SP_CL_MAX) return sp_error(SP_EINVAL, "channels-last: too many operands");
+    sp_tensor *c = NULL;
+    sp_status st = sp_tensor_empty_on(&c, (*t)->dtype, (*t)->ndim, (*t)->shape, SP_DEV(*t)->code);
+    if (st) return st;
+    k->tmp[k->n] = c, k->dst[k->n] = *t, k->n++;
+    *t = c;
+    return SP_OK;
+}
+sp_status sp_cl_done(sp_cl_ctx *k, sp_status st) {
+    for (int i = 0; i < k->n; i++) {
+        if (!st && k->dst[i]) st = sp_tensor_copy(k->dst[i], k->tmp[i]);
+        sp_tensor_free(k->tmp[i]);
+    }
+    k->n = 0;
+    return st;
+}
+
 void *sp_tensor_data(const sp_tensor *t) {
     if (!t) { sp_error(SP_EINVAL, "tensor is NULL"); return NULL; }
     if (!SP_DEV(t)->host_visible) {

@@ -23,14 +23,6 @@ static inline void valid_range(int64_t n, int64_t off, int s, int64_t nout, int6
     *hi = h;
 }
 
-/* The build targets baseline x86-64 (SSE2, no FMA); the direct loops get AVX2/AVX-512
- * clones chosen at load time, as OpenBLAS picks its kernels. Not under ThreadSanitizer: its
- * instrumented ifunc resolvers would run before the TSan runtime starts (make SANITIZE=thread). */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && !defined(__SANITIZE_THREAD__)
-#define SP_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define SP_CLONES
-#endif
 
 /* Rows go in 8-float vectors, four at a time; the last vector of a row starts at Wo-8 and
  * overlaps the previous one (forward: recomputed, same value; weight gradient: its
@@ -458,6 +450,14 @@ sp_status sp_cpu_conv2d_forward(sp_tensor *out, const sp_tensor *x, const sp_ten
         sp_cpu_dnnl_conv_forward(&st, out, x, w, bias, NULL, NULL, NULL, NULL, 0.0, NULL, 0, stride_h, stride_w,
                                  pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups, 0, "conv2d_forward"))
         return st;
+    if (SP_CL_ANY(out, x)) { /* channels-last operands oneDNN did not take: spore's kernels on NCHW copies */
+        sp_cl_ctx k = {0};
+        st = sp_cl_in(&k, &x);
+        if (!st) st = sp_cl_out(&k, &out);
+        if (!st) st = sp_cpu_conv2d_forward(out, x, w, bias, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right,
+                                            dil_h, dil_w, groups);
+        return sp_cl_done(&k, st);
+    }
     return conv_forward(out, x, w, bias, &c, NULL, "conv2d_forward");
 }
 
@@ -473,6 +473,16 @@ sp_status sp_cpu_conv2d_bn_forward_bf16(sp_tensor *out, const sp_tensor *x, cons
                                  pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups, 1,
                                  "conv2d_bn_forward_bf16"))
         return st;
+    if (SP_CL_ANY(out, x, residual)) { /* channels-last operands oneDNN did not take: NCHW copies */
+        sp_cl_ctx k = {0};
+        st = sp_cl_in(&k, &x);
+        if (!st) st = sp_cl_in(&k, &residual);
+        if (!st) st = sp_cl_out(&k, &out);
+        if (!st) st = sp_cpu_conv2d_bn_forward_bf16(out, x, w, bias, gamma, beta, mean, var, eps, residual, relu, stride_h,
+                                                    stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w,
+                                                    groups);
+        return sp_cl_done(&k, st);
+    }
     NN_TRY(sp_cpu_conv2d_forward_bf16(out, x, w, bias, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right,
                                       dil_h, dil_w, groups));
     conv_geom c;
@@ -497,6 +507,15 @@ sp_status sp_cpu_conv2d_bn_forward(sp_tensor *out, const sp_tensor *x, const sp_
                                  stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups, 0,
                                  "conv2d_bn_forward"))
         return st;
+    if (SP_CL_ANY(out, x, residual)) { /* channels-last operands oneDNN did not take: NCHW copies */
+        sp_cl_ctx k = {0};
+        st = sp_cl_in(&k, &x);
+        if (!st) st = sp_cl_in(&k, &residual);
+        if (!st) st = sp_cl_out(&k, &out);
+        if (!st) st = sp_cpu_conv2d_bn_forward(out, x, w, bias, gamma, beta, mean, var, eps, residual, relu, stride_h,
+                                               stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
+        return sp_cl_done(&k, st);
+    }
     conv_epi e = {F32(gamma), F32(beta), F32(mean), F32(var), residual ? F32(residual) : NULL, eps, relu};
     return conv_forward(out, x, w, bias, &c, &e, "conv2d_bn_forward");
 }

@@ -52,6 +52,11 @@ static dnnl_stream_t dn_stream(void) {
 enum { DN_FWD = 0, DN_BWD_DATA = 1, DN_BWD_W = 2 };
 /* forward epilogue flags */
 enum { EPI_BN = 1, EPI_RES = 2, EPI_RELU = 4, HAS_BIAS = 8, BF16 = 16 };
+/* channels-last (NHWC) user tensors: x, out, residual (forward only; engine/ops hands the
+ * backward NCHW). With any of them the primitive itself works in NHWC, which oneDNN's
+ * AVX-512/AMX kernels (brgconv) run as fast as the blocked layouts, so a chain of
+ * channels-last convolutions runs with no activation reorders at all. */
+enum { CL_X = 32, CL_OUT = 64, CL_RES = 128 };
 enum { DN_KEY = 19, DN_CACHE = 512 };
 
 typedef struct {
@@ -122,9 +127,25 @@ static void plain_mds(const conv_geom *c, dnnl_memory_desc_t *src, dnnl_memory_d
     }
 }
 
-static int fwd_desc(dnnl_convolution_desc_t *cd, const conv_geom *c, int bias, dnnl_prop_kind_t prop, int bf16) {
+/* the user's x and out mds in their layouts (flags CL_X, CL_OUT), and the residual's (CL_RES) */
+static void user_mds(const conv_geom *c, int flags, dnnl_memory_desc_t *src, dnnl_memory_desc_t *w,
+                     dnnl_memory_desc_t *dst, dnnl_memory_desc_t *b, dnnl_memory_desc_t *res) {
+    plain_mds(c, src, w, dst, b, dnnl_nchw);
+    dnnl_dims_t sd = {c->N, c->C, c->H, c->W}, dd = {c->N, c->Co, c->Ho, c->Wo};
+    if (flags & CL_X) dnnl_memory_desc_init_by_tag(src, 4, sd, dnnl_f32, dnnl_nhwc);
+    if (res) dnnl_memory_desc_init_by_tag(res, 4, dd, dnnl_f32, (flags & CL_RES) ? dnnl_nhwc : dnnl_nchw);
+    if (flags & CL_OUT) dnnl_memory_desc_init_by_tag(dst, 4, dd, dnnl_f32, dnnl_nhwc);
+}
+
+static int fwd_desc(dnnl_convolution_desc_t *cd, const conv_geom *c, int bias, dnnl_prop_kind_t prop, int bf16,
+                    int cl) {
     dnnl_memory_desc_t s, w, d, b;
     plain_mds(c, &s, &w, &d, &b, dnnl_format_tag_any);
+    if (cl) { /* activations in NHWC, the weights in the primitive's own layout */
+        dnnl_dims_t sd = {c->N, c->C, c->H, c->W}, dd = {c->N, c->Co, c->Ho, c->Wo};
+        dnnl_memory_desc_init_by_tag(&s, 4, sd, dnnl_f32, dnnl_nhwc);
+        dnnl_memory_desc_init_by_tag(&d, 4, dd, dnnl_f32, dnnl_nhwc);
+    }
     if (bf16) { /* operands rounded to bfloat16 (nearest even) by the reorders; sums in float32 */
         s.data_type = dnnl_bf16;
         w.data_type = dnnl_bf16;
@@ -139,8 +160,8 @@ static dn_entry *entry_make(const int64_t *key, int kind, const conv_geom *c, in
     dn_entry *e = calloc(1, sizeof *e);
     if (!e) return NULL;
     memcpy(e->key, key, sizeof e->key);
-    dnnl_memory_desc_t ps, pw, pdst, pb;
-    plain_mds(c, &ps, &pw, &pdst, &pb, dnnl_nchw);
+    dnnl_memory_desc_t ps, pw, pdst, pb, pres;
+    user_mds(c, flags, &ps, &pw, &pdst, &pb, &pres);
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t po = NULL;
     dnnl_primitive_desc_t pd = NULL, hint = NULL;
@@ -160,14 +181,15 @@ static dn_entry *entry_make(const int64_t *key, int kind, const conv_geom *c, in
             if (ok && (flags & EPI_RELU)) ok = DN(dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f));
             if (ok) ok = DN(dnnl_primitive_attr_set_post_ops(attr, po));
         }
-        ok = ok && fwd_desc(&cd, c, flags & HAS_BIAS, dnnl_forward_inference, flags & BF16) &&
+        ok = ok && fwd_desc(&cd, c, flags & HAS_BIAS, dnnl_forward_inference, flags & BF16,
+                            flags & (CL_X | CL_OUT)) &&
              DN(dnnl_primitive_desc_create(&pd, &cd, attr, g_eng, NULL));
     } else if (ok) {
         dnnl_convolution_desc_t fd;
         dnnl_memory_desc_t s, w, d, b;
         plain_mds(c, &s, &w, &d, &b, dnnl_format_tag_any);
         dnnl_dims_t st = {c->sh, c->sw}, dil = {c->dh - 1, c->dw - 1}, pl = {c->pt, c->pl}, pr = {c->pb_, c->pr_};
-        ok = fwd_desc(&fd, c, flags & HAS_BIAS, dnnl_forward_training, 0) &&
+        ok = fwd_desc(&fd, c, flags & HAS_BIAS, dnnl_forward_training, 0, 0) &&
              DN(dnnl_primitive_desc_create(&hint, &fd, NULL, g_eng, NULL));
         if (ok && kind == DN_BWD_DATA)
             ok = DN(dnnl_dilated_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, &s, &w, &d, st, dil,
@@ -198,7 +220,7 @@ static dn_entry *entry_make(const int64_t *key, int kind, const conv_geom *c, in
         if (ok) e->r_b = mk_reorder(pb_, &e->md_b, 0, &ok);
         /* weight gradients accumulate: always through a summing reorder */
         if (ok) e->r_out = mk_reorder(&e->md_out, po_, kind == DN_BWD_W, &ok);
-        if (ok && kind == DN_FWD && (flags & EPI_RES)) e->r_res = mk_reorder(&pdst, &e->md_out, 0, &ok);
+        if (ok && kind == DN_FWD && (flags & EPI_RES)) e->r_res = mk_reorder(&pres, &e->md_out, 0, &ok);
     }
     if (pd) dnnl_primitive_desc_destroy(pd);
     if (hint) dnnl_primitive_desc_destroy(hint);
@@ -270,8 +292,12 @@ int sp_cpu_dnnl_conv_forward(sp_status *st, sp_tensor *out, const sp_tensor *x, 
     if (sp_cpu_conv_kernel() != SP_CONV_ONEDNN) return 0;
     conv_geom c;
     conv_geom_of(&c, x, w, sh, sw, pt, pb, pl, pr, dh, dw, groups);
+    /* engine/ops lets x, out and residual be contiguous or channels-last (one that is both is
+     * addressed alike either way) */
     int flags = (bias ? HAS_BIAS : 0) | (gamma ? EPI_BN : 0) | (residual ? EPI_RES : 0) | (relu ? EPI_RELU : 0) |
-                (bf16 ? BF16 : 0);
+                (bf16 ? BF16 : 0) | (sp_tensor_is_contiguous(x) ? 0 : CL_X) |
+                (sp_tensor_is_contiguous(out) ? 0 : CL_OUT) |
+                (residual && !sp_tensor_is_contiguous(residual) ? CL_RES : 0);
     dn_entry *tmp, *e = entry_get(DN_FWD, &c, flags, &tmp);
     if (!e) { *st = sp_error(SP_ENOMEM, "%s: cannot allocate oneDNN's primitive", op); return 1; }
     if (!e->ok) {
@@ -290,8 +316,8 @@ int sp_cpu_dnnl_conv_forward(sp_status *st, sp_tensor *out, const sp_tensor *x, 
         *st = sp_error(SP_ENOMEM, "%s: cannot allocate oneDNN's buffers", op);
         return 1;
     }
-    dnnl_memory_desc_t ps, pw, pdst, pb_;
-    plain_mds(&c, &ps, &pw, &pdst, &pb_, dnnl_nchw);
+    dnnl_memory_desc_t ps, pw, pdst, pb_, pres;
+    user_mds(&c, flags, &ps, &pw, &pdst, &pb_, &pres);
     mem_set ms = {0};
     float *O = F32(out);
     dnnl_memory_t ux = ms_add(&ms, &ps, SP_DATA(x)), uw = ms_add(&ms, &pw, SP_DATA(w)), uo = ms_add(&ms, &pdst, O);
@@ -327,11 +353,13 @@ int sp_cpu_dnnl_conv_forward(sp_status *st, sp_tensor *out, const sp_tensor *x, 
     if (okx && e->r_a) okx = run_reorder(e->r_a, s, ux, mx);
     if (okx && e->r_b) okx = run_reorder(e->r_b, s, uw, mw);
     if (okx && residual) {
-        dnnl_memory_t ur = ms_add(&ms, &pdst, SP_DATA(residual));
+        dnnl_memory_t ur = ms_add(&ms, &pres, SP_DATA(residual));
         okx = !ms.bad;
         if (okx && e->r_res) okx = run_reorder(e->r_res, s, ur, mo);
-        else if (okx && (const void *)O != SP_DATA(residual))
-            memmove(O, SP_DATA(residual), sizeof(float) * (size_t)sp_tensor_numel(out));
+        else if (okx) { /* the residual already in the primitive's dst layout: copied into its dst */
+            void *dst = e->r_out ? (void *)bo : (void *)O;
+            if (dst != SP_DATA(residual)) memmove(dst, SP_DATA(residual), sizeof(float) * (size_t)sp_tensor_numel(out));
+        }
     }
     if (okx) {
         args[na++] = (dnnl_exec_arg_t){DNNL_ARG_SRC, mx};

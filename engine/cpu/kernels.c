@@ -48,4 +48,5 @@ const sp_kernels sp_cpu_kernels = {
     .conv2d_backward_bf16 = sp_cpu_conv2d_backward_bf16,
     .dense_forward_bf16 = sp_cpu_dense_forward_bf16,
     .dense_backward_bf16 = sp_cpu_dense_backward_bf16,
+    .channels_last = 1,
 };

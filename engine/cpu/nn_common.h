@@ -14,6 +14,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The build targets baseline x86-64 (SSE2, no FMA); loops marked SP_CLONES get AVX2/AVX-512
+ * clones chosen at load time, as OpenBLAS picks its kernels. Not under ThreadSanitizer: its
+ * instrumented ifunc resolvers would run before the TSan runtime starts (make SANITIZE=thread). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && !defined(__SANITIZE_THREAD__)
+#define SP_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define SP_CLONES
+#endif
+
 #define NN_TRY(x) do { sp_status s_ = (x); if (s_) return s_; } while (0)
 /* OpenMP in the nn kernels is off unless sp_config_set_nn_omp(1) (lua/spore: SPORE_NN_OMP=1):
  * with the pthread OpenBLAS, the libgomp workers spin after each region and steal the CPU

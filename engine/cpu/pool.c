@@ -186,6 +186,44 @@ static int pool_avx512(void) {
 }
 #endif
 
+/* Channels-last x and out (NHWC in memory; argmax stays NCHW, as the backward reads it): each
+ * channel's sequence is the plane loop's above (window clipped to the plane, scanned row by
+ * row, index taken where v > best, best = max, a NaN wins, an empty window gives 0 and -1),
+ * with the channels in vector lanes. b, bi, nan: C-element scratch. */
+SP_CLONES static void maxpool_nhwc(float *O, int32_t *A, const float *X, int64_t N, int64_t C, int64_t H, int64_t W,
+                                   int64_t Ho, int64_t Wo, int kh, int kw, int sh, int sw, int pt, int pl, float *b,
+                                   int32_t *bi, int32_t *nan) {
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t oh = 0; oh < Ho; oh++) {
+            int64_t h0 = oh * sh - pt, h1 = h0 + kh;
+            if (h0 < 0) h0 = 0;
+            if (h1 > H) h1 = H;
+            for (int64_t ow = 0; ow < Wo; ow++) {
+                int64_t w0 = ow * sw - pl, w1 = w0 + kw;
+                if (w0 < 0) w0 = 0;
+                if (w1 > W) w1 = W;
+                int32_t b0 = (h0 < h1 && w0 < w1) ? (int32_t)(h0 * W + w0) : -1;
+                for (int64_t c = 0; c < C; c++) b[c] = -INFINITY, bi[c] = b0, nan[c] = 0;
+                for (int64_t ih = h0; ih < h1; ih++)
+                    for (int64_t iw = w0; iw < w1; iw++) {
+                        const float *r = X + ((n * H + ih) * W + iw) * C;
+                        int32_t idx = (int32_t)(ih * W + iw);
+                        for (int64_t c = 0; c < C; c++) {
+                            float v = r[c];
+                            int32_t m = -(int32_t)(v > b[c]);
+                            nan[c] |= -(int32_t)(v != v);
+                            bi[c] = (idx & m) | (bi[c] & ~m);
+                            b[c] = b[c] > v ? b[c] : v;
+                        }
+                    }
+                float *o = O + ((n * Ho + oh) * Wo + ow) * C;
+                for (int64_t c = 0; c < C; c++) o[c] = b0 < 0 ? 0.0f : nan[c] ? NAN : b[c];
+                int32_t *a = A + (n * C * Ho + oh) * Wo + ow;
+                for (int64_t c = 0; c < C; c++) a[c * Ho * Wo] = bi[c];
+            }
+        }
+}
+
 /* out [N,C,Ho,Wo] = max over window; argmax [N,C,Ho,Wo] int32 = h*W+w of the max */
 sp_status sp_cpu_maxpool2d_forward(sp_tensor *out, sp_tensor *argmax, const sp_tensor *x, int kh, int kw,
                                    int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left,
@@ -196,6 +234,14 @@ sp_status sp_cpu_maxpool2d_forward(sp_tensor *out, sp_tensor *argmax, const sp_t
     const float *X = F32(x);
     float *O = F32(out);
     int32_t *A = SP_DATA(argmax);
+    if (!sp_tensor_is_contiguous(x) || !sp_tensor_is_contiguous(out)) { /* both channels-last (engine/ops) */
+        size_t n = (size_t)C * (sizeof(float) + 2 * sizeof(int32_t));
+        char *ws = sp_workspace(SP_DEV(x), 0, n);
+        if (!ws) return sp_error(SP_ENOMEM, "maxpool2d_forward: no memory for %zu bytes of scratch", n);
+        maxpool_nhwc(O, A, X, N, C, H, W, Ho, Wo, kh, kw, stride_h, stride_w, pad_top, pad_left, (float *)ws,
+                     (int32_t *)(ws + C * sizeof(float)), (int32_t *)(ws + C * (sizeof(float) + sizeof(int32_t))));
+        return SP_OK;
+    }
 /* serial: a 2-core machine gains little here and the OpenMP region costs BLAS time.
  * The common shapes get the window size as a compile-time constant (fully unrolled). */
     int inner = pad_top == 0 && pad_left == 0 && (Ho - 1) * stride_h + kh <= H && (Wo - 1) * stride_w + kw <= W;
@@ -311,10 +357,28 @@ sp_status sp_cpu_avgpool2d_backward(sp_tensor *grad_x, const sp_tensor *grad_out
 }
 
 /* out [N,C] (or [N,C,1,1]) = mean over H,W of x [N,C,H,W] */
+/* channels-last x: each channel's sum in double over the positions in the plane loop's order */
+SP_CLONES static void gap_nhwc(float *O, const float *X, int64_t N, int64_t C, int64_t HW, double *acc) {
+    for (int64_t n = 0; n < N; n++) {
+        for (int64_t c = 0; c < C; c++) acc[c] = 0;
+        for (int64_t j = 0; j < HW; j++) {
+            const float *r = X + (n * HW + j) * C;
+            for (int64_t c = 0; c < C; c++) acc[c] += r[c];
+        }
+        for (int64_t c = 0; c < C; c++) O[n * C + c] = HW ? (float)(acc[c] / (double)HW) : 0.0f;
+    }
+}
+
 sp_status sp_cpu_global_avgpool_forward(sp_tensor *out, const sp_tensor *x) {
     int64_t NC = x->shape[0] * x->shape[1], HW = x->shape[2] * x->shape[3];
     const float *X = F32(x);
     float *O = F32(out);
+    if (!sp_tensor_is_contiguous(x)) { /* channels-last (engine/ops) */
+        double *acc = sp_workspace(SP_DEV(x), 0, sizeof(double) * (size_t)x->shape[1]);
+        if (!acc) return sp_error(SP_ENOMEM, "global_avgpool_forward: no memory for scratch");
+        gap_nhwc(O, X, x->shape[0], x->shape[1], HW, acc);
+        return SP_OK;
+    }
     for (int64_t i = 0; i < NC; i++) {
         double s = 0;
         for (int64_t j = 0; j < HW; j++) s += X[i * HW + j];

@@ -160,6 +160,17 @@ int64_t sp_tensor_offset(const sp_tensor *t);          /* in elements */
 int64_t sp_tensor_numel(const sp_tensor *t);
 size_t sp_tensor_nbytes(const sp_tensor *t);           /* numel * itemsize */
 int sp_tensor_is_contiguous(const sp_tensor *t);
+/* 1 when t is 4-D [N,C,H,W] laid out channels-last (NHWC in memory: strides H*W*C, 1, W*C,
+ * C), as PyTorch's torch.channels_last. Size-1 dims are not checked, so a tensor may be both
+ * contiguous and channels-last. */
+int sp_tensor_is_channels_last(const sp_tensor *t);
+/* A new 4-D tensor of shape [N,C,H,W] (shape[4]) laid out channels-last, contents undefined.
+ * The conv forwards (sp_conv2d_forward, sp_conv2d_bn_forward and their bf16 twins), max
+ * pooling's forward and the global mean's forward take such operands (oneDNN's convolutions
+ * read and write them in place; elsewhere the op runs on NCHW copies); conv2d's backward,
+ * ReLU's backward and sp_binary take them as inputs (through NCHW copies). Every other op
+ * refuses them ("must be contiguous"). */
+sp_status sp_tensor_empty_channels_last_on(sp_tensor **out, int dtype, const int64_t *shape, int device);
 /* Address of the first element (storage + offset) of a host tensor. NULL, with the
  * error set, for a tensor on a device host code cannot address (sim, cuda). */
 void *sp_tensor_data(const sp_tensor *t);

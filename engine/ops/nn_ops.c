@@ -3,11 +3,13 @@
  * the kernel and the tensor; then the operands' device kernel runs. */
 #include "ops/ops_common.h"
 
+#include <string.h>
+
 /* ---- conv2d --------------------------------------------------------------- */
 
 sp_status sp_op_conv_check(const char *op, const sp_tensor *x, const sp_tensor *w, int sh, int sw, int pt, int pb,
                             int pl, int pr, int dh, int dw, int groups, int64_t *Ho, int64_t *Wo) {
-    OP_TRY(op_f32(x, 4, op, "x"));
+    OP_TRY(op_f32_cl(x, op, "x"));
     OP_TRY(op_f32(w, 4, op, "weight"));
     if (sh < 1 || sw < 1 || dh < 1 || dw < 1 || groups < 1 || pt < 0 || pb < 0 || pl < 0 || pr < 0)
         return sp_error(SP_EINVAL, "%s: stride/dilation/groups must be >= 1 and padding >= 0", op);
@@ -34,7 +36,7 @@ sp_status sp_op_conv_fwd_args(const char *op, const sp_tensor *out, const sp_ten
                               const sp_tensor *bias, int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right, int dil_h, int dil_w, int groups) {
     int64_t Ho, Wo;
     OP_TRY(sp_op_conv_check(op, x, w, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups, &Ho, &Wo));
-    OP_TRY(op_f32(out, 4, op, "out"));
+    OP_TRY(op_f32_cl(out, op, "out"));
     OP_TRY(op_shape4(out, x->shape[0], w->shape[0], Ho, Wo, op, "out"));
     if (bias) { OP_TRY(op_f32(bias, -1, op, "bias")); OP_TRY(op_numel(bias, w->shape[0], op, "bias")); }
     OP_SAME_DEVICE(op, T(out), T(x), {w, "weight"}, T(bias));
@@ -64,6 +66,13 @@ sp_status sp_conv2d_forward(sp_tensor *out, const sp_tensor *x, const sp_tensor 
                             int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right,
                             int dil_h, int dil_w, int groups) {
     OP_TRY(sp_op_conv_fwd_args("conv2d_forward", out, x, w, bias, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups));
+    if (!SP_K(x)->channels_last && SP_CL_ANY(out, x)) { /* NCHW copies for this device's kernel */
+        sp_cl_ctx k = {0};
+        sp_status st = sp_cl_in(&k, &x);
+        if (!st) st = sp_cl_out(&k, &out);
+        if (!st) st = OP_CALL(x, conv2d_forward, out, x, w, bias, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
+        return sp_cl_done(&k, st);
+    }
     return OP_CALL(x, conv2d_forward, out, x, w, bias, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
 }
 
@@ -71,6 +80,12 @@ sp_status sp_conv2d_backward(sp_tensor *grad_x, sp_tensor *grad_w, sp_tensor *gr
                              const sp_tensor *x, const sp_tensor *w, int stride_h, int stride_w, int pad_top,
                              int pad_bottom, int pad_left, int pad_right, int dil_h, int dil_w, int groups) {
     OP_TRY(sp_op_conv_bwd_args("conv2d_backward", grad_x, grad_w, grad_b, grad_out, x, w, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups));
+    if (!sp_tensor_is_contiguous(x)) { /* a channels-last input (an eval-mode forward's): an NCHW copy */
+        sp_cl_ctx k = {0};
+        sp_status st = sp_cl_in(&k, &x);
+        if (!st) st = OP_CALL(x, conv2d_backward, grad_x, grad_w, grad_b, grad_out, x, w, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
+        return sp_cl_done(&k, st);
+    }
     return OP_CALL(x, conv2d_backward, grad_x, grad_w, grad_b, grad_out, x, w, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
 }
 
@@ -196,7 +211,7 @@ static sp_status conv_bn_args(const char *op, sp_tensor *out, const sp_tensor *x
     OP_TRY(bn_vec(moving_var, C, op, "moving_variance"));
     if (!(eps > 0)) return sp_error(SP_EINVAL, "%s: eps must be > 0, got %g", op, eps);
     if (residual) {
-        OP_TRY(op_f32(residual, 4, op, "residual"));
+        OP_TRY(op_f32_cl(residual, op, "residual"));
         OP_TRY(op_shape4(residual, out->shape[0], out->shape[1], out->shape[2], out->shape[3], op, "residual"));
     }
     if (SP_DATA(out) == SP_DATA(x)) return sp_error(SP_EINVAL, "%s: out must not be the input x", op);
@@ -212,6 +227,15 @@ sp_status sp_conv2d_bn_forward(sp_tensor *out, const sp_tensor *x, const sp_tens
                                int dil_h, int dil_w, int groups) {
     OP_TRY(conv_bn_args("conv2d_bn_forward", out, x, w, bias, gamma, beta, moving_mean, moving_var, eps, residual,
                         stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups));
+    if (!SP_K(x)->channels_last && SP_CL_ANY(out, x, residual)) { /* NCHW copies for this device's kernel */
+        sp_cl_ctx k = {0};
+        sp_status st = sp_cl_in(&k, &x);
+        if (!st) st = sp_cl_in(&k, &residual);
+        if (!st) st = sp_cl_out(&k, &out);
+        if (!st) st = OP_CALL(x, conv2d_bn_forward, out, x, w, bias, gamma, beta, moving_mean, moving_var, eps, residual, relu,
+                   stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
+        return sp_cl_done(&k, st);
+    }
     return OP_CALL(x, conv2d_bn_forward, out, x, w, bias, gamma, beta, moving_mean, moving_var, eps, residual, relu,
                    stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
 }
@@ -223,6 +247,15 @@ sp_status sp_conv2d_bn_forward_bf16(sp_tensor *out, const sp_tensor *x, const sp
                                     int pad_right, int dil_h, int dil_w, int groups) {
     OP_TRY(conv_bn_args("conv2d_bn_forward_bf16", out, x, w, bias, gamma, beta, moving_mean, moving_var, eps,
                         residual, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups));
+    if (!SP_K(x)->channels_last && SP_CL_ANY(out, x, residual)) { /* NCHW copies for this device's kernel */
+        sp_cl_ctx k = {0};
+        sp_status st = sp_cl_in(&k, &x);
+        if (!st) st = sp_cl_in(&k, &residual);
+        if (!st) st = sp_cl_out(&k, &out);
+        if (!st) st = OP_CALL(x, conv2d_bn_forward_bf16, out, x, w, bias, gamma, beta, moving_mean, moving_var, eps, residual,
+                   relu, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
+        return sp_cl_done(&k, st);
+    }
     return OP_CALL(x, conv2d_bn_forward_bf16, out, x, w, bias, gamma, beta, moving_mean, moving_var, eps, residual,
                    relu, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
 }
@@ -281,6 +314,10 @@ int sp_batchnorm_act_fusable(const sp_tensor *x) {
 
 /* ---- activations and elementwise nn helpers ------------------------------- */
 
+static int same_shape4(const sp_tensor *a, const sp_tensor *b) {
+    return a->ndim == 4 && b->ndim == 4 && !memcmp(a->shape, b->shape, 4 * sizeof(int64_t));
+}
+
 static sp_status same_numel(const char *op, const sp_tensor *a, const char *an, const sp_tensor *b, const char *bn) {
     OP_TRY(op_f32(a, -1, op, an));
     OP_TRY(op_f32(b, -1, op, bn));
@@ -288,9 +325,25 @@ static sp_status same_numel(const char *op, const sp_tensor *a, const char *an, 
 }
 
 sp_status sp_relu_backward(sp_tensor *grad_x, const sp_tensor *grad_out, const sp_tensor *y) {
-    OP_TRY(same_numel("relu_backward", grad_x, "grad_x", grad_out, "grad_out"));
-    OP_TRY(same_numel("relu_backward", grad_x, "grad_x", y, "y"));
-    OP_SAME_DEVICE("relu_backward", T(grad_x), T(grad_out), T(y));
+    const char *op = "relu_backward";
+    OP_TRY(op_f32(grad_x, -1, op, "grad_x"));
+    /* grad_out and y may be channels-last (an eval-mode forward's outputs): the element
+     * order then differs from grad_x's, so they go to the kernel as NCHW copies */
+    OP_TRY(grad_out && grad_out->ndim == 4 ? op_f32_cl(grad_out, op, "grad_out") : op_f32(grad_out, -1, op, "grad_out"));
+    OP_TRY(y && y->ndim == 4 ? op_f32_cl(y, op, "y") : op_f32(y, -1, op, "y"));
+    OP_TRY(op_numel(grad_out, sp_tensor_numel(grad_x), op, "grad_out"));
+    OP_TRY(op_numel(y, sp_tensor_numel(grad_x), op, "y"));
+    OP_SAME_DEVICE(op, T(grad_x), T(grad_out), T(y));
+    if (SP_CL_ANY(grad_out, y)) {
+        if (grad_x->ndim != 4 || (grad_out->ndim == 4 && !same_shape4(grad_out, grad_x)) ||
+            (y->ndim == 4 && !same_shape4(y, grad_x)))
+            return sp_error(SP_EINVAL, "%s: a channels-last grad_out or y needs a grad_x of its shape", op);
+        sp_cl_ctx k = {0};
+        sp_status st = sp_cl_in(&k, &grad_out);
+        if (!st) st = sp_cl_in(&k, &y);
+        if (!st) st = OP_CALL(y, relu_backward, grad_x, grad_out, y);
+        return sp_cl_done(&k, st);
+    }
     return OP_CALL(y, relu_backward, grad_x, grad_out, y);
 }
 
@@ -307,7 +360,8 @@ sp_status sp_dropout_forward(sp_tensor *out, sp_tensor *mask, const sp_tensor *x
 
 static sp_status pool_geom(const char *op, const sp_tensor *x, int kh, int kw, int sh, int sw, int pt, int pb,
                            int pl, int pr, int64_t *Ho, int64_t *Wo) {
-    OP_TRY(op_f32(x, 4, op, "x"));
+    /* max pooling's forward also takes a channels-last x */
+    OP_TRY(!strcmp(op, "maxpool2d_forward") ? op_f32_cl(x, op, "x") : op_f32(x, 4, op, "x"));
     if (kh < 1 || kw < 1 || sh < 1 || sw < 1 || pt < 0 || pb < 0 || pl < 0 || pr < 0)
         return sp_error(SP_EINVAL, "%s: kernel and stride must be >= 1, padding >= 0", op);
     int64_t Hp = x->shape[2] + pt + pb, Wp = x->shape[3] + pl + pr;
@@ -325,12 +379,20 @@ sp_status sp_maxpool2d_forward(sp_tensor *out, sp_tensor *argmax, const sp_tenso
     int64_t Ho = 0, Wo = 0;
     OP_TRY(pool_geom(op, x, kh, kw, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, &Ho, &Wo));
     int64_t N = x->shape[0], C = x->shape[1];
-    OP_TRY(op_f32(out, 4, op, "out"));
+    OP_TRY(op_f32_cl(out, op, "out"));
     OP_TRY(op_shape4(out, N, C, Ho, Wo, op, "out"));
     if (!argmax || argmax->dtype != SP_INT32 || !sp_tensor_is_contiguous(argmax))
         return sp_error(SP_EINVAL, "%s: argmax must be a contiguous int32 tensor", op);
     OP_TRY(op_numel(argmax, N * C * Ho * Wo, op, "argmax"));
     OP_SAME_DEVICE(op, T(out), T(argmax), T(x));
+    if (SP_CL_ANY(out, x) && (!SP_K(x)->channels_last || !SP_CL_BOTH(out, x))) { /* NCHW copies */
+        sp_cl_ctx k = {0};
+        sp_status st = sp_cl_in(&k, &x);
+        if (!st) st = sp_cl_out(&k, &out);
+        if (!st) st = OP_CALL(x, maxpool2d_forward, out, argmax, x, kh, kw, stride_h, stride_w, pad_top, pad_bottom,
+                              pad_left, pad_right);
+        return sp_cl_done(&k, st);
+    }
     return OP_CALL(x, maxpool2d_forward, out, argmax, x, kh, kw, stride_h, stride_w, pad_top, pad_bottom, pad_left,
                                       pad_right);
 }
@@ -374,10 +436,16 @@ sp_status sp_avgpool2d_backward(sp_tensor *grad_x, const sp_tensor *grad_out, in
 
 sp_status sp_global_avgpool_forward(sp_tensor *out, const sp_tensor *x) {
     const char *op = "global_avgpool_forward";
-    OP_TRY(op_f32(x, 4, op, "x"));
+    OP_TRY(op_f32_cl(x, op, "x"));
     OP_TRY(op_f32(out, -1, op, "out"));
     OP_TRY(op_numel(out, x->shape[0] * x->shape[1], op, "out"));
     OP_SAME_DEVICE(op, T(out), T(x));
+    if (!SP_K(x)->channels_last && !sp_tensor_is_contiguous(x)) { /* an NCHW copy */
+        sp_cl_ctx k = {0};
+        sp_status st = sp_cl_in(&k, &x);
+        if (!st) st = OP_CALL(x, global_avgpool_forward, out, x);
+        return sp_cl_done(&k, st);
+    }
     return OP_CALL(x, global_avgpool_forward, out, x);
 }
 

@@ -47,6 +47,12 @@ static inline sp_status op_f32(const sp_tensor *t, int ndim, const char *op, con
     if (!sp_tensor_is_contiguous(t)) return sp_error(SP_EINVAL, "%s: %s must be contiguous", op, what);
     return SP_OK;
 }
+/* A 4-D float32 tensor, contiguous or channels-last (the conv and pooling operands that
+ * sp_tensor_empty_channels_last_on documents). */
+static inline sp_status op_f32_cl(const sp_tensor *t, const char *op, const char *what) {
+    if (t && t->dtype == SP_FLOAT32 && t->ndim == 4 && sp_tensor_is_channels_last(t)) return SP_OK;
+    return op_f32(t, 4, op, what);
+}
 static inline sp_status op_numel(const sp_tensor *t, int64_t n, const char *op, const char *what) {
     if (sp_tensor_numel(t) != n)
         return sp_error(SP_EINVAL, "%s: %s has %lld elements, expected %lld", op, what,

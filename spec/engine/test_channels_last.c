@@ -1,0 +1,245 @@
+/* test_channels_last.c — channels-last (NHWC) operands (sp_tensor_empty_channels_last_on):
+ * each op that takes them gives, read back in NCHW order, what it gives on NCHW tensors;
+ * under oneDNN against the reference convolution; on the sim device (NCHW copies) too; and
+ * every other op refuses them by name. */
+#include "check.h"
+#include "cpu/reference.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static sp_tensor *nchw(int64_t a, int64_t b, int64_t c, int64_t d, uint64_t *rng, int dev) {
+    int64_t s[4] = {a, b, c, d};
+    sp_tensor *t = NULL;
+    sp_tensor_new_on(&t, SP_FLOAT32, 4, s, dev);
+    if (rng) sp_rand_uniform(t, -1, 1, rng);
+    return t;
+}
+static sp_tensor *vec(int64_t n, uint64_t *rng, int dev) {
+    int64_t s[1] = {n};
+    sp_tensor *t = NULL;
+    sp_tensor_new_on(&t, SP_FLOAT32, 1, s, dev);
+    if (rng) sp_rand_uniform(t, -1, 1, rng);
+    return t;
+}
+/* a channels-last tensor holding t's values (cl != 0), or a contiguous copy */
+static sp_tensor *as_layout(const sp_tensor *t, int cl) {
+    int64_t s[4];
+    sp_tensor_shape(t, s);
+    sp_tensor *o = NULL;
+    if (cl) sp_tensor_empty_channels_last_on(&o, sp_tensor_dtype(t), s, sp_tensor_device(t));
+    else sp_tensor_empty_on(&o, sp_tensor_dtype(t), 4, s, sp_tensor_device(t));
+    sp_tensor_copy(o, t);
+    return o;
+}
+/* t's values in row-major (NCHW) order, as float */
+static float *values(const sp_tensor *t) {
+    size_t n = sp_tensor_nbytes(t);
+    float *v = malloc(n);
+    sp_tensor_read(t, v, n);
+    return v;
+}
+static double maxdiff_t(const sp_tensor *a, const sp_tensor *b, double *big) {
+    float *x = values(a), *y = values(b);
+    double d = 0, m = 0;
+    for (int64_t i = 0; i < sp_tensor_numel(a); i++) {
+        d = fmax(d, fabs((double)x[i] - y[i]));
+        if (isnan(x[i]) != isnan(y[i])) d = INFINITY;
+        m = fmax(m, fabs((double)y[i]));
+    }
+    free(x); free(y);
+    if (big) *big = m;
+    return d;
+}
+static int same_bits(const sp_tensor *a, const sp_tensor *b) {
+    float *x = values(a), *y = values(b);
+    int r = sp_tensor_numel(a) == sp_tensor_numel(b) && !memcmp(x, y, sizeof(float) * (size_t)sp_tensor_numel(a));
+    free(x); free(y);
+    return r;
+}
+
+SUITE(cl_tensor) {
+    int64_t s[4] = {2, 3, 4, 5};
+    sp_tensor *t = NULL, *src = NULL;
+    CHECK_OK(sp_tensor_empty_channels_last_on(&t, SP_FLOAT32, s, SP_DEVICE_CPU));
+    CHECK(sp_tensor_is_channels_last(t) && !sp_tensor_is_contiguous(t), "channels-last, not contiguous");
+    CHECK(sp_tensor_stride(t, 0) == 60 && sp_tensor_stride(t, 1) == 1 && sp_tensor_stride(t, 2) == 15 &&
+              sp_tensor_stride(t, 3) == 3,
+          "NHWC strides");
+    CHECK(sp_tensor_dim(t, 1) == 3 && sp_tensor_dim(t, 3) == 5, "logical shape stays NCHW");
+    uint64_t r = 5;
+    src = nchw(2, 3, 4, 5, &r, SP_DEVICE_CPU);
+    CHECK_OK(sp_tensor_copy(t, src));
+    CHECK(same_bits(t, src), "copied values read back in NCHW order");
+    /* memory holds NHWC: element (n=1, c=2, h=3, w=4) */
+    const float *m = sp_tensor_data(t), *ms = sp_tensor_data(src);
+    CHECK(m[1 * 60 + 3 * 15 + 4 * 3 + 2] == ms[((1 * 3 + 2) * 4 + 3) * 5 + 4], "NHWC in memory");
+    CHECK(!sp_tensor_is_channels_last(src) && sp_tensor_is_contiguous(src), "an NCHW tensor is not channels-last");
+    sp_tensor *tr = NULL;
+    sp_tensor_transpose(&tr, src, 2, 3);
+    CHECK(!sp_tensor_is_channels_last(tr), "another stride order is not channels-last");
+    sp_tensor_free(tr);
+    int64_t one[4] = {2, 1, 4, 5};
+    sp_tensor *c1 = NULL;
+    CHECK_OK(sp_tensor_empty_channels_last_on(&c1, SP_FLOAT32, one, SP_DEVICE_CPU));
+    CHECK(sp_tensor_is_channels_last(c1) && sp_tensor_is_contiguous(c1), "one channel: both layouts at once");
+    sp_tensor_free(c1);
+    int64_t bad[4] = {2, -1, 4, 5};
+    CHECK(sp_tensor_empty_channels_last_on(&c1, SP_FLOAT32, bad, SP_DEVICE_CPU) != SP_OK && c1 == NULL,
+          "a negative dim is refused");
+    /* ops that do not take channels-last refuse it by name */
+    sp_tensor *o = nchw(2, 3, 4, 5, NULL, SP_DEVICE_CPU), *sm = vec(3, NULL, SP_DEVICE_CPU), *si = vec(3, NULL, SP_DEVICE_CPU);
+    sp_tensor *ga = vec(3, &r, SP_DEVICE_CPU), *be = vec(3, &r, SP_DEVICE_CPU), *mm = vec(3, &r, SP_DEVICE_CPU);
+    sp_tensor *mv = vec(3, NULL, SP_DEVICE_CPU);
+    sp_fill(mv, 1);
+    CHECK(sp_batchnorm_forward(o, sm, si, t, ga, be, mm, mv, 0, 0, 0.9, 1e-5) == SP_EINVAL &&
+              strstr(sp_last_error(), "batchnorm") && strstr(sp_last_error(), "contiguous"),
+          "batchnorm refuses a channels-last x by name: %s", sp_last_error());
+    sp_tensor *all[] = {t, src, o, sm, si, ga, be, mm, mv};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sp_tensor_free(all[i]);
+}
+
+/* conv forward, plain and fused (conv -> BN -> [+ residual] -> [ReLU]), float32 and bf16,
+ * every layout of x, out and residual, under each conv kernel, on the CPU and sim: equal
+ * to the NCHW run (spore's kernels get NCHW copies: bit for bit; oneDNN runs an NHWC
+ * primitive: its float32 result also against the reference convolution). */
+static void conv_layouts(int dev, int kern) {
+    uint64_t rng = 77;
+    /* N C H W Co k s pad: a ResNet-like 3x3, a strided 1x1, the stem's 7x7/2 with 3
+     * channels, and a LeNet-sized layer that spore's own kernels run under either kernel */
+    int cases[][8] = {{2, 16, 9, 9, 32, 3, 1, 1}, {1, 24, 10, 10, 40, 1, 2, 0}, {2, 3, 15, 15, 16, 7, 2, 3},
+                      {2, 1, 12, 12, 6, 5, 1, 0}};
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        int *q = cases[ci];
+        int64_t N = q[0], C = q[1], H = q[2], W = q[3], Co = q[4], k = q[5];
+        int s = q[6], p = q[7];
+        int64_t Ho = (H + 2 * p - k) / s + 1, Wo = (W + 2 * p - k) / s + 1;
+        sp_tensor *x = nchw(N, C, H, W, &rng, dev), *w = nchw(Co, C, k, k, &rng, dev), *b = vec(Co, &rng, dev);
+        sp_tensor *ga = vec(Co, &rng, dev), *be = vec(Co, &rng, dev), *mu = vec(Co, &rng, dev), *va = vec(Co, &rng, dev);
+        sp_tensor *res = nchw(N, Co, Ho, Wo, &rng, dev);
+        sp_tensor *vabs = NULL;
+        sp_tensor_clone(&vabs, va, SP_FLOAT32);
+        sp_unary(va, vabs, SP_UN_ABS);
+        sp_binary_scalar(va, va, 0.1, SP_OP_ADD, 0);
+        sp_tensor_free(vabs);
+        for (int bf = 0; bf < 2; bf++)
+            for (int fused = 0; fused < 2; fused++) {
+                sp_tensor *want = nchw(N, Co, Ho, Wo, NULL, dev);
+                sp_status st = fused ? (bf ? sp_conv2d_bn_forward_bf16 : sp_conv2d_bn_forward)(
+                                           want, x, w, NULL, ga, be, mu, va, 1e-5, res, 1, s, s, p, p, p, p, 1, 1, 1)
+                                     : (bf ? sp_conv2d_forward_bf16 : sp_conv2d_forward)(want, x, w, b, s, s, p, p, p,
+                                                                                         p, 1, 1, 1);
+                if (bf && st == SP_EINVAL && strstr(sp_last_error(), "bf16")) { /* no bf16 on this device */
+                    sp_tensor_free(want);
+                    continue;
+                }
+                CHECK(st == SP_OK, "NCHW run: %s", sp_last_error());
+                for (int lay = 1; lay < (fused ? 8 : 4); lay++) {
+                    int clx = lay & 1, clo = (lay >> 1) & 1, clr = (lay >> 2) & 1;
+                    sp_tensor *xx = as_layout(x, clx), *oo = as_layout(want, clo), *rr = as_layout(res, clr);
+                    sp_fill(oo, 12345.0); /* every element must be written */
+                    st = fused ? (bf ? sp_conv2d_bn_forward_bf16 : sp_conv2d_bn_forward)(
+                                     oo, xx, w, NULL, ga, be, mu, va, 1e-5, rr, 1, s, s, p, p, p, p, 1, 1, 1)
+                               : (bf ? sp_conv2d_forward_bf16 : sp_conv2d_forward)(oo, xx, w, b, s, s, p, p, p, p, 1,
+                                                                                   1, 1);
+                    CHECK(st == SP_OK, "dev %d kernel %d case %zu bf16 %d fused %d layout %d: %s", dev, kern, ci, bf,
+                          fused, lay, sp_last_error());
+                    double big = 0, d = maxdiff_t(oo, want, &big);
+                    /* oneDNN's NHWC primitive sums in another order than its blocked one */
+                    double tol = kern == SP_CONV_SPORE ? 0.0 : bf ? 1e-3 * (1 + big) : 1e-5 * (1 + big);
+                    CHECK(d <= tol, "dev %d kernel %d case %zu bf16 %d fused %d layout x%d out%d res%d: diff %g", dev,
+                          kern, ci, bf, fused, clx, clo, clr, d);
+                    sp_tensor_free(xx); sp_tensor_free(oo); sp_tensor_free(rr);
+                }
+                if (!bf && !fused && dev == SP_DEVICE_CPU) { /* and the NHWC run against the reference */
+                    sp_tensor *xx = as_layout(x, 1), *oo = as_layout(want, 1), *ref = nchw(N, Co, Ho, Wo, NULL, dev);
+                    CHECK_OK(sp_conv2d_forward(oo, xx, w, b, s, s, p, p, p, p, 1, 1, 1));
+                    CHECK_OK(sp_ref_conv2d_forward(ref, x, w, b, s, s, p, p, p, p, 1, 1, 1));
+                    double big = 0, d = maxdiff_t(oo, ref, &big);
+                    CHECK(d < 1e-4 + 4e-6 * big, "kernel %d case %zu NHWC vs reference: diff %g", kern, ci, d);
+                    sp_tensor_free(xx); sp_tensor_free(oo); sp_tensor_free(ref);
+                }
+                sp_tensor_free(want);
+            }
+        /* the backward of a channels-last x equals the NCHW one bit for bit (an NCHW copy) */
+        sp_tensor *gy = nchw(N, Co, Ho, Wo, &rng, dev), *gx0 = nchw(N, C, H, W, NULL, dev), *gx1 = nchw(N, C, H, W, NULL, dev);
+        sp_tensor *gw0 = nchw(Co, C, k, k, NULL, dev), *gw1 = nchw(Co, C, k, k, NULL, dev), *xx = as_layout(x, 1);
+        CHECK_OK(sp_conv2d_backward(gx0, gw0, NULL, gy, x, w, s, s, p, p, p, p, 1, 1, 1));
+        CHECK_OK(sp_conv2d_backward(gx1, gw1, NULL, gy, xx, w, s, s, p, p, p, p, 1, 1, 1));
+        CHECK(same_bits(gx0, gx1) && same_bits(gw0, gw1), "dev %d kernel %d case %zu: backward of a channels-last x",
+              dev, kern, ci);
+        sp_tensor *all[] = {x, w, b, ga, be, mu, va, res, gy, gx0, gx1, gw0, gw1, xx};
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sp_tensor_free(all[i]);
+    }
+}
+SUITE(cl_conv) {
+    int def = sp_cpu_conv_kernel();
+    for (int k = SP_CONV_SPORE; k <= SP_CONV_ONEDNN; k++) {
+        if (!sp_cpu_conv_kernel_available(k)) continue;
+        CHECK_OK(sp_cpu_conv_set_kernel(k));
+        conv_layouts(SP_DEVICE_CPU, k);
+        conv_layouts(SP_DEVICE_SIM, k);
+    }
+    CHECK_OK(sp_cpu_conv_set_kernel(def));
+}
+
+/* max pooling (values and argmax, NaNs, windows reaching the padding), the global mean and
+ * ReLU's backward: bit for bit the NCHW results, in every layout mix */
+SUITE(cl_pool) {
+    uint64_t rng = 31;
+    /* k s pt pb pl pr over 2x20x9x8 */
+    int cases[][6] = {{3, 2, 0, 1, 0, 1}, {3, 2, 1, 1, 1, 1}, {2, 2, 0, 0, 0, 0}, {3, 1, 2, 2, 2, 2}};
+    for (int dev = 0; dev <= SP_DEVICE_SIM; dev += SP_DEVICE_SIM)
+        for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+            int *q = cases[ci];
+            int64_t N = 2, C = 20, H = 9, W = 8, Ho = (H + q[2] + q[3] - q[0]) / q[1] + 1,
+                    Wo = (W + q[4] + q[5] - q[0]) / q[1] + 1;
+            sp_tensor *x = nchw(N, C, H, W, &rng, dev), *y = nchw(N, C, Ho, Wo, NULL, dev), *a = NULL, *a1 = NULL;
+            int64_t idx[4] = {1, 3, 2, 2}, idx2[4] = {0, 5, 4, 4};
+            sp_tensor_set(x, idx, NAN);
+            sp_tensor_set(x, idx2, 0.5); /* ties with a neighbour */
+            int64_t i3[4] = {0, 5, 4, 5};
+            sp_tensor_set(x, i3, 0.5);
+            int64_t as[4] = {N, C, Ho, Wo};
+            sp_tensor_new_on(&a, SP_INT32, 4, as, dev);
+            sp_tensor_new_on(&a1, SP_INT32, 4, as, dev);
+            CHECK_OK(sp_maxpool2d_forward(y, a, x, q[0], q[0], q[1], q[1], q[2], q[3], q[4], q[5]));
+            for (int lay = 1; lay < 4; lay++) {
+                sp_tensor *xx = as_layout(x, lay & 1), *yy = as_layout(y, lay >> 1);
+                sp_fill(yy, 7);
+                CHECK_OK(sp_maxpool2d_forward(yy, a1, xx, q[0], q[0], q[1], q[1], q[2], q[3], q[4], q[5]));
+                int32_t *va = malloc(sp_tensor_nbytes(a)), *vb = malloc(sp_tensor_nbytes(a));
+                sp_tensor_read(a, va, sp_tensor_nbytes(a));
+                sp_tensor_read(a1, vb, sp_tensor_nbytes(a));
+                CHECK(same_bits(yy, y) && !memcmp(va, vb, sp_tensor_nbytes(a)),
+                      "dev %d maxpool case %zu layout %d: values and argmax as NCHW", dev, ci, lay);
+                free(va); free(vb);
+                sp_tensor_free(xx); sp_tensor_free(yy);
+            }
+            int64_t gs[2] = {N, C};
+            sp_tensor *g0 = NULL, *g1 = NULL, *xx = as_layout(x, 1);
+            sp_tensor_new_on(&g0, SP_FLOAT32, 2, gs, dev);
+            sp_tensor_new_on(&g1, SP_FLOAT32, 2, gs, dev);
+            sp_tensor_set(x, idx, 0.25); /* no NaN for the mean */
+            sp_tensor_copy(xx, x);
+            CHECK_OK(sp_global_avgpool_forward(g0, x));
+            CHECK_OK(sp_global_avgpool_forward(g1, xx));
+            float *v0 = values(g0), *v1 = values(g1);
+            CHECK(!memcmp(v0, v1, sizeof(float) * (size_t)(N * C)), "dev %d global mean of a channels-last x", dev);
+            free(v0); free(v1);
+            /* ReLU's backward with channels-last grad_out and y */
+            sp_tensor *gy = nchw(N, C, H, W, &rng, dev), *gx0 = nchw(N, C, H, W, NULL, dev), *gx1 = nchw(N, C, H, W, NULL, dev);
+            sp_tensor *gyc = as_layout(gy, 1);
+            CHECK_OK(sp_relu_backward(gx0, gy, x));
+            CHECK_OK(sp_relu_backward(gx1, gyc, xx));
+            CHECK(same_bits(gx0, gx1), "dev %d relu backward, channels-last grad_out and y", dev);
+            sp_tensor *flat = NULL;
+            int64_t fs[1] = {N * C * H * W};
+            sp_tensor_new_on(&flat, SP_FLOAT32, 1, fs, dev);
+            CHECK(sp_relu_backward(flat, gyc, xx) == SP_EINVAL && strstr(sp_last_error(), "relu_backward"),
+                  "a channels-last y needs a grad_x of its shape: %s", sp_last_error());
+            sp_tensor *all[] = {x, y, a, a1, g0, g1, xx, gy, gx0, gx1, gyc, flat};
+            for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sp_tensor_free(all[i]);
+        }
+}
