@@ -145,3 +145,141 @@ describe("whole nets under each conv kernel", function()
     if out.onednn then assert.is_true(maxdiff(out.onednn, out.spore) > 0, "onednn ran oneDNN's bf16 kernels") end
   end)
 end)
+
+-- Channels-last activations (spore.nn.chain): under oneDNN on the CPU an eval chain keeps
+-- its activations NHWC between fused convolutions, pools and blocks; nothing outside that
+-- set sees them, and a backward after such a forward gets NCHW copies where it needs them.
+describe("channels-last activations in eval chains", function()
+  local x
+  before_each(function()
+    spore.manual_seed(11)
+    x = spore.randn({ 2, 3, 33, 31 })
+  end)
+  local function cl_expected(net) return have.onednn and net:device() == "cpu" end
+
+  it("ResNet18 and ResNet50 in eval: body activations NHWC under oneDNN, the answer as spore's kernels give it", function()
+    for _, make in ipairs({ resnet, function()
+      spore.manual_seed(6)
+      return H.perturb_batchnorm(spore.models.resnet50 { class_num = 7 })
+    end }) do
+      local net = make()
+      net:eval()
+      local xs = x:to(net:device())
+      local layout = {}
+      local out = each_kernel(function(k)
+        local y = net(xs):clone()
+        layout[k] = { net.relu.output:is_channels_last(), net.maxpool.output:is_channels_last(),
+                      net.layer1.output:is_channels_last(), net.layer4.output:is_channels_last(),
+                      net.layer2:_list()[1].output:is_channels_last(), y:is_contiguous() }
+        return y
+      end)
+      assert.same({ false, false, false, false, false, true }, layout.spore)
+      if have.onednn then
+        local cl = cl_expected(net)
+        assert.same({ cl, cl, cl, cl, cl, true }, layout.onednn)
+        local s = amax(out.spore)
+        assert.is_true(maxdiff(out.onednn, out.spore) < 1e-4 * s + 1e-6,
+          ("onednn vs spore: %g (scale %g)"):format(maxdiff(out.onednn, out.spore), s))
+      end
+    end
+  end)
+
+  it("a block or a layer called directly returns NCHW; a custom module never sees NHWC", function()
+    if not have.onednn then return end
+    local net = resnet()
+    net:eval()
+    local xs = spore.randn({ 2, 64, 9, 8 }):to(net:device())
+    spore.config { conv_kernel = "onednn" }
+    local ok, err = pcall(function()
+      local y = net.layer1(xs)
+      assert.is_true(y:is_contiguous())
+      assert.is_true(net.layer1:_list()[1](xs):is_contiguous())
+      -- a user's module after a fused conv -> BN -> ReLU run
+      local Probe = nn.class("Probe")
+      function Probe:forward(v) self.seen = v:is_contiguous(); return v end
+      local probe = Probe()
+      local seq = nn.SequentialCell({ nn.Conv2d(64, 16, 3), nn.BatchNorm2d(16), nn.ReLU(), probe, nn.Conv2d(16, 8, 1),
+        nn.BatchNorm2d(8) })
+      seq:eval()
+      local z = seq(xs)
+      assert.is_true(probe.seen)
+      assert.is_true(z:is_contiguous())
+      -- a subclass of a stock pool is not assumed to read NHWC
+      local seq2 = nn.SequentialCell({ nn.Conv2d(64, 16, 3), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2, 2) })
+      seq2:eval()
+      seq2:to(net:device())
+      seq2(xs)
+      assert.equal(cl_expected(net), seq2:_list()[3].output:is_channels_last())
+      assert.is_true(seq2.output:is_contiguous())
+    end)
+    spore.config { conv_kernel = c0.conv_kernel }
+    assert(ok, err)
+  end)
+
+  it("a backward after an eval forward (input gradients, frozen statistics) agrees across kernels", function()
+    local net = resnet()
+    net:eval()
+    local xs = x:to(net:device())
+    local res = each_kernel(function()
+      net:zero_grad()
+      local y = net(xs)
+      local gx = net:backward(xs, spore.ones(y:shape()):to(y:device())):clone()
+      local g = {}
+      for _, p in ipairs(net:trainable_params()) do g[#g + 1] = net:grad_of(p):clone() end
+      -- and a second step (the chains now run unfused) gives the same
+      net:zero_grad()
+      local y2 = net(xs)
+      local gx2 = net:backward(xs, spore.ones(y2:shape()):to(y2:device()))
+      assert.is_true(maxdiff(gx2, gx) <= 1e-5 * amax(gx) + 1e-7)
+      return { y = y:clone(), gx = gx, g = g }
+    end)
+    for k, r in pairs(res) do
+      assert.is_true(maxdiff(r.y, res.spore.y) < 1e-4 * amax(res.spore.y) + 1e-6, k .. ": outputs")
+      local gs = amax(res.spore.gx)
+      assert.is_true(maxdiff(r.gx, res.spore.gx) < 2e-4 * gs + 1e-6,
+        ("%s: input gradient %g (scale %g)"):format(k, maxdiff(r.gx, res.spore.gx), gs))
+      for i, g in ipairs(r.g) do
+        gs = amax(res.spore.g[i])
+        assert.is_true(maxdiff(g, res.spore.g[i]) < 1e-3 * gs + 1e-6, ("%s: gradient %d"):format(k, i))
+      end
+    end
+  end)
+
+  it("eval, train, eval: training runs NCHW, and every answer agrees across kernels", function()
+    local res = each_kernel(function()
+      local net = resnet() -- a fresh net each: the training forward moves BatchNorm's statistics
+      local xs = x:to(net:device())
+      net:eval()
+      local a = net(xs):clone()
+      net:train(true)
+      local t = net(xs):clone()
+      local tl = net.layer1.output:is_channels_last() or net.relu.output:is_channels_last()
+      net:eval()
+      local b = net(xs):clone()
+      assert.is_true(maxdiff(a, b) > 0, "the training forward moved the statistics")
+      return { a = a, b = b, t = t, tl = tl }
+    end)
+    for k, r in pairs(res) do
+      assert.is_false(r.tl, k .. ": a training forward keeps NCHW")
+      assert.is_true(maxdiff(r.t, res.spore.t) < 1e-4 * amax(res.spore.t) + 1e-6, k .. ": training outputs")
+      assert.is_true(maxdiff(r.a, res.spore.a) < 1e-4 * amax(res.spore.a) + 1e-6, k .. ": first eval")
+      assert.is_true(maxdiff(r.b, res.spore.b) < 1e-4 * amax(res.spore.b) + 1e-6, k .. ": eval after training")
+    end
+  end)
+
+  it("O2 eval under oneDNN runs NHWC too", function()
+    if not have.onednn then return end
+    local net = resnet()
+    net:eval()
+    local xs = x:to(net:device())
+    amp.auto_mixed_precision(net, "O2")
+    local out = each_kernel(function(k)
+      local y = net(xs):clone()
+      if k == "onednn" then assert.equal(cl_expected(net), net.layer3.output:is_channels_last()) end
+      return y
+    end)
+    amp.auto_mixed_precision(net, "O0")
+    local s = amax(out.spore)
+    assert.is_true(maxdiff(out.onednn, out.spore) < 0.02 * s, ("onednn vs spore: %g"):format(maxdiff(out.onednn, out.spore)))
+  end)
+end)

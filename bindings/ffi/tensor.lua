@@ -132,6 +132,16 @@ function M.empty(...)
   return wrap(o[0])
 end
 
+--- empty_channels_last({N, C, H, W}[, dtype[, device]]): a 4-D tensor laid out channels-last
+-- (NHWC in memory, as torch.channels_last); the eval chains' activations under oneDNN.
+function M.empty_channels_last(shape, dtype, device)
+  if type(shape) ~= "table" or #shape ~= 4 then error("empty_channels_last: expected a 4-D shape {N, C, H, W}", 2) end
+  local b = shape_buf(shape)
+  local o = outp()
+  check(C.sp_tensor_empty_channels_last_on(o, dtype_code(dtype), b, M.device_code(device)), "empty_channels_last")
+  return wrap(o[0])
+end
+
 function M.full(shape, value, dtype)
   local t = M.empty(shape, dtype)
   check(C.sp_fill(t.h, value))
@@ -256,6 +266,8 @@ function Tensor:numel() return tonumber(C.sp_tensor_numel(H(self))) end
 function Tensor:nbytes() return tonumber(C.sp_tensor_nbytes(H(self))) end
 function Tensor:dtype() return DT_NAMES[C.sp_tensor_dtype(H(self))] end
 function Tensor:is_contiguous() return C.sp_tensor_is_contiguous(H(self)) == 1 end
+--- true when the tensor is 4-D and channels-last (NHWC in memory; T.empty_channels_last)
+function Tensor:is_channels_last() return C.sp_tensor_is_channels_last(H(self)) == 1 end
 function Tensor:storage_refcount() return C.sp_tensor_storage_refcount(H(self)) end
 function Tensor:shares_storage(o) return C.sp_tensor_shares_storage(H(self), H(o)) == 1 end
 --- Typed pointer to the first element (e.g. float* for float32). Borrowed:

@@ -36,13 +36,17 @@ function Block:_list()
   if self.bottleneck then return { self.conv1, self.bn1, r[1], self.conv2, self.bn2, r[2], self.conv3, self.bn3 } end
   return { self.conv1, self.bn1d, r[1], self.conv2, self.bn2d }
 end
-function Block:forward(x)
-  local id = self.down_sample_layer and self.down_sample_layer:forward(x) or x
+-- cl_out: from spore.nn.chain only (the reader after this block takes a channels-last
+-- output). The shortcut's output is the join's residual, which the fused join reads in
+-- place, so it may be channels-last whenever the block runs so.
+function Block:forward(x, cl_out)
+  local cl = chain.cl_on(self, x)
+  local id = self.down_sample_layer and self.down_sample_layer:forward(x, cl) or x
   -- in eval mode the last conv + BN run with the join (+ id, ReLU) in one kernel
   local tail = self._tail or {}
   self._tail = tail
   tail[1], tail[2] = id, self
-  local c, joined = chain.forward(self:_list(), self._ins, x, tail)
+  local c, joined = chain.forward(self:_list(), self._ins, x, tail, cl and cl_out == true)
   tail[1] = nil
   if joined then return c end
   local out = self:buffer("output", c:shape(), nil, c:device())
@@ -63,4 +67,5 @@ function Block:backward(x, g, need_input_grad)
   return gx
 end
 
+chain.CL_PASS[Block] = true
 return Block

@@ -19,7 +19,19 @@
 -- gradient mask applied inside BatchNorm's); a residual block's last BatchNorm takes the
 -- join (+ identity, ReLU) into its pass. Both equal the unfused ops bit for bit.
 -- SPORE_NO_FUSE=1 turns fusion off (for comparisons; 0 or unset: on; any other value is an error).
+--
+-- Channels-last (NHWC) activations. With conv_kernel "onednn" on the CPU, a fused eval-mode
+-- conv run (its Conv2d not training) writes its output channels-last when what reads it
+-- next takes that layout in place: a stock Conv2d, MaxPool2d or GlobalAvgPool, a stock
+-- SequentialCell starting with one, or a ResidualBlock; at the end of the list, when the
+-- caller passed cl_out (a container whose own reader takes it). oneDNN then runs each
+-- convolution as an NHWC primitive and no activation is reordered between layers (ResNet50:
+-- from the stem's output to the global mean). A module outside that set never sees a
+-- channels-last tensor from here, nor does the caller of a chain run without cl_out (so
+-- net(x) and block(x) called directly return NCHW); a backward after such a forward gets
+-- NCHW copies where an op needs them (engine/ops).
 local K = require("ffi.nn")
+local cfg = require("ffi.config")
 local M = {}
 local FUSED = setmetatable({}, { __tostring = function() return "<fused>" end })
 M.FUSED = FUSED
@@ -56,6 +68,44 @@ end
 
 local function is_relu(m) classes(); return m ~= nil and stock(m, ReLU) end
 
+-- channels-last: the modules that read a channels-last input in place (see the header);
+-- CL_TAKES[class] = true for the containers and pools that also take cl_out in forward
+local CL_PASS = {}
+M.CL_PASS = CL_PASS
+local MaxPool, GAP, Seq
+local function cl_classes()
+  classes()
+  if not MaxPool then
+    MaxPool, GAP, Seq = require("spore.nn.max_pool2d"), require("spore.nn.global_avg_pool"), require("spore.nn.sequential")
+  end
+end
+local function takes_cl(m)
+  if m == nil then return false end
+  cl_classes()
+  if rawget(m, "forward") ~= nil then return false end
+  local mt = getmetatable(m)
+  if mt == Conv or mt == MaxPool or mt == GAP or CL_PASS[mt] then return true end
+  if mt == Seq then
+    local first = m:_list()[1]
+    return takes_cl(first)
+  end
+  return false
+end
+M.takes_cl = takes_cl
+--- true when channels-last activations apply to module m's run on input x: oneDNN runs the
+-- CPU's convolutions and m is in eval mode
+local function cl_on(m, x)
+  return m.training == false and cfg.conv_kernel() == "onednn" and x:device() == "cpu"
+end
+M.cl_on = cl_on
+--- true for the stock modules whose forward takes (x, cl_out)
+local function passes_cl(m)
+  cl_classes()
+  if type(m) ~= "table" or rawget(m, "forward") ~= nil then return false end
+  local mt = getmetatable(m)
+  return mt == MaxPool or mt == Seq or CL_PASS[mt] == true
+end
+
 local BNRELU = setmetatable({}, { __tostring = function() return "<bn+relu>" end })
 M.BNRELU = BNRELU
 local act_dev = {}
@@ -77,7 +127,8 @@ end
 -- residual join): {residual, owner}: when the list ends in a fusable conv + BN, they run
 -- with + residual and ReLU into owner's "output" buffer and forward returns (out, true);
 -- otherwise (x, false) and the caller joins.
-function M.forward(list, ins, x, tail)
+-- cl_out (optional): the caller reads a channels-last result in place (see the header).
+function M.forward(list, ins, x, tail, cl_out)
   local n = #list
   local fuse = not NOFUSE and not ins.nofuse and type(x) == "table" and x.shape ~= nil
   local i = 1
@@ -86,17 +137,19 @@ function M.forward(list, ins, x, tail)
     if fuse and i < n and conv_bn_at(list, i, x) then
       ins[i] = x
       if tail and i + 1 == n then
-        x = m:_forward_bn(x, list[i + 1], tail[1], true, tail[2])
+        x = m:_forward_bn(x, list[i + 1], tail[1], true, tail[2], cl_out == true and cl_on(m, x))
         ins[i + 1] = FUSED
         return x, true
       end
       local r = list[i + 2]
-      if is_relu(r) then
-        x = m:_forward_bn(x, list[i + 1], nil, true, r)
+      local e = is_relu(r) and i + 2 or i + 1 -- the run's last position
+      local cl = cl_on(m, x) and (e == n and cl_out == true or takes_cl(list[e + 1]))
+      if e == i + 2 then
+        x = m:_forward_bn(x, list[i + 1], nil, true, r, cl)
         ins[i + 1], ins[i + 2] = FUSED, FUSED
         i = i + 3
       else
-        x = m:_forward_bn(x, list[i + 1], nil, false, list[i + 1])
+        x = m:_forward_bn(x, list[i + 1], nil, false, list[i + 1], cl)
         ins[i + 1] = FUSED
         i = i + 2
       end
@@ -109,6 +162,10 @@ function M.forward(list, ins, x, tail)
       x = m:_forward_act(x, nil, true, list[i + 1])
       ins[i + 1] = BNRELU
       i = i + 2
+    elseif fuse and passes_cl(m) then -- a pool or container: channels-last out when its reader takes it
+      ins[i] = x
+      x = m:forward(x, cl_on(m, x) and (i == n and cl_out == true or takes_cl(list[i + 1])))
+      i = i + 1
     else
       ins[i] = x
       x = m:forward(x)

@@ -396,17 +396,23 @@ end
 
 --- A buffer self[key] of the given shape on device (default "cpu"; layers pass their
 -- input's device). A new shape resizes it in place within its capacity (a short last
--- batch does not reallocate); a new dtype or device reallocates.
-function Module:buffer(key, shape, dtype, device)
+-- batch does not reallocate); a new dtype or device reallocates. channels_last (true: a
+-- 4-D float32 buffer laid out NHWC, T.empty_channels_last; spore.nn.chain's eval runs
+-- under oneDNN) reallocates when the layout changes either way.
+function Module:buffer(key, shape, dtype, device, channels_last)
   local t = rawget(self, key)
   device = device or "cpu"
   if t and (dtype == nil or t:dtype() == dtype) and t:device() == device then
-    if M.same_shape(t, shape) then return t end
-    -- a short last batch (or the next full one): in place within the storage's capacity,
-    -- unless a view of the old buffer is still alive
-    if t:try_resize_(shape) then return t end
+    if channels_last then
+      if t:is_channels_last() and M.same_shape(t, shape) then return t end
+    elseif t:is_contiguous() then
+      if M.same_shape(t, shape) then return t end
+      -- a short last batch (or the next full one): in place within the storage's capacity,
+      -- unless a view of the old buffer is still alive
+      if t:try_resize_(shape) then return t end
+    end
   end
-  t = T.empty(shape, dtype, device)
+  t = channels_last and T.empty_channels_last(shape, dtype, device) or T.empty(shape, dtype, device)
   rawset(self, key, t)
   local bufs = rawget(self, "_buffers")
   if not bufs then bufs = {}; rawset(self, "_buffers", bufs) end

@@ -40,9 +40,10 @@ function Seq:_list()
   for i = #self._modules + 1, #l do l[i] = nil end
   return l
 end
-function Seq:forward(x)
+-- cl_out: from spore.nn.chain only (the reader after this cell takes a channels-last result)
+function Seq:forward(x, cl_out)
   self._inputs = self._inputs or {}
-  self.output = chain.forward(self:_list(), self._inputs, x)
+  self.output = chain.forward(self:_list(), self._inputs, x, nil, cl_out)
   return self.output
 end
 function Seq:backward(_, gout, need_input_grad)
