@@ -1,7 +1,8 @@
 -- conv_kernel_spec.lua — which kernels run convolutions on the CPU (spore.config{conv_kernel=},
--- SPORE_CONV_KERNEL; engine/cpu/conv_dnnl.c): "spore" (the default: im2col + OpenBLAS,
--- Winograd, spore's bf16 GEMM) and "onednn" (Debian's oneDNN for every convolution, where
--- libspore was built with it). The kernels' numerics against naive loops are in spec/engine
+-- SPORE_CONV_KERNEL; engine/cpu/conv_dnnl.c): "spore" (im2col + OpenBLAS, Winograd, spore's
+-- bf16 GEMM), "onednn" (Debian's oneDNN for every convolution, where libspore was built
+-- with it) and "auto" (the default with oneDNN: oneDNN for the channels-last layers of eval
+-- chains, spore's kernels for the rest). The kernels' numerics against naive loops are in spec/engine
 -- (nn_conv2d_vs_naive, nn_conv_bn_vs_naive, reference_conv2d, each under every kernel);
 -- here whole nets agree across kernels, in eval (the fused conv -> BN -> join -> ReLU),
 -- training (gradients) and O2. Runs on cpu and on sim (SPORE_DEVICE=sim).
@@ -32,10 +33,10 @@ local function resnet()
 end
 
 describe("spore.config().conv_kernel", function()
-  it("reports the selection and the kernels this build has; spore's own is the default", function()
-    assert.is_true(have.spore)
-    assert.equal("spore", c0.conv_kernel)
-    assert.equal("spore", c0.conv_kernels[1])
+  it("reports the selection and the kernels this build has; auto is the default with oneDNN", function()
+    assert.is_true(have.spore and have.auto)
+    assert.equal(have.onednn and "auto" or "spore", c0.conv_kernel)
+    assert.same(have.onednn and { "auto", "spore", "onednn" } or { "auto", "spore" }, c0.conv_kernels)
     for _, k in ipairs(c0.conv_kernels) do
       local c = spore.config { conv_kernel = k }
       assert.equal(k, c.conv_kernel)
@@ -45,7 +46,7 @@ describe("spore.config().conv_kernel", function()
   end)
   it("refuses an unknown kernel, a wrong type and one this build lacks, by name", function()
     assert.has_error(function() spore.config { conv_kernel = "mkl" } end,
-      "conv kernel must be one of 'spore', 'onednn', got 'mkl'")
+      "conv kernel must be one of 'auto', 'spore', 'onednn', got 'mkl'")
     assert.has_error(function() spore.config { conv_kernel = 1 } end,
       "spore.config: conv_kernel must be a string, got number")
     if not have.onednn then
@@ -63,7 +64,7 @@ describe("spore.config().conv_kernel", function()
     assert.equal(0, rc, out); assert.equal(want, out)
     out, rc = H.run("SPORE_CONV_KERNEL=fastest " .. lua)
     assert.not_equal(0, rc)
-    assert.matches("SPORE_CONV_KERNEL: conv kernel must be one of 'spore', 'onednn', got 'fastest'", out, 1, true)
+    assert.matches("SPORE_CONV_KERNEL: conv kernel must be one of 'auto', 'spore', 'onednn', got 'fastest'", out, 1, true)
   end)
 end)
 
@@ -177,6 +178,8 @@ describe("channels-last activations in eval chains", function()
       if have.onednn then
         local cl = cl_expected(net)
         assert.same({ cl, cl, cl, cl, cl, true }, layout.onednn)
+        assert.same(layout.onednn, layout.auto)
+        assert.is_true(maxdiff(out.auto, out.spore) < 1e-4 * amax(out.spore) + 1e-6)
         local s = amax(out.spore)
         assert.is_true(maxdiff(out.onednn, out.spore) < 1e-4 * s + 1e-6,
           ("onednn vs spore: %g (scale %g)"):format(maxdiff(out.onednn, out.spore), s))

@@ -131,6 +131,11 @@ local function count_fused(m)
 end
 
 describe("eval-mode networks fuse conv + BN (+ join) (+ ReLU)", function()
+  -- on spore's kernels, whose fused and unfused sums agree to 1e-5 (the default "auto" runs
+  -- the fused eval chains on oneDNN; conv_kernel_spec compares it with these)
+  local k0
+  before_each(function() k0 = spore.config().conv_kernel; spore.config { conv_kernel = "spore" } end)
+  after_each(function() spore.config { conv_kernel = k0 } end)
   for _, name in ipairs({ "resnet18", "resnet50" }) do
     it(name .. ": fused forward equals the unfused one, and a backward after it too", function()
       spore.manual_seed(3)

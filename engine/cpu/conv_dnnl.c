@@ -14,13 +14,23 @@
  * destination first), ReLU as an eltwise. Gradients accumulate (grad_w += through a reorder
  * with a sum post-op, grad_b += by hand), as spore's own kernels do.
  *
- * Without SP_HAVE_DNNL (make DNNL=0) only the selector below exists and reports "spore". */
+ * Channels-last operands (spore.nn's eval chains, sp_tensor_empty_channels_last_on) are
+ * read and written in place by an NHWC primitive: no activation reorders at all. Under
+ * SP_CONV_AUTO (the default) only such calls come here; SP_CONV_ONEDNN sends every layer.
+ *
+ * Without SP_HAVE_DNNL (make DNNL=0) only the selector below exists; its default is "spore"
+ * and "auto" runs spore's kernels. */
 #include "nn_common.h"
 
 #include <math.h>
 #include <pthread.h>
 
-static int conv_kernel_sel = SP_CONV_SPORE; /* the default: measured faster here (README, Benchmarks) */
+/* the default: measured fastest here (README, Benchmarks); spore's kernels without oneDNN */
+#ifdef SP_HAVE_DNNL
+static int conv_kernel_sel = SP_CONV_AUTO;
+#else
+static int conv_kernel_sel = SP_CONV_SPORE;
+#endif
 
 #ifdef SP_HAVE_DNNL
 #include <dnnl.h>
@@ -289,7 +299,13 @@ int sp_cpu_dnnl_conv_forward(sp_status *st, sp_tensor *out, const sp_tensor *x, 
                              const sp_tensor *mean, const sp_tensor *var, double eps, const sp_tensor *residual,
                              int relu, int sh, int sw, int pt, int pb, int pl, int pr, int dh, int dw, int groups,
                              int bf16, const char *op) {
-    if (sp_cpu_conv_kernel() != SP_CONV_ONEDNN) return 0;
+    int sel = sp_cpu_conv_kernel();
+    if (sel == SP_CONV_SPORE) return 0;
+    /* auto: oneDNN where an operand is channels-last (spore.nn's eval chains), when it runs */
+    if (sel == SP_CONV_AUTO &&
+        ((sp_tensor_is_contiguous(x) && sp_tensor_is_contiguous(out) && (!residual || sp_tensor_is_contiguous(residual))) ||
+         !dn_available()))
+        return 0;
     conv_geom c;
     conv_geom_of(&c, x, w, sh, sw, pt, pb, pl, pr, dh, dw, groups);
     /* engine/ops lets x, out and residual be contiguous or channels-last (one that is both is
@@ -497,7 +513,7 @@ int sp_cpu_dnnl_conv_backward(sp_status *st, sp_tensor *grad_x, sp_tensor *grad_
 }
 
 int sp_cpu_conv_kernel_available(int k) {
-    if (k == SP_CONV_SPORE) return 1;
+    if (k == SP_CONV_SPORE || k == SP_CONV_AUTO) return 1;
     if (k == SP_CONV_ONEDNN) return dn_available();
     return 0;
 }
@@ -519,16 +535,16 @@ int sp_cpu_dnnl_conv_backward(sp_status *st, sp_tensor *grad_x, sp_tensor *grad_
     (void)pt; (void)pb; (void)pl; (void)pr; (void)dh; (void)dw; (void)groups; (void)op;
     return 0;
 }
-int sp_cpu_conv_kernel_available(int k) { return k == SP_CONV_SPORE; }
+int sp_cpu_conv_kernel_available(int k) { return k == SP_CONV_SPORE || k == SP_CONV_AUTO; }
 #endif
 
-static const char *const CONV_KERNEL_NAMES[2] = {"spore", "onednn"};
+static const char *const CONV_KERNEL_NAMES[3] = {"spore", "onednn", "auto"};
 
 int sp_cpu_conv_kernel(void) { return __atomic_load_n(&conv_kernel_sel, __ATOMIC_ACQUIRE); }
 
 sp_status sp_cpu_conv_set_kernel(int k) {
-    if (k != SP_CONV_SPORE && k != SP_CONV_ONEDNN)
-        return sp_error(SP_EINVAL, "conv kernel: %d is none of 0 (spore), 1 (onednn)", k);
+    if (k != SP_CONV_SPORE && k != SP_CONV_ONEDNN && k != SP_CONV_AUTO)
+        return sp_error(SP_EINVAL, "conv kernel: %d is none of 0 (spore), 1 (onednn), 2 (auto)", k);
     if (!sp_cpu_conv_kernel_available(k))
         return sp_error(SP_EINVAL, "conv kernel '%s' is not available (%s)", CONV_KERNEL_NAMES[k],
 #ifdef SP_HAVE_DNNL

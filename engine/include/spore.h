@@ -336,14 +336,17 @@ int sp_cpu_has_bf16(void);
 int sp_cpu_bf16_kernel(void);
 int sp_cpu_bf16_kernel_available(int k);
 sp_status sp_cpu_bf16_set_kernel(int k);
-/* Which implementation runs convolutions on the CPU: SP_CONV_SPORE (the default: im2col +
- * OpenBLAS SGEMM, Winograd, direct AVX-512 kernels, spore's bf16 GEMM; measured faster on
- * the 2-core reference machine, README Benchmarks) or SP_CONV_ONEDNN (oneDNN's blocked
- * AVX-512/AMX kernels, Debian's libdnnl, built with make DNNL=1; every convolution's forward,
- * eval fusion, bf16 forward and both gradients, with the operands reordered from NCHW in and
- * out on every call). LeNet-sized float32 layers run spore's direct kernels under both. set:
- * SP_EINVAL naming the kernel when this build or CPU lacks it. */
-enum { SP_CONV_SPORE = 0, SP_CONV_ONEDNN = 1 };
+/* Which implementation runs convolutions on the CPU: SP_CONV_SPORE (im2col + OpenBLAS SGEMM,
+ * Winograd, direct AVX-512 kernels, spore's bf16 GEMM), SP_CONV_ONEDNN (oneDNN's AVX-512/AMX
+ * kernels, Debian's libdnnl, built with make DNNL=1: every convolution's forward, eval
+ * fusion, bf16 forward and both gradients; NCHW operands are reordered in and out on every
+ * call, channels-last ones are read and written in place) or SP_CONV_AUTO (the default:
+ * oneDNN for the forwards with a channels-last operand, which spore.nn's eval chains make,
+ * spore's kernels for the rest; measured the fastest on the 2-core reference machine,
+ * README Benchmarks; spore's kernels only in a build without oneDNN). LeNet-sized float32
+ * layers run spore's direct kernels under all three. set: SP_EINVAL naming the kernel when
+ * this build or CPU lacks it. */
+enum { SP_CONV_SPORE = 0, SP_CONV_ONEDNN = 1, SP_CONV_AUTO = 2 };
 int sp_cpu_conv_kernel(void);
 int sp_cpu_conv_kernel_available(int k);
 sp_status sp_cpu_conv_set_kernel(int k);

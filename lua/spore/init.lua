@@ -61,8 +61,9 @@ local E = require("ffi.config")
 --   SPORE_NO_THP (any)    no transparent huge pages for .ckpt content blocks
 --   SPORE_BF16_KERNEL=amx|avx512|portable  the bf16 GEMM's microkernel (amp_level "O2";
 --                         the fastest this CPU runs by default; one it does not run is an error)
---   SPORE_CONV_KERNEL=spore|onednn  which kernels run convolutions on the CPU (spore's own by
---                         default; oneDNN where libspore was built with it, else an error)
+--   SPORE_CONV_KERNEL=auto|spore|onednn  which kernels run convolutions on the CPU (auto, the
+--                         default with oneDNN: oneDNN for eval chains' channels-last layers,
+--                         spore's own for the rest; onednn without oneDNN is an error)
 do
   local omp = os.getenv("SPORE_NN_OMP")
   if omp then E.set_nn_omp(omp:sub(1, 1) == "1") end
@@ -86,10 +87,10 @@ local CONFIG_KEYS = {
   ckpt_cache_mb = "number", -- cap on the .ckpt reader's block cache, MiB
   thp = "boolean", -- transparent huge pages for .ckpt content blocks
   bf16_kernel = "string", -- the bf16 GEMM's microkernel: "amx", "avx512", "portable"
-  conv_kernel = "string", -- convolutions on the CPU: "spore", "onednn"
+  conv_kernel = "string", -- convolutions on the CPU: "auto", "spore", "onednn"
 }
 --- Engine settings: spore.config{nn_omp = bool, ckpt_cache_mb = n, thp = bool,
--- bf16_kernel = "amx"|"avx512"|"portable", conv_kernel = "spore"|"onednn"} sets the given
+-- bf16_kernel = "amx"|"avx512"|"portable", conv_kernel = "auto"|"spore"|"onednn"} sets the given
 -- ones (unknown keys, wrong types, a bf16 kernel this CPU does not run and a conv kernel this
 -- build lacks are errors); returns the current settings and,
 -- read-only, blas_core (the kernel set OpenBLAS chose at load: see bindings/ffi/lib.lua),

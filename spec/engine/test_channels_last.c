@@ -175,7 +175,7 @@ static void conv_layouts(int dev, int kern) {
 }
 SUITE(cl_conv) {
     int def = sp_cpu_conv_kernel();
-    for (int k = SP_CONV_SPORE; k <= SP_CONV_ONEDNN; k++) {
+    for (int k = SP_CONV_SPORE; k <= SP_CONV_AUTO; k++) {
         if (!sp_cpu_conv_kernel_available(k)) continue;
         CHECK_OK(sp_cpu_conv_set_kernel(k));
         conv_layouts(SP_DEVICE_CPU, k);
@@ -242,4 +242,34 @@ SUITE(cl_pool) {
             sp_tensor *all[] = {x, y, a, a1, g0, g1, xx, gy, gx0, gx1, gyc, flat};
             for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sp_tensor_free(all[i]);
         }
+}
+
+/* auto routes by layout: an all-NCHW call runs spore's kernels (their bits), a call with a
+ * channels-last operand runs oneDNN's NHWC primitive (its bits) */
+static sp_tensor *conv_under(int kern, const sp_tensor *x, const sp_tensor *w, int cl_out) {
+    sp_cpu_conv_set_kernel(kern);
+    int64_t s[4] = {sp_tensor_dim(x, 0), sp_tensor_dim(w, 0), sp_tensor_dim(x, 2), sp_tensor_dim(x, 3)};
+    sp_tensor *o = NULL;
+    if (cl_out) sp_tensor_empty_channels_last_on(&o, SP_FLOAT32, s, SP_DEVICE_CPU);
+    else sp_tensor_empty_on(&o, SP_FLOAT32, 4, s, SP_DEVICE_CPU);
+    CHECK_OK(sp_conv2d_forward(o, x, w, NULL, 1, 1, 1, 1, 1, 1, 1, 1, 1));
+    return o;
+}
+SUITE(cl_conv_auto) {
+    int def = sp_cpu_conv_kernel();
+    CHECK(sp_cpu_conv_kernel_available(SP_CONV_AUTO), "auto is always available");
+    uint64_t r = 3;
+    sp_tensor *x = nchw(2, 16, 10, 9, &r, SP_DEVICE_CPU), *w = nchw(24, 16, 3, 3, &r, SP_DEVICE_CPU);
+    sp_tensor *a0 = conv_under(SP_CONV_AUTO, x, w, 0), *s0 = conv_under(SP_CONV_SPORE, x, w, 0);
+    CHECK(same_bits(a0, s0), "auto, NCHW: spore's kernels");
+    sp_tensor *a1 = conv_under(SP_CONV_AUTO, x, w, 1), *s1 = conv_under(SP_CONV_SPORE, x, w, 1);
+    if (sp_cpu_conv_kernel_available(SP_CONV_ONEDNN)) {
+        sp_tensor *o1 = conv_under(SP_CONV_ONEDNN, x, w, 1);
+        CHECK(same_bits(a1, o1) && !same_bits(a1, s1), "auto, channels-last out: oneDNN's NHWC primitive");
+        sp_tensor_free(o1);
+    } else
+        CHECK(same_bits(a1, s1), "auto without oneDNN: spore's kernels");
+    sp_tensor *all[] = {x, w, a0, s0, a1, s1};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sp_tensor_free(all[i]);
+    CHECK_OK(sp_cpu_conv_set_kernel(def));
 }

@@ -20,7 +20,8 @@
 -- join (+ identity, ReLU) into its pass. Both equal the unfused ops bit for bit.
 -- SPORE_NO_FUSE=1 turns fusion off (for comparisons; 0 or unset: on; any other value is an error).
 --
--- Channels-last (NHWC) activations. With conv_kernel "onednn" on the CPU, a fused eval-mode
+-- Channels-last (NHWC) activations. With conv_kernel "auto" (the default) or "onednn" in a
+-- libspore with oneDNN, on the CPU, a fused eval-mode
 -- conv run (its Conv2d not training) writes its output channels-last when what reads it
 -- next takes that layout in place: a stock Conv2d, MaxPool2d or GlobalAvgPool, a stock
 -- SequentialCell starting with one, or a ResidualBlock; at the end of the list, when the
@@ -93,9 +94,17 @@ local function takes_cl(m)
 end
 M.takes_cl = takes_cl
 --- true when channels-last activations apply to module m's run on input x: oneDNN runs the
--- CPU's convolutions and m is in eval mode
+-- CPU's channels-last convolutions (conv_kernel "auto" or "onednn") and m is in eval mode
+local have_onednn
 local function cl_on(m, x)
-  return m.training == false and cfg.conv_kernel() == "onednn" and x:device() == "cpu"
+  if m.training ~= false then return false end
+  local k = cfg.conv_kernel()
+  if k == "spore" or x:device() ~= "cpu" then return false end
+  if have_onednn == nil then
+    have_onednn = false
+    for _, n in ipairs(cfg.conv_kernels()) do if n == "onednn" then have_onednn = true end end
+  end
+  return have_onednn
 end
 M.cl_on = cl_on
 --- true for the stock modules whose forward takes (x, cl_out)
