@@ -586,6 +586,15 @@ sp_status sp_cpu_conv2d_backward(sp_tensor *grad_x, sp_tensor *grad_w, sp_tensor
         sp_cpu_dnnl_conv_backward(&dst, grad_x, grad_w, grad_b, grad_out, x, w, stride_h, stride_w, pad_top,
                                   pad_bottom, pad_left, pad_right, dil_h, dil_w, groups, op))
         return dst;
+    if (SP_CL_ANY(x, grad_out, grad_x)) { /* channels-last operands oneDNN did not take: NCHW copies */
+        sp_cl_ctx k = {0};
+        dst = sp_cl_in(&k, &x);
+        if (!dst) dst = sp_cl_in(&k, &grad_out);
+        if (!dst) dst = sp_cl_out(&k, &grad_x);
+        if (!dst) dst = sp_cpu_conv2d_backward(grad_x, grad_w, grad_b, grad_out, x, w, stride_h, stride_w, pad_top,
+                                               pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
+        return sp_cl_done(&k, dst);
+    }
     if (sp_cpu_conv_small_applies(c.C, c.H, c.W, c.Co, c.kh, c.kw, c.sh, c.sw, c.pt, c.pb_, c.pl, c.pr_, c.dh, c.dw, c.g))
         return sp_cpu_conv_small_backward(grad_x ? F32(grad_x) : NULL, grad_w ? F32(grad_w) : NULL,
                                           grad_b ? F32(grad_b) : NULL, F32(grad_out), F32(x), F32(w), c.N, c.C, c.H,

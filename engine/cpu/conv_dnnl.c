@@ -67,6 +67,8 @@ enum { EPI_BN = 1, EPI_RES = 2, EPI_RELU = 4, HAS_BIAS = 8, BF16 = 16 };
  * AVX-512/AMX kernels (brgconv) run as fast as the blocked layouts, so a chain of
  * channels-last convolutions runs with no activation reorders at all. */
 enum { CL_X = 32, CL_OUT = 64, CL_RES = 128 };
+/* the backward's: x, grad_out (in the forward's out position) and grad_x */
+enum { CL_GX = 256 };
 enum { DN_KEY = 19, DN_CACHE = 512 };
 
 typedef struct {
@@ -146,6 +148,13 @@ static void user_mds(const conv_geom *c, int flags, dnnl_memory_desc_t *src, dnn
     if (res) dnnl_memory_desc_init_by_tag(res, 4, dd, dnnl_f32, (flags & CL_RES) ? dnnl_nhwc : dnnl_nchw);
     if (flags & CL_OUT) dnnl_memory_desc_init_by_tag(dst, 4, dd, dnnl_f32, dnnl_nhwc);
 }
+/* the backward's user mds: x (CL_X), grad_out (CL_OUT) and grad_x (CL_GX) */
+static void user_bwd_mds(const conv_geom *c, int flags, dnnl_memory_desc_t *x, dnnl_memory_desc_t *w,
+                         dnnl_memory_desc_t *gout, dnnl_memory_desc_t *b, dnnl_memory_desc_t *gx) {
+    user_mds(c, flags, x, w, gout, b, NULL);
+    dnnl_dims_t sd = {c->N, c->C, c->H, c->W};
+    dnnl_memory_desc_init_by_tag(gx, 4, sd, dnnl_f32, (flags & CL_GX) ? dnnl_nhwc : dnnl_nchw);
+}
 
 static int fwd_desc(dnnl_convolution_desc_t *cd, const conv_geom *c, int bias, dnnl_prop_kind_t prop, int bf16,
                     int cl) {
@@ -170,8 +179,9 @@ static dn_entry *entry_make(const int64_t *key, int kind, const conv_geom *c, in
     dn_entry *e = calloc(1, sizeof *e);
     if (!e) return NULL;
     memcpy(e->key, key, sizeof e->key);
-    dnnl_memory_desc_t ps, pw, pdst, pb, pres;
+    dnnl_memory_desc_t ps, pw, pdst, pb, pres, pgx;
     user_mds(c, flags, &ps, &pw, &pdst, &pb, &pres);
+    if (kind != DN_FWD) user_bwd_mds(c, flags, &ps, &pw, &pdst, &pb, &pgx);
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t po = NULL;
     dnnl_primitive_desc_t pd = NULL, hint = NULL;
@@ -198,8 +208,14 @@ static dn_entry *entry_make(const int64_t *key, int kind, const conv_geom *c, in
         dnnl_convolution_desc_t fd;
         dnnl_memory_desc_t s, w, d, b;
         plain_mds(c, &s, &w, &d, &b, dnnl_format_tag_any);
+        int cl = flags & (CL_X | CL_OUT | CL_GX);
+        if (cl) { /* channels-last operands: NHWC primitives (brgconv/jit run them in place) */
+            dnnl_dims_t sd = {c->N, c->C, c->H, c->W}, dd = {c->N, c->Co, c->Ho, c->Wo};
+            dnnl_memory_desc_init_by_tag(&s, 4, sd, dnnl_f32, dnnl_nhwc);
+            dnnl_memory_desc_init_by_tag(&d, 4, dd, dnnl_f32, dnnl_nhwc);
+        }
         dnnl_dims_t st = {c->sh, c->sw}, dil = {c->dh - 1, c->dw - 1}, pl = {c->pt, c->pl}, pr = {c->pb_, c->pr_};
-        ok = fwd_desc(&fd, c, flags & HAS_BIAS, dnnl_forward_training, 0, 0) &&
+        ok = fwd_desc(&fd, c, flags & HAS_BIAS, dnnl_forward_training, 0, cl) &&
              DN(dnnl_primitive_desc_create(&hint, &fd, NULL, g_eng, NULL));
         if (ok && kind == DN_BWD_DATA)
             ok = DN(dnnl_dilated_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, &s, &w, &d, st, dil,
@@ -215,7 +231,7 @@ static dn_entry *entry_make(const int64_t *key, int kind, const conv_geom *c, in
         dnnl_query_t qa, qb, qo;
         const dnnl_memory_desc_t *pa, *pb_, *po_;
         if (kind == DN_FWD) { qa = dnnl_query_src_md; qb = dnnl_query_weights_md; qo = dnnl_query_dst_md; pa = &ps; pb_ = &pw; po_ = &pdst; }
-        else if (kind == DN_BWD_DATA) { qa = dnnl_query_diff_dst_md; qb = dnnl_query_weights_md; qo = dnnl_query_diff_src_md; pa = &pdst; pb_ = &pw; po_ = &ps; }
+        else if (kind == DN_BWD_DATA) { qa = dnnl_query_diff_dst_md; qb = dnnl_query_weights_md; qo = dnnl_query_diff_src_md; pa = &pdst; pb_ = &pw; po_ = &pgx; }
         else { qa = dnnl_query_src_md; qb = dnnl_query_diff_dst_md; qo = dnnl_query_diff_weights_md; pa = &ps; pb_ = &pdst; po_ = &pw; }
         e->md_a = *dnnl_primitive_desc_query_md(pd, qa, 0);
         e->md_b = *dnnl_primitive_desc_query_md(pd, qb, 0);
@@ -402,16 +418,21 @@ int sp_cpu_dnnl_conv_forward(sp_status *st, sp_tensor *out, const sp_tensor *x, 
 int sp_cpu_dnnl_conv_backward(sp_status *st, sp_tensor *grad_x, sp_tensor *grad_w, sp_tensor *grad_b,
                               const sp_tensor *grad_out, const sp_tensor *x, const sp_tensor *w, int sh, int sw,
                               int pt, int pb, int pl, int pr, int dh, int dw, int groups, const char *op) {
-    if (sp_cpu_conv_kernel() != SP_CONV_ONEDNN) return 0;
+    int sel = sp_cpu_conv_kernel();
+    if (sel == SP_CONV_SPORE) return 0;
+    /* engine/ops lets x, grad_out and grad_x be channels-last; auto sends only such calls */
+    int cl = (sp_tensor_is_contiguous(x) ? 0 : CL_X) | (sp_tensor_is_contiguous(grad_out) ? 0 : CL_OUT) |
+             (grad_x && !sp_tensor_is_contiguous(grad_x) ? CL_GX : 0);
+    if (sel == SP_CONV_AUTO && (!cl || !dn_available())) return 0;
     conv_geom c;
     conv_geom_of(&c, x, w, sh, sw, pt, pb, pl, pr, dh, dw, groups);
     dn_entry *td = NULL, *tw = NULL, *ed = NULL, *ew = NULL;
     if (grad_x) {
-        ed = entry_get(DN_BWD_DATA, &c, 0, &td);
+        ed = entry_get(DN_BWD_DATA, &c, cl & (CL_OUT | CL_GX), &td);
         if (!ed) { *st = sp_error(SP_ENOMEM, "%s: cannot allocate oneDNN's primitive", op); return 1; }
     }
     if (grad_w || grad_b) {
-        ew = entry_get(DN_BWD_W, &c, HAS_BIAS, &tw);
+        ew = entry_get(DN_BWD_W, &c, HAS_BIAS | (cl & (CL_X | CL_OUT)), &tw);
         if (!ew) {
             if (td) entry_free(td);
             *st = sp_error(SP_ENOMEM, "%s: cannot allocate oneDNN's primitive", op);
@@ -424,8 +445,8 @@ int sp_cpu_dnnl_conv_backward(sp_status *st, sp_tensor *grad_x, sp_tensor *grad_
         return 0;
     }
     sp_device *dev = SP_DEV(x);
-    dnnl_memory_desc_t ps, pw, pdst, pb_;
-    plain_mds(&c, &ps, &pw, &pdst, &pb_, dnnl_nchw);
+    dnnl_memory_desc_t ps, pw, pdst, pb_, pgx;
+    user_bwd_mds(&c, cl, &ps, &pw, &pdst, &pb_, &pgx);
     dnnl_stream_t s = dn_stream();
     mem_set ms = {0};
     int okx = s != NULL, oom = 0;
@@ -483,7 +504,7 @@ int sp_cpu_dnnl_conv_backward(sp_status *st, sp_tensor *grad_x, sp_tensor *grad_
             mgo = reuse ? mgo_w : ed->r_a ? ms_add(&ms, &ed->md_a, bg) : ugo;
             uw = ms_add(&ms, &pw, SP_DATA(w));
             mw = ed->r_b ? ms_add(&ms, &ed->md_b, bw) : uw;
-            ugx = ms_add(&ms, &ps, SP_DATA(grad_x));
+            ugx = ms_add(&ms, &pgx, SP_DATA(grad_x));
             mgx = ed->r_out ? ms_add(&ms, &ed->md_out, bo) : ugx;
             if (ed->scratch) {
                 dnnl_memory_desc_t sd;

@@ -13,6 +13,9 @@ sp_status sp_cpu_rand_uniform(sp_tensor *t, double lo, double hi, uint64_t *stat
 sp_status sp_cpu_rand_normal(sp_tensor *t, double mean, double std, uint64_t *state);
 sp_status sp_cpu_rand_trunc_normal(sp_tensor *t, double mean, double std, uint64_t *state);
 sp_status sp_cpu_binary(sp_tensor *out, const sp_tensor *a, const sp_tensor *b, int op);
+/* 1 when o, a (and b, unless NULL) hold their elements in one dense order: all contiguous,
+ * or all channels-last of one 4-D shape (elementwise kernels may then run flat) */
+int sp_cpu_same_dense(const sp_tensor *o, const sp_tensor *a, const sp_tensor *b);
 sp_status sp_cpu_binary_scalar(sp_tensor *out, const sp_tensor *a, double s, int op, int reverse);
 sp_status sp_cpu_unary(sp_tensor *out, const sp_tensor *a, int op);
 sp_status sp_cpu_reduce_all(const sp_tensor *a, int op, double *value);

@@ -74,6 +74,17 @@ SP_NN_CLONES __attribute__((noinline)) static void relu_f32(float *o, const floa
     for (int64_t i = 0; i < n; i++) o[i] = x[i] > 0.0f ? x[i] : 0.0f; /* branch-free */
 }
 
+/* 1 when the three tensors (b may be NULL) hold their elements in the same dense order:
+ * all contiguous, or all 4-D channels-last of one shape (then elementwise work may run over
+ * the memory as flat arrays) */
+int sp_cpu_same_dense(const sp_tensor *o, const sp_tensor *a, const sp_tensor *b) {
+    if (sp_tensor_is_contiguous(o) && sp_tensor_is_contiguous(a) && (!b || sp_tensor_is_contiguous(b))) return 1;
+    if (o->ndim != 4 || a->ndim != 4 || (b && b->ndim != 4)) return 0;
+    if (memcmp(o->shape, a->shape, 4 * sizeof(int64_t)) || (b && memcmp(o->shape, b->shape, 4 * sizeof(int64_t))))
+        return 0;
+    return sp_tensor_is_channels_last(o) && sp_tensor_is_channels_last(a) && (!b || sp_tensor_is_channels_last(b));
+}
+
 sp_status sp_cpu_binary(sp_tensor *out, const sp_tensor *a, const sp_tensor *b, int op) {
     /* broadcast shape, right-aligned (checked by sp_binary) */
     int nd = out->ndim;
@@ -92,8 +103,7 @@ sp_status sp_cpu_binary(sp_tensor *out, const sp_tensor *a, const sp_tensor *b, 
     int all_int = sp_dtype_is_int(out->dtype) && sp_dtype_is_int(a->dtype) && sp_dtype_is_int(b->dtype);
     /* fast path: float32, same shapes, contiguous */
     if (out->dtype == SP_FLOAT32 && a->dtype == SP_FLOAT32 && b->dtype == SP_FLOAT32 &&
-        sp_tensor_is_contiguous(out) && sp_tensor_is_contiguous(a) && sp_tensor_is_contiguous(b) &&
-        sp_tensor_numel(a) == n && sp_tensor_numel(b) == n) {
+        sp_tensor_numel(a) == n && sp_tensor_numel(b) == n && sp_cpu_same_dense(out, a, b)) {
         float *o = SP_DATA(out);
         const float *x = SP_DATA(a), *y = SP_DATA(b);
         switch (op) {

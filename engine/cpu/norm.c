@@ -54,11 +54,89 @@ static inline void bn_apply(float *o, const float *p, const float *r, int64_t HW
         for (int64_t i = 0; i < HW; i++) o[i] = p[i] * a + b;
 }
 
+/* ---- channels-last (NHWC in memory) operands: the same arithmetic with the channels in
+ * vector lanes. Per channel, sums run in double over the N*H*W positions in memory order
+ * (the NCHW loops above sum 16 float lanes per row first: the two agree to float rounding,
+ * not bit for bit). s, q: C doubles of scratch each. */
+SP_CLONES static void nhwc_sums(const float *X, int64_t M, int64_t C, double *s) {
+    for (int64_t c = 0; c < C; c++) s[c] = 0;
+    for (int64_t r = 0; r < M; r++) {
+        const float *p = X + r * C;
+        for (int64_t c = 0; c < C; c++) s[c] += p[c];
+    }
+}
+SP_CLONES static void nhwc_sqdev(const float *X, int64_t M, int64_t C, const float *mf, double *q) {
+    for (int64_t c = 0; c < C; c++) q[c] = 0;
+    for (int64_t r = 0; r < M; r++) {
+        const float *p = X + r * C;
+        for (int64_t c = 0; c < C; c++) { float d = p[c] - mf[c]; q[c] += (double)(d * d); }
+    }
+}
+SP_CLONES static void nhwc_apply(float *O, const float *X, const float *R, int64_t M, int64_t C, const float *a,
+                                 const float *b, int relu) {
+    for (int64_t r = 0; r < M; r++) {
+        const float *p = X + r * C, *rr = R ? R + r * C : NULL;
+        float *o = O + r * C;
+        if (rr && relu)
+            for (int64_t c = 0; c < C; c++) { float v = p[c] * a[c] + b[c] + rr[c]; o[c] = v > 0.0f ? v : 0.0f; }
+        else if (rr)
+            for (int64_t c = 0; c < C; c++) o[c] = p[c] * a[c] + b[c] + rr[c];
+        else if (relu)
+            for (int64_t c = 0; c < C; c++) { float v = p[c] * a[c] + b[c]; o[c] = v > 0.0f ? v : 0.0f; }
+        else
+            for (int64_t c = 0; c < C; c++) o[c] = p[c] * a[c] + b[c];
+    }
+}
+static sp_status bn_forward_nhwc(sp_tensor *out, sp_tensor *save_mean, sp_tensor *save_invstd, const sp_tensor *x,
+                                 const sp_tensor *gamma, const sp_tensor *beta, sp_tensor *moving_mean,
+                                 sp_tensor *moving_var, int training, int update, double momentum, double eps,
+                                 const sp_tensor *residual, int relu) {
+    int64_t C = x->shape[1], M = x->shape[0] * x->shape[2] * x->shape[3];
+    size_t n = (size_t)C * (2 * sizeof(double) + 3 * sizeof(float));
+    char *ws = sp_workspace(SP_DEV(x), 0, n);
+    if (!ws) return sp_error(SP_ENOMEM, "batchnorm: no memory for %zu bytes of scratch", n);
+    double *s = (double *)ws, *q = s + C;
+    float *mf = (float *)(q + C), *a = mf + C, *b = a + C;
+    const float *X = F32(x), *G = F32(gamma), *B = F32(beta);
+    float *sm = F32(save_mean), *si = F32(save_invstd), *mm = F32(moving_mean), *mv = F32(moving_var);
+    if (training) {
+        nhwc_sums(X, M, C, s);
+        for (int64_t c = 0; c < C; c++) mf[c] = (float)(M > 0 ? s[c] / (double)M : 0.0);
+        nhwc_sqdev(X, M, C, mf, q);
+    }
+    for (int64_t c = 0; c < C; c++) {
+        double mean, var;
+        if (training) {
+            mean = M > 0 ? s[c] / (double)M : 0.0;
+            double dm = mean - (double)mf[c], qq = q[c] - (double)M * dm * dm;
+            if (qq < 0) qq = 0;
+            var = M > 0 ? qq / (double)M : 0.0;
+            if (update) {
+                double unb = M > 1 ? qq / (double)(M - 1) : var;
+                mm[c] = (float)(momentum * mm[c] + (1.0 - momentum) * mean);
+                mv[c] = (float)(momentum * mv[c] + (1.0 - momentum) * unb);
+            }
+        } else {
+            mean = mm[c];
+            var = mv[c];
+        }
+        double inv = 1.0 / sqrt(var + eps);
+        sm[c] = (float)mean;
+        si[c] = (float)inv;
+        a[c] = (float)(G[c] * inv), b[c] = (float)(B[c] - mean * inv * G[c]);
+    }
+    nhwc_apply(F32(out), X, residual ? F32(residual) : NULL, M, C, a, b, relu);
+    return SP_OK;
+}
+
 /* out [N,C,H,W] = (x - mean[c]) * invstd[c] * gamma[c] + beta[c] [+ residual] [then ReLU] */
 static sp_status bn_forward(sp_tensor *out, sp_tensor *save_mean, sp_tensor *save_invstd, const sp_tensor *x,
                             const sp_tensor *gamma, const sp_tensor *beta, sp_tensor *moving_mean,
                             sp_tensor *moving_var, int training, int update, double momentum, double eps,
                             const sp_tensor *residual, int relu) {
+    if (SP_CL_ANY(out, x, residual)) /* all channels-last (engine/ops) */
+        return bn_forward_nhwc(out, save_mean, save_invstd, x, gamma, beta, moving_mean, moving_var, training, update,
+                               momentum, eps, residual, relu);
     int64_t N = x->shape[0], C = x->shape[1], HW = x->shape[2] * x->shape[3], M = N * HW;
     const float *X = F32(x), *G = F32(gamma), *B = F32(beta), *R = residual ? F32(residual) : NULL;
     float *O = F32(out), *sm = F32(save_mean), *si = F32(save_invstd), *mm = F32(moving_mean), *mv = F32(moving_var);
@@ -134,12 +212,64 @@ static inline void row_gdot_mask(const float *g, const float *y, const float *p,
     *sgx += t;
 }
 
+/* channels-last backward: per-channel sums of g (masked by y > 0 when y is given) and of
+ * g*(x - mean) in double, then grad_x */
+SP_CLONES static void nhwc_gdot(const float *GO, const float *Y, const float *X, int64_t M, int64_t C,
+                                const float *m, double *sg, double *sgx) {
+    for (int64_t c = 0; c < C; c++) sg[c] = 0, sgx[c] = 0;
+    for (int64_t r = 0; r < M; r++) {
+        const float *g = GO + r * C, *p = X + r * C, *y = Y ? Y + r * C : NULL;
+        for (int64_t c = 0; c < C; c++) {
+            float gv = y ? g[c] * (y[c] > 0.0f ? 1.0f : 0.0f) : g[c];
+            sg[c] += gv;
+            sgx[c] += (double)(gv * (p[c] - m[c]));
+        }
+    }
+}
+SP_CLONES static void nhwc_gx(float *O, const float *GO, const float *Y, const float *X, int64_t M, int64_t C,
+                              const float *k, const float *a, const float *b, const float *m, int full) {
+    for (int64_t r = 0; r < M; r++) {
+        const float *g = GO + r * C, *p = X + r * C, *y = Y ? Y + r * C : NULL;
+        float *o = O + r * C;
+        for (int64_t c = 0; c < C; c++) {
+            float gv = y ? g[c] * (y[c] > 0.0f ? 1.0f : 0.0f) : g[c];
+            o[c] = full ? k[c] * (gv - a[c] - (p[c] - m[c]) * b[c]) : k[c] * gv;
+        }
+    }
+}
+static sp_status bn_backward_nhwc(sp_tensor *grad_x, sp_tensor *grad_gamma, sp_tensor *grad_beta,
+                                  const sp_tensor *grad_out, const sp_tensor *y, const sp_tensor *x,
+                                  const sp_tensor *gamma, const sp_tensor *save_mean, const sp_tensor *save_invstd,
+                                  int training) {
+    int64_t C = x->shape[1], M = x->shape[0] * x->shape[2] * x->shape[3];
+    size_t n = (size_t)C * (2 * sizeof(double) + 3 * sizeof(float));
+    char *ws = sp_workspace(SP_DEV(x), 0, n);
+    if (!ws) return sp_error(SP_ENOMEM, "batchnorm backward: no memory for %zu bytes of scratch", n);
+    double *sg = (double *)ws, *sgx = sg + C;
+    float *k = (float *)(sgx + C), *a = k + C, *b = a + C;
+    const float *G = F32(gamma), *sm = F32(save_mean), *si = F32(save_invstd);
+    nhwc_gdot(F32(grad_out), y ? F32(y) : NULL, F32(x), M, C, sm, sg, sgx);
+    for (int64_t c = 0; c < C; c++) {
+        double inv = si[c], t = sgx[c] * inv;
+        if (grad_gamma) F32(grad_gamma)[c] += (float)t;
+        if (grad_beta) F32(grad_beta)[c] += (float)sg[c];
+        k[c] = (float)(G[c] * inv);
+        a[c] = M > 0 ? (float)(sg[c] / (double)M) : 0.0f;
+        b[c] = M > 0 ? (float)(inv * t / (double)M) : 0.0f;
+    }
+    if (grad_x)
+        nhwc_gx(F32(grad_x), F32(grad_out), y ? F32(y) : NULL, F32(x), M, C, k, a, b, sm, training && M > 0);
+    return SP_OK;
+}
+
 /* grad_x [N,C,H,W]; grad_gamma [C] += sum(go*xhat); grad_beta [C] += sum(go) */
 /* y (optional): the output of a ReLU that followed the BatchNorm; grad_out is the gradient
  * of that output and is taken as 0 where y <= 0 (ReLU's backward, fused) */
 static sp_status bn_backward(sp_tensor *grad_x, sp_tensor *grad_gamma, sp_tensor *grad_beta,
                              const sp_tensor *grad_out, const sp_tensor *y, const sp_tensor *x, const sp_tensor *gamma,
                              const sp_tensor *save_mean, const sp_tensor *save_invstd, int training) {
+    if (SP_CL_ANY(grad_x, grad_out, y, x)) /* all channels-last (engine/ops) */
+        return bn_backward_nhwc(grad_x, grad_gamma, grad_beta, grad_out, y, x, gamma, save_mean, save_invstd, training);
     int64_t N = x->shape[0], C = x->shape[1], HW = x->shape[2] * x->shape[3], M = N * HW;
     const float *X = F32(x), *GO = F32(grad_out), *G = F32(gamma), *sm = F32(save_mean), *si = F32(save_invstd);
     const float *Y = y ? F32(y) : NULL;

@@ -261,6 +261,18 @@ sp_status sp_cpu_maxpool2d_forward(sp_tensor *out, sp_tensor *argmax, const sp_t
     return SP_OK;
 }
 
+/* channels-last grad_x and grad_out (argmax NCHW): the same scatter, position by position */
+static void maxpool_bwd_nhwc(float *G, const float *GO, const int32_t *A, int64_t N, int64_t C, int64_t HW,
+                             int64_t HoWo) {
+    memset(G, 0, sizeof(float) * (size_t)(N * C * HW));
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t c = 0; c < C; c++) {
+            const int32_t *a = A + (n * C + c) * HoWo;
+            for (int64_t i = 0; i < HoWo; i++)
+                if (a[i] >= 0 && a[i] < HW) G[(n * HW + a[i]) * C + c] += GO[(n * HoWo + i) * C + c];
+        }
+}
+
 /* grad_x [N,C,H,W] = scatter of grad_out [N,C,Ho,Wo] through argmax */
 sp_status sp_cpu_maxpool2d_backward(sp_tensor *grad_x, const sp_tensor *grad_out, const sp_tensor *argmax) {
     int64_t NC = grad_x->shape[0] * grad_x->shape[1], HW = grad_x->shape[2] * grad_x->shape[3];
@@ -268,6 +280,10 @@ sp_status sp_cpu_maxpool2d_backward(sp_tensor *grad_x, const sp_tensor *grad_out
     float *G = F32(grad_x);
     const float *GO = F32(grad_out);
     const int32_t *A = SP_DATA(argmax);
+    if (SP_CL_ANY(grad_x, grad_out)) { /* both channels-last (engine/ops) */
+        maxpool_bwd_nhwc(G, GO, A, grad_x->shape[0], grad_x->shape[1], HW, HoWo);
+        return SP_OK;
+    }
 #ifdef POOL_AVX512
     int64_t Ho = grad_out->shape[2], Wo = grad_out->shape[3];
     if (grad_x->shape[2] == 2 * Ho && grad_x->shape[3] == 2 * Wo && Wo > 0 && pool_avx512() &&
@@ -392,6 +408,13 @@ sp_status sp_cpu_global_avgpool_backward(sp_tensor *grad_x, const sp_tensor *gra
     int64_t NC = grad_x->shape[0] * grad_x->shape[1], HW = grad_x->shape[2] * grad_x->shape[3];
     const float *GO = F32(grad_out);
     float *G = F32(grad_x);
+    if (!sp_tensor_is_contiguous(grad_x)) { /* channels-last (engine/ops) */
+        int64_t N = grad_x->shape[0], C = grad_x->shape[1];
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t j = 0; j < HW; j++)
+                for (int64_t c = 0; c < C; c++) G[(n * HW + j) * C + c] = GO[n * C + c] / (float)HW;
+        return SP_OK;
+    }
     for (int64_t i = 0; i < NC; i++) {
         float g = GO[i] / (float)HW;
         for (int64_t j = 0; j < HW; j++) G[i * HW + j] = g;

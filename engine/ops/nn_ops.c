@@ -5,6 +5,16 @@
 
 #include <string.h>
 
+/* Layouts: 1 when the kernel of x's device reads these operands in place (all contiguous,
+ * or all channels-last on a device whose table sets channels_last); 0 when the op hands it
+ * NCHW copies (sp_cl_in / sp_cl_out). NULLs are skipped. */
+static int cl_native_(const sp_tensor *x, int n, const sp_tensor *const *ts) {
+    if (!sp_cl_any(n, ts)) return 1;
+    return SP_K(x)->channels_last && sp_cl_all(n, ts);
+}
+#define CL_NATIVE(x, ...) cl_native_(x, sizeof((const sp_tensor *const[]){__VA_ARGS__}) / sizeof(const sp_tensor *), \
+                                     (const sp_tensor *const[]){__VA_ARGS__})
+
 /* ---- conv2d --------------------------------------------------------------- */
 
 sp_status sp_op_conv_check(const char *op, const sp_tensor *x, const sp_tensor *w, int sh, int sw, int pt, int pb,
@@ -50,10 +60,10 @@ sp_status sp_op_conv_bwd_args(const char *op, const sp_tensor *grad_x, const sp_
     int64_t Ho, Wo;
     OP_TRY(sp_op_conv_check(op, x, w, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups, &Ho, &Wo));
     int64_t N = x->shape[0], C = x->shape[1], Co = w->shape[0];
-    OP_TRY(op_f32(grad_out, 4, op, "grad_out"));
+    OP_TRY(op_f32_cl(grad_out, op, "grad_out"));
     OP_TRY(op_shape4(grad_out, N, Co, Ho, Wo, op, "grad_out"));
     if (grad_x) {
-        OP_TRY(op_f32(grad_x, 4, op, "grad_x"));
+        OP_TRY(op_f32_cl(grad_x, op, "grad_x"));
         OP_TRY(op_shape4(grad_x, N, C, x->shape[2], x->shape[3], op, "grad_x"));
     }
     if (grad_w) { OP_TRY(op_f32(grad_w, -1, op, "grad_w")); OP_TRY(op_numel(grad_w, sp_tensor_numel(w), op, "grad_w")); }
@@ -80,9 +90,11 @@ sp_status sp_conv2d_backward(sp_tensor *grad_x, sp_tensor *grad_w, sp_tensor *gr
                              const sp_tensor *x, const sp_tensor *w, int stride_h, int stride_w, int pad_top,
                              int pad_bottom, int pad_left, int pad_right, int dil_h, int dil_w, int groups) {
     OP_TRY(sp_op_conv_bwd_args("conv2d_backward", grad_x, grad_w, grad_b, grad_out, x, w, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups));
-    if (!sp_tensor_is_contiguous(x)) { /* a channels-last input (an eval-mode forward's): an NCHW copy */
+    if (!SP_K(x)->channels_last && SP_CL_ANY(x, grad_out, grad_x)) { /* NCHW copies for this device's kernel */
         sp_cl_ctx k = {0};
         sp_status st = sp_cl_in(&k, &x);
+        if (!st) st = sp_cl_in(&k, &grad_out);
+        if (!st) st = sp_cl_out(&k, &grad_x);
         if (!st) st = OP_CALL(x, conv2d_backward, grad_x, grad_w, grad_b, grad_out, x, w, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
         return sp_cl_done(&k, st);
     }
@@ -155,8 +167,8 @@ static sp_status bn_vec(const sp_tensor *t, int64_t C, const char *op, const cha
 static sp_status bn_fwd_args(const char *op, sp_tensor *out, sp_tensor *save_mean, sp_tensor *save_invstd,
                              const sp_tensor *x, const sp_tensor *gamma, const sp_tensor *beta, sp_tensor *moving_mean,
                              sp_tensor *moving_var, int training) {
-    OP_TRY(op_f32(x, 4, op, "x"));
-    OP_TRY(op_f32(out, 4, op, "out"));
+    OP_TRY(op_f32_cl(x, op, "x"));
+    OP_TRY(op_f32_cl(out, op, "out"));
     int64_t N = x->shape[0], C = x->shape[1];
     OP_TRY(op_shape4(out, N, C, x->shape[2], x->shape[3], op, "out"));
     OP_TRY(bn_vec(save_mean, C, op, "save_mean"));
@@ -177,6 +189,14 @@ sp_status sp_batchnorm_forward(sp_tensor *out, sp_tensor *save_mean, sp_tensor *
                                sp_tensor *moving_var, int training, int update, double momentum, double eps) {
     OP_TRY(bn_fwd_args("batchnorm_forward", out, save_mean, save_invstd, x, gamma, beta, moving_mean, moving_var,
                        training));
+    if (!CL_NATIVE(x, out, x)) { /* mixed layouts, or a device without channels-last kernels */
+        sp_cl_ctx k = {0};
+        sp_status st = sp_cl_in(&k, &x);
+        if (!st) st = sp_cl_out(&k, &out);
+        if (!st) st = OP_CALL(x, batchnorm_forward, out, save_mean, save_invstd, x, gamma, beta, moving_mean, moving_var,
+                              training, update, momentum, eps);
+        return sp_cl_done(&k, st);
+    }
     return OP_CALL(x, batchnorm_forward, out, save_mean, save_invstd, x, gamma, beta, moving_mean, moving_var, training,
                                       update, momentum, eps);
 }
@@ -188,9 +208,18 @@ sp_status sp_batchnorm_act_forward(sp_tensor *out, sp_tensor *save_mean, sp_tens
     const char *op = "batchnorm_act_forward";
     OP_TRY(bn_fwd_args(op, out, save_mean, save_invstd, x, gamma, beta, moving_mean, moving_var, training));
     if (residual) {
-        OP_TRY(op_f32(residual, 4, op, "residual"));
+        OP_TRY(op_f32_cl(residual, op, "residual"));
         OP_TRY(op_shape4(residual, x->shape[0], x->shape[1], x->shape[2], x->shape[3], op, "residual"));
         OP_SAME_DEVICE(op, T(x), T(residual));
+    }
+    if (!CL_NATIVE(x, out, x, residual)) { /* mixed layouts, or a device without channels-last kernels */
+        sp_cl_ctx k = {0};
+        sp_status st = sp_cl_in(&k, &x);
+        if (!st) st = sp_cl_in(&k, &residual);
+        if (!st) st = sp_cl_out(&k, &out);
+        if (!st) st = OP_CALL(x, batchnorm_act_forward, out, save_mean, save_invstd, x, gamma, beta, moving_mean,
+                              moving_var, training, update, momentum, eps, residual, relu);
+        return sp_cl_done(&k, st);
     }
     return OP_CALL(x, batchnorm_act_forward, out, save_mean, save_invstd, x, gamma, beta, moving_mean, moving_var,
                    training, update, momentum, eps, residual, relu);
@@ -268,12 +297,12 @@ int sp_conv2d_bn_fusable(const sp_tensor *x, int bf16) {
 static sp_status bn_bwd_args(const char *op, sp_tensor *grad_x, sp_tensor *grad_gamma, sp_tensor *grad_beta,
                              const sp_tensor *grad_out, const sp_tensor *x, const sp_tensor *gamma,
                              const sp_tensor *save_mean, const sp_tensor *save_invstd) {
-    OP_TRY(op_f32(x, 4, op, "x"));
-    OP_TRY(op_f32(grad_out, 4, op, "grad_out"));
+    OP_TRY(op_f32_cl(x, op, "x"));
+    OP_TRY(op_f32_cl(grad_out, op, "grad_out"));
     int64_t N = x->shape[0], C = x->shape[1];
     OP_TRY(op_shape4(grad_out, N, C, x->shape[2], x->shape[3], op, "grad_out"));
     if (grad_x) {
-        OP_TRY(op_f32(grad_x, 4, op, "grad_x"));
+        OP_TRY(op_f32_cl(grad_x, op, "grad_x"));
         OP_TRY(op_shape4(grad_x, N, C, x->shape[2], x->shape[3], op, "grad_x"));
     }
     if (grad_gamma) OP_TRY(bn_vec(grad_gamma, C, op, "grad_gamma"));
@@ -291,6 +320,15 @@ sp_status sp_batchnorm_backward(sp_tensor *grad_x, sp_tensor *grad_gamma, sp_ten
                                 const sp_tensor *save_mean, const sp_tensor *save_invstd, int training) {
     OP_TRY(bn_bwd_args("batchnorm_backward", grad_x, grad_gamma, grad_beta, grad_out, x, gamma, save_mean,
                        save_invstd));
+    if (!CL_NATIVE(x, grad_x, grad_out, x)) { /* mixed layouts, or a device without channels-last kernels */
+        sp_cl_ctx k = {0};
+        sp_status st = sp_cl_in(&k, &x);
+        if (!st) st = sp_cl_in(&k, &grad_out);
+        if (!st) st = sp_cl_out(&k, &grad_x);
+        if (!st) st = OP_CALL(x, batchnorm_backward, grad_x, grad_gamma, grad_beta, grad_out, x, gamma, save_mean,
+                              save_invstd, training);
+        return sp_cl_done(&k, st);
+    }
     return OP_CALL(x, batchnorm_backward, grad_x, grad_gamma, grad_beta, grad_out, x, gamma, save_mean, save_invstd,
                                        training);
 }
@@ -301,9 +339,19 @@ sp_status sp_batchnorm_relu_backward(sp_tensor *grad_x, sp_tensor *grad_gamma, s
                                      int training) {
     const char *op = "batchnorm_relu_backward";
     OP_TRY(bn_bwd_args(op, grad_x, grad_gamma, grad_beta, grad_out, x, gamma, save_mean, save_invstd));
-    OP_TRY(op_f32(y, 4, op, "y"));
+    OP_TRY(op_f32_cl(y, op, "y"));
     OP_TRY(op_shape4(y, x->shape[0], x->shape[1], x->shape[2], x->shape[3], op, "y"));
     OP_SAME_DEVICE(op, T(x), T(y));
+    if (!CL_NATIVE(x, grad_x, grad_out, x, y)) { /* mixed layouts, or a device without channels-last kernels */
+        sp_cl_ctx k = {0};
+        sp_status st = sp_cl_in(&k, &x);
+        if (!st) st = sp_cl_in(&k, &grad_out);
+        if (!st) st = sp_cl_in(&k, &y);
+        if (!st) st = sp_cl_out(&k, &grad_x);
+        if (!st) st = OP_CALL(x, batchnorm_relu_backward, grad_x, grad_gamma, grad_beta, grad_out, y, x, gamma,
+                              save_mean, save_invstd, training);
+        return sp_cl_done(&k, st);
+    }
     return OP_CALL(x, batchnorm_relu_backward, grad_x, grad_gamma, grad_beta, grad_out, y, x, gamma, save_mean,
                    save_invstd, training);
 }
@@ -326,21 +374,26 @@ static sp_status same_numel(const char *op, const sp_tensor *a, const char *an, 
 
 sp_status sp_relu_backward(sp_tensor *grad_x, const sp_tensor *grad_out, const sp_tensor *y) {
     const char *op = "relu_backward";
-    OP_TRY(op_f32(grad_x, -1, op, "grad_x"));
+    if (!grad_x) return sp_error(SP_EINVAL, "%s: grad_x is NULL", op);
+    if (grad_x->ndim != 4) OP_TRY(op_f32(grad_x, -1, op, "grad_x"));
     /* grad_out and y may be channels-last (an eval-mode forward's outputs): the element
      * order then differs from grad_x's, so they go to the kernel as NCHW copies */
+    OP_TRY(grad_x->ndim == 4 ? op_f32_cl(grad_x, op, "grad_x") : SP_OK);
     OP_TRY(grad_out && grad_out->ndim == 4 ? op_f32_cl(grad_out, op, "grad_out") : op_f32(grad_out, -1, op, "grad_out"));
     OP_TRY(y && y->ndim == 4 ? op_f32_cl(y, op, "y") : op_f32(y, -1, op, "y"));
     OP_TRY(op_numel(grad_out, sp_tensor_numel(grad_x), op, "grad_out"));
     OP_TRY(op_numel(y, sp_tensor_numel(grad_x), op, "y"));
     OP_SAME_DEVICE(op, T(grad_x), T(grad_out), T(y));
-    if (SP_CL_ANY(grad_out, y)) {
-        if (grad_x->ndim != 4 || (grad_out->ndim == 4 && !same_shape4(grad_out, grad_x)) ||
-            (y->ndim == 4 && !same_shape4(y, grad_x)))
-            return sp_error(SP_EINVAL, "%s: a channels-last grad_out or y needs a grad_x of its shape", op);
+    if (SP_CL_ANY(grad_x, grad_out, y)) {
+        if (grad_x->ndim != 4 || grad_out->ndim != 4 || y->ndim != 4 || !same_shape4(grad_out, grad_x) ||
+            !same_shape4(y, grad_x))
+            return sp_error(SP_EINVAL, "%s: a channels-last grad_x, grad_out or y needs all three of one 4-D shape", op);
+        /* all channels-last: one element order, the kernel runs over the memory flat */
+        if (SP_CL_BOTH(grad_x, grad_out, y)) return OP_CALL(y, relu_backward, grad_x, grad_out, y);
         sp_cl_ctx k = {0};
         sp_status st = sp_cl_in(&k, &grad_out);
         if (!st) st = sp_cl_in(&k, &y);
+        if (!st) st = sp_cl_out(&k, &grad_x);
         if (!st) st = OP_CALL(y, relu_backward, grad_x, grad_out, y);
         return sp_cl_done(&k, st);
     }
@@ -399,14 +452,21 @@ sp_status sp_maxpool2d_forward(sp_tensor *out, sp_tensor *argmax, const sp_tenso
 
 sp_status sp_maxpool2d_backward(sp_tensor *grad_x, const sp_tensor *grad_out, const sp_tensor *argmax) {
     const char *op = "maxpool2d_backward";
-    OP_TRY(op_f32(grad_x, 4, op, "grad_x"));
-    OP_TRY(op_f32(grad_out, 4, op, "grad_out"));
+    OP_TRY(op_f32_cl(grad_x, op, "grad_x"));
+    OP_TRY(op_f32_cl(grad_out, op, "grad_out"));
     if (!argmax || argmax->dtype != SP_INT32 || !sp_tensor_is_contiguous(argmax))
         return sp_error(SP_EINVAL, "%s: argmax must be a contiguous int32 tensor", op);
     OP_TRY(op_numel(argmax, sp_tensor_numel(grad_out), op, "argmax"));
     if (grad_out->shape[0] * grad_out->shape[1] != grad_x->shape[0] * grad_x->shape[1])
         return sp_error(SP_EINVAL, "%s: grad_out and grad_x differ in N*C", op);
     OP_SAME_DEVICE(op, T(grad_x), T(grad_out), T(argmax));
+    if (!CL_NATIVE(grad_x, grad_x, grad_out)) { /* mixed layouts, or a device without channels-last kernels */
+        sp_cl_ctx k = {0};
+        sp_status st = sp_cl_in(&k, &grad_out);
+        if (!st) st = sp_cl_out(&k, &grad_x);
+        if (!st) st = OP_CALL(grad_x, maxpool2d_backward, grad_x, grad_out, argmax);
+        return sp_cl_done(&k, st);
+    }
     return OP_CALL(grad_x, maxpool2d_backward, grad_x, grad_out, argmax);
 }
 
@@ -451,10 +511,16 @@ sp_status sp_global_avgpool_forward(sp_tensor *out, const sp_tensor *x) {
 
 sp_status sp_global_avgpool_backward(sp_tensor *grad_x, const sp_tensor *grad_out) {
     const char *op = "global_avgpool_backward";
-    OP_TRY(op_f32(grad_x, 4, op, "grad_x"));
+    OP_TRY(op_f32_cl(grad_x, op, "grad_x"));
     OP_TRY(op_f32(grad_out, -1, op, "grad_out"));
     OP_TRY(op_numel(grad_out, grad_x->shape[0] * grad_x->shape[1], op, "grad_out"));
     OP_SAME_DEVICE(op, T(grad_x), T(grad_out));
+    if (!CL_NATIVE(grad_x, grad_x)) { /* a device without channels-last kernels */
+        sp_cl_ctx k = {0};
+        sp_status st = sp_cl_out(&k, &grad_x);
+        if (!st) st = OP_CALL(grad_x, global_avgpool_backward, grad_x, grad_out);
+        return sp_cl_done(&k, st);
+    }
     return OP_CALL(grad_x, global_avgpool_backward, grad_x, grad_out);
 }
 

@@ -89,13 +89,12 @@ SUITE(cl_tensor) {
     CHECK(sp_tensor_empty_channels_last_on(&c1, SP_FLOAT32, bad, SP_DEVICE_CPU) != SP_OK && c1 == NULL,
           "a negative dim is refused");
     /* ops that do not take channels-last refuse it by name */
-    sp_tensor *o = nchw(2, 3, 4, 5, NULL, SP_DEVICE_CPU), *sm = vec(3, NULL, SP_DEVICE_CPU), *si = vec(3, NULL, SP_DEVICE_CPU);
-    sp_tensor *ga = vec(3, &r, SP_DEVICE_CPU), *be = vec(3, &r, SP_DEVICE_CPU), *mm = vec(3, &r, SP_DEVICE_CPU);
-    sp_tensor *mv = vec(3, NULL, SP_DEVICE_CPU);
-    sp_fill(mv, 1);
-    CHECK(sp_batchnorm_forward(o, sm, si, t, ga, be, mm, mv, 0, 0, 0.9, 1e-5) == SP_EINVAL &&
-              strstr(sp_last_error(), "batchnorm") && strstr(sp_last_error(), "contiguous"),
-          "batchnorm refuses a channels-last x by name: %s", sp_last_error());
+    int64_t ps[4] = {2, 3, 2, 2};
+    sp_tensor *o = NULL, *sm = NULL, *si = NULL, *ga = NULL, *be = NULL, *mm = NULL, *mv = NULL;
+    sp_tensor_new(&o, SP_FLOAT32, 4, ps);
+    CHECK(sp_avgpool2d_forward(o, t, 2, 2, 2, 2, 0, 0, 0, 0, 0) == SP_EINVAL && strstr(sp_last_error(), "avgpool") &&
+              strstr(sp_last_error(), "contiguous"),
+          "avgpool refuses a channels-last x by name: %s", sp_last_error());
     sp_tensor *all[] = {t, src, o, sm, si, ga, be, mm, mv};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sp_tensor_free(all[i]);
 }
@@ -162,13 +161,31 @@ static void conv_layouts(int dev, int kern) {
                 }
                 sp_tensor_free(want);
             }
-        /* the backward of a channels-last x equals the NCHW one bit for bit (an NCHW copy) */
-        sp_tensor *gy = nchw(N, Co, Ho, Wo, &rng, dev), *gx0 = nchw(N, C, H, W, NULL, dev), *gx1 = nchw(N, C, H, W, NULL, dev);
-        sp_tensor *gw0 = nchw(Co, C, k, k, NULL, dev), *gw1 = nchw(Co, C, k, k, NULL, dev), *xx = as_layout(x, 1);
-        CHECK_OK(sp_conv2d_backward(gx0, gw0, NULL, gy, x, w, s, s, p, p, p, p, 1, 1, 1));
+        /* the backward with channels-last x, grad_out and grad_x in every mix: spore's kernels
+         * get NCHW copies (bit for bit); oneDNN runs NHWC primitives (float32 rounding) */
+        sp_tensor *gy = nchw(N, Co, Ho, Wo, &rng, dev), *gx0 = nchw(N, C, H, W, NULL, dev);
+        sp_tensor *gw0 = nchw(Co, C, k, k, NULL, dev), *gb0 = vec(Co, NULL, dev), *xx = as_layout(x, 1);
+        CHECK_OK(sp_conv2d_backward(gx0, gw0, gb0, gy, x, w, s, s, p, p, p, p, 1, 1, 1));
+        for (int lay = 1; lay < 8; lay++) {
+            sp_tensor *xl = as_layout(x, lay & 1), *gyl = as_layout(gy, (lay >> 1) & 1), *gxl = as_layout(gx0, lay >> 2);
+            sp_tensor *gw1 = nchw(Co, C, k, k, NULL, dev), *gb1 = vec(Co, NULL, dev);
+            sp_fill(gxl, 777.0);
+            CHECK_OK(sp_conv2d_backward(gxl, gw1, gb1, gyl, xl, w, s, s, p, p, p, p, 1, 1, 1));
+            double bx = 0, bw = 0, bb = 0, dx = maxdiff_t(gxl, gx0, &bx), dw = maxdiff_t(gw1, gw0, &bw),
+                   db = maxdiff_t(gb1, gb0, &bb);
+            int exact = kern == SP_CONV_SPORE || (kern == SP_CONV_AUTO && lay == 0);
+            double tol = 2e-5;
+            CHECK(exact ? dx == 0 && dw == 0 && db == 0
+                        : dx <= tol * (1 + bx) && dw <= tol * (1 + bw) && db <= tol * (1 + bb),
+                  "dev %d kernel %d case %zu backward layout x%d gout%d gx%d: %g %g %g", dev, kern, ci, lay & 1,
+                  (lay >> 1) & 1, lay >> 2, dx, dw, db);
+            sp_tensor_free(xl); sp_tensor_free(gyl); sp_tensor_free(gxl); sp_tensor_free(gw1); sp_tensor_free(gb1);
+        }
+        sp_tensor *gx1 = nchw(N, C, H, W, NULL, dev), *gw1 = nchw(Co, C, k, k, NULL, dev);
         CHECK_OK(sp_conv2d_backward(gx1, gw1, NULL, gy, xx, w, s, s, p, p, p, p, 1, 1, 1));
-        CHECK(same_bits(gx0, gx1) && same_bits(gw0, gw1), "dev %d kernel %d case %zu: backward of a channels-last x",
-              dev, kern, ci);
+        if (kern == SP_CONV_SPORE)
+            CHECK(same_bits(gx0, gx1), "dev %d kernel %d case %zu: backward of a channels-last x", dev, kern, ci);
+        sp_tensor_free(gb0);
         sp_tensor *all[] = {x, w, b, ga, be, mu, va, res, gy, gx0, gx1, gw0, gw1, xx};
         for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sp_tensor_free(all[i]);
     }
@@ -272,4 +289,90 @@ SUITE(cl_conv_auto) {
     sp_tensor *all[] = {x, w, a0, s0, a1, s1};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sp_tensor_free(all[i]);
     CHECK_OK(sp_cpu_conv_set_kernel(def));
+}
+
+/* BatchNorm (training and eval; + residual, ReLU), its backward (plain and through ReLU's
+ * mask), ReLU's backward, add and the pools' backward on channels-last operands: against the
+ * NCHW kernels (the NHWC sums run in another order: float rounding), on the CPU and sim */
+SUITE(cl_batchnorm) {
+    uint64_t rng = 17;
+    for (int dev = 0; dev <= SP_DEVICE_SIM; dev += SP_DEVICE_SIM)
+        for (int training = 0; training < 2; training++)
+            for (int v = 0; v < 4; v++) {
+                int res = v & 1, relu = v >> 1;
+                int64_t N = 3, C = 24, H = 7, W = 9;
+                sp_tensor *x = nchw(N, C, H, W, &rng, dev), *r = nchw(N, C, H, W, &rng, dev);
+                sp_tensor *ga = vec(C, &rng, dev), *be = vec(C, &rng, dev), *mm[2], *mv[2], *sm[2], *si[2], *y[2];
+                for (int i = 0; i < 2; i++) {
+                    mm[i] = vec(C, NULL, dev), mv[i] = vec(C, NULL, dev), sm[i] = vec(C, NULL, dev), si[i] = vec(C, NULL, dev);
+                    sp_fill(mm[i], 0.1);
+                    sp_fill(mv[i], 2.0);
+                }
+                sp_binary_scalar(x, x, 0.5, SP_OP_ADD, 0); /* a mean away from 0 */
+                y[0] = nchw(N, C, H, W, NULL, dev);
+                y[1] = as_layout(y[0], 1);
+                sp_tensor *xc = as_layout(x, 1), *rc = as_layout(r, 1);
+                CHECK_OK(sp_batchnorm_act_forward(y[0], sm[0], si[0], x, ga, be, mm[0], mv[0], training, 1, 0.9, 1e-5,
+                                                  res ? r : NULL, relu));
+                CHECK_OK(sp_batchnorm_act_forward(y[1], sm[1], si[1], xc, ga, be, mm[1], mv[1], training, 1, 0.9, 1e-5,
+                                                  res ? rc : NULL, relu));
+                double big, d = maxdiff_t(y[1], y[0], &big);
+                CHECK(d <= 2e-6 * (1 + big) && maxdiff_t(mm[1], mm[0], NULL) <= 1e-6 &&
+                          maxdiff_t(mv[1], mv[0], NULL) <= 1e-5 && maxdiff_t(si[1], si[0], NULL) <= 1e-5,
+                      "dev %d bn forward training %d res %d relu %d: %g", dev, training, res, relu, d);
+                /* backward: plain (relu 0) or through the ReLU's mask */
+                sp_tensor *g = nchw(N, C, H, W, &rng, dev), *gc = as_layout(g, 1);
+                sp_tensor *gx0 = nchw(N, C, H, W, NULL, dev), *gx1 = as_layout(gx0, 1);
+                sp_tensor *gg0 = vec(C, NULL, dev), *gb0 = vec(C, NULL, dev), *gg1 = vec(C, NULL, dev), *gb1 = vec(C, NULL, dev);
+                if (relu) {
+                    CHECK_OK(sp_batchnorm_relu_backward(gx0, gg0, gb0, g, y[0], x, ga, sm[0], si[0], training));
+                    CHECK_OK(sp_batchnorm_relu_backward(gx1, gg1, gb1, gc, y[1], xc, ga, sm[0], si[0], training));
+                } else {
+                    CHECK_OK(sp_batchnorm_backward(gx0, gg0, gb0, g, x, ga, sm[0], si[0], training));
+                    CHECK_OK(sp_batchnorm_backward(gx1, gg1, gb1, gc, xc, ga, sm[0], si[0], training));
+                }
+                double bx, bg, bb, dx = maxdiff_t(gx1, gx0, &bx), dg = maxdiff_t(gg1, gg0, &bg), db = maxdiff_t(gb1, gb0, &bb);
+                CHECK(dx <= 1e-5 * (1 + bx) && dg <= 1e-5 * (1 + bg) && db <= 1e-5 * (1 + bb),
+                      "dev %d bn backward training %d relu %d: %g %g %g", dev, training, relu, dx, dg, db);
+                /* mixed layouts run on NCHW copies: the NCHW bits */
+                sp_tensor *gx2 = nchw(N, C, H, W, NULL, dev), *gg2 = vec(C, NULL, dev), *gb2 = vec(C, NULL, dev);
+                CHECK_OK(sp_batchnorm_backward(gx2, gg2, gb2, gc, x, ga, sm[0], si[0], training));
+                sp_tensor *gx3 = nchw(N, C, H, W, NULL, dev), *gg3 = vec(C, NULL, dev), *gb3 = vec(C, NULL, dev);
+                CHECK_OK(sp_batchnorm_backward(gx3, gg3, gb3, g, x, ga, sm[0], si[0], training));
+                CHECK(same_bits(gx2, gx3) && same_bits(gg2, gg3), "dev %d bn backward, mixed layouts", dev);
+                /* ReLU's backward and add, all channels-last: the NCHW bits */
+                sp_tensor *rb0 = nchw(N, C, H, W, NULL, dev), *rb1 = as_layout(rb0, 1);
+                CHECK_OK(sp_relu_backward(rb0, g, x));
+                CHECK_OK(sp_relu_backward(rb1, gc, xc));
+                CHECK(same_bits(rb0, rb1), "dev %d relu backward, all channels-last", dev);
+                CHECK_OK(sp_binary(rb0, g, x, SP_OP_ADD_RELU));
+                CHECK_OK(sp_binary(rb1, gc, xc, SP_OP_ADD_RELU));
+                CHECK(same_bits(rb0, rb1), "dev %d add+relu, all channels-last", dev);
+                sp_tensor *all[] = {x, r, ga, be, mm[0], mm[1], mv[0], mv[1], sm[0], sm[1], si[0], si[1], y[0], y[1],
+                                    xc, rc, g, gc, gx0, gx1, gg0, gb0, gg1, gb1, gx2, gg2, gb2, gx3, gg3, gb3, rb0, rb1};
+                for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sp_tensor_free(all[i]);
+            }
+    /* the pools' backward with channels-last grad_x and grad_out: the NCHW bits */
+    for (int dev = 0; dev <= SP_DEVICE_SIM; dev += SP_DEVICE_SIM) {
+        int64_t N = 2, C = 20, H = 9, W = 8, Ho = 4, Wo = 4;
+        sp_tensor *x = nchw(N, C, H, W, &rng, dev), *y = nchw(N, C, Ho, Wo, NULL, dev), *a = NULL;
+        int64_t as[4] = {N, C, Ho, Wo};
+        sp_tensor_new_on(&a, SP_INT32, 4, as, dev);
+        CHECK_OK(sp_maxpool2d_forward(y, a, x, 3, 3, 2, 2, 0, 1, 0, 1));
+        sp_tensor *gy = nchw(N, C, Ho, Wo, &rng, dev), *gyc = as_layout(gy, 1);
+        sp_tensor *gx0 = nchw(N, C, H, W, NULL, dev), *gx1 = as_layout(gx0, 1), *gx2 = nchw(N, C, H, W, NULL, dev);
+        CHECK_OK(sp_maxpool2d_backward(gx0, gy, a));
+        CHECK_OK(sp_maxpool2d_backward(gx1, gyc, a));
+        CHECK_OK(sp_maxpool2d_backward(gx2, gyc, a));
+        CHECK(same_bits(gx0, gx1) && same_bits(gx0, gx2), "dev %d maxpool backward, channels-last", dev);
+        int64_t gs[2] = {N, C};
+        sp_tensor *g2 = NULL;
+        sp_tensor_new_on(&g2, SP_FLOAT32, 2, gs, dev);
+        sp_rand_uniform(g2, -1, 1, &rng);
+        CHECK_OK(sp_global_avgpool_backward(gx0, g2));
+        CHECK_OK(sp_global_avgpool_backward(gx1, g2));
+        CHECK(same_bits(gx0, gx1), "dev %d global mean backward, channels-last", dev);
+        sp_tensor *all[] = {x, y, a, gy, gyc, gx0, gx1, gx2, g2};
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sp_tensor_free(all[i]);
+    }
 }
