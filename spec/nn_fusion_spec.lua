@@ -212,6 +212,11 @@ describe("eval-mode networks fuse conv + BN (+ join) (+ ReLU)", function()
 end)
 
 describe("training fusion: BatchNorm (+ residual) (+ ReLU) and its backward through the ReLU", function()
+  -- bit-for-bit comparisons on spore's kernels (the default "auto" runs training's
+  -- convolutions channels-last on oneDNN; conv_kernel_spec compares it with these)
+  local k0
+  before_each(function() k0 = spore.config().conv_kernel; spore.config { conv_kernel = "spore" } end)
+  after_each(function() spore.config { conv_kernel = k0 } end)
   local function bits_equal(a, b)
     local A, B = a:flatten():totable(), b:flatten():totable()
     assert.equal(#A, #B)

@@ -52,6 +52,11 @@ function M.conv2d_bn_forward_bf16(out, x, w, b, gamma, beta, mmean, mvar, eps, r
 end
 --- true when x's device has the fused kernel above (bf16: the bfloat16 one)
 function M.conv2d_bn_fusable(x, bf16) return C.sp_conv2d_bn_fusable(H(x), bf16 and 1 or 0) == 1 end
+--- true when x's device runs this convolution on channels-last operands in place (oneDNN)
+function M.conv2d_channels_last_native(x, w, stride, pad, dil, groups)
+  return C.sp_conv2d_channels_last_native(H(x), H(w), stride[1], stride[2], pad[1], pad[2], pad[3], pad[4], dil[1],
+    dil[2], groups) == 1
+end
 --- BatchNorm, then + residual (optional) and ReLU (relu true), in one kernel.
 function M.batchnorm_act_forward(out, smean, sinv, x, gamma, beta, mmean, mvar, training, update, momentum, eps,
                                  residual, relu)

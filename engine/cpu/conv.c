@@ -440,6 +440,16 @@ static int spore_own(const conv_geom *c) {
                                      c->pr_, c->dh, c->dw, c->g);
 }
 
+/* sp_conv2d_channels_last_native on the CPU: oneDNN runs this layer with channels-last
+ * operands (sp_cpu_dnnl_conv_forward: selected, available, not spore_own) */
+int sp_cpu_conv_cl_native(const sp_tensor *x, const sp_tensor *w, int stride_h, int stride_w, int pad_top,
+                          int pad_bottom, int pad_left, int pad_right, int dil_h, int dil_w, int groups) {
+    if (sp_cpu_conv_kernel() == SP_CONV_SPORE || !sp_cpu_conv_kernel_available(SP_CONV_ONEDNN)) return 0;
+    conv_geom c;
+    conv_geom_of(&c, x, w, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
+    return !spore_own(&c);
+}
+
 sp_status sp_cpu_conv2d_forward(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias,
                                 int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right,
                                 int dil_h, int dil_w, int groups) {

@@ -23,6 +23,9 @@ sp_status sp_cpu_reduce_dim(sp_tensor *out, const sp_tensor *a, int op, int dim,
 sp_status sp_cpu_topk(sp_tensor *values, sp_tensor *indices, const sp_tensor *a, int k, int dim, int largest);
 sp_status sp_cpu_count_equal(const sp_tensor *a, const sp_tensor *b, int64_t *count);
 sp_status sp_cpu_matmul(sp_tensor *out, const sp_tensor *a, const sp_tensor *b, int trans_a, int trans_b, double alpha, double beta);
+/* sp_conv2d_channels_last_native's answer on the CPU (conv.c) */
+int sp_cpu_conv_cl_native(const sp_tensor *x, const sp_tensor *w, int stride_h, int stride_w, int pad_top,
+                          int pad_bottom, int pad_left, int pad_right, int dil_h, int dil_w, int groups);
 sp_status sp_cpu_conv2d_forward(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias, int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right, int dil_h, int dil_w, int groups);
 sp_status sp_cpu_conv2d_backward(sp_tensor *grad_x, sp_tensor *grad_w, sp_tensor *grad_b, const sp_tensor *grad_out, const sp_tensor *x, const sp_tensor *w, int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right, int dil_h, int dil_w, int groups);
 sp_status sp_cpu_dense_forward(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias);

@@ -167,8 +167,7 @@ sp_status sp_cpu_binary_scalar(sp_tensor *out, const sp_tensor *a, double s, int
 
 sp_status sp_cpu_unary(sp_tensor *out, const sp_tensor *a, int op) {
     int64_t n = sp_tensor_numel(a);
-    if (op == SP_UN_RELU && out->dtype == SP_FLOAT32 && a->dtype == SP_FLOAT32 && sp_tensor_is_contiguous(out) &&
-        sp_tensor_is_contiguous(a)) {
+    if (op == SP_UN_RELU && out->dtype == SP_FLOAT32 && a->dtype == SP_FLOAT32 && sp_cpu_same_dense(out, a, NULL)) {
         relu_f32(SP_DATA(out), SP_DATA(a), n);
         return SP_OK;
     }

@@ -55,21 +55,32 @@ static inline void bn_apply(float *o, const float *p, const float *r, int64_t HW
 }
 
 /* ---- channels-last (NHWC in memory) operands: the same arithmetic with the channels in
- * vector lanes. Per channel, sums run in double over the N*H*W positions in memory order
- * (the NCHW loops above sum 16 float lanes per row first: the two agree to float rounding,
- * not bit for bit). s, q: C doubles of scratch each. */
-SP_CLONES static void nhwc_sums(const float *X, int64_t M, int64_t C, double *s) {
+ * vector lanes. Per channel, sums run in float over blocks of NHWC_RB positions (as the NCHW
+ * loops' 16 float lanes run over a row) and the blocks are summed in double: the two agree to
+ * float rounding, not bit for bit. s, q: C doubles of scratch; fa, fb: C floats. */
+enum { NHWC_RB = 64 };
+SP_CLONES static void nhwc_sums(const float *X, int64_t M, int64_t C, double *s, float *fa) {
     for (int64_t c = 0; c < C; c++) s[c] = 0;
-    for (int64_t r = 0; r < M; r++) {
-        const float *p = X + r * C;
-        for (int64_t c = 0; c < C; c++) s[c] += p[c];
+    for (int64_t r0 = 0; r0 < M; r0 += NHWC_RB) {
+        int64_t r1 = r0 + NHWC_RB < M ? r0 + NHWC_RB : M;
+        for (int64_t c = 0; c < C; c++) fa[c] = 0;
+        for (int64_t r = r0; r < r1; r++) {
+            const float *p = X + r * C;
+            for (int64_t c = 0; c < C; c++) fa[c] += p[c];
+        }
+        for (int64_t c = 0; c < C; c++) s[c] += fa[c];
     }
 }
-SP_CLONES static void nhwc_sqdev(const float *X, int64_t M, int64_t C, const float *mf, double *q) {
+SP_CLONES static void nhwc_sqdev(const float *X, int64_t M, int64_t C, const float *mf, double *q, float *fa) {
     for (int64_t c = 0; c < C; c++) q[c] = 0;
-    for (int64_t r = 0; r < M; r++) {
-        const float *p = X + r * C;
-        for (int64_t c = 0; c < C; c++) { float d = p[c] - mf[c]; q[c] += (double)(d * d); }
+    for (int64_t r0 = 0; r0 < M; r0 += NHWC_RB) {
+        int64_t r1 = r0 + NHWC_RB < M ? r0 + NHWC_RB : M;
+        for (int64_t c = 0; c < C; c++) fa[c] = 0;
+        for (int64_t r = r0; r < r1; r++) {
+            const float *p = X + r * C;
+            for (int64_t c = 0; c < C; c++) { float d = p[c] - mf[c]; fa[c] += d * d; }
+        }
+        for (int64_t c = 0; c < C; c++) q[c] += fa[c];
     }
 }
 SP_CLONES static void nhwc_apply(float *O, const float *X, const float *R, int64_t M, int64_t C, const float *a,
@@ -92,17 +103,17 @@ static sp_status bn_forward_nhwc(sp_tensor *out, sp_tensor *save_mean, sp_tensor
                                  sp_tensor *moving_var, int training, int update, double momentum, double eps,
                                  const sp_tensor *residual, int relu) {
     int64_t C = x->shape[1], M = x->shape[0] * x->shape[2] * x->shape[3];
-    size_t n = (size_t)C * (2 * sizeof(double) + 3 * sizeof(float));
+    size_t n = (size_t)C * (2 * sizeof(double) + 4 * sizeof(float));
     char *ws = sp_workspace(SP_DEV(x), 0, n);
     if (!ws) return sp_error(SP_ENOMEM, "batchnorm: no memory for %zu bytes of scratch", n);
     double *s = (double *)ws, *q = s + C;
-    float *mf = (float *)(q + C), *a = mf + C, *b = a + C;
+    float *mf = (float *)(q + C), *a = mf + C, *b = a + C, *fa = b + C;
     const float *X = F32(x), *G = F32(gamma), *B = F32(beta);
     float *sm = F32(save_mean), *si = F32(save_invstd), *mm = F32(moving_mean), *mv = F32(moving_var);
     if (training) {
-        nhwc_sums(X, M, C, s);
+        nhwc_sums(X, M, C, s, fa);
         for (int64_t c = 0; c < C; c++) mf[c] = (float)(M > 0 ? s[c] / (double)M : 0.0);
-        nhwc_sqdev(X, M, C, mf, q);
+        nhwc_sqdev(X, M, C, mf, q, fa);
     }
     for (int64_t c = 0; c < C; c++) {
         double mean, var;
@@ -215,15 +226,23 @@ static inline void row_gdot_mask(const float *g, const float *y, const float *p,
 /* channels-last backward: per-channel sums of g (masked by y > 0 when y is given) and of
  * g*(x - mean) in double, then grad_x */
 SP_CLONES static void nhwc_gdot(const float *GO, const float *Y, const float *X, int64_t M, int64_t C,
-                                const float *m, double *sg, double *sgx) {
+                                const float *m, double *sg, double *sgx, float *fa, float *fb) {
     for (int64_t c = 0; c < C; c++) sg[c] = 0, sgx[c] = 0;
-    for (int64_t r = 0; r < M; r++) {
-        const float *g = GO + r * C, *p = X + r * C, *y = Y ? Y + r * C : NULL;
-        for (int64_t c = 0; c < C; c++) {
-            float gv = y ? g[c] * (y[c] > 0.0f ? 1.0f : 0.0f) : g[c];
-            sg[c] += gv;
-            sgx[c] += (double)(gv * (p[c] - m[c]));
+    for (int64_t r0 = 0; r0 < M; r0 += NHWC_RB) {
+        int64_t r1 = r0 + NHWC_RB < M ? r0 + NHWC_RB : M;
+        for (int64_t c = 0; c < C; c++) fa[c] = 0, fb[c] = 0;
+        for (int64_t r = r0; r < r1; r++) {
+            const float *g = GO + r * C, *p = X + r * C, *y = Y ? Y + r * C : NULL;
+            if (y)
+                for (int64_t c = 0; c < C; c++) {
+                    float gv = g[c] * (y[c] > 0.0f ? 1.0f : 0.0f);
+                    fa[c] += gv;
+                    fb[c] += gv * (p[c] - m[c]);
+                }
+            else
+                for (int64_t c = 0; c < C; c++) { fa[c] += g[c]; fb[c] += g[c] * (p[c] - m[c]); }
         }
+        for (int64_t c = 0; c < C; c++) sg[c] += fa[c], sgx[c] += fb[c];
     }
 }
 SP_CLONES static void nhwc_gx(float *O, const float *GO, const float *Y, const float *X, int64_t M, int64_t C,
@@ -242,13 +261,13 @@ static sp_status bn_backward_nhwc(sp_tensor *grad_x, sp_tensor *grad_gamma, sp_t
                                   const sp_tensor *gamma, const sp_tensor *save_mean, const sp_tensor *save_invstd,
                                   int training) {
     int64_t C = x->shape[1], M = x->shape[0] * x->shape[2] * x->shape[3];
-    size_t n = (size_t)C * (2 * sizeof(double) + 3 * sizeof(float));
+    size_t n = (size_t)C * (2 * sizeof(double) + 5 * sizeof(float));
     char *ws = sp_workspace(SP_DEV(x), 0, n);
     if (!ws) return sp_error(SP_ENOMEM, "batchnorm backward: no memory for %zu bytes of scratch", n);
     double *sg = (double *)ws, *sgx = sg + C;
-    float *k = (float *)(sgx + C), *a = k + C, *b = a + C;
+    float *k = (float *)(sgx + C), *a = k + C, *b = a + C, *fa = b + C, *fb = fa + C;
     const float *G = F32(gamma), *sm = F32(save_mean), *si = F32(save_invstd);
-    nhwc_gdot(F32(grad_out), y ? F32(y) : NULL, F32(x), M, C, sm, sg, sgx);
+    nhwc_gdot(F32(grad_out), y ? F32(y) : NULL, F32(x), M, C, sm, sg, sgx, fa, fb);
     for (int64_t c = 0; c < C; c++) {
         double inv = si[c], t = sgx[c] * inv;
         if (grad_gamma) F32(grad_gamma)[c] += (float)t;

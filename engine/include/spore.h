@@ -377,6 +377,13 @@ sp_status sp_conv2d_bn_forward_bf16(sp_tensor *out, const sp_tensor *x, const sp
                                     int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left,
                                     int pad_right, int dil_h, int dil_w, int groups);
 int sp_conv2d_bn_fusable(const sp_tensor *x, int bf16);
+/* 1 when the conv forward of x's device reads and writes channels-last operands in place for
+ * this layer (the CPU: oneDNN runs it, under conv_kernel auto or onednn, and it is not a
+ * LeNet-sized layer that spore's direct kernels keep); 0 when channels-last operands would go
+ * through NCHW copies, or the arguments are not a valid convolution. spore.nn.chain asks it
+ * before making a layer's output channels-last. */
+int sp_conv2d_channels_last_native(const sp_tensor *x, const sp_tensor *w, int stride_h, int stride_w, int pad_top,
+                                   int pad_bottom, int pad_left, int pad_right, int dil_h, int dil_w, int groups);
 /* Training fusion: BatchNorm (as sp_batchnorm_forward), then + residual (optional, [N,C,H,W])
  * and ReLU (relu != 0), in one pass; and BatchNorm's backward taking the gradient of a
  * following ReLU's output y (grad_out * (y > 0), as sp_relu_backward, then BatchNorm's

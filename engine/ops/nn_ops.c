@@ -2,6 +2,7 @@
  * losses): every shape, dtype and device check is done once here, with a message naming
  * the kernel and the tensor; then the operands' device kernel runs. */
 #include "ops/ops_common.h"
+#include "cpu/cpu_kernels.h"
 
 #include <string.h>
 
@@ -287,6 +288,19 @@ sp_status sp_conv2d_bn_forward_bf16(sp_tensor *out, const sp_tensor *x, const sp
     }
     return OP_CALL(x, conv2d_bn_forward_bf16, out, x, w, bias, gamma, beta, moving_mean, moving_var, eps, residual,
                    relu, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
+}
+
+int sp_conv2d_channels_last_native(const sp_tensor *x, const sp_tensor *w, int stride_h, int stride_w, int pad_top,
+                                   int pad_bottom, int pad_left, int pad_right, int dil_h, int dil_w, int groups) {
+    int64_t Ho, Wo;
+    if (!x || !w || !SP_K(x)->channels_last ||
+        sp_op_conv_check("conv2d_channels_last_native", x, w, stride_h, stride_w, pad_top, pad_bottom, pad_left,
+                         pad_right, dil_h, dil_w, groups, &Ho, &Wo) != SP_OK)
+        return 0;
+    return SP_DEV(x)->type == SP_DEVICE_CPU || SP_DEV(x)->type == SP_DEVICE_SIM
+               ? sp_cpu_conv_cl_native(x, w, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w,
+                                       groups)
+               : 1;
 }
 
 int sp_conv2d_bn_fusable(const sp_tensor *x, int bf16) {

@@ -34,7 +34,7 @@ if peer == "torch":
     net = torchvision.models.resnet50(num_classes=1001)
     net.fc = torch.nn.Linear(2048, 10)
     net.train()
-    x, y = torch.randn(B, 3, 224, 224), torch.zeros(B, dtype=torch.long)
+    x, y = torch.randn(B, 3, 224, 224), torch.arange(B) * 97 % 10  # as util.lua labels()
     lossf = torch.nn.CrossEntropyLoss()
 
     def stepper():
@@ -102,7 +102,7 @@ class ResNet50(nn.Cell):
 
 
 ms.set_context(device_target="CPU")
-x, y = Tensor(np.random.randn(B, 3, 224, 224).astype(np.float32)), Tensor(np.zeros(B, np.int32))
+x, y = Tensor(np.random.randn(B, 3, 224, 224).astype(np.float32)), Tensor((np.arange(B) * 97 % 10).astype(np.int32))
 # Graph mode (PyNative fails in this venv: MindSpore's PyNative parser is built against NumPy 1.x)
 for mode, tag in ((ms.GRAPH_MODE, "Graph"),):
     ms.set_context(mode=mode)

@@ -18,7 +18,7 @@ spore.manual_seed(1)
 local net = spore.models.resnet50 { class_num = 1001 }
 net.end_point = spore.nn.Dense(2048, 10)
 local loss = spore.nn.SoftmaxCrossEntropyWithLogits { sparse = true, reduction = "mean" }
-local x, y = spore.randn({ B, 3, 224, 224 }), spore.zeros({ B }, "int32")
+local x, y = spore.randn({ B, 3, 224, 224 }), dofile("scripts/bench/util.lua").labels(spore, B, 10)
 local function timed(f)
   f()
   local s = {}

@@ -47,7 +47,7 @@ if want("lenet5_train_b32") then
   local net = spore.models.lenet5()
   local opt = spore.optim.Momentum(net:trainable_params(), 0.01, 0.9)
   local loss = spore.nn.SoftmaxCrossEntropyWithLogits { sparse = true, reduction = "mean" }
-  local x, y = spore.randn({ 32, 1, 32, 32 }), spore.zeros({ 32 }, "int32")
+  local x, y = spore.randn({ 32, 1, 32, 32 }), U.labels(spore, 32, 10)
   -- need_input_grad = false: the input is data, not a parameter, so no gradient wrt it is
   -- wanted; the peers' x has no requires_grad either, so the work is the same
   local function step()
@@ -99,7 +99,7 @@ if want("resnet50") then
   local loss = spore.nn.SoftmaxCrossEntropyWithLogits { sparse = true, reduction = "mean" }
   for _, b in ipairs({ 8, 32 }) do
     if want("resnet50_train_b" .. b) then
-      local x, y = spore.randn({ b, 3, 224, 224 }), spore.zeros({ b }, "int32")
+      local x, y = spore.randn({ b, 3, 224, 224 }), U.labels(spore, b, 1001)
       local function step()
         net:zero_grad(); loss:forward(net(x), y); net:backward(x, loss:backward(), false); opt:step()
       end

@@ -16,6 +16,12 @@ torch.set_num_threads(2)
 torch.manual_seed(1)
 
 
+def labels(b, classes):
+    # (i * 97) mod classes, as util.lua labels(): all-zero labels let the net fit the batch in
+    # two steps and the gradients then go subnormal (20-100 s steps)
+    return torch.arange(b) * 97 % classes
+
+
 def want(prefix):
     return ONLY is None or any(prefix.startswith(o) or o.startswith(prefix) for o in ONLY)
 
@@ -106,7 +112,7 @@ if want("lenet5_train_b32"):
     net = LeNet5().train()
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
     lossf = nn.CrossEntropyLoss()
-    x, y = torch.randn(32, 1, 32, 32), torch.zeros(32, dtype=torch.long)
+    x, y = torch.randn(32, 1, 32, 32), labels(32, 10)
 
     def run():
         for _ in range(100):
@@ -152,7 +158,7 @@ if want("resnet50"):
         if not want(name):
             continue
         x = torch.randn(b, 3, 224, 224).contiguous(memory_format=fmt)
-        y = torch.zeros(b, dtype=torch.long)
+        y = labels(b, 1001)
 
         def step():
             opt.zero_grad()

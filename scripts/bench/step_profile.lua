@@ -47,7 +47,7 @@ for _, p in ipairs({ { "batchnorm_forward", "bn_fwd" }, { "batchnorm_backward", 
 
 spore.manual_seed(1)
 local net = spore.models.resnet50 { class_num = 1001 }
-local x, y = spore.randn({ B, 3, 224, 224 }), spore.zeros({ B }, "int32")
+local x, y = spore.randn({ B, 3, 224, 224 }), U.labels(spore, B, 1001)
 local step
 if MODE == "train" then
   net:train()

@@ -7,6 +7,7 @@
 local nn = require("spore.nn")
 local K = require("ffi.nn")
 local chain = require("spore.nn.chain")
+local base = require("spore.nn.module")
 local R = require("spore.models.resnet_common")
 
 local Block = nn.class("ResidualBlock")
@@ -49,12 +50,12 @@ function Block:forward(x, cl_out)
   local c, joined = chain.forward(self:_list(), self._ins, x, tail, cl and cl_out == true)
   tail[1] = nil
   if joined then return c end
-  local out = self:buffer("output", c:shape(), nil, c:device())
+  local out = self:buffer("output", c:shape(), nil, c:device(), base.channels_last(c))
   K.add(out, c, id, true)
   return out
 end
 function Block:backward(x, g, need_input_grad)
-  local gs = self:buffer("grad_sum", g:shape(), nil, self.output:device())
+  local gs = self:buffer("grad_sum", g:shape(), nil, self.output:device(), base.channels_last(self.output))
   K.relu_backward(gs, g, self.output)
   local gmain = chain.backward(self:_list(), self._ins, gs, need_input_grad)
   if need_input_grad == false then
@@ -62,7 +63,7 @@ function Block:backward(x, g, need_input_grad)
     return nil
   end
   local gid = self.down_sample_layer and self.down_sample_layer:backward(x, gs) or gs
-  local gx = self:buffer("grad_input", x:shape(), nil, x:device())
+  local gx = self:buffer("grad_input", x:shape(), nil, x:device(), base.channels_last(x))
   K.add(gx, gmain, gid, false)
   return gx
 end

@@ -61,7 +61,7 @@ end
 -- the output buffer (owner's), the saved statistics and whether batch statistics are used
 function BN:_stat_buffers(x, owner)
   local dev = x:device()
-  local out = owner:buffer("output", x:shape(), nil, dev)
+  local out = owner:buffer("output", x:shape(), nil, dev, base.channels_last(x)) -- x's layout
   local sm = self:buffer("save_mean", { self.num_features }, nil, dev)
   local si = self:buffer("save_invstd", { self.num_features }, nil, dev)
   local bs = self:_batch_stats()
@@ -81,7 +81,7 @@ end
 --- The backward of this BatchNorm and the ReLU after it (whose output is y) in one kernel.
 function BN:_backward_relu(x, gout, y, need_input_grad)
   local gx
-  if need_input_grad ~= false then gx = self:buffer("grad_input", x:shape(), nil, x:device()) end
+  if need_input_grad ~= false then gx = self:buffer("grad_input", x:shape(), nil, x:device(), base.channels_last(x)) end
   K.batchnorm_relu_backward(gx, self:grad_of(self.gamma), self:grad_of(self.beta), gout, y, x, self.gamma.data,
     self.save_mean, self.save_invstd, self._used_batch)
   return gx
@@ -89,7 +89,7 @@ end
 
 function BN:backward(x, gout, need_input_grad)
   local gx
-  if need_input_grad ~= false then gx = self:buffer("grad_input", x:shape(), nil, x:device()) end
+  if need_input_grad ~= false then gx = self:buffer("grad_input", x:shape(), nil, x:device(), base.channels_last(x)) end
   K.batchnorm_backward(gx, self:grad_of(self.gamma), self:grad_of(self.beta), gout, x, self.gamma.data,
     self.save_mean, self.save_invstd, self._used_batch)
   return gx

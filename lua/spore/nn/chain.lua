@@ -85,7 +85,7 @@ local function takes_cl(m)
   cl_classes()
   if rawget(m, "forward") ~= nil then return false end
   local mt = getmetatable(m)
-  if mt == Conv or mt == MaxPool or mt == GAP or CL_PASS[mt] then return true end
+  if mt == Conv or mt == BN or mt == ReLU or mt == MaxPool or mt == GAP or CL_PASS[mt] then return true end
   if mt == Seq then
     local first = m:_list()[1]
     return takes_cl(first)
@@ -94,12 +94,14 @@ local function takes_cl(m)
 end
 M.takes_cl = takes_cl
 --- true when channels-last activations apply to module m's run on input x: oneDNN runs the
--- CPU's channels-last convolutions (conv_kernel "auto" or "onednn") and m is in eval mode
+-- CPU's channels-last convolutions (conv_kernel "auto" or "onednn"), in eval mode and in
+-- training (not a bf16 convolution's training: O2's backward is spore's bf16 GEMM)
 local have_onednn
 local function cl_on(m, x)
-  if m.training ~= false then return false end
+  if m.training ~= false and m._bf16 then return false end
   local k = cfg.conv_kernel()
-  if k == "spore" or x:device() ~= "cpu" then return false end
+  local d = x:device()
+  if k == "spore" or (d ~= "cpu" and d ~= "sim") then return false end -- sim runs the cpu's kernels
   if have_onednn == nil then
     have_onednn = false
     for _, n in ipairs(cfg.conv_kernels()) do if n == "onednn" then have_onednn = true end end
@@ -107,12 +109,35 @@ local function cl_on(m, x)
   return have_onednn
 end
 M.cl_on = cl_on
+--- cl_on for module m, and when m is a Conv2d, its device runs the layer in place on
+-- channels-last operands (not a LeNet-sized layer on spore's kernels)
+local function cl_for(m, x)
+  if not cl_on(m, x) then return false end
+  if getmetatable(m) == Conv then return m:_cl_native(x) end
+  return true
+end
 --- true for the stock modules whose forward takes (x, cl_out)
 local function passes_cl(m)
   cl_classes()
   if type(m) ~= "table" or rawget(m, "forward") ~= nil then return false end
   local mt = getmetatable(m)
-  return mt == MaxPool or mt == Seq or CL_PASS[mt] == true
+  return mt == Conv or mt == Seq or CL_PASS[mt] == true
+end
+--- x as an NCHW tensor (x itself unless it is channels-last): a copy into ins' buffer `key`
+local base, Tn
+local function nchw(ins, key, x)
+  if x:is_contiguous() then return x end
+  base = base or require("spore.nn.module")
+  if not base.channels_last(x) then return x end
+  Tn = Tn or require("ffi.tensor")
+  local bufs = ins._nchw
+  if not bufs then bufs = {}; ins._nchw = bufs end
+  local t = bufs[key]
+  if not (t and t:device() == x:device() and base.same_shape(t, x:shape())) then
+    t = Tn.empty(x:shape(), nil, x:device())
+    bufs[key] = t
+  end
+  return t:copy_(x)
 end
 
 local BNRELU = setmetatable({}, { __tostring = function() return "<bn+relu>" end })
@@ -146,13 +171,13 @@ function M.forward(list, ins, x, tail, cl_out)
     if fuse and i < n and conv_bn_at(list, i, x) then
       ins[i] = x
       if tail and i + 1 == n then
-        x = m:_forward_bn(x, list[i + 1], tail[1], true, tail[2], cl_out == true and cl_on(m, x))
+        x = m:_forward_bn(x, list[i + 1], tail[1], true, tail[2], cl_out == true and cl_for(m, x))
         ins[i + 1] = FUSED
         return x, true
       end
       local r = list[i + 2]
       local e = is_relu(r) and i + 2 or i + 1 -- the run's last position
-      local cl = cl_on(m, x) and (e == n and cl_out == true or takes_cl(list[e + 1]))
+      local cl = (e == n and cl_out == true or takes_cl(list[e + 1])) and cl_for(m, x)
       if e == i + 2 then
         x = m:_forward_bn(x, list[i + 1], nil, true, r, cl)
         ins[i + 1], ins[i + 2] = FUSED, FUSED
@@ -165,23 +190,28 @@ function M.forward(list, ins, x, tail, cl_out)
     elseif fuse and tail and i == n and bn_at(list, i, x) then
       -- a residual block's last BatchNorm (training): + identity and ReLU in its pass
       ins[i] = x
-      return m:_forward_act(x, tail[1], true, tail[2]), true
+      local y = m:_forward_act(x, tail[1], true, tail[2])
+      return cl_out == true and y or nchw(ins, "out", y), true
     elseif fuse and i < n and is_relu(list[i + 1]) and bn_at(list, i, x) then
       ins[i] = x
       x = m:_forward_act(x, nil, true, list[i + 1])
       ins[i + 1] = BNRELU
       i = i + 2
-    elseif fuse and passes_cl(m) then -- a pool or container: channels-last out when its reader takes it
+    elseif fuse and passes_cl(m) then -- a conv or container: channels-last out when its reader takes it
       ins[i] = x
-      x = m:forward(x, cl_on(m, x) and (i == n and cl_out == true or takes_cl(list[i + 1])))
+      x = m:forward(x, (i == n and cl_out == true or takes_cl(list[i + 1])) and cl_for(m, x))
       i = i + 1
     else
+      -- a module that does not read channels-last gets NCHW (the stock ones that do follow
+      -- their input's layout)
+      if type(x) == "table" and x.shape ~= nil and not takes_cl(m) then x = nchw(ins, i, x) end
       ins[i] = x
       x = m:forward(x)
       i = i + 1
     end
     fuse = fuse and type(x) == "table" and x.shape ~= nil
   end
+  if cl_out ~= true and type(x) == "table" and x.shape ~= nil then x = nchw(ins, "out", x) end
   return x, false
 end
 

@@ -91,12 +91,13 @@ function Conv2d:pads(H, W)
   return p
 end
 
-function Conv2d:forward(x)
+-- cl_out: from spore.nn.chain only (its reader takes a channels-last output)
+function Conv2d:forward(x, cl_out)
   if type(x) ~= "table" or not x.shape then error("Conv2d: expected an input Tensor, got " .. type(x), 2) end
   local s = x:shape()
   if #s ~= 4 then error("Conv2d: expected a 4-D NCHW input, got " .. #s .. "-D", 2) end
   local ho, wo, p = self:geometry(s[3], s[4])
-  local out = self:buffer("output", { s[1], self.out_channels, ho, wo }, nil, x:device())
+  local out = self:buffer("output", { s[1], self.out_channels, ho, wo }, nil, x:device(), cl_out == true)
   -- self._bf16: bfloat16 compute (Model amp_level "O2", spore.train.amp)
   ;(self._bf16 and K.conv2d_forward_bf16 or K.conv2d_forward)(out, x, self.weight.data, self.has_bias and self.bias.data or nil, self.stride, p, self.dilation,
     self.group)
@@ -119,9 +120,22 @@ function Conv2d:_forward_bn(x, bn, residual, relu, owner, channels_last)
   return out
 end
 
+--- true when x's device runs this layer on channels-last operands in place (oneDNN; not a
+-- LeNet-sized layer that spore's direct kernels keep): spore.nn.chain asks before making its
+-- output channels-last. Remembered per input size.
+function Conv2d:_cl_native(x)
+  local s = x:shape()
+  local m = rawget(self, "_cl_memo")
+  if m and m[1] == s[2] and m[2] == s[3] and m[3] == s[4] then return m[4] end
+  local _, _, p = self:geometry(s[3], s[4])
+  local v = K.conv2d_channels_last_native(x, self.weight.data, self.stride, p, self.dilation, self.group)
+  rawset(self, "_cl_memo", { s[2], s[3], s[4], v })
+  return v
+end
+
 function Conv2d:backward(x, gout, need_input_grad)
   local gx
-  if need_input_grad ~= false then gx = self:buffer("grad_input", x:shape(), nil, x:device()) end
+  if need_input_grad ~= false then gx = self:buffer("grad_input", x:shape(), nil, x:device(), base.channels_last(x)) end
   local gw = self:grad_of(self.weight)
   local gb = self.has_bias and self:grad_of(self.bias) or nil
   if gx or gw or gb then

@@ -10,7 +10,7 @@ function GAP:forward(x)
   return out
 end
 function GAP:backward(x, gout)
-  local gx = self:buffer("grad_input", x:shape(), nil, x:device())
+  local gx = self:buffer("grad_input", x:shape(), nil, x:device(), base.channels_last(x))
   K.global_avgpool_backward(gx, gout)
   return gx
 end

@@ -8,19 +8,18 @@ local K = require("ffi.nn")
 local MaxPool2d = base.class("MaxPool2d")
 MaxPool2d.__init = P.init
 function MaxPool2d:__repr() return ("MaxPool2d(%d, stride=%d, pad_mode=%s)"):format(self.kernel_size[1], self.stride[1], self.pad_mode) end
--- cl_out: from spore.nn.chain only (its reader takes a channels-last output; given a
--- channels-last x, the output is laid out so too and the pool runs NHWC)
-function MaxPool2d:forward(x, cl_out)
+-- a channels-last x (from spore.nn.chain) gives a channels-last output; the pool runs NHWC
+function MaxPool2d:forward(x)
   local s = P.input_shape(self, x)
   local ho, wo, p = P.geometry(self, s[3], s[4])
   local os = { s[1], s[2], ho, wo }
-  local out = self:buffer("output", os, nil, x:device(), cl_out == true and x:is_channels_last())
+  local out = self:buffer("output", os, nil, x:device(), base.channels_last(x))
   local am = self:buffer("argmax", os, "int32", x:device())
   K.maxpool_forward(out, am, x, self.kernel_size, self.stride, p)
   return out
 end
 function MaxPool2d:backward(x, gout)
-  local gx = self:buffer("grad_input", x:shape(), nil, x:device())
+  local gx = self:buffer("grad_input", x:shape(), nil, x:device(), base.channels_last(x))
   K.maxpool_backward(gx, gout, self.argmax)
   return gx
 end

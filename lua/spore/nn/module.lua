@@ -394,6 +394,10 @@ function M.same_shape(t, shape)
   return true
 end
 
+--- true when t is channels-last and not also contiguous (T.empty_channels_last): the layout
+-- a stock module's outputs and gradients follow (spore.nn.chain)
+function M.channels_last(t) return not t:is_contiguous() and t:is_channels_last() end
+
 --- A buffer self[key] of the given shape on device (default "cpu"; layers pass their
 -- input's device). A new shape resizes it in place within its capacity (a short last
 -- batch does not reallocate); a new dtype or device reallocates. channels_last (true: a
