@@ -1,7 +1,7 @@
 -- conv_kernel_spec.lua — which kernels run convolutions on the CPU (spore.config{conv_kernel=},
 -- SPORE_CONV_KERNEL; engine/cpu/conv_dnnl.c): "spore" (im2col + OpenBLAS, Winograd, spore's
 -- bf16 GEMM), "onednn" (Debian's oneDNN for every convolution, where libspore was built
--- with it) and "auto" (the default with oneDNN: oneDNN for the channels-last layers of eval
+-- with it) and "auto" (the default with oneDNN: oneDNN for the channels-last layers of
 -- chains, spore's kernels for the rest). The kernels' numerics against naive loops are in spec/engine
 -- (nn_conv2d_vs_naive, nn_conv_bn_vs_naive, reference_conv2d, each under every kernel);
 -- here whole nets agree across kernels, in eval (the fused conv -> BN -> join -> ReLU),
@@ -150,7 +150,7 @@ end)
 -- Channels-last activations (spore.nn.chain): under oneDNN on the CPU an eval chain keeps
 -- its activations NHWC between fused convolutions, pools and blocks; nothing outside that
 -- set sees them, and a backward after such a forward gets NCHW copies where it needs them.
-describe("channels-last activations in eval chains", function()
+describe("channels-last activations in chains", function()
   local x
   before_each(function()
     spore.manual_seed(11)

@@ -67,7 +67,7 @@ M.bf16_kernel, M.bf16_kernels, M.set_bf16_kernel = bf16.get, bf16.list, bf16.set
 
 --- Which implementation runs convolutions on the CPU (sp_cpu_conv_kernel, spore.h): "auto"
 -- (the default where libspore has oneDNN: oneDNN for the channels-last convolutions of
--- spore.nn's eval chains, spore's own kernels for the rest), "spore" (spore's own kernels;
+-- spore.nn's chains, eval and training, spore's own kernels for the rest), "spore" (spore's own kernels;
 -- the default without oneDNN) or "onednn" (oneDNN for every layer).
 local conv = selector("conv kernel", { "spore", "onednn", "auto" }, { 2, 0, 1 }, C.sp_cpu_conv_kernel,
   C.sp_cpu_conv_kernel_available, C.sp_cpu_conv_set_kernel)

@@ -341,8 +341,8 @@ sp_status sp_cpu_bf16_set_kernel(int k);
  * kernels, Debian's libdnnl, built with make DNNL=1: every convolution's forward, eval
  * fusion, bf16 forward and both gradients; NCHW operands are reordered in and out on every
  * call, channels-last ones are read and written in place) or SP_CONV_AUTO (the default:
- * oneDNN for the forwards with a channels-last operand, which spore.nn's eval chains make,
- * spore's kernels for the rest; measured the fastest on the 2-core reference machine,
+ * oneDNN for the forwards and backwards with a channels-last operand, which spore.nn's
+ * chains make, spore's kernels for the rest; measured the fastest on the 2-core reference machine,
  * README Benchmarks; spore's kernels only in a build without oneDNN). LeNet-sized float32
  * layers run spore's direct kernels under all three. set: SP_EINVAL naming the kernel when
  * this build or CPU lacks it. */

@@ -62,7 +62,7 @@ local E = require("ffi.config")
 --   SPORE_BF16_KERNEL=amx|avx512|portable  the bf16 GEMM's microkernel (amp_level "O2";
 --                         the fastest this CPU runs by default; one it does not run is an error)
 --   SPORE_CONV_KERNEL=auto|spore|onednn  which kernels run convolutions on the CPU (auto, the
---                         default with oneDNN: oneDNN for eval chains' channels-last layers,
+--                         default with oneDNN: oneDNN for spore.nn chains' channels-last layers,
 --                         spore's own for the rest; onednn without oneDNN is an error)
 do
   local omp = os.getenv("SPORE_NN_OMP")

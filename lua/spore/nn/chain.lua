@@ -21,16 +21,16 @@
 -- SPORE_NO_FUSE=1 turns fusion off (for comparisons; 0 or unset: on; any other value is an error).
 --
 -- Channels-last (NHWC) activations. With conv_kernel "auto" (the default) or "onednn" in a
--- libspore with oneDNN, on the CPU, a fused eval-mode
--- conv run (its Conv2d not training) writes its output channels-last when what reads it
--- next takes that layout in place: a stock Conv2d, MaxPool2d or GlobalAvgPool, a stock
--- SequentialCell starting with one, or a ResidualBlock; at the end of the list, when the
--- caller passed cl_out (a container whose own reader takes it). oneDNN then runs each
--- convolution as an NHWC primitive and no activation is reordered between layers (ResNet50:
--- from the stem's output to the global mean). A module outside that set never sees a
--- channels-last tensor from here, nor does the caller of a chain run without cl_out (so
--- net(x) and block(x) called directly return NCHW); a backward after such a forward gets
--- NCHW copies where an op needs them (engine/ops).
+-- libspore with oneDNN, on the cpu (or sim, which runs its kernels), a Conv2d's output (a
+-- fused eval run's or a plain forward's) is channels-last when oneDNN runs that layer in
+-- place (not a LeNet-sized one; not an O2 conv in training) and what reads it next takes that
+-- layout: a stock Conv2d, BatchNorm2d, ReLU, MaxPool2d or GlobalAvgPool, a ResidualBlock, or a
+-- SequentialCell starting with one; at the end of the list, when the caller passed cl_out.
+-- BatchNorm, ReLU and the pools follow their input's layout, gradients their tensor's. oneDNN
+-- then runs each convolution (forward and both gradients) as an NHWC primitive and no
+-- activation is reordered between layers (ResNet50: from the stem to the global mean). A
+-- module outside that set gets an NCHW copy, and so does the caller of a chain run without
+-- cl_out (net(x) and block(x) called directly return NCHW).
 local K = require("ffi.nn")
 local cfg = require("ffi.config")
 local M = {}
