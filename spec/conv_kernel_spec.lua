@@ -68,6 +68,17 @@ describe("spore.config().conv_kernel", function()
   end)
 end)
 
+-- one forward and backward (upstream gradient ones): outputs, the input's gradient, every
+-- trainable parameter's gradient
+local function grads(net, xs)
+  net:zero_grad()
+  local y = net(xs)
+  local gx = net:backward(xs, spore.ones(y:shape()):to(y:device())):clone()
+  local g = {}
+  for _, p in ipairs(net:trainable_params()) do g[#g + 1] = net:grad_of(p):clone() end
+  return { y = y:clone(), gx = gx, g = g }
+end
+
 local function each_kernel(fn)
   local out = {}
   for _, k in ipairs(c0.conv_kernels) do
@@ -103,14 +114,7 @@ describe("whole nets under each conv kernel", function()
     local net = resnet()
     net:train(true)
     local xs = x:to(net:device())
-    local res = each_kernel(function()
-      net:zero_grad()
-      local y = net(xs)
-      local gx = net:backward(xs, spore.ones(y:shape()):to(y:device())):clone()
-      local g = {}
-      for _, p in ipairs(net:trainable_params()) do g[#g + 1] = net:grad_of(p):clone() end
-      return { y = y:clone(), gx = gx, g = g }
-    end)
+    local res = each_kernel(function() return grads(net, xs) end)
     for k, r in pairs(res) do
       local s = amax(res.spore.y)
       assert.is_true(maxdiff(r.y, res.spore.y) < 1e-4 * s + 1e-6, k .. ": outputs")
@@ -225,17 +229,11 @@ describe("channels-last activations in chains", function()
     net:eval()
     local xs = x:to(net:device())
     local res = each_kernel(function()
-      net:zero_grad()
-      local y = net(xs)
-      local gx = net:backward(xs, spore.ones(y:shape()):to(y:device())):clone()
-      local g = {}
-      for _, p in ipairs(net:trainable_params()) do g[#g + 1] = net:grad_of(p):clone() end
+      local r = grads(net, xs)
       -- and a second step (the chains now run unfused) gives the same
-      net:zero_grad()
-      local y2 = net(xs)
-      local gx2 = net:backward(xs, spore.ones(y2:shape()):to(y2:device()))
-      assert.is_true(maxdiff(gx2, gx) <= 1e-5 * amax(gx) + 1e-7)
-      return { y = y:clone(), gx = gx, g = g }
+      local r2 = grads(net, xs)
+      assert.is_true(maxdiff(r2.gx, r.gx) <= 1e-5 * amax(r.gx) + 1e-7)
+      return r
     end)
     for k, r in pairs(res) do
       assert.is_true(maxdiff(r.y, res.spore.y) < 1e-4 * amax(res.spore.y) + 1e-6, k .. ": outputs")

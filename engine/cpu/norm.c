@@ -54,6 +54,32 @@ static inline void bn_apply(float *o, const float *p, const float *r, int64_t HW
         for (int64_t i = 0; i < HW; i++) o[i] = p[i] * a + b;
 }
 
+/* One channel's statistics: training, the mean of M values from their sum s and the variance
+ * from q, their squared deviations about the float-rounded mean mf (the variance about any
+ * centre m is q/M - (mean - m)^2), updating the moving statistics *mm, *mv (MindSpore's
+ * momentum, unbiased variance) when update is set; eval, the moving statistics. *inv is
+ * 1/sqrt(var + eps). */
+static inline void bn_channel_stats(int training, int update, int64_t M, double s, double q, float mf, float *mm,
+                                    float *mv, double momentum, double eps, double *mean, double *inv) {
+    double var;
+    if (training) {
+        *mean = M > 0 ? s / (double)M : 0.0;
+        double dm = *mean - (double)mf;
+        q -= (double)M * dm * dm;
+        if (q < 0) q = 0;
+        var = M > 0 ? q / (double)M : 0.0;
+        if (update) {
+            double unb = M > 1 ? q / (double)(M - 1) : var;
+            *mm = (float)(momentum * *mm + (1.0 - momentum) * *mean);
+            *mv = (float)(momentum * *mv + (1.0 - momentum) * unb);
+        }
+    } else {
+        *mean = *mm;
+        var = *mv;
+    }
+    *inv = 1.0 / sqrt(var + eps);
+}
+
 /* ---- channels-last (NHWC in memory) operands: the same arithmetic with the channels in
  * vector lanes. Per channel, sums run in float over blocks of NHWC_RB positions (as the NCHW
  * loops' 16 float lanes run over a row) and the blocks are summed in double: the two agree to
@@ -116,22 +142,9 @@ static sp_status bn_forward_nhwc(sp_tensor *out, sp_tensor *save_mean, sp_tensor
         nhwc_sqdev(X, M, C, mf, q, fa);
     }
     for (int64_t c = 0; c < C; c++) {
-        double mean, var;
-        if (training) {
-            mean = M > 0 ? s[c] / (double)M : 0.0;
-            double dm = mean - (double)mf[c], qq = q[c] - (double)M * dm * dm;
-            if (qq < 0) qq = 0;
-            var = M > 0 ? qq / (double)M : 0.0;
-            if (update) {
-                double unb = M > 1 ? qq / (double)(M - 1) : var;
-                mm[c] = (float)(momentum * mm[c] + (1.0 - momentum) * mean);
-                mv[c] = (float)(momentum * mv[c] + (1.0 - momentum) * unb);
-            }
-        } else {
-            mean = mm[c];
-            var = mv[c];
-        }
-        double inv = 1.0 / sqrt(var + eps);
+        double mean, inv;
+        bn_channel_stats(training, update, M, training ? s[c] : 0, training ? q[c] : 0, training ? mf[c] : 0.0f,
+                         &mm[c], &mv[c], momentum, eps, &mean, &inv);
         sm[c] = (float)mean;
         si[c] = (float)inv;
         a[c] = (float)(G[c] * inv), b[c] = (float)(B[c] - mean * inv * G[c]);
@@ -153,30 +166,14 @@ static sp_status bn_forward(sp_tensor *out, sp_tensor *save_mean, sp_tensor *sav
     float *O = F32(out), *sm = F32(save_mean), *si = F32(save_invstd), *mm = F32(moving_mean), *mv = F32(moving_var);
 #pragma omp parallel for schedule(static) if (nn_par(N * C * HW))
     for (int64_t c = 0; c < C; c++) {
-        double mean, var;
+        double s = 0, q = 0, mean, inv;
+        float mf = 0.0f;
         if (training) {
-            double s = 0;
             for (int64_t n = 0; n < N; n++) s += row_sum(X + (n * C + c) * HW, HW);
-            mean = M > 0 ? s / (double)M : 0.0;
-            /* deviations from the float-rounded mean: the variance of x about any centre
-             * m is q/M - (mean - m)^2, corrected below */
-            float mf = (float)mean;
-            double q = 0;
+            mf = (float)(M > 0 ? s / (double)M : 0.0); /* deviations about the float-rounded mean */
             for (int64_t n = 0; n < N; n++) q += row_sqdev(X + (n * C + c) * HW, HW, mf);
-            double dm = mean - (double)mf;
-            q -= (double)M * dm * dm;
-            if (q < 0) q = 0;
-            var = M > 0 ? q / (double)M : 0.0;
-            if (update) {
-                double unb = M > 1 ? q / (double)(M - 1) : var;
-                mm[c] = (float)(momentum * mm[c] + (1.0 - momentum) * mean);
-                mv[c] = (float)(momentum * mv[c] + (1.0 - momentum) * unb);
-            }
-        } else {
-            mean = mm[c];
-            var = mv[c];
         }
-        double inv = 1.0 / sqrt(var + eps);
+        bn_channel_stats(training, update, M, s, q, mf, &mm[c], &mv[c], momentum, eps, &mean, &inv);
         sm[c] = (float)mean;
         si[c] = (float)inv;
         float a = (float)(G[c] * inv), b = (float)(B[c] - mean * inv * G[c]);
