@@ -70,7 +70,7 @@ end
 local function is_relu(m) classes(); return m ~= nil and stock(m, ReLU) end
 
 -- channels-last: the modules that read a channels-last input in place (see the header);
--- CL_TAKES[class] = true for the containers and pools that also take cl_out in forward
+-- CL_PASS[class] = true for the containers (ResidualBlock) that take it and pass cl_out on
 local CL_PASS = {}
 M.CL_PASS = CL_PASS
 local MaxPool, GAP, Seq
