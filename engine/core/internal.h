@@ -46,6 +46,28 @@ typedef struct { sp_tensor *tmp[SP_CL_MAX], *dst[SP_CL_MAX]; int n; } sp_cl_ctx;
 sp_status sp_cl_in(sp_cl_ctx *k, const sp_tensor **t);
 sp_status sp_cl_out(sp_cl_ctx *k, sp_tensor **t);
 sp_status sp_cl_done(sp_cl_ctx *k, sp_status st);
+/* The convolutions' NCHW-copy runs: fn (a kernel or public entry with the conv signature)
+ * on NCHW copies of the channels-last operands, the result copied back into a channels-last
+ * out / grad_x. For the places that cannot take channels-last in place: engine/ops on
+ * devices without such kernels, engine/cpu where oneDNN does not run the layer. */
+#define SP_CONV_GEOM_ARGS int sh, int sw, int pt, int pb, int pl, int pr, int dh, int dw, int groups
+typedef sp_status (*sp_conv_fwd_fn)(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias,
+                                    SP_CONV_GEOM_ARGS);
+typedef sp_status (*sp_conv_bn_fwd_fn)(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias,
+                                       const sp_tensor *gamma, const sp_tensor *beta, const sp_tensor *mean,
+                                       const sp_tensor *var, double eps, const sp_tensor *residual, int relu,
+                                       SP_CONV_GEOM_ARGS);
+typedef sp_status (*sp_conv_bwd_fn)(sp_tensor *grad_x, sp_tensor *grad_w, sp_tensor *grad_b,
+                                    const sp_tensor *grad_out, const sp_tensor *x, const sp_tensor *w,
+                                    SP_CONV_GEOM_ARGS);
+sp_status sp_cl_conv_forward(sp_conv_fwd_fn fn, sp_tensor *out, const sp_tensor *x, const sp_tensor *w,
+                             const sp_tensor *bias, SP_CONV_GEOM_ARGS);
+sp_status sp_cl_conv_bn_forward(sp_conv_bn_fwd_fn fn, sp_tensor *out, const sp_tensor *x, const sp_tensor *w,
+                                const sp_tensor *bias, const sp_tensor *gamma, const sp_tensor *beta,
+                                const sp_tensor *mean, const sp_tensor *var, double eps, const sp_tensor *residual,
+                                int relu, SP_CONV_GEOM_ARGS);
+sp_status sp_cl_conv_backward(sp_conv_bwd_fn fn, sp_tensor *grad_x, sp_tensor *grad_w, sp_tensor *grad_b,
+                              const sp_tensor *grad_out, const sp_tensor *x, const sp_tensor *w, SP_CONV_GEOM_ARGS);
 /* 1 when any of the n tensors (NULLs skipped) is neither contiguous nor absent */
 static inline int sp_cl_any(int n, const sp_tensor *const *ts) {
     for (int i = 0; i < n; i++)

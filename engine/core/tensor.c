@@ -233,6 +233,37 @@ sp_status sp_cl_done(sp_cl_ctx *k, sp_status st) {
     return st;
 }
 
+#define GEOM sh, sw, pt, pb, pl, pr, dh, dw, groups
+sp_status sp_cl_conv_forward(sp_conv_fwd_fn fn, sp_tensor *out, const sp_tensor *x, const sp_tensor *w,
+                             const sp_tensor *bias, SP_CONV_GEOM_ARGS) {
+    sp_cl_ctx k = {0};
+    sp_status st = sp_cl_in(&k, &x);
+    if (!st) st = sp_cl_out(&k, &out);
+    if (!st) st = fn(out, x, w, bias, GEOM);
+    return sp_cl_done(&k, st);
+}
+sp_status sp_cl_conv_bn_forward(sp_conv_bn_fwd_fn fn, sp_tensor *out, const sp_tensor *x, const sp_tensor *w,
+                                const sp_tensor *bias, const sp_tensor *gamma, const sp_tensor *beta,
+                                const sp_tensor *mean, const sp_tensor *var, double eps, const sp_tensor *residual,
+                                int relu, SP_CONV_GEOM_ARGS) {
+    sp_cl_ctx k = {0};
+    sp_status st = sp_cl_in(&k, &x);
+    if (!st) st = sp_cl_in(&k, &residual);
+    if (!st) st = sp_cl_out(&k, &out);
+    if (!st) st = fn(out, x, w, bias, gamma, beta, mean, var, eps, residual, relu, GEOM);
+    return sp_cl_done(&k, st);
+}
+sp_status sp_cl_conv_backward(sp_conv_bwd_fn fn, sp_tensor *grad_x, sp_tensor *grad_w, sp_tensor *grad_b,
+                              const sp_tensor *grad_out, const sp_tensor *x, const sp_tensor *w, SP_CONV_GEOM_ARGS) {
+    sp_cl_ctx k = {0};
+    sp_status st = sp_cl_in(&k, &x);
+    if (!st) st = sp_cl_in(&k, &grad_out);
+    if (!st) st = sp_cl_out(&k, &grad_x);
+    if (!st) st = fn(grad_x, grad_w, grad_b, grad_out, x, w, GEOM);
+    return sp_cl_done(&k, st);
+}
+#undef GEOM
+
 void *sp_tensor_data(const sp_tensor *t) {
     if (!t) { sp_error(SP_EINVAL, "tensor is NULL"); return NULL; }
     if (!SP_DEV(t)->host_visible) {

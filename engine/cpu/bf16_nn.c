@@ -319,13 +319,8 @@ sp_status sp_cpu_conv2d_forward_bf16(sp_tensor *out, const sp_tensor *x, const s
     if (sp_cpu_dnnl_conv_forward(&st, out, x, w, bias, NULL, NULL, NULL, NULL, 0.0, NULL, 0, sh, sw, pt, pb, pl, pr, dh,
                                  dw, groups, 1, "conv2d_forward_bf16"))
         return st;
-    if (SP_CL_ANY(out, x)) { /* channels-last operands oneDNN did not take: NCHW copies */
-        sp_cl_ctx k = {0};
-        st = sp_cl_in(&k, &x);
-        if (!st) st = sp_cl_out(&k, &out);
-        if (!st) st = sp_cpu_conv2d_forward_bf16(out, x, w, bias, sh, sw, pt, pb, pl, pr, dh, dw, groups);
-        return sp_cl_done(&k, st);
-    }
+    if (SP_CL_ANY(out, x)) /* channels-last operands oneDNN did not take: NCHW copies */
+        return sp_cl_conv_forward(sp_cpu_conv2d_forward_bf16, out, x, w, bias, sh, sw, pt, pb, pl, pr, dh, dw, groups);
     conv_geo g;
     geo_init(&g, x, w, out->shape[2], out->shape[3], sh, sw, pt, pl, dh, dw, groups);
     sp_device *dev = SP_DEV(x);

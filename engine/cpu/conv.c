@@ -460,14 +460,8 @@ sp_status sp_cpu_conv2d_forward(sp_tensor *out, const sp_tensor *x, const sp_ten
         sp_cpu_dnnl_conv_forward(&st, out, x, w, bias, NULL, NULL, NULL, NULL, 0.0, NULL, 0, stride_h, stride_w,
                                  pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups, 0, "conv2d_forward"))
         return st;
-    if (SP_CL_ANY(out, x)) { /* channels-last operands oneDNN did not take: spore's kernels on NCHW copies */
-        sp_cl_ctx k = {0};
-        st = sp_cl_in(&k, &x);
-        if (!st) st = sp_cl_out(&k, &out);
-        if (!st) st = sp_cpu_conv2d_forward(out, x, w, bias, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right,
-                                            dil_h, dil_w, groups);
-        return sp_cl_done(&k, st);
-    }
+    if (SP_CL_ANY(out, x)) /* channels-last operands oneDNN did not take: spore's kernels on NCHW copies */
+        return sp_cl_conv_forward(sp_cpu_conv2d_forward, out, x, w, bias, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
     return conv_forward(out, x, w, bias, &c, NULL, "conv2d_forward");
 }
 
@@ -483,16 +477,8 @@ sp_status sp_cpu_conv2d_bn_forward_bf16(sp_tensor *out, const sp_tensor *x, cons
                                  pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups, 1,
                                  "conv2d_bn_forward_bf16"))
         return st;
-    if (SP_CL_ANY(out, x, residual)) { /* channels-last operands oneDNN did not take: NCHW copies */
-        sp_cl_ctx k = {0};
-        st = sp_cl_in(&k, &x);
-        if (!st) st = sp_cl_in(&k, &residual);
-        if (!st) st = sp_cl_out(&k, &out);
-        if (!st) st = sp_cpu_conv2d_bn_forward_bf16(out, x, w, bias, gamma, beta, mean, var, eps, residual, relu, stride_h,
-                                                    stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w,
-                                                    groups);
-        return sp_cl_done(&k, st);
-    }
+    if (SP_CL_ANY(out, x, residual)) /* channels-last operands oneDNN did not take: NCHW copies */
+        return sp_cl_conv_bn_forward(sp_cpu_conv2d_bn_forward_bf16, out, x, w, bias, gamma, beta, mean, var, eps, residual, relu, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
     NN_TRY(sp_cpu_conv2d_forward_bf16(out, x, w, bias, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right,
                                       dil_h, dil_w, groups));
     conv_geom c;
@@ -517,15 +503,8 @@ sp_status sp_cpu_conv2d_bn_forward(sp_tensor *out, const sp_tensor *x, const sp_
                                  stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups, 0,
                                  "conv2d_bn_forward"))
         return st;
-    if (SP_CL_ANY(out, x, residual)) { /* channels-last operands oneDNN did not take: NCHW copies */
-        sp_cl_ctx k = {0};
-        st = sp_cl_in(&k, &x);
-        if (!st) st = sp_cl_in(&k, &residual);
-        if (!st) st = sp_cl_out(&k, &out);
-        if (!st) st = sp_cpu_conv2d_bn_forward(out, x, w, bias, gamma, beta, mean, var, eps, residual, relu, stride_h,
-                                               stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
-        return sp_cl_done(&k, st);
-    }
+    if (SP_CL_ANY(out, x, residual)) /* channels-last operands oneDNN did not take: NCHW copies */
+        return sp_cl_conv_bn_forward(sp_cpu_conv2d_bn_forward, out, x, w, bias, gamma, beta, mean, var, eps, residual, relu, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
     conv_epi e = {F32(gamma), F32(beta), F32(mean), F32(var), residual ? F32(residual) : NULL, eps, relu};
     return conv_forward(out, x, w, bias, &c, &e, "conv2d_bn_forward");
 }
@@ -596,15 +575,8 @@ sp_status sp_cpu_conv2d_backward(sp_tensor *grad_x, sp_tensor *grad_w, sp_tensor
         sp_cpu_dnnl_conv_backward(&dst, grad_x, grad_w, grad_b, grad_out, x, w, stride_h, stride_w, pad_top,
                                   pad_bottom, pad_left, pad_right, dil_h, dil_w, groups, op))
         return dst;
-    if (SP_CL_ANY(x, grad_out, grad_x)) { /* channels-last operands oneDNN did not take: NCHW copies */
-        sp_cl_ctx k = {0};
-        dst = sp_cl_in(&k, &x);
-        if (!dst) dst = sp_cl_in(&k, &grad_out);
-        if (!dst) dst = sp_cl_out(&k, &grad_x);
-        if (!dst) dst = sp_cpu_conv2d_backward(grad_x, grad_w, grad_b, grad_out, x, w, stride_h, stride_w, pad_top,
-                                               pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
-        return sp_cl_done(&k, dst);
-    }
+    if (SP_CL_ANY(x, grad_out, grad_x)) /* channels-last operands oneDNN did not take: NCHW copies */
+        return sp_cl_conv_backward(sp_cpu_conv2d_backward, grad_x, grad_w, grad_b, grad_out, x, w, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
     if (sp_cpu_conv_small_applies(c.C, c.H, c.W, c.Co, c.kh, c.kw, c.sh, c.sw, c.pt, c.pb_, c.pl, c.pr_, c.dh, c.dw, c.g))
         return sp_cpu_conv_small_backward(grad_x ? F32(grad_x) : NULL, grad_w ? F32(grad_w) : NULL,
                                           grad_b ? F32(grad_b) : NULL, F32(grad_out), F32(x), F32(w), c.N, c.C, c.H,

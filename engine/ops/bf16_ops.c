@@ -10,13 +10,8 @@ sp_status sp_conv2d_forward_bf16(sp_tensor *out, const sp_tensor *x, const sp_te
                                  int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right,
                                  int dil_h, int dil_w, int groups) {
     OP_TRY(sp_op_conv_fwd_args("conv2d_forward_bf16", out, x, w, bias, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups));
-    if (SP_K(x)->conv2d_forward_bf16 && !SP_K(x)->channels_last && SP_CL_ANY(out, x)) { /* NCHW copies */
-        sp_cl_ctx k = {0};
-        sp_status st = sp_cl_in(&k, &x);
-        if (!st) st = sp_cl_out(&k, &out);
-        if (!st) st = OP_CALL(x, conv2d_forward_bf16, out, x, w, bias, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
-        return sp_cl_done(&k, st);
-    }
+    if (SP_K(x)->conv2d_forward_bf16 && !SP_K(x)->channels_last && SP_CL_ANY(out, x)) /* NCHW copies */
+        return sp_cl_conv_forward(SP_K(x)->conv2d_forward_bf16, out, x, w, bias, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
     return OP_CALL(x, conv2d_forward_bf16, out, x, w, bias, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
 }
 
@@ -27,14 +22,8 @@ sp_status sp_conv2d_backward_bf16(sp_tensor *grad_x, sp_tensor *grad_w, sp_tenso
     OP_TRY(sp_op_conv_bwd_args(op, grad_x, grad_w, grad_b, grad_out, x, w, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups));
     if (grad_x && (grad_x == x || SP_DATA(grad_x) == SP_DATA(x)))
         return sp_error(SP_EINVAL, "%s: grad_x must not share memory with x", op);
-    if (SP_K(x)->conv2d_backward_bf16 && SP_CL_ANY(x, grad_out, grad_x)) { /* channels-last: NCHW copies */
-        sp_cl_ctx k = {0};
-        sp_status st = sp_cl_in(&k, &x);
-        if (!st) st = sp_cl_in(&k, &grad_out);
-        if (!st) st = sp_cl_out(&k, &grad_x);
-        if (!st) st = OP_CALL(x, conv2d_backward_bf16, grad_x, grad_w, grad_b, grad_out, x, w, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
-        return sp_cl_done(&k, st);
-    }
+    if (SP_K(x)->conv2d_backward_bf16 && SP_CL_ANY(x, grad_out, grad_x)) /* channels-last: NCHW copies */
+        return sp_cl_conv_backward(SP_K(x)->conv2d_backward_bf16, grad_x, grad_w, grad_b, grad_out, x, w, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
     return OP_CALL(x, conv2d_backward_bf16, grad_x, grad_w, grad_b, grad_out, x, w, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
 }
 

@@ -77,13 +77,8 @@ sp_status sp_conv2d_forward(sp_tensor *out, const sp_tensor *x, const sp_tensor 
                             int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right,
                             int dil_h, int dil_w, int groups) {
     OP_TRY(sp_op_conv_fwd_args("conv2d_forward", out, x, w, bias, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups));
-    if (!SP_K(x)->channels_last && SP_CL_ANY(out, x)) { /* NCHW copies for this device's kernel */
-        sp_cl_ctx k = {0};
-        sp_status st = sp_cl_in(&k, &x);
-        if (!st) st = sp_cl_out(&k, &out);
-        if (!st) st = OP_CALL(x, conv2d_forward, out, x, w, bias, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
-        return sp_cl_done(&k, st);
-    }
+    if (SP_K(x)->conv2d_forward && !SP_K(x)->channels_last && SP_CL_ANY(out, x)) /* NCHW copies */
+        return sp_cl_conv_forward(SP_K(x)->conv2d_forward, out, x, w, bias, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
     return OP_CALL(x, conv2d_forward, out, x, w, bias, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
 }
 
@@ -91,14 +86,8 @@ sp_status sp_conv2d_backward(sp_tensor *grad_x, sp_tensor *grad_w, sp_tensor *gr
                              const sp_tensor *x, const sp_tensor *w, int stride_h, int stride_w, int pad_top,
                              int pad_bottom, int pad_left, int pad_right, int dil_h, int dil_w, int groups) {
     OP_TRY(sp_op_conv_bwd_args("conv2d_backward", grad_x, grad_w, grad_b, grad_out, x, w, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups));
-    if (!SP_K(x)->channels_last && SP_CL_ANY(x, grad_out, grad_x)) { /* NCHW copies for this device's kernel */
-        sp_cl_ctx k = {0};
-        sp_status st = sp_cl_in(&k, &x);
-        if (!st) st = sp_cl_in(&k, &grad_out);
-        if (!st) st = sp_cl_out(&k, &grad_x);
-        if (!st) st = OP_CALL(x, conv2d_backward, grad_x, grad_w, grad_b, grad_out, x, w, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
-        return sp_cl_done(&k, st);
-    }
+    if (SP_K(x)->conv2d_backward && !SP_K(x)->channels_last && SP_CL_ANY(x, grad_out, grad_x)) /* NCHW copies */
+        return sp_cl_conv_backward(SP_K(x)->conv2d_backward, grad_x, grad_w, grad_b, grad_out, x, w, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
     return OP_CALL(x, conv2d_backward, grad_x, grad_w, grad_b, grad_out, x, w, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
 }
 
@@ -257,15 +246,9 @@ sp_status sp_conv2d_bn_forward(sp_tensor *out, const sp_tensor *x, const sp_tens
                                int dil_h, int dil_w, int groups) {
     OP_TRY(conv_bn_args("conv2d_bn_forward", out, x, w, bias, gamma, beta, moving_mean, moving_var, eps, residual,
                         stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups));
-    if (!SP_K(x)->channels_last && SP_CL_ANY(out, x, residual)) { /* NCHW copies for this device's kernel */
-        sp_cl_ctx k = {0};
-        sp_status st = sp_cl_in(&k, &x);
-        if (!st) st = sp_cl_in(&k, &residual);
-        if (!st) st = sp_cl_out(&k, &out);
-        if (!st) st = OP_CALL(x, conv2d_bn_forward, out, x, w, bias, gamma, beta, moving_mean, moving_var, eps, residual, relu,
-                   stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
-        return sp_cl_done(&k, st);
-    }
+    if (SP_K(x)->conv2d_bn_forward && !SP_K(x)->channels_last && SP_CL_ANY(out, x, residual)) /* NCHW copies */
+        return sp_cl_conv_bn_forward(SP_K(x)->conv2d_bn_forward, out, x, w, bias, gamma, beta, moving_mean, moving_var, eps,
+                                     residual, relu, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
     return OP_CALL(x, conv2d_bn_forward, out, x, w, bias, gamma, beta, moving_mean, moving_var, eps, residual, relu,
                    stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
 }
@@ -277,15 +260,9 @@ sp_status sp_conv2d_bn_forward_bf16(sp_tensor *out, const sp_tensor *x, const sp
                                     int pad_right, int dil_h, int dil_w, int groups) {
     OP_TRY(conv_bn_args("conv2d_bn_forward_bf16", out, x, w, bias, gamma, beta, moving_mean, moving_var, eps,
                         residual, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups));
-    if (!SP_K(x)->channels_last && SP_CL_ANY(out, x, residual)) { /* NCHW copies for this device's kernel */
-        sp_cl_ctx k = {0};
-        sp_status st = sp_cl_in(&k, &x);
-        if (!st) st = sp_cl_in(&k, &residual);
-        if (!st) st = sp_cl_out(&k, &out);
-        if (!st) st = OP_CALL(x, conv2d_bn_forward_bf16, out, x, w, bias, gamma, beta, moving_mean, moving_var, eps, residual,
-                   relu, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
-        return sp_cl_done(&k, st);
-    }
+    if (SP_K(x)->conv2d_bn_forward_bf16 && !SP_K(x)->channels_last && SP_CL_ANY(out, x, residual)) /* NCHW copies */
+        return sp_cl_conv_bn_forward(SP_K(x)->conv2d_bn_forward_bf16, out, x, w, bias, gamma, beta, moving_mean, moving_var, eps,
+                                     residual, relu, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
     return OP_CALL(x, conv2d_bn_forward_bf16, out, x, w, bias, gamma, beta, moving_mean, moving_var, eps, residual,
                    relu, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
 }
