@@ -14,7 +14,7 @@
  * destination first), ReLU as an eltwise. Gradients accumulate (grad_w += through a reorder
  * with a sum post-op, grad_b += by hand), as spore's own kernels do.
  *
- * Channels-last operands (spore.nn's eval chains, sp_tensor_empty_channels_last_on) are
+ * Channels-last operands (spore.nn's chains, sp_tensor_empty_channels_last_on) are
  * read and written in place by an NHWC primitive: no activation reorders at all. Under
  * SP_CONV_AUTO (the default) only such calls come here; SP_CONV_ONEDNN sends every layer.
  *
@@ -62,10 +62,10 @@ static dnnl_stream_t dn_stream(void) {
 enum { DN_FWD = 0, DN_BWD_DATA = 1, DN_BWD_W = 2 };
 /* forward epilogue flags */
 enum { EPI_BN = 1, EPI_RES = 2, EPI_RELU = 4, HAS_BIAS = 8, BF16 = 16 };
-/* channels-last (NHWC) user tensors: x, out, residual (forward only; engine/ops hands the
- * backward NCHW). With any of them the primitive itself works in NHWC, which oneDNN's
- * AVX-512/AMX kernels (brgconv) run as fast as the blocked layouts, so a chain of
- * channels-last convolutions runs with no activation reorders at all. */
+/* channels-last (NHWC) user tensors: the forward's x, out and residual. With any of them the
+ * primitive itself works in NHWC, which oneDNN's AVX-512/AMX kernels (brgconv) run as fast
+ * as the blocked layouts, so a chain of channels-last convolutions runs with no activation
+ * reorders at all. */
 enum { CL_X = 32, CL_OUT = 64, CL_RES = 128 };
 /* the backward's: x, grad_out (in the forward's out position) and grad_x */
 enum { CL_GX = 256 };
@@ -317,19 +317,15 @@ int sp_cpu_dnnl_conv_forward(sp_status *st, sp_tensor *out, const sp_tensor *x, 
                              int bf16, const char *op) {
     int sel = sp_cpu_conv_kernel();
     if (sel == SP_CONV_SPORE) return 0;
-    /* auto: oneDNN where an operand is channels-last (spore.nn's eval chains), when it runs */
-    if (sel == SP_CONV_AUTO &&
-        ((sp_tensor_is_contiguous(x) && sp_tensor_is_contiguous(out) && (!residual || sp_tensor_is_contiguous(residual))) ||
-         !dn_available()))
-        return 0;
+    /* engine/ops lets x, out and residual be contiguous or channels-last (one that is both is
+     * addressed alike either way); auto sends only calls with a channels-last one */
+    int cl = (sp_tensor_is_contiguous(x) ? 0 : CL_X) | (sp_tensor_is_contiguous(out) ? 0 : CL_OUT) |
+             (residual && !sp_tensor_is_contiguous(residual) ? CL_RES : 0);
+    if (sel == SP_CONV_AUTO && (!cl || !dn_available())) return 0;
     conv_geom c;
     conv_geom_of(&c, x, w, sh, sw, pt, pb, pl, pr, dh, dw, groups);
-    /* engine/ops lets x, out and residual be contiguous or channels-last (one that is both is
-     * addressed alike either way) */
     int flags = (bias ? HAS_BIAS : 0) | (gamma ? EPI_BN : 0) | (residual ? EPI_RES : 0) | (relu ? EPI_RELU : 0) |
-                (bf16 ? BF16 : 0) | (sp_tensor_is_contiguous(x) ? 0 : CL_X) |
-                (sp_tensor_is_contiguous(out) ? 0 : CL_OUT) |
-                (residual && !sp_tensor_is_contiguous(residual) ? CL_RES : 0);
+                (bf16 ? BF16 : 0) | cl;
     dn_entry *tmp, *e = entry_get(DN_FWD, &c, flags, &tmp);
     if (!e) { *st = sp_error(SP_ENOMEM, "%s: cannot allocate oneDNN's primitive", op); return 1; }
     if (!e->ok) {

@@ -401,8 +401,8 @@ function M.channels_last(t) return not t:is_contiguous() and t:is_channels_last(
 --- A buffer self[key] of the given shape on device (default "cpu"; layers pass their
 -- input's device). A new shape resizes it in place within its capacity (a short last
 -- batch does not reallocate); a new dtype or device reallocates. channels_last (true: a
--- 4-D float32 buffer laid out NHWC, T.empty_channels_last; spore.nn.chain's eval runs
--- under oneDNN) reallocates when the layout changes either way.
+-- 4-D buffer laid out NHWC, T.empty_channels_last, for spore.nn.chain's runs under oneDNN)
+-- reallocates when the layout or the shape changes.
 function Module:buffer(key, shape, dtype, device, channels_last)
   local t = rawget(self, key)
   device = device or "cpu"
