@@ -428,7 +428,9 @@ int sp_cpu_dnnl_conv_backward(sp_status *st, sp_tensor *grad_x, sp_tensor *grad_
         if (!ed) { *st = sp_error(SP_ENOMEM, "%s: cannot allocate oneDNN's primitive", op); return 1; }
     }
     if (grad_w || grad_b) {
-        ew = entry_get(DN_BWD_W, &c, HAS_BIAS | (cl & (CL_X | CL_OUT)), &tw);
+        /* the bias gradient only when asked: oneDNN's 1x1 kernels otherwise reduce grad_out
+         * for it in every call (ResNet's convolutions have no bias) */
+        ew = entry_get(DN_BWD_W, &c, (grad_b ? HAS_BIAS : 0) | (cl & (CL_X | CL_OUT)), &tw);
         if (!ew) {
             if (td) entry_free(td);
             *st = sp_error(SP_ENOMEM, "%s: cannot allocate oneDNN's primitive", op);
@@ -460,7 +462,7 @@ int sp_cpu_dnnl_conv_backward(sp_status *st, sp_tensor *grad_x, sp_tensor *grad_
         mgo_w = okx && ew->r_b ? ms_add(&ms, &ew->md_b, bg) : ugo;
         dnnl_memory_t mdw = okx ? ms_add(&ms, &ew->md_out, bo) : NULL;
         float *dbias = (float *)(bo + up64(ew->sz_out));
-        dnnl_memory_t mdb = okx ? ms_add(&ms, &pb_, dbias) : NULL;
+        dnnl_memory_t mdb = okx && grad_b ? ms_add(&ms, &pb_, dbias) : NULL;
         dnnl_memory_t mscr = NULL;
         if (okx && ew->scratch) {
             dnnl_memory_desc_t sd;
@@ -472,9 +474,11 @@ int sp_cpu_dnnl_conv_backward(sp_status *st, sp_tensor *grad_x, sp_tensor *grad_
         if (okx && ew->r_a) okx = run_reorder(ew->r_a, s, ux, mx);
         if (okx && ew->r_b) okx = run_reorder(ew->r_b, s, ugo, mgo_w);
         if (okx) {
-            dnnl_exec_arg_t a[5] = {{DNNL_ARG_SRC, mx}, {DNNL_ARG_DIFF_DST, mgo_w}, {DNNL_ARG_DIFF_WEIGHTS, mdw},
-                                    {DNNL_ARG_DIFF_BIAS, mdb}, {DNNL_ARG_SCRATCHPAD, mscr}};
-            okx = exec(ew->prim, s, mscr ? 5 : 4, a);
+            dnnl_exec_arg_t a[5] = {{DNNL_ARG_SRC, mx}, {DNNL_ARG_DIFF_DST, mgo_w}, {DNNL_ARG_DIFF_WEIGHTS, mdw}};
+            int na = 3;
+            if (mdb) a[na++] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_BIAS, mdb};
+            if (mscr) a[na++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, mscr};
+            okx = exec(ew->prim, s, na, a);
         }
         if (okx && grad_w) {
             dnnl_memory_t ugw = ms_add(&ms, &pw, SP_DATA(grad_w));

@@ -33,6 +33,16 @@
 static inline int nn_par(int64_t work) {
     return work > SP_NN_PAR_MIN && atomic_load_explicit(&sp_cfg_nn_omp, memory_order_relaxed);
 }
+/* Loops over channels-last operands: those tensors come from spore.nn's oneDNN chains
+ * (conv_kernel auto or onednn), whose convolutions already run on libgomp's pool, so these
+ * loops run there too above SP_NN_PAR_MIN whatever nn_omp says (scripts/bench/step_profile.lua,
+ * ResNet50 training step at batch 8: BatchNorm forward 109 -> 67 ms, backward 140 -> 94 ms,
+ * the joins' add and ReLU backward 80 -> 45 ms, max pooling 20 -> 11 ms). */
+static inline int nn_par_cl(int64_t work) { return work > SP_NN_PAR_MIN; }
+/* One region over a whole model's flat optimizer state (tens of MB): the workers' spin after
+ * it is small next to the work, so it runs on libgomp's pool whatever nn_omp says. */
+#define SP_NN_PAR_BIG ((int64_t)1 << 22)
+static inline int nn_par_big(int64_t work) { return work > SP_NN_PAR_BIG || nn_par(work); }
 #define F32(t) ((float *)SP_DATA(t))
 /* AVX2/AVX-512 clones of plain loops (ReLU), chosen at load time as conv.c's direct loops;
  * not under ThreadSanitizer (its ifunc resolvers would run before the TSan runtime) */

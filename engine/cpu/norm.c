@@ -83,34 +83,38 @@ static inline void bn_channel_stats(int training, int update, int64_t M, double 
 /* ---- channels-last (NHWC in memory) operands: the same arithmetic with the channels in
  * vector lanes. Per channel, sums run in float over blocks of NHWC_RB positions (as the NCHW
  * loops' 16 float lanes run over a row) and the blocks are summed in double: the two agree to
- * float rounding, not bit for bit. s, q: C doubles of scratch; fa, fb: C floats. */
+ * float rounding, not bit for bit. The blocks' float sums (P: one row of C per block) are
+ * made in parallel and added in block order afterwards, so the result does not depend on the
+ * number of threads. Channels-last tensors come from the oneDNN chains, whose convolutions
+ * already run on libgomp's pool: these loops run there too (nn_par_cl). */
 enum { NHWC_RB = 64 };
-SP_CLONES static void nhwc_sums(const float *X, int64_t M, int64_t C, double *s, float *fa) {
-    for (int64_t c = 0; c < C; c++) s[c] = 0;
-    for (int64_t r0 = 0; r0 < M; r0 += NHWC_RB) {
-        int64_t r1 = r0 + NHWC_RB < M ? r0 + NHWC_RB : M;
+static inline int64_t nhwc_blocks(int64_t M) { return (M + NHWC_RB - 1) / NHWC_RB; }
+/* P[blk][c] = sum over the block's positions of (X - m[c]) (m NULL: of X), or of its square */
+SP_CLONES static void nhwc_block_sums(float *P, const float *X, int64_t M, int64_t C, const float *m, int sq) {
+    int64_t nb = nhwc_blocks(M);
+#pragma omp parallel for schedule(static) if (nn_par_cl(M * C))
+    for (int64_t k = 0; k < nb; k++) {
+        float *fa = P + k * C;
+        int64_t r0 = k * NHWC_RB, r1 = r0 + NHWC_RB < M ? r0 + NHWC_RB : M;
         for (int64_t c = 0; c < C; c++) fa[c] = 0;
         for (int64_t r = r0; r < r1; r++) {
             const float *p = X + r * C;
-            for (int64_t c = 0; c < C; c++) fa[c] += p[c];
+            if (sq)
+                for (int64_t c = 0; c < C; c++) { float d = p[c] - m[c]; fa[c] += d * d; }
+            else
+                for (int64_t c = 0; c < C; c++) fa[c] += p[c];
         }
-        for (int64_t c = 0; c < C; c++) s[c] += fa[c];
     }
 }
-SP_CLONES static void nhwc_sqdev(const float *X, int64_t M, int64_t C, const float *mf, double *q, float *fa) {
-    for (int64_t c = 0; c < C; c++) q[c] = 0;
-    for (int64_t r0 = 0; r0 < M; r0 += NHWC_RB) {
-        int64_t r1 = r0 + NHWC_RB < M ? r0 + NHWC_RB : M;
-        for (int64_t c = 0; c < C; c++) fa[c] = 0;
-        for (int64_t r = r0; r < r1; r++) {
-            const float *p = X + r * C;
-            for (int64_t c = 0; c < C; c++) { float d = p[c] - mf[c]; fa[c] += d * d; }
-        }
-        for (int64_t c = 0; c < C; c++) q[c] += fa[c];
-    }
+/* s[c] = the blocks' sums of P added in double, in block order */
+static void nhwc_fold(double *s, const float *P, int64_t nb, int64_t C) {
+    for (int64_t c = 0; c < C; c++) s[c] = 0;
+    for (int64_t k = 0; k < nb; k++)
+        for (int64_t c = 0; c < C; c++) s[c] += P[k * C + c];
 }
 SP_CLONES static void nhwc_apply(float *O, const float *X, const float *R, int64_t M, int64_t C, const float *a,
                                  const float *b, int relu) {
+#pragma omp parallel for schedule(static) if (nn_par_cl(M * C))
     for (int64_t r = 0; r < M; r++) {
         const float *p = X + r * C, *rr = R ? R + r * C : NULL;
         float *o = O + r * C;
@@ -128,18 +132,20 @@ static sp_status bn_forward_nhwc(sp_tensor *out, sp_tensor *save_mean, sp_tensor
                                  const sp_tensor *gamma, const sp_tensor *beta, sp_tensor *moving_mean,
                                  sp_tensor *moving_var, int training, int update, double momentum, double eps,
                                  const sp_tensor *residual, int relu) {
-    int64_t C = x->shape[1], M = x->shape[0] * x->shape[2] * x->shape[3];
-    size_t n = (size_t)C * (2 * sizeof(double) + 4 * sizeof(float));
+    int64_t C = x->shape[1], M = x->shape[0] * x->shape[2] * x->shape[3], nb = training ? nhwc_blocks(M) : 0;
+    size_t n = (size_t)C * (2 * sizeof(double) + 3 * sizeof(float)) + sizeof(float) * (size_t)(nb * C);
     char *ws = sp_workspace(SP_DEV(x), 0, n);
     if (!ws) return sp_error(SP_ENOMEM, "batchnorm: no memory for %zu bytes of scratch", n);
     double *s = (double *)ws, *q = s + C;
-    float *mf = (float *)(q + C), *a = mf + C, *b = a + C, *fa = b + C;
+    float *mf = (float *)(q + C), *a = mf + C, *b = a + C, *P = b + C;
     const float *X = F32(x), *G = F32(gamma), *B = F32(beta);
     float *sm = F32(save_mean), *si = F32(save_invstd), *mm = F32(moving_mean), *mv = F32(moving_var);
     if (training) {
-        nhwc_sums(X, M, C, s, fa);
+        nhwc_block_sums(P, X, M, C, NULL, 0);
+        nhwc_fold(s, P, nb, C);
         for (int64_t c = 0; c < C; c++) mf[c] = (float)(M > 0 ? s[c] / (double)M : 0.0);
-        nhwc_sqdev(X, M, C, mf, q, fa);
+        nhwc_block_sums(P, X, M, C, mf, 1);
+        nhwc_fold(q, P, nb, C);
     }
     for (int64_t c = 0; c < C; c++) {
         double mean, inv;
@@ -221,12 +227,15 @@ static inline void row_gdot_mask(const float *g, const float *y, const float *p,
 }
 
 /* channels-last backward: per-channel sums of g (masked by y > 0 when y is given) and of
- * g*(x - mean) in double, then grad_x */
-SP_CLONES static void nhwc_gdot(const float *GO, const float *Y, const float *X, int64_t M, int64_t C,
-                                const float *m, double *sg, double *sgx, float *fa, float *fb) {
-    for (int64_t c = 0; c < C; c++) sg[c] = 0, sgx[c] = 0;
-    for (int64_t r0 = 0; r0 < M; r0 += NHWC_RB) {
-        int64_t r1 = r0 + NHWC_RB < M ? r0 + NHWC_RB : M;
+ * g*(x - mean), per block in float (PA, PB: a row of C per block, in parallel), then in
+ * double in block order; then grad_x */
+SP_CLONES static void nhwc_gdot(float *PA, float *PB, const float *GO, const float *Y, const float *X, int64_t M,
+                                int64_t C, const float *m) {
+    int64_t nb = nhwc_blocks(M);
+#pragma omp parallel for schedule(static) if (nn_par_cl(M * C))
+    for (int64_t k = 0; k < nb; k++) {
+        float *fa = PA + k * C, *fb = PB + k * C;
+        int64_t r0 = k * NHWC_RB, r1 = r0 + NHWC_RB < M ? r0 + NHWC_RB : M;
         for (int64_t c = 0; c < C; c++) fa[c] = 0, fb[c] = 0;
         for (int64_t r = r0; r < r1; r++) {
             const float *g = GO + r * C, *p = X + r * C, *y = Y ? Y + r * C : NULL;
@@ -239,11 +248,11 @@ SP_CLONES static void nhwc_gdot(const float *GO, const float *Y, const float *X,
             else
                 for (int64_t c = 0; c < C; c++) { fa[c] += g[c]; fb[c] += g[c] * (p[c] - m[c]); }
         }
-        for (int64_t c = 0; c < C; c++) sg[c] += fa[c], sgx[c] += fb[c];
     }
 }
 SP_CLONES static void nhwc_gx(float *O, const float *GO, const float *Y, const float *X, int64_t M, int64_t C,
                               const float *k, const float *a, const float *b, const float *m, int full) {
+#pragma omp parallel for schedule(static) if (nn_par_cl(M * C))
     for (int64_t r = 0; r < M; r++) {
         const float *g = GO + r * C, *p = X + r * C, *y = Y ? Y + r * C : NULL;
         float *o = O + r * C;
@@ -257,14 +266,16 @@ static sp_status bn_backward_nhwc(sp_tensor *grad_x, sp_tensor *grad_gamma, sp_t
                                   const sp_tensor *grad_out, const sp_tensor *y, const sp_tensor *x,
                                   const sp_tensor *gamma, const sp_tensor *save_mean, const sp_tensor *save_invstd,
                                   int training) {
-    int64_t C = x->shape[1], M = x->shape[0] * x->shape[2] * x->shape[3];
-    size_t n = (size_t)C * (2 * sizeof(double) + 5 * sizeof(float));
+    int64_t C = x->shape[1], M = x->shape[0] * x->shape[2] * x->shape[3], nb = nhwc_blocks(M);
+    size_t n = (size_t)C * (2 * sizeof(double) + 3 * sizeof(float)) + 2 * sizeof(float) * (size_t)(nb * C);
     char *ws = sp_workspace(SP_DEV(x), 0, n);
     if (!ws) return sp_error(SP_ENOMEM, "batchnorm backward: no memory for %zu bytes of scratch", n);
     double *sg = (double *)ws, *sgx = sg + C;
-    float *k = (float *)(sgx + C), *a = k + C, *b = a + C, *fa = b + C, *fb = fa + C;
+    float *k = (float *)(sgx + C), *a = k + C, *b = a + C, *PA = b + C, *PB = PA + nb * C;
     const float *G = F32(gamma), *sm = F32(save_mean), *si = F32(save_invstd);
-    nhwc_gdot(F32(grad_out), y ? F32(y) : NULL, F32(x), M, C, sm, sg, sgx, fa, fb);
+    nhwc_gdot(PA, PB, F32(grad_out), y ? F32(y) : NULL, F32(x), M, C, sm);
+    nhwc_fold(sg, PA, nb, C);
+    nhwc_fold(sgx, PB, nb, C);
     for (int64_t c = 0; c < C; c++) {
         double inv = si[c], t = sgx[c] * inv;
         if (grad_gamma) F32(grad_gamma)[c] += (float)t;

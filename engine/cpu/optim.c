@@ -23,13 +23,14 @@ sp_status sp_cpu_momentum_update(sp_tensor *param, sp_tensor *moment, const sp_t
     float *P = F32(param), *V = F32(moment);
     const float *G = F32(grad);
     float l = (float)lr, u = (float)momentum, wd = (float)weight_decay, inv = (float)(1.0 / loss_scale);
-    if (!nn_par(n)) { momentum_f32(P, V, G, n, l, u, wd, inv, nesterov); return SP_OK; }
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i++) {
-        float g = G[i] * inv + wd * P[i];
-        float v = u * V[i] + g;
-        V[i] = v;
-        P[i] -= nesterov ? (l * g + l * u * v) : l * v;
+    /* a whole model's flat state (ResNet50: 25.6M floats, 22 ms on one core) in chunks of the
+     * clone on libgomp's pool (nn_par_big); elementwise, so the bits do not depend on it */
+    enum { CH = 1 << 16 };
+    int64_t nch = (n + CH - 1) / CH;
+#pragma omp parallel for schedule(static) if (nn_par_big(n))
+    for (int64_t k = 0; k < nch; k++) {
+        int64_t i0 = k * CH, m = n - i0 < CH ? n - i0 : CH;
+        momentum_f32(P + i0, V + i0, G + i0, m, l, u, wd, inv, nesterov);
     }
     return SP_OK;
 }

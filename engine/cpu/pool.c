@@ -1,6 +1,8 @@
 /* pool.c — CPU kernels (checked by engine/ops/nn_ops.c): MaxPool2d / AvgPool2d (explicit padding) and global mean, NCHW float32. */
 #include "nn_common.h"
 
+#include <omp.h>
+
 #include <math.h>
 
 /* output size of an (already checked) pooling window */
@@ -189,39 +191,43 @@ static int pool_avx512(void) {
 /* Channels-last x and out (NHWC in memory; argmax stays NCHW, as the backward reads it): each
  * channel's sequence is the plane loop's above (window clipped to the plane, scanned row by
  * row, index taken where v > best, best = max, a NaN wins, an empty window gives 0 and -1),
- * with the channels in vector lanes. b, bi, nan: C-element scratch. */
+ * with the channels in vector lanes. ws: per thread, C-element scratch b, bi and nan. */
 SP_CLONES static void maxpool_nhwc(float *O, int32_t *A, const float *X, int64_t N, int64_t C, int64_t H, int64_t W,
-                                   int64_t Ho, int64_t Wo, int kh, int kw, int sh, int sw, int pt, int pl, float *b,
-                                   int32_t *bi, int32_t *nan) {
-    for (int64_t n = 0; n < N; n++)
-        for (int64_t oh = 0; oh < Ho; oh++) {
-            int64_t h0 = oh * sh - pt, h1 = h0 + kh;
-            if (h0 < 0) h0 = 0;
-            if (h1 > H) h1 = H;
-            for (int64_t ow = 0; ow < Wo; ow++) {
-                int64_t w0 = ow * sw - pl, w1 = w0 + kw;
-                if (w0 < 0) w0 = 0;
-                if (w1 > W) w1 = W;
-                int32_t b0 = (h0 < h1 && w0 < w1) ? (int32_t)(h0 * W + w0) : -1;
-                for (int64_t c = 0; c < C; c++) b[c] = -INFINITY, bi[c] = b0, nan[c] = 0;
-                for (int64_t ih = h0; ih < h1; ih++)
-                    for (int64_t iw = w0; iw < w1; iw++) {
-                        const float *r = X + ((n * H + ih) * W + iw) * C;
-                        int32_t idx = (int32_t)(ih * W + iw);
-                        for (int64_t c = 0; c < C; c++) {
-                            float v = r[c];
-                            int32_t m = -(int32_t)(v > b[c]);
-                            nan[c] |= -(int32_t)(v != v);
-                            bi[c] = (idx & m) | (bi[c] & ~m);
-                            b[c] = b[c] > v ? b[c] : v;
-                        }
+                                   int64_t Ho, int64_t Wo, int kh, int kw, int sh, int sw, int pt, int pl, char *ws) {
+    /* rows of outputs on libgomp's pool (nn_par_cl), each thread with its own scratch */
+#pragma omp parallel for schedule(static) if (nn_par_cl(N * Ho * Wo * C * kh * kw))
+    for (int64_t row = 0; row < N * Ho; row++) {
+        int64_t n = row / Ho, oh = row % Ho;
+        char *mine = ws + (size_t)omp_get_thread_num() * (size_t)C * (sizeof(float) + 2 * sizeof(int32_t));
+        float *b = (float *)mine;
+        int32_t *bi = (int32_t *)(mine + C * sizeof(float)), *nan = bi + C;
+        int64_t h0 = oh * sh - pt, h1 = h0 + kh;
+        if (h0 < 0) h0 = 0;
+        if (h1 > H) h1 = H;
+        for (int64_t ow = 0; ow < Wo; ow++) {
+            int64_t w0 = ow * sw - pl, w1 = w0 + kw;
+            if (w0 < 0) w0 = 0;
+            if (w1 > W) w1 = W;
+            int32_t b0 = (h0 < h1 && w0 < w1) ? (int32_t)(h0 * W + w0) : -1;
+            for (int64_t c = 0; c < C; c++) b[c] = -INFINITY, bi[c] = b0, nan[c] = 0;
+            for (int64_t ih = h0; ih < h1; ih++)
+                for (int64_t iw = w0; iw < w1; iw++) {
+                    const float *r = X + ((n * H + ih) * W + iw) * C;
+                    int32_t idx = (int32_t)(ih * W + iw);
+                    for (int64_t c = 0; c < C; c++) {
+                        float v = r[c];
+                        int32_t m = -(int32_t)(v > b[c]);
+                        nan[c] |= -(int32_t)(v != v);
+                        bi[c] = (idx & m) | (bi[c] & ~m);
+                        b[c] = b[c] > v ? b[c] : v;
                     }
-                float *o = O + ((n * Ho + oh) * Wo + ow) * C;
-                for (int64_t c = 0; c < C; c++) o[c] = b0 < 0 ? 0.0f : nan[c] ? NAN : b[c];
-                int32_t *a = A + (n * C * Ho + oh) * Wo + ow;
-                for (int64_t c = 0; c < C; c++) a[c * Ho * Wo] = bi[c];
-            }
+                }
+            float *o = O + ((n * Ho + oh) * Wo + ow) * C;
+            for (int64_t c = 0; c < C; c++) o[c] = b0 < 0 ? 0.0f : nan[c] ? NAN : b[c];
+            int32_t *a = A + (n * C * Ho + oh) * Wo + ow;
+            for (int64_t c = 0; c < C; c++) a[c * Ho * Wo] = bi[c];
         }
+    }
 }
 
 /* out [N,C,Ho,Wo] = max over window; argmax [N,C,Ho,Wo] int32 = h*W+w of the max */
@@ -235,11 +241,10 @@ sp_status sp_cpu_maxpool2d_forward(sp_tensor *out, sp_tensor *argmax, const sp_t
     float *O = F32(out);
     int32_t *A = SP_DATA(argmax);
     if (!sp_tensor_is_contiguous(x) || !sp_tensor_is_contiguous(out)) { /* both channels-last (engine/ops) */
-        size_t n = (size_t)C * (sizeof(float) + 2 * sizeof(int32_t));
+        size_t n = (size_t)C * (sizeof(float) + 2 * sizeof(int32_t)) * (size_t)omp_get_max_threads();
         char *ws = sp_workspace(SP_DEV(x), 0, n);
         if (!ws) return sp_error(SP_ENOMEM, "maxpool2d_forward: no memory for %zu bytes of scratch", n);
-        maxpool_nhwc(O, A, X, N, C, H, W, Ho, Wo, kh, kw, stride_h, stride_w, pad_top, pad_left, (float *)ws,
-                     (int32_t *)(ws + C * sizeof(float)), (int32_t *)(ws + C * (sizeof(float) + sizeof(int32_t))));
+        maxpool_nhwc(O, A, X, N, C, H, W, Ho, Wo, kh, kw, stride_h, stride_w, pad_top, pad_left, ws);
         return SP_OK;
     }
 /* serial: a 2-core machine gains little here and the OpenMP region costs BLAS time.
@@ -264,13 +269,16 @@ sp_status sp_cpu_maxpool2d_forward(sp_tensor *out, sp_tensor *argmax, const sp_t
 /* channels-last grad_x and grad_out (argmax NCHW): the same scatter, position by position */
 static void maxpool_bwd_nhwc(float *G, const float *GO, const int32_t *A, int64_t N, int64_t C, int64_t HW,
                              int64_t HoWo) {
-    memset(G, 0, sizeof(float) * (size_t)(N * C * HW));
-    for (int64_t n = 0; n < N; n++)
+    /* image by image on libgomp's pool (nn_par_cl): an image's scatter stays in its own rows */
+#pragma omp parallel for schedule(static) if (nn_par_cl(N * C * HW))
+    for (int64_t n = 0; n < N; n++) {
+        memset(G + n * HW * C, 0, sizeof(float) * (size_t)(HW * C));
         for (int64_t c = 0; c < C; c++) {
             const int32_t *a = A + (n * C + c) * HoWo;
             for (int64_t i = 0; i < HoWo; i++)
                 if (a[i] >= 0 && a[i] < HW) G[(n * HW + a[i]) * C + c] += GO[(n * HoWo + i) * C + c];
         }
+    }
 }
 
 /* grad_x [N,C,H,W] = scatter of grad_out [N,C,Ho,Wo] through argmax */

@@ -376,3 +376,88 @@ SUITE(cl_batchnorm) {
         for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sp_tensor_free(all[i]);
     }
 }
+
+/* The channels-last loops that run on libgomp's pool above SP_NN_PAR_MIN elements (norm.c,
+ * pool.c, act.c, elementwise.c) and the flat momentum update above SP_NN_PAR_BIG: the same
+ * bits on one thread and on two, and against NCHW / a naive loop in double. */
+#include <omp.h>
+SUITE(cl_threads) {
+    uint64_t rng = 23;
+    int64_t N = 2, C = 72, H = 96, W = 96, M = N * H * W; /* 1.3M elements */
+    int saved = omp_get_max_threads();
+    sp_tensor *x = nchw(N, C, H, W, &rng, SP_DEVICE_CPU), *g = nchw(N, C, H, W, &rng, SP_DEVICE_CPU);
+    sp_binary_scalar(x, x, 0.75, SP_OP_ADD, 0);
+    sp_tensor *xc = as_layout(x, 1), *gc = as_layout(g, 1), *ga = vec(C, &rng, 0), *be = vec(C, &rng, 0);
+    sp_tensor *y[2], *sm[2], *si[2], *mm[2], *mv[2], *gx[2], *gg[2], *gb[2], *rb[2], *ad[2], *po[2], *pa[2], *pg[2];
+    int64_t ps[4] = {N, C, H / 2, W / 2};
+    for (int t = 0; t < 2; t++) {
+        omp_set_num_threads(t + 1);
+        y[t] = as_layout(x, 1), gx[t] = as_layout(x, 1), rb[t] = as_layout(x, 1), ad[t] = as_layout(x, 1);
+        sm[t] = vec(C, NULL, 0), si[t] = vec(C, NULL, 0), mm[t] = vec(C, NULL, 0), mv[t] = vec(C, NULL, 0);
+        gg[t] = vec(C, NULL, 0), gb[t] = vec(C, NULL, 0);
+        sp_fill(mm[t], 0); sp_fill(mv[t], 1); sp_fill(gg[t], 0); sp_fill(gb[t], 0);
+        CHECK_OK(sp_batchnorm_act_forward(y[t], sm[t], si[t], xc, ga, be, mm[t], mv[t], 1, 1, 0.9, 1e-5, NULL, 1));
+        CHECK_OK(sp_batchnorm_relu_backward(gx[t], gg[t], gb[t], gc, y[t], xc, ga, sm[t], si[t], 1));
+        CHECK_OK(sp_relu_backward(rb[t], gc, y[t]));
+        CHECK_OK(sp_binary(ad[t], gc, xc, SP_OP_ADD_RELU));
+        po[t] = NULL, pa[t] = NULL, pg[t] = as_layout(x, 1);
+        sp_tensor_empty_channels_last_on(&po[t], SP_FLOAT32, ps, 0);
+        sp_tensor_new_on(&pa[t], SP_INT32, 4, ps, 0);
+        CHECK_OK(sp_maxpool2d_forward(po[t], pa[t], xc, 3, 3, 2, 2, 1, 0, 1, 0));
+        sp_tensor *pgo = as_layout(po[t], 1);
+        CHECK_OK(sp_maxpool2d_backward(pg[t], pgo, pa[t]));
+        sp_tensor_free(pgo);
+    }
+    omp_set_num_threads(saved);
+    CHECK(same_bits(y[0], y[1]) && same_bits(sm[0], sm[1]) && same_bits(si[0], si[1]) && same_bits(mv[0], mv[1]),
+          "bn forward: one thread and two give the same bits");
+    CHECK(same_bits(gx[0], gx[1]) && same_bits(gg[0], gg[1]) && same_bits(gb[0], gb[1]),
+          "bn backward: one thread and two give the same bits");
+    CHECK(same_bits(rb[0], rb[1]) && same_bits(ad[0], ad[1]), "relu backward, add+relu: the same bits");
+    CHECK(same_bits(po[0], po[1]) && same_bits(pa[0], pa[1]) && same_bits(pg[0], pg[1]),
+          "maxpool forward and backward: the same bits");
+    /* the statistics against a naive double loop over the NCHW values */
+    float *xv = values(x), *smv = values(sm[1]), *siv = values(si[1]);
+    double worst = 0;
+    for (int64_t c = 0; c < C; c++) {
+        double s = 0, q = 0;
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t i = 0; i < H * W; i++) s += xv[(n * C + c) * H * W + i];
+        double mean = s / (double)M;
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t i = 0; i < H * W; i++) { double d = xv[(n * C + c) * H * W + i] - mean; q += d * d; }
+        double inv = 1.0 / sqrt(q / (double)M + 1e-5);
+        worst = fmax(worst, fmax(fabs(smv[c] - mean), fabs(siv[c] - inv) / inv));
+    }
+    CHECK(worst < 1e-6, "bn statistics against a naive double loop: %g", worst);
+    free(xv); free(smv); free(siv);
+    /* and the whole forward against the NCHW loops, to float rounding */
+    sp_tensor *y0 = nchw(N, C, H, W, NULL, 0), *s0 = vec(C, NULL, 0), *i0 = vec(C, NULL, 0), *m0 = vec(C, NULL, 0),
+              *v0 = vec(C, NULL, 0);
+    sp_fill(m0, 0); sp_fill(v0, 1);
+    CHECK_OK(sp_batchnorm_act_forward(y0, s0, i0, x, ga, be, m0, v0, 1, 1, 0.9, 1e-5, NULL, 1));
+    double big, d = maxdiff_t(y[1], y0, &big);
+    CHECK(d <= 2e-6 * (1 + big), "bn forward against NCHW: %g", d);
+    /* momentum over 4.5M floats (above SP_NN_PAR_BIG) against a naive loop */
+    int64_t vs[1] = {(int64_t)9 << 19};
+    sp_tensor *p = NULL, *v = NULL, *gr = NULL;
+    sp_tensor_new_on(&p, SP_FLOAT32, 1, vs, 0), sp_tensor_new_on(&v, SP_FLOAT32, 1, vs, 0);
+    sp_tensor_new_on(&gr, SP_FLOAT32, 1, vs, 0);
+    sp_rand_uniform(p, -1, 1, &rng), sp_rand_uniform(v, -1, 1, &rng), sp_rand_uniform(gr, -1, 1, &rng);
+    float *p0 = values(p), *vv0 = values(v), *g0 = values(gr);
+    CHECK_OK(sp_momentum_update(p, v, gr, 0.1, 0.9, 0.01, 2.0, 0));
+    float *p1 = values(p), *v1 = values(v);
+    int64_t bad = 0;
+    for (int64_t i = 0; i < vs[0]; i++) {
+        float gi = g0[i] * 0.5f + 0.01f * p0[i], vi = 0.9f * vv0[i] + gi, pi = p0[i] - 0.1f * vi;
+        bad += v1[i] != vi || p1[i] != pi;
+    }
+    CHECK(bad == 0, "momentum update over 4.5M floats: %lld elements differ from the naive loop", (long long)bad);
+    free(p0); free(vv0); free(g0); free(p1); free(v1);
+    sp_tensor *all[] = {x, g, xc, gc, ga, be, y0, s0, i0, m0, v0, p, v, gr};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sp_tensor_free(all[i]);
+    for (int t = 0; t < 2; t++) {
+        sp_tensor *own[] = {y[t], sm[t], si[t], mm[t], mv[t], gx[t], gg[t], gb[t], rb[t], ad[t], po[t], pa[t], pg[t]};
+        for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) sp_tensor_free(own[i]);
+    }
+}
