@@ -270,6 +270,57 @@ describe("channels-last activations in chains", function()
     end
   end)
 
+  -- conv_dnnl.c keeps an eval net's weights in oneDNN's layout while their bytes are unchanged
+  -- (spec/engine: cl_weight_cache); each way a user changes them must show in the next answer
+  it("an eval net's kept weights follow load_param_into_net, an optimizer step and in-place writes", function()
+    if not have.onednn then return end
+    spore.config { conv_kernel = "auto" }
+    local net = resnet()
+    net:eval()
+    local xs = x:to(net:device())
+    local y1 = net(xs):clone()
+    net(xs)
+    assert.equal(0, maxdiff(net(xs), y1), "the kept weights give the first answer's bits")
+    -- a fresh net holding net's values now (its weights never seen before) answers as net must
+    local function fresh()
+      local f = resnet()
+      f:eval()
+      local d = {}
+      for _, e in ipairs(net:parameters_and_names()) do d[e[1]] = e[2].data:clone() end
+      spore.load_param_into_net(f, d)
+      return f(xs):clone()
+    end
+    -- load_param_into_net with other values
+    spore.manual_seed(99)
+    local other = H.perturb_batchnorm(spore.models.resnet18 { class_num = 10 })
+    local d = {}
+    for _, e in ipairs(other:parameters_and_names()) do d[e[1]] = e[2].data end
+    spore.load_param_into_net(net, d)
+    local y2 = net(xs):clone()
+    assert.is_true(maxdiff(y2, y1) > 0)
+    assert.equal(0, maxdiff(y2, fresh()), "after load_param_into_net")
+    net(xs)
+    assert.equal(0, maxdiff(net(xs), y2), "kept again")
+    -- an optimizer step (the flat state: every weight a view of one buffer)
+    local opt = spore.optim.Momentum(net:trainable_params(), 0.1, 0.9)
+    local loss = nn.SoftmaxCrossEntropyWithLogits { sparse = true, reduction = "mean" }
+    net:train(true)
+    net:zero_grad()
+    loss:forward(net(xs), spore.tensor({ 1, 3 }, "int32"):to(net:device()))
+    net:backward(xs, loss:backward(), false)
+    opt:step()
+    net:eval()
+    local y3 = net(xs):clone()
+    assert.is_true(maxdiff(y3, y2) > 0)
+    assert.equal(0, maxdiff(y3, fresh()), "after an optimizer step")
+    net(xs)
+    -- an in-place write to one convolution's weight
+    net.layer3:_list()[1].conv2.weight.data:mul_(-1)
+    local y4 = net(xs):clone()
+    assert.is_true(maxdiff(y4, y3) > 0)
+    assert.equal(0, maxdiff(y4, fresh()), "after an in-place product on one weight")
+  end)
+
   it("a ResNet50 training step (bottleneck blocks, NHWC end to end) is as close to spore's as oneDNN on NCHW is", function()
     if not have.onednn then return end
     -- batch statistics over 8 values per channel in layer4 amplify float32 summation order:

@@ -18,6 +18,16 @@ typedef struct sp_storage {
     sp_release_fn release; /* adopted memory: called with ctx when the storage dies */
     void *ctx;
     int owned;             /* 1: allocated by dev->alloc */
+    /* Write tracking, for caches of derived data (conv_dnnl.c keeps weights in oneDNN's
+     * layouts): dirty is set by every path that can write the bytes (SP_DATA or F32 on a
+     * non-const tensor, sp_elem_ptr_rw, sp_tensor_data), and cleared only by such a cache.
+     * exposed: a raw pointer went to host code (sp_tensor_data), which may write through it
+     * at any time, so nothing derived from these bytes may be kept. */
+    atomic_int dirty;
+    atomic_int exposed;
+    uint64_t id;           /* unique for the process's life (never reused, unlike the address) */
+    uint64_t epoch;        /* the cache's: bumped when it clears dirty (under its lock) */
+    int cached;            /* the cache holds entries for this storage (under its lock) */
 } sp_storage;
 
 struct sp_tensor {
@@ -31,7 +41,31 @@ struct sp_tensor {
 
 /* Engine-internal address of t's first element, on whatever device holds it. Kernels
  * (which run "on" that device) use it; the public sp_tensor_data() refuses device memory. */
-#define SP_DATA(t) ((void *)((char *)(t)->st->data + (t)->offset * (int64_t)sp_dtype_size((t)->dtype)))
+static inline void sp_storage_touch(sp_storage *s) {
+    if (!atomic_load_explicit(&s->dirty, memory_order_relaxed)) atomic_store_explicit(&s->dirty, 1, memory_order_relaxed);
+}
+static inline const void *sp_data_ro(const sp_tensor *t) {
+    return (const char *)t->st->data + t->offset * (int64_t)sp_dtype_size(t->dtype);
+}
+static inline void *sp_data_rw(sp_tensor *t) {
+    sp_storage_touch(t->st);
+    return (char *)t->st->data + t->offset * (int64_t)sp_dtype_size(t->dtype);
+}
+/* A writable address handed to host code (sp_tensor_data, sp_tensor_device_region): the host
+ * may write through it at any time, so the storage is marked exposed for good. */
+static inline void *sp_data_exposed(const sp_tensor *t) {
+    atomic_store_explicit(&t->st->exposed, 1, memory_order_relaxed);
+    sp_storage_touch(t->st);
+    return (char *)t->st->data + t->offset * (int64_t)sp_dtype_size(t->dtype);
+}
+/* Drop whatever conv_dnnl.c keeps derived from s's bytes (storage.c, when s dies). */
+void sp_cpu_wcache_drop(sp_storage *s);
+/* sp_tensor_data's checks (host memory) for the engine's own readers and writers (engine/io):
+ * marks the storage dirty, not exposed, since the address does not outlive the call. */
+void *sp_host_data(const sp_tensor *t);
+/* A const tensor gives a const pointer, so a write through it does not compile (-Werror);
+ * a non-const one marks its storage dirty (above). */
+#define SP_DATA(t) _Generic((t), const sp_tensor *: sp_data_ro, default: sp_data_rw)(t)
 #define SP_DEV(t) ((t)->st->dev)
 
 /* A contiguous host tensor with t's values: a view of t when t is contiguous host
@@ -107,15 +141,21 @@ static inline int sp_mul_ok(int64_t a, int64_t b, int64_t *r) {
 sp_status sp_shape_numel(int ndim, const int64_t *shape, int64_t *numel);
 
 /* Pointer to the element at flat row-major position i of t (any strides). */
-static inline char *sp_elem_ptr(const sp_tensor *t, int64_t i) {
+static inline const char *sp_elem_ptr_ro(const sp_tensor *t, int64_t i) {
     int64_t off = t->offset;
     for (int d = t->ndim - 1; d >= 0; d--) {
         int64_t n = t->shape[d];
         off += (i % n) * t->strides[d];
         i /= n;
     }
-    return (char *)t->st->data + off * (int64_t)sp_dtype_size(t->dtype);
+    return (const char *)t->st->data + off * (int64_t)sp_dtype_size(t->dtype);
 }
+static inline char *sp_elem_ptr_rw(sp_tensor *t, int64_t i) {
+    sp_storage_touch(t->st);
+    return (char *)sp_elem_ptr_ro(t, i);
+}
+/* const tensors give const pointers; a non-const one is marked dirty (SP_DATA) */
+#define sp_elem_ptr(t, i) _Generic((t), const sp_tensor *: sp_elem_ptr_ro, default: sp_elem_ptr_rw)((t), (i))
 
 /* Row-major traversal of up to three same-shaped strided operands. */
 typedef struct {

@@ -6,6 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* storage ids (sp_storage.id): from 1, never reused */
+static atomic_uint_fast64_t next_id = 1;
+static void track_init(sp_storage *s) {
+    s->id = atomic_fetch_add(&next_id, 1);
+    atomic_init(&s->dirty, 1); /* new bytes: nothing derived from them yet */
+    atomic_init(&s->exposed, 0);
+}
+
 sp_storage *sp_storage_new(sp_device *dev, size_t nbytes, int zero) {
     sp_storage *s = calloc(1, sizeof *s);
     if (!s) return NULL;
@@ -15,6 +23,7 @@ sp_storage *sp_storage_new(sp_device *dev, size_t nbytes, int zero) {
     s->owned = 1;
     s->dev = dev;
     atomic_init(&s->refcount, 1);
+    track_init(s);
     return s;
 }
 
@@ -27,6 +36,7 @@ sp_storage *sp_storage_adopt(void *data, size_t nbytes, sp_release_fn release, v
     s->ctx = ctx;
     s->dev = sp_device_cpu();
     atomic_init(&s->refcount, 1);
+    track_init(s);
     return s;
 }
 
@@ -35,6 +45,7 @@ void sp_storage_retain(sp_storage *s) { atomic_fetch_add(&s->refcount, 1); }
 void sp_storage_release(sp_storage *s) {
     if (!s) return;
     if (atomic_fetch_sub(&s->refcount, 1) != 1) return;
+    if (s->cached) sp_cpu_wcache_drop(s); /* the derived copies die with the bytes */
     if (s->owned) s->dev->free(s->dev, s->data, s->nbytes);
     else if (s->release) s->release(s->ctx);
     free(s);

@@ -264,14 +264,20 @@ sp_status sp_cl_conv_backward(sp_conv_bwd_fn fn, sp_tensor *grad_x, sp_tensor *g
 }
 #undef GEOM
 
-void *sp_tensor_data(const sp_tensor *t) {
+void *sp_host_data(const sp_tensor *t) {
     if (!t) { sp_error(SP_EINVAL, "tensor is NULL"); return NULL; }
     if (!SP_DEV(t)->host_visible) {
         sp_error(SP_EDEVICE, "tensor is on device %s, whose memory host code cannot address: copy it out "
                  "(sp_tensor_read, sp_tensor_to_device)", SP_DEV(t)->name);
         return NULL;
     }
-    return SP_DATA(t);
+    sp_storage_touch(t->st); /* the caller may write */
+    return (char *)t->st->data + t->offset * (int64_t)sp_dtype_size(t->dtype);
+}
+void *sp_tensor_data(const sp_tensor *t) {
+    void *p = sp_host_data(t);
+    if (p) atomic_store_explicit(&t->st->exposed, 1, memory_order_relaxed); /* host code holds it from now on */
+    return p;
 }
 int sp_tensor_device(const sp_tensor *t) { return t ? SP_DEV(t)->code : -1; }
 
@@ -282,7 +288,7 @@ sp_status sp_tensor_device_region(const sp_tensor *t, void **addr, int *device, 
     if (!t || !addr || !device || !stream) return sp_error(SP_EINVAL, "sp_tensor_device_region: NULL argument");
     if (!sp_tensor_is_contiguous(t)) return sp_error(SP_EINVAL, "sp_tensor_device_region: the tensor is not contiguous");
     const sp_device *d = SP_DEV(t);
-    *addr = SP_DATA(t);
+    *addr = sp_data_exposed(t);
     *device = d->code;
     *stream = NULL;
     if (d->type == SP_DEVICE_CUDA) {
@@ -662,6 +668,7 @@ sp_status sp_tensor_set(sp_tensor *t, const int64_t *index, double value) {
     char *p, buf[8];
     sp_status st = elem_at(t, index, &p);
     if (st) return st;
+    sp_storage_touch(t->st); /* elem_at's address is written below */
     sp_store_f64(t->dtype, buf, value);
     sp_device *d = SP_DEV(t);
     return d->from_host(d, p, buf, sp_dtype_size(t->dtype));

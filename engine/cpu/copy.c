@@ -38,7 +38,7 @@ sp_status sp_cpu_copy(sp_tensor *dst, const sp_tensor *src) {
         }
         return SP_OK;
     }
-    char *base[2] = {SP_DATA(dst), SP_DATA(src)};
+    char *base[2] = {SP_DATA(dst), (char *)SP_DATA(src)}; /* src: read only */
     int64_t strides[2][SP_MAX_DIMS];
     byte_strides(dst, strides[0]);
     byte_strides(src, strides[1]);

@@ -118,7 +118,7 @@ sp_status sp_cpu_binary(sp_tensor *out, const sp_tensor *a, const sp_tensor *b, 
         default: break;
         }
     }
-    char *base[3] = {SP_DATA(out), SP_DATA(a), SP_DATA(b)};
+    char *base[3] = {SP_DATA(out), (char *)SP_DATA(a), (char *)SP_DATA(b)}; /* a, b: read only */
     sp_iter it;
     sp_iter_init(&it, nd, shape, 3, base, strides);
     if (all_int && out->dtype != SP_BOOL) {

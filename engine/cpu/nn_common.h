@@ -43,7 +43,7 @@ static inline int nn_par_cl(int64_t work) { return work > SP_NN_PAR_MIN; }
  * it is small next to the work, so it runs on libgomp's pool whatever nn_omp says. */
 #define SP_NN_PAR_BIG ((int64_t)1 << 22)
 static inline int nn_par_big(int64_t work) { return work > SP_NN_PAR_BIG || nn_par(work); }
-#define F32(t) ((float *)SP_DATA(t))
+#define F32(t) _Generic((t), const sp_tensor *: (const float *)sp_data_ro((const sp_tensor *)(t)), default: (float *)sp_data_rw((sp_tensor *)(t)))
 /* AVX2/AVX-512 clones of plain loops (ReLU), chosen at load time as conv.c's direct loops;
  * not under ThreadSanitizer (its ifunc resolvers would run before the TSan runtime) */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && !defined(__SANITIZE_THREAD__)
@@ -71,6 +71,9 @@ static inline void conv_geom_of(conv_geom *c, const sp_tensor *x, const sp_tenso
  * the eval-mode epilogue (gamma..var non-NULL: BatchNorm's fold; residual; relu) and, with
  * bf16, rounds x and w to bfloat16 (amp_level "O2"; oneDNN's AMX kernels where the CPU has
  * them). */
+/* conv_dnnl.c's kept weights: calls that used a kept copy so far, and the bytes kept now
+ * (a test hook: spec/engine/test_channels_last.c) */
+void sp_cpu_wcache_stats(uint64_t *hits, size_t *bytes);
 int sp_cpu_dnnl_conv_forward(sp_status *st, sp_tensor *out, const sp_tensor *x, const sp_tensor *w,
                              const sp_tensor *bias, const sp_tensor *gamma, const sp_tensor *beta,
                              const sp_tensor *mean, const sp_tensor *var, double eps, const sp_tensor *residual,

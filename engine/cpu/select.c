@@ -42,6 +42,8 @@ sp_status sp_cpu_topk(sp_tensor *values, sp_tensor *indices, const sp_tensor *a,
     topk_item *row = sp_workspace(SP_DEV(a), 0, (size_t)n * sizeof *row);
     if (!row) return sp_error(SP_ENOMEM, "topk: out of memory for a row of %lld elements", (long long)n);
     int is_int = sp_dtype_is_int(a->dtype);
+    sp_storage_touch(indices->st); /* written below through st->data */
+    if (values) sp_storage_touch(values->st);
     int (*cmp)(const void *, const void *) =
         is_int ? (largest ? cmp_largest_i : cmp_smallest_i) : (largest ? cmp_largest_f : cmp_smallest_f);
     /* outer positions: every index of a with dimension d dropped */
@@ -95,7 +97,7 @@ sp_status sp_cpu_count_equal(const sp_tensor *a, const sp_tensor *b, int64_t *co
     }
     *count = 0;
     if (n == 0) return SP_OK;
-    char *base[2] = {SP_DATA(a), SP_DATA(b)};
+    char *base[2] = {(char *)SP_DATA(a), (char *)SP_DATA(b)}; /* read only */
     sp_iter it;
     sp_iter_init(&it, nd, shape, 2, base, strides);
     int64_t c = 0;

@@ -30,8 +30,8 @@ sp_status sp_cifar_load(sp_tensor **images, sp_tensor **labels, const char *path
         free(buf);
         return st;
     }
-    unsigned char *ip = sp_tensor_data(im);
-    int32_t *lp = sp_tensor_data(lb);
+    unsigned char *ip = sp_host_data(im);
+    int32_t *lp = sp_host_data(lb);
     int maxlab = label_bytes == 1 ? 9 : 99;
     for (int64_t i = 0; i < n; i++) {
         const unsigned char *r = buf + (size_t)i * rec;

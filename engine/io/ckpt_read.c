@@ -219,7 +219,7 @@ static sp_status adopt_entry(sp_ckpt *c, ck_entry *e) {
     }
     e->raw = NULL;
     if (st) return sp_error(st, "file '%s': tensor '%s': %s", c->path, e->name, sp_last_error());
-    e->data = sp_tensor_data(e->t);
+    e->data = sp_host_data(e->t);
     return SP_OK;
 }
 

@@ -489,7 +489,7 @@ sp_status sp_ckpt_writer_add(sp_ckpt_writer *w, const char *name, const sp_tenso
         if (st) sp_tensor_free(c);
         return st ? st : name_add(w, name);
     }
-    st = write_value(w, name, ck_ms_name(dt), nd, shape, sp_tensor_data(c), sp_tensor_nbytes(c), 1);
+    st = write_value(w, name, ck_ms_name(dt), nd, shape, sp_host_data(c), sp_tensor_nbytes(c), 1);
     sp_tensor_free(c);
     return st ? st : name_add(w, name);
 }
@@ -550,10 +550,10 @@ static sp_status write_safetensors(sp_ckpt_writer *w) {
             st_item *it = sorted[i];
             crc = sp_crc32(crc, it->name, strlen(it->name));
             if (it->ndim == 0 && !sp_dtype_is_float(it->dtype)) {
-                int64_t v = sp_load_i64(it->dtype, sp_tensor_data(it->t));
+                int64_t v = sp_load_i64(it->dtype, sp_host_data(it->t));
                 crc = ck_crc32_zeros(crc, v > 0 ? (uint64_t)v : 0); /* MindSpore's bytes(0-d int) quirk */
             } else {
-                crc = sp_crc32(crc, sp_tensor_data(it->t), sp_tensor_nbytes(it->t));
+                crc = sp_crc32(crc, sp_host_data(it->t), sp_tensor_nbytes(it->t));
             }
         }
         char num[16];
@@ -585,7 +585,7 @@ static sp_status write_safetensors(sp_ckpt_writer *w) {
     st = out_raw(w, len8, 8);
     if (!st) st = out_raw(w, hdr, hl);
     for (size_t i = hl; !st && i < padded; i++) st = out_raw(w, " ", 1);
-    for (size_t i = 0; !st && i < n; i++) st = out_raw(w, sp_tensor_data(w->items[i].t), sp_tensor_nbytes(w->items[i].t));
+    for (size_t i = 0; !st && i < n; i++) st = out_raw(w, sp_host_data(w->items[i].t), sp_tensor_nbytes(w->items[i].t));
 done:
     free(hdr); free(sorted); free(off);
     cJSON_Delete(root); cJSON_Delete(meta);

@@ -250,7 +250,7 @@ sp_status sp_idx_load(sp_tensor **out, const char *path) {
     sp_tensor *t = NULL;
     st = sp_tensor_empty(&t, dt, (int)ndim, shape);
     if (st) { free(buf); return st; }
-    unsigned char *dst = sp_tensor_data(t);
+    unsigned char *dst = sp_host_data(t);
     const unsigned char *src = buf + hdr;
     if (isz == 1) {
         memcpy(dst, src, (size_t)nbytes);

@@ -257,7 +257,7 @@ sp_status sp_loader_next(sp_loader *l, sp_tensor **images, sp_tensor **labels) {
             take = 1;
         }
         if (take) {
-            memcpy((char *)sp_tensor_data(im) + (size_t)got * per, s->data, per);
+            memcpy((char *)sp_host_data(im) + (size_t)got * per, s->data, per);
             lb[got++] = l->labels[s->index];
         }
         pthread_mutex_lock(&l->mu);

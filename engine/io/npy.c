@@ -152,7 +152,7 @@ static sp_status make(sp_tensor **out, const npy_hdr *h, const char *name) {
 }
 
 static sp_status finish(sp_tensor *t, const npy_hdr *h, const char *name) {
-    unsigned char *d = sp_tensor_data(t);
+    unsigned char *d = sp_host_data(t);
     if (h->swap) swap_bytes(d, h->nbytes, sp_dtype_size(h->dtype));
     if (h->dtype == SP_BOOL)
         for (size_t i = 0; i < h->nbytes; i++)
@@ -172,7 +172,7 @@ sp_status sp_npy_load_mem(sp_tensor **out, const void *data, size_t nbytes, cons
         return sp_error(SP_EFORMAT, "%s: .npy payload is %zu bytes, the header's shape and dtype need %zu", name, nbytes - hdr, h.nbytes);
     sp_tensor *t = NULL;
     if ((st = make(&t, &h, name))) return st;
-    if (h.nbytes) memcpy(sp_tensor_data(t), (const unsigned char *)data + hdr, h.nbytes);
+    if (h.nbytes) memcpy(sp_host_data(t), (const unsigned char *)data + hdr, h.nbytes);
     if ((st = finish(t, &h, name))) { sp_tensor_free(t); return st; }
     *out = t;
     return SP_OK;
@@ -217,7 +217,7 @@ sp_status sp_npy_load(sp_tensor **out, const char *path) {
     if (st) { free(hb); close(fd); return st; }
     sp_tensor *t = NULL;
     if ((st = make(&t, &h, path))) { free(hb); close(fd); return st; }
-    unsigned char *d = sp_tensor_data(t);
+    unsigned char *d = sp_host_data(t);
     size_t extra = avail - hdr; /* payload bytes already read with the preamble */
     if (extra > h.nbytes) extra = h.nbytes;
     memcpy(d, hb + hdr, extra);

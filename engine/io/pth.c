@@ -750,7 +750,7 @@ static sp_status add_tensor(ctx *x, const char *name, const pv *tp) {
         if (!charge(x->k, (size_t)sbytes)) return over_error(x->k, what);
         sp_status st = sp_tensor_empty(&s->t, s->dtype, 1, &s->numel);
         if (st) return st;
-        memcpy(sp_tensor_data(s->t), ze->data, (size_t)sbytes);
+        memcpy(sp_host_data(s->t), ze->data, (size_t)sbytes);
     } else if (numel > 0 && !contiguous && !charge(x->k, (size_t)nbytes)) {
         return over_error(x->k, what);
     }
@@ -772,7 +772,7 @@ static sp_status add_tensor(ctx *x, const char *name, const pv *tp) {
         /* its own elements only: row-major walk of the view over the file's bytes */
         st = sp_tensor_empty(&e->t, tp->dtype, t->ndim, t->shape);
         if (!st) {
-            uint8_t *dst = sp_tensor_data(e->t);
+            uint8_t *dst = sp_host_data(e->t);
             const uint8_t *src = ze->data;
             int64_t idx[SP_MAX_DIMS] = {0};
             int64_t pos = t->offset;
@@ -787,7 +787,7 @@ static sp_status add_tensor(ctx *x, const char *name, const pv *tp) {
         }
     }
     if (st) return sp_error(st, "file '%s': tensor '%s': %s", c->path, name, sp_last_error());
-    e->data = sp_tensor_data(e->t);
+    e->data = sp_host_data(e->t);
     return SP_OK;
 }
 
@@ -805,7 +805,7 @@ static sp_status add_scalar(ctx *x, const char *name, const pv *v) {
     e->ndim = 0;
     sp_status st = sp_tensor_new(&e->t, dtype, 0, e->shape);
     if (st) return st;
-    e->data = sp_tensor_data(e->t);
+    e->data = sp_host_data(e->t);
     e->nbytes = sp_dtype_size(dtype);
     if (v->kind == V_FLOAT) memcpy(e->data, &v->f, 8);
     else if (v->kind == V_BOOL) *(uint8_t *)e->data = (uint8_t)v->i;

@@ -49,8 +49,8 @@ sp_status sp_gather_rows(sp_tensor *dst, const sp_tensor *src, const int64_t *id
     int64_t rd = n ? sp_tensor_numel(dst) / n : 0;
     if (n && rs != rd) return sp_error(SP_EINVAL, "gather_rows: row sizes differ (src %lld, dst %lld elements)", (long long)rs, (long long)rd);
     size_t ss = sp_dtype_size(src->dtype), ds = sp_dtype_size(dst->dtype);
-    const char *sp = sp_tensor_data(src);
-    char *dp = sp_tensor_data(dst);
+    const char *sp = sp_host_data(src);
+    char *dp = sp_host_data(dst);
     for (int64_t i = 0; i < n; i++) {
         int64_t r = idx[i];
         if (r < 0 || r >= rows) return sp_error(SP_EINVAL, "gather_rows: index %lld out of range [0, %lld)", (long long)r, (long long)rows);
@@ -748,13 +748,13 @@ sp_status sp_image_transform(sp_tensor **out, const sp_tensor *img, const sp_img
     }
     sp_img_scratch s = {0};
     sp_img_result r;
-    const void *d = sp_tensor_data(ci);
+    const void *d = sp_host_data(ci);
     st = sp_img_run(ci->dtype == SP_UINT8 ? d : NULL, ci->dtype == SP_FLOAT32 ? d : NULL, (int)H, (int)W, (int)Cc, ops, nops,
                     seed, &s, &r, "image");
     if (!st) {
         int64_t shape[3];
         sp_img_result_shape(&r, shape);
-        if (!(st = sp_tensor_empty(out, r.dtype, 3, shape))) sp_img_write(&r, r.dtype, sp_tensor_data(*out));
+        if (!(st = sp_tensor_empty(out, r.dtype, 3, shape))) sp_img_write(&r, r.dtype, sp_host_data(*out));
     }
     sp_img_scratch_free(&s);
     sp_tensor_free(ci);
@@ -792,9 +792,9 @@ sp_status sp_image_batch(sp_tensor *out, const sp_tensor *src, const int64_t *id
     if (!seeds) return sp_error(SP_ENOMEM, "image_batch: out of memory");
     for (int64_t i = 0; i < n; i++) seeds[i] = rnd ? sm64(rng) : 0;
     const int64_t in_el = H * W * Cc, out_el = os[0] * os[1] * os[2];
-    const unsigned char *s8 = src->dtype == SP_UINT8 ? sp_tensor_data(src) : NULL;
-    const float *s32 = src->dtype == SP_FLOAT32 ? sp_tensor_data(src) : NULL;
-    char *op = sp_tensor_data(out);
+    const unsigned char *s8 = src->dtype == SP_UINT8 ? sp_host_data(src) : NULL;
+    const float *s32 = src->dtype == SP_FLOAT32 ? sp_host_data(src) : NULL;
+    char *op = sp_host_data(out);
     const int odt = out->dtype;
     const size_t osz = sp_dtype_size(odt);
     int failed = 0;

@@ -461,3 +461,99 @@ SUITE(cl_threads) {
         for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) sp_tensor_free(own[i]);
     }
 }
+
+/* conv_dnnl.c keeps weights in oneDNN's layout while their bytes are unchanged: after every
+ * kind of write (each engine path, a view sharing the storage, the optimizer, a host pointer,
+ * a new tensor in a freed one's place) the convolution must give what a fresh copy of the
+ * weights gives, bit for bit; and an unchanged weight must really be served from the cache. */
+void sp_cpu_wcache_stats(uint64_t *hits, size_t *bytes);
+static int conv_fresh_same(const sp_tensor *x, sp_tensor *w, int bf16) {
+    int64_t s[4] = {sp_tensor_dim(x, 0), sp_tensor_dim(w, 0), sp_tensor_dim(x, 2), sp_tensor_dim(x, 3)};
+    sp_tensor *o = NULL, *r = NULL, *wc = as_layout(w, 0); /* a new storage: never kept */
+    sp_tensor_empty_channels_last_on(&o, SP_FLOAT32, s, SP_DEVICE_CPU);
+    sp_tensor_empty_channels_last_on(&r, SP_FLOAT32, s, SP_DEVICE_CPU);
+    sp_status a = bf16 ? sp_conv2d_forward_bf16(o, x, w, NULL, 1, 1, 1, 1, 1, 1, 1, 1, 1)
+                       : sp_conv2d_forward(o, x, w, NULL, 1, 1, 1, 1, 1, 1, 1, 1, 1);
+    sp_status b = bf16 ? sp_conv2d_forward_bf16(r, x, wc, NULL, 1, 1, 1, 1, 1, 1, 1, 1, 1)
+                       : sp_conv2d_forward(r, x, wc, NULL, 1, 1, 1, 1, 1, 1, 1, 1, 1);
+    int same = !a && !b && same_bits(o, r);
+    sp_tensor_free(o), sp_tensor_free(r), sp_tensor_free(wc);
+    return same;
+}
+/* three calls (a miss, the keeping one, a hit), each as a fresh copy gives */
+static int conv_thrice(const sp_tensor *x, sp_tensor *w, int bf16) {
+    int ok = 1;
+    for (int i = 0; i < 3; i++) ok &= conv_fresh_same(x, w, bf16);
+    return ok;
+}
+SUITE(cl_weight_cache) {
+    if (!sp_cpu_conv_kernel_available(SP_CONV_ONEDNN)) { CHECK(1, "no oneDNN: nothing is kept"); return; }
+    int def = sp_cpu_conv_kernel();
+    sp_cpu_conv_set_kernel(SP_CONV_AUTO);
+    uint64_t r = 41, h0, h1;
+    size_t b0, b1;
+    int64_t Co = 24, C = 16, n = Co * C * 9, fs[1] = {n + 100}, ws[4] = {Co, C, 3, 3}, wst[4] = {C * 9, 9, 3, 1};
+    sp_tensor *x0 = nchw(2, C, 10, 9, &r, SP_DEVICE_CPU), *x = as_layout(x0, 1);
+    /* the weight: a view at offset 37 of a flat buffer, as the optimizer's flat state holds it */
+    sp_tensor *flat = NULL, *w = NULL, *other = NULL;
+    sp_tensor_new_on(&flat, SP_FLOAT32, 1, fs, SP_DEVICE_CPU);
+    sp_rand_uniform(flat, -1, 1, &r);
+    CHECK_OK(sp_tensor_view(&w, flat, 4, ws, wst, 37));
+    sp_cpu_wcache_stats(&h0, &b0);
+    CHECK(conv_thrice(x, w, 0), "unchanged weights");
+    sp_cpu_wcache_stats(&h1, &b1);
+    CHECK(h1 > h0 && b1 > b0, "the third call is served from the kept copy (hits %llu -> %llu, bytes %zu -> %zu)",
+          (unsigned long long)h0, (unsigned long long)h1, b0, b1);
+    CHECK_OK(sp_fill(w, 0.25));
+    CHECK(conv_thrice(x, w, 0), "after sp_fill");
+    float *buf = malloc(sizeof(float) * (size_t)n);
+    for (int64_t i = 0; i < n; i++) buf[i] = (float)((i % 13) - 6) / 8.0f;
+    CHECK_OK(sp_tensor_write(w, buf, sizeof(float) * (size_t)n));
+    CHECK(conv_thrice(x, w, 0), "after sp_tensor_write");
+    CHECK_OK(sp_binary_scalar(w, w, -1.5, SP_OP_MUL, 0));
+    CHECK(conv_thrice(x, w, 0), "after an in-place product");
+    int64_t at[4] = {5, 7, 1, 2};
+    CHECK_OK(sp_tensor_set(w, at, 9.0));
+    CHECK(conv_thrice(x, w, 0), "after sp_tensor_set");
+    sp_tensor *src = nchw(Co, C, 3, 3, &r, SP_DEVICE_CPU);
+    CHECK_OK(sp_tensor_copy(w, src));
+    CHECK(conv_thrice(x, w, 0), "after sp_tensor_copy");
+    /* the optimizer's update of the whole flat buffer (another handle on the storage) */
+    sp_tensor *mom = NULL, *gr = NULL;
+    sp_tensor_new_on(&mom, SP_FLOAT32, 1, fs, SP_DEVICE_CPU), sp_tensor_new_on(&gr, SP_FLOAT32, 1, fs, SP_DEVICE_CPU);
+    sp_rand_uniform(gr, -1, 1, &r);
+    sp_fill(mom, 0);
+    CHECK_OK(sp_momentum_update(flat, mom, gr, 0.5, 0.9, 0.0, 1.0, 0));
+    CHECK(conv_thrice(x, w, 0), "after a momentum update of the flat buffer");
+    /* a write through another view that overlaps only part of the weight */
+    int64_t os[1] = {50}, ost[1] = {1};
+    CHECK_OK(sp_tensor_view(&other, flat, 1, os, ost, 30));
+    CHECK_OK(sp_fill(other, -3.0));
+    CHECK(conv_thrice(x, w, 0), "after a write through an overlapping view");
+    /* bfloat16 and float32 on one weight, interleaved */
+    CHECK(conv_fresh_same(x, w, 1) && conv_fresh_same(x, w, 0) && conv_fresh_same(x, w, 1) &&
+              conv_fresh_same(x, w, 0) && conv_fresh_same(x, w, 1),
+          "bf16 and float32 interleaved");
+    CHECK_OK(sp_binary_scalar(w, w, 0.5, SP_OP_ADD, 0));
+    CHECK(conv_thrice(x, w, 1), "bf16 after a write");
+    /* a host pointer: nothing is kept from then on, and its writes show at once */
+    float *hp = sp_tensor_data(flat);
+    CHECK(conv_thrice(x, w, 0), "after sp_tensor_data");
+    for (int64_t i = 0; i < n + 100; i++) hp[i] = -hp[i];
+    CHECK(conv_thrice(x, w, 0), "after writes through the host pointer");
+    /* a freed weight's place taken by a new tensor with other values */
+    sp_tensor *w2 = nchw(Co, C, 3, 3, &r, SP_DEVICE_CPU);
+    CHECK(conv_thrice(x, w2, 0), "a separate weight");
+    sp_tensor_free(w2);
+    sp_tensor *w3 = nchw(Co, C, 3, 3, &r, SP_DEVICE_CPU);
+    CHECK(conv_thrice(x, w3, 0), "a new weight in a freed one's place");
+    size_t b2;
+    sp_cpu_wcache_stats(&h1, &b2);
+    sp_tensor_free(w3);
+    sp_cpu_wcache_stats(&h1, &b1);
+    CHECK(b1 < b2, "a freed weight's kept copy goes with it (%zu -> %zu bytes)", b2, b1);
+    free(buf);
+    sp_tensor *all[] = {x0, x, flat, w, other, src, mom, gr};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sp_tensor_free(all[i]);
+    CHECK_OK(sp_cpu_conv_set_kernel(def));
+}
