@@ -201,7 +201,12 @@ static dn_entry *entry_make(const int64_t *key, int kind, const conv_geom *c, in
             if (ok && (flags & EPI_RELU)) ok = DN(dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f));
             if (ok) ok = DN(dnnl_primitive_attr_set_post_ops(attr, po));
         }
-        ok = ok && fwd_desc(&cd, c, flags & HAS_BIAS, dnnl_forward_inference, flags & BF16,
+        /* a plain forward is a training one as far as we know (eval runs the fused epilogue):
+         * forward_training, as PyTorch asks for; measured on a ResNet50 training step at batch
+         * 8 (DNNL_VERBOSE, 3 alternating rounds), the backward primitives after it ran 7-12 %
+         * faster than after forward_inference ones */
+        dnnl_prop_kind_t prop = (flags & (EPI_BN | EPI_RES | EPI_RELU)) ? dnnl_forward_inference : dnnl_forward_training;
+        ok = ok && fwd_desc(&cd, c, flags & HAS_BIAS, prop, flags & BF16,
                             flags & (CL_X | CL_OUT)) &&
              DN(dnnl_primitive_desc_create(&pd, &cd, attr, g_eng, NULL));
     } else if (ok) {
