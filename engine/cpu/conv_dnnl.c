@@ -346,8 +346,19 @@ static pthread_mutex_t g_wmu = PTHREAD_MUTEX_INITIALIZER;
 static void wc_unref(wc_buf *b) {
     if (b && atomic_fetch_sub(&b->refs, 1) == 1) free(b);
 }
+/* kept bytes count as the CPU's engine memory (sp_mem_stats), as tensors do */
 static void wc_release_entry(wc_entry *e) { /* under g_wmu */
-    if (e->buf) { g_wc_bytes -= e->buf->size; wc_unref(e->buf); e->buf = NULL; }
+    if (e->buf) {
+        g_wc_bytes -= e->buf->size;
+        sp_mem_account(sp_device_cpu(), -(long long)e->buf->size);
+        wc_unref(e->buf);
+        e->buf = NULL;
+    }
+}
+static wc_entry *wc_find(uint64_t sid, int64_t off, const dnnl_memory_desc_t *md) { /* under g_wmu */
+    for (int i = 0; i < g_nwc; i++)
+        if (g_wc[i].sid == sid && g_wc[i].off == off && dnnl_memory_desc_equal(&g_wc[i].md, md)) return &g_wc[i];
+    return NULL;
 }
 void sp_cpu_wcache_drop(sp_storage *st) {
     pthread_mutex_lock(&g_wmu);
@@ -367,9 +378,7 @@ static wc_buf *wc_get(const sp_tensor *w, const dnnl_memory_desc_t *md, size_t s
     if (!st->owned || !SP_DEV(w)->host_visible || atomic_load_explicit(&st->exposed, memory_order_relaxed)) return NULL;
     int64_t off = w->offset * (int64_t)sp_dtype_size(w->dtype);
     pthread_mutex_lock(&g_wmu);
-    wc_entry *e = NULL;
-    for (int i = 0; i < g_nwc; i++)
-        if (g_wc[i].sid == st->id && g_wc[i].off == off && dnnl_memory_desc_equal(&g_wc[i].md, md)) { e = &g_wc[i]; break; }
+    wc_entry *e = wc_find(st->id, off, md);
     int clean = !atomic_load_explicit(&st->dirty, memory_order_acquire);
     wc_buf *hit = NULL;
     if (e && clean && e->epoch == st->epoch) {
@@ -418,13 +427,12 @@ static void wc_ready(const sp_tensor *w, const dnnl_memory_desc_t *md, wc_buf *b
     sp_storage *st = w->st;
     int64_t off = w->offset * (int64_t)sp_dtype_size(w->dtype);
     pthread_mutex_lock(&g_wmu);
-    wc_entry *e = NULL;
-    for (int i = 0; i < g_nwc; i++)
-        if (g_wc[i].sid == st->id && g_wc[i].off == off && dnnl_memory_desc_equal(&g_wc[i].md, md)) { e = &g_wc[i]; break; }
+    wc_entry *e = wc_find(st->id, off, md);
     if (e && !e->buf && e->epoch == epoch && st->epoch == epoch &&
         !atomic_load_explicit(&st->dirty, memory_order_acquire)) {
         e->buf = b;
         g_wc_bytes += b->size;
+        sp_mem_account(sp_device_cpu(), (long long)b->size);
         b = NULL;
     }
     pthread_mutex_unlock(&g_wmu);
