@@ -20,10 +20,16 @@
 
 /* ---- views ------------------------------------------------------------------------ */
 
+/* Views serve inputs and outputs alike, so each marks its storage written (core/internal.h:
+ * conservative; device memory is never kept by the CPU's weight cache anyway). */
+static void *view_data(const sp_tensor *t) {
+    sp_storage_touch(t->st);
+    return (void *)SP_DATA(t);
+}
 static spc_view V(const sp_tensor *t) {
     spc_view v;
     memset(&v, 0, sizeof v);
-    v.data = SP_DATA(t);
+    v.data = view_data(t);
     v.dtype = t->dtype;
     v.ndim = t->ndim;
     for (int i = 0; i < t->ndim; i++) { v.shape[i] = t->shape[i]; v.strides[i] = t->strides[i]; }
@@ -34,7 +40,7 @@ static spc_view V(const sp_tensor *t) {
 static spc_view Vb(const sp_tensor *t, const sp_tensor *out) {
     spc_view v;
     memset(&v, 0, sizeof v);
-    v.data = SP_DATA(t);
+    v.data = view_data(t);
     v.dtype = t->dtype;
     v.ndim = out->ndim;
     for (int i = 0; i < out->ndim; i++) {
