@@ -66,19 +66,13 @@ local function load_lib()
     .. " and the system path): run `make`, or set SPORE_LIB", 0)
 end
 
--- libgomp also reads its wait policy once, when it loads (with libspore). Its default spins
--- a bounded while (GOMP_SPINCOUNT, 300,000 turns, well under a millisecond) after each
--- parallel region and then sleeps, so back-to-back regions find their workers awake: oneDNN's
--- convolutions and the channels-last loops run one after another on that pool. Measured
--- (README, Benchmarks, stop 22; alternating rounds) against OMP_WAIT_POLICY=passive, which
--- these bindings set before: a ResNet50 training step at batch 8 faster in 5 rounds of 5
--- (median 1,357 against 1,595 ms under load), the batch-8 forward in 4 of 4; LeNet5 uses no
--- OpenMP region by default and is unaffected. With SPORE_NN_OMP=1 (the NCHW kernels' regions,
--- between pthread OpenBLAS calls) spinning workers would take the cores OpenBLAS's threads
--- need, so there they sleep at once (passive). A policy or spin count the user set wins.
+-- libgomp also reads its settings once, when it loads (with libspore): by default its
+-- workers spin (GOMP_SPINCOUNT) after every parallel region, on the core the next
+-- OpenBLAS call needs. With SPORE_NN_OMP=1 (the nn kernels' OpenMP regions; off by
+-- default, see lua/spore/init.lua) they should sleep at once instead: OMP_WAIT_POLICY=
+-- passive, unless the user chose a policy or a spin count.
 local function omp_passive()
   if os.getenv("OMP_WAIT_POLICY") ~= nil or os.getenv("GOMP_SPINCOUNT") ~= nil then return end
-  if (os.getenv("SPORE_NN_OMP") or ""):sub(1, 1) ~= "1" then return end
   pcall(ffi.cdef, "int setenv(const char *name, const char *value, int overwrite);")
   pcall(function() ffi.C.setenv("OMP_WAIT_POLICY", "passive", 0) end)
 end
