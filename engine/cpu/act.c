@@ -13,7 +13,7 @@ sp_status sp_cpu_relu_backward(sp_tensor *grad_x, const sp_tensor *grad_out, con
     const float *g = F32(grad_out), *a = F32(y);
     float *o = F32(grad_x);
     /* channels-last operands (all of them, engine/ops): on libgomp's pool as nn_par_cl says */
-    if (!(sp_tensor_is_contiguous(y) ? nn_par(n) : nn_par_cl(n))) { relu_bwd_f32(o, g, a, n); return SP_OK; }
+    if (!nn_par_for(y, n)) { relu_bwd_f32(o, g, a, n); return SP_OK; }
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; i++) {
         float m = a[i] > 0.0f ? 1.0f : 0.0f;

@@ -108,7 +108,7 @@ sp_status sp_cpu_binary(sp_tensor *out, const sp_tensor *a, const sp_tensor *b, 
         sp_tensor_numel(a) == n && sp_tensor_numel(b) == n && sp_cpu_same_dense(out, a, b)) {
         float *o = SP_DATA(out);
         const float *x = SP_DATA(a), *y = SP_DATA(b);
-        int par = sp_tensor_is_contiguous(out) ? nn_par(n) : nn_par_cl(n);
+        int par = nn_par_for(out, n);
         switch (op) {
         case SP_OP_ADD: add_f32(o, x, y, n, par); return SP_OK;
         case SP_OP_ADD_RELU: add_relu_f32(o, x, y, n, par); return SP_OK;
