@@ -87,8 +87,11 @@ int sp_cpu_dnnl_conv_backward(sp_status *st, sp_tensor *grad_x, sp_tensor *grad_
                               const sp_tensor *grad_out, const sp_tensor *x, const sp_tensor *w, int sh, int sw,
                               int pt, int pb, int pl, int pr, int dh, int dw, int groups, const char *op);
 
-/* conv_wino.c: Winograd F(4x4,3x3) forward for 3x3 stride-1 undilated ungrouped layers */
+/* conv_wino.c: Winograd F(4x4,3x3) forward for 3x3 stride-1 undilated ungrouped layers.
+ * sp_wino_off (a hidden test hook) turns it off, and oneDNN's Winograd (conv_dnnl.c) for the
+ * primitives made afterwards; sp_dnnl_wino_runs counts oneDNN Winograd executions (tests). */
 extern int sp_wino_off;
+extern long sp_dnnl_wino_runs;
 int sp_cpu_wino_applies(int64_t N, int64_t C, int64_t Co, int64_t Ho, int64_t Wo, int64_t kh, int64_t kw, int sh,
                         int sw, int dh, int dw, int groups);
 sp_status sp_cpu_wino_forward(float *O, const float *X, const float *Wt, const float *bias, int64_t N, int64_t C,

@@ -340,7 +340,9 @@ sp_status sp_cpu_bf16_set_kernel(int k);
  * Winograd, direct AVX-512 kernels, spore's bf16 GEMM), SP_CONV_ONEDNN (oneDNN's AVX-512/AMX
  * kernels, Debian's libdnnl, built with make DNNL=1: every convolution's forward, eval
  * fusion, bf16 forward and both gradients; NCHW operands are reordered in and out on every
- * call, channels-last ones are read and written in place) or SP_CONV_AUTO (the default:
+ * call, channels-last ones are read and written in place, except around the float32 3x3
+ * stride-1 layers with 64 or more 4x4 output tiles, which run oneDNN's Winograd F(4x4, 3x3)
+ * in blocked layouts) or SP_CONV_AUTO (the default:
  * oneDNN for the forwards and backwards with a channels-last operand, which spore.nn's
  * chains make, spore's kernels for the rest; measured the fastest on the 2-core reference machine,
  * README Benchmarks; spore's kernels only in a build without oneDNN). LeNet-sized float32

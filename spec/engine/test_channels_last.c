@@ -5,6 +5,9 @@
 #include "check.h"
 #include "cpu/reference.h"
 
+extern int sp_wino_off;        /* engine/cpu/conv_wino.c: test hook (hidden) */
+extern long sp_dnnl_wino_runs; /* engine/cpu/conv_dnnl.c: oneDNN Winograd executions (hidden) */
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -288,6 +291,71 @@ SUITE(cl_conv_auto) {
         CHECK(same_bits(a1, s1), "auto without oneDNN: spore's kernels");
     sp_tensor *all[] = {x, w, a0, s0, a1, s1};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sp_tensor_free(all[i]);
+    CHECK_OK(sp_cpu_conv_set_kernel(def));
+}
+
+/* oneDNN's Winograd F(4x4, 3x3) under auto, for channels-last 3x3 stride-1 layers with 64
+ * or more output tiles: the forward (with a bias), grad_x, and grad_w / grad_b added to what
+ * they held, against the double-precision reference within 3e-5 of the largest value (the
+ * bound spore's own Winograd is held to, spec/engine/test_nn.c); the Winograd primitive
+ * ran (sp_dnnl_wino_runs) where oneDNN has it for the shape, and with sp_wino_off the
+ * direct primitive runs the same calls within the same bound. Channels that are not a
+ * multiple of 16 and 32-tile layers take the direct kernels; they are checked alike. */
+static double rel_to_ref(const sp_tensor *got, const sp_tensor *ref) {
+    double big = 0, d = maxdiff_t(got, ref, &big);
+    return d / (big > 0 ? big : 1);
+}
+SUITE(cl_winograd) {
+    if (!sp_cpu_conv_kernel_available(SP_CONV_ONEDNN)) {
+        CHECK(1, "no oneDNN in this build: nothing to check");
+        return;
+    }
+    int def = sp_cpu_conv_kernel(), off0 = sp_wino_off;
+    CHECK_OK(sp_cpu_conv_set_kernel(SP_CONV_AUTO));
+    uint64_t rng = 5;
+    /* N C H W Co pad bias expect-Winograd */
+    int cases[][8] = {{4, 16, 16, 16, 32, 1, 1, 1}, {2, 32, 22, 22, 16, 1, 0, 1}, {4, 16, 18, 18, 16, 0, 1, 1},
+                      {3, 20, 17, 15, 24, 1, 1, 0}, {2, 16, 14, 14, 16, 1, 0, 0}};
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        int *q = cases[ci];
+        int64_t N = q[0], C = q[1], H = q[2], W = q[3], Co = q[4];
+        int p = q[5];
+        int64_t Ho = H + 2 * p - 2, Wo = W + 2 * p - 2;
+        sp_tensor *x = nchw(N, C, H, W, &rng, SP_DEVICE_CPU), *w = nchw(Co, C, 3, 3, &rng, SP_DEVICE_CPU);
+        sp_tensor *b = q[6] ? vec(Co, &rng, SP_DEVICE_CPU) : NULL, *gy = nchw(N, Co, Ho, Wo, &rng, SP_DEVICE_CPU);
+        sp_tensor *ref = nchw(N, Co, Ho, Wo, NULL, SP_DEVICE_CPU), *gxr = nchw(N, C, H, W, NULL, SP_DEVICE_CPU);
+        sp_tensor *gwr = nchw(Co, C, 3, 3, NULL, SP_DEVICE_CPU), *gbr = vec(Co, NULL, SP_DEVICE_CPU);
+        sp_fill(gwr, 0.5);
+        sp_fill(gbr, -0.25);
+        CHECK_OK(sp_ref_conv2d_forward(ref, x, w, b, 1, 1, p, p, p, p, 1, 1, 1));
+        CHECK_OK(sp_ref_conv2d_backward(gxr, gwr, gbr, gy, x, w, 1, 1, p, p, p, p, 1, 1, 1));
+        sp_tensor *xx = as_layout(x, 1), *gyl = as_layout(gy, 1);
+        for (int off = 0; off < 2; off++) {
+            sp_wino_off = off;
+            sp_tensor *oo = as_layout(ref, 1), *gxl = as_layout(gxr, 1), *gw = nchw(Co, C, 3, 3, NULL, SP_DEVICE_CPU);
+            sp_tensor *gb = vec(Co, NULL, SP_DEVICE_CPU);
+            sp_fill(oo, 12345.0);
+            sp_fill(gxl, 777.0);
+            sp_fill(gw, 0.5);
+            sp_fill(gb, -0.25);
+            long r0 = sp_dnnl_wino_runs;
+            CHECK_OK(sp_conv2d_forward(oo, xx, w, b, 1, 1, p, p, p, p, 1, 1, 1));
+            CHECK_OK(sp_conv2d_backward(gxl, gw, q[6] ? gb : NULL, gyl, xx, w, 1, 1, p, p, p, p, 1, 1, 1));
+            long runs = sp_dnnl_wino_runs - r0;
+            double ey = rel_to_ref(oo, ref), ex = rel_to_ref(gxl, gxr), ew = rel_to_ref(gw, gwr);
+            double eb = q[6] ? rel_to_ref(gb, gbr) : 0;
+            CHECK(ey < 3e-5 && ex < 3e-5 && ew < 3e-5 && eb < 3e-5,
+                  "case %zu wino_off %d: forward %g, grad_x %g, grad_w %g, grad_b %g of the largest", ci, off, ey, ex,
+                  ew, eb);
+            CHECK(runs == (off || !q[7] ? 0 : 3), "case %zu wino_off %d: %ld Winograd executions (forward, grad_w, grad_x)",
+                  ci, off, runs);
+            sp_tensor *f[] = {oo, gxl, gw, gb};
+            for (size_t i = 0; i < 4; i++) sp_tensor_free(f[i]);
+        }
+        sp_tensor *all[] = {x, w, b, gy, ref, gxr, gwr, gbr, xx, gyl};
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sp_tensor_free(all[i]);
+    }
+    sp_wino_off = off0;
     CHECK_OK(sp_cpu_conv_set_kernel(def));
 }
 
