@@ -23,6 +23,7 @@ static double maxdiff(const float *a, const double *b, int64_t n) {
 }
 
 extern int sp_wino_off; /* engine/cpu/conv_wino.c: test and benchmark hook (hidden) */
+extern long sp_dnnl_wino_runs; /* engine/cpu/conv_dnnl.c: oneDNN Winograd executions (hidden) */
 static double maxabs(const double *a, int64_t n) {
     double m = 0;
     for (int64_t i = 0; i < n; i++) m = fmax(m, fabs(a[i]));
@@ -216,10 +217,12 @@ typedef struct {
     int tid, kern, bad, p;
     sp_tensor *x, *w, *ga, *be, *mu, *va, *gy, *want_y, *want_gx, *want_gw;
 } conv_job;
-static int conv_job_geom(int tid, int *C, int *Co, int *k) {
-    /* threads 0 and 1 share a geometry, 2 and 3 have their own */
+static int conv_job_geom(int tid, int *C, int *Co, int *k, int *H, int *W) {
+    /* threads 0 and 1 share a geometry (3x3, 16 channels, 2x24x24: 72 output tiles of 4x4,
+     * whose backward runs oneDNN's Winograd under the onednn kernel), 2 and 3 have their own */
     int g = tid < 2 ? 0 : tid - 1;
-    *C = 8 + 4 * g; *Co = 16 + 8 * g; *k = g == 2 ? 1 : 3;
+    *C = g == 0 ? 16 : 8 + 4 * g; *Co = 16 + 8 * g; *k = g == 2 ? 1 : 3;
+    *H = g == 0 ? 24 : 12; *W = g == 0 ? 24 : 11;
     return g;
 }
 static void conv_job_run(conv_job *j, sp_tensor *y, sp_tensor *gx, sp_tensor *gw) {
@@ -252,25 +255,29 @@ SUITE(nn_conv_threads) {
         if (!sp_cpu_conv_kernel_available(k)) continue;
         CHECK_OK(sp_cpu_conv_set_kernel(k));
         conv_job jobs[4];
+        long wino0 = sp_dnnl_wino_runs;
         for (int t = 0; t < 4; t++) {
-            int C, Co, kk;
-            conv_job_geom(t, &C, &Co, &kk);
+            int C, Co, kk, H, W;
+            conv_job_geom(t, &C, &Co, &kk, &H, &W);
             conv_job *j = &jobs[t];
             memset(j, 0, sizeof *j);
             j->tid = t; j->kern = k; j->p = kk / 2;
             uint64_t r = t < 2 ? 1234 : 1234 + (uint64_t)t; /* threads 0 and 1: the same data too */
-            j->x = mk(4, 2, C, 12, 11, &r); j->w = mk(4, Co, C, kk, kk, &r);
+            j->x = mk(4, 2, C, H, W, &r); j->w = mk(4, Co, C, kk, kk, &r);
             j->ga = mk(1, Co, 0, 0, 0, &r); j->be = mk(1, Co, 0, 0, 0, &r); j->mu = mk(1, Co, 0, 0, 0, &r);
             j->va = mk(1, Co, 0, 0, 0, &r);
             for (int64_t o = 0; o < Co; o++) D(j->va)[o] = fabsf(D(j->va)[o]) + 0.1f;
-            j->gy = mk(4, 2, Co, 12, 11, &r);
-            j->want_y = mk(4, 2, Co, 12, 11, NULL); j->want_gx = mk(4, 2, C, 12, 11, NULL);
+            j->gy = mk(4, 2, Co, H, W, &r);
+            j->want_y = mk(4, 2, Co, H, W, NULL); j->want_gx = mk(4, 2, C, H, W, NULL);
             j->want_gw = mk(4, Co, C, kk, kk, NULL);
             conv_job_run(j, j->want_y, j->want_gx, j->want_gw); /* the one-thread answer */
         }
         pthread_t th[4];
         for (int t = 0; t < 4; t++) CHECK(pthread_create(&th[t], NULL, conv_job_thread, &jobs[t]) == 0, "thread %d", t);
         for (int t = 0; t < 4; t++) pthread_join(th[t], NULL);
+        if (k == SP_CONV_ONEDNN)
+            CHECK(sp_dnnl_wino_runs - wino0 >= 2 * 21 * 2, "onednn: threads 0 and 1 ran the backward as Winograd (%ld runs)",
+                  sp_dnnl_wino_runs - wino0);
         for (int t = 0; t < 4; t++) {
             CHECK(jobs[t].bad == 0, "kernel %d thread %d: %d of 20 concurrent runs differ from the one-thread run", k,
                   t, jobs[t].bad);
