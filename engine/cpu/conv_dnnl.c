@@ -182,12 +182,8 @@ static int fwd_desc(dnnl_convolution_desc_t *cd, const conv_geom *c, int bias, d
                     int cl, int wino) {
     dnnl_memory_desc_t s, w, d, b;
     plain_mds(c, &s, &w, &d, &b, dnnl_format_tag_any);
-    if (wino) { /* the primitive's own (blocked) layouts for everything */
-        dnnl_dims_t st = {c->sh, c->sw}, pl = {c->pt, c->pl}, pr = {c->pb_, c->pr_};
-        return DN(dnnl_convolution_forward_desc_init(cd, prop, dnnl_convolution_winograd, &s, &w, bias ? &b : NULL, &d,
-                                                     st, pl, pr));
-    }
-    if (cl) { /* activations in NHWC, the weights in the primitive's own layout */
+    if (cl && !wino) { /* activations in NHWC, the weights in the primitive's own layout (Winograd: all
+                        * operands in its own, blocked, layouts) */
         dnnl_dims_t sd = {c->N, c->C, c->H, c->W}, dd = {c->N, c->Co, c->Ho, c->Wo};
         dnnl_memory_desc_init_by_tag(&s, 4, sd, dnnl_f32, dnnl_nhwc);
         dnnl_memory_desc_init_by_tag(&d, 4, dd, dnnl_f32, dnnl_nhwc);
@@ -197,8 +193,9 @@ static int fwd_desc(dnnl_convolution_desc_t *cd, const conv_geom *c, int bias, d
         w.data_type = dnnl_bf16;
     }
     dnnl_dims_t st = {c->sh, c->sw}, dil = {c->dh - 1, c->dw - 1}, pl = {c->pt, c->pl}, pr = {c->pb_, c->pr_};
-    return DN(dnnl_dilated_convolution_forward_desc_init(cd, prop, dnnl_convolution_direct, &s, &w, bias ? &b : NULL,
-                                                         &d, st, dil, pl, pr));
+    return DN(dnnl_dilated_convolution_forward_desc_init(cd, prop,
+                                                         wino ? dnnl_convolution_winograd : dnnl_convolution_direct,
+                                                         &s, &w, bias ? &b : NULL, &d, st, dil, pl, pr));
 }
 
 /* make the entry for (kind, geometry, flags), with Winograd when wino; NULL only when out of
