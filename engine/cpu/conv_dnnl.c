@@ -32,6 +32,8 @@ static int conv_kernel_sel = SP_CONV_AUTO;
 static int conv_kernel_sel = SP_CONV_SPORE;
 #endif
 long sp_dnnl_wino_runs; /* nn_common.h */
+int sp_gemm1x1_off;
+long sp_dnnl_gemm_runs;
 
 #ifdef SP_HAVE_DNNL
 #include <dnnl.h>
@@ -176,6 +178,26 @@ static int wino_wanted(const conv_geom *c, int flags) {
     if (c->kh != 3 || c->kw != 3 || c->sh != 1 || c->sw != 1 || c->dh != 1 || c->dw != 1 || c->g != 1) return 0;
     if (c->C < 16 || c->Co < 16) return 0;
     return c->N * ((c->Ho + 3) / 4) * ((c->Wo + 3) / 4) >= WINO_TILES;
+}
+
+/* A 1x1, stride-1, unpadded, ungrouped float32 layer on channels-last operands is a GEMM on
+ * its [N·H·W, C] rows, in place: grad_x = grad_out·w (overwritten) and grad_w += grad_outᵀ·x
+ * straight into the OIHW gradient, and the forward y = x·wᵀ where the layer widens (Co >= 4C).
+ * oneDNN's own sgemm runs them, with no weight reorder in and no reorder-with-sum of the
+ * weight gradient out. Measured per layer inside ResNet50 training steps (alternating steps;
+ * README, stop 24): the backward of the stride-1 1x1 layers 348 -> 296 ms a step at batch 8,
+ * 163 -> 135 at batch 2, 89 -> 72 at batch 1, every layer faster; the forward faster only
+ * for the widening layers (the narrowing ones lose up to 40 % at batch 1 and stay on the
+ * convolution primitive). Not for the fused eval epilogue, bias, or bfloat16.
+ * sp_gemm1x1_off (a hidden test hook) turns it off; sp_dnnl_gemm_runs counts the GEMMs. */
+static int gemm1x1(const conv_geom *c) {
+    if (sp_gemm1x1_off || c->kh != 1 || c->kw != 1 || c->sh != 1 || c->sw != 1 || c->g != 1) return 0;
+    return !c->pt && !c->pb_ && !c->pl && !c->pr_;
+}
+static int sgemm(char ta, char tb, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b,
+                 int64_t ldb, float beta, float *cm, int64_t ldc) {
+    __atomic_add_fetch(&sp_dnnl_gemm_runs, 1, __ATOMIC_RELAXED);
+    return dnnl_sgemm(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, beta, cm, ldc) == dnnl_success;
 }
 
 static int fwd_desc(dnnl_convolution_desc_t *cd, const conv_geom *c, int bias, dnnl_prop_kind_t prop, int bf16,
@@ -491,6 +513,12 @@ int sp_cpu_dnnl_conv_forward(sp_status *st, sp_tensor *out, const sp_tensor *x, 
     if (sel == SP_CONV_AUTO && (!cl || !dn_available())) return 0;
     conv_geom c;
     conv_geom_of(&c, x, w, sh, sw, pt, pb, pl, pr, dh, dw, groups);
+    if (!bias && !gamma && !residual && !relu && !bf16 && gemm1x1(&c) && c.Co >= 4 * c.C && sp_tensor_is_channels_last(x) &&
+        sp_tensor_is_channels_last(out) && sp_tensor_is_contiguous(w)) {
+        int ok = sgemm('N', 'T', c.N * c.H * c.W, c.Co, c.C, F32(x), c.C, F32(w), c.C, 0.0f, F32(out), c.Co);
+        *st = ok ? SP_OK : sp_error(SP_EINVAL, "%s: oneDNN's sgemm failed", op);
+        return 1;
+    }
     int flags = (bias ? HAS_BIAS : 0) | (gamma ? EPI_BN : 0) | (residual ? EPI_RES : 0) | (relu ? EPI_RELU : 0) |
                 (bf16 ? BF16 : 0) | cl;
     dn_entry *tmp, *e = entry_get(DN_FWD, &c, flags, &tmp);
@@ -602,6 +630,16 @@ int sp_cpu_dnnl_conv_backward(sp_status *st, sp_tensor *grad_x, sp_tensor *grad_
     if (sel == SP_CONV_AUTO && (!cl || !dn_available())) return 0;
     conv_geom c;
     conv_geom_of(&c, x, w, sh, sw, pt, pb, pl, pr, dh, dw, groups);
+    if (!grad_b && gemm1x1(&c) && sp_tensor_is_channels_last(x) && sp_tensor_is_channels_last(grad_out) &&
+        (!grad_x || sp_tensor_is_channels_last(grad_x)) && sp_tensor_is_contiguous(w) &&
+        (!grad_w || sp_tensor_is_contiguous(grad_w))) {
+        int64_t m = c.N * c.H * c.W;
+        int ok = 1;
+        if (grad_w) ok = sgemm('T', 'N', c.Co, c.C, m, F32(grad_out), c.Co, F32(x), c.C, 1.0f, F32(grad_w), c.C);
+        if (ok && grad_x) ok = sgemm('N', 'N', m, c.C, c.Co, F32(grad_out), c.Co, F32(w), c.C, 0.0f, F32(grad_x), c.C);
+        *st = ok ? SP_OK : sp_error(SP_EINVAL, "%s: oneDNN's sgemm failed", op);
+        return 1;
+    }
     dn_entry *td = NULL, *tw = NULL, *ed = NULL, *ew = NULL;
     if (grad_x) {
         ed = entry_get(DN_BWD_DATA, &c, cl & (CL_OUT | CL_GX), &td);

@@ -92,6 +92,10 @@ int sp_cpu_dnnl_conv_backward(sp_status *st, sp_tensor *grad_x, sp_tensor *grad_
  * primitives made afterwards; sp_dnnl_wino_runs counts oneDNN Winograd executions (tests). */
 extern int sp_wino_off;
 extern long sp_dnnl_wino_runs;
+/* conv_dnnl.c: 1x1 stride-1 channels-last layers as oneDNN sgemm calls; sp_gemm1x1_off (a
+ * hidden test hook) turns that off, sp_dnnl_gemm_runs counts the sgemm calls (tests). */
+extern int sp_gemm1x1_off;
+extern long sp_dnnl_gemm_runs;
 int sp_cpu_wino_applies(int64_t N, int64_t C, int64_t Co, int64_t Ho, int64_t Wo, int64_t kh, int64_t kw, int sh,
                         int sw, int dh, int dw, int groups);
 sp_status sp_cpu_wino_forward(float *O, const float *X, const float *Wt, const float *bias, int64_t N, int64_t C,

@@ -7,6 +7,8 @@
 
 extern int sp_wino_off;        /* engine/cpu/conv_wino.c: test hook (hidden) */
 extern long sp_dnnl_wino_runs; /* engine/cpu/conv_dnnl.c: oneDNN Winograd executions (hidden) */
+extern int sp_gemm1x1_off;     /* engine/cpu/conv_dnnl.c: test hook (hidden) */
+extern long sp_dnnl_gemm_runs; /* engine/cpu/conv_dnnl.c: 1x1 layers' sgemm calls (hidden) */
 
 #include <math.h>
 #include <stdlib.h>
@@ -356,6 +358,78 @@ SUITE(cl_winograd) {
         for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sp_tensor_free(all[i]);
     }
     sp_wino_off = off0;
+    CHECK_OK(sp_cpu_conv_set_kernel(def));
+}
+
+/* 1x1 stride-1 layers on channels-last operands as oneDNN sgemm calls (conv_dnnl.c): the
+ * forward of a widening layer (Co >= 4C), grad_x (overwritten: it starts as NaN) and grad_w
+ * (added to what it held) against the double-precision reference within 3e-5 of the largest
+ * value, under auto and onednn, with the count of GEMMs each call made; with sp_gemm1x1_off,
+ * with a bias, padding, a stride or an NCHW operand the convolution primitives run the same
+ * calls (no GEMM) within the same bound; spore's own kernels make none. */
+SUITE(cl_gemm1x1) {
+    if (!sp_cpu_conv_kernel_available(SP_CONV_ONEDNN)) {
+        CHECK(1, "no oneDNN in this build: nothing to check");
+        return;
+    }
+    int def = sp_cpu_conv_kernel(), off0 = sp_gemm1x1_off;
+    uint64_t rng = 9;
+    /* N C H W Co stride pad bias grad_x grad_w gout-NCHW; then the GEMMs expected: forward, backward */
+    int cases[][13] = {
+        {2, 40, 7, 9, 160, 1, 0, 0, 1, 1, 0, 1, 2}, /* widening: all three */
+        {3, 48, 5, 6, 12, 1, 0, 0, 1, 1, 0, 0, 2},  /* narrowing: the forward stays a primitive */
+        {1, 8, 3, 3, 32, 1, 0, 0, 0, 1, 0, 1, 1},   /* grad_w only */
+        {2, 24, 4, 5, 24, 1, 0, 0, 1, 0, 0, 0, 1},  /* grad_x only */
+        {2, 16, 6, 6, 64, 1, 0, 1, 1, 1, 0, 0, 0},  /* a bias (and its gradient): primitives */
+        {2, 16, 6, 6, 64, 1, 1, 0, 1, 1, 0, 0, 0},  /* padded */
+        {2, 16, 8, 8, 64, 2, 0, 0, 1, 1, 0, 0, 0},  /* strided */
+        {2, 16, 6, 7, 64, 1, 0, 0, 1, 1, 1, 1, 0}}; /* grad_out NCHW: the backward's primitive */
+    for (int kern = SP_CONV_SPORE; kern <= SP_CONV_AUTO; kern++) {
+        CHECK_OK(sp_cpu_conv_set_kernel(kern));
+        for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+            int *q = cases[ci];
+            int64_t N = q[0], C = q[1], H = q[2], W = q[3], Co = q[4];
+            int s = q[5], p = q[6];
+            int64_t Ho = (H + 2 * p - 1) / s + 1, Wo = (W + 2 * p - 1) / s + 1;
+            sp_tensor *x = nchw(N, C, H, W, &rng, SP_DEVICE_CPU), *w = nchw(Co, C, 1, 1, &rng, SP_DEVICE_CPU);
+            sp_tensor *b = q[7] ? vec(Co, &rng, SP_DEVICE_CPU) : NULL, *gy = nchw(N, Co, Ho, Wo, &rng, SP_DEVICE_CPU);
+            sp_tensor *ref = nchw(N, Co, Ho, Wo, NULL, SP_DEVICE_CPU), *gxr = nchw(N, C, H, W, NULL, SP_DEVICE_CPU);
+            sp_tensor *gwr = nchw(Co, C, 1, 1, NULL, SP_DEVICE_CPU), *gbr = vec(Co, NULL, SP_DEVICE_CPU);
+            sp_fill(gwr, 0.5);
+            sp_fill(gbr, -0.25);
+            CHECK_OK(sp_ref_conv2d_forward(ref, x, w, b, s, s, p, p, p, p, 1, 1, 1));
+            CHECK_OK(sp_ref_conv2d_backward(gxr, gwr, gbr, gy, x, w, s, s, p, p, p, p, 1, 1, 1));
+            sp_tensor *xx = as_layout(x, 1), *gyl = as_layout(gy, !q[10]);
+            for (int off = 0; off < 2; off++) {
+                sp_gemm1x1_off = off;
+                sp_tensor *oo = as_layout(ref, 1), *gxl = as_layout(gxr, 1), *gw = nchw(Co, C, 1, 1, NULL, SP_DEVICE_CPU);
+                sp_tensor *gb = vec(Co, NULL, SP_DEVICE_CPU);
+                sp_fill(oo, NAN);
+                sp_fill(gxl, NAN);
+                sp_fill(gw, 0.5);
+                sp_fill(gb, -0.25);
+                long r0 = sp_dnnl_gemm_runs;
+                CHECK_OK(sp_conv2d_forward(oo, xx, w, b, s, s, p, p, p, p, 1, 1, 1));
+                long r1 = sp_dnnl_gemm_runs;
+                CHECK_OK(sp_conv2d_backward(q[8] ? gxl : NULL, q[9] ? gw : NULL, q[7] ? gb : NULL, gyl, xx, w, s, s, p,
+                                            p, p, p, 1, 1, 1));
+                long fr = r1 - r0, br = sp_dnnl_gemm_runs - r1;
+                double ey = rel_to_ref(oo, ref), ex = q[8] ? rel_to_ref(gxl, gxr) : 0, ew = q[9] ? rel_to_ref(gw, gwr) : 0;
+                double eb = q[7] ? rel_to_ref(gb, gbr) : 0;
+                CHECK(ey < 3e-5 && ex < 3e-5 && ew < 3e-5 && eb < 3e-5,
+                      "kernel %d case %zu gemm_off %d: forward %g, grad_x %g, grad_w %g, grad_b %g of the largest", kern,
+                      ci, off, ey, ex, ew, eb);
+                int on = !off && kern != SP_CONV_SPORE;
+                CHECK(fr == (on ? q[11] : 0) && br == (on ? q[12] : 0),
+                      "kernel %d case %zu gemm_off %d: %ld forward and %ld backward GEMMs", kern, ci, off, fr, br);
+                sp_tensor *f[] = {oo, gxl, gw, gb};
+                for (size_t i = 0; i < 4; i++) sp_tensor_free(f[i]);
+            }
+            sp_tensor *all[] = {x, w, b, gy, ref, gxr, gwr, gbr, xx, gyl};
+            for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sp_tensor_free(all[i]);
+        }
+    }
+    sp_gemm1x1_off = off0;
     CHECK_OK(sp_cpu_conv_set_kernel(def));
 }
 
