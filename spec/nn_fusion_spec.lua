@@ -292,6 +292,7 @@ describe("training fusion: BatchNorm (+ residual) (+ ReLU) and its backward thro
         local x = spore.randn({ 4, 3, 32, 32 }):to(net:device())
         local y = spore.tensor({ 1, 7, 3, 0 }, "int32"):to(net:device())
         local ls = {}
+        local j0 = chain.masked_joins
         for s = 1, 2 do
           set_nofuse(net, nofuse)
           net:zero_grad()
@@ -308,12 +309,16 @@ describe("training fusion: BatchNorm (+ residual) (+ ReLU) and its backward thro
           for _, e in ipairs(m._modules) do count(e[2]) end
         end
         count(net)
-        return ls, net, marks
+        return ls, net, marks, chain.masked_joins - j0
       end
-      local l1, n1, marks = steps(nil)
-      local l2, n2, none = steps(true)
+      local l1, n1, marks, joins = steps(nil)
+      local l2, n2, none, nojoins = steps(true)
       assert.is_true(marks > 5, "the fused path ran")
       assert.equal(0, none)
+      -- the ReLU mask of a block's output applied in the next block's join gradient: at every
+      -- block boundary, inside the layers and across them (2 x 7 for resnet18, 2 x 15 for resnet50)
+      assert.equal(name == "resnet18" and 14 or 30, joins)
+      assert.equal(0, nojoins)
       assert.same(l2, l1)
       local p1, p2 = n1:parameters(), n2:parameters()
       for i = 1, #p1 do
@@ -322,4 +327,50 @@ describe("training fusion: BatchNorm (+ residual) (+ ReLU) and its backward thro
       end
     end)
   end
+
+  it("resnet50 on channels-last (auto): the block-to-block ReLU masks change no bit, and an instance's own backward opts out", function()
+    local Block = require("spore.models.residual_block")
+    local function steps(masks, override)
+      spore.manual_seed(29)
+      local net = spore.models.resnet50 { class_num = 10 }
+      net:train()
+      if override then -- the second block of layer2 with a backward of its own (the same math)
+        local b = net.layer2["1"]
+        b.backward = function(self, x, g, need) return Block.backward(self, x, g, need) end
+      end
+      local opt = spore.optim.Momentum(net:trainable_params(), 0.05, 0.9)
+      local loss = spore.nn.SoftmaxCrossEntropyWithLogits { sparse = true, reduction = "mean" }
+      local x = spore.randn({ 2, 3, 32, 32 })
+      local y = spore.tensor({ 1, 7 }, "int32")
+      local saved = chain.MASK
+      if not masks then chain.MASK = {} end
+      local j0 = chain.masked_joins
+      local ok, err = pcall(function()
+        for _ = 1, 2 do
+          net:zero_grad()
+          loss:forward(net(x), y)
+          net:backward(x, loss:backward(), false)
+          opt:step()
+        end
+      end)
+      chain.MASK = saved
+      assert(ok, err)
+      return net, chain.masked_joins - j0
+    end
+    local k0 = spore.config().conv_kernel
+    spore.config { conv_kernel = "auto" }
+    local n1, j1 = steps(true)
+    local n2, j2 = steps(false)
+    local n3, j3 = steps(true, true)
+    spore.config { conv_kernel = k0 }
+    assert.equal(30, j1); assert.equal(0, j2)
+    assert.equal(26, j3, "no mask into or out of the overridden block")
+    for _, n in ipairs({ n1, n3 }) do
+      local p1, p2 = n:parameters(), n2:parameters()
+      for i = 1, #p1 do
+        local ok, at = bits_equal(p1[i].data, p2[i].data)
+        assert.is_true(ok, p1[i].name .. " differs at " .. tostring(at))
+      end
+    end
+  end)
 end)

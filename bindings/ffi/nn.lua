@@ -79,6 +79,7 @@ function M.batchnorm_backward(gx, ggamma, gbeta, gout, x, gamma, smean, sinv, tr
 end
 function M.relu_forward(out, x) check(C.sp_unary(H(out), H(x), C.SP_UN_RELU), "ReLU") end
 function M.relu_backward(gx, gout, y) check(C.sp_relu_backward(H(gx), H(gout), H(y)), "ReLU backward") end
+function M.add_relu_backward(gx, a, b, y) check(C.sp_add_relu_backward(H(gx), H(a), H(b), H(y)), "add + ReLU backward") end
 function M.dropout_forward(out, mask, x, p)
   check(C.sp_dropout_forward(H(out), H(mask), H(x), p, T.rng_state()), "Dropout")
 end

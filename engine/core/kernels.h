@@ -73,6 +73,8 @@ typedef struct sp_kernels {
                                     const sp_tensor *grad_out, const sp_tensor *x, const sp_tensor *gamma,
                                     const sp_tensor *save_mean, const sp_tensor *save_invstd, int training);
     sp_status (*relu_backward)(sp_tensor *grad_x, const sp_tensor *grad_out, const sp_tensor *y);
+    /* optional: NULL runs sp_binary then relu_backward */
+    sp_status (*add_relu_backward)(sp_tensor *grad_x, const sp_tensor *a, const sp_tensor *b, const sp_tensor *y);
     sp_status (*dropout_forward)(sp_tensor *out, sp_tensor *mask, const sp_tensor *x, double p, uint64_t *state);
     sp_status (*maxpool2d_forward)(sp_tensor *out, sp_tensor *argmax, const sp_tensor *x, int kh, int kw,
                                    int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left,

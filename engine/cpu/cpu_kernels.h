@@ -42,6 +42,7 @@ sp_status sp_cpu_dense_backward_bf16(sp_tensor *grad_x, sp_tensor *grad_w, sp_te
 sp_status sp_cpu_batchnorm_forward(sp_tensor *out, sp_tensor *save_mean, sp_tensor *save_invstd, const sp_tensor *x, const sp_tensor *gamma, const sp_tensor *beta, sp_tensor *moving_mean, sp_tensor *moving_var, int training, int update, double momentum, double eps);
 sp_status sp_cpu_batchnorm_backward(sp_tensor *grad_x, sp_tensor *grad_gamma, sp_tensor *grad_beta, const sp_tensor *grad_out, const sp_tensor *x, const sp_tensor *gamma, const sp_tensor *save_mean, const sp_tensor *save_invstd, int training);
 sp_status sp_cpu_relu_backward(sp_tensor *grad_x, const sp_tensor *grad_out, const sp_tensor *y);
+sp_status sp_cpu_add_relu_backward(sp_tensor *grad_x, const sp_tensor *a, const sp_tensor *b, const sp_tensor *y);
 sp_status sp_cpu_dropout_forward(sp_tensor *out, sp_tensor *mask, const sp_tensor *x, double p, uint64_t *state);
 sp_status sp_cpu_maxpool2d_forward(sp_tensor *out, sp_tensor *argmax, const sp_tensor *x, int kh, int kw, int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right);
 sp_status sp_cpu_maxpool2d_backward(sp_tensor *grad_x, const sp_tensor *grad_out, const sp_tensor *argmax);

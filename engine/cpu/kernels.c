@@ -28,6 +28,7 @@ const sp_kernels sp_cpu_kernels = {
     .batchnorm_forward = sp_cpu_batchnorm_forward,
     .batchnorm_backward = sp_cpu_batchnorm_backward,
     .relu_backward = sp_cpu_relu_backward,
+    .add_relu_backward = sp_cpu_add_relu_backward,
     .dropout_forward = sp_cpu_dropout_forward,
     .maxpool2d_forward = sp_cpu_maxpool2d_forward,
     .maxpool2d_backward = sp_cpu_maxpool2d_backward,

@@ -404,6 +404,11 @@ int sp_batchnorm_act_fusable(const sp_tensor *x);
 /* ReLU backward: grad_x = grad_out * (y > 0) with y the forward output (forward: sp_unary
  * SP_UN_RELU). */
 sp_status sp_relu_backward(sp_tensor *grad_x, const sp_tensor *grad_out, const sp_tensor *y);
+/* A residual join's two gradient parts through the ReLU before it: grad_x = (a + b) * (y > 0)
+ * with y that ReLU's output, in one pass; bit for bit sp_binary SP_OP_ADD then
+ * sp_relu_backward (what it does on devices without the fused kernel, and where the
+ * operands' layouts differ). */
+sp_status sp_add_relu_backward(sp_tensor *grad_x, const sp_tensor *a, const sp_tensor *b, const sp_tensor *y);
 /* Dropout: mask[i] = 0 with probability p else 1/(1-p); out = x * mask. */
 sp_status sp_dropout_forward(sp_tensor *out, sp_tensor *mask, const sp_tensor *x, double p, uint64_t *state);
 

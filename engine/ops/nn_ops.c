@@ -391,6 +391,25 @@ sp_status sp_relu_backward(sp_tensor *grad_x, const sp_tensor *grad_out, const s
     return OP_CALL(y, relu_backward, grad_x, grad_out, y);
 }
 
+sp_status sp_add_relu_backward(sp_tensor *grad_x, const sp_tensor *a, const sp_tensor *b, const sp_tensor *y) {
+    const char *op = "add_relu_backward";
+    if (!grad_x || !a || !b || !y) return sp_error(SP_EINVAL, "%s: grad_x, a, b and y must all be given", op);
+    /* 4-D: contiguous or channels-last; any other rank: contiguous */
+    const sp_tensor *ts[4] = {grad_x, a, b, y};
+    const char *nm[4] = {"grad_x", "a", "b", "y"};
+    for (int i = 0; i < 4; i++) OP_TRY(ts[i]->ndim == 4 ? op_f32_cl(ts[i], op, nm[i]) : op_f32(ts[i], -1, op, nm[i]));
+    OP_TRY(op_numel(a, sp_tensor_numel(grad_x), op, "a"));
+    OP_TRY(op_numel(b, sp_tensor_numel(grad_x), op, "b"));
+    OP_TRY(op_numel(y, sp_tensor_numel(grad_x), op, "y"));
+    OP_SAME_DEVICE(op, T(grad_x), T(a), T(b), T(y));
+    /* one element order (all contiguous, or all channels-last of one shape): the fused kernel */
+    int flat = !SP_CL_ANY(grad_x, a, b, y) ||
+               (SP_CL_BOTH(grad_x, a, b, y) && same_shape4(a, grad_x) && same_shape4(b, grad_x) && same_shape4(y, grad_x));
+    if (flat && SP_K(y)->add_relu_backward) return OP_CALL(y, add_relu_backward, grad_x, a, b, y);
+    sp_status st = sp_binary(grad_x, a, b, SP_OP_ADD);
+    return st ? st : sp_relu_backward(grad_x, grad_x, y);
+}
+
 sp_status sp_dropout_forward(sp_tensor *out, sp_tensor *mask, const sp_tensor *x, double p, uint64_t *state) {
     OP_TRY(same_numel("dropout_forward", out, "out", x, "x"));
     OP_TRY(same_numel("dropout_forward", out, "out", mask, "mask"));

@@ -361,6 +361,74 @@ SUITE(cl_winograd) {
     CHECK_OK(sp_cpu_conv_set_kernel(def));
 }
 
+/* sp_add_relu_backward: grad_x = (a + b) * (y > 0), against a naive loop on the values read
+ * back (the float sum, then the 0/1 mask: NaN and infinities through, -0 as the product
+ * gives) bit for bit, in every layout mix (one order: the fused kernel; mixed: the add and
+ * relu_backward), in place, on a 2-D tensor, on the CPU and sim; bad arguments refused by name */
+SUITE(cl_add_relu_backward) {
+    uint64_t rng = 41;
+    int64_t shapes[][4] = {{2, 5, 7, 9}, {2, 64, 96, 96}}; /* the second over SP_NN_PAR_MIN: threaded */
+    for (int dev = 0; dev <= SP_DEVICE_SIM; dev += SP_DEVICE_SIM)
+        for (int si = 0; si < 2; si++) {
+            int64_t *q = shapes[si];
+            sp_tensor *a = nchw(q[0], q[1], q[2], q[3], &rng, dev), *b = nchw(q[0], q[1], q[2], q[3], &rng, dev);
+            sp_tensor *y = nchw(q[0], q[1], q[2], q[3], &rng, dev);
+            int64_t n = sp_tensor_numel(a);
+            float *va = values(a), *vb = values(b), *vy = values(y);
+            va[3] = NAN, va[4] = INFINITY, vb[4] = -INFINITY, va[5] = INFINITY, vy[5] = -1, vy[6] = 0, vy[7] = -0.0f;
+            vy[3] = 1, vy[4] = 1;
+            sp_tensor_write(a, va, sizeof(float) * (size_t)n);
+            sp_tensor_write(b, vb, sizeof(float) * (size_t)n);
+            sp_tensor_write(y, vy, sizeof(float) * (size_t)n);
+            float *want = malloc(sizeof(float) * (size_t)n);
+            for (int64_t i = 0; i < n; i++) {
+                float sum = va[i] + vb[i];
+                want[i] = sum * (vy[i] > 0.0f ? 1.0f : 0.0f);
+            }
+            for (int lay = 0; lay < 16; lay++) {
+                sp_tensor *al = as_layout(a, lay & 1), *bl = as_layout(b, (lay >> 1) & 1);
+                sp_tensor *yl = as_layout(y, (lay >> 2) & 1), *gl = as_layout(y, lay >> 3);
+                sp_fill(gl, 777.0);
+                CHECK_OK(sp_add_relu_backward(gl, al, bl, yl));
+                float *got = values(gl);
+                CHECK(!memcmp(got, want, sizeof(float) * (size_t)n), "dev %d shape %d layout a%d b%d y%d gx%d: bits",
+                      dev, si, lay & 1, (lay >> 1) & 1, (lay >> 2) & 1, lay >> 3);
+                free(got);
+                if (lay == 0 || lay == 15) { /* in place: grad_x is a */
+                    CHECK_OK(sp_add_relu_backward(al, al, bl, yl));
+                    got = values(al);
+                    CHECK(!memcmp(got, want, sizeof(float) * (size_t)n), "dev %d shape %d layout %d in place", dev, si,
+                          lay);
+                    free(got);
+                }
+                sp_tensor_free(al); sp_tensor_free(bl); sp_tensor_free(yl); sp_tensor_free(gl);
+            }
+            free(va); free(vb); free(vy); free(want);
+            sp_tensor_free(a); sp_tensor_free(b); sp_tensor_free(y);
+        }
+    /* any rank (contiguous); refusals */
+    int64_t s2[2] = {3, 4}, s3[2] = {4, 4};
+    sp_tensor *a = NULL, *b = NULL, *y = NULL, *g = NULL, *bad = NULL, *iy = NULL;
+    sp_tensor_new(&a, SP_FLOAT32, 2, s2); sp_tensor_new(&b, SP_FLOAT32, 2, s2);
+    sp_tensor_new(&y, SP_FLOAT32, 2, s2); sp_tensor_new(&g, SP_FLOAT32, 2, s2);
+    sp_tensor_new(&bad, SP_FLOAT32, 2, s3); sp_tensor_new(&iy, SP_INT32, 2, s2);
+    sp_rand_uniform(a, -1, 1, &rng); sp_rand_uniform(b, -1, 1, &rng); sp_rand_uniform(y, -1, 1, &rng);
+    CHECK_OK(sp_add_relu_backward(g, a, b, y));
+    const float *pa = sp_tensor_data(a), *pb = sp_tensor_data(b), *py = sp_tensor_data(y), *pg = sp_tensor_data(g);
+    int ok = 1;
+    for (int i = 0; i < 12; i++) ok &= pg[i] == (py[i] > 0 ? pa[i] + pb[i] : (pa[i] + pb[i]) * 0.0f);
+    CHECK(ok, "2-D: the naive values");
+    CHECK(sp_add_relu_backward(g, a, bad, y) == SP_EINVAL && strstr(sp_last_error(), "add_relu_backward") &&
+              strstr(sp_last_error(), "b has 16 elements"),
+          "a size mismatch names b: %s", sp_last_error());
+    CHECK(sp_add_relu_backward(g, a, b, iy) == SP_EINVAL && strstr(sp_last_error(), "y must be float32"),
+          "an int32 y is refused by name: %s", sp_last_error());
+    CHECK(sp_add_relu_backward(g, NULL, b, y) == SP_EINVAL && strstr(sp_last_error(), "add_relu_backward"),
+          "NULL refused: %s", sp_last_error());
+    sp_tensor *all[] = {a, b, y, g, bad, iy};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sp_tensor_free(all[i]);
+}
+
 /* 1x1 stride-1 layers on channels-last operands as oneDNN sgemm calls (conv_dnnl.c): the
  * forward of a widening layer (Co >= 4C), grad_x (overwritten: it starts as NaN) and grad_w
  * (added to what it held) against the double-precision reference within 3e-5 of the largest

@@ -54,19 +54,35 @@ function Block:forward(x, cl_out)
   K.add(out, c, id, true)
   return out
 end
-function Block:backward(x, g, need_input_grad)
-  local gs = self:buffer("grad_sum", g:shape(), nil, self.output:device(), base.channels_last(self.output))
-  K.relu_backward(gs, g, self.output)
+function Block:backward(x, g, need_input_grad) return (self:_backward_mask(x, g, need_input_grad)) end
+-- spore.nn.chain's masked-gradient protocol between consecutive blocks (a block's output is
+-- its join's ReLU output, and the next block's input): premasked, g already carries that
+-- ReLU's mask (the next block applied it), so this block's relu_backward is skipped; mask,
+-- the input x is the previous block's output, whose ReLU mask is applied here in the join's
+-- gradient sum (K.add_relu_backward: one pass instead of an add here and a relu_backward
+-- there, bit for bit the same). Returns the input gradient and whether it carries the mask.
+function Block:_backward_mask(x, g, need_input_grad, premasked, mask)
+  local gs = g
+  if not premasked then
+    gs = self:buffer("grad_sum", g:shape(), nil, self.output:device(), base.channels_last(self.output))
+    K.relu_backward(gs, g, self.output)
+  end
   local gmain = chain.backward(self:_list(), self._ins, gs, need_input_grad)
   if need_input_grad == false then
     if self.down_sample_layer then self.down_sample_layer:backward(x, gs, false) end
-    return nil
+    return nil, false
   end
   local gid = self.down_sample_layer and self.down_sample_layer:backward(x, gs) or gs
   local gx = self:buffer("grad_input", x:shape(), nil, x:device(), base.channels_last(x))
+  if mask then
+    K.add_relu_backward(gx, gmain, gid, mask)
+    chain.masked_joins = chain.masked_joins + 1
+    return gx, true
+  end
   K.add(gx, gmain, gid, false)
-  return gx
+  return gx, false
 end
 
 chain.CL_PASS[Block] = true
+chain.MASK[Block] = Block.backward
 return Block

@@ -235,12 +235,47 @@ local function trainable(m)
 end
 M.trainable = trainable
 
+-- The masked-gradient protocol between residual blocks. A stock ResidualBlock's output is
+-- its join's ReLU output, and its backward starts with that ReLU's relu_backward; the block
+-- after it ends its backward with the add of its two branches' input gradients. When block
+-- i-1's output is block i's input, block i applies block i-1's mask inside that add
+-- (K.add_relu_backward) and block i-1 skips its relu_backward: one pass fewer over the
+-- activation, bit for bit the same. MASK[class] = that class's stock backward, for the
+-- classes whose stock instances take part through :_backward_mask(x, g, need, premasked,
+-- mask) (ResidualBlock registers itself); a SequentialCell takes part through its first
+-- child (the masked input gradient) and its last (the premasked output gradient).
+-- Off where fusion is (SPORE_NO_FUSE=1, ins.nofuse). M.masked_joins counts the masks applied
+-- that way (tests).
+M.MASK = {}
+M.masked_joins = 0
+local Seq
+local function mask_kind(m)
+  local mt = getmetatable(m)
+  if NOFUSE or mt == nil or rawget(m, "backward") ~= nil or rawget(m, "_backward_mask") ~= nil then return nil end
+  local ins = rawget(m, "_ins") or rawget(m, "_inputs")
+  if ins and ins.nofuse then return nil end
+  if M.MASK[mt] and mt.backward == M.MASK[mt] then return "block" end
+  Seq = Seq or require("spore.nn.sequential")
+  if mt == Seq and mt.backward == M.MASK[Seq] then return "seq" end
+  return nil
+end
+local function mask_end(m, last) -- m takes part at its output end (last) or its input end
+  local k = mask_kind(m)
+  if k == "block" then return true end
+  if k ~= "seq" then return false end
+  local l = m:_list()
+  return #l > 0 and mask_end(last and l[#l] or l[1], last)
+end
+
 --- backward through list in reverse. need_input_grad == false: the caller needs no
 -- gradient for the list's input, so the backward stops at the first module with a
 -- trainable parameter (returns nil then); otherwise every module runs and the input
 -- gradient is returned. M.on_backward (nil unless spore.dist is reducing gradients) is
 -- called with each module once its backward has returned: its parameters' gradients are final.
-function M.backward(list, ins, g, need_input_grad)
+-- premasked and mask_out (SequentialCell:_backward_mask only): g already carries the last
+-- module's output mask; the caller will skip the mask of mask_out (the list's input), which
+-- the first module may apply. Returns the input gradient and whether it carries that mask.
+function M.backward(list, ins, g, need_input_grad, premasked, mask_out)
   local first = 1
   if need_input_grad == false then
     first = nil
@@ -251,21 +286,35 @@ function M.backward(list, ins, g, need_input_grad)
     if not first then return nil end
   end
   local mask -- the output of a ReLU whose backward runs inside the BatchNorm's before it
+  local pre = premasked and true or false -- g carries list[i]'s output mask
   for i = #list, first, -1 do
     if ins[i] == FUSED then materialize(list, ins, i) end
     local m = list[i]
+    local need = i > first or need_input_grad ~= false
+    local want -- the tensor whose ReLU mask m applies to its input gradient
+    if need and not ins.nofuse and mask_end(m, false) then
+      if i > first then
+        local p = list[i - 1]
+        if rawequal(p.output, ins[i]) and mask_end(p, true) then want = ins[i] end
+      elseif mask_out ~= nil and rawequal(ins[i], mask_out) then
+        want = mask_out
+      end
+    end
     if ins[i] == BNRELU and i > first then
       mask = m.output
     elseif mask then
-      g = m:_backward_relu(ins[i], g, mask, i > first or need_input_grad ~= false)
+      g = m:_backward_relu(ins[i], g, mask, need)
       mask = nil
+    elseif pre or want then
+      g, pre = m:_backward_mask(ins[i], g, need, pre, want)
     else
-      g = m:backward(ins[i], g, i > first or need_input_grad ~= false)
+      g = m:backward(ins[i], g, need)
     end
+    if not want then pre = false end
     local hook = M.on_backward
     if hook then hook(list[i]) end
   end
   if need_input_grad == false then return nil end
-  return g
+  return g, pre
 end
 return M

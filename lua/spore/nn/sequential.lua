@@ -47,7 +47,12 @@ function Seq:forward(x, cl_out)
   return self.output
 end
 function Seq:backward(_, gout, need_input_grad)
-  return chain.backward(self:_list(), self._inputs, gout, need_input_grad)
+  return (chain.backward(self:_list(), self._inputs, gout, need_input_grad))
+end
+-- spore.nn.chain's masked-gradient protocol, passed to the first and last children
+function Seq:_backward_mask(_, gout, need_input_grad, premasked, mask)
+  return chain.backward(self:_list(), self._inputs, gout, need_input_grad, premasked, mask)
 end
 
+chain.MASK[Seq] = Seq.backward
 return Seq
