@@ -6,14 +6,29 @@
 #include "cpu/cpu_kernels.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <string.h>
 
 sp_status sp_cpu_fill(sp_tensor *t, double v) {
     int64_t n = sp_tensor_numel(t);
     if (t->dtype == SP_FLOAT32 && sp_tensor_is_contiguous(t)) {
         float *p = SP_DATA(t), f = (float)v;
-        for (int64_t i = 0; i < n; i++) p[i] = f;
+        uint32_t bits;
+        memcpy(&bits, &f, sizeof bits);
+        /* +0 (a zero_grad, a flat gradient buffer: 100 MB for ResNet50) through memset, and a
+         * whole model's worth on libgomp's pool: 13 -> 6 ms for that buffer here */
+        int nt = nn_par_big(n) ? omp_get_max_threads() : 1;
+        int64_t chunk = ((n + nt - 1) / nt + 15) & ~(int64_t)15;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+        for (int k = 0; k < nt; k++) {
+            int64_t lo = k * chunk, hi = lo + chunk < n ? lo + chunk : n;
+            if (lo >= hi) continue;
+            if (bits == 0) memset(p + lo, 0, sizeof(float) * (size_t)(hi - lo));
+            else
+                for (int64_t i = lo; i < hi; i++) p[i] = f;
+        }
         return SP_OK;
     }
     char buf[8];

@@ -263,6 +263,28 @@ SUITE(ops_elementwise) {
     sp_tensor_free(am1); sp_tensor_free(tie); sp_tensor_free(ia);
 }
 
+/* sp_fill on float32: every element, at sizes around the threaded split (over 4M elements
+ * the fill runs on libgomp's pool, +0 through memset), and -0.0 keeps its sign bit */
+SUITE(ops_fill_f32) {
+    int64_t sizes[] = {1, 17, 4194304 + 1, 4194304 * 2 + 37};
+    double vals[] = {0.0, -0.0, 1.5, NAN};
+    for (int si = 0; si < 4; si++)
+        for (int vi = 0; vi < 4; vi++) {
+            sp_tensor *t = NULL;
+            int64_t n = sizes[si];
+            CHECK_OK(sp_tensor_new(&t, SP_FLOAT32, 1, &n));
+            float *p = sp_tensor_data(t);
+            for (int64_t i = 0; i < n; i++) p[i] = 7.0f;
+            CHECK_OK(sp_fill(t, vals[vi]));
+            float want = (float)vals[vi];
+            int64_t bad = -1;
+            for (int64_t i = 0; i < n && bad < 0; i++)
+                if (memcmp(&p[i], &want, sizeof want)) bad = i;
+            CHECK(bad < 0, "fill of %lld elements with %g: element %lld differs", (long long)n, vals[vi], (long long)bad);
+            sp_tensor_free(t);
+        }
+}
+
 SUITE(random_seeded) {
     sp_tensor *a, *b;
     CHECK_OK(sp_tensor_new(&a, SP_FLOAT32, 1, (int64_t[]){10000}));
