@@ -9,6 +9,7 @@ extern int sp_wino_off;        /* engine/cpu/conv_wino.c: test hook (hidden) */
 extern long sp_dnnl_wino_runs; /* engine/cpu/conv_dnnl.c: oneDNN Winograd executions (hidden) */
 extern int sp_gemm1x1_off;     /* engine/cpu/conv_dnnl.c: test hook (hidden) */
 extern long sp_dnnl_gemm_runs; /* engine/cpu/conv_dnnl.c: 1x1 layers' sgemm calls (hidden) */
+void sp_cpu_wcache_stats(uint64_t *hits, size_t *bytes); /* conv_dnnl.c: the kept weights (hidden) */
 
 #include <math.h>
 #include <stdlib.h>
@@ -501,6 +502,82 @@ SUITE(cl_gemm1x1) {
     CHECK_OK(sp_cpu_conv_set_kernel(def));
 }
 
+/* The eval-mode conv -> BN [-> + residual] [-> ReLU] of 1x1 GEMM layers (conv_dnnl.c's
+ * gemm_eval: layers with a residual, and widening ones; narrowing ones without a residual
+ * keep the primitive): against the reference convolution with the fold, residual and ReLU
+ * in double, within 3e-5 of the largest value, over three calls (w read as it is, then
+ * kept transposed, then from the cache: the last two bit for bit alike), and again after
+ * w is rewritten (the kept copy must not be used); GEMM counts as expected; NaN-filled
+ * outputs, so every element is written. */
+SUITE(cl_gemm1x1_eval) {
+    if (!sp_cpu_conv_kernel_available(SP_CONV_ONEDNN)) {
+        CHECK(1, "no oneDNN in this build: nothing to check");
+        return;
+    }
+    int def = sp_cpu_conv_kernel();
+    CHECK_OK(sp_cpu_conv_set_kernel(SP_CONV_AUTO));
+    uint64_t rng = 13;
+    /* N C H W Co residual relu GEMM-expected */
+    int cases[][8] = {{2, 40, 7, 9, 160, 1, 1, 1}, {1, 48, 5, 5, 192, 0, 0, 1}, {3, 64, 4, 6, 32, 1, 0, 1},
+                      {2, 64, 5, 4, 32, 0, 1, 0}, {1, 33, 300, 1, 132, 1, 1, 1}};
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        int *q = cases[ci];
+        int64_t N = q[0], C = q[1], H = q[2], W = q[3], Co = q[4], n = N * Co * H * W;
+        double eps = 1e-4;
+        sp_tensor *x = nchw(N, C, H, W, &rng, SP_DEVICE_CPU), *w = nchw(Co, C, 1, 1, &rng, SP_DEVICE_CPU);
+        sp_tensor *ga = vec(Co, &rng, SP_DEVICE_CPU), *be = vec(Co, &rng, SP_DEVICE_CPU), *mu = vec(Co, &rng, SP_DEVICE_CPU);
+        sp_tensor *va = vec(Co, &rng, SP_DEVICE_CPU), *res = q[5] ? nchw(N, Co, H, W, &rng, SP_DEVICE_CPU) : NULL;
+        float *pv = sp_tensor_data(va);
+        for (int64_t o = 0; o < Co; o++) pv[o] = fabsf(pv[o]) + 0.1f;
+        sp_tensor *xx = as_layout(x, 1), *rr = res ? as_layout(res, 1) : NULL;
+        for (int round = 0; round < 2; round++) {
+            if (round) sp_rand_uniform(w, -1, 1, &rng); /* rewritten: the kept copy is stale */
+            sp_tensor *conv = nchw(N, Co, H, W, NULL, SP_DEVICE_CPU);
+            CHECK_OK(sp_ref_conv2d_forward(conv, x, w, NULL, 1, 1, 0, 0, 0, 0, 1, 1, 1));
+            float *cv = values(conv), *rv = res ? values(res) : NULL;
+            const float *g = sp_tensor_data(ga), *b = sp_tensor_data(be), *m = sp_tensor_data(mu);
+            double *want = malloc(sizeof(double) * (size_t)n), big = 0;
+            for (int64_t i = 0; i < n; i++) {
+                int64_t o = (i / (H * W)) % Co;
+                double a = g[o] / sqrt((double)pv[o] + eps), v = cv[i] * a + (b[o] - m[o] * a);
+                if (rv) v += rv[i];
+                if (q[6] && v < 0) v = 0;
+                want[i] = v, big = fmax(big, fabs(v));
+            }
+            float *prev = NULL;
+            for (int call = 0; call < 3; call++) {
+                sp_tensor *oo = as_layout(conv, 1);
+                sp_fill(oo, NAN);
+                long r0 = sp_dnnl_gemm_runs;
+                uint64_t h0, h1;
+                size_t kb;
+                sp_cpu_wcache_stats(&h0, &kb);
+                CHECK_OK(sp_conv2d_bn_forward(oo, xx, w, NULL, ga, be, mu, va, eps, rr, q[6], 1, 1, 0, 0, 0, 0, 1, 1, 1));
+                sp_cpu_wcache_stats(&h1, &kb);
+                long runs = sp_dnnl_gemm_runs - r0;
+                CHECK(h1 - h0 == (call == 2 ? 1u : 0u), "case %zu round %d call %d: %llu kept-weight hits", ci, round,
+                      call, (unsigned long long)(h1 - h0));
+                float *got = values(oo);
+                double d = 0;
+                for (int64_t i = 0; i < n; i++) d = isnan(got[i]) ? INFINITY : fmax(d, fabs(got[i] - want[i]));
+                CHECK(d <= 3e-5 * big, "case %zu round %d call %d: %g of the largest", ci, round, call, d / big);
+                CHECK(runs == q[7], "case %zu round %d call %d: %ld GEMMs", ci, round, call, runs);
+                if (call == 2)
+                    CHECK(!memcmp(got, prev, sizeof(float) * (size_t)n), "case %zu round %d: kept weights, bit for bit",
+                          ci, round);
+                free(prev);
+                prev = got;
+                sp_tensor_free(oo);
+            }
+            free(prev); free(cv); free(rv); free(want);
+            sp_tensor_free(conv);
+        }
+        sp_tensor *all[] = {x, w, ga, be, mu, va, res, xx, rr};
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sp_tensor_free(all[i]);
+    }
+    CHECK_OK(sp_cpu_conv_set_kernel(def));
+}
+
 /* BatchNorm (training and eval; + residual, ReLU), its backward (plain and through ReLU's
  * mask), ReLU's backward, add and the pools' backward on channels-last operands: against the
  * NCHW kernels (the NHWC sums run in another order: float rounding), on the CPU and sim */
@@ -676,7 +753,6 @@ SUITE(cl_threads) {
  * kind of write (each engine path, a view sharing the storage, the optimizer, a host pointer,
  * a new tensor in a freed one's place) the convolution must give what a fresh copy of the
  * weights gives, bit for bit; and an unchanged weight must really be served from the cache. */
-void sp_cpu_wcache_stats(uint64_t *hits, size_t *bytes);
 static int conv_fresh_same(const sp_tensor *x, sp_tensor *w, int bf16) {
     int64_t s[4] = {sp_tensor_dim(x, 0), sp_tensor_dim(w, 0), sp_tensor_dim(x, 2), sp_tensor_dim(x, 3)};
     sp_tensor *o = NULL, *r = NULL, *wc = as_layout(w, 0); /* a new storage: never kept */
