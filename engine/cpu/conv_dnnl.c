@@ -536,10 +536,15 @@ static int gemm_eval(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, con
     uint64_t ep = 0;
     wc_buf *kept = wc_get(w, &mt, wsz, &keep, &ep);
     const float *W = F32(w), *Wt = kept ? (const float *)WC_DATA(kept) : NULL;
-    if (keep) {
+    if (keep) { /* transposed in 32x32 tiles on libgomp's threads (the call that keeps it pays this) */
         float *t = (float *)WC_DATA(keep);
-        for (int64_t o = 0; o < Co; o++)
-            for (int64_t i = 0; i < C; i++) t[i * Co + o] = W[o * C + i];
+        int64_t to = (Co + 31) / 32, ti = (C + 31) / 32;
+#pragma omp parallel for schedule(static)
+        for (int64_t k = 0; k < to * ti; k++) {
+            int64_t o0 = k / ti * 32, i0 = k % ti * 32, o1 = o0 + 32 < Co ? o0 + 32 : Co, i1 = i0 + 32 < C ? i0 + 32 : C;
+            for (int64_t i = i0; i < i1; i++)
+                for (int64_t o = o0; o < o1; o++) t[i * Co + o] = W[o * C + i];
+        }
         Wt = t;
     }
     const float *X = F32(x), *R = residual ? F32(residual) : NULL;
