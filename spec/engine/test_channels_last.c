@@ -12,6 +12,7 @@ extern long sp_dnnl_gemm_runs; /* engine/cpu/conv_dnnl.c: 1x1 layers' sgemm call
 void sp_cpu_wcache_stats(uint64_t *hits, size_t *bytes); /* conv_dnnl.c: the kept weights (hidden) */
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -575,6 +576,80 @@ SUITE(cl_gemm1x1_eval) {
         sp_tensor *all[] = {x, w, ga, be, mu, va, res, xx, rr};
         for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sp_tensor_free(all[i]);
     }
+    CHECK_OK(sp_cpu_conv_set_kernel(def));
+}
+
+/* The 1x1 GEMM paths from several threads at once: threads 0 and 1 share the weights (the
+ * transposed copy is kept and read concurrently), thread 2 has its own; each runs the eval
+ * forward (with a residual) and the backward 12 times, every result bit for bit the
+ * one-thread one. Under make SANITIZE=thread (OMP_NUM_THREADS=1, as libgomp's own
+ * synchronisation is invisible to it) this is the kept-weights cache's race check. */
+typedef struct {
+    sp_tensor *x, *w, *ga, *be, *mu, *va, *res, *gy, *y0, *gx0, *gw0;
+    int bad;
+} g1_job;
+static void g1_run(g1_job *j, sp_tensor *y, sp_tensor *gx, sp_tensor *gw) {
+    sp_fill(gw, 0.25);
+    if (sp_conv2d_bn_forward(y, j->x, j->w, NULL, j->ga, j->be, j->mu, j->va, 1e-4, j->res, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1) ||
+        sp_conv2d_backward(gx, gw, NULL, j->gy, j->x, j->w, 1, 1, 0, 0, 0, 0, 1, 1, 1))
+        j->bad++;
+}
+static int g1_same(sp_tensor *a, sp_tensor *b) {
+    float *x = values(a), *y = values(b);
+    int r = !memcmp(x, y, sp_tensor_nbytes(a));
+    free(x); free(y);
+    return r;
+}
+static void *g1_thread(void *arg) {
+    g1_job *j = arg;
+    sp_tensor *y = as_layout(j->y0, 1), *gx = as_layout(j->gx0, 1), *gw = NULL;
+    sp_tensor_clone(&gw, j->gw0, SP_FLOAT32);
+    for (int it = 0; it < 12; it++) {
+        g1_run(j, y, gx, gw);
+        if (!g1_same(y, j->y0) || !g1_same(gx, j->gx0) || !g1_same(gw, j->gw0)) j->bad++;
+    }
+    sp_tensor_free(y); sp_tensor_free(gx); sp_tensor_free(gw);
+    return NULL;
+}
+SUITE(cl_gemm1x1_threads) {
+    if (!sp_cpu_conv_kernel_available(SP_CONV_ONEDNN)) {
+        CHECK(1, "no oneDNN in this build: nothing to check");
+        return;
+    }
+    int def = sp_cpu_conv_kernel();
+    CHECK_OK(sp_cpu_conv_set_kernel(SP_CONV_AUTO));
+    uint64_t rng = 71;
+    int64_t N = 2, C = 48, H = 6, W = 7, Co = 192;
+    sp_tensor *w[2] = {nchw(Co, C, 1, 1, &rng, SP_DEVICE_CPU), nchw(Co, C, 1, 1, &rng, SP_DEVICE_CPU)};
+    g1_job jobs[3];
+    long g0 = sp_dnnl_gemm_runs;
+    for (int t = 0; t < 3; t++) {
+        g1_job *j = &jobs[t];
+        memset(j, 0, sizeof *j);
+        sp_tensor *x = nchw(N, C, H, W, &rng, SP_DEVICE_CPU), *r = nchw(N, Co, H, W, &rng, SP_DEVICE_CPU);
+        sp_tensor *g = nchw(N, Co, H, W, &rng, SP_DEVICE_CPU);
+        j->x = as_layout(x, 1), j->res = as_layout(r, 1), j->gy = as_layout(g, 1);
+        sp_tensor_free(x); sp_tensor_free(r); sp_tensor_free(g);
+        j->w = w[t == 2];
+        j->ga = vec(Co, &rng, SP_DEVICE_CPU), j->be = vec(Co, &rng, SP_DEVICE_CPU), j->mu = vec(Co, &rng, SP_DEVICE_CPU);
+        j->va = vec(Co, &rng, SP_DEVICE_CPU);
+        sp_binary_scalar(j->va, j->va, 2.0, SP_OP_ADD, 0);
+        sp_tensor *y = nchw(N, Co, H, W, NULL, SP_DEVICE_CPU), *gx = nchw(N, C, H, W, NULL, SP_DEVICE_CPU);
+        j->y0 = as_layout(y, 1), j->gx0 = as_layout(gx, 1), j->gw0 = nchw(Co, C, 1, 1, NULL, SP_DEVICE_CPU);
+        sp_tensor_free(y); sp_tensor_free(gx);
+        for (int k = 0; k < 3; k++) g1_run(j, j->y0, j->gx0, j->gw0); /* the third: kept weights */
+    }
+    pthread_t th[3];
+    for (int t = 0; t < 3; t++) CHECK(pthread_create(&th[t], NULL, g1_thread, &jobs[t]) == 0, "thread %d", t);
+    for (int t = 0; t < 3; t++) pthread_join(th[t], NULL);
+    CHECK(sp_dnnl_gemm_runs - g0 == 3 * (3 + 12) * 3, "every call through the GEMMs (%ld)", sp_dnnl_gemm_runs - g0);
+    for (int t = 0; t < 3; t++) {
+        CHECK(jobs[t].bad == 0, "thread %d: %d of 12 concurrent runs differ from the one-thread run", t, jobs[t].bad);
+        sp_tensor *all[] = {jobs[t].x, jobs[t].ga, jobs[t].be, jobs[t].mu, jobs[t].va, jobs[t].res, jobs[t].gy,
+                            jobs[t].y0, jobs[t].gx0, jobs[t].gw0};
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sp_tensor_free(all[i]);
+    }
+    sp_tensor_free(w[0]); sp_tensor_free(w[1]);
     CHECK_OK(sp_cpu_conv_set_kernel(def));
 }
 
