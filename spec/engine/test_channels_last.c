@@ -309,6 +309,55 @@ static double rel_to_ref(const sp_tensor *got, const sp_tensor *ref) {
     double big = 0, d = maxdiff_t(got, ref, &big);
     return d / (big > 0 ? big : 1);
 }
+/* One convolution case against the double-precision reference (cl_winograd, cl_gemm1x1):
+ * x, w, optional bias, grad_out and the reference forward and backward (grad_w prefilled
+ * with 0.5, grad_b with -0.25: the gradients add to what they held) */
+typedef struct {
+    int s, p;
+    sp_tensor *x, *w, *b, *gy, *ref, *gxr, *gwr, *gbr, *xx, *gyl;
+} conv_case;
+static void conv_case_make(conv_case *k, int64_t N, int64_t C, int64_t H, int64_t W, int64_t Co, int64_t kk, int s,
+                           int p, int bias, int gy_cl, uint64_t *rng) {
+    int64_t Ho = (H + 2 * p - kk) / s + 1, Wo = (W + 2 * p - kk) / s + 1;
+    k->s = s, k->p = p;
+    k->x = nchw(N, C, H, W, rng, SP_DEVICE_CPU), k->w = nchw(Co, C, kk, kk, rng, SP_DEVICE_CPU);
+    k->b = bias ? vec(Co, rng, SP_DEVICE_CPU) : NULL, k->gy = nchw(N, Co, Ho, Wo, rng, SP_DEVICE_CPU);
+    k->ref = nchw(N, Co, Ho, Wo, NULL, SP_DEVICE_CPU), k->gxr = nchw(N, C, H, W, NULL, SP_DEVICE_CPU);
+    k->gwr = nchw(Co, C, kk, kk, NULL, SP_DEVICE_CPU), k->gbr = vec(Co, NULL, SP_DEVICE_CPU);
+    sp_fill(k->gwr, 0.5);
+    sp_fill(k->gbr, -0.25);
+    CHECK_OK(sp_ref_conv2d_forward(k->ref, k->x, k->w, k->b, s, s, p, p, p, p, 1, 1, 1));
+    CHECK_OK(sp_ref_conv2d_backward(k->gxr, k->gwr, k->gbr, k->gy, k->x, k->w, s, s, p, p, p, p, 1, 1, 1));
+    k->xx = as_layout(k->x, 1), k->gyl = as_layout(k->gy, gy_cl);
+}
+/* the forward, then the backward (grad_x / grad_w / grad_b where asked) on the channels-last
+ * operands, into outputs that must be written (NaN) or added to; err: the four errors
+ * relative to the reference's largest value; *fr / *br: what *counter grew by in each */
+static void conv_case_run(const conv_case *k, int gx_on, int gw_on, int gb_on, const long *counter, double err[4],
+                          long *fr, long *br) {
+    int s = k->s, p = k->p;
+    sp_tensor *oo = as_layout(k->ref, 1), *gxl = as_layout(k->gxr, 1), *gw = NULL, *gb = NULL;
+    sp_tensor_clone(&gw, k->gwr, SP_FLOAT32);
+    sp_tensor_clone(&gb, k->gbr, SP_FLOAT32);
+    sp_fill(oo, NAN);
+    sp_fill(gxl, NAN);
+    sp_fill(gw, 0.5);
+    sp_fill(gb, -0.25);
+    long r0 = *counter;
+    CHECK_OK(sp_conv2d_forward(oo, k->xx, k->w, k->b, s, s, p, p, p, p, 1, 1, 1));
+    long r1 = *counter;
+    CHECK_OK(sp_conv2d_backward(gx_on ? gxl : NULL, gw_on ? gw : NULL, gb_on ? gb : NULL, k->gyl, k->xx, k->w, s, s, p,
+                                p, p, p, 1, 1, 1));
+    *fr = r1 - r0, *br = *counter - r1;
+    err[0] = rel_to_ref(oo, k->ref), err[1] = gx_on ? rel_to_ref(gxl, k->gxr) : 0;
+    err[2] = gw_on ? rel_to_ref(gw, k->gwr) : 0, err[3] = gb_on ? rel_to_ref(gb, k->gbr) : 0;
+    sp_tensor *f[] = {oo, gxl, gw, gb};
+    for (size_t i = 0; i < 4; i++) sp_tensor_free(f[i]);
+}
+static void conv_case_free(conv_case *k) {
+    sp_tensor *all[] = {k->x, k->w, k->b, k->gy, k->ref, k->gxr, k->gwr, k->gbr, k->xx, k->gyl};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sp_tensor_free(all[i]);
+}
 SUITE(cl_winograd) {
     if (!sp_cpu_conv_kernel_available(SP_CONV_ONEDNN)) {
         CHECK(1, "no oneDNN in this build: nothing to check");
@@ -322,42 +371,20 @@ SUITE(cl_winograd) {
                       {3, 20, 17, 15, 24, 1, 1, 0}, {2, 16, 14, 14, 16, 1, 0, 0}};
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
         int *q = cases[ci];
-        int64_t N = q[0], C = q[1], H = q[2], W = q[3], Co = q[4];
-        int p = q[5];
-        int64_t Ho = H + 2 * p - 2, Wo = W + 2 * p - 2;
-        sp_tensor *x = nchw(N, C, H, W, &rng, SP_DEVICE_CPU), *w = nchw(Co, C, 3, 3, &rng, SP_DEVICE_CPU);
-        sp_tensor *b = q[6] ? vec(Co, &rng, SP_DEVICE_CPU) : NULL, *gy = nchw(N, Co, Ho, Wo, &rng, SP_DEVICE_CPU);
-        sp_tensor *ref = nchw(N, Co, Ho, Wo, NULL, SP_DEVICE_CPU), *gxr = nchw(N, C, H, W, NULL, SP_DEVICE_CPU);
-        sp_tensor *gwr = nchw(Co, C, 3, 3, NULL, SP_DEVICE_CPU), *gbr = vec(Co, NULL, SP_DEVICE_CPU);
-        sp_fill(gwr, 0.5);
-        sp_fill(gbr, -0.25);
-        CHECK_OK(sp_ref_conv2d_forward(ref, x, w, b, 1, 1, p, p, p, p, 1, 1, 1));
-        CHECK_OK(sp_ref_conv2d_backward(gxr, gwr, gbr, gy, x, w, 1, 1, p, p, p, p, 1, 1, 1));
-        sp_tensor *xx = as_layout(x, 1), *gyl = as_layout(gy, 1);
+        conv_case k;
+        conv_case_make(&k, q[0], q[1], q[2], q[3], q[4], 3, 1, q[5], q[6], 1, &rng);
         for (int off = 0; off < 2; off++) {
             sp_wino_off = off;
-            sp_tensor *oo = as_layout(ref, 1), *gxl = as_layout(gxr, 1), *gw = nchw(Co, C, 3, 3, NULL, SP_DEVICE_CPU);
-            sp_tensor *gb = vec(Co, NULL, SP_DEVICE_CPU);
-            sp_fill(oo, 12345.0);
-            sp_fill(gxl, 777.0);
-            sp_fill(gw, 0.5);
-            sp_fill(gb, -0.25);
-            long r0 = sp_dnnl_wino_runs;
-            CHECK_OK(sp_conv2d_forward(oo, xx, w, b, 1, 1, p, p, p, p, 1, 1, 1));
-            CHECK_OK(sp_conv2d_backward(gxl, gw, q[6] ? gb : NULL, gyl, xx, w, 1, 1, p, p, p, p, 1, 1, 1));
-            long runs = sp_dnnl_wino_runs - r0;
-            double ey = rel_to_ref(oo, ref), ex = rel_to_ref(gxl, gxr), ew = rel_to_ref(gw, gwr);
-            double eb = q[6] ? rel_to_ref(gb, gbr) : 0;
-            CHECK(ey < 3e-5 && ex < 3e-5 && ew < 3e-5 && eb < 3e-5,
-                  "case %zu wino_off %d: forward %g, grad_x %g, grad_w %g, grad_b %g of the largest", ci, off, ey, ex,
-                  ew, eb);
-            CHECK(runs == (off || !q[7] ? 0 : 3), "case %zu wino_off %d: %ld Winograd executions (forward, grad_w, grad_x)",
-                  ci, off, runs);
-            sp_tensor *f[] = {oo, gxl, gw, gb};
-            for (size_t i = 0; i < 4; i++) sp_tensor_free(f[i]);
+            double e[4];
+            long fr, br;
+            conv_case_run(&k, 1, 1, q[6], &sp_dnnl_wino_runs, e, &fr, &br);
+            CHECK(e[0] < 3e-5 && e[1] < 3e-5 && e[2] < 3e-5 && e[3] < 3e-5,
+                  "case %zu wino_off %d: forward %g, grad_x %g, grad_w %g, grad_b %g of the largest", ci, off, e[0], e[1],
+                  e[2], e[3]);
+            CHECK(fr + br == (off || !q[7] ? 0 : 3),
+                  "case %zu wino_off %d: %ld Winograd executions (forward, grad_w, grad_x)", ci, off, fr + br);
         }
-        sp_tensor *all[] = {x, w, b, gy, ref, gxr, gwr, gbr, xx, gyl};
-        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sp_tensor_free(all[i]);
+        conv_case_free(&k);
     }
     sp_wino_off = off0;
     CHECK_OK(sp_cpu_conv_set_kernel(def));
@@ -458,45 +485,21 @@ SUITE(cl_gemm1x1) {
         CHECK_OK(sp_cpu_conv_set_kernel(kern));
         for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
             int *q = cases[ci];
-            int64_t N = q[0], C = q[1], H = q[2], W = q[3], Co = q[4];
-            int s = q[5], p = q[6];
-            int64_t Ho = (H + 2 * p - 1) / s + 1, Wo = (W + 2 * p - 1) / s + 1;
-            sp_tensor *x = nchw(N, C, H, W, &rng, SP_DEVICE_CPU), *w = nchw(Co, C, 1, 1, &rng, SP_DEVICE_CPU);
-            sp_tensor *b = q[7] ? vec(Co, &rng, SP_DEVICE_CPU) : NULL, *gy = nchw(N, Co, Ho, Wo, &rng, SP_DEVICE_CPU);
-            sp_tensor *ref = nchw(N, Co, Ho, Wo, NULL, SP_DEVICE_CPU), *gxr = nchw(N, C, H, W, NULL, SP_DEVICE_CPU);
-            sp_tensor *gwr = nchw(Co, C, 1, 1, NULL, SP_DEVICE_CPU), *gbr = vec(Co, NULL, SP_DEVICE_CPU);
-            sp_fill(gwr, 0.5);
-            sp_fill(gbr, -0.25);
-            CHECK_OK(sp_ref_conv2d_forward(ref, x, w, b, s, s, p, p, p, p, 1, 1, 1));
-            CHECK_OK(sp_ref_conv2d_backward(gxr, gwr, gbr, gy, x, w, s, s, p, p, p, p, 1, 1, 1));
-            sp_tensor *xx = as_layout(x, 1), *gyl = as_layout(gy, !q[10]);
+            conv_case k;
+            conv_case_make(&k, q[0], q[1], q[2], q[3], q[4], 1, q[5], q[6], q[7], !q[10], &rng);
             for (int off = 0; off < 2; off++) {
                 sp_gemm1x1_off = off;
-                sp_tensor *oo = as_layout(ref, 1), *gxl = as_layout(gxr, 1), *gw = nchw(Co, C, 1, 1, NULL, SP_DEVICE_CPU);
-                sp_tensor *gb = vec(Co, NULL, SP_DEVICE_CPU);
-                sp_fill(oo, NAN);
-                sp_fill(gxl, NAN);
-                sp_fill(gw, 0.5);
-                sp_fill(gb, -0.25);
-                long r0 = sp_dnnl_gemm_runs;
-                CHECK_OK(sp_conv2d_forward(oo, xx, w, b, s, s, p, p, p, p, 1, 1, 1));
-                long r1 = sp_dnnl_gemm_runs;
-                CHECK_OK(sp_conv2d_backward(q[8] ? gxl : NULL, q[9] ? gw : NULL, q[7] ? gb : NULL, gyl, xx, w, s, s, p,
-                                            p, p, p, 1, 1, 1));
-                long fr = r1 - r0, br = sp_dnnl_gemm_runs - r1;
-                double ey = rel_to_ref(oo, ref), ex = q[8] ? rel_to_ref(gxl, gxr) : 0, ew = q[9] ? rel_to_ref(gw, gwr) : 0;
-                double eb = q[7] ? rel_to_ref(gb, gbr) : 0;
-                CHECK(ey < 3e-5 && ex < 3e-5 && ew < 3e-5 && eb < 3e-5,
+                double e[4];
+                long fr, br;
+                conv_case_run(&k, q[8], q[9], q[7], &sp_dnnl_gemm_runs, e, &fr, &br);
+                CHECK(e[0] < 3e-5 && e[1] < 3e-5 && e[2] < 3e-5 && e[3] < 3e-5,
                       "kernel %d case %zu gemm_off %d: forward %g, grad_x %g, grad_w %g, grad_b %g of the largest", kern,
-                      ci, off, ey, ex, ew, eb);
+                      ci, off, e[0], e[1], e[2], e[3]);
                 int on = !off && kern != SP_CONV_SPORE;
                 CHECK(fr == (on ? q[11] : 0) && br == (on ? q[12] : 0),
                       "kernel %d case %zu gemm_off %d: %ld forward and %ld backward GEMMs", kern, ci, off, fr, br);
-                sp_tensor *f[] = {oo, gxl, gw, gb};
-                for (size_t i = 0; i < 4; i++) sp_tensor_free(f[i]);
             }
-            sp_tensor *all[] = {x, w, b, gy, ref, gxr, gwr, gbr, xx, gyl};
-            for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sp_tensor_free(all[i]);
+            conv_case_free(&k);
         }
     }
     sp_gemm1x1_off = off0;
