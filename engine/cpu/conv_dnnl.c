@@ -502,7 +502,6 @@ static void wc_ready(const sp_tensor *w, const dnnl_memory_desc_t *md, wc_buf *b
     wc_unref(b);
 }
 
-/* 1: the layer ran here (status in *st); 0: oneDNN is off or declined, spore's kernels run it */
 /* The eval epilogue of a 1x1 GEMM on one block of rows while it is in cache: y = y*a + b
  * [+ residual] [ReLU], per output channel (spore's own fused kernels' formula, conv.c) */
 SP_CLONES static void gemm_epi(float *y, const float *r, int64_t rows, int64_t Co, const float *a, const float *b,
@@ -541,7 +540,8 @@ static int gemm_eval(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, con
         int64_t to = (Co + 31) / 32, ti = (C + 31) / 32;
 #pragma omp parallel for schedule(static)
         for (int64_t k = 0; k < to * ti; k++) {
-            int64_t o0 = k / ti * 32, i0 = k % ti * 32, o1 = o0 + 32 < Co ? o0 + 32 : Co, i1 = i0 + 32 < C ? i0 + 32 : C;
+            int64_t o0 = k / ti * 32, i0 = k % ti * 32;
+            int64_t o1 = o0 + 32 < Co ? o0 + 32 : Co, i1 = i0 + 32 < C ? i0 + 32 : C;
             for (int64_t i = i0; i < i1; i++)
                 for (int64_t o = o0; o < o1; o++) t[i * Co + o] = W[o * C + i];
         }
@@ -566,6 +566,7 @@ static int gemm_eval(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, con
     return !bad;
 }
 
+/* 1: the layer ran here (status in *st); 0: oneDNN is off or declined, spore's kernels run it */
 int sp_cpu_dnnl_conv_forward(sp_status *st, sp_tensor *out, const sp_tensor *x, const sp_tensor *w,
                              const sp_tensor *bias, const sp_tensor *gamma, const sp_tensor *beta,
                              const sp_tensor *mean, const sp_tensor *var, double eps, const sp_tensor *residual,
@@ -580,14 +581,15 @@ int sp_cpu_dnnl_conv_forward(sp_status *st, sp_tensor *out, const sp_tensor *x, 
     if (sel == SP_CONV_AUTO && (!cl || !dn_available())) return 0;
     conv_geom c;
     conv_geom_of(&c, x, w, sh, sw, pt, pb, pl, pr, dh, dw, groups);
-    if (!bias && !gamma && !residual && !relu && !bf16 && gemm1x1(&c) && c.Co >= 4 * c.C && sp_tensor_is_channels_last(x) &&
-        sp_tensor_is_channels_last(out) && sp_tensor_is_contiguous(w)) {
+    if (!bias && !gamma && !residual && !relu && !bf16 && gemm1x1(&c) && c.Co >= 4 * c.C &&
+        sp_tensor_is_channels_last(x) && sp_tensor_is_channels_last(out) && sp_tensor_is_contiguous(w)) {
         int ok = sgemm('N', 'T', c.N * c.H * c.W, c.Co, c.C, F32(x), c.C, F32(w), c.C, 0.0f, F32(out), c.Co);
         *st = ok ? SP_OK : sp_error(SP_EINVAL, "%s: oneDNN's sgemm failed", op);
         return 1;
     }
-    if (gamma && !bias && !bf16 && gemm1x1(&c) && gemm_eval_wanted(&c, residual != NULL) && sp_tensor_is_channels_last(x) &&
-        sp_tensor_is_channels_last(out) && (!residual || sp_tensor_is_channels_last(residual)) &&
+    if (gamma && !bias && !bf16 && gemm1x1(&c) && gemm_eval_wanted(&c, residual != NULL) &&
+        sp_tensor_is_channels_last(x) && sp_tensor_is_channels_last(out) &&
+        (!residual || sp_tensor_is_channels_last(residual)) &&
         sp_tensor_is_contiguous(w) && F32(out) != F32(x) && (!residual || F32(residual) != F32(out))) {
         float ab[2 * 2048], *A = c.Co <= 2048 ? ab : malloc(2 * sizeof(float) * (size_t)c.Co);
         if (!A) { *st = sp_error(SP_ENOMEM, "%s: cannot allocate the BatchNorm fold", op); return 1; }
