@@ -502,27 +502,13 @@ static void wc_ready(const sp_tensor *w, const dnnl_memory_desc_t *md, wc_buf *b
     wc_unref(b);
 }
 
-/* The eval epilogue of a 1x1 GEMM on one block of rows while it is in cache: y = y*a + b
- * [+ residual] [ReLU], per output channel (spore's own fused kernels' formula, conv.c) */
-SP_CLONES static void gemm_epi(float *y, const float *r, int64_t rows, int64_t Co, const float *a, const float *b,
-                               int relu) {
-    for (int64_t i = 0; i < rows; i++, y += Co, r = r ? r + Co : NULL) {
-        if (r && relu)
-            for (int64_t o = 0; o < Co; o++) { float v = y[o] * a[o] + b[o] + r[o]; y[o] = v > 0.0f ? v : 0.0f; }
-        else if (r)
-            for (int64_t o = 0; o < Co; o++) y[o] = y[o] * a[o] + b[o] + r[o];
-        else if (relu)
-            for (int64_t o = 0; o < Co; o++) { float v = y[o] * a[o] + b[o]; y[o] = v > 0.0f ? v : 0.0f; }
-        else
-            for (int64_t o = 0; o < Co; o++) y[o] = y[o] * a[o] + b[o];
-    }
-}
 /* The eval-mode conv -> BN [-> + residual] [-> ReLU] of a 1x1 GEMM layer (gemm1x1): one
- * sgemm, then the epilogue over blocks of GEMM_ROWS rows on libgomp's threads, reading the
- * residual where it is (the convolution primitive's sum post-op needs it copied into its
- * destination first). The weights are kept transposed ([C][Co], in the kept-weights cache
- * above: a product with no transposed operand); until they are kept, the GEMM reads w as
- * it is. For layers with a residual or widening ones (gemm_eval_wanted). */
+ * sgemm, then the epilogue (BatchNorm's sp_cpu_nhwc_apply, norm.c; on libgomp's threads
+ * above GEMM_ROWS rows), reading the residual where it is (the convolution primitive's sum
+ * post-op needs it copied into its destination first). The weights are kept transposed
+ * ([C][Co], in the kept-weights cache above: a product with no transposed operand); until
+ * they are kept, the GEMM reads w as it is. For layers with a residual or widening ones
+ * (gemm_eval_wanted). */
 enum { GEMM_ROWS = 128 };
 static int gemm_eval(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const float *A, const float *B,
                      const sp_tensor *residual, int relu, const conv_geom *c) {
@@ -551,12 +537,7 @@ static int gemm_eval(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, con
     float *Y = F32(out);
     int bad = dnnl_sgemm('N', Wt ? 'N' : 'T', M, Co, C, 1.0f, X, C, Wt ? Wt : W, Wt ? Co : C, 0.0f, Y, Co) !=
               dnnl_success;
-    int64_t nb = (M + GEMM_ROWS - 1) / GEMM_ROWS;
-#pragma omp parallel for schedule(static) if (!bad && nb > 1)
-    for (int64_t k = 0; k < nb; k++) {
-        int64_t r0 = k * GEMM_ROWS, nr = M - r0 < GEMM_ROWS ? M - r0 : GEMM_ROWS;
-        if (!bad) gemm_epi(Y + r0 * Co, R ? R + r0 * Co : NULL, nr, Co, A, B, relu);
-    }
+    if (!bad) sp_cpu_nhwc_apply(Y, Y, R, M, Co, A, B, relu, M > GEMM_ROWS);
     __atomic_add_fetch(&sp_dnnl_gemm_runs, 1, __ATOMIC_RELAXED);
     wc_unref(kept);
     if (keep) {

@@ -92,6 +92,10 @@ int sp_cpu_dnnl_conv_backward(sp_status *st, sp_tensor *grad_x, sp_tensor *grad_
  * primitives made afterwards; sp_dnnl_wino_runs counts oneDNN Winograd executions (tests). */
 extern int sp_wino_off;
 extern long sp_dnnl_wino_runs;
+/* norm.c: O = X * a + b [+ R] [ReLU] per channel over M channels-last rows of C (O may be X),
+ * on libgomp's pool when par */
+void sp_cpu_nhwc_apply(float *O, const float *X, const float *R, int64_t M, int64_t C, const float *a,
+                       const float *b, int relu, int par);
 /* conv_dnnl.c: 1x1 stride-1 channels-last layers as oneDNN sgemm calls; sp_gemm1x1_off (a
  * hidden test hook) turns that off, sp_dnnl_gemm_runs counts the sgemm calls (tests). */
 extern int sp_gemm1x1_off;

@@ -112,9 +112,11 @@ static void nhwc_fold(double *s, const float *P, int64_t nb, int64_t C) {
     for (int64_t k = 0; k < nb; k++)
         for (int64_t c = 0; c < C; c++) s[c] += P[k * C + c];
 }
-SP_CLONES static void nhwc_apply(float *O, const float *X, const float *R, int64_t M, int64_t C, const float *a,
-                                 const float *b, int relu) {
-#pragma omp parallel for schedule(static) if (nn_par_cl(M * C))
+/* O = X * a + b [+ R] [ReLU] per channel over M channels-last rows (O may be X): BatchNorm's
+ * normalisation here, the eval epilogue of the 1x1 GEMMs in conv_dnnl.c; par: on libgomp's pool */
+SP_CLONES void sp_cpu_nhwc_apply(float *O, const float *X, const float *R, int64_t M, int64_t C, const float *a,
+                                 const float *b, int relu, int par) {
+#pragma omp parallel for schedule(static) if (par)
     for (int64_t r = 0; r < M; r++) {
         const float *p = X + r * C, *rr = R ? R + r * C : NULL;
         float *o = O + r * C;
@@ -155,7 +157,7 @@ static sp_status bn_forward_nhwc(sp_tensor *out, sp_tensor *save_mean, sp_tensor
         si[c] = (float)inv;
         a[c] = (float)(G[c] * inv), b[c] = (float)(B[c] - mean * inv * G[c]);
     }
-    nhwc_apply(F32(out), X, residual ? F32(residual) : NULL, M, C, a, b, relu);
+    sp_cpu_nhwc_apply(F32(out), X, residual ? F32(residual) : NULL, M, C, a, b, relu, nn_par_cl(M * C));
     return SP_OK;
 }
 
