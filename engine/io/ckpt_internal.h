@@ -79,6 +79,9 @@ sp_status ck_pread_full(const char *path, int fd, void *dst, size_t len, uint64_
 /* Test hook (engine-private, for spec/engine): called before every read of a user's
  * file with the offset about to be read. NULL in normal use. */
 extern void (*ck_read_hook)(int fd, uint64_t offset);
+/* Test hook (engine-private): called once on the caller's thread before a plain .ckpt
+ * file's parse and queued content reads start (ck_read_hook set turns the queue off). */
+extern void (*ck_queue_hook)(int fd);
 
 /* .ckpt protobuf stream (after decryption and trailer removal) from memory, or the
  * first n bytes of fd read record by record. _fd: when want_crc, *crc is the trailer's

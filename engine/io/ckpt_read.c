@@ -11,6 +11,7 @@
 #include "checkpoint.pb-c.h"
 
 #include <errno.h>
+#include <omp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -215,7 +216,9 @@ static sp_status adopt_entry(sp_ckpt *c, ck_entry *e) {
         ck_block_free(e->raw);
     } else {
         st = sp_tensor_adopt(&e->t, e->dtype, e->ndim, e->shape, e->raw, e->nbytes, ck_block_free, e->raw);
-        if (st) ck_block_free(e->raw);
+        /* not adopted: the block stays the entry's (freed with it, after any queued read
+         * into it has stopped) */
+        if (st) return sp_error(st, "file '%s': tensor '%s': %s", c->path, e->name, sp_last_error());
     }
     e->raw = NULL;
     if (st) return sp_error(st, "file '%s': tensor '%s': %s", c->path, e->name, sp_last_error());
@@ -398,6 +401,7 @@ static int tag_has_nul(const uint8_t *p, size_t n, size_t *tag_len) {
 #define CK_FILL ((size_t)64 << 10)
 
 void (*ck_read_hook)(int fd, uint64_t offset);
+void (*ck_queue_hook)(int fd);
 
 sp_status ck_pread_full(const char *path, int fd, void *dst, size_t len, uint64_t off, uint64_t total) {
     uint8_t *d = dst;
@@ -464,6 +468,80 @@ static sp_status ck_pread_par(const char *path, int fd, void *dst, size_t len, u
     return SP_OK;
 }
 
+/* ---- contents read beside the parse ----------------------------------------
+ * For a plain file (no CRC to keep in order, no test hook) the caller's thread parses
+ * the records' heads and allocates the tensors' blocks, and every content byte past the
+ * read buffer becomes a job in a queue, cut into pieces that end on 2 MiB boundaries of
+ * their destination (a huge page is faulted in by one thread). libgomp's other threads
+ * read pieces out of the file while the parse goes on, and the caller's thread joins
+ * them when the parse is done: the page faults on fresh blocks and the copies out of the
+ * page cache run on every thread for the whole load. Before this, the reads were in
+ * record order, two threads on a content of 1 MiB or more and one on the rest, with the
+ * parse in between. A 205 MB ResNet50 + Momentum file in a C process with OpenBLAS's
+ * threads asleep: first load 76 -> 35-37 ms, warm 21.5 -> 16 ms. A block is not freed
+ * while the queue runs: adopt_entry keeps a block it could not hand to a tensor, and the
+ * entry's cleanup frees it after the workers stopped. A failed read (the file shrank
+ * under the reader) stops the queue and is reported on the caller's thread, in
+ * ck_pread_full's words, at the lowest offset that failed. The team is libgomp's
+ * omp_get_max_threads(), at most 8. */
+#define CK_PIECE ((size_t)2 << 20)
+#define CK_READ_THREADS 8
+
+typedef struct { uint8_t *d; size_t len; uint64_t off; } ck_job;
+
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    ck_job *pc;
+    size_t np, cap, next;   /* pieces queued, capacity, next to take */
+    int done;               /* the parse has ended */
+    int stop;               /* stop reading: a failure somewhere */
+    int failed;
+    pr_part fail;
+} ck_queue;
+
+/* Queue len bytes of the file at off for d (caller holds nothing). */
+static sp_status q_push(ck_queue *q, const char *path, uint8_t *d, size_t len, uint64_t off) {
+    pthread_mutex_lock(&q->mu);
+    size_t need = q->np + len / CK_PIECE + 2;
+    if (need > q->cap) {
+        size_t nc = q->cap ? 2 * q->cap : 256;
+        while (nc < need) nc *= 2;
+        ck_job *n = realloc(q->pc, nc * sizeof *n);
+        if (!n) { pthread_mutex_unlock(&q->mu); return sp_error(SP_ENOMEM, "file '%s': out of memory", path); }
+        q->pc = n; q->cap = nc;
+    }
+    while (len) {
+        size_t to_edge = CK_PIECE - ((uintptr_t)d & (CK_PIECE - 1)), k = len < to_edge ? len : to_edge;
+        q->pc[q->np++] = (ck_job){d, k, off};
+        d += k; len -= k; off += k;
+    }
+    pthread_cond_broadcast(&q->cv);
+    pthread_mutex_unlock(&q->mu);
+    return SP_OK;
+}
+
+/* Read pieces until the queue is drained and the parse done, or stopped. */
+static void q_work(ck_queue *q, int fd) {
+    pthread_mutex_lock(&q->mu);
+    for (;;) {
+        while (q->next == q->np && !q->done && !q->stop) pthread_cond_wait(&q->cv, &q->mu);
+        if (q->stop || q->next == q->np) break;
+        ck_job j = q->pc[q->next++];
+        pthread_mutex_unlock(&q->mu);
+        pr_part p = {fd, j.d, j.len, j.off, 0, 0, 0};
+        pr_run(&p);
+        pthread_mutex_lock(&q->mu);
+        if (p.err || p.eof) {
+            if (!q->failed || p.at < q->fail.at) q->fail = p;
+            q->failed = 1;
+            q->stop = 1;
+            pthread_cond_broadcast(&q->cv);
+        }
+    }
+    pthread_mutex_unlock(&q->mu);
+}
+
 struct rd {
     const char *path;
     int fd;                 /* -1: the stream is mem */
@@ -474,6 +552,7 @@ struct rd {
     size_t cap, lo, hi;
     int want_crc;
     uint32_t crc;           /* fd, want_crc: CRC-32 of every byte read so far */
+    ck_queue *q;            /* fd: contents past the buffer are queued, not read */
 };
 
 /* Make at least min(k, n - pos) bytes available; *p points at them. */
@@ -527,6 +606,13 @@ static sp_status rd_read_to(rd_t *r, void *dst, size_t k) {
     if (m) memcpy(dst, r->buf + r->lo, m);
     r->lo += m; r->pos += m;
     if (m == k) return SP_OK;
+    if (r->q) {
+        sp_status st = q_push(r->q, r->path, (uint8_t *)dst + m, k - m, r->pos);
+        if (st) return st;
+        r->pos += k - m;
+        r->lo = r->hi = 0;
+        return SP_OK;
+    }
     sp_status st = ck_pread_par(r->path, r->fd, (uint8_t *)dst + m, k - m, r->pos, r->n);
     if (st) return st;
     if (r->want_crc) r->crc = sp_crc32(r->crc, (uint8_t *)dst + m, k - m);
@@ -693,7 +779,41 @@ sp_status ck_parse_proto(sp_ckpt *c, const uint8_t *buf, size_t n) {
 
 sp_status ck_parse_proto_fd(sp_ckpt *c, int fd, size_t n, int want_crc, uint32_t *crc) {
     rd_t r = {.path = c->path, .fd = fd, .n = n, .want_crc = want_crc};
-    sp_status st = parse_stream(c, &r);
+    sp_status st;
+    if (want_crc || ck_read_hook) {
+        st = parse_stream(c, &r);
+    } else {
+        if (ck_queue_hook) ck_queue_hook(fd);
+        ck_queue q = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+        r.q = &q;
+        int nt = n < CK_PAR_MIN ? 1 : omp_get_max_threads();
+        if (nt > CK_READ_THREADS) nt = CK_READ_THREADS;
+        st = SP_OK;
+#pragma omp parallel num_threads(nt)
+        {
+            if (omp_get_thread_num() == 0) {
+                st = parse_stream(c, &r);
+                pthread_mutex_lock(&q.mu);
+                q.done = 1;
+                if (st) q.stop = 1;
+                pthread_cond_broadcast(&q.cv);
+                pthread_mutex_unlock(&q.mu);
+            }
+            q_work(&q, fd);
+        }
+        free(q.pc);
+        pthread_cond_destroy(&q.cv);
+        pthread_mutex_destroy(&q.mu);
+        if (!st && q.failed) {
+            if (q.fail.err)
+                st = sp_error(SP_EIO, "file '%s': read error at byte %llu: %s", c->path,
+                              (unsigned long long)q.fail.at, strerror(q.fail.err));
+            else
+                st = sp_error(SP_EIO, "file '%s': changed while reading: it ends at byte %llu, %llu expected "
+                              "(truncated during the load)", c->path, (unsigned long long)q.fail.at,
+                              (unsigned long long)n);
+        }
+    }
     if (want_crc && (!st || st == SP_EFORMAT)) {
         /* a CRC mismatch explains a parse failure better than the parse error does */
         sp_status dst = rd_drain(&r);
