@@ -41,6 +41,23 @@ describe("OpenBLAS kernel set", function()
     local out = core_in_child("OPENBLAS_CORETYPE=Haswell")
     if have and have.avx2 and have.fma then assert.equals("Haswell", out) else assert.is_string(out) end
   end)
+  it("shortens OpenBLAS's idle spin to 2^22 cycles unless OPENBLAS_THREAD_TIMEOUT is set", function()
+    local function timeout_in_child(env)
+      local p = io.popen(env .. " luajit -e 'package.path=\"lua/?.lua;lua/?/init.lua;bindings/?.lua;\"..package.path; io.write(tostring(require(\"spore\").config().blas_thread_timeout))' 2>&1")
+      local out = p:read("*a")
+      p:close()
+      return out
+    end
+    if spore.config().blas_threading ~= "pthread" then
+      assert.equal("nil", timeout_in_child("env -u OPENBLAS_THREAD_TIMEOUT"))
+      return
+    end
+    assert.equal("22", timeout_in_child("env -u OPENBLAS_THREAD_TIMEOUT"))
+    assert.equal("26", timeout_in_child("OPENBLAS_THREAD_TIMEOUT=26"))
+    assert.equal("4", timeout_in_child("OPENBLAS_THREAD_TIMEOUT=1"))
+    -- set but empty: OpenBLAS reads 0, its own default
+    assert.equal("28", timeout_in_child("OPENBLAS_THREAD_TIMEOUT="))
+  end)
   it("turns the nn kernels' OpenMP regions on by default only with OpenBLAS's OpenMP build", function()
     local c = spore.config()
     assert.is_true(c.blas_threading == "openmp" or c.blas_threading == "pthread", c.blas_threading)

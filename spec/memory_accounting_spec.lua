@@ -127,7 +127,7 @@ describe("spore.config", function()
     assert.same({ "boolean", "number", "boolean" }, { type(c0.nn_omp), type(c0.ckpt_cache_mb), type(c0.thp) })
     local c = spore.config{ nn_omp = not c0.nn_omp, ckpt_cache_mb = 3, thp = not c0.thp }
     assert.same({ nn_omp = not c0.nn_omp, ckpt_cache_mb = 3, thp = not c0.thp, blas_core = c0.blas_core,
-      blas_threading = c0.blas_threading, bf16_kernel = c0.bf16_kernel, bf16_kernels = c0.bf16_kernels,
+      blas_threading = c0.blas_threading, blas_thread_timeout = c0.blas_thread_timeout, bf16_kernel = c0.bf16_kernel, bf16_kernels = c0.bf16_kernels,
       conv_kernel = c0.conv_kernel, conv_kernels = c0.conv_kernels }, c)
     spore.config{ nn_omp = c0.nn_omp, ckpt_cache_mb = c0.ckpt_cache_mb, thp = c0.thp }
     assert.same(c0, spore.config())

@@ -33,6 +33,11 @@ end
 --- The kernel set OpenBLAS runs ("SkylakeX", "Cooperlake", "Haswell", "Prescott"...).
 function M.blas_core() return ffi.string(C.sp_blas_core()) end
 function M.blas_threading() return ffi.string(C.sp_blas_threading()) end
+function M.blas_thread_timeout()
+  local n = C.sp_blas_thread_timeout()
+  if n < 0 then return nil end
+  return n
+end
 
 -- A selectable kernel family: names[i] is engine number i - 1; listed in `order`. Gives
 -- get() -> name, list() -> the available names in order, set(name, lvl) (an unknown name,

@@ -77,8 +77,23 @@ local function omp_passive()
   pcall(function() ffi.C.setenv("OMP_WAIT_POLICY", "passive", 0) end)
 end
 
+-- OpenBLAS's pthread workers, once started (when it loads, with libspore) and after every
+-- threaded call, spin on sched_yield for 2^OPENBLAS_THREAD_TIMEOUT TSC cycles before they
+-- sleep: 2^28 by default, 0.13 s at 2.1 GHz. On a 2-core machine that spinner takes half
+-- the core that libgomp's workers need: a 205 MB checkpoint loaded at once in a fresh
+-- process took 78-114 ms against 39-69 ms with 2^22 (~2 ms), and in a C process whose
+-- OpenBLAS had just loaded, 170 against 76 ms. Threaded BLAS calls follow one another much
+-- closer than 2 ms inside a step, so the workers still do not sleep between them. Unless
+-- the user set the variable: 22. spore.config().blas_thread_timeout reports it.
+local function blas_short_spin()
+  if os.getenv("OPENBLAS_THREAD_TIMEOUT") ~= nil then return end
+  pcall(ffi.cdef, "int setenv(const char *name, const char *value, int overwrite);")
+  pcall(function() ffi.C.setenv("OPENBLAS_THREAD_TIMEOUT", "22", 0) end)
+end
+
 name_blas_core()
 omp_passive()
+blas_short_spin()
 M.C, M.path = load_lib()
 local C = M.C
 

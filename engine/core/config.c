@@ -26,6 +26,14 @@ const char *sp_blas_threading(void) {
     }
 }
 
+int openblas_thread_timeout(void);   /* exported by OpenBLAS, not declared in cblas.h */
+
+int sp_blas_thread_timeout(void) {
+    if (openblas_get_parallel() != 1) return -1;
+    int n = openblas_thread_timeout();
+    return n <= 0 ? 28 : n < 4 ? 4 : n > 30 ? 30 : n;
+}
+
 const char *sp_blas_core(void) {
     const char *n = openblas_get_corename();
     return n ? n : "unknown";

@@ -767,6 +767,12 @@ const char *sp_blas_core(void);
 /* OpenBLAS's threading ("pthread": make BLAS=pthread, the default; "openmp": make
  * BLAS=openmp, with the nn kernels' OpenMP regions on by default, sp_config_nn_omp). */
 const char *sp_blas_threading(void);
+/* How long OpenBLAS's idle pthread workers spin (sched_yield) before they sleep, after it
+ * loads and after every threaded call: 2^N TSC cycles, N as OpenBLAS read it from
+ * OPENBLAS_THREAD_TIMEOUT when it loaded (clamped to 4..30; 28, OpenBLAS's default, when
+ * unset). bindings/ffi/lib.lua sets 22 unless the user set it. -1 when OpenBLAS is not its
+ * pthread build (no such workers). */
+int sp_blas_thread_timeout(void);
 
 /* ==== device ============================================================ */
 

@@ -94,7 +94,9 @@ local CONFIG_KEYS = {
 -- ones (unknown keys, wrong types, a bf16 kernel this CPU does not run and a conv kernel this
 -- build lacks are errors); returns the current settings and,
 -- read-only, blas_core (the kernel set OpenBLAS chose at load: see bindings/ffi/lib.lua),
--- blas_threading ("openmp" or "pthread": the OpenBLAS build libspore was linked with) and
+-- blas_threading ("openmp" or "pthread": the OpenBLAS build libspore was linked with),
+-- blas_thread_timeout (N: OpenBLAS's idle pthread workers spin 2^N TSC cycles before they
+-- sleep; nil without them; see bindings/ffi/lib.lua) and
 -- bf16_kernels (the bf16 kernels this CPU runs, fastest first) and conv_kernels (likewise).
 function spore.config(opts)
   if opts ~= nil and type(opts) ~= "table" then
@@ -119,7 +121,8 @@ function spore.config(opts)
   if opts.bf16_kernel ~= nil then E.set_bf16_kernel(opts.bf16_kernel, 3) end
   if opts.conv_kernel ~= nil then E.set_conv_kernel(opts.conv_kernel, 3) end
   return { nn_omp = E.nn_omp(), ckpt_cache_mb = E.ckpt_cache() / 1048576, thp = E.ckpt_thp(),
-    blas_core = E.blas_core(), blas_threading = E.blas_threading(), bf16_kernel = E.bf16_kernel(),
+    blas_core = E.blas_core(), blas_threading = E.blas_threading(),
+    blas_thread_timeout = E.blas_thread_timeout(), bf16_kernel = E.bf16_kernel(),
     bf16_kernels = E.bf16_kernels(), conv_kernel = E.conv_kernel(), conv_kernels = E.conv_kernels() }
 end
 
