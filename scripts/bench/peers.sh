@@ -22,3 +22,6 @@ if [[ -z "${OPENBLAS_CORETYPE+x}" && -r /proc/cpuinfo ]]; then
   fi
   unset _flags
 fi
+# Likewise the short idle spin of OpenBLAS's pthread workers (bindings/ffi/lib.lua sets
+# OPENBLAS_THREAD_TIMEOUT=22): Debian's torch and the SGEMM peak load the same OpenBLAS.
+if [[ -z "${OPENBLAS_THREAD_TIMEOUT+x}" ]]; then export OPENBLAS_THREAD_TIMEOUT=22; fi
