@@ -336,7 +336,7 @@ static sp_status read_whole(sp_ckpt *c, int fd, size_t n, ck_map **out) {
     *out = NULL;
     uint8_t *buf = ck_block_alloc(n);
     if (!buf) return sp_error(SP_ENOMEM, "file '%s': out of memory reading %zu bytes", c->path, n);
-    sp_status st = ck_pread_full(c->path, fd, buf, n, 0, n);
+    sp_status st = ck_pread_all(c->path, fd, buf, n, 0, n);
     if (st) { ck_block_free_uncached(buf); return st; }
     *out = ck_map_block(buf, n);
     if (!*out) { ck_block_free_uncached(buf); return sp_error(SP_ENOMEM, "file '%s': out of memory", c->path); }

@@ -76,11 +76,14 @@ void ck_block_free_uncached(void *p);
  * ck_pread_full reads exactly len bytes at off; a file that ends early (truncated while
  * being read) is an SP_EIO error naming the file, total being the size expected. */
 sp_status ck_pread_full(const char *path, int fd, void *dst, size_t len, uint64_t off, uint64_t total);
+/* The same, read by libgomp's threads in 2 MiB pieces (one thread under ck_read_hook). */
+sp_status ck_pread_all(const char *path, int fd, void *dst, size_t len, uint64_t off, uint64_t total);
 /* Test hook (engine-private, for spec/engine): called before every read of a user's
  * file with the offset about to be read. NULL in normal use. */
 extern void (*ck_read_hook)(int fd, uint64_t offset);
-/* Test hook (engine-private): called once on the caller's thread before a plain .ckpt
- * file's parse and queued content reads start (ck_read_hook set turns the queue off). */
+/* Test hook (engine-private): called once on the caller's thread before the queued reads
+ * start: a plain .ckpt file's parse and contents, or ck_pread_all (ck_read_hook set turns
+ * the queue off). */
 extern void (*ck_queue_hook)(int fd);
 
 /* .ckpt protobuf stream (after decryption and trailer removal) from memory, or the

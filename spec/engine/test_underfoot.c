@@ -155,23 +155,22 @@ SUITE(underfoot_during_load) {
     rmdir(dir);
 }
 
-/* The queued content reads of a plain .ckpt (no CRC, no read hook): the file shrinks after
- * the open measured it, before any content is read (ck_queue_hook). Cut inside the last
- * content only its queued tail fails; cut to half, the parse meets the end too. Either
- * way one error names the file, and every block is back (live bytes as before). */
+/* The queued reads: a plain .ckpt's contents beside the parse, a whole safetensors file up
+ * front (ck_pread_all). The file shrinks after the open measured it, before any queued read
+ * (ck_queue_hook). Cut inside the last tensor, only queued reads fail; cut to half, the
+ * .ckpt parse meets the end too. Either way one error names the file, and every block is
+ * back (live bytes as before). */
 static off_t qhook_cut;
 static void queue_shrink_hook(int fd) {
     (void)fd;
     hook_fired = qhook_cut < 0 || truncate(hook_path, qhook_cut) == 0 ? 1 : -1;
 }
 
-SUITE(underfoot_queue_shrink) {
-    char dir[] = "/tmp/spore_underfoot_XXXXXX";
-    if (!mkdtemp(dir)) { CHECK(0, "mkdtemp"); return; }
+static void queue_shrink(const char *dir, int format, const char *ext) {
     char path[256];
-    snprintf(path, sizeof path, "%s/queue.ckpt", dir);
+    snprintf(path, sizeof path, "%s/queue.%s", dir, ext);
     for (int cut = 0; cut < 3; cut++) {
-        CHECK(write_file(path, SP_CKPT_PROTO), "queue: written");
+        CHECK(write_file(path, format), "%s queue: written", ext);
         off_t n = file_size(path);
         int64_t live0 = 0, live1 = 0, peak = 0, na = 0;
         sp_ckpt_release_cache();
@@ -182,7 +181,7 @@ SUITE(underfoot_queue_shrink) {
         sp_ckpt *c = NULL;
         sp_status st = sp_ckpt_open(&c, path, SP_CKPT_AUTO, 0, NULL, 0, NULL);
         ck_queue_hook = NULL;
-        CHECK(hook_fired == 1, "queue: the hook ran (cut %d)", cut);
+        CHECK(hook_fired == 1, "%s queue: the hook ran (cut %d)", ext, cut);
         if (cut == 0) {
             int same = st == SP_OK && c && sp_ckpt_count(c) == UF_T;
             float *want = malloc(UF_N * sizeof *want);
@@ -192,22 +191,29 @@ SUITE(underfoot_queue_shrink) {
                        memcmp(sp_ckpt_bytes(c, k), want, UF_N * sizeof(float)) == 0;
             }
             free(want);
-            CHECK(same, "queue: an untouched file loads through the queue with every value (%d: %s)", st,
-                  st ? sp_last_error() : "");
+            CHECK(same, "%s queue: an untouched file loads through the queue with every value (%d: %s)", ext,
+                  st, st ? sp_last_error() : "");
         } else {
             const char *e = sp_last_error();
             CHECK(st == SP_EIO && strstr(e, path) && strstr(e, "changed while reading: it ends at byte"),
-                  "queue: cut to %lld of %lld bytes: one error names the file (%d: %s)", (long long)qhook_cut,
-                  (long long)n, st, e);
-            CHECK(c == NULL, "queue: no checkpoint handed out (cut %d)", cut);
+                  "%s queue: cut to %lld of %lld bytes: one error names the file (%d: %s)", ext,
+                  (long long)qhook_cut, (long long)n, st, e);
+            CHECK(c == NULL, "%s queue: no checkpoint handed out (cut %d)", ext, cut);
         }
         sp_ckpt_close(c);
         sp_ckpt_release_cache();
         sp_mem_stats(&live1, &peak, &na);
-        CHECK(live1 == live0, "queue: every block returned (cut %d: %lld bytes live, %lld before)", cut,
+        CHECK(live1 == live0, "%s queue: every block returned (cut %d: %lld bytes live, %lld before)", ext, cut,
               (long long)live1, (long long)live0);
     }
     unlink(path);
+}
+
+SUITE(underfoot_queue_shrink) {
+    char dir[] = "/tmp/spore_underfoot_XXXXXX";
+    if (!mkdtemp(dir)) { CHECK(0, "mkdtemp"); return; }
+    queue_shrink(dir, SP_CKPT_PROTO, "ckpt");
+    queue_shrink(dir, SP_CKPT_SAFETENSORS, "safetensors");
     rmdir(dir);
 }
 
