@@ -21,13 +21,15 @@ describe("OpenBLAS kernel set", function()
     assert.is_string(c)
     assert.is_true(#c > 0)
   end)
-  -- in a child process: this one's environment already holds the name lib.lua set
-  local function core_in_child(env)
-    local p = io.popen(env .. " luajit -e 'package.path=\"lua/?.lua;lua/?/init.lua;bindings/?.lua;\"..package.path; io.write(require(\"spore\").config().blas_core)' 2>&1")
+  -- in a child process (this one's environment already holds what lib.lua set): what
+  -- `expr` gives there, c being that process's spore.config()
+  local function config_in_child(env, expr)
+    local p = io.popen(env .. " luajit -e 'package.path=\"lua/?.lua;lua/?/init.lua;bindings/?.lua;\"..package.path; local c = require(\"spore\").config(); io.write(" .. expr .. ")' 2>&1")
     local out = p:read("*a")
     p:close()
     return out
   end
+  local function core_in_child(env) return config_in_child(env, "c.blas_core") end
   it("is the AVX-512 one on an AVX-512 CPU when OPENBLAS_CORETYPE is unset", function()
     local have = cpu_flags()
     if not have or not (have.avx512f and have.avx512bw and have.avx512dq and have.avx512vl and have.avx512cd) then
@@ -42,12 +44,7 @@ describe("OpenBLAS kernel set", function()
     if have and have.avx2 and have.fma then assert.equals("Haswell", out) else assert.is_string(out) end
   end)
   it("shortens OpenBLAS's idle spin to 2^22 cycles unless OPENBLAS_THREAD_TIMEOUT is set", function()
-    local function timeout_in_child(env)
-      local p = io.popen(env .. " luajit -e 'package.path=\"lua/?.lua;lua/?/init.lua;bindings/?.lua;\"..package.path; io.write(tostring(require(\"spore\").config().blas_thread_timeout))' 2>&1")
-      local out = p:read("*a")
-      p:close()
-      return out
-    end
+    local function timeout_in_child(env) return config_in_child(env, "tostring(c.blas_thread_timeout)") end
     if spore.config().blas_threading ~= "pthread" then
       assert.equal("nil", timeout_in_child("env -u OPENBLAS_THREAD_TIMEOUT"))
       return
@@ -61,9 +58,7 @@ describe("OpenBLAS kernel set", function()
   it("turns the nn kernels' OpenMP regions on by default only with OpenBLAS's OpenMP build", function()
     local c = spore.config()
     assert.is_true(c.blas_threading == "openmp" or c.blas_threading == "pthread", c.blas_threading)
-    local p = io.popen("env -u SPORE_NN_OMP luajit -e 'package.path=\"lua/?.lua;lua/?/init.lua;bindings/?.lua;\"..package.path; local c = require(\"spore\").config(); io.write(c.blas_threading, \" \", tostring(c.nn_omp))' 2>&1")
-    local out = p:read("*a")
-    p:close()
+    local out = config_in_child("env -u SPORE_NN_OMP", "c.blas_threading, \" \", tostring(c.nn_omp)")
     assert.equal(c.blas_threading .. " " .. tostring(c.blas_threading == "openmp"), out)
   end)
 end)

@@ -139,21 +139,18 @@ static void during_load(const char *dir, int format, const char *ext) {
     unlink(path);
 }
 
-SUITE(underfoot_after_load) {
+/* f for a .ckpt and a safetensors file, in a fresh temporary directory */
+static void each_format(void (*f)(const char *dir, int format, const char *ext)) {
     char dir[] = "/tmp/spore_underfoot_XXXXXX";
     if (!mkdtemp(dir)) { CHECK(0, "mkdtemp"); return; }
-    after_load(dir, SP_CKPT_PROTO, "ckpt");
-    after_load(dir, SP_CKPT_SAFETENSORS, "safetensors");
+    f(dir, SP_CKPT_PROTO, "ckpt");
+    f(dir, SP_CKPT_SAFETENSORS, "safetensors");
     rmdir(dir);
 }
 
-SUITE(underfoot_during_load) {
-    char dir[] = "/tmp/spore_underfoot_XXXXXX";
-    if (!mkdtemp(dir)) { CHECK(0, "mkdtemp"); return; }
-    during_load(dir, SP_CKPT_PROTO, "ckpt");
-    during_load(dir, SP_CKPT_SAFETENSORS, "safetensors");
-    rmdir(dir);
-}
+SUITE(underfoot_after_load) { each_format(after_load); }
+
+SUITE(underfoot_during_load) { each_format(during_load); }
 
 /* The queued reads: a plain .ckpt's contents beside the parse, a whole safetensors file up
  * front (ck_pread_all). The file shrinks after the open measured it, before any queued read
@@ -209,13 +206,7 @@ static void queue_shrink(const char *dir, int format, const char *ext) {
     unlink(path);
 }
 
-SUITE(underfoot_queue_shrink) {
-    char dir[] = "/tmp/spore_underfoot_XXXXXX";
-    if (!mkdtemp(dir)) { CHECK(0, "mkdtemp"); return; }
-    queue_shrink(dir, SP_CKPT_PROTO, "ckpt");
-    queue_shrink(dir, SP_CKPT_SAFETENSORS, "safetensors");
-    rmdir(dir);
-}
+SUITE(underfoot_queue_shrink) { each_format(queue_shrink); }
 
 SUITE(underfoot_not_regular) {
     char dir[] = "/tmp/spore_underfoot_XXXXXX";
