@@ -16,6 +16,13 @@ void sp_cpu_wcache_stats(uint64_t *hits, size_t *bytes); /* conv_dnnl.c: the kep
 #include <stdlib.h>
 #include <string.h>
 
+/* the suites that check oneDNN's paths pass with one note in a build without it */
+#define NEED_ONEDNN() do { if (!sp_cpu_conv_kernel_available(SP_CONV_ONEDNN)) { \
+    CHECK(1, "no oneDNN in this build: nothing to check"); return; } } while (0)
+/* free every tensor of an array (NULL entries are a no-op) */
+#define FREE_ALL(arr) do { for (size_t i_ = 0; i_ < sizeof(arr) / sizeof((arr)[0]); i_++) \
+    sp_tensor_free((arr)[i_]); } while (0)
+
 static sp_tensor *nchw(int64_t a, int64_t b, int64_t c, int64_t d, uint64_t *rng, int dev) {
     int64_t s[4] = {a, b, c, d};
     sp_tensor *t = NULL;
@@ -103,7 +110,7 @@ SUITE(cl_tensor) {
               strstr(sp_last_error(), "contiguous"),
           "avgpool refuses a channels-last x by name: %s", sp_last_error());
     sp_tensor *all[] = {t, src, o, sm, si, ga, be, mm, mv};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sp_tensor_free(all[i]);
+    FREE_ALL(all);
 }
 
 /* conv forward, plain and fused (conv -> BN -> [+ residual] -> [ReLU]), float32 and bf16,
@@ -194,7 +201,7 @@ static void conv_layouts(int dev, int kern) {
             CHECK(same_bits(gx0, gx1), "dev %d kernel %d case %zu: backward of a channels-last x", dev, kern, ci);
         sp_tensor_free(gb0);
         sp_tensor *all[] = {x, w, b, ga, be, mu, va, res, gy, gx0, gx1, gw0, gw1, xx};
-        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sp_tensor_free(all[i]);
+        FREE_ALL(all);
     }
 }
 SUITE(cl_conv) {
@@ -264,7 +271,7 @@ SUITE(cl_pool) {
             CHECK(sp_relu_backward(flat, gyc, xx) == SP_EINVAL && strstr(sp_last_error(), "relu_backward"),
                   "a channels-last y needs a grad_x of its shape: %s", sp_last_error());
             sp_tensor *all[] = {x, y, a, a1, g0, g1, xx, gy, gx0, gx1, gyc, flat};
-            for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sp_tensor_free(all[i]);
+            FREE_ALL(all);
         }
 }
 
@@ -294,7 +301,7 @@ SUITE(cl_conv_auto) {
     } else
         CHECK(same_bits(a1, s1), "auto without oneDNN: spore's kernels");
     sp_tensor *all[] = {x, w, a0, s0, a1, s1};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sp_tensor_free(all[i]);
+    FREE_ALL(all);
     CHECK_OK(sp_cpu_conv_set_kernel(def));
 }
 
@@ -356,13 +363,10 @@ static void conv_case_run(const conv_case *k, int gx_on, int gw_on, int gb_on, c
 }
 static void conv_case_free(conv_case *k) {
     sp_tensor *all[] = {k->x, k->w, k->b, k->gy, k->ref, k->gxr, k->gwr, k->gbr, k->xx, k->gyl};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sp_tensor_free(all[i]);
+    FREE_ALL(all);
 }
 SUITE(cl_winograd) {
-    if (!sp_cpu_conv_kernel_available(SP_CONV_ONEDNN)) {
-        CHECK(1, "no oneDNN in this build: nothing to check");
-        return;
-    }
+    NEED_ONEDNN();
     int def = sp_cpu_conv_kernel(), off0 = sp_wino_off;
     CHECK_OK(sp_cpu_conv_set_kernel(SP_CONV_AUTO));
     uint64_t rng = 5;
@@ -455,7 +459,7 @@ SUITE(cl_add_relu_backward) {
     CHECK(sp_add_relu_backward(g, NULL, b, y) == SP_EINVAL && strstr(sp_last_error(), "add_relu_backward"),
           "NULL refused: %s", sp_last_error());
     sp_tensor *all[] = {a, b, y, g, bad, iy};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sp_tensor_free(all[i]);
+    FREE_ALL(all);
 }
 
 /* 1x1 stride-1 layers on channels-last operands as oneDNN sgemm calls (conv_dnnl.c): the
@@ -465,10 +469,7 @@ SUITE(cl_add_relu_backward) {
  * with a bias, padding, a stride or an NCHW operand the convolution primitives run the same
  * calls (no GEMM) within the same bound; spore's own kernels make none. */
 SUITE(cl_gemm1x1) {
-    if (!sp_cpu_conv_kernel_available(SP_CONV_ONEDNN)) {
-        CHECK(1, "no oneDNN in this build: nothing to check");
-        return;
-    }
+    NEED_ONEDNN();
     int def = sp_cpu_conv_kernel(), off0 = sp_gemm1x1_off;
     uint64_t rng = 9;
     /* N C H W Co stride pad bias grad_x grad_w gout-NCHW; then the GEMMs expected: forward, backward */
@@ -514,10 +515,7 @@ SUITE(cl_gemm1x1) {
  * w is rewritten (the kept copy must not be used); GEMM counts as expected; NaN-filled
  * outputs, so every element is written. */
 SUITE(cl_gemm1x1_eval) {
-    if (!sp_cpu_conv_kernel_available(SP_CONV_ONEDNN)) {
-        CHECK(1, "no oneDNN in this build: nothing to check");
-        return;
-    }
+    NEED_ONEDNN();
     int def = sp_cpu_conv_kernel();
     CHECK_OK(sp_cpu_conv_set_kernel(SP_CONV_AUTO));
     uint64_t rng = 13;
@@ -577,7 +575,7 @@ SUITE(cl_gemm1x1_eval) {
             sp_tensor_free(conv);
         }
         sp_tensor *all[] = {x, w, ga, be, mu, va, res, xx, rr};
-        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sp_tensor_free(all[i]);
+        FREE_ALL(all);
     }
     CHECK_OK(sp_cpu_conv_set_kernel(def));
 }
@@ -615,10 +613,7 @@ static void *g1_thread(void *arg) {
     return NULL;
 }
 SUITE(cl_gemm1x1_threads) {
-    if (!sp_cpu_conv_kernel_available(SP_CONV_ONEDNN)) {
-        CHECK(1, "no oneDNN in this build: nothing to check");
-        return;
-    }
+    NEED_ONEDNN();
     int def = sp_cpu_conv_kernel();
     CHECK_OK(sp_cpu_conv_set_kernel(SP_CONV_AUTO));
     uint64_t rng = 71;
@@ -650,7 +645,7 @@ SUITE(cl_gemm1x1_threads) {
         CHECK(jobs[t].bad == 0, "thread %d: %d of 12 concurrent runs differ from the one-thread run", t, jobs[t].bad);
         sp_tensor *all[] = {jobs[t].x, jobs[t].ga, jobs[t].be, jobs[t].mu, jobs[t].va, jobs[t].res, jobs[t].gy,
                             jobs[t].y0, jobs[t].gx0, jobs[t].gw0};
-        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sp_tensor_free(all[i]);
+        FREE_ALL(all);
     }
     sp_tensor_free(w[0]); sp_tensor_free(w[1]);
     CHECK_OK(sp_cpu_conv_set_kernel(def));
@@ -715,7 +710,7 @@ SUITE(cl_batchnorm) {
                 CHECK(same_bits(rb0, rb1), "dev %d add+relu, all channels-last", dev);
                 sp_tensor *all[] = {x, r, ga, be, mm[0], mm[1], mv[0], mv[1], sm[0], sm[1], si[0], si[1], y[0], y[1],
                                     xc, rc, g, gc, gx0, gx1, gg0, gb0, gg1, gb1, gx2, gg2, gb2, gx3, gg3, gb3, rb0, rb1};
-                for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sp_tensor_free(all[i]);
+                FREE_ALL(all);
             }
     /* the pools' backward with channels-last grad_x and grad_out: the NCHW bits */
     for (int dev = 0; dev <= SP_DEVICE_SIM; dev += SP_DEVICE_SIM) {
@@ -738,7 +733,7 @@ SUITE(cl_batchnorm) {
         CHECK_OK(sp_global_avgpool_backward(gx1, g2));
         CHECK(same_bits(gx0, gx1), "dev %d global mean backward, channels-last", dev);
         sp_tensor *all[] = {x, y, a, gy, gyc, gx0, gx1, gx2, g2};
-        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sp_tensor_free(all[i]);
+        FREE_ALL(all);
     }
 }
 
@@ -820,7 +815,7 @@ SUITE(cl_threads) {
     CHECK(bad == 0, "momentum update over 4.5M floats: %lld elements differ from the naive loop", (long long)bad);
     free(p0); free(vv0); free(g0); free(p1); free(v1);
     sp_tensor *all[] = {x, g, xc, gc, ga, be, y0, s0, i0, m0, v0, p, v, gr};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sp_tensor_free(all[i]);
+    FREE_ALL(all);
     for (int t = 0; t < 2; t++) {
         sp_tensor *own[] = {y[t], sm[t], si[t], mm[t], mv[t], gx[t], gg[t], gb[t], rb[t], ad[t], po[t], pa[t], pg[t]};
         for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) sp_tensor_free(own[i]);
@@ -918,6 +913,6 @@ SUITE(cl_weight_cache) {
     CHECK(b1 < b2, "a freed weight's kept copy goes with it (%zu -> %zu bytes)", b2, b1);
     free(buf);
     sp_tensor *all[] = {x0, x, flat, w, other, src, mom, gr};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sp_tensor_free(all[i]);
+    FREE_ALL(all);
     CHECK_OK(sp_cpu_conv_set_kernel(def));
 }
