@@ -137,7 +137,10 @@ $(BUILD)/obj/%.o: %.cu engine/include/spore.h engine/cuda/cuda_api.h engine/cuda
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 
+# a missing build directory would link (and run) whichever OpenBLAS the system's alternatives
+# name instead, silently: refuse it by name
 $(LIB_SO): $(OBJS)
+	@test -e $(OPENBLAS_DIR)/libopenblas.so.0 || { echo "BLAS=$(BLAS): $(OPENBLAS_DIR)/libopenblas.so.0 is missing (Debian's libopenblas0-$(BLAS)): run make deps" >&2; exit 1; }
 	$(CC) -shared -o $@ $(OBJS) $(LDFLAGS) $(LDLIBS)
 
 $(LIB_A): $(OBJS)

@@ -8,7 +8,7 @@
 # of downloading them again.
 set -euo pipefail
 PKGS=(build-essential pkg-config luajit libluajit-5.1-dev lua-busted lua-dkjson lua-cjson lua-argparse gnuplot-nox protobuf-c-compiler
-      libprotobuf-c-dev zlib1g-dev libopenblas-dev libopenblas0-openmp libopenblas-openmp-dev libdnnl-dev libssl-dev libcjson-dev libreadline-dev
+      libprotobuf-c-dev zlib1g-dev libopenblas-dev libopenblas0-pthread libopenblas-pthread-dev libopenblas0-openmp libopenblas-openmp-dev libdnnl-dev libssl-dev libcjson-dev libreadline-dev
       libjpeg62-turbo-dev libpng-dev python3 python3-protobuf python3-numpy dataset-fashion-mnist tmux lua-ldoc valgrind
       libjpeg-turbo-progs openmpi-bin libopenmpi-dev)
 if [[ "${1:-}" == "--bench" ]]; then PKGS+=(python3-torch python3-venv hyperfine); fi

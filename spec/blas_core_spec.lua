@@ -55,6 +55,27 @@ describe("OpenBLAS kernel set", function()
     -- set but empty: OpenBLAS reads 0, its own default
     assert.equal("28", timeout_in_child("OPENBLAS_THREAD_TIMEOUT="))
   end)
+  it("is the OpenBLAS build libspore was linked for (its RUNPATH), not the system's alternative", function()
+    -- make deps installs both Debian builds; with one missing, the loader would fall back to
+    -- whichever /usr/lib/<arch>/libopenblas.so.0 names, silently (the Makefile now refuses)
+    local lib = require("ffi.lib")
+    local p = io.popen("readelf -d '" .. lib.path .. "' 2>/dev/null")
+    local dyn = p:read("*a")
+    p:close()
+    local runpath = dyn:match("RUNPATH%)%s+Library runpath: %[([^%]]*openblas%-[^%]:]*)")
+    if not runpath then pending("no OpenBLAS RUNPATH in " .. lib.path .. " (a host process or an installed copy)") return end
+    local loaded
+    for line in io.lines("/proc/self/maps") do
+      local path = line:match("%s(/%S*libopenblas[^/]*%.so[%.%d]*)$")
+      if path then loaded = path; break end
+    end
+    assert.truthy(loaded, "no libopenblas in /proc/self/maps")
+    local f = io.popen("readlink -f '" .. runpath .. "/libopenblas.so.0'")
+    local want = f:read("*l")
+    f:close()
+    assert.equal(want, loaded)
+    assert.equal(runpath:match("openblas%-(%a+)$"), spore.config().blas_threading)
+  end)
   it("turns the nn kernels' OpenMP regions on by default only with OpenBLAS's OpenMP build", function()
     local c = spore.config()
     assert.is_true(c.blas_threading == "openmp" or c.blas_threading == "pthread", c.blas_threading)
