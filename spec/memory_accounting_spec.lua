@@ -35,7 +35,8 @@ describe("sp_mem_stats counts checkpoint bytes", function()
   local dir, cache_mb
   before_each(function()
     dir = H.tmpdir()
-    cache_mb = spore.config().ckpt_cache_mb
+    local c = spore.config()
+    cache_mb = c.ckpt_cache_auto and "auto" or c.ckpt_cache_mb
   end)
   after_each(function()
     spore.config{ ckpt_cache_mb = cache_mb }
@@ -125,32 +126,46 @@ describe("spore.config", function()
   it("reads back what it sets and validates its keys", function()
     local c0 = spore.config()
     assert.same({ "boolean", "number", "boolean" }, { type(c0.nn_omp), type(c0.ckpt_cache_mb), type(c0.thp) })
+    assert.is_true(c0.ckpt_cache_auto, "the cache cap is automatic by default")
+    assert.is_true(c0.ckpt_cache_mb >= 256, "automatic cap " .. c0.ckpt_cache_mb .. " MiB")
     local c = spore.config{ nn_omp = not c0.nn_omp, ckpt_cache_mb = 3, thp = not c0.thp }
-    assert.same({ nn_omp = not c0.nn_omp, ckpt_cache_mb = 3, thp = not c0.thp, blas_core = c0.blas_core,
+    assert.same({ nn_omp = not c0.nn_omp, ckpt_cache_mb = 3, ckpt_cache_auto = false, thp = not c0.thp, blas_core = c0.blas_core,
       blas_threading = c0.blas_threading, blas_thread_timeout = c0.blas_thread_timeout, bf16_kernel = c0.bf16_kernel, bf16_kernels = c0.bf16_kernels,
       conv_kernel = c0.conv_kernel, conv_kernels = c0.conv_kernels }, c)
-    spore.config{ nn_omp = c0.nn_omp, ckpt_cache_mb = c0.ckpt_cache_mb, thp = c0.thp }
+    spore.config{ nn_omp = c0.nn_omp, ckpt_cache_mb = "auto", thp = c0.thp }
     assert.same(c0, spore.config())
     assert.has_error(function() spore.config{ nn_ompp = true } end,
       "spore.config: unknown setting 'nn_ompp' (expected nn_omp, ckpt_cache_mb, thp, bf16_kernel, conv_kernel)")
     assert.has_error(function() spore.config{ thp = 1 } end, "spore.config: thp must be a boolean, got number")
     assert.has_error(function() spore.config{ ckpt_cache_mb = -1 } end, "spore.config: ckpt_cache_mb must be >= 0, got -1")
+    assert.has_error(function() spore.config{ ckpt_cache_mb = "Auto" } end,
+      "spore.config: ckpt_cache_mb must be a number of MiB or \"auto\", got 'Auto'")
+    assert.has_error(function() spore.config{ ckpt_cache_mb = true } end,
+      "spore.config: ckpt_cache_mb must be a number of MiB or \"auto\", got boolean")
+    assert.has_error(function() spore.config{ ckpt_cache_auto = false } end,
+      "spore.config: unknown setting 'ckpt_cache_auto' (expected nn_omp, ckpt_cache_mb, thp, bf16_kernel, conv_kernel)")
     assert.has_error(function() spore.config("x") end, "spore.config: expected a table of settings, got string")
   end)
 
   it("maps SPORE_NN_OMP, SPORE_CKPT_CACHE_MB and SPORE_NO_THP at require time", function()
     local prog = [[luajit -e 'package.path="lua/?.lua;lua/?/init.lua;"..package.path
-      local c = require("spore").config(); print(c.nn_omp, c.ckpt_cache_mb, c.thp)' 2>&1]]
+      local c = require("spore").config(); print(c.nn_omp, c.ckpt_cache_auto and "auto" or c.ckpt_cache_mb, c.thp)' 2>&1]]
     local out, rc = H.run("env -u SPORE_NN_OMP -u SPORE_CKPT_CACHE_MB -u SPORE_NO_THP " .. prog)
     assert.equal(0, rc, out)
     -- nn_omp's default follows OpenBLAS's threading: on with its OpenMP build (one pool)
     local omp = spore.config().blas_threading == "openmp"
-    assert.equal(tostring(omp) .. "\t256\ttrue\n", out)
+    assert.equal(tostring(omp) .. "\tauto\ttrue\n", out)
     out, rc = H.run("SPORE_NN_OMP=1 SPORE_CKPT_CACHE_MB=12 SPORE_NO_THP=1 " .. prog)
     assert.equal(0, rc, out)
     assert.equal("true\t12\tfalse\n", out)
     out = H.run("SPORE_NN_OMP=0 SPORE_CKPT_CACHE_MB=0 " .. prog)
     assert.equal("false\t0\ttrue\n", out)
+    out = H.run("SPORE_CKPT_CACHE_MB=' auto ' " .. prog)
+    assert.equal("auto", out:match("^%a+\t(%w+)\t"))
+    -- not a number nor auto: refused by name (it used to mean 0, the cache off)
+    out, rc = H.run("SPORE_CKPT_CACHE_MB=12x " .. prog)
+    assert.is_not.equal(0, rc)
+    assert.truthy(out:find("SPORE_CKPT_CACHE_MB: expected a whole number of MiB or auto, got '12x'", 1, true), out)
   end)
 
   it("the engine itself reads no environment variables", function()

@@ -10,14 +10,20 @@ local M = {}
 function M.set_nn_omp(on) C.sp_config_set_nn_omp(on and 1 or 0) end
 function M.nn_omp() return C.sp_config_nn_omp() ~= 0 end
 
---- Cap, in bytes, on the .ckpt reader's cache of freed content blocks (256 MiB by default).
+--- Cap, in bytes, on the .ckpt reader's cache of freed content blocks, or "auto" (the
+-- default: the most bytes of content blocks the process has had at once, at least 256 MiB
+-- and at most half the machine's memory; see sp_config_set_ckpt_cache).
 function M.set_ckpt_cache(bytes)
-  if type(bytes) ~= "number" or bytes < 0 or bytes ~= math.floor(bytes) then
-    error("ckpt cache size must be a whole number of bytes >= 0, got " .. tostring(bytes), 2)
+  if bytes == "auto" then C.sp_config_set_ckpt_cache(0xffffffffffffffffULL); return end
+  if type(bytes) ~= "number" or bytes < 0 or bytes ~= math.floor(bytes) or bytes >= 2 ^ 53 then
+    error("ckpt cache size must be \"auto\" or a whole number of bytes >= 0, got " .. tostring(bytes), 2)
   end
   C.sp_config_set_ckpt_cache(bytes)
 end
+--- The cap in force, in bytes (automatic or set).
 function M.ckpt_cache() return tonumber(C.sp_config_ckpt_cache()) end
+--- Whether the cap is automatic.
+function M.ckpt_cache_auto() return C.sp_config_ckpt_cache_auto() ~= 0 end
 
 --- Transparent huge pages for the .ckpt reader's big content blocks (true by default).
 function M.set_ckpt_thp(on) C.sp_config_set_ckpt_thp(on and 1 or 0) end

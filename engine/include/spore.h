@@ -555,8 +555,9 @@ void sp_ckpt_writer_set_slice(sp_ckpt_writer *w, size_t bytes);
 sp_status sp_ckpt_writer_commit(sp_ckpt_writer *w);
 /* Drop everything written; the previous file at path is untouched. Frees w. */
 void sp_ckpt_writer_abort(sp_ckpt_writer *w);
-/* The .ckpt reader keeps freed content blocks (up to sp_config_ckpt_cache(), 256 MiB by default) to
- * reuse on the next load; this returns them to the system and gives the bytes freed. */
+/* The .ckpt reader keeps freed content blocks (up to sp_config_ckpt_cache(), lazily freed: see
+ * sp_config_set_ckpt_cache) to reuse on the next load; this returns them to the system and
+ * gives the bytes freed. */
 size_t sp_ckpt_release_cache(void);
 /* zlib CRC-32 of a buffer continuing from crc (0 to start). */
 uint32_t sp_crc32(uint32_t crc, const void *data, size_t nbytes);
@@ -752,10 +753,18 @@ void sp_loader_free(sp_loader *l);
  * (0, the default: with the pthread OpenBLAS, libgomp's spinning workers steal BLAS's CPU). */
 void sp_config_set_nn_omp(int on);
 int sp_config_nn_omp(void);
-/* Cap on the .ckpt reader's cache of freed content blocks, in bytes (default 256 MiB;
- * 0 disables it). Lowering the cap returns cached blocks beyond it to the system. */
+/* Cap on the .ckpt reader's cache of freed content blocks, in bytes; 0 disables it.
+ * SP_CKPT_CACHE_AUTO (the default) makes it the most bytes of content blocks this process
+ * has had at once, at least 256 MiB and at most half the machine's memory, so that loading
+ * a checkpoint again (of any size) reuses the pages of the last one. Cached blocks are
+ * lazily freed (MADV_FREE): the kernel may take their pages back when it needs memory, and
+ * they stay counted in sp_mem_stats until sp_ckpt_release_cache. Lowering the cap returns
+ * cached blocks beyond it to the system. sp_config_ckpt_cache() gives the cap in force
+ * (automatic or not), sp_config_ckpt_cache_auto() whether it is automatic. */
+#define SP_CKPT_CACHE_AUTO ((size_t)-1)
 void sp_config_set_ckpt_cache(size_t bytes);
 size_t sp_config_ckpt_cache(void);
+int sp_config_ckpt_cache_auto(void);
 /* .ckpt reader: advise transparent huge pages on big content blocks (on != 0, the
  * default; measured ~4x faster loads of a 200 MB file than 4 KiB faults) or not (0). */
 void sp_config_set_ckpt_thp(int on);

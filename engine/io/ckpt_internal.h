@@ -85,6 +85,9 @@ extern void (*ck_read_hook)(int fd, uint64_t offset);
  * start: a plain .ckpt file's parse and contents, or ck_pread_all (ck_read_hook set turns
  * the queue off). */
 extern void (*ck_queue_hook)(int fd);
+/* Tests: zero the pages of every cached block's data (MADV_DONTNEED), as the kernel's
+ * reclaim of lazily freed pages would; returns the bytes dropped. */
+size_t ck_cache_drop_pages(void);
 
 /* .ckpt protobuf stream (after decryption and trailer removal) from memory, or the
  * first n bytes of fd read record by record. _fd: when want_crc, *crc is the trailer's

@@ -57,7 +57,8 @@ local E = require("ffi.config")
 --                         OpenBLAS, whose threads and libgomp's workers competed for the
 --                         cores; on with `make BLAS=openmp`, one libgomp pool for both; see
 --                         README, Benchmarks)
---   SPORE_CKPT_CACHE_MB=N cap on the .ckpt reader's block cache (256 by default; 0 disables)
+--   SPORE_CKPT_CACHE_MB=N|auto  cap on the .ckpt reader's block cache, MiB (auto by default:
+--                         the most the reader has had at once, 256 at least; 0 disables)
 --   SPORE_NO_THP (any)    no transparent huge pages for .ckpt content blocks
 --   SPORE_BF16_KERNEL=amx|avx512|portable  the bf16 GEMM's microkernel (amp_level "O2";
 --                         the fastest this CPU runs by default; one it does not run is an error)
@@ -68,7 +69,12 @@ do
   local omp = os.getenv("SPORE_NN_OMP")
   if omp then E.set_nn_omp(omp:sub(1, 1) == "1") end
   local mb = os.getenv("SPORE_CKPT_CACHE_MB")
-  if mb and mb ~= "" then E.set_ckpt_cache((tonumber(mb:match("^%s*%+?(%d+)")) or 0) * 1048576) end
+  if mb and mb ~= "" then
+    local n = tonumber(mb:match("^%s*(%d+)%s*$"))
+    if mb:match("^%s*auto%s*$") then E.set_ckpt_cache("auto")
+    elseif n then E.set_ckpt_cache(n * 1048576)
+    else error("SPORE_CKPT_CACHE_MB: expected a whole number of MiB or auto, got '" .. mb .. "'", 0) end
+  end
   if os.getenv("SPORE_NO_THP") then E.set_ckpt_thp(false) end
   local bk = os.getenv("SPORE_BF16_KERNEL")
   if bk and bk ~= "" then
@@ -84,16 +90,17 @@ end
 
 local CONFIG_KEYS = {
   nn_omp = "boolean", -- OpenMP regions in the nn kernels
-  ckpt_cache_mb = "number", -- cap on the .ckpt reader's block cache, MiB
+  ckpt_cache_mb = "number", -- cap on the .ckpt reader's block cache, MiB (or "auto")
   thp = "boolean", -- transparent huge pages for .ckpt content blocks
   bf16_kernel = "string", -- the bf16 GEMM's microkernel: "amx", "avx512", "portable"
   conv_kernel = "string", -- convolutions on the CPU: "auto", "spore", "onednn"
 }
---- Engine settings: spore.config{nn_omp = bool, ckpt_cache_mb = n, thp = bool,
+--- Engine settings: spore.config{nn_omp = bool, ckpt_cache_mb = n|"auto", thp = bool,
 -- bf16_kernel = "amx"|"avx512"|"portable", conv_kernel = "auto"|"spore"|"onednn"} sets the given
 -- ones (unknown keys, wrong types, a bf16 kernel this CPU does not run and a conv kernel this
 -- build lacks are errors); returns the current settings and,
--- read-only, blas_core (the kernel set OpenBLAS chose at load: see bindings/ffi/lib.lua),
+-- read-only, ckpt_cache_auto (whether ckpt_cache_mb, the cap in force, follows the
+-- reader's own peak: the default, and "auto" again), blas_core (the kernel set OpenBLAS chose at load: see bindings/ffi/lib.lua),
 -- blas_threading ("openmp" or "pthread": the OpenBLAS build libspore was linked with),
 -- blas_thread_timeout (N: OpenBLAS's idle pthread workers spin 2^N TSC cycles before they
 -- sleep; nil without them; see bindings/ffi/lib.lua) and
@@ -108,19 +115,25 @@ function spore.config(opts)
     if not want then
       error("spore.config: unknown setting '" .. tostring(k) .. "' (expected nn_omp, ckpt_cache_mb, thp, bf16_kernel, conv_kernel)", 2)
     end
-    if type(v) ~= want then
+    if k == "ckpt_cache_mb" and type(v) ~= "number" and v ~= "auto" then
+      error("spore.config: ckpt_cache_mb must be a number of MiB or \"auto\", got " ..
+        (type(v) == "string" and "'" .. v .. "'" or type(v)), 2)
+    end
+    if type(v) ~= want and k ~= "ckpt_cache_mb" then
       error(("spore.config: %s must be a %s, got %s"):format(k, want, type(v)), 2)
     end
-    if k == "ckpt_cache_mb" and (v < 0 or v ~= v or v == math.huge) then
+    if k == "ckpt_cache_mb" and v ~= "auto" and (v < 0 or v ~= v or v == math.huge) then
       error("spore.config: ckpt_cache_mb must be >= 0, got " .. tostring(v), 2)
     end
   end
   if opts.nn_omp ~= nil then E.set_nn_omp(opts.nn_omp) end
-  if opts.ckpt_cache_mb ~= nil then E.set_ckpt_cache(math.floor(opts.ckpt_cache_mb * 1048576)) end
+  if opts.ckpt_cache_mb == "auto" then E.set_ckpt_cache("auto")
+  elseif opts.ckpt_cache_mb ~= nil then E.set_ckpt_cache(math.floor(opts.ckpt_cache_mb * 1048576)) end
   if opts.thp ~= nil then E.set_ckpt_thp(opts.thp) end
   if opts.bf16_kernel ~= nil then E.set_bf16_kernel(opts.bf16_kernel, 3) end
   if opts.conv_kernel ~= nil then E.set_conv_kernel(opts.conv_kernel, 3) end
-  return { nn_omp = E.nn_omp(), ckpt_cache_mb = E.ckpt_cache() / 1048576, thp = E.ckpt_thp(),
+  return { nn_omp = E.nn_omp(), ckpt_cache_mb = E.ckpt_cache() / 1048576,
+    ckpt_cache_auto = E.ckpt_cache_auto(), thp = E.ckpt_thp(),
     blas_core = E.blas_core(), blas_threading = E.blas_threading(),
     blas_thread_timeout = E.blas_thread_timeout(), bf16_kernel = E.bf16_kernel(),
     bf16_kernels = E.bf16_kernels(), conv_kernel = E.conv_kernel(), conv_kernels = E.conv_kernels() }

@@ -2,6 +2,7 @@
  * checkpoint reader/writer, and the dtype table every name lookup reads. */
 #include "check.h"
 #include "core/internal.h" /* sp_dtypes: the table itself */
+#include "io/ckpt_internal.h" /* ck_block_alloc, ck_cache_drop_pages */
 
 #include <stdlib.h>
 #include <string.h>
@@ -25,10 +26,13 @@ SUITE(surface_config) {
     CHECK(sp_config_ckpt_thp() == 0, "thp off");
     sp_config_set_ckpt_thp(thp0);
     size_t cap0 = sp_config_ckpt_cache();
-    CHECK(cap0 == (size_t)256 << 20, "default cache cap 256 MiB (got %zu)", cap0);
+    CHECK(sp_config_ckpt_cache_auto() == 1, "the cache cap is automatic by default");
+    CHECK(cap0 >= (size_t)256 << 20, "automatic cache cap at least 256 MiB (got %zu)", cap0);
     sp_config_set_ckpt_cache(12345);
     CHECK(sp_config_ckpt_cache() == 12345, "cache cap reads back");
-    sp_config_set_ckpt_cache(cap0);
+    CHECK(sp_config_ckpt_cache_auto() == 0, "a cap set is not automatic");
+    sp_config_set_ckpt_cache(SP_CKPT_CACHE_AUTO);
+    CHECK(sp_config_ckpt_cache_auto() == 1 && sp_config_ckpt_cache() == cap0, "SP_CKPT_CACHE_AUTO restores it");
 }
 
 /* Write a .ckpt with three 3 MiB float32 tensors (big blocks) and a small one. */
@@ -61,7 +65,6 @@ SUITE(surface_ckpt_accounting) {
     char path[128];
     snprintf(path, sizeof path, "%s/m.ckpt", dir);
     size_t bytes = write_ckpt(path);
-    size_t cap0 = sp_config_ckpt_cache();
     sp_ckpt_release_cache();
     int64_t live0 = live_now(), allocs0, allocs1;
     sp_mem_stats(NULL, NULL, &allocs0);
@@ -89,14 +92,38 @@ SUITE(surface_ckpt_accounting) {
     CHECK_OK(sp_ckpt_open(&c, path, SP_CKPT_AUTO, 0, NULL, 0, NULL));
     sp_ckpt_close(c);
     CHECK(live_now() == live0, "cap 0: nothing cached (%lld)", (long long)(live_now() - live0));
-    sp_config_set_ckpt_cache(cap0);
+    sp_config_set_ckpt_cache(SP_CKPT_CACHE_AUTO);
     CHECK_OK(sp_ckpt_open(&c, path, SP_CKPT_AUTO, 0, NULL, 0, NULL));
     sp_ckpt_close(c);
     CHECK(live_now() - live0 >= 3 * (3 << 20), "default cap: blocks cached");
     sp_config_set_ckpt_cache((size_t)4 << 20);
     CHECK(live_now() - live0 <= (4 << 20), "cap lowered to 4 MiB trims the cache (%lld)",
           (long long)(live_now() - live0));
-    sp_config_set_ckpt_cache(cap0);
+    sp_config_set_ckpt_cache(SP_CKPT_CACHE_AUTO);
+    sp_ckpt_release_cache();
+
+    /* cached blocks whose pages the kernel took back (zero again) still load every value */
+    sp_tensor *first[3];
+    CHECK_OK(sp_ckpt_open(&c, path, SP_CKPT_AUTO, 0, NULL, 0, NULL));
+    for (int i = 0; i < 3; i++) CHECK_OK(sp_ckpt_tensor(c, i, &first[i]));
+    const void *addr0 = sp_host_data(first[0]);
+    sp_ckpt_close(c);
+    for (int i = 0; i < 3; i++) sp_tensor_free(first[i]);
+    CHECK(ck_cache_drop_pages() >= 3 * (3 << 20), "the cached blocks' pages dropped");
+    CHECK_OK(sp_ckpt_open(&c, path, SP_CKPT_AUTO, 0, NULL, 0, NULL));
+    int reused = 0;
+    for (int i = 0; i < 3; i++) {
+        sp_tensor *t;
+        CHECK_OK(sp_ckpt_tensor(c, i, &t));
+        const float *v = sp_host_data(t);
+        reused += (const void *)v == addr0;
+        size_t n = sp_tensor_nbytes(t) / 4, bad = 0;
+        for (size_t j = 0; j < n; j++) bad += v[j] != (float)i + 0.5f;
+        CHECK(bad == 0, "w%d: every value read into a dropped cached block (%zu wrong)", i, bad);
+        sp_tensor_free(t);
+    }
+    CHECK(reused == 1, "the second load reused the cached blocks (%d)", reused);
+    sp_ckpt_close(c);
     sp_ckpt_release_cache();
     CHECK(live_now() == live0, "back to the start (%lld)", (long long)(live_now() - live0));
 
@@ -144,6 +171,87 @@ SUITE(surface_ckpt_accounting) {
     unlink(path);
     unlink(spath);
     rmdir(dir);
+}
+
+/* The RSS and LazyFree (kB) of the mapping that holds addr, from /proc/self/smaps. */
+static void smaps_of(const void *addr, long *rss_kb, long *lazy_kb) {
+    *rss_kb = *lazy_kb = -1;
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (!f) return;
+    char line[512];
+    int in = 0;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        char c;
+        if (sscanf(line, "%lx-%lx %c", &lo, &hi, &c) == 3 && strchr(line, '-') < strchr(line, ' ')) {
+            in = (uintptr_t)addr >= lo && (uintptr_t)addr < hi;
+            continue;
+        }
+        if (in) {
+            sscanf(line, "Rss: %ld kB", rss_kb);
+            sscanf(line, "LazyFree: %ld kB", lazy_kb);
+        }
+    }
+    fclose(f);
+}
+
+/* The automatic cap follows the most bytes of big blocks the process had at once, and a
+ * cached block's whole huge pages are lazily freed. */
+SUITE(surface_ckpt_cache_auto) {
+    const size_t MiB = (size_t)1 << 20, blk = 96 * MiB;
+    sp_config_set_ckpt_cache(SP_CKPT_CACHE_AUTO);
+    sp_ckpt_release_cache();
+    int64_t live0 = live_now();
+    size_t cap0 = sp_config_ckpt_cache();
+    /* more 96 MiB blocks at once than the cap holds now (mapped, never touched) */
+    int k = (int)(cap0 / blk) + 2;
+    long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+    size_t half = (size_t)pages / 2 * (size_t)psz;
+    if ((size_t)k * (blk + 4096) > half) {
+        printf("  SKIP surface_ckpt_cache_auto growth: %d x 96 MiB is over half this machine's memory\n", k);
+    } else {
+        void **b = calloc((size_t)k, sizeof *b);
+        for (int i = 0; i < k; i++) CHECK((b[i] = ck_block_alloc(blk)) != NULL, "96 MiB block %d", i);
+        size_t cap1 = sp_config_ckpt_cache();
+        CHECK(cap1 >= (size_t)k * blk && cap1 > cap0, "the cap grew with the blocks held at once: %zu -> %zu for %d x 96 MiB",
+              cap0, cap1, k);
+        for (int i = 0; i < k; i++) ck_block_free(b[i]);
+        size_t freed = sp_ckpt_release_cache();
+        CHECK(freed >= (size_t)k * blk, "all %d freed blocks were kept (%zu MiB released)", k, freed / MiB);
+        CHECK(live_now() == live0, "back to the start (%lld)", (long long)(live_now() - live0));
+        /* a cap set by hand stays put: 256 MiB keeps two of three 96 MiB blocks */
+        sp_config_set_ckpt_cache(256 * MiB);
+        for (int i = 0; i < 3; i++) b[i] = ck_block_alloc(blk);
+        CHECK(sp_config_ckpt_cache() == 256 * MiB, "a set cap does not follow the peak");
+        for (int i = 0; i < 3; i++) ck_block_free(b[i]);
+        freed = sp_ckpt_release_cache();
+        CHECK(freed >= 2 * blk && freed < 3 * blk, "cap 256 MiB kept 2 of 3 blocks (%zu MiB)", freed / MiB);
+        sp_config_set_ckpt_cache(SP_CKPT_CACHE_AUTO);
+        free(b);
+    }
+
+    /* a written block, freed into the cache: its whole huge pages are lazily freed; taken
+     * again, the same block is written and read back */
+    size_t n = 6 * MiB;
+    uint8_t *p = ck_block_alloc(n);
+    memset(p, 7, n);
+    long rss, lazy;
+    smaps_of(p, &rss, &lazy);
+    CHECK(rss >= 6 * 1024 && lazy == 0, "written block resident, nothing lazily freed (rss %ld kB, lazy %ld kB)", rss, lazy);
+    ck_block_free(p);
+    smaps_of(p, &rss, &lazy);
+    CHECK(lazy >= 6 * 1024, "the cached block's data lazily freed (LazyFree %ld kB)", lazy);
+    uint8_t *q = ck_block_alloc(n);
+    CHECK(q == p, "the same block handed out again");
+    memset(q, 9, n);
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) bad += q[i] != 9;
+    CHECK(bad == 0, "written again and read back (%zu wrong)", bad);
+    smaps_of(q, &rss, &lazy);
+    CHECK(lazy == 0, "written again: no longer lazily free (LazyFree %ld kB)", lazy);
+    ck_block_free(q);
+    sp_ckpt_release_cache();
+    CHECK(live_now() == live0, "back to the start (%lld)", (long long)(live_now() - live0));
 }
 
 SUITE(surface_dtype_table) {
