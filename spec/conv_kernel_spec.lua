@@ -119,7 +119,13 @@ describe("whole nets under each conv kernel", function()
       local s = amax(res.spore.y)
       assert.is_true(maxdiff(r.y, res.spore.y) < 1e-4 * s + 1e-6, k .. ": outputs")
       local gs = amax(res.spore.gx)
-      assert.is_true(maxdiff(r.gx, res.spore.gx) < 2e-4 * gs + 1e-6, k .. ": input gradient")
+      -- the input's gradient comes back through every BatchNorm's backward in training mode
+      -- (layer4's has 2 values a channel at this size) and every ReLU's mask, which a
+      -- forward value within rounding of 0 flips: sums in another order differ by 2.5e-4 of
+      -- the largest (oneDNN 2.6 on an AMD Zen 5; 2e-4 passed on the Intel machines before;
+      -- the same nets in eval mode agree to 7e-7); a wrong one is O(1)
+      assert.is_true(maxdiff(r.gx, res.spore.gx) < 1e-3 * gs + 1e-6,
+        ("%s: input gradient differs by %g (scale %g)"):format(k, maxdiff(r.gx, res.spore.gx), gs))
       -- parameter gradients sum over the batch and positions (BatchNorm's with cancellation):
       -- float32 sums in another order differ by up to ~3e-4 of the largest; a wrong one is O(1)
       assert.equal(#res.spore.g, #r.g)
@@ -238,7 +244,12 @@ describe("channels-last activations in chains", function()
     for k, r in pairs(res) do
       assert.is_true(maxdiff(r.y, res.spore.y) < 1e-4 * amax(res.spore.y) + 1e-6, k .. ": outputs")
       local gs = amax(res.spore.gx)
-      assert.is_true(maxdiff(r.gx, res.spore.gx) < 2e-4 * gs + 1e-6,
+      -- the input's gradient comes back through every BatchNorm's backward in training mode
+      -- (layer4's has 2 values a channel at this size) and every ReLU's mask, which a
+      -- forward value within rounding of 0 flips: sums in another order differ by 2.5e-4 of
+      -- the largest (oneDNN 2.6 on an AMD Zen 5; 2e-4 passed on the Intel machines before;
+      -- the same nets in eval mode agree to 7e-7); a wrong one is O(1)
+      assert.is_true(maxdiff(r.gx, res.spore.gx) < 1e-3 * gs + 1e-6,
         ("%s: input gradient %g (scale %g)"):format(k, maxdiff(r.gx, res.spore.gx), gs))
       for i, g in ipairs(r.g) do
         gs = amax(res.spore.g[i])

@@ -30,6 +30,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* sp_config_set_ckpt_cache's automatic cap (Lua: ckpt_cache_mb = "auto") */
+#define SP_CKPT_CACHE_AUTO ((size_t)-1)
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -761,7 +764,6 @@ int sp_config_nn_omp(void);
  * they stay counted in sp_mem_stats until sp_ckpt_release_cache. Lowering the cap returns
  * cached blocks beyond it to the system. sp_config_ckpt_cache() gives the cap in force
  * (automatic or not), sp_config_ckpt_cache_auto() whether it is automatic. */
-#define SP_CKPT_CACHE_AUTO ((size_t)-1)
 void sp_config_set_ckpt_cache(size_t bytes);
 size_t sp_config_ckpt_cache(void);
 int sp_config_ckpt_cache_auto(void);
