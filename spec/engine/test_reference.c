@@ -278,10 +278,12 @@ SUITE(reference_global_avgpool) {
 /* ---- Dense ---- */
 
 SUITE(reference_dense) {
-    /* one row (ResNet50's head at batch 1) goes through sgemv, with and without a bias */
+    /* one row: ResNet50's head at batch 1 goes through sgemv; below 256 Ki weights (LeNet5's
+     * 400 -> 120) spore's own product, eight rows a pass with the row tails masked; with and
+     * without a bias */
     int cases[][4] = {{1, 1, 1, 1}, {5, 7, 3, 0}, {64, 120, 84, 1}, {3, 800, 10, 1}, {17, 33, 65, 1},
-                      {1, 2048, 1001, 1}, {1, 300, 7, 0}};
-    for (int i = 0; i < 7; i++) {
+                      {1, 2048, 1001, 1}, {1, 300, 7, 0}, {1, 400, 120, 1}, {1, 37, 19, 0}, {1, 16, 9, 1}};
+    for (int i = 0; i < (int)(sizeof cases / sizeof cases[0]); i++) {
         int N = cases[i][0], In = cases[i][1], O = cases[i][2], hb = cases[i][3];
         sp_tensor *x = rnd(2, N, In, 0, 0, -1, 1), *w = rnd(2, O, In, 0, 0, -1, 1);
         sp_tensor *b = hb ? rnd(1, O, 0, 0, 0, -1, 1) : NULL;
