@@ -55,6 +55,12 @@ describe("OpenBLAS kernel set", function()
     -- set but empty: OpenBLAS reads 0, its own default
     assert.equal("28", timeout_in_child("OPENBLAS_THREAD_TIMEOUT="))
   end)
+  it("libgomp's idle workers spin briefly (GOMP_SPINCOUNT=1000) unless the user chose a wait policy or spin count", function()
+    local expr = "tostring(os.getenv(\"GOMP_SPINCOUNT\")), \" \", tostring(os.getenv(\"OMP_WAIT_POLICY\"))"
+    assert.equal("1000 nil", config_in_child("env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT", expr))
+    assert.equal("nil passive", config_in_child("env -u GOMP_SPINCOUNT OMP_WAIT_POLICY=passive", expr))
+    assert.equal("300000 nil", config_in_child("env -u OMP_WAIT_POLICY GOMP_SPINCOUNT=300000", expr))
+  end)
   it("is the OpenBLAS build libspore was linked for (its RUNPATH), not the system's alternative", function()
     -- make deps installs both Debian builds; with one missing, the loader would fall back to
     -- whichever /usr/lib/<arch>/libopenblas.so.0 names, silently (the Makefile now refuses)
