@@ -759,8 +759,8 @@ int sp_config_nn_omp(void);
 /* Cap on the .ckpt reader's cache of freed content blocks, in bytes; 0 disables it.
  * SP_CKPT_CACHE_AUTO (the default) makes it the most bytes of content blocks this process
  * has had at once, at least 256 MiB and at most half the machine's memory, so that loading
- * a checkpoint again (of any size) reuses the pages of the last one. Cached blocks are
- * lazily freed (MADV_FREE): the kernel may take their pages back when it needs memory, and
+ * a checkpoint again (of any size) reuses the pages of the last one. Cached blocks' whole
+ * huge pages are lazily freed (MADV_FREE): the kernel may take them back when it needs memory, and
  * they stay counted in sp_mem_stats until sp_ckpt_release_cache. Lowering the cap returns
  * cached blocks beyond it to the system. sp_config_ckpt_cache() gives the cap in force
  * (automatic or not), sp_config_ckpt_cache_auto() whether it is automatic. */
