@@ -36,13 +36,7 @@
 int sp_cpu_conv_small_applies(int64_t C, int64_t H, int64_t W, int64_t Co, int64_t kh, int64_t kw, int sh, int sw,
                               int pt, int pb, int pl, int pr, int dh, int dw, int groups) {
 #ifdef SP_SMALL_X86
-    static int avx512 = -1;
-    if (avx512 < 0) {
-        __builtin_cpu_init();
-        avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                 __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-    }
-    if (!avx512) return 0;
+    if (!sp_cpu_avx512()) return 0;
     if (sh != 1 || sw != 1 || dh != 1 || dw != 1 || groups != 1 || pt || pb || pl || pr) return 0;
     if (kh < 1 || kw < 1 || kh > H || kw > W || kh > 7 || (kw != 3 && kw != 5)) return 0;
     int64_t Ho = H - kh + 1, Wo = W - kw + 1;

@@ -42,9 +42,7 @@ __attribute__((target("avx512f"))) static void gemv_avx512(float *y, const float
 #endif
 static void gemv_rows(float *y, const float *w, const float *x, int64_t O, int64_t In, int acc) {
 #ifdef GEMV_AVX512
-    static int avx512 = -1;
-    if (avx512 < 0) { __builtin_cpu_init(); avx512 = __builtin_cpu_supports("avx512f"); }
-    if (avx512) { gemv_avx512(y, w, x, O, In, acc); return; }
+    if (sp_cpu_avx512()) { gemv_avx512(y, w, x, O, In, acc); return; }
 #endif
     for (int64_t o = 0; o < O; o++) {
         const float *r = w + o * In;

@@ -23,6 +23,20 @@
 #define SP_CLONES
 #endif
 
+/* AVX-512 F, BW, VL and DQ (the subset spore's own AVX-512 kernels use: conv_small.c,
+ * pool.c, dense.c), probed once per process */
+#if defined(__GNUC__) && defined(__x86_64__)
+static inline int sp_cpu_avx512(void) {
+    static int v = -1;
+    if (v < 0) {
+        __builtin_cpu_init();
+        v = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+    }
+    return v;
+}
+#endif
+
 #define NN_TRY(x) do { sp_status s_ = (x); if (s_) return s_; } while (0)
 /* OpenMP in the nn kernels is off unless sp_config_set_nn_omp(1) (lua/spore: SPORE_NN_OMP=1):
  * with the pthread OpenBLAS, the libgomp workers spin after each region and steal the CPU

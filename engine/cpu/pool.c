@@ -177,15 +177,6 @@ maxpool2_bwd_avx512(float *G, const float *GO, const int32_t *A, int64_t NC, int
     return 1;
 }
 
-static int pool_avx512(void) {
-    static int v = -1;
-    if (v < 0) {
-        __builtin_cpu_init();
-        v = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-    }
-    return v;
-}
 #endif
 
 /* Channels-last x and out (NHWC in memory; argmax stays NCHW, as the backward reads it): each
@@ -251,7 +242,7 @@ sp_status sp_cpu_maxpool2d_forward(sp_tensor *out, sp_tensor *argmax, const sp_t
  * The common shapes get the window size as a compile-time constant (fully unrolled). */
     int inner = pad_top == 0 && pad_left == 0 && (Ho - 1) * stride_h + kh <= H && (Wo - 1) * stride_w + kw <= W;
 #ifdef POOL_AVX512
-    if (inner && kh == 2 && kw == 2 && stride_h == 2 && stride_w == 2 && pool_avx512())
+    if (inner && kh == 2 && kw == 2 && stride_h == 2 && stride_w == 2 && sp_cpu_avx512())
         maxpool2_avx512(O, A, X, N * C, H, W, Ho, Wo);
     else
 #endif
@@ -294,7 +285,7 @@ sp_status sp_cpu_maxpool2d_backward(sp_tensor *grad_x, const sp_tensor *grad_out
     }
 #ifdef POOL_AVX512
     int64_t Ho = grad_out->shape[2], Wo = grad_out->shape[3];
-    if (grad_x->shape[2] == 2 * Ho && grad_x->shape[3] == 2 * Wo && Wo > 0 && pool_avx512() &&
+    if (grad_x->shape[2] == 2 * Ho && grad_x->shape[3] == 2 * Wo && Wo > 0 && sp_cpu_avx512() &&
         maxpool2_bwd_avx512(G, GO, A, NC, Ho, Wo))
         return SP_OK;
 #endif
