@@ -115,20 +115,21 @@ function spore.config(opts)
     if not want then
       error("spore.config: unknown setting '" .. tostring(k) .. "' (expected nn_omp, ckpt_cache_mb, thp, bf16_kernel, conv_kernel)", 2)
     end
-    if k == "ckpt_cache_mb" and type(v) ~= "number" and v ~= "auto" then
-      error("spore.config: ckpt_cache_mb must be a number of MiB or \"auto\", got " ..
-        (type(v) == "string" and "'" .. v .. "'" or type(v)), 2)
-    end
-    if type(v) ~= want and k ~= "ckpt_cache_mb" then
+    if k == "ckpt_cache_mb" then
+      if type(v) ~= "number" and v ~= "auto" then
+        error("spore.config: ckpt_cache_mb must be a number of MiB or \"auto\", got " ..
+          (type(v) == "string" and "'" .. v .. "'" or type(v)), 2)
+      end
+      if v ~= "auto" and (v < 0 or v ~= v or v == math.huge) then
+        error("spore.config: ckpt_cache_mb must be >= 0, got " .. tostring(v), 2)
+      end
+    elseif type(v) ~= want then
       error(("spore.config: %s must be a %s, got %s"):format(k, want, type(v)), 2)
-    end
-    if k == "ckpt_cache_mb" and v ~= "auto" and (v < 0 or v ~= v or v == math.huge) then
-      error("spore.config: ckpt_cache_mb must be >= 0, got " .. tostring(v), 2)
     end
   end
   if opts.nn_omp ~= nil then E.set_nn_omp(opts.nn_omp) end
-  if opts.ckpt_cache_mb == "auto" then E.set_ckpt_cache("auto")
-  elseif opts.ckpt_cache_mb ~= nil then E.set_ckpt_cache(math.floor(opts.ckpt_cache_mb * 1048576)) end
+  local mb = opts.ckpt_cache_mb
+  if mb ~= nil then E.set_ckpt_cache(mb == "auto" and mb or math.floor(mb * 1048576)) end
   if opts.thp ~= nil then E.set_ckpt_thp(opts.thp) end
   if opts.bf16_kernel ~= nil then E.set_bf16_kernel(opts.bf16_kernel, 3) end
   if opts.conv_kernel ~= nil then E.set_conv_kernel(opts.conv_kernel, 3) end
