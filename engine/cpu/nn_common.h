@@ -114,6 +114,12 @@ void sp_cpu_nhwc_apply(float *O, const float *X, const float *R, int64_t M, int6
  * hidden test hook) turns that off, sp_dnnl_gemm_runs counts the sgemm calls (tests). */
 extern int sp_gemm1x1_off;
 extern long sp_dnnl_gemm_runs;
+/* conv_dnnl.c, a bf16 forward on channels-last operands: sp_cvt_bf16_off (a hidden test hook)
+ * rounds x through oneDNN's reorder instead of spore's loop, sp_cvt_bf16_runs counts that
+ * loop's calls; sp_dnnl_resbin_runs counts the fused forwards that read their residual as a
+ * binary-add post-op (tests) */
+extern int sp_cvt_bf16_off;
+extern long sp_cvt_bf16_runs, sp_dnnl_resbin_runs;
 int sp_cpu_wino_applies(int64_t N, int64_t C, int64_t Co, int64_t Ho, int64_t Wo, int64_t kh, int64_t kw, int sh,
                         int sw, int dh, int dw, int groups);
 sp_status sp_cpu_wino_forward(float *O, const float *X, const float *Wt, const float *bias, int64_t N, int64_t C,

@@ -10,6 +10,9 @@ extern long sp_dnnl_wino_runs; /* engine/cpu/conv_dnnl.c: oneDNN Winograd execut
 extern int sp_gemm1x1_off;     /* engine/cpu/conv_dnnl.c: test hook (hidden) */
 extern long sp_dnnl_gemm_runs; /* engine/cpu/conv_dnnl.c: 1x1 layers' sgemm calls (hidden) */
 void sp_cpu_wcache_stats(uint64_t *hits, size_t *bytes); /* conv_dnnl.c: the kept weights (hidden) */
+extern int sp_cvt_bf16_off;    /* engine/cpu/conv_dnnl.c: test hook (hidden) */
+extern long sp_cvt_bf16_runs, sp_dnnl_resbin_runs; /* conv_dnnl.c: counters (hidden) */
+int sp_cpu_bf16_native(void);  /* engine/cpu/bf16.c */
 
 #include <math.h>
 #include <pthread.h>
@@ -391,6 +394,101 @@ SUITE(cl_winograd) {
         conv_case_free(&k);
     }
     sp_wino_off = off0;
+    CHECK_OK(sp_cpu_conv_set_kernel(def));
+}
+
+/* A bf16 fused forward (conv -> BN -> + residual -> ReLU) on channels-last operands under
+ * auto (conv_dnnl.c): x rounded to bf16 by spore's loop (cvt_bf16, where the CPU has
+ * AVX512_BF16) gives oneDNN's reorder's bits, NaN, infinities, float32 denormals, ties and the
+ * masked tail included, threaded or not; the residual read in place by a binary-add post-op
+ * and the in-place one (residual overlapping out: the post-op sum, where oneDNN may pick
+ * another kernel) are each the convolution of the bf16-rounded operands in double, folded,
+ * plus the residual, then ReLU, within 1e-5 of the largest value. Every output element is
+ * written (NaN-filled). */
+static float bf16_round(float v) { return sp_bf16_to_f32(sp_f32_to_bf16(v)); }
+SUITE(cl_bf16_input_residual) {
+    NEED_ONEDNN();
+    int def = sp_cpu_conv_kernel(), off0 = sp_cvt_bf16_off;
+    CHECK_OK(sp_cpu_conv_set_kernel(SP_CONV_AUTO));
+    uint64_t rng = 23;
+    /* N C H W Co k pad: a 1x1 residual layer, a 3x3 one, 3 channels (numel not a multiple of 32:
+     * the masked tail), and one over CVT_PAR (2^16) elements (threaded) */
+    int cases[][7] = {{2, 16, 7, 9, 64, 1, 0}, {1, 32, 10, 10, 32, 3, 1}, {2, 3, 15, 13, 16, 3, 1},
+                      {2, 64, 32, 33, 64, 1, 0}};
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        int *q = cases[ci];
+        int64_t N = q[0], C = q[1], H = q[2], W = q[3], Co = q[4], k = q[5];
+        int p = q[6];
+        int64_t Ho = H + 2 * p - k + 1, Wo = W + 2 * p - k + 1, nx = N * C * H * W, no = N * Co * Ho * Wo;
+        sp_tensor *x = nchw(N, C, H, W, &rng, SP_DEVICE_CPU), *w = nchw(Co, C, k, k, &rng, SP_DEVICE_CPU);
+        sp_tensor *ga = vec(Co, &rng, SP_DEVICE_CPU), *be = vec(Co, &rng, SP_DEVICE_CPU);
+        sp_tensor *mu = vec(Co, &rng, SP_DEVICE_CPU), *va = vec(Co, NULL, SP_DEVICE_CPU);
+        sp_tensor *res = nchw(N, Co, Ho, Wo, &rng, SP_DEVICE_CPU);
+        sp_fill(va, 0.7);
+        for (int special = 0; special < 2; special++) {
+            if (special) { /* NaN, infinities, float32 denormals, bf16 ties, a huge value */
+                float *vx = values(x);
+                float sv[] = {NAN, INFINITY, -INFINITY, 1e-39f, -3e-39f, 1.00390625f, 1.01171875f, 3e38f};
+                for (size_t i = 0; i < sizeof sv / sizeof *sv; i++) vx[(i * 7919) % nx] = sv[i];
+                sp_tensor_write(x, vx, sizeof(float) * (size_t)nx);
+                free(vx);
+            }
+            sp_tensor *xl = as_layout(x, 1), *rl = as_layout(res, 1);
+            sp_tensor *o[3];
+            long cr[3], rb[3];
+            for (int run = 0; run < 3; run++) { /* spore's loop, oneDNN's reorder, then in place */
+                sp_cvt_bf16_off = run == 1;
+                o[run] = as_layout(res, 1);
+                if (run < 2) sp_fill(o[run], NAN);
+                long c0 = sp_cvt_bf16_runs, r0 = sp_dnnl_resbin_runs;
+                CHECK_OK(sp_conv2d_bn_forward_bf16(o[run], xl, w, NULL, ga, be, mu, va, 1e-3, run < 2 ? rl : o[run], 1,
+                                                   1, 1, p, p, p, p, 1, 1, 1));
+                cr[run] = sp_cvt_bf16_runs - c0, rb[run] = sp_dnnl_resbin_runs - r0;
+            }
+            sp_cvt_bf16_off = off0;
+            int nat = sp_cpu_bf16_native();
+            CHECK(cr[0] == nat && cr[1] == 0 && cr[2] == nat, "case %zu special %d: spore's rounding ran %ld, %ld, %ld times",
+                  ci, special, cr[0], cr[1], cr[2]);
+            CHECK(rb[0] == 1 && rb[1] == 1 && rb[2] == 0, "case %zu special %d: binary residual ran %ld, %ld, %ld times", ci,
+                  special, rb[0], rb[1], rb[2]);
+            CHECK(same_bits(o[0], o[1]), "case %zu special %d: spore's rounding gives oneDNN's reorder's bits", ci, special);
+            double big2 = 0, d2 = maxdiff_t(o[2], o[0], &big2); /* oneDNN may pick another kernel for each */
+            CHECK(d2 <= 1e-5 * big2, "case %zu special %d: the binary residual vs the in-place sum: %g of %g", ci,
+                  special, d2, big2);
+            if (!special) { /* against the bf16-rounded operands' convolution in double */
+                float *vx = values(x), *vw = values(w);
+                for (int64_t i = 0; i < nx; i++) vx[i] = bf16_round(vx[i]);
+                for (int64_t i = 0; i < Co * C * k * k; i++) vw[i] = bf16_round(vw[i]);
+                sp_tensor *xr = nchw(N, C, H, W, NULL, SP_DEVICE_CPU), *wr = nchw(Co, C, k, k, NULL, SP_DEVICE_CPU);
+                sp_tensor *ref = nchw(N, Co, Ho, Wo, NULL, SP_DEVICE_CPU);
+                sp_tensor_write(xr, vx, sizeof(float) * (size_t)nx);
+                sp_tensor_write(wr, vw, sizeof(float) * (size_t)(Co * C * k * k));
+                CHECK_OK(sp_ref_conv2d_forward(ref, xr, wr, NULL, 1, 1, p, p, p, p, 1, 1, 1));
+                float *vr = values(ref), *vres = values(res), *vg = values(ga), *vb = values(be), *vm = values(mu);
+                for (int run = 0; run < 3; run += 2) {
+                    float *got = values(o[run]);
+                    double d = 0, big = 0;
+                    for (int64_t i = 0; i < no; i++) {
+                        int64_t ch = (i / (Ho * Wo)) % Co;
+                        double inv = 1.0 / sqrt(0.7 + 1e-3), y = (vr[i] - vm[ch]) * inv * vg[ch] + vb[ch] + vres[i];
+                        y = y > 0 ? y : 0;
+                        d = isnan(got[i]) ? INFINITY : fmax(d, fabs(y - got[i]));
+                        big = fmax(big, fabs(y));
+                    }
+                    CHECK(d <= 1e-5 * big, "case %zu run %d: fused bf16 forward vs the reference: %g of %g", ci, run, d,
+                          big);
+                    free(got);
+                }
+                free(vx); free(vw); free(vr); free(vres); free(vg); free(vb); free(vm);
+                sp_tensor *f[] = {xr, wr, ref};
+                FREE_ALL(f);
+            }
+            sp_tensor *f[] = {xl, rl, o[0], o[1], o[2]};
+            FREE_ALL(f);
+        }
+        sp_tensor *all[] = {x, w, ga, be, mu, va, res};
+        FREE_ALL(all);
+    }
     CHECK_OK(sp_cpu_conv_set_kernel(def));
 }
 
