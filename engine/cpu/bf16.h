@@ -38,6 +38,13 @@ sp_status sp_bf16_gemm(sp_device *dev, int64_t M, int64_t N, int64_t K, const sp
 /* dst[j] = bf16(r0[j]) | bf16(r1[j]) << 16, j < n (r1 NULL: zero), rounded as the running
  * kernel's packing rounds (nearest even) */
 void sp_bf16_pack_pairs(uint32_t *dst, const float *r0, const float *r1, int64_t n);
+/* A Dense forward of N <= 8 rows (out[N,O] = x[N,I] · w[O,I]ᵀ + bias, all float32, bf16
+ * products, float32 sums) with each weight row rounded as it is read, for the avx512 and amx
+ * kernels; sp_bf16_dense_rows_applies(N) says when it runs (else sp_bf16_gemm). x rounded
+ * into dev's workspace slot 0. */
+int sp_bf16_dense_rows_applies(int64_t N);
+sp_status sp_bf16_dense_rows(sp_device *dev, float *out, const float *x, const float *w, const float *bias, int64_t N,
+                             int64_t I, int64_t O);
 /* 1 when this CPU runs vdpbf16ps (AVX512_BF16), else 0. */
 int sp_cpu_bf16_native(void);
 /* the GEMM's microkernels (sp_cpu_bf16_kernel and friends are public: spore.h) */

@@ -458,6 +458,8 @@ static void dense_storeT(const void *ctx, int64_t m0, int rows, int64_t n0, int 
 
 sp_status sp_cpu_dense_forward_bf16(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias) {
     int64_t N = x->shape[0], I = x->shape[1], O = w->shape[0];
+    if (sp_bf16_dense_rows_applies(N))
+        return sp_bf16_dense_rows(SP_DEV(x), F32(out), F32(x), F32(w), bias ? F32(bias) : NULL, N, I, O);
     if (N < O) {
         /* fewer images than outputs (a classifier head at small batch): outᵀ = W · xᵀ, so that
          * the weights are the GEMM's A, read in place row by row, not gathered column-wise */

@@ -599,9 +599,12 @@ SUITE(reference_bf16) {
 static void bf16_cases(int kern) {
     /* N, In, O: M (=N), K (=In) and N (=O) off the 8/16/32 blocks, K odd, N = 1; 2 K blocks
      * (K > 256) with several A blocks (M > 32), two above the OpenMP threshold; M > N runs the
-     * GEMM's wide-A path */
+     * GEMM's wide-A path. N <= 8 on avx512 and amx: the row-dot kernel (sp_bf16_dense_rows),
+     * its blocks of 4, 2 and 1 rows against 2, 4 and 1 weight rows, a K tail under 16 and
+     * over 16, and ResNet50's head threaded */
     static const int dims[][3] = {{1, 1, 1}, {3, 5, 7}, {9, 33, 17}, {17, 64, 70}, {5, 300, 41}, {1, 77, 1},
-                                  {40, 1, 3}, {33, 257, 65}, {70, 613, 131}, {64, 2048, 1}, {300, 360, 40}};
+                                  {40, 1, 3}, {33, 257, 65}, {70, 613, 131}, {64, 2048, 1}, {300, 360, 40},
+                                  {7, 31, 5}, {8, 70, 9}, {6, 64, 18}, {2, 45, 7}, {1, 2048, 1001}, {4, 2048, 1001}};
     for (size_t c = 0; c < sizeof dims / sizeof dims[0]; c++) {
         int N = dims[c][0], In = dims[c][1], O = dims[c][2];
         sp_tensor *x = rnd(2, N, In, 0, 0, -2, 2), *w = rnd(2, O, In, 0, 0, -1, 1), *b = rnd(1, O, 0, 0, 0, -1, 1);
