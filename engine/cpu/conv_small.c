@@ -314,15 +314,28 @@ KFN static void gx_image(float *gxn, const float *gp, const float *wx, const sge
     }
 }
 
-/* grad_b [Co] += sum over images and positions of grad_out [N,Co,HW] (double sums) */
-static void grad_bias(float *GB, const float *GO, int64_t N, int64_t Co, int64_t HW) {
+/* grad_b [Co] += sum over images and positions of grad_out [N,Co,HW], in double: four
+ * 8-lane accumulators (32 terms a step, the tail of each image's plane masked), their lanes
+ * summed at the end. The serial double sum it replaces was bound by the add's latency:
+ * LeNet5's conv1 at batch 32 (150,528 terms) took 85 us of a 580 us training step. */
+KFN static void grad_bias(float *GB, const float *GO, int64_t N, int64_t Co, int64_t HW) {
     for (int64_t o = 0; o < Co; o++) {
-        double s = 0;
+        __m512d a0 = _mm512_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
         for (int64_t n = 0; n < N; n++) {
-            const float *gon = GO + (n * Co + o) * HW;
-            for (int64_t i = 0; i < HW; i++) s += gon[i];
+            const float *p = GO + (n * Co + o) * HW;
+            int64_t i = 0;
+            for (; i + 32 <= HW; i += 32) {
+                a0 = _mm512_add_pd(a0, _mm512_cvtps_pd(_mm256_loadu_ps(p + i)));
+                a1 = _mm512_add_pd(a1, _mm512_cvtps_pd(_mm256_loadu_ps(p + i + 8)));
+                a2 = _mm512_add_pd(a2, _mm512_cvtps_pd(_mm256_loadu_ps(p + i + 16)));
+                a3 = _mm512_add_pd(a3, _mm512_cvtps_pd(_mm256_loadu_ps(p + i + 24)));
+            }
+            for (; i < HW; i += 8) {
+                __mmask8 m = (__mmask8)(HW - i >= 8 ? 0xff : (1u << (HW - i)) - 1u);
+                a0 = _mm512_add_pd(a0, _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, p + i)));
+            }
         }
-        GB[o] += (float)s;
+        GB[o] += (float)_mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(a0, a1), _mm512_add_pd(a2, a3)));
     }
 }
 
