@@ -1,6 +1,8 @@
 /* test_nn.c — nn kernels against naive reference loops: conv2d (pad, stride,
  * dilation, groups) forward and backward, pooling, dense, softmax cross-entropy. */
 #include "check.h"
+
+#include <omp.h>
 #include "cpu/reference.h"
 
 #include <math.h>
@@ -76,6 +78,12 @@ static void conv_vs_naive(int kern) {
         {2, 3, 9, 30, 8, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1},
         {1, 2, 10, 7, 33, 7, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1},
         {2, 5, 6, 17, 12, 5, 5, 1, 1, 0, 0, 0, 0, 1, 1, 1},
+        /* its grad_x with images in the lanes (8+ images, rows up to 16 wide): LeNet's conv2
+         * at batch 21 (a group of 16, then 5 images on the row kernel); a masked group of 12
+         * on 16-wide rows, 3 taps; 7x3 kernels on 3-row outputs (every kernel row clipped) */
+        {21, 6, 14, 14, 16, 5, 5, 1, 1, 0, 0, 0, 0, 1, 1, 1},
+        {12, 4, 9, 16, 8, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1},
+        {8, 2, 9, 7, 9, 7, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1},
         /* conv_small.c's row kernels for first layers (C*kh*kw <= 32): LeNet's conv1 at
          * batch 1 and 3; 38 columns (a 32 chunk and a masked one), 7 channels (blocks of 4
          * and 3); 3 input channels, odd rows; 2x4 kernels (18 columns: a 2-lane vector);
@@ -287,6 +295,58 @@ SUITE(nn_conv_threads) {
                                 jobs[t].want_y, jobs[t].want_gx, jobs[t].want_gw};
             for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sp_tensor_free(all[i]);
         }
+    }
+    CHECK_OK(sp_cpu_conv_set_kernel(def));
+}
+
+/* conv_small.c's kernels split over libgomp's threads (images, input channels, kernel-row
+ * bands: outputs that do not overlap): one thread (sp_small_par 0), always split (1) and
+ * the measured choice (-1, 40 calls, so both ways run and then the faster) give the same
+ * bits, forward, grad_w (added to what it held) and grad_x, for LeNet5's conv1 (the row
+ * kernels) and conv2 (the direct ones; grad_x with images in the lanes, and at batch 21
+ * the last 5 on the row kernel) at batches 32, 21 and 3 (under 8: never split); splits
+ * counted (sp_small_par_runs) where libgomp has two threads. */
+extern int sp_small_par;
+extern long sp_small_par_runs;
+SUITE(nn_conv_small_split) {
+    int def = sp_cpu_conv_kernel(), par0 = sp_small_par;
+    CHECK_OK(sp_cpu_conv_set_kernel(SP_CONV_SPORE));
+    uint64_t rng = 77;
+    /* N C H W Co k */
+    int cases[][6] = {{32, 1, 32, 32, 6, 5}, {32, 6, 14, 14, 16, 5}, {21, 6, 14, 14, 16, 5}, {3, 6, 14, 14, 16, 5}};
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        int *q = cases[ci];
+        int64_t N = q[0], C = q[1], H = q[2], W = q[3], Co = q[4], k = q[5], Ho = H - k + 1, Wo = W - k + 1;
+        sp_tensor *x = mk(4, N, C, H, W, &rng), *w = mk(4, Co, C, k, k, &rng), *gy = mk(4, N, Co, Ho, Wo, &rng);
+        sp_tensor *y[3], *gx[3], *gw[3];
+        long runs[3];
+        for (int m = 0; m < 3; m++) {
+            sp_small_par = m == 2 ? -1 : m;
+            y[m] = mk(4, N, Co, Ho, Wo, NULL), gx[m] = mk(4, N, C, H, W, NULL), gw[m] = mk(4, Co, C, k, k, NULL);
+            long r0 = sp_small_par_runs;
+            for (int rep = 0; rep < (m == 2 ? 40 : 1); rep++) {
+                sp_fill(y[m], NAN), sp_fill(gx[m], NAN), sp_fill(gw[m], 0.25);
+                CHECK_OK(sp_conv2d_forward(y[m], x, w, NULL, 1, 1, 0, 0, 0, 0, 1, 1, 1));
+                CHECK_OK(sp_conv2d_backward(C > 1 ? gx[m] : NULL, gw[m], NULL, gy, x, w, 1, 1, 0, 0, 0, 0, 1, 1, 1));
+            }
+            runs[m] = sp_small_par_runs - r0;
+        }
+        sp_small_par = par0;
+        for (int m = 1; m < 3; m++) {
+            size_t ny = sizeof(float) * (size_t)(N * Co * Ho * Wo), nx = sizeof(float) * (size_t)(N * C * H * W);
+            CHECK(!memcmp(D(y[0]), D(y[m]), ny), "case %zu mode %d: forward bits", ci, m);
+            CHECK(C == 1 || !memcmp(D(gx[0]), D(gx[m]), nx), "case %zu mode %d: grad_x bits", ci, m);
+            CHECK(!memcmp(D(gw[0]), D(gw[m]), sizeof(float) * (size_t)(Co * C * k * k)), "case %zu mode %d: grad_w bits", ci,
+                  m);
+        }
+        /* splits: forward, grad_w and grad_x (conv2) each once a call when forced */
+        long want = N < 8 || omp_get_max_threads() < 2 ? 0 : C > 1 ? 3 : 2;
+        CHECK(runs[0] == 0 && runs[1] == want, "case %zu: %ld splits one-thread, %ld forced (want %ld)", ci, runs[0],
+              runs[1], want);
+        CHECK(N < 8 || omp_get_max_threads() < 2 ? runs[2] == 0 : runs[2] > 0 && runs[2] < 40 * want,
+              "case %zu: the measured choice split %ld of %ld calls", ci, runs[2], 40 * want);
+        sp_tensor *all[] = {x, w, gy, y[0], y[1], y[2], gx[0], gx[1], gx[2], gw[0], gw[1], gw[2]};
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sp_tensor_free(all[i]);
     }
     CHECK_OK(sp_cpu_conv_set_kernel(def));
 }
