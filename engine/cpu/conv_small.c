@@ -111,6 +111,24 @@ static void pp_end(pp_run *r) {
     c->t[m] = (c->seen >> m & 1) ? 0.75 * c->t[m] + 0.25 * dt : dt;
     c->seen |= 1u << m;
 }
+/* fn(ctx, i0, i1) over [0, n): on the caller's thread, or one contiguous range per thread of
+ * the pool. No region at all on one thread: entering one, even under if(0), cost about
+ * 1 us a call (8 % of a LeNet5 forward at batch 1). fn returns 0 when out of memory. */
+typedef int (*pp_fn)(void *ctx, int64_t i0, int64_t i1);
+static int pp_for(int par, int64_t n, pp_fn fn, void *ctx) {
+    if (!par) return fn(ctx, 0, n);
+    int ok = 1;
+#pragma omp parallel
+    {
+        int64_t t = omp_get_thread_num(), T = omp_get_num_threads();
+        int64_t i0 = n * t / T, i1 = n * (t + 1) / T;
+        if (i0 < i1 && !fn(ctx, i0, i1)) {
+#pragma omp atomic write
+            ok = 0;
+        }
+    }
+    return ok;
+}
 typedef struct {
     int64_t N, C, H, W, Co, kh, kw, Ho, Wo, CB; /* CB: 16-channel output blocks */
 } sgeom;
@@ -237,40 +255,39 @@ static void geom(sgeom *g, int64_t N, int64_t C, int64_t H, int64_t W, int64_t C
     g->Ho = H - kh + 1; g->Wo = W - kw + 1; g->CB = (Co + 15) / 16;
 }
 
+typedef struct { float *O; const float *X, *wt, *B; const sgeom *g; sp_device *dev; } small_fwd_ctx;
+KFN static int small_fwd_images(void *cp, int64_t n0, int64_t n1) {
+    const small_fwd_ctx *c = cp;
+    const sgeom *g = c->g;
+    int64_t K = g->C * g->kh * g->kw, HW = g->Ho * g->Wo;
+    float *tmp = sp_workspace(c->dev, 1, sizeof(float) * (size_t)(HW * 16)); /* this thread's */
+    if (!tmp) return 0;
+    for (int64_t n = n0; n < n1; n++) {
+        const float *xn = c->X + n * g->C * g->H * g->W;
+        float *on = c->O + n * g->Co * HW;
+        for (int64_t cb = 0; cb < g->CB; cb++) {
+            fwd_image(tmp, xn, c->wt + cb * K * 16, g);
+            int64_t nco = g->Co - cb * 16 < 16 ? g->Co - cb * 16 : 16;
+            from_lanes(on + cb * 16 * HW, HW, tmp, HW, nco, c->B ? c->B + cb * 16 : NULL); /* bias last */
+        }
+    }
+    return 1;
+}
 int sp_cpu_conv_small_forward(float *O, const float *X, const float *Wt, const float *B, int64_t N, int64_t C,
                               int64_t H, int64_t W, int64_t Co, int64_t kh, int64_t kw, sp_device *dev) {
     sgeom g;
     geom(&g, N, C, H, W, Co, kh, kw);
-    int64_t K = C * kh * kw, HW = g.Ho * g.Wo;
+    int64_t K = C * kh * kw;
     float *wt = sp_workspace(dev, 0, sizeof(float) * (size_t)(g.CB * K * 16));
     if (!wt) return -1;
     /* wt[cb][k][lane] = w[cb*16 + lane][k], zero past Co */
     for (int64_t cb = 0; cb < g.CB; cb++)
         to_lanes(wt + cb * K * 16, Wt + cb * 16 * K, K, K, Co - cb * 16 < 16 ? Co - cb * 16 : 16);
-    int failed = 0;
+    small_fwd_ctx c = {O, X, wt, B, &g, dev};
     pp_run pr;
-    int par = pp_begin(&pr, PP_SMALL_FWD, N);
-#pragma omp parallel if (par)
-    {
-        float *tmp = sp_workspace(dev, 1, sizeof(float) * (size_t)(HW * 16));
-        if (!tmp) {
-#pragma omp atomic write
-            failed = 1;
-        }
-#pragma omp for schedule(static)
-        for (int64_t n = 0; n < N; n++) {
-            if (!tmp) continue;
-            const float *xn = X + n * C * H * W;
-            float *on = O + n * Co * HW;
-            for (int64_t cb = 0; cb < g.CB; cb++) {
-                fwd_image(tmp, xn, wt + cb * K * 16, &g);
-                int64_t nco = Co - cb * 16 < 16 ? Co - cb * 16 : 16;
-                from_lanes(on + cb * 16 * HW, HW, tmp, HW, nco, B ? B + cb * 16 : NULL); /* bias last */
-            }
-        }
-    }
+    int ok = pp_for(pp_begin(&pr, PP_SMALL_FWD, N), N, small_fwd_images, &c);
     pp_end(&pr);
-    return failed ? -1 : 1;
+    return ok ? 1 : -1;
 }
 
 /* ---- weight gradient ------------------------------------------------------------------ */
@@ -411,6 +428,7 @@ KIN void gxl_row(float *gt, const float *T, const float *Wt, const sgeom *g, int
             for (int ow = 0; ow < 17 - KW; ow++) {
                 if (ow >= Wo) break;
                 __m512 v = _mm512_loadu_ps(tr + ow * 16);
+                __asm__("" : "+v"(v)); /* one load for the KW products */
                 for (int kj = 0; kj < KW; kj++) acc[ow + kj] = _mm512_fmadd_ps(wv[kj], v, acc[ow + kj]);
             }
         }
@@ -418,13 +436,15 @@ KIN void gxl_row(float *gt, const float *T, const float *Wt, const sgeom *g, int
     for (int i = 0; i < 16; i++)
         if (i < g->W) _mm512_storeu_ps(o + i * 16, acc[i]);
 }
-KFN static void gx_lanes(float *gt, const float *T, const float *Wt, const sgeom *g, int par) {
-#pragma omp parallel for schedule(static) if (par)
-    for (int64_t ci = 0; ci < g->C; ci++)
-        for (int64_t ih = 0; ih < g->H; ih++) {
-            if (g->kw == 5) gxl_row(gt, T, Wt, g, ih, ci, 5);
-            else gxl_row(gt, T, Wt, g, ih, ci, 3);
+typedef struct { float *gt; const float *T, *Wt; const sgeom *g; } gx_lanes_ctx;
+KFN static int gx_lanes(void *cp, int64_t c0, int64_t c1) { /* input channels c0..c1-1 */
+    const gx_lanes_ctx *c = cp;
+    for (int64_t ci = c0; ci < c1; ci++)
+        for (int64_t ih = 0; ih < c->g->H; ih++) {
+            if (c->g->kw == 5) gxl_row(c->gt, c->T, c->Wt, c->g, ih, ci, 5);
+            else gxl_row(c->gt, c->T, c->Wt, c->g, ih, ci, 3);
         }
+    return 1;
 }
 /* the lanes path: rows of at most 16 (W), 3 or 5 taps wide (conv_small's), a group of 8 or
  * more images */
@@ -455,6 +475,43 @@ KFN static void grad_bias(float *GB, const float *GO, int64_t N, int64_t Co, int
     }
 }
 
+/* the weight gradient's accumulators of input channels c0..c1-1 over all images (each thread
+ * transposes grad_out itself) */
+typedef struct { float *acc; const float *GO, *X; const sgeom *g; sp_device *dev; } small_gw_ctx;
+KFN static int small_gw_chans(void *cp, int64_t c0, int64_t c1) {
+    const small_gw_ctx *c = cp;
+    const sgeom *g = c->g;
+    int64_t HW = g->Ho * g->Wo, K = g->C * g->kh * g->kw;
+    float *gt = sp_workspace(c->dev, 1, sizeof(float) * (size_t)(HW * 16));
+    if (!gt) return 0;
+    for (int64_t n = 0; n < g->N; n++)
+        for (int64_t cb = 0; cb < g->CB; cb++) {
+            int64_t nco = g->Co - cb * 16 < 16 ? g->Co - cb * 16 : 16;
+            to_lanes(gt, c->GO + (n * g->Co + cb * 16) * HW, HW, HW, nco); /* gt[p][lane] */
+            gw_image(c->acc + cb * K * 16, gt, c->X + n * g->C * g->H * g->W, g, c0, c1);
+        }
+    return 1;
+}
+/* grad_x of images n0..n1-1 by the row kernel (grad_out zero-padded in this thread's slot 1) */
+typedef struct { float *GX; const float *GO, *wx; const sgeom *g; int64_t Hp, Wp; sp_device *dev; } gx_rows_ctx;
+KFN static int gx_rows_images(void *cp, int64_t n0, int64_t n1) {
+    const gx_rows_ctx *c = cp;
+    const sgeom *g = c->g;
+    int64_t Hp = c->Hp, Wp = c->Wp, HW = g->Ho * g->Wo;
+    float *gp = sp_workspace(c->dev, 1, sizeof(float) * (size_t)(g->Co * Hp * Wp));
+    if (!gp) return 0;
+    memset(gp, 0, sizeof(float) * (size_t)(g->Co * Hp * Wp));
+    for (int64_t n = n0; n < n1; n++) {
+        const float *gon = c->GO + n * g->Co * HW;
+        for (int64_t co = 0; co < g->Co; co++)
+            for (int64_t oh = 0; oh < g->Ho; oh++)
+                memcpy(gp + (co * Hp + oh + g->kh - 1) * Wp + g->kw - 1, gon + (co * g->Ho + oh) * g->Wo,
+                       sizeof(float) * (size_t)g->Wo);
+        gx_image(c->GX + n * g->C * g->H * g->W, gp, c->wx, g, Hp, Wp);
+    }
+    return 1;
+}
+
 /* grad_w [Co,C,kh,kw] += ..., grad_b [Co] += ..., grad_x [N,C,H,W] = ... (each optional) */
 int sp_cpu_conv_small_backward(float *GX, float *GW, float *GB, const float *GO, const float *X, const float *Wt,
                                int64_t N, int64_t C, int64_t H, int64_t W, int64_t Co, int64_t kh, int64_t kw,
@@ -468,25 +525,10 @@ int sp_cpu_conv_small_backward(float *GX, float *GW, float *GB, const float *GO,
         if (!acc) return -1;
         memset(acc, 0, sizeof(float) * (size_t)(g.CB * K * 16));
         pp_run pr;
-        int failed = 0, par = pp_begin(&pr, PP_SMALL_GW, C >= 2 ? N : 0);
-#pragma omp parallel num_threads(2) if (par)
-        {
-            int t = omp_get_thread_num(), T = omp_get_num_threads();
-            int64_t c0 = C * t / T, c1 = C * (t + 1) / T; /* this thread's input channels */
-            float *gt = sp_workspace(dev, 1, sizeof(float) * (size_t)(HW * 16));
-            if (!gt) {
-#pragma omp atomic write
-                failed = 1;
-            }
-            for (int64_t n = 0; gt && n < N; n++)
-                for (int64_t cb = 0; cb < g.CB; cb++) {
-                    int64_t nco = Co - cb * 16 < 16 ? Co - cb * 16 : 16;
-                    to_lanes(gt, GO + (n * Co + cb * 16) * HW, HW, HW, nco); /* gt[p][lane] */
-                    gw_image(acc + cb * K * 16, gt, X + n * C * H * W, &g, c0, c1);
-                }
-        }
+        small_gw_ctx c = {acc, GO, X, &g, dev};
+        int ok = pp_for(pp_begin(&pr, PP_SMALL_GW, C >= 2 ? N : 0), C, small_gw_chans, &c);
         pp_end(&pr);
-        if (failed) return -1;
+        if (!ok) return -1;
         for (int64_t co = 0; co < Co; co++)
             for (int64_t k = 0; k < K; k++) GW[co * K + k] += acc[((co / 16) * K + k) * 16 + co % 16];
     }
@@ -498,10 +540,11 @@ int sp_cpu_conv_small_backward(float *GX, float *GW, float *GB, const float *GO,
         if (!T || !gt) return -1;
         pp_run pr;
         int par = pp_begin(&pr, PP_GX_LANES, C >= 2 ? N : 0);
+        gx_lanes_ctx c = {gt, T, Wt, &g};
         for (; n0 < N && gx_lanes_applies(&g, N - n0); n0 += 16) {
             int64_t nl = N - n0 < 16 ? N - n0 : 16;
             to_lanes(T, GO + n0 * P, P, P, nl);
-            gx_lanes(gt, T, Wt, &g, par);
+            pp_for(par, C, gx_lanes, &c);
             from_lanes(GX + n0 * Q, Q, gt, Q, nl, NULL);
         }
         pp_end(&pr);
@@ -517,30 +560,12 @@ int sp_cpu_conv_small_backward(float *GX, float *GW, float *GB, const float *GO,
         for (int64_t co = 0; co < Co; co++)
             for (int64_t ci = 0; ci < C; ci++)
                 for (int64_t t = 0; t < kh * kw; t++) wx[(co * kh * kw + t) * C + ci] = Wt[(co * C + ci) * kh * kw + t];
-        int failed = 0;
         pp_run pr;
-        int par = pp_begin(&pr, PP_GX_ROWS, N);
-#pragma omp parallel if (par)
-        {
-            float *gp = sp_workspace(dev, 1, sizeof(float) * (size_t)(Co * Hp * Wp));
-            if (!gp) {
-#pragma omp atomic write
-                failed = 1;
-            } else
-                memset(gp, 0, sizeof(float) * (size_t)(Co * Hp * Wp));
-#pragma omp for schedule(static)
-            for (int64_t n = 0; n < N; n++) {
-                if (!gp) continue;
-                const float *gon = GO + n * Co * HW;
-                for (int64_t co = 0; co < Co; co++)
-                    for (int64_t oh = 0; oh < g.Ho; oh++)
-                        memcpy(gp + (co * Hp + oh + kh - 1) * Wp + kw - 1, gon + (co * g.Ho + oh) * g.Wo,
-                               sizeof(float) * (size_t)g.Wo);
-                gx_image(GX + n * C * H * W, gp, wx, &g, Hp, Wp);
-            }
-        }
+        g.N = N;
+        gx_rows_ctx c = {GX, GO, wx, &g, Hp, Wp, dev};
+        int ok = pp_for(pp_begin(&pr, PP_GX_ROWS, N), N, gx_rows_images, &c);
         pp_end(&pr);
-        if (failed) return -1;
+        if (!ok) return -1;
     }
     return 1;
 }
@@ -607,18 +632,15 @@ int sp_cpu_conv_rows_applies(int64_t C, int64_t H, int64_t W, int64_t Co, int64_
     return C * kh * kw <= 32 && Co >= 1 && Co <= 64 && W - kw + 1 >= 8;
 }
 
-KFN int sp_cpu_conv_rows_forward(float *O, const float *X, const float *Wt, const float *B, int64_t N, int64_t C,
-                                 int64_t H, int64_t W, int64_t Co, int64_t kh, int64_t kw) {
-    sgeom g;
-    geom(&g, N, C, H, W, Co, kh, kw);
-    /* channel blocks balanced, at most 6 */
-    int64_t nb = (Co + 5) / 6, cbs = (Co + nb - 1) / nb;
-    pp_run pr;
-    int par = pp_begin(&pr, PP_ROWS_FWD, N);
-#pragma omp parallel for schedule(static) if (par)
-    for (int64_t n = 0; n < N; n++) {
-        const float *xn = X + n * C * H * W;
-        float *on = O + n * Co * g.Ho * g.Wo;
+typedef struct { float *O; const float *X, *Wt, *B; const sgeom *g; int64_t cbs; } rows_fwd_ctx;
+KFN static int rows_fwd_images(void *cp, int64_t n0, int64_t n1) {
+    const rows_fwd_ctx *c = cp;
+    const sgeom g = *c->g;
+    const float *Wt = c->Wt, *B = c->B;
+    int64_t cbs = c->cbs, Co = g.Co;
+    for (int64_t n = n0; n < n1; n++) {
+        const float *xn = c->X + n * g.C * g.H * g.W;
+        float *on = c->O + n * Co * g.Ho * g.Wo;
         for (int64_t oh = 0; oh < g.Ho; oh += 2) {
             int RH = g.Ho - oh >= 2 ? 2 : 1;
             for (int64_t ow = 0; ow < g.Wo; ow += 32) {
@@ -637,6 +659,17 @@ KFN int sp_cpu_conv_rows_forward(float *O, const float *X, const float *Wt, cons
             }
         }
     }
+    return 1;
+}
+KFN int sp_cpu_conv_rows_forward(float *O, const float *X, const float *Wt, const float *B, int64_t N, int64_t C,
+                                 int64_t H, int64_t W, int64_t Co, int64_t kh, int64_t kw) {
+    sgeom g;
+    geom(&g, N, C, H, W, Co, kh, kw);
+    /* channel blocks balanced, at most 6 */
+    int64_t nb = (Co + 5) / 6, cbs = (Co + nb - 1) / nb;
+    rows_fwd_ctx c = {O, X, Wt, B, &g, cbs};
+    pp_run pr;
+    pp_for(pp_begin(&pr, PP_ROWS_FWD, N), N, rows_fwd_images, &c);
     pp_end(&pr);
     return 1;
 }
@@ -693,44 +726,41 @@ KIN void rows_gw_band(float *acc, const float *GO, const float *X, const sgeom *
 
 /* grad_w [Co,C,kh,kw] += ...: channel blocks of at most 4 (balanced: 6 = 3 + 3), one
  * kernel row at a time, lanes summed in double at the end */
-KFN static int rows_gw(float *GW, const float *GO, const float *X, const sgeom *gp, sp_device *dev) {
-    sgeom g = *gp;
-    int64_t kh = g.kh, kw = g.kw, K = g.C * kh * kw;
-    int64_t nb = (g.Co + 3) / 4, cbs = (g.Co + nb - 1) / nb, nband = nb * g.C * kh;
-    int failed = 0;
-    pp_run pr;
-    int par = pp_begin(&pr, PP_ROWS_GW, nband >= 2 ? g.N : 0);
-#pragma omp parallel if (par)
-    {
-        float *acc = sp_workspace(dev, 2, sizeof(float) * (size_t)(4 * 5 * 16));
-        if (!acc) {
-#pragma omp atomic write
-            failed = 1;
+typedef struct { float *GW; const float *GO, *X; const sgeom *g; int64_t cbs; sp_device *dev; } rows_gw_ctx;
+KFN static int rows_gw_bands(void *cp, int64_t b0, int64_t b1) {
+    const rows_gw_ctx *cx = cp;
+    const sgeom g = *cx->g;
+    const float *GO = cx->GO, *X = cx->X;
+    int64_t kh = g.kh, kw = g.kw, K = g.C * kh * kw, cbs = cx->cbs;
+    float *acc = sp_workspace(cx->dev, 2, sizeof(float) * (size_t)(4 * 5 * 16)); /* this thread's */
+    if (!acc) return 0;
+    for (int64_t band = b0; band < b1; band++) {
+        int64_t co0 = band / (g.C * kh) * cbs, ci = band / kh % g.C, ki = band % kh;
+        int64_t co = g.Co - co0 < cbs ? g.Co - co0 : cbs;
+        switch (kw) {
+        case 1: RGW(1) break;
+        case 2: RGW(2) break;
+        case 3: RGW(3) break;
+        case 4: RGW(4) break;
+        default: RGW(5) break;
         }
-#pragma omp for schedule(static)
-        for (int64_t band = 0; band < nband; band++) {
-            if (!acc) continue;
-            int64_t co0 = band / (g.C * kh) * cbs, ci = band / kh % g.C, ki = band % kh;
-            int64_t co = g.Co - co0 < cbs ? g.Co - co0 : cbs;
-            {
-                switch (kw) {
-                case 1: RGW(1) break;
-                case 2: RGW(2) break;
-                case 3: RGW(3) break;
-                case 4: RGW(4) break;
-                default: RGW(5) break;
-                }
-                for (int64_t c = 0; c < co; c++)
-                    for (int64_t j = 0; j < kw; j++) {
-                        double s = 0;
-                        for (int l = 0; l < 16; l++) s += acc[(c * kw + j) * 16 + l];
-                        GW[(co0 + c) * K + (ci * kh + ki) * kw + j] += (float)s;
-                    }
+        for (int64_t c = 0; c < co; c++)
+            for (int64_t j = 0; j < kw; j++) {
+                double s = 0;
+                for (int l = 0; l < 16; l++) s += acc[(c * kw + j) * 16 + l];
+                cx->GW[(co0 + c) * K + (ci * kh + ki) * kw + j] += (float)s;
             }
-        }
     }
+    return 1;
+}
+/* bands (channel block, input channel, kernel row) split over the pool when measured faster */
+static int rows_gw(float *GW, const float *GO, const float *X, const sgeom *gp, sp_device *dev) {
+    int64_t nb = (gp->Co + 3) / 4, cbs = (gp->Co + nb - 1) / nb, nband = nb * gp->C * gp->kh;
+    rows_gw_ctx c = {GW, GO, X, gp, cbs, dev};
+    pp_run pr;
+    int ok = pp_for(pp_begin(&pr, PP_ROWS_GW, nband >= 2 ? gp->N : 0), nband, rows_gw_bands, &c);
     pp_end(&pr);
-    return failed ? -1 : 1;
+    return ok ? 1 : -1;
 }
 
 int sp_cpu_conv_rows_backward(float *GW, float *GB, const float *GO, const float *X, int64_t N, int64_t C, int64_t H,
