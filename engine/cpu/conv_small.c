@@ -19,8 +19,8 @@
  * caller keeps its im2col path. Scratch: workspace slots 0 (weights), 1 (per-image
  * tiles / padded grad_out) and 2 (weight-gradient accumulators), each thread its own.
  * Threads: from 8 images on, each kernel splits its work over libgomp's pool when that has
- * been measured faster on this machine lately (pp_begin below), else runs on the caller's
- * thread; the split never changes a bit. */
+ * been measured faster on this machine lately (windows of calls, pp_begin below), else runs
+ * on the caller's thread; the split never changes a bit. */
 #include "nn_common.h"
 
 #include <omp.h>
@@ -57,59 +57,78 @@ int sp_cpu_conv_small_applies(int64_t C, int64_t H, int64_t W, int64_t Co, int64
 }
 
 #ifdef SP_SMALL_X86
-/* ---- one thread or libgomp's pool: measured, per call site and batch size -------------
+/* ---- one thread or libgomp's pool: measured over windows of calls ---------------------
  * Each kernel below splits its work (images, input channels or kernel-row bands: outputs
  * that do not overlap, so the bits do not depend on the split) over libgomp's threads when
- * that has been the faster way lately. Per call site, per power-of-two batch bucket and per
- * calling thread, the last times of both ways are kept (moving averages, 1/4 weight to the
- * newest): the first calls try one thread, then the pool, then the faster one runs, and
- * every PP_EXPLORE-th call tries the other again. On a quiet 2-core machine the split wins
- * (LeNet5 training at batch 32: 549 -> 452 us a step, median of 12 alternating runs); with
- * the other core busy a region waits for a worker the scheduler shares with the load, and
- * one thread wins, so neither way is right for every machine state. Batches under 8 stay on
- * one thread. sp_small_par (a hidden test hook): -1 measured (the default), 0 never, 1
- * always; sp_small_par_runs counts the calls that split. */
+ * that has been the faster way lately. The calling thread runs its calls in windows of
+ * PP_WIN (all these kernels together), each window one way, and times each window from its
+ * first call to its last, so what runs between the calls counts too (a split leaves
+ * libgomp's worker spinning on the core that OpenBLAS's worker wants, and a worker asleep
+ * since the last split wakes slowly: timing the kernels alone favoured one thread on a
+ * quiet machine where the loop was faster split). The first windows alternate; then the
+ * way whose last PP_KEEP windows have the lower median runs, and every PP_EXPLORE-th window
+ * tries the other. A median: on a shared VM a window now and then takes milliseconds more
+ * (the vCPU descheduled). On a quiet 2-core machine the split wins (LeNet5 training at
+ * batch 32: 549 -> 452 us a step, median of 12 alternating runs); with the other core busy
+ * a region waits for a worker that the scheduler shares with the load and one thread wins,
+ * so neither way is right for every machine state. Batches under 8 stay on one thread
+ * (not counted). sp_small_par (a hidden test hook): -1 measured (the default), 0 never,
+ * 1 always; sp_small_par_runs counts the calls that split. */
 int sp_small_par = -1;
 long sp_small_par_runs;
-enum { PP_SITES = 6, PP_BUCKETS = 8, PP_EXPLORE = 32 };
+enum { PP_WIN = 48, PP_KEEP = 3, PP_EXPLORE = 12 };
 enum { PP_ROWS_FWD, PP_SMALL_FWD, PP_ROWS_GW, PP_SMALL_GW, PP_GX_LANES, PP_GX_ROWS };
-typedef struct { double t[2]; uint32_t n; unsigned seen; } pp_cell;
-static _Thread_local pp_cell pp_tab[PP_SITES][PP_BUCKETS];
-typedef struct { pp_cell *c; int mode; double t0; } pp_run;
+typedef struct {
+    float w[2][PP_KEEP]; /* seconds a call of the last windows run one thread [0] and split [1] */
+    uint8_t next[2], cnt[2], mode;
+    uint32_t calls, nwin;
+    double t0; /* the current window's first call */
+} pp_state;
+static _Thread_local pp_state pp;
+typedef struct { int counted; } pp_run;
 static double pp_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
-/* 1: split this call; r->c NULL when the choice is not measured */
-static int pp_begin(pp_run *r, int site, int64_t N) {
-    r->c = NULL, r->mode = 0;
-    int force = __atomic_load_n(&sp_small_par, __ATOMIC_RELAXED);
-    if (N < 8 || force == 0 || omp_get_max_threads() < 2) return 0;
-    if (force == 1) r->mode = 1;
-    else {
-        int b = 0;
-        while (b < PP_BUCKETS - 1 && (N >> (b + 4)) > 0) b++; /* 8-15, 16-31, ... */
-        pp_cell *c = r->c = &pp_tab[site][b];
-        c->n++;
-        if (!(c->seen & 1)) r->mode = 0;
-        else if (!(c->seen & 2)) r->mode = 1;
-        else {
-            int best = c->t[1] < c->t[0];
-            r->mode = c->n % PP_EXPLORE == 0 ? !best : best;
-        }
-        r->t0 = pp_now();
+static float pp_median(const float *t, int n) {
+    float v[PP_KEEP];
+    for (int i = 0; i < n; i++) { /* insertion sort of at most PP_KEEP */
+        int j = i;
+        for (; j > 0 && v[j - 1] > t[i]; j--) v[j] = v[j - 1];
+        v[j] = t[i];
     }
-    if (r->mode) __atomic_add_fetch(&sp_small_par_runs, 1, __ATOMIC_RELAXED);
-    return r->mode;
+    return v[n / 2];
+}
+/* 1: split this call (site: which kernel; kept for the reader, the choice is per thread) */
+static int pp_begin(pp_run *r, int site, int64_t N) {
+    (void)site;
+    r->counted = 0;
+    int force = __atomic_load_n(&sp_small_par, __ATOMIC_RELAXED), mode;
+    if (N < 8 || force == 0 || omp_get_max_threads() < 2) return 0;
+    if (force == 1) mode = 1;
+    else {
+        if (pp.calls == 0) pp.t0 = pp_now();
+        pp.calls++;
+        r->counted = 1;
+        mode = pp.mode;
+    }
+    if (mode) __atomic_add_fetch(&sp_small_par_runs, 1, __ATOMIC_RELAXED);
+    return mode;
 }
 static void pp_end(pp_run *r) {
-    if (!r->c) return;
-    double dt = pp_now() - r->t0;
-    pp_cell *c = r->c;
-    int m = r->mode;
-    c->t[m] = (c->seen >> m & 1) ? 0.75 * c->t[m] + 0.25 * dt : dt;
-    c->seen |= 1u << m;
+    if (!r->counted || pp.calls < PP_WIN) return;
+    int m = pp.mode;
+    pp.w[m][pp.next[m]] = (float)((pp_now() - pp.t0) / pp.calls);
+    pp.next[m] = (uint8_t)((pp.next[m] + 1) % PP_KEEP);
+    if (pp.cnt[m] < PP_KEEP) pp.cnt[m]++;
+    pp.calls = 0;
+    pp.nwin++;
+    if (pp.cnt[0] < 2 || pp.cnt[1] < 2) pp.mode = (uint8_t)(pp.nwin & 1); /* the first windows alternate */
+    else {
+        int best = pp_median(pp.w[1], pp.cnt[1]) < pp_median(pp.w[0], pp.cnt[0]);
+        pp.mode = (uint8_t)(pp.nwin % PP_EXPLORE == 0 ? !best : best);
+    }
 }
 /* fn(ctx, i0, i1) over [0, n): on the caller's thread, or one contiguous range per thread of
  * the pool. No region at all on one thread: entering one, even under if(0), cost about
