@@ -77,7 +77,6 @@ int sp_cpu_conv_small_applies(int64_t C, int64_t H, int64_t W, int64_t Co, int64
 int sp_small_par = -1;
 long sp_small_par_runs;
 enum { PP_WIN = 48, PP_KEEP = 3, PP_EXPLORE = 12 };
-enum { PP_ROWS_FWD, PP_SMALL_FWD, PP_ROWS_GW, PP_SMALL_GW, PP_GX_LANES, PP_GX_ROWS };
 typedef struct {
     float w[2][PP_KEEP]; /* seconds a call of the last windows run one thread [0] and split [1] */
     uint8_t next[2], cnt[2], mode;
@@ -100,9 +99,8 @@ static float pp_median(const float *t, int n) {
     }
     return v[n / 2];
 }
-/* 1: split this call (site: which kernel; kept for the reader, the choice is per thread) */
-static int pp_begin(pp_run *r, int site, int64_t N) {
-    (void)site;
+/* 1: split this call of a kernel over N images (the choice is the calling thread's) */
+static int pp_begin(pp_run *r, int64_t N) {
     r->counted = 0;
     int force = __atomic_load_n(&sp_small_par, __ATOMIC_RELAXED), mode;
     if (N < 8 || force == 0 || omp_get_max_threads() < 2) return 0;
@@ -304,7 +302,7 @@ int sp_cpu_conv_small_forward(float *O, const float *X, const float *Wt, const f
         to_lanes(wt + cb * K * 16, Wt + cb * 16 * K, K, K, Co - cb * 16 < 16 ? Co - cb * 16 : 16);
     small_fwd_ctx c = {O, X, wt, B, &g, dev};
     pp_run pr;
-    int ok = pp_for(pp_begin(&pr, PP_SMALL_FWD, N), N, small_fwd_images, &c);
+    int ok = pp_for(pp_begin(&pr, N), N, small_fwd_images, &c);
     pp_end(&pr);
     return ok ? 1 : -1;
 }
@@ -545,7 +543,7 @@ int sp_cpu_conv_small_backward(float *GX, float *GW, float *GB, const float *GO,
         memset(acc, 0, sizeof(float) * (size_t)(g.CB * K * 16));
         pp_run pr;
         small_gw_ctx c = {acc, GO, X, &g, dev};
-        int ok = pp_for(pp_begin(&pr, PP_SMALL_GW, C >= 2 ? N : 0), C, small_gw_chans, &c);
+        int ok = pp_for(pp_begin(&pr, C >= 2 ? N : 0), C, small_gw_chans, &c);
         pp_end(&pr);
         if (!ok) return -1;
         for (int64_t co = 0; co < Co; co++)
@@ -558,7 +556,7 @@ int sp_cpu_conv_small_backward(float *GX, float *GW, float *GB, const float *GO,
         float *gt = sp_workspace(dev, 1, sizeof(float) * (size_t)(Q * 16));
         if (!T || !gt) return -1;
         pp_run pr;
-        int par = pp_begin(&pr, PP_GX_LANES, C >= 2 ? N : 0);
+        int par = pp_begin(&pr, C >= 2 ? N : 0);
         gx_lanes_ctx c = {gt, T, Wt, &g};
         for (; n0 < N && gx_lanes_applies(&g, N - n0); n0 += 16) {
             int64_t nl = N - n0 < 16 ? N - n0 : 16;
@@ -582,7 +580,7 @@ int sp_cpu_conv_small_backward(float *GX, float *GW, float *GB, const float *GO,
         pp_run pr;
         g.N = N;
         gx_rows_ctx c = {GX, GO, wx, &g, Hp, Wp, dev};
-        int ok = pp_for(pp_begin(&pr, PP_GX_ROWS, N), N, gx_rows_images, &c);
+        int ok = pp_for(pp_begin(&pr, N), N, gx_rows_images, &c);
         pp_end(&pr);
         if (!ok) return -1;
     }
@@ -688,7 +686,7 @@ KFN int sp_cpu_conv_rows_forward(float *O, const float *X, const float *Wt, cons
     int64_t nb = (Co + 5) / 6, cbs = (Co + nb - 1) / nb;
     rows_fwd_ctx c = {O, X, Wt, B, &g, cbs};
     pp_run pr;
-    pp_for(pp_begin(&pr, PP_ROWS_FWD, N), N, rows_fwd_images, &c);
+    pp_for(pp_begin(&pr, N), N, rows_fwd_images, &c);
     pp_end(&pr);
     return 1;
 }
@@ -777,7 +775,7 @@ static int rows_gw(float *GW, const float *GO, const float *X, const sgeom *gp, 
     int64_t nb = (gp->Co + 3) / 4, cbs = (gp->Co + nb - 1) / nb, nband = nb * gp->C * gp->kh;
     rows_gw_ctx c = {GW, GO, X, gp, cbs, dev};
     pp_run pr;
-    int ok = pp_for(pp_begin(&pr, PP_ROWS_GW, nband >= 2 ? gp->N : 0), nband, rows_gw_bands, &c);
+    int ok = pp_for(pp_begin(&pr, nband >= 2 ? gp->N : 0), nband, rows_gw_bands, &c);
     pp_end(&pr);
     return ok ? 1 : -1;
 }
