@@ -372,6 +372,9 @@ SUITE(cl_winograd) {
     NEED_ONEDNN();
     int def = sp_cpu_conv_kernel(), off0 = sp_wino_off;
     CHECK_OK(sp_cpu_conv_set_kernel(SP_CONV_AUTO));
+    /* oneDNN 2.6 has Winograd on AVX-512 only: elsewhere the direct primitives run these */
+    __builtin_cpu_init();
+    int wino_isa = __builtin_cpu_supports("avx512f");
     uint64_t rng = 5;
     /* N C H W Co pad bias expect-Winograd */
     int cases[][8] = {{4, 16, 16, 16, 32, 1, 1, 1}, {2, 32, 22, 22, 16, 1, 0, 1}, {4, 16, 18, 18, 16, 0, 1, 1},
@@ -388,7 +391,7 @@ SUITE(cl_winograd) {
             CHECK(e[0] < 3e-5 && e[1] < 3e-5 && e[2] < 3e-5 && e[3] < 3e-5,
                   "case %zu wino_off %d: forward %g, grad_x %g, grad_w %g, grad_b %g of the largest", ci, off, e[0], e[1],
                   e[2], e[3]);
-            CHECK(fr + br == (off || !q[7] ? 0 : 3),
+            CHECK(fr + br == (off || !q[7] || !wino_isa ? 0 : 3),
                   "case %zu wino_off %d: %ld Winograd executions (forward, grad_w, grad_x)", ci, off, fr + br);
         }
         conv_case_free(&k);
@@ -449,8 +452,10 @@ SUITE(cl_bf16_input_residual) {
             int nat = sp_cpu_bf16_native();
             CHECK(cr[0] == nat && cr[1] == 0 && cr[2] == nat, "case %zu special %d: spore's rounding ran %ld, %ld, %ld times",
                   ci, special, cr[0], cr[1], cr[2]);
-            CHECK(rb[0] == 1 && rb[1] == 1 && rb[2] == 0, "case %zu special %d: binary residual ran %ld, %ld, %ld times", ci,
-                  special, rb[0], rb[1], rb[2]);
+            /* oneDNN 2.6 runs bf16 convolutions natively only with AVX512_BF16 (elsewhere it may
+             * decline them: spore's kernels run the layer, no post-op at all) */
+            CHECK(rb[2] == 0 && (!nat || (rb[0] == 1 && rb[1] == 1)),
+                  "case %zu special %d: binary residual ran %ld, %ld, %ld times", ci, special, rb[0], rb[1], rb[2]);
             CHECK(same_bits(o[0], o[1]), "case %zu special %d: spore's rounding gives oneDNN's reorder's bits", ci, special);
             double big2 = 0, d2 = maxdiff_t(o[2], o[0], &big2); /* oneDNN may pick another kernel for each */
             CHECK(d2 <= 1e-5 * big2, "case %zu special %d: the binary residual vs the in-place sum: %g of %g", ci,
