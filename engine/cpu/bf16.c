@@ -519,13 +519,20 @@ DR_BLOCK(2, 1)
 DR_BLOCK(1, 4)
 DR_BLOCK(1, 1)
 
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+/* d[i] = bf16(s[i]) for i < n, nothing written past n (AVX512_BF16 only) */
+__attribute__((target("avx512f,avx512bw,avx512bf16")))
+void sp_bf16_round_avx512(uint16_t *d, const float *s, int64_t n) {
+    for (int64_t k = 0; k < n; k += 32) {
+        __m512i v = (__m512i)dr_w(s, k, n);
+        if (k + 32 <= n) _mm512_storeu_si512((void *)(d + k), v);
+        else _mm512_mask_storeu_epi16((void *)(d + k), (__mmask32)((1ull << (n - k)) - 1u), v);
+    }
+}
 static void dr_round_x(uint16_t *xb, int64_t ldx, const float *x, int64_t N, int64_t I) {
-    for (int64_t n = 0; n < N; n++)
-        for (int64_t k = 0; k < ldx; k += 32) {
-            __m512bh v = dr_w(x + n * I, k, I); /* zero past I */
-            _mm512_storeu_si512((void *)(xb + n * ldx + k), (__m512i)v);
-        }
+    for (int64_t n = 0; n < N; n++) {
+        sp_bf16_round_avx512(xb + n * ldx, x + n * I, I);
+        memset(xb + n * ldx + I, 0, sizeof(uint16_t) * (size_t)(ldx - I)); /* zero past I */
+    }
 }
 
 int sp_bf16_dense_rows_applies(int64_t N) { return N >= 1 && N <= DR_MAXN && sp_cpu_bf16_kernel() != SP_BF16_PORTABLE; }

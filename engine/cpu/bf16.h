@@ -45,6 +45,9 @@ void sp_bf16_pack_pairs(uint32_t *dst, const float *r0, const float *r1, int64_t
 int sp_bf16_dense_rows_applies(int64_t N);
 sp_status sp_bf16_dense_rows(sp_device *dev, float *out, const float *x, const float *w, const float *bias, int64_t N,
                              int64_t I, int64_t O);
+/* d[i] = bf16(s[i]) for i < n (vcvtne2ps2bf16: nearest even, float32 denormals flushed,
+ * NaN kept NaN); only where sp_cpu_bf16_native() */
+void sp_bf16_round_avx512(uint16_t *d, const float *s, int64_t n);
 /* 1 when this CPU runs vdpbf16ps (AVX512_BF16), else 0. */
 int sp_cpu_bf16_native(void);
 /* the GEMM's microkernels (sp_cpu_bf16_kernel and friends are public: spore.h) */

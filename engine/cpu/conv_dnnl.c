@@ -43,38 +43,24 @@ long sp_cvt_bf16_runs, sp_dnnl_resbin_runs;
 
 #ifdef SP_HAVE_DNNL
 #include <dnnl.h>
-#include <immintrin.h>
 
 /* ---- float32 -> bf16 for a dense NHWC operand ------------------------------------------
  * A bf16 forward's input reorder (NHWC float32 -> NHWC bf16) is an elementwise rounding of
  * contiguous memory. oneDNN's jit:uni reorder ran it at 3 G elements/s here (DNNL_VERBOSE,
- * ResNet50 at batch 1: 2.4 ms of a 15.9 ms forward in 53 reorders); this loop, with the same
- * instruction (vcvtne2ps2bf16: nearest even, float32 denormals flushed to zero, NaN kept
- * NaN), runs on libgomp's pool above CVT_PAR elements. Only where the CPU has AVX512_BF16
+ * ResNet50 at batch 1: 2.4 ms of a 15.9 ms forward in 53 reorders). bf16.c's rounding loop
+ * (sp_bf16_round_avx512: the same instruction, vcvtne2ps2bf16, nearest even, float32
+ * denormals flushed to zero, NaN kept NaN) runs it here in chunks, on libgomp's pool above
+ * CVT_PAR elements. Only where the CPU has AVX512_BF16
  * (elsewhere oneDNN's reorder emulates it). sp_cvt_bf16_off (a hidden test hook) runs oneDNN's
  * reorder instead; sp_cvt_bf16_runs counts the loop's calls. */
 enum { CVT_PAR = 1 << 16, CVT_CHUNK = 1 << 14 };
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
-static void cvt_bf16_span(uint16_t *d, const float *s, int64_t n) {
-    int64_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(s + i + 16), _mm512_loadu_ps(s + i));
-        _mm512_storeu_si512((void *)(d + i), (__m512i)v);
-    }
-    for (; i < n; i += 16) {
-        int64_t k = n - i < 16 ? n - i : 16;
-        __mmask16 m = (__mmask16)((1u << k) - 1u);
-        __m256bh v = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, s + i));
-        _mm256_mask_storeu_epi16((void *)(d + i), m, (__m256i)v);
-    }
-}
 static void cvt_bf16(uint16_t *d, const float *s, int64_t n) {
     __atomic_add_fetch(&sp_cvt_bf16_runs, 1, __ATOMIC_RELAXED);
     int64_t nc = (n + CVT_CHUNK - 1) / CVT_CHUNK;
 #pragma omp parallel for schedule(static) if (n > CVT_PAR)
     for (int64_t c = 0; c < nc; c++) {
         int64_t i0 = c * CVT_CHUNK, k = n - i0 < CVT_CHUNK ? n - i0 : CVT_CHUNK;
-        cvt_bf16_span(d + i0, s + i0, k);
+        sp_bf16_round_avx512(d + i0, s + i0, k);
     }
 }
 
