@@ -465,6 +465,35 @@ sp_status sp_cpu_conv2d_forward(sp_tensor *out, const sp_tensor *x, const sp_ten
     return conv_forward(out, x, w, bias, &c, NULL, "conv2d_forward");
 }
 
+sp_status sp_cpu_conv2d_bn_forward_bf16(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias,
+                                        const sp_tensor *gamma, const sp_tensor *beta, const sp_tensor *mean,
+                                        const sp_tensor *var, double eps, const sp_tensor *residual, int relu,
+                                        int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left,
+                                        int pad_right, int dil_h, int dil_w, int groups);
+/* bfloat16 activations (channels-last; engine/ops) where oneDNN does not run the layer (conv_kernel
+ * "spore", a build without oneDNN, a declined geometry): float32 copies of the bf16 operands (exact),
+ * the float32-activation path, and the result rounded into a bf16 out (nearest even), as oneDNN
+ * rounds it */
+static sp_status bf16_act_fallback(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias,
+                                   const sp_tensor *gamma, const sp_tensor *beta, const sp_tensor *mean,
+                                   const sp_tensor *var, double eps, const sp_tensor *residual, int relu,
+                                   int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left,
+                                   int pad_right, int dil_h, int dil_w, int groups) {
+    sp_tensor *xf = NULL, *rf = NULL, *of = NULL;
+    int dev = sp_tensor_device(out);
+    sp_status st = SP_OK;
+    if (x->dtype == SP_BFLOAT16) st = sp_tensor_clone(&xf, x, SP_FLOAT32);
+    if (!st && residual && residual->dtype == SP_BFLOAT16) st = sp_tensor_clone(&rf, residual, SP_FLOAT32);
+    if (!st && out->dtype == SP_BFLOAT16) st = sp_tensor_empty_on(&of, SP_FLOAT32, 4, out->shape, dev);
+    if (!st)
+        st = sp_cpu_conv2d_bn_forward_bf16(of ? of : out, xf ? xf : x, w, bias, gamma, beta, mean, var, eps,
+                                           rf ? rf : residual, relu, stride_h, stride_w, pad_top, pad_bottom, pad_left,
+                                           pad_right, dil_h, dil_w, groups);
+    if (!st && of) st = sp_tensor_copy(out, of);
+    sp_tensor_free(xf), sp_tensor_free(rf), sp_tensor_free(of);
+    return st;
+}
+
 /* the same with the convolution in bfloat16 (amp_level "O2", bf16_nn.c); the epilogue runs in
  * float32 as one pass over the output after it (BatchNorm, the join and ReLU were three) */
 sp_status sp_cpu_conv2d_bn_forward_bf16(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias,
@@ -477,6 +506,9 @@ sp_status sp_cpu_conv2d_bn_forward_bf16(sp_tensor *out, const sp_tensor *x, cons
                                  pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups, 1,
                                  "conv2d_bn_forward_bf16"))
         return st;
+    if (x->dtype == SP_BFLOAT16 || out->dtype == SP_BFLOAT16 || (residual && residual->dtype == SP_BFLOAT16))
+        return bf16_act_fallback(out, x, w, bias, gamma, beta, mean, var, eps, residual, relu, stride_h, stride_w,
+                                 pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
     if (SP_CL_ANY(out, x, residual)) /* channels-last operands oneDNN did not take: NCHW copies */
         return sp_cl_conv_bn_forward(sp_cpu_conv2d_bn_forward_bf16, out, x, w, bias, gamma, beta, mean, var, eps, residual, relu, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
     NN_TRY(sp_cpu_conv2d_forward_bf16(out, x, w, bias, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right,

@@ -100,6 +100,10 @@ enum { CL_X = 32, CL_OUT = 64, CL_RES = 128 };
 enum { CL_GX = 256 };
 /* the residual overlaps out: summed in place (post-op sum), not read as a binary operand */
 enum { RES_SUM = 512 };
+/* bfloat16 activations (O2 inference, spore.nn.chain; always channels-last, engine/ops): x read
+ * as the primitive's bf16 source with no rounding pass, out written by the primitive in bf16
+ * (the float32 epilogue's result rounded once, nearest even), the residual read in bf16 */
+enum { X_BF16 = 1024, OUT_BF16 = 2048, RES_BF16 = 4096 };
 enum { DN_KEY = 19, DN_CACHE = 512 };
 
 typedef struct {
@@ -178,9 +182,11 @@ static void user_mds(const conv_geom *c, int flags, dnnl_memory_desc_t *src, dnn
                      dnnl_memory_desc_t *dst, dnnl_memory_desc_t *b, dnnl_memory_desc_t *res) {
     plain_mds(c, src, w, dst, b, dnnl_nchw);
     dnnl_dims_t sd = {c->N, c->C, c->H, c->W}, dd = {c->N, c->Co, c->Ho, c->Wo};
-    if (flags & CL_X) dnnl_memory_desc_init_by_tag(src, 4, sd, dnnl_f32, dnnl_nhwc);
-    if (res) dnnl_memory_desc_init_by_tag(res, 4, dd, dnnl_f32, (flags & CL_RES) ? dnnl_nhwc : dnnl_nchw);
-    if (flags & CL_OUT) dnnl_memory_desc_init_by_tag(dst, 4, dd, dnnl_f32, dnnl_nhwc);
+    if (flags & CL_X) dnnl_memory_desc_init_by_tag(src, 4, sd, (flags & X_BF16) ? dnnl_bf16 : dnnl_f32, dnnl_nhwc);
+    if (res)
+        dnnl_memory_desc_init_by_tag(res, 4, dd, (flags & RES_BF16) ? dnnl_bf16 : dnnl_f32,
+                                     (flags & CL_RES) ? dnnl_nhwc : dnnl_nchw);
+    if (flags & CL_OUT) dnnl_memory_desc_init_by_tag(dst, 4, dd, (flags & OUT_BF16) ? dnnl_bf16 : dnnl_f32, dnnl_nhwc);
 }
 /* the backward's user mds: x (CL_X), grad_out (CL_OUT) and grad_x (CL_GX) */
 static void user_bwd_mds(const conv_geom *c, int flags, dnnl_memory_desc_t *x, dnnl_memory_desc_t *w,
@@ -235,7 +241,7 @@ static int sgemm(char ta, char tb, int64_t m, int64_t n, int64_t k, const float 
 }
 
 static int fwd_desc(dnnl_convolution_desc_t *cd, const conv_geom *c, int bias, dnnl_prop_kind_t prop, int bf16,
-                    int cl, int wino) {
+                    int cl, int wino, int dst_bf16) {
     dnnl_memory_desc_t s, w, d, b;
     plain_mds(c, &s, &w, &d, &b, dnnl_format_tag_any);
     if (cl && !wino) { /* activations in NHWC, the weights in the primitive's own layout (Winograd: all
@@ -247,6 +253,7 @@ static int fwd_desc(dnnl_convolution_desc_t *cd, const conv_geom *c, int bias, d
     if (bf16) { /* operands rounded to bfloat16 (nearest even) by the reorders; sums in float32 */
         s.data_type = dnnl_bf16;
         w.data_type = dnnl_bf16;
+        if (dst_bf16) d.data_type = dnnl_bf16; /* OUT_BF16: rounded once, after the post-ops */
     }
     dnnl_dims_t st = {c->sh, c->sw}, dil = {c->dh - 1, c->dw - 1}, pl = {c->pt, c->pl}, pr = {c->pb_, c->pr_};
     return DN(dnnl_dilated_convolution_forward_desc_init(cd, prop,
@@ -290,7 +297,7 @@ static dn_entry *entry_make1(const int64_t *key, int kind, const conv_geom *c, i
          * faster than after forward_inference ones */
         dnnl_prop_kind_t prop = (flags & (EPI_BN | EPI_RES | EPI_RELU)) ? dnnl_forward_inference : dnnl_forward_training;
         ok = ok && fwd_desc(&cd, c, flags & HAS_BIAS, prop, flags & BF16,
-                            flags & (CL_X | CL_OUT), wino) &&
+                            flags & (CL_X | CL_OUT), wino, flags & OUT_BF16) &&
              DN(dnnl_primitive_desc_create(&pd, &cd, attr, g_eng, NULL));
     } else if (ok) {
         dnnl_convolution_desc_t fd;
@@ -304,7 +311,7 @@ static dn_entry *entry_make1(const int64_t *key, int kind, const conv_geom *c, i
         }
         dnnl_dims_t st = {c->sh, c->sw}, dil = {c->dh - 1, c->dw - 1}, pl = {c->pt, c->pl}, pr = {c->pb_, c->pr_};
         dnnl_alg_kind_t alg = wino ? dnnl_convolution_winograd : dnnl_convolution_direct;
-        ok = fwd_desc(&fd, c, flags & HAS_BIAS, dnnl_forward_training, 0, cl, wino) &&
+        ok = fwd_desc(&fd, c, flags & HAS_BIAS, dnnl_forward_training, 0, cl, wino, 0) &&
              DN(dnnl_primitive_desc_create(&hint, &fd, NULL, g_eng, NULL));
         if (ok && kind == DN_BWD_DATA)
             ok = DN(dnnl_dilated_convolution_backward_data_desc_init(&cd, alg, &s, &w, &d, st, dil, pl, pr));
@@ -340,7 +347,8 @@ static dn_entry *entry_make1(const int64_t *key, int kind, const conv_geom *c, i
         e->scratch = sp ? dnnl_memory_desc_get_size(sp) : 0;
         ok = ok && DN(dnnl_primitive_create(&e->prim, pd));
         if (ok) e->r_a = mk_reorder(pa, &e->md_a, 0, &ok);
-        if (ok && e->r_a && kind == DN_FWD && (flags & BF16) && (flags & CL_X) && sp_cpu_bf16_native()) {
+        if (ok && e->r_a && kind == DN_FWD && (flags & BF16) && (flags & CL_X) && !(flags & X_BF16) &&
+            sp_cpu_bf16_native()) {
             dnnl_memory_desc_t nh;
             dnnl_dims_t sd = {c->N, c->C, c->H, c->W};
             dnnl_memory_desc_init_by_tag(&nh, 4, sd, dnnl_bf16, dnnl_nhwc);
@@ -614,6 +622,10 @@ int sp_cpu_dnnl_conv_forward(sp_status *st, sp_tensor *out, const sp_tensor *x, 
      * addressed alike either way); auto sends only calls with a channels-last one */
     int cl = (sp_tensor_is_contiguous(x) ? 0 : CL_X) | (sp_tensor_is_contiguous(out) ? 0 : CL_OUT) |
              (residual && !sp_tensor_is_contiguous(residual) ? CL_RES : 0);
+    /* a bf16 activation is channels-last (engine/ops), also where that is the contiguous layout
+     * too ([N,C,1,1]): its md is the NHWC one, in bf16 */
+    cl |= (x->dtype == SP_BFLOAT16 ? CL_X : 0) | (out->dtype == SP_BFLOAT16 ? CL_OUT : 0) |
+          (residual && residual->dtype == SP_BFLOAT16 ? CL_RES : 0);
     if (sel == SP_CONV_AUTO && (!cl || !dn_available())) return 0;
     conv_geom c;
     conv_geom_of(&c, x, w, sh, sw, pt, pb, pl, pr, dh, dw, groups);
@@ -641,11 +653,13 @@ int sp_cpu_dnnl_conv_forward(sp_status *st, sp_tensor *out, const sp_tensor *x, 
         return 1;
     }
     int flags = (bias ? HAS_BIAS : 0) | (gamma ? EPI_BN : 0) | (residual ? EPI_RES : 0) | (relu ? EPI_RELU : 0) |
-                (bf16 ? BF16 : 0) | cl;
+                (bf16 ? BF16 : 0) | cl | (x->dtype == SP_BFLOAT16 ? X_BF16 : 0) |
+                (out->dtype == SP_BFLOAT16 ? OUT_BF16 : 0) | (residual && residual->dtype == SP_BFLOAT16 ? RES_BF16 : 0);
     if (residual) { /* a residual overlapping out is summed in place (RES_SUM), else read in place */
         const char *r0 = SP_DATA(residual), *o0 = SP_DATA(out);
-        size_t nb = sizeof(float) * (size_t)sp_tensor_numel(out);
-        if (r0 < o0 + nb && o0 < r0 + nb) flags |= RES_SUM;
+        size_t no = sp_dtype_size(out->dtype) * (size_t)sp_tensor_numel(out);
+        size_t nr = sp_dtype_size(residual->dtype) * (size_t)sp_tensor_numel(residual);
+        if (r0 < o0 + no && o0 < r0 + nr) flags |= RES_SUM;
     }
     dn_entry *tmp, *e = entry_get(DN_FWD, &c, flags, &tmp);
     if (!e) { *st = sp_error(SP_ENOMEM, "%s: cannot allocate oneDNN's primitive", op); return 1; }
@@ -675,7 +689,7 @@ int sp_cpu_dnnl_conv_forward(sp_status *st, sp_tensor *out, const sp_tensor *x, 
     dnnl_memory_desc_t ps, pw, pdst, pb_, pres;
     user_mds(&c, flags, &ps, &pw, &pdst, &pb_, &pres);
     mem_set ms = {0};
-    float *O = F32(out);
+    char *O = SP_DATA(out);
     dnnl_memory_t ux = ms_add(&ms, &ps, SP_DATA(x)), uw = ms_add(&ms, &pw, SP_DATA(w)), uo = ms_add(&ms, &pdst, O);
     dnnl_memory_t mx = e->r_a ? ms_add(&ms, &e->md_a, bx) : ux;
     dnnl_memory_t mw = e->r_b ? ms_add(&ms, &e->md_b, bw) : uw;
@@ -717,7 +731,7 @@ int sp_cpu_dnnl_conv_forward(sp_status *st, sp_tensor *out, const sp_tensor *x, 
         else if (okx && e->r_res) okx = run_reorder(e->r_res, s, ur, mo);
         else if (okx) { /* the residual already in the primitive's dst layout: copied into its dst */
             void *dst = e->r_out ? (void *)bo : (void *)O;
-            if (dst != SP_DATA(residual)) memmove(dst, SP_DATA(residual), sizeof(float) * (size_t)sp_tensor_numel(out));
+            if (dst != SP_DATA(residual)) memmove(dst, SP_DATA(residual), dnnl_memory_desc_get_size(&pres));
         }
     }
     if (okx) {

@@ -375,7 +375,11 @@ sp_status sp_conv2d_bn_forward(sp_tensor *out, const sp_tensor *x, const sp_tens
                                const sp_tensor *moving_var, double eps, const sp_tensor *residual, int relu,
                                int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right,
                                int dil_h, int dil_w, int groups);
-/* The same with the convolution in bfloat16 (as sp_conv2d_forward_bf16; amp_level "O2"). */
+/* The same with the convolution in bfloat16 (as sp_conv2d_forward_bf16; amp_level "O2"). x, out
+ * and residual may also be bfloat16 tensors, 4-D channels-last (O2 inference's activations
+ * between layers): x and residual are read as they are, out gets the float32 result (after
+ * BatchNorm, the join and ReLU) rounded once to bfloat16, nearest even. On the cpu and sim;
+ * a residual of another dtype must not overlap out. */
 sp_status sp_conv2d_bn_forward_bf16(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias,
                                     const sp_tensor *gamma, const sp_tensor *beta, const sp_tensor *moving_mean,
                                     const sp_tensor *moving_var, double eps, const sp_tensor *residual, int relu,

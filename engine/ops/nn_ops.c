@@ -18,9 +18,10 @@ static int cl_native_(const sp_tensor *x, int n, const sp_tensor *const *ts) {
 
 /* ---- conv2d --------------------------------------------------------------- */
 
-sp_status sp_op_conv_check(const char *op, const sp_tensor *x, const sp_tensor *w, int sh, int sw, int pt, int pb,
-                            int pl, int pr, int dh, int dw, int groups, int64_t *Ho, int64_t *Wo) {
-    OP_TRY(op_f32_cl(x, op, "x"));
+/* act_bf16: x may be bfloat16 channels-last (op_act_cl) */
+static sp_status conv_check(const char *op, const sp_tensor *x, const sp_tensor *w, int sh, int sw, int pt, int pb,
+                            int pl, int pr, int dh, int dw, int groups, int64_t *Ho, int64_t *Wo, int act_bf16) {
+    OP_TRY(op_act_cl(x, act_bf16, op, "x"));
     OP_TRY(op_f32(w, 4, op, "weight"));
     if (sh < 1 || sw < 1 || dh < 1 || dw < 1 || groups < 1 || pt < 0 || pb < 0 || pl < 0 || pr < 0)
         return sp_error(SP_EINVAL, "%s: stride/dilation/groups must be >= 1 and padding >= 0", op);
@@ -41,17 +42,28 @@ sp_status sp_op_conv_check(const char *op, const sp_tensor *x, const sp_tensor *
     *Wo = (Wp - ew) / sw + 1;
     return SP_OK;
 }
+sp_status sp_op_conv_check(const char *op, const sp_tensor *x, const sp_tensor *w, int sh, int sw, int pt, int pb,
+                           int pl, int pr, int dh, int dw, int groups, int64_t *Ho, int64_t *Wo) {
+    return conv_check(op, x, w, sh, sw, pt, pb, pl, pr, dh, dw, groups, Ho, Wo, 0);
+}
 
 /* Every argument of a conv2d forward (float32 or bf16 entry point). */
-sp_status sp_op_conv_fwd_args(const char *op, const sp_tensor *out, const sp_tensor *x, const sp_tensor *w,
-                              const sp_tensor *bias, int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right, int dil_h, int dil_w, int groups) {
+static sp_status conv_fwd_args(const char *op, const sp_tensor *out, const sp_tensor *x, const sp_tensor *w,
+                               const sp_tensor *bias, int stride_h, int stride_w, int pad_top, int pad_bottom,
+                               int pad_left, int pad_right, int dil_h, int dil_w, int groups, int act_bf16) {
     int64_t Ho, Wo;
-    OP_TRY(sp_op_conv_check(op, x, w, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups, &Ho, &Wo));
-    OP_TRY(op_f32_cl(out, op, "out"));
+    OP_TRY(conv_check(op, x, w, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups, &Ho,
+                      &Wo, act_bf16));
+    OP_TRY(op_act_cl(out, act_bf16, op, "out"));
     OP_TRY(op_shape4(out, x->shape[0], w->shape[0], Ho, Wo, op, "out"));
     if (bias) { OP_TRY(op_f32(bias, -1, op, "bias")); OP_TRY(op_numel(bias, w->shape[0], op, "bias")); }
     OP_SAME_DEVICE(op, T(out), T(x), {w, "weight"}, T(bias));
     return SP_OK;
+}
+sp_status sp_op_conv_fwd_args(const char *op, const sp_tensor *out, const sp_tensor *x, const sp_tensor *w,
+                              const sp_tensor *bias, int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right, int dil_h, int dil_w, int groups) {
+    return conv_fwd_args(op, out, x, w, bias, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w,
+                         groups, 0);
 }
 
 /* Every argument of a conv2d backward (float32 or bf16 entry point). */
@@ -220,9 +232,9 @@ static sp_status conv_bn_args(const char *op, sp_tensor *out, const sp_tensor *x
                               const sp_tensor *bias, const sp_tensor *gamma, const sp_tensor *beta,
                               const sp_tensor *moving_mean, const sp_tensor *moving_var, double eps,
                               const sp_tensor *residual, int stride_h, int stride_w, int pad_top, int pad_bottom,
-                              int pad_left, int pad_right, int dil_h, int dil_w, int groups) {
-    OP_TRY(sp_op_conv_fwd_args(op, out, x, w, bias, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right,
-                               dil_h, dil_w, groups));
+                              int pad_left, int pad_right, int dil_h, int dil_w, int groups, int act_bf16) {
+    OP_TRY(conv_fwd_args(op, out, x, w, bias, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h,
+                         dil_w, groups, act_bf16));
     int64_t C = w->shape[0];
     OP_TRY(bn_vec(gamma, C, op, "gamma"));
     OP_TRY(bn_vec(beta, C, op, "beta"));
@@ -230,8 +242,16 @@ static sp_status conv_bn_args(const char *op, sp_tensor *out, const sp_tensor *x
     OP_TRY(bn_vec(moving_var, C, op, "moving_variance"));
     if (!(eps > 0)) return sp_error(SP_EINVAL, "%s: eps must be > 0, got %g", op, eps);
     if (residual) {
-        OP_TRY(op_f32_cl(residual, op, "residual"));
+        OP_TRY(op_act_cl(residual, act_bf16, op, "residual"));
         OP_TRY(op_shape4(residual, out->shape[0], out->shape[1], out->shape[2], out->shape[3], op, "residual"));
+        if (residual->dtype != out->dtype) { /* summed in place only as the same tensor */
+            const char *r0 = SP_DATA(residual), *o0 = SP_DATA(out);
+            size_t no = sp_dtype_size(out->dtype) * (size_t)sp_tensor_numel(out);
+            size_t nr = sp_dtype_size(residual->dtype) * (size_t)sp_tensor_numel(residual);
+            if (r0 < o0 + no && o0 < r0 + nr)
+                return sp_error(SP_EINVAL, "%s: residual (%s) overlaps out (%s)", op, sp_dtype_name(residual->dtype),
+                                sp_dtype_name(out->dtype));
+        }
     }
     if (SP_DATA(out) == SP_DATA(x)) return sp_error(SP_EINVAL, "%s: out must not be the input x", op);
     OP_SAME_DEVICE(op, T(out), T(x), {w, "weight"}, T(gamma), T(beta), T(moving_mean), {moving_var, "moving_variance"},
@@ -245,7 +265,7 @@ sp_status sp_conv2d_bn_forward(sp_tensor *out, const sp_tensor *x, const sp_tens
                                int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right,
                                int dil_h, int dil_w, int groups) {
     OP_TRY(conv_bn_args("conv2d_bn_forward", out, x, w, bias, gamma, beta, moving_mean, moving_var, eps, residual,
-                        stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups));
+                        stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups, 0));
     if (SP_K(x)->conv2d_bn_forward && !SP_K(x)->channels_last && SP_CL_ANY(out, x, residual)) /* NCHW copies */
         return sp_cl_conv_bn_forward(SP_K(x)->conv2d_bn_forward, out, x, w, bias, gamma, beta, moving_mean, moving_var, eps,
                                      residual, relu, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
@@ -258,8 +278,14 @@ sp_status sp_conv2d_bn_forward_bf16(sp_tensor *out, const sp_tensor *x, const sp
                                     const sp_tensor *moving_var, double eps, const sp_tensor *residual, int relu,
                                     int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left,
                                     int pad_right, int dil_h, int dil_w, int groups) {
+    /* x, out and residual may be bfloat16 channels-last (O2 inference: activations in bf16 between
+     * layers, as MindSpore's O2 keeps them in float16) */
     OP_TRY(conv_bn_args("conv2d_bn_forward_bf16", out, x, w, bias, gamma, beta, moving_mean, moving_var, eps,
-                        residual, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups));
+                        residual, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups, 1));
+    if (SP_K(x)->conv2d_bn_forward_bf16 && !SP_K(x)->channels_last &&
+        (x->dtype == SP_BFLOAT16 || out->dtype == SP_BFLOAT16 || (residual && residual->dtype == SP_BFLOAT16)))
+        return sp_error(SP_EINVAL, "conv2d_bn_forward_bf16: bfloat16 activations are not implemented on device %s",
+                        SP_DEV(x)->name);
     if (SP_K(x)->conv2d_bn_forward_bf16 && !SP_K(x)->channels_last && SP_CL_ANY(out, x, residual)) /* NCHW copies */
         return sp_cl_conv_bn_forward(SP_K(x)->conv2d_bn_forward_bf16, out, x, w, bias, gamma, beta, moving_mean, moving_var, eps,
                                      residual, relu, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w, groups);
@@ -271,8 +297,8 @@ int sp_conv2d_channels_last_native(const sp_tensor *x, const sp_tensor *w, int s
                                    int pad_bottom, int pad_left, int pad_right, int dil_h, int dil_w, int groups) {
     int64_t Ho, Wo;
     if (!x || !w || !SP_K(x)->channels_last ||
-        sp_op_conv_check("conv2d_channels_last_native", x, w, stride_h, stride_w, pad_top, pad_bottom, pad_left,
-                         pad_right, dil_h, dil_w, groups, &Ho, &Wo) != SP_OK)
+        conv_check("conv2d_channels_last_native", x, w, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right,
+                   dil_h, dil_w, groups, &Ho, &Wo, 1) != SP_OK) /* x may be a bf16 activation */
         return 0;
     return SP_DEV(x)->type == SP_DEVICE_CPU || SP_DEV(x)->type == SP_DEVICE_SIM
                ? sp_cpu_conv_cl_native(x, w, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w,

@@ -53,6 +53,15 @@ static inline sp_status op_f32_cl(const sp_tensor *t, const char *op, const char
     if (t && t->dtype == SP_FLOAT32 && t->ndim == 4 && sp_tensor_is_channels_last(t)) return SP_OK;
     return op_f32(t, 4, op, what);
 }
+/* A conv activation: 4-D float32 (op_f32_cl), or, where bf16 is set (the bf16 fused eval
+ * forward's x, out and residual: O2 inference, spore.nn.chain), 4-D bfloat16 channels-last. */
+static inline sp_status op_act_cl(const sp_tensor *t, int bf16, const char *op, const char *what) {
+    if (bf16 && t && t->dtype == SP_BFLOAT16) {
+        if (t->ndim == 4 && sp_tensor_is_channels_last(t)) return SP_OK;
+        return sp_error(SP_EINVAL, "%s: %s is bfloat16, which must be a 4-D channels-last tensor", op, what);
+    }
+    return op_f32_cl(t, op, what);
+}
 static inline sp_status op_numel(const sp_tensor *t, int64_t n, const char *op, const char *what) {
     if (sp_tensor_numel(t) != n)
         return sp_error(SP_EINVAL, "%s: %s has %lld elements, expected %lld", op, what,

@@ -1019,3 +1019,151 @@ SUITE(cl_weight_cache) {
     FREE_ALL(all);
     CHECK_OK(sp_cpu_conv_set_kernel(def));
 }
+
+/* bfloat16 activations (O2 inference, spore.nn.chain): sp_conv2d_bn_forward_bf16 with x, out
+ * and residual bfloat16 channels-last, on the cpu and sim. The reference is the same call on
+ * float32 channels-last copies of the bf16 operands (exact), its result rounded to bf16 nearest
+ * even. With bf16 out oneDNN may run another kernel (another summation order), so every element
+ * must be within one bf16 ulp of the rounded reference, and 90 % or more equal to it. Runs: all
+ * bf16 (the binary residual), bf16 x with float32 out and residual (the numbers of a float32 x
+ * the conv would round anyway: the same bits), the residual summed in place (out is the bf16
+ * residual), no residual and no ReLU; conv_kernel "spore" (oneDNN declines: float32 copies,
+ * spore's kernels, the result rounded: the bits of that path run by hand; also in a build
+ * without oneDNN); refusals by name. */
+static sp_tensor *dl_copy(const sp_tensor *t, int dev, int dtype, int cl) {
+    int64_t s[4];
+    sp_tensor_shape(t, s);
+    sp_tensor *o = NULL;
+    if (cl) sp_tensor_empty_channels_last_on(&o, dtype, s, dev);
+    else sp_tensor_empty_on(&o, dtype, 4, s, dev);
+    sp_tensor_copy(o, t);
+    return o;
+}
+static float *fvalues(const sp_tensor *t) { /* any dtype and layout, as float32 NCHW on the CPU */
+    sp_tensor *f = dl_copy(t, SP_DEVICE_CPU, SP_FLOAT32, 0);
+    float *v = values(f);
+    sp_tensor_free(f);
+    return v;
+}
+/* got vs want (want bf16-representable): every element within one bf16 ulp of want, *eq of them equal */
+static int within_ulp(const float *got, const float *want, int64_t n, int64_t *eq) {
+    int ok = 1;
+    *eq = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (got[i] == want[i] || (isnan(got[i]) && isnan(want[i]))) { (*eq)++; continue; }
+        int e;
+        frexpf(want[i], &e);
+        float ulp = ldexpf(1.0f, e - 8); /* bf16: 8 significant bits */
+        if (!(fabsf(got[i] - want[i]) <= ulp)) ok = 0;
+    }
+    return ok;
+}
+SUITE(cl_bf16_activations) {
+    int def = sp_cpu_conv_kernel(), dn = sp_cpu_conv_kernel_available(SP_CONV_ONEDNN);
+    uint64_t rng = 57;
+    /* N C H W Co k pad stride: a 1x1 residual layer, a 3x3, a strided 3x3, 3 input channels, and
+     * 1x1 maps (x, out: channels-last and contiguous alike; ResNet's last layers on small images) */
+    int cases[][8] = {{2, 16, 7, 9, 64, 1, 0, 1}, {1, 32, 10, 10, 32, 3, 1, 1}, {2, 64, 14, 14, 128, 3, 1, 2},
+                      {2, 3, 15, 13, 16, 3, 1, 1}, {2, 64, 1, 1, 128, 1, 0, 1}, {3, 32, 3, 3, 64, 3, 0, 1}};
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        int *q = cases[ci];
+        int64_t N = q[0], C = q[1], H = q[2], W = q[3], Co = q[4], k = q[5];
+        int p = q[6], s = q[7];
+        int64_t Ho = (H + 2 * p - k) / s + 1, Wo = (W + 2 * p - k) / s + 1, no = N * Co * Ho * Wo;
+        sp_tensor *x = nchw(N, C, H, W, &rng, SP_DEVICE_CPU), *w = nchw(Co, C, k, k, &rng, SP_DEVICE_CPU);
+        sp_tensor *ga = vec(Co, &rng, SP_DEVICE_CPU), *be = vec(Co, &rng, SP_DEVICE_CPU);
+        sp_tensor *mu = vec(Co, &rng, SP_DEVICE_CPU), *va = vec(Co, NULL, SP_DEVICE_CPU);
+        sp_tensor *res = nchw(N, Co, Ho, Wo, &rng, SP_DEVICE_CPU);
+        sp_fill(va, 0.7);
+        for (int dev = 0; dev <= SP_DEVICE_SIM; dev += SP_DEVICE_SIM) {
+            sp_tensor *wd = dl_copy(w, dev, SP_FLOAT32, 0), *gd = NULL, *bd = NULL, *md = NULL, *vd = NULL;
+            int64_t s1[1] = {Co};
+            sp_tensor *pv[4] = {ga, be, mu, va}, **pd[4] = {&gd, &bd, &md, &vd};
+            for (int i = 0; i < 4; i++) { sp_tensor_new_on(pd[i], SP_FLOAT32, 1, s1, dev); sp_tensor_copy(*pd[i], pv[i]); }
+            sp_tensor *xb = dl_copy(x, dev, SP_BFLOAT16, 1), *rb = dl_copy(res, dev, SP_BFLOAT16, 1);
+            sp_tensor *xf = dl_copy(xb, dev, SP_FLOAT32, 1), *rf = dl_copy(rb, dev, SP_FLOAT32, 1);
+            for (int kern = 0; kern < 2; kern++) { /* oneDNN (auto), then spore's (the fallback) */
+                if (kern == 0 && !dn) continue;
+                CHECK_OK(sp_cpu_conv_set_kernel(kern == 0 ? SP_CONV_AUTO : SP_CONV_SPORE));
+                for (int variant = 0; variant < 2; variant++) { /* + residual, ReLU; neither */
+                    const sp_tensor *r32 = variant ? NULL : rf, *r16 = variant ? NULL : rb;
+                    int relu = !variant;
+                    sp_tensor *o32 = dl_copy(res, dev, SP_FLOAT32, 1), *ob = dl_copy(res, dev, SP_BFLOAT16, 1);
+                    sp_fill(o32, NAN), sp_fill(ob, NAN);
+                    CHECK_OK(sp_conv2d_bn_forward_bf16(o32, xf, wd, NULL, gd, bd, md, vd, 1e-3, r32, relu, s, s, p, p, p,
+                                                       p, 1, 1, 1));
+                    CHECK_OK(sp_conv2d_bn_forward_bf16(ob, xb, wd, NULL, gd, bd, md, vd, 1e-3, r16, relu, s, s, p, p, p,
+                                                       p, 1, 1, 1));
+                    sp_tensor *want16 = dl_copy(o32, SP_DEVICE_CPU, SP_BFLOAT16, 0);
+                    float *want = fvalues(want16), *got = fvalues(ob);
+                    int64_t eq = 0;
+                    if (kern == 1) /* the fallback is the float32 path rounded: its bits */
+                        CHECK(!memcmp(got, want, sizeof(float) * (size_t)no),
+                              "case %zu dev %d variant %d: spore's kernels on bf16 activations give the rounded float32 "
+                              "path's bits", ci, dev, variant);
+                    else
+                        CHECK(within_ulp(got, want, no, &eq) && eq * 10 >= no * 9,
+                              "case %zu dev %d variant %d: bf16 out vs the rounded float32 out: %lld of %lld equal, "
+                              "the rest within one bf16 ulp", ci, dev, variant, (long long)eq, (long long)no);
+                    /* bf16 x, float32 out and residual: the conv rounds a float32 x to the same bf16 */
+                    sp_tensor *om = dl_copy(res, dev, SP_FLOAT32, 1);
+                    sp_fill(om, NAN);
+                    CHECK_OK(sp_conv2d_bn_forward_bf16(om, xb, wd, NULL, gd, bd, md, vd, 1e-3, r32, relu, s, s, p, p, p,
+                                                       p, 1, 1, 1));
+                    CHECK(same_bits(om, o32), "case %zu dev %d kern %d variant %d: a bf16 x gives the float32 x's bits",
+                          ci, dev, kern, variant);
+                    if (!variant) { /* the residual summed in place: out is the bf16 residual */
+                        sp_tensor *oi = dl_copy(rb, dev, SP_BFLOAT16, 1);
+                        CHECK_OK(sp_conv2d_bn_forward_bf16(oi, xb, wd, NULL, gd, bd, md, vd, 1e-3, oi, 1, s, s, p, p, p,
+                                                           p, 1, 1, 1));
+                        float *gi = fvalues(oi);
+                        CHECK(within_ulp(gi, want, no, &eq) && eq * 10 >= no * 9,
+                              "case %zu dev %d kern %d: in-place bf16 residual: %lld of %lld equal", ci, dev, kern,
+                              (long long)eq, (long long)no);
+                        free(gi);
+                        sp_tensor_free(oi);
+                    }
+                    free(want), free(got);
+                    sp_tensor *f[] = {o32, ob, want16, om};
+                    FREE_ALL(f);
+                }
+            }
+            CHECK_OK(sp_cpu_conv_set_kernel(def));
+            if (ci == 0) { /* refusals, by name */
+                sp_tensor *xn = dl_copy(x, dev, SP_BFLOAT16, 0), *o = dl_copy(res, dev, SP_FLOAT32, 1);
+                sp_status st = sp_conv2d_bn_forward_bf16(o, xn, wd, NULL, gd, bd, md, vd, 1e-3, NULL, 1, 1, 1, 0, 0, 0, 0,
+                                                         1, 1, 1);
+                CHECK(st == SP_EINVAL && strstr(sp_last_error(), "x is bfloat16") && strstr(sp_last_error(), "channels-last"),
+                      "an NCHW bf16 x is refused by name: %s", sp_last_error());
+                st = sp_conv2d_bn_forward(o, xb, wd, NULL, gd, bd, md, vd, 1e-3, NULL, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1);
+                CHECK(st == SP_EINVAL && strstr(sp_last_error(), "conv2d_bn_forward: x must be float32, got bfloat16"),
+                      "the float32 fused forward refuses a bf16 x: %s", sp_last_error());
+                st = sp_conv2d_forward_bf16(o, xb, wd, NULL, 1, 1, 0, 0, 0, 0, 1, 1, 1);
+                CHECK(st == SP_EINVAL && strstr(sp_last_error(), "x must be float32"),
+                      "the plain bf16 conv refuses a bf16 x: %s", sp_last_error());
+                sp_tensor *f[] = {xn, o};
+                FREE_ALL(f);
+            }
+            sp_tensor *f[] = {wd, gd, bd, md, vd, xb, rb, xf, rf};
+            FREE_ALL(f);
+        }
+        sp_tensor *all[] = {x, w, ga, be, mu, va, res};
+        FREE_ALL(all);
+    }
+    { /* a bf16 residual sharing a float32 out's memory ([1,4,1,1]: contiguous and channels-last) */
+        int64_t sx[4] = {1, 8, 1, 1}, sw[4] = {4, 8, 1, 1}, so[4] = {1, 4, 1, 1}, s1[1] = {4};
+        sp_tensor *x = NULL, *w = NULL, *o = NULL, *v = NULL, *alias = NULL;
+        CHECK_OK(sp_tensor_new_on(&x, SP_BFLOAT16, 4, sx, SP_DEVICE_CPU));
+        CHECK_OK(sp_tensor_new_on(&w, SP_FLOAT32, 4, sw, SP_DEVICE_CPU));
+        CHECK_OK(sp_tensor_new_on(&o, SP_FLOAT32, 4, so, SP_DEVICE_CPU));
+        CHECK_OK(sp_tensor_new_on(&v, SP_FLOAT32, 1, s1, SP_DEVICE_CPU));
+        sp_fill(v, 1.0);
+        CHECK_OK(sp_tensor_adopt(&alias, SP_BFLOAT16, 4, so, sp_tensor_data(o), 8, NULL, NULL));
+        sp_status st = sp_conv2d_bn_forward_bf16(o, x, w, NULL, v, v, v, v, 1e-3, alias, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1);
+        CHECK(st == SP_EINVAL && strstr(sp_last_error(), "residual (bfloat16) overlaps out (float32)"),
+              "a bf16 residual overlapping a float32 out is refused: %s", sp_last_error());
+        sp_tensor *f[] = {alias, x, w, o, v};
+        FREE_ALL(f);
+    }
+    CHECK_OK(sp_cpu_conv_set_kernel(def));
+}
