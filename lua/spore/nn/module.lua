@@ -398,15 +398,15 @@ end
 -- a stock module's outputs and gradients follow (spore.nn.chain)
 function M.channels_last(t) return not t:is_contiguous() and t:is_channels_last() end
 
---- A buffer self[key] of the given shape on device (default "cpu"; layers pass their
--- input's device). A new shape resizes it in place within its capacity (a short last
+--- A buffer self[key] of the given shape and dtype (default float32) on device (default
+-- "cpu"; layers pass their input's device). A new shape resizes it in place within its capacity (a short last
 -- batch does not reallocate); a new dtype or device reallocates. channels_last (true: a
 -- 4-D buffer laid out NHWC, T.empty_channels_last, for spore.nn.chain's runs under oneDNN)
 -- reallocates when the layout or the shape changes.
 function Module:buffer(key, shape, dtype, device, channels_last)
   local t = rawget(self, key)
   device = device or "cpu"
-  if t and (dtype == nil or t:dtype() == dtype) and t:device() == device then
+  if t and t:dtype() == (dtype or "float32") and t:device() == device then
     if channels_last then
       if t:is_channels_last() and M.same_shape(t, shape) then return t end
     elseif t:is_contiguous() then
