@@ -40,14 +40,31 @@ end
 -- cl_out: from spore.nn.chain only (the reader after this block takes a channels-last
 -- output). The shortcut's output is the join's residual, which the fused join reads in
 -- place, so it may be channels-last whenever the block runs so.
+-- cl_out "bf16": the reader takes a bfloat16 output too (O2 inference, spore.nn.chain); the
+-- shortcut's output may then be bf16 when the fused join reads it.
+local function bf16_join(self, x)
+  if chain.NOFUSE or self._ins.nofuse then return false end
+  local l = self:_list()
+  return chain.takes_bf16(l, #l - 1, x)
+end
+--- spore.nn.chain's BF16_PASS: a bf16 input x is read only by O2 convs fused with their
+-- BatchNorm (conv1, the shortcut's conv) and by the fused join
+function Block:_takes_bf16(x)
+  local d = self.down_sample_layer
+  if not chain.takes_bf16(self:_list(), 1, x) then return false end
+  if d then return chain.takes_bf16({ d }, 1, x) end
+  return bf16_join(self, x)
+end
 function Block:forward(x, cl_out)
   local cl = chain.cl_on(self, x)
-  local id = self.down_sample_layer and self.down_sample_layer:forward(x, cl) or x
+  local id = self.down_sample_layer
+    and self.down_sample_layer:forward(x, cl and (chain.inference and bf16_join(self, x) and "bf16" or true)) or x
   -- in eval mode the last conv + BN run with the join (+ id, ReLU) in one kernel
   local tail = self._tail or {}
   self._tail = tail
   tail[1], tail[2] = id, self
-  local c, joined = chain.forward(self:_list(), self._ins, x, tail, cl and cl_out == true)
+  local c, joined = chain.forward(self:_list(), self._ins, x, tail,
+    cl and (cl_out == "bf16" and "bf16" or cl_out == true))
   tail[1] = nil
   if joined then return c end
   local out = self:buffer("output", c:shape(), nil, c:device(), base.channels_last(c))
@@ -84,5 +101,6 @@ function Block:_backward_mask(x, g, need_input_grad, premasked, mask)
 end
 
 chain.CL_PASS[Block] = true
+chain.BF16_PASS[Block] = Block._takes_bf16
 chain.MASK[Block] = Block.backward
 return Block

@@ -31,9 +31,34 @@
 -- activation is reordered between layers (ResNet50: from the stem to the global mean). A
 -- module outside that set gets an NCHW copy, and so does the caller of a chain run without
 -- cl_out (net(x) and block(x) called directly return NCHW).
+--
+-- bfloat16 activations (O2 inference). Under M.inference (spore.inference_mode; Model:eval and
+-- Model:predict run in it), a fused run of an O2 (bf16) Conv2d whose output is channels-last
+-- writes it in bfloat16 when what reads it next takes that: an O2 Conv2d that fuses with its
+-- BatchNorm (it reads bf16 as its bf16 operand, with no rounding pass of its own), a stock
+-- ResidualBlock whose every reader of its input is such a conv (BF16_PASS[class]), or a
+-- SequentialCell starting with one; the residual join reads a bf16 identity in place. As
+-- MindSpore's O2, whose cells pass float16 between them, the activations between those
+-- layers are then rounded once per fused run (to bf16 here); the pools, the head and
+-- everything else keep float32. A chain run under M.inference keeps nothing for a backward:
+-- M.backward after it is an error that says so.
 local K = require("ffi.nn")
 local cfg = require("ffi.config")
 local M = {}
+M.inference = false
+--- spore.inference_mode(fn, ...): fn(...) with M.inference set (restored after, also on error)
+function M.inference_mode(fn, ...)
+  local mt = type(fn) == "table" and getmetatable(fn)
+  if type(fn) ~= "function" and not (mt and mt.__call) then
+    error("spore.inference_mode: expected a function (or a module), got " .. type(fn), 2)
+  end
+  local was = M.inference
+  M.inference = true
+  local res = { pcall(fn, ...) }
+  M.inference = was
+  if not res[1] then error(res[2], 0) end
+  return unpack(res, 2, table.maxn(res))
+end
 local FUSED = setmetatable({}, { __tostring = function() return "<fused>" end })
 M.FUSED = FUSED
 local NOFUSE
@@ -44,6 +69,7 @@ do
   end
   NOFUSE = v == "1"
 end
+M.NOFUSE = NOFUSE
 local Conv, BN, ReLU
 local fusable_dev = { [false] = {}, [true] = {} } -- [bf16][device name] = the kernel exists
 
@@ -123,6 +149,28 @@ local function passes_cl(m)
   local mt = getmetatable(m)
   return mt == Conv or mt == Seq or CL_PASS[mt] == true
 end
+-- bfloat16 activations: BF16_PASS[class](m, x) is true when the stock container m (a
+-- ResidualBlock) reads a bf16 input x only through O2 convolutions fused with their BatchNorm
+-- and through its fused join (registered by the class)
+local BF16_PASS = {}
+M.BF16_PASS = BF16_PASS
+--- true when list[j] reads a channels-last bfloat16 x (x: the tensor it would get in float32)
+-- in place, with the numbers the bf16 operand would have had anyway
+local function takes_bf16(list, j, x)
+  local m = list[j]
+  if NOFUSE or m == nil or type(m) ~= "table" or rawget(m, "forward") ~= nil then return false end
+  cl_classes()
+  local mt = getmetatable(m)
+  if mt == Conv then return m._bf16 == true and conv_bn_at(list, j, x) and true or false end
+  if mt == Seq then
+    local ins = rawget(m, "_inputs")
+    return not (ins and ins.nofuse) and takes_bf16(m:_list(), 1, x)
+  end
+  local f = BF16_PASS[mt]
+  return f ~= nil and f(m, x) == true
+end
+M.takes_bf16 = takes_bf16
+
 --- x as an NCHW tensor (x itself unless it is channels-last): a copy into ins' buffer `key`
 local base, Tn
 local function nchw(ins, key, x)
@@ -161,29 +209,35 @@ end
 -- residual join): {residual, owner}: when the list ends in a fusable conv + BN, they run
 -- with + residual and ReLU into owner's "output" buffer and forward returns (out, true);
 -- otherwise (x, false) and the caller joins.
--- cl_out (optional): the caller reads a channels-last result in place (see the header).
+-- cl_out (optional): the caller reads a channels-last result in place (see the header);
+-- "bf16": and it takes a bfloat16 one too (M.inference; see the header).
 function M.forward(list, ins, x, tail, cl_out)
   local n = #list
   local fuse = not NOFUSE and not ins.nofuse and type(x) == "table" and x.shape ~= nil
+  local cl_end, bf_end = cl_out == true or cl_out == "bf16", cl_out == "bf16" and M.inference
+  local infer = M.inference
+  ins.inference = infer or nil
   local i = 1
   while i <= n do
     local m = list[i]
     if fuse and i < n and conv_bn_at(list, i, x) then
       ins[i] = x
       if tail and i + 1 == n then
-        x = m:_forward_bn(x, list[i + 1], tail[1], true, tail[2], cl_out == true and cl_for(m, x))
+        local cl = cl_end and cl_for(m, x)
+        x = m:_forward_bn(x, list[i + 1], tail[1], true, tail[2], cl, cl and bf_end and m._bf16 == true)
         ins[i + 1] = FUSED
         return x, true
       end
       local r = list[i + 2]
       local e = is_relu(r) and i + 2 or i + 1 -- the run's last position
-      local cl = (e == n and cl_out == true or takes_cl(list[e + 1])) and cl_for(m, x)
+      local cl = (e == n and cl_end or takes_cl(list[e + 1])) and cl_for(m, x)
+      local bf = cl and infer and m._bf16 == true and (e == n and bf_end or e < n and takes_bf16(list, e + 1, x))
       if e == i + 2 then
-        x = m:_forward_bn(x, list[i + 1], nil, true, r, cl)
+        x = m:_forward_bn(x, list[i + 1], nil, true, r, cl, bf)
         ins[i + 1], ins[i + 2] = FUSED, FUSED
         i = i + 3
       else
-        x = m:_forward_bn(x, list[i + 1], nil, false, list[i + 1], cl)
+        x = m:_forward_bn(x, list[i + 1], nil, false, list[i + 1], cl, bf)
         ins[i + 1] = FUSED
         i = i + 2
       end
@@ -191,7 +245,7 @@ function M.forward(list, ins, x, tail, cl_out)
       -- a residual block's last BatchNorm (training): + identity and ReLU in its pass
       ins[i] = x
       local y = m:_forward_act(x, tail[1], true, tail[2])
-      return cl_out == true and y or nchw(ins, "out", y), true
+      return cl_end and y or nchw(ins, "out", y), true
     elseif fuse and i < n and is_relu(list[i + 1]) and bn_at(list, i, x) then
       ins[i] = x
       x = m:_forward_act(x, nil, true, list[i + 1])
@@ -199,7 +253,13 @@ function M.forward(list, ins, x, tail, cl_out)
       i = i + 2
     elseif fuse and passes_cl(m) then -- a conv or container: channels-last out when its reader takes it
       ins[i] = x
-      x = m:forward(x, (i == n and cl_out == true or takes_cl(list[i + 1])) and cl_for(m, x))
+      local cl = (i == n and cl_end or takes_cl(list[i + 1])) and cl_for(m, x)
+      -- a container may hand on a bf16 result when its reader takes one (a Conv2d's plain
+      -- forward writes float32)
+      if cl and infer and getmetatable(m) ~= Conv and (i == n and bf_end or i < n and takes_bf16(list, i + 1, x)) then
+        cl = "bf16"
+      end
+      x = m:forward(x, cl)
       i = i + 1
     else
       -- a module that does not read channels-last gets NCHW (the stock ones that do follow
@@ -211,7 +271,7 @@ function M.forward(list, ins, x, tail, cl_out)
     end
     fuse = fuse and type(x) == "table" and x.shape ~= nil
   end
-  if cl_out ~= true and type(x) == "table" and x.shape ~= nil then x = nchw(ins, "out", x) end
+  if not cl_end and type(x) == "table" and x.shape ~= nil then x = nchw(ins, "out", x) end
   return x, false
 end
 
@@ -276,6 +336,10 @@ end
 -- module's output mask; the caller will skip the mask of mask_out (the list's input), which
 -- the first module may apply. Returns the input gradient and whether it carries that mask.
 function M.backward(list, ins, g, need_input_grad, premasked, mask_out)
+  if ins.inference then
+    error("spore: backward after a forward run under spore.inference_mode (Model:eval/predict run in it): "
+      .. "it keeps nothing for gradients (O2's activations may be bfloat16); run the forward outside it", 0)
+  end
   local first = 1
   if need_input_grad == false then
     first = nil

@@ -108,11 +108,13 @@ end
 --- Eval-mode fusion (spore.nn.chain): this conv, then `bn` with its moving statistics,
 -- then + residual (optional), then ReLU when relu is true, in one kernel, into
 -- owner's "output" buffer (the module whose output the chain hands on), laid out
--- channels-last when channels_last is true.
-function Conv2d:_forward_bn(x, bn, residual, relu, owner, channels_last)
+-- channels-last when channels_last is true, in bfloat16 when bf16_out is true too (an O2
+-- conv in inference whose reader takes it: spore.nn.chain).
+function Conv2d:_forward_bn(x, bn, residual, relu, owner, channels_last, bf16_out)
   local s = x:shape()
   local ho, wo, p = self:geometry(s[3], s[4])
-  local out = owner:buffer("output", { s[1], self.out_channels, ho, wo }, nil, x:device(), channels_last)
+  local out = owner:buffer("output", { s[1], self.out_channels, ho, wo }, bf16_out and "bfloat16" or "float32",
+    x:device(), channels_last)
   ;(self._bf16 and K.conv2d_bn_forward_bf16 or K.conv2d_bn_forward)(out, x, self.weight.data,
     self.has_bias and self.bias.data or nil, bn.gamma.data, bn.beta.data, bn.moving_mean.data,
     bn.moving_variance.data, bn.eps, residual, relu, self.stride, p, self.dilation, self.group)

@@ -3,8 +3,13 @@
 -- "O2" on the CPU: every Conv2d and Dense computes in bfloat16 (operands rounded to bf16
 -- while packed, float32 accumulation; AMX tiles or vdpbf16ps where the CPU has them,
 -- spore.config().bf16_kernel), while
--- BatchNorm (MindSpore's O2 black list), the activations between layers, the loss and the
--- master weights stay float32; checkpoints stay float32 under the same names.
+-- BatchNorm (MindSpore's O2 black list), the loss and the master weights stay float32;
+-- checkpoints stay float32 under the same names. The activations between layers: in training
+-- (and any forward a backward may follow) float32; under spore.inference_mode (Model:eval and
+-- Model:predict run in it), an eval-mode fused Conv2d + BatchNorm (+ join, ReLU) writes bf16
+-- where the next reader is another such fused bf16 convolution (a ResNet's blocks: all but the
+-- stem's, which feeds the max pool, and the last block's), as MindSpore's O2 passes float16
+-- between its cells; each such run rounds its float32 result once (spore.nn.chain).
 -- Differences from MindSpore, which casts the network to float16 for O2: spore's CPU O2
 -- computes in bfloat16 (float32's exponent range, so no loss scale is needed; MindSpore's O2
 -- default DynamicLossScaleManager, which MindSpore itself refuses on the CPU, is not

@@ -256,10 +256,12 @@ local function check_dataset(where, ds, what)
 end
 
 -- run fn with the net in eval mode, restoring the previous mode (also on error)
+local chain = require("spore.nn.chain")
+-- eval mode, and spore.inference_mode (under O2, bf16 activations between the fused convs)
 local function in_eval(net, fn, ...)
   local was = net.training
   if net.eval then net:eval() end
-  local res = { pcall(fn, ...) }
+  local res = { pcall(chain.inference_mode, fn, ...) }
   if was and net.train then net:train() end
   if not res[1] then error(res[2], 0) end
   return unpack(res, 2, table.maxn(res))
