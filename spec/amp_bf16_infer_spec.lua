@@ -44,7 +44,7 @@ describe("O2 inference: bfloat16 activations between fused convolutions", functi
     return
   end
 
-  it("writes the blocks' activations in bf16, keeps the stem, the last block and the logits float32", function()
+  it("writes the stem's, the pool's and the blocks' activations in bf16, keeps the last block and the logits float32", function()
     local net = small_resnet("O2")
     local x = spore.randn({ 2, 3, 64, 64 }):to(net:device())
     local y = spore.inference_mode(net, x)
@@ -58,7 +58,20 @@ describe("O2 inference: bfloat16 activations between fused convolutions", functi
     assert.equal("bfloat16", kinds["layer1.0"]); assert.equal("bfloat16", kinds["layer3.5"])
     assert.equal("bfloat16", kinds["layer4.1"]); assert.equal("float32", kinds["layer4.2"])
     assert.equal("bfloat16", rawget(net.layer2:_list()[1]._relus[1], "output"):dtype())
-    assert.equal("float32", rawget(net.relu, "output"):dtype()) -- the stem feeds the max pool
+    -- the stem and the max pool (the max of bf16 values) feed layer1's convolutions
+    assert.equal("bfloat16", rawget(net.relu, "output"):dtype())
+    assert.equal("bfloat16", rawget(net.maxpool, "output"):dtype())
+    -- a max pool read by anything else gets float32: a stem whose pool feeds a flatten
+    spore.manual_seed(5)
+    local nn = spore.nn
+    local seq = nn.SequentialCell({ nn.Conv2d(3, 16, 3), nn.BatchNorm2d(16), nn.ReLU(),
+      nn.MaxPool2d { kernel_size = 2, stride = 2 }, nn.Flatten() }):to(net:device())
+    seq:eval()
+    amp.auto_mixed_precision(seq, "O2")
+    local xs = spore.randn({ 2, 3, 16, 16 }):to(net:device())
+    local ys = spore.inference_mode(seq, xs):clone()
+    assert.equal("float32", rawget(seq:_list()[4], "output"):dtype())
+    assert.is_true(same_bits(ys, seq(xs):clone()))
   end)
 
   it("a bottleneck block equals its fused kernels run by hand with each bf16 activation rounded", function()

@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include <math.h>
+#include <string.h>
 
 /* output size of an (already checked) pooling window */
 static void pool_out(const sp_tensor *x, int kh, int kw, int sh, int sw, int pt, int pb, int pl, int pr, int64_t *Ho,
@@ -221,6 +222,57 @@ SP_CLONES static void maxpool_nhwc(float *O, int32_t *A, const float *X, int64_t
     }
 }
 
+/* The same over bfloat16 channels-last x and out (O2 inference, engine/ops): each value widened
+ * exactly to float32, the same sequence as maxpool_nhwc; the max of bf16 values is one of them, so
+ * the float32 result's upper half is stored as it is (a NaN as bf16's quiet NaN). */
+static inline float bf16_f32(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+SP_CLONES static void maxpool_nhwc_bf16(uint16_t *O, int32_t *A, const uint16_t *X, int64_t N, int64_t C, int64_t H,
+                                        int64_t W, int64_t Ho, int64_t Wo, int kh, int kw, int sh, int sw, int pt,
+                                        int pl, char *ws) {
+#pragma omp parallel for schedule(static) if (nn_par_cl(N * Ho * Wo * C * kh * kw))
+    for (int64_t row = 0; row < N * Ho; row++) {
+        int64_t n = row / Ho, oh = row % Ho;
+        char *mine = ws + (size_t)omp_get_thread_num() * (size_t)C * (sizeof(float) + 2 * sizeof(int32_t));
+        float *b = (float *)mine;
+        int32_t *bi = (int32_t *)(mine + C * sizeof(float)), *nan = bi + C;
+        int64_t h0 = oh * sh - pt, h1 = h0 + kh;
+        if (h0 < 0) h0 = 0;
+        if (h1 > H) h1 = H;
+        for (int64_t ow = 0; ow < Wo; ow++) {
+            int64_t w0 = ow * sw - pl, w1 = w0 + kw;
+            if (w0 < 0) w0 = 0;
+            if (w1 > W) w1 = W;
+            int32_t b0 = (h0 < h1 && w0 < w1) ? (int32_t)(h0 * W + w0) : -1;
+            for (int64_t c = 0; c < C; c++) b[c] = -INFINITY, bi[c] = b0, nan[c] = 0;
+            for (int64_t ih = h0; ih < h1; ih++)
+                for (int64_t iw = w0; iw < w1; iw++) {
+                    const uint16_t *r = X + ((n * H + ih) * W + iw) * C;
+                    int32_t idx = (int32_t)(ih * W + iw);
+                    for (int64_t c = 0; c < C; c++) {
+                        float v = bf16_f32(r[c]);
+                        int32_t m = -(int32_t)(v > b[c]);
+                        nan[c] |= -(int32_t)(v != v);
+                        bi[c] = (idx & m) | (bi[c] & ~m);
+                        b[c] = b[c] > v ? b[c] : v;
+                    }
+                }
+            uint16_t *o = O + ((n * Ho + oh) * Wo + ow) * C;
+            for (int64_t c = 0; c < C; c++) {
+                uint32_t u;
+                memcpy(&u, &b[c], 4);
+                o[c] = b0 < 0 ? 0 : nan[c] ? (uint16_t)0x7fc0 : (uint16_t)(u >> 16);
+            }
+            int32_t *a = A + (n * C * Ho + oh) * Wo + ow;
+            for (int64_t c = 0; c < C; c++) a[c * Ho * Wo] = bi[c];
+        }
+    }
+}
+
 /* out [N,C,Ho,Wo] = max over window; argmax [N,C,Ho,Wo] int32 = h*W+w of the max */
 sp_status sp_cpu_maxpool2d_forward(sp_tensor *out, sp_tensor *argmax, const sp_tensor *x, int kh, int kw,
                                    int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left,
@@ -231,6 +283,14 @@ sp_status sp_cpu_maxpool2d_forward(sp_tensor *out, sp_tensor *argmax, const sp_t
     const float *X = F32(x);
     float *O = F32(out);
     int32_t *A = SP_DATA(argmax);
+    if (x->dtype == SP_BFLOAT16) { /* bf16 x and out, both channels-last (engine/ops) */
+        size_t n = (size_t)C * (sizeof(float) + 2 * sizeof(int32_t)) * (size_t)omp_get_max_threads();
+        char *ws = sp_workspace(SP_DEV(x), 0, n);
+        if (!ws) return sp_error(SP_ENOMEM, "maxpool2d_forward: no memory for %zu bytes of scratch", n);
+        maxpool_nhwc_bf16((uint16_t *)O, A, (const uint16_t *)X, N, C, H, W, Ho, Wo, kh, kw, stride_h, stride_w,
+                          pad_top, pad_left, ws);
+        return SP_OK;
+    }
     if (!sp_tensor_is_contiguous(x) || !sp_tensor_is_contiguous(out)) { /* both channels-last (engine/ops) */
         size_t n = (size_t)C * (sizeof(float) + 2 * sizeof(int32_t)) * (size_t)omp_get_max_threads();
         char *ws = sp_workspace(SP_DEV(x), 0, n);

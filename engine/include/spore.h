@@ -421,7 +421,9 @@ sp_status sp_dropout_forward(sp_tensor *out, sp_tensor *mask, const sp_tensor *x
 
 /* Pooling over x [N,C,H,W] with explicit padding. Max: argmax [N,C,Ho,Wo] int32
  * (flat h*W+w index, -1 for an all-padding window) is kept for the backward. Avg:
- * the divisor counts only the window's in-bounds pixels (count_pad = 0) or all (1). */
+ * the divisor counts only the window's in-bounds pixels (count_pad = 0) or all (1). Max's
+ * forward also takes a bfloat16 x and out, both 4-D channels-last (O2 inference; cpu and sim):
+ * the max of the same values, exact. */
 sp_status sp_maxpool2d_forward(sp_tensor *out, sp_tensor *argmax, const sp_tensor *x, int kh, int kw,
                                int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left, int pad_right);
 sp_status sp_maxpool2d_backward(sp_tensor *grad_x, const sp_tensor *grad_out, const sp_tensor *argmax);

@@ -449,8 +449,8 @@ sp_status sp_dropout_forward(sp_tensor *out, sp_tensor *mask, const sp_tensor *x
 
 static sp_status pool_geom(const char *op, const sp_tensor *x, int kh, int kw, int sh, int sw, int pt, int pb,
                            int pl, int pr, int64_t *Ho, int64_t *Wo) {
-    /* max pooling's forward also takes a channels-last x */
-    OP_TRY(!strcmp(op, "maxpool2d_forward") ? op_f32_cl(x, op, "x") : op_f32(x, 4, op, "x"));
+    /* max pooling's forward also takes a channels-last x, float32 or bfloat16 (O2 inference) */
+    OP_TRY(!strcmp(op, "maxpool2d_forward") ? op_act_cl(x, 1, op, "x") : op_f32(x, 4, op, "x"));
     if (kh < 1 || kw < 1 || sh < 1 || sw < 1 || pt < 0 || pb < 0 || pl < 0 || pr < 0)
         return sp_error(SP_EINVAL, "%s: kernel and stride must be >= 1, padding >= 0", op);
     int64_t Hp = x->shape[2] + pt + pb, Wp = x->shape[3] + pl + pr;
@@ -468,12 +468,17 @@ sp_status sp_maxpool2d_forward(sp_tensor *out, sp_tensor *argmax, const sp_tenso
     int64_t Ho = 0, Wo = 0;
     OP_TRY(pool_geom(op, x, kh, kw, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, &Ho, &Wo));
     int64_t N = x->shape[0], C = x->shape[1];
-    OP_TRY(op_f32_cl(out, op, "out"));
+    OP_TRY(op_act_cl(out, 1, op, "out"));
     OP_TRY(op_shape4(out, N, C, Ho, Wo, op, "out"));
     if (!argmax || argmax->dtype != SP_INT32 || !sp_tensor_is_contiguous(argmax))
         return sp_error(SP_EINVAL, "%s: argmax must be a contiguous int32 tensor", op);
     OP_TRY(op_numel(argmax, N * C * Ho * Wo, op, "argmax"));
     OP_SAME_DEVICE(op, T(out), T(argmax), T(x));
+    if (x->dtype != out->dtype) /* bfloat16 (O2 inference) in, bfloat16 out */
+        return sp_error(SP_EINVAL, "%s: x is %s but out is %s (expected the same dtype)", op, sp_dtype_name(x->dtype),
+                        sp_dtype_name(out->dtype));
+    if (x->dtype == SP_BFLOAT16 && !SP_K(x)->channels_last)
+        return sp_error(SP_EINVAL, "%s: bfloat16 activations are not implemented on device %s", op, SP_DEV(x)->name);
     if (SP_CL_ANY(out, x) && (!SP_K(x)->channels_last || !SP_CL_BOTH(out, x))) { /* NCHW copies */
         sp_cl_ctx k = {0};
         sp_status st = sp_cl_in(&k, &x);

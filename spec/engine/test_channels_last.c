@@ -1167,3 +1167,56 @@ SUITE(cl_bf16_activations) {
     }
     CHECK_OK(sp_cpu_conv_set_kernel(def));
 }
+
+/* max pooling of bfloat16 channels-last x into bfloat16 out (O2 inference): the float32
+ * kernel's values and argmax on the same (widened) values, bit for bit, NaN and infinities
+ * among them, windows reaching the padding and not, 1x1 maps, on the cpu and sim; mixed dtypes
+ * and an NCHW bf16 x refused by name */
+SUITE(cl_maxpool_bf16) {
+    uint64_t rng = 61;
+    /* N C H W k s pad */
+    int cases[][7] = {{2, 64, 16, 16, 3, 2, 1}, {1, 3, 7, 9, 2, 2, 0}, {2, 19, 5, 5, 3, 1, 1}, {3, 32, 1, 1, 1, 1, 0}};
+    for (int dev = 0; dev <= SP_DEVICE_SIM; dev += SP_DEVICE_SIM)
+        for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+            int *q = cases[ci];
+            int64_t N = q[0], C = q[1], H = q[2], W = q[3];
+            int k = q[4], s = q[5], p = q[6];
+            int64_t Ho = (H + 2 * p - k) / s + 1, Wo = (W + 2 * p - k) / s + 1, no = N * C * Ho * Wo;
+            sp_tensor *x = nchw(N, C, H, W, &rng, SP_DEVICE_CPU);
+            float *vx = values(x);
+            float sv[] = {NAN, INFINITY, -INFINITY, 3e38f};
+            for (size_t i = 0; i < sizeof sv / sizeof *sv; i++) vx[(i * 101) % (N * C * H * W)] = sv[i];
+            sp_tensor_write(x, vx, sizeof(float) * (size_t)(N * C * H * W));
+            free(vx);
+            sp_tensor *xb = dl_copy(x, dev, SP_BFLOAT16, 1), *xf = dl_copy(xb, dev, SP_FLOAT32, 1);
+            int64_t os[4] = {N, C, Ho, Wo};
+            sp_tensor *ob = NULL, *of = NULL, *ab = NULL, *af = NULL;
+            CHECK_OK(sp_tensor_empty_channels_last_on(&ob, SP_BFLOAT16, os, dev));
+            CHECK_OK(sp_tensor_empty_channels_last_on(&of, SP_FLOAT32, os, dev));
+            CHECK_OK(sp_tensor_new_on(&ab, SP_INT32, 4, os, dev));
+            CHECK_OK(sp_tensor_new_on(&af, SP_INT32, 4, os, dev));
+            CHECK_OK(sp_maxpool2d_forward(of, af, xf, k, k, s, s, p, p, p, p));
+            CHECK_OK(sp_maxpool2d_forward(ob, ab, xb, k, k, s, s, p, p, p, p));
+            float *gb = fvalues(ob), *gf = fvalues(of);
+            int32_t *ia = malloc(sizeof(int32_t) * (size_t)no), *ib = malloc(sizeof(int32_t) * (size_t)no);
+            sp_tensor_read(ab, ib, sizeof(int32_t) * (size_t)no);
+            sp_tensor_read(af, ia, sizeof(int32_t) * (size_t)no);
+            int same = 1;
+            for (int64_t i = 0; i < no; i++)
+                if (!(gb[i] == gf[i] || (isnan(gb[i]) && isnan(gf[i]))) || ia[i] != ib[i]) same = 0;
+            CHECK(same, "case %zu dev %d: bf16 max pooling gives the float32 kernel's values and argmax", ci, dev);
+            if (ci == 0) {
+                sp_tensor *xn = dl_copy(x, dev, SP_BFLOAT16, 0);
+                sp_status st = sp_maxpool2d_forward(of, af, xb, k, k, s, s, p, p, p, p);
+                CHECK(st == SP_EINVAL && strstr(sp_last_error(), "x is bfloat16 but out is float32"),
+                      "mixed dtypes refused: %s", sp_last_error());
+                st = sp_maxpool2d_forward(ob, ab, xn, k, k, s, s, p, p, p, p);
+                CHECK(st == SP_EINVAL && strstr(sp_last_error(), "channels-last"), "an NCHW bf16 x refused: %s",
+                      sp_last_error());
+                sp_tensor_free(xn);
+            }
+            free(gb), free(gf), free(ia), free(ib);
+            sp_tensor *f[] = {x, xb, xf, ob, of, ab, af};
+            FREE_ALL(f);
+        }
+}

@@ -36,11 +36,12 @@
 -- Model:predict run in it), a fused run of an O2 (bf16) Conv2d whose output is channels-last
 -- writes it in bfloat16 when what reads it next takes that: an O2 Conv2d that fuses with its
 -- BatchNorm (it reads bf16 as its bf16 operand, with no rounding pass of its own), a stock
--- ResidualBlock whose every reader of its input is such a conv (BF16_PASS[class]), or a
--- SequentialCell starting with one; the residual join reads a bf16 identity in place. As
--- MindSpore's O2, whose cells pass float16 between them, the activations between those
--- layers are then rounded once per fused run (to bf16 here); the pools, the head and
--- everything else keep float32. A chain run under M.inference keeps nothing for a backward:
+-- ResidualBlock whose every reader of its input is such a conv (BF16_PASS[class]), a
+-- SequentialCell starting with one, or a stock MaxPool2d followed by one (the max of bf16
+-- values, exact); the residual join reads a bf16 identity in place. As MindSpore's O2, whose
+-- cells pass float16 between them, the activations between those layers are then rounded
+-- once per fused run (to bf16 here); the global mean, the head and everything else keep
+-- float32. A chain run under M.inference keeps nothing for a backward:
 -- M.backward after it is an error that says so.
 local K = require("ffi.nn")
 local cfg = require("ffi.config")
@@ -162,6 +163,7 @@ local function takes_bf16(list, j, x)
   cl_classes()
   local mt = getmetatable(m)
   if mt == Conv then return m._bf16 == true and conv_bn_at(list, j, x) and true or false end
+  if mt == MaxPool then return takes_bf16(list, j + 1, x) end -- bf16 in, the same values out
   if mt == Seq then
     local ins = rawget(m, "_inputs")
     return not (ins and ins.nofuse) and takes_bf16(m:_list(), 1, x)

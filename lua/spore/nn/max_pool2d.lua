@@ -13,7 +13,8 @@ function MaxPool2d:forward(x)
   local s = P.input_shape(self, x)
   local ho, wo, p = P.geometry(self, s[3], s[4])
   local os = { s[1], s[2], ho, wo }
-  local out = self:buffer("output", os, nil, x:device(), base.channels_last(x))
+  -- (a bfloat16 x, O2 inference from spore.nn.chain, gives a bfloat16 output: the same values)
+  local out = self:buffer("output", os, x:dtype(), x:device(), base.channels_last(x) or x:dtype() == "bfloat16")
   local am = self:buffer("argmax", os, "int32", x:device())
   K.maxpool_forward(out, am, x, self.kernel_size, self.stride, p)
   return out
