@@ -72,26 +72,47 @@ if want("resnet50") then
   for _, c in ipairs(curve) do report("resnet50_ms_per_image_b" .. c[1], "ms/image", c[2] / c[1]) end
   -- bfloat16 (amp_level "O2": Conv2d and Dense through the bf16 GEMM, spore.config().bf16_kernel),
   -- forward at batch 1 and 8, each run beside a float32 run (alternating, the order flipped
-  -- every round): resnet50_forward_b<B>_bf16 (ms) and resnet50_bf16_speedup_b<B> (float32
-  -- median / bf16 median, > 1: bf16 is faster)
+  -- every round), both as Model:eval/predict run a net (spore.inference_mode: under O2 the
+  -- activations between the fused convolutions are bf16, as MindSpore's O2 keeps float16 ones):
+  -- resnet50_forward_b<B>_bf16 (ms) and resnet50_bf16_speedup_b<B> (float32 median / bf16
+  -- median, > 1: bf16 is faster); resnet50_bf16_speedup_b<B>_f32_activations: the same with
+  -- net(x) called outside it (float32 activations, what a backward needs). Two nets (same
+  -- initialisation), one per level, so no buffer changes dtype between the runs.
   local amp = spore.train.amp
+  local net16
   for _, b in ipairs({ 1, 8 }) do
-    if want("resnet50_forward_b" .. b .. "_bf16") or want("resnet50_bf16_speedup_b" .. b) then
+    local names = { "resnet50_forward_b" .. b .. "_bf16", "resnet50_bf16_speedup_b" .. b,
+      "resnet50_bf16_speedup_b" .. b .. "_f32_activations" }
+    if want(names[1]) or want(names[2]) or want(names[3]) then
+      if not net16 then
+        net16 = spore.models.resnet50 { class_num = 1001 }
+        local src = {}
+        for _, e in ipairs(net:parameters_and_names()) do src[e[1]] = e[2] end
+        for _, e in ipairs(net16:parameters_and_names()) do e[2].data:copy_(src[e[1]].data) end
+        net16:eval()
+        amp.auto_mixed_precision(net16, "O2")
+      end
       local x = spore.randn({ b, 3, 224, 224 })
-      local t = { O0 = {}, O2 = {} }
-      for _, lv in ipairs({ "O0", "O2" }) do amp.auto_mixed_precision(net, lv); net(x) end
-      for r = 1, RUNS do
-        for _, lv in ipairs(r % 2 == 1 and { "O0", "O2" } or { "O2", "O0" }) do
-          amp.auto_mixed_precision(net, lv)
-          local t0 = U.now()
-          net(x)
-          t[lv][r] = U.now() - t0
+      local nets = { O0 = net, O2 = net16 }
+      for _, infer in ipairs({ true, false }) do
+        local function run(n) if infer then spore.inference_mode(n, x) else n(x) end end
+        local t = { O0 = {}, O2 = {} }
+        for _, lv in ipairs({ "O0", "O2" }) do run(nets[lv]); run(nets[lv]) end
+        for r = 1, RUNS do
+          for _, lv in ipairs(r % 2 == 1 and { "O0", "O2" } or { "O2", "O0" }) do
+            local t0 = U.now()
+            run(nets[lv])
+            t[lv][r] = U.now() - t0
+          end
+        end
+        local f32, b16 = U.median(t.O0), U.median(t.O2)
+        if infer then
+          report(names[1], "ms", b16 * 1000)
+          report(names[2], "x", f32 / b16)
+        else
+          report(names[3], "x", f32 / b16)
         end
       end
-      amp.auto_mixed_precision(net, "O0")
-      local f32, b16 = U.median(t.O0), U.median(t.O2)
-      report("resnet50_forward_b" .. b .. "_bf16", "ms", b16 * 1000)
-      report("resnet50_bf16_speedup_b" .. b, "x", f32 / b16)
     end
   end
   net:train()
