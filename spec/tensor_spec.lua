@@ -301,3 +301,31 @@ describe("Tensor:to with two arguments", function()
     end
   end)
 end)
+
+describe("shape queries (the modules' buffer checks)", function()
+  it("shape() and has_shape() agree on every rank, and a mismatch anywhere is found", function()
+    local cases = { {}, { 7 }, { 2, 3 }, { 2, 3, 4, 5 }, { 1, 1, 1, 1, 1, 1, 1, 9 } }
+    for _, s in ipairs(cases) do
+      local t = spore.zeros(s)
+      assert.same(s, t:shape())
+      assert.is_true(t:has_shape(s))
+      for i = 1, #s do
+        local o = {}
+        for j = 1, #s do o[j] = s[j] end
+        o[i] = s[i] + 1
+        assert.is_false(t:has_shape(o), "dimension " .. i .. " of " .. #s)
+        o[i] = s[i] + 0.5
+        assert.is_false(t:has_shape(o))
+      end
+      local longer = { 1 }
+      for j = 1, #s do longer[j + 1] = s[j] end
+      assert.is_false(t:has_shape(longer))
+    end
+    -- a view's shape, and a tensor resized in place
+    local t = spore.zeros({ 4, 6 })
+    assert.is_true(t:view({ 3, 8 }):has_shape({ 3, 8 }))
+    local r = spore.zeros({ 4, 6 })
+    assert.is_true(r:try_resize_({ 2, 6 }))
+    assert.is_true(r:has_shape({ 2, 6 })); assert.is_false(r:has_shape({ 4, 6 }))
+  end)
+end)

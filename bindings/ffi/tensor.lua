@@ -239,10 +239,13 @@ function Tensor:dim() return C.sp_tensor_ndim(H(self)) end
 Tensor.ndim = Tensor.dim
 --- Shape as a Lua table ({} for a scalar).
 -- (one C call into a reused buffer: every module forward asks for its input's shape)
+-- The table is made at its final size (table.new): filled from empty it was resized on the
+-- 1st, 2nd and 3rd element, most of the cost of a call (LeNet5's batch-1 forward: 16 % of it).
 local shape_out = ffi.new("int64_t[8]") -- SP_MAX_DIMS
+local tnew = require("table.new")
 function Tensor:shape()
   local nd = C.sp_tensor_shape(H(self), shape_out)
-  local s = {}
+  local s = tnew(nd, 0)
   for i = 0, nd - 1 do s[i + 1] = tonumber(shape_out[i]) end
   return s
 end
@@ -479,11 +482,11 @@ function Tensor:device()
   return n
 end
 --- true when the shape equals the table shape (no table built: the modules' buffer checks)
+-- (one C call for all the dimensions: a call per dimension was 12 % of LeNet5's batch-1 forward)
 function Tensor:has_shape(shape)
-  local h = H(self)
-  local nd = C.sp_tensor_ndim(h)
+  local nd = C.sp_tensor_shape(H(self), shape_out)
   if nd ~= #shape then return false end
-  for i = 1, nd do if C.sp_tensor_dim(h, i - 1) ~= shape[i] then return false end end
+  for i = 1, nd do if tonumber(shape_out[i - 1]) ~= shape[i] then return false end end
   return true
 end
 --- t:to("sim") / t:to("cpu"): a copy on that device (self when already there);
