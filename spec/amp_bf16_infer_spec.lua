@@ -5,20 +5,13 @@
 -- residual block against the same fused kernels run by hand with each bf16 activation rounded
 -- explicitly, the net against O2 with float32 activations, and the mode's edges (a backward
 -- after it is refused by name, float32 nets do not change, the flag is restored on error).
+local H = require("spec.helper")
 local spore = require("spore")
 local amp = spore.train.amp
 local K = require("ffi.nn")
 
-local function maxdiff(a, b)
-  local d = (a - b):abs():max()
-  if type(d) ~= "number" then d = d:item() end
-  return d
-end
-local function maxabs(a)
-  local d = a:abs():max()
-  if type(d) ~= "number" then d = d:item() end
-  return d
-end
+local maxdiff = H.max_abs_diff
+local function maxabs(a) return H.max_abs_diff(a, a * 0) end
 local function bf16(t) return t:clone("bfloat16"):clone("float32") end -- rounded, nearest even
 local function onednn()
   for _, n in ipairs(spore.config().conv_kernels) do if n == "onednn" then return true end end
@@ -79,14 +72,7 @@ describe("O2 inference: bfloat16 activations between fused convolutions", functi
     local B = spore.models.ResidualBlock(64, 256, 2, true)
     B:eval()
     amp.auto_mixed_precision(B, "O2")
-    for _, e in ipairs(B:cells_and_names()) do -- non-trivial BatchNorm statistics
-      local m = e[2]
-      if getmetatable(m).__name == "BatchNorm2d" then
-        m.moving_mean.data:copy_((spore.randn({ m.num_features }) * 0.1):to(B:device()))
-        m.moving_variance.data:copy_((spore.rand({ m.num_features }) + 0.5):to(B:device()))
-        m.gamma.data:copy_((spore.rand({ m.num_features }) + 0.5):to(B:device()))
-      end
-    end
+    H.perturb_batchnorm(B) -- non-trivial BatchNorm statistics
     local x = bf16(spore.randn({ 2, 64, 16, 16 })):to(B:device())
     local got = spore.inference_mode(B, x):clone()
     assert.equal("bfloat16", rawget(B._relus[1], "output"):dtype())

@@ -13,6 +13,13 @@ static void pool_out(const sp_tensor *x, int kh, int kw, int sh, int sw, int pt,
     *Wo = (x->shape[3] + pl + pr - kw) / sw + 1;
 }
 
+/* the window of output o along one axis (stride st, padding before p, kernel k), clipped to [0, n) */
+static inline void win(int64_t o, int st, int p, int k, int64_t n, int64_t *lo, int64_t *hi) {
+    int64_t a = o * st - p, b = a + k;
+    *lo = a < 0 ? 0 : a;
+    *hi = b > n ? n : b;
+}
+
 /* Max over each window of NC planes; inlined with constant kh/kw/strides for fast paths. */
 static inline __attribute__((always_inline)) void maxpool_planes(float *O, int32_t *A, const float *X, int64_t NC,
                                                                  int64_t H, int64_t W, int64_t Ho, int64_t Wo,
@@ -21,13 +28,10 @@ static inline __attribute__((always_inline)) void maxpool_planes(float *O, int32
     for (int64_t nc = 0; nc < NC; nc++) {
         const float *xp = X + nc * H * W;
         for (int64_t oh = 0; oh < Ho; oh++) {
-            int64_t h0 = oh * stride_h - pad_top, h1 = h0 + kh;
-            if (h0 < 0) h0 = 0;
-            if (h1 > H) h1 = H;
+            int64_t h0, h1, w0, w1;
+            win(oh, stride_h, pad_top, kh, H, &h0, &h1);
             for (int64_t ow = 0; ow < Wo; ow++) {
-                int64_t w0 = ow * stride_w - pad_left, w1 = w0 + kw;
-                if (w0 < 0) w0 = 0;
-                if (w1 > W) w1 = W;
+                win(ow, stride_w, pad_left, kw, W, &w0, &w1);
                 /* branch-free selects (random data mispredicts a branch half the time);
                  * a NaN wins and then stays */
                 float best = -INFINITY;
@@ -183,94 +187,68 @@ maxpool2_bwd_avx512(float *G, const float *GO, const int32_t *A, int64_t NC, int
 /* Channels-last x and out (NHWC in memory; argmax stays NCHW, as the backward reads it): each
  * channel's sequence is the plane loop's above (window clipped to the plane, scanned row by
  * row, index taken where v > best, best = max, a NaN wins, an empty window gives 0 and -1),
- * with the channels in vector lanes. ws: per thread, C-element scratch b, bi and nan. */
-SP_CLONES static void maxpool_nhwc(float *O, int32_t *A, const float *X, int64_t N, int64_t C, int64_t H, int64_t W,
-                                   int64_t Ho, int64_t Wo, int kh, int kw, int sh, int sw, int pt, int pl, char *ws) {
-    /* rows of outputs on libgomp's pool (nn_par_cl), each thread with its own scratch */
-#pragma omp parallel for schedule(static) if (nn_par_cl(N * Ho * Wo * C * kh * kw))
-    for (int64_t row = 0; row < N * Ho; row++) {
-        int64_t n = row / Ho, oh = row % Ho;
-        char *mine = ws + (size_t)omp_get_thread_num() * (size_t)C * (sizeof(float) + 2 * sizeof(int32_t));
-        float *b = (float *)mine;
-        int32_t *bi = (int32_t *)(mine + C * sizeof(float)), *nan = bi + C;
-        int64_t h0 = oh * sh - pt, h1 = h0 + kh;
-        if (h0 < 0) h0 = 0;
-        if (h1 > H) h1 = H;
-        for (int64_t ow = 0; ow < Wo; ow++) {
-            int64_t w0 = ow * sw - pl, w1 = w0 + kw;
-            if (w0 < 0) w0 = 0;
-            if (w1 > W) w1 = W;
-            int32_t b0 = (h0 < h1 && w0 < w1) ? (int32_t)(h0 * W + w0) : -1;
-            for (int64_t c = 0; c < C; c++) b[c] = -INFINITY, bi[c] = b0, nan[c] = 0;
-            for (int64_t ih = h0; ih < h1; ih++)
-                for (int64_t iw = w0; iw < w1; iw++) {
-                    const float *r = X + ((n * H + ih) * W + iw) * C;
-                    int32_t idx = (int32_t)(ih * W + iw);
-                    for (int64_t c = 0; c < C; c++) {
-                        float v = r[c];
-                        int32_t m = -(int32_t)(v > b[c]);
-                        nan[c] |= -(int32_t)(v != v);
-                        bi[c] = (idx & m) | (bi[c] & ~m);
-                        b[c] = b[c] > v ? b[c] : v;
-                    }
-                }
-            float *o = O + ((n * Ho + oh) * Wo + ow) * C;
-            for (int64_t c = 0; c < C; c++) o[c] = b0 < 0 ? 0.0f : nan[c] ? NAN : b[c];
-            int32_t *a = A + (n * C * Ho + oh) * Wo + ow;
-            for (int64_t c = 0; c < C; c++) a[c * Ho * Wo] = bi[c];
-        }
-    }
-}
-
-/* The same over bfloat16 channels-last x and out (O2 inference, engine/ops): each value widened
- * exactly to float32, the same sequence as maxpool_nhwc; the max of bf16 values is one of them, so
- * the float32 result's upper half is stored as it is (a NaN as bf16's quiet NaN). */
+ * with the channels in vector lanes. ws: per thread, C-element scratch b, bi and nan.
+ * bf16 (a constant in each caller): bfloat16 x and out (O2 inference, engine/ops), each value
+ * widened exactly to float32; the max of bf16 values is one of them, so the float32 result's
+ * upper half is stored as it is (a NaN as bf16's quiet NaN). */
 static inline float bf16_f32(uint16_t h) {
     uint32_t u = (uint32_t)h << 16;
     float f;
     memcpy(&f, &u, 4);
     return f;
 }
+static inline __attribute__((always_inline)) void maxpool_nhwc_row(void *O, int32_t *A, const void *X, int64_t row,
+                                                                   int64_t C, int64_t H, int64_t W, int64_t Ho,
+                                                                   int64_t Wo, int kh, int kw, int sh, int sw, int pt,
+                                                                   int pl, char *ws, int bf16) {
+    int64_t n = row / Ho, oh = row % Ho;
+    char *mine = ws + (size_t)omp_get_thread_num() * (size_t)C * (sizeof(float) + 2 * sizeof(int32_t));
+    float *b = (float *)mine;
+    int32_t *bi = (int32_t *)(mine + C * sizeof(float)), *nan = bi + C;
+    int64_t h0, h1, w0, w1;
+    win(oh, sh, pt, kh, H, &h0, &h1);
+    for (int64_t ow = 0; ow < Wo; ow++) {
+        win(ow, sw, pl, kw, W, &w0, &w1);
+        int32_t b0 = (h0 < h1 && w0 < w1) ? (int32_t)(h0 * W + w0) : -1;
+        for (int64_t c = 0; c < C; c++) b[c] = -INFINITY, bi[c] = b0, nan[c] = 0;
+        for (int64_t ih = h0; ih < h1; ih++)
+            for (int64_t iw = w0; iw < w1; iw++) {
+                int64_t r = ((n * H + ih) * W + iw) * C;
+                int32_t idx = (int32_t)(ih * W + iw);
+                for (int64_t c = 0; c < C; c++) {
+                    float v = bf16 ? bf16_f32(((const uint16_t *)X)[r + c]) : ((const float *)X)[r + c];
+                    int32_t m = -(int32_t)(v > b[c]);
+                    nan[c] |= -(int32_t)(v != v);
+                    bi[c] = (idx & m) | (bi[c] & ~m);
+                    b[c] = b[c] > v ? b[c] : v;
+                }
+            }
+        int64_t o = ((n * Ho + oh) * Wo + ow) * C;
+        if (bf16)
+            for (int64_t c = 0; c < C; c++) {
+                uint32_t u;
+                memcpy(&u, &b[c], 4);
+                ((uint16_t *)O)[o + c] = b0 < 0 ? 0 : nan[c] ? (uint16_t)0x7fc0 : (uint16_t)(u >> 16);
+            }
+        else
+            for (int64_t c = 0; c < C; c++) ((float *)O)[o + c] = b0 < 0 ? 0.0f : nan[c] ? NAN : b[c];
+        int32_t *a = A + (n * C * Ho + oh) * Wo + ow;
+        for (int64_t c = 0; c < C; c++) a[c * Ho * Wo] = bi[c];
+    }
+}
+/* rows of outputs on libgomp's pool (nn_par_cl), each thread with its own scratch */
+SP_CLONES static void maxpool_nhwc(float *O, int32_t *A, const float *X, int64_t N, int64_t C, int64_t H, int64_t W,
+                                   int64_t Ho, int64_t Wo, int kh, int kw, int sh, int sw, int pt, int pl, char *ws) {
+#pragma omp parallel for schedule(static) if (nn_par_cl(N * Ho * Wo * C * kh * kw))
+    for (int64_t row = 0; row < N * Ho; row++)
+        maxpool_nhwc_row(O, A, X, row, C, H, W, Ho, Wo, kh, kw, sh, sw, pt, pl, ws, 0);
+}
 SP_CLONES static void maxpool_nhwc_bf16(uint16_t *O, int32_t *A, const uint16_t *X, int64_t N, int64_t C, int64_t H,
                                         int64_t W, int64_t Ho, int64_t Wo, int kh, int kw, int sh, int sw, int pt,
                                         int pl, char *ws) {
 #pragma omp parallel for schedule(static) if (nn_par_cl(N * Ho * Wo * C * kh * kw))
-    for (int64_t row = 0; row < N * Ho; row++) {
-        int64_t n = row / Ho, oh = row % Ho;
-        char *mine = ws + (size_t)omp_get_thread_num() * (size_t)C * (sizeof(float) + 2 * sizeof(int32_t));
-        float *b = (float *)mine;
-        int32_t *bi = (int32_t *)(mine + C * sizeof(float)), *nan = bi + C;
-        int64_t h0 = oh * sh - pt, h1 = h0 + kh;
-        if (h0 < 0) h0 = 0;
-        if (h1 > H) h1 = H;
-        for (int64_t ow = 0; ow < Wo; ow++) {
-            int64_t w0 = ow * sw - pl, w1 = w0 + kw;
-            if (w0 < 0) w0 = 0;
-            if (w1 > W) w1 = W;
-            int32_t b0 = (h0 < h1 && w0 < w1) ? (int32_t)(h0 * W + w0) : -1;
-            for (int64_t c = 0; c < C; c++) b[c] = -INFINITY, bi[c] = b0, nan[c] = 0;
-            for (int64_t ih = h0; ih < h1; ih++)
-                for (int64_t iw = w0; iw < w1; iw++) {
-                    const uint16_t *r = X + ((n * H + ih) * W + iw) * C;
-                    int32_t idx = (int32_t)(ih * W + iw);
-                    for (int64_t c = 0; c < C; c++) {
-                        float v = bf16_f32(r[c]);
-                        int32_t m = -(int32_t)(v > b[c]);
-                        nan[c] |= -(int32_t)(v != v);
-                        bi[c] = (idx & m) | (bi[c] & ~m);
-                        b[c] = b[c] > v ? b[c] : v;
-                    }
-                }
-            uint16_t *o = O + ((n * Ho + oh) * Wo + ow) * C;
-            for (int64_t c = 0; c < C; c++) {
-                uint32_t u;
-                memcpy(&u, &b[c], 4);
-                o[c] = b0 < 0 ? 0 : nan[c] ? (uint16_t)0x7fc0 : (uint16_t)(u >> 16);
-            }
-            int32_t *a = A + (n * C * Ho + oh) * Wo + ow;
-            for (int64_t c = 0; c < C; c++) a[c * Ho * Wo] = bi[c];
-        }
-    }
+    for (int64_t row = 0; row < N * Ho; row++)
+        maxpool_nhwc_row(O, A, X, row, C, H, W, Ho, Wo, kh, kw, sh, sw, pt, pl, ws, 1);
 }
 
 /* out [N,C,Ho,Wo] = max over window; argmax [N,C,Ho,Wo] int32 = h*W+w of the max */
