@@ -13,8 +13,9 @@
 # forward/training lines add "gflops" (spore's achieved GFLOP/s, 8.2 GFLOP per image
 # forward, 3x that for a training step) and "limit": {"sgemm_2thread_gflops"} with
 # "fraction_of_limit". bfloat16 (amp_level "O2"): resnet50_forward_b1_bf16 / _b8_bf16 (ms) and
-# resnet50_bf16_speedup_b1 / _b8 (spore float32 / spore bf16, alternating runs) have no peer
-# figure ("peers": {}, "reference": "spore_float32"); their "bf16_kernel" names spore's
+# resnet50_bf16_speedup_b1 / _b8 (spore float32 / spore bf16, alternating runs, both under
+# spore.inference_mode as Model:eval/predict run them; _f32_activations: net(x) outside it) have
+# no peer figure ("peers": {}, "reference": "spore_float32"); their "bf16_kernel" names spore's
 # microkernel. Every row's "conv_kernel" names spore's convolution kernels
 # (spore.config().conv_kernel). SPORE_BENCH_NN=prefix,... runs a subset (e.g. lenet5).
 set -euo pipefail
