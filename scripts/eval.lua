@@ -2,6 +2,7 @@
 --   luajit scripts/eval.lua --net lenet5 --ckpt FILE --dataset mnist --data DIR [--batch N]
 --   luajit scripts/eval.lua --net resnet50 --ckpt FILE --data-folder DIR [--image-size N]
 --     [--val-split F --seed S]   (the held-out part finetune.lua used: same F, same seed)
+--     [--amp-level O2]           (bfloat16 on the CPU, as Model(..., {amp_level = "O2"}))
 -- With --data-folder the class count is the checkpoint head's and must equal the folder's;
 -- images go through the zoo's eval chain (--pipeline imagenet | cifar10).
 -- Ends with one JSON line:
@@ -26,7 +27,9 @@ local spec = {
     { "--image-size", "int", nil, "--data-folder: network input size (default: the net's, 224 for the ResNets)" },
     { "--pipeline", "string", "imagenet", "--data-folder: the zoo's transform chain", choices = { "imagenet", "cifar10" } },
     { "--workers", "int", 2, "--data-folder: decoding threads" },
-    { "--skip-bad-images", "flag", false, "--data-folder: skip undecodable images (counted at the end) instead of stopping" } },
+    { "--skip-bad-images", "flag", false, "--data-folder: skip undecodable images (counted at the end) instead of stopping" },
+    { "--amp-level", "string", "O0", "MindSpore's amp_level: O0 (float32) or O2 (Conv2d/Dense in bfloat16 on the CPU; "
+      .. "bf16 activations between the fused convolutions)", arg = "LEVEL" } },
 }
 
 cli.main(spec, function(o)
@@ -84,7 +87,7 @@ cli.main(spec, function(o)
   end
   if not o.quiet then wf.print_report("eval.lua: load " .. o.ckpt, report) end
   local loss = spore.nn.SoftmaxCrossEntropyWithLogits{ sparse = true, reduction = "mean" }
-  local model = spore.Model(net, loss, nil, { metrics = { "accuracy", "loss" } })
+  local model = spore.Model(net, loss, nil, { metrics = { "accuracy", "loss" }, amp_level = o.amp_level })
   local m = model:eval(ds)
   local res = require("spore.json").ordered()
   res.accuracy = m.accuracy
