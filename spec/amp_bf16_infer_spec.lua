@@ -19,11 +19,19 @@ local function onednn()
 end
 local function same_bits(a, b) return a:dtype() == b:dtype() and maxdiff(a, b) == 0 end
 
-local function small_resnet(lv)
+-- a ResNet (resnet18 unless kind says, class_num 10) in eval mode at level lv, seed 7: one
+-- per kind and level, shared by the tests (none changes weights); fresh = true builds another
+-- with the same weights
+local cached = {}
+local function small_resnet(lv, fresh, kind)
+  kind = kind or "resnet18"
+  local key = kind .. lv
+  if cached[key] and not fresh then return cached[key] end
   spore.manual_seed(7)
-  local net = spore.models.resnet50 { class_num = 10 }
+  local net = spore.models[kind] { class_num = 10 }
   net:eval()
   amp.auto_mixed_precision(net, lv)
+  if not fresh then cached[key] = net end
   return net
 end
 
@@ -38,7 +46,7 @@ describe("O2 inference: bfloat16 activations between fused convolutions", functi
   end
 
   it("writes the stem's, the pool's and the blocks' activations in bf16, keeps the last block and the logits float32", function()
-    local net = small_resnet("O2")
+    local net = small_resnet("O2", false, "resnet50")
     local x = spore.randn({ 2, 3, 64, 64 }):to(net:device())
     local y = spore.inference_mode(net, x)
     assert.equal("float32", y:dtype())
@@ -138,7 +146,7 @@ describe("O2 inference: bfloat16 activations between fused convolutions", functi
       .. "it keeps nothing for gradients (O2's activations may be bfloat16); run the forward outside it")
     -- outside it: the float32-activation forward (buffers back to float32) and its gradients,
     -- the same bits as a net that never ran in it
-    local fresh = small_resnet("O2")
+    local fresh = small_resnet("O2", true)
     local g = spore.ones({ 2, 10 }):to(x:device())
     local ya, yb = n2(x):clone(), fresh(x):clone()
     assert.is_true(same_bits(ya, yb))
