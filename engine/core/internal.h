@@ -118,6 +118,14 @@ static inline int sp_cl_all(int n, const sp_tensor *const *ts) {
 }
 #define SP_CL_BOTH(...) sp_cl_all(sizeof((const sp_tensor *const[]){__VA_ARGS__}) / sizeof(const sp_tensor *), \
                                   (const sp_tensor *const[]){__VA_ARGS__})
+/* 1 when the bytes of a and b overlap (each from its data pointer, numel x its dtype's size;
+ * contiguous or channels-last tensors span exactly that) */
+static inline int sp_bytes_overlap(const sp_tensor *a, const sp_tensor *b) {
+    const char *p = sp_data_ro(a), *q = sp_data_ro(b);
+    size_t na = sp_dtype_size(a->dtype) * (size_t)sp_tensor_numel(a);
+    size_t nb = sp_dtype_size(b->dtype) * (size_t)sp_tensor_numel(b);
+    return p < q + nb && q < p + na;
+}
 /* Error unless t lives in host-addressable memory (the data pipeline and the file writers
  * run on the host; a device tensor is copied out first, explicitly). */
 sp_status sp_require_host(const char *op, const sp_tensor *t, const char *what);

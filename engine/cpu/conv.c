@@ -465,11 +465,6 @@ sp_status sp_cpu_conv2d_forward(sp_tensor *out, const sp_tensor *x, const sp_ten
     return conv_forward(out, x, w, bias, &c, NULL, "conv2d_forward");
 }
 
-sp_status sp_cpu_conv2d_bn_forward_bf16(sp_tensor *out, const sp_tensor *x, const sp_tensor *w, const sp_tensor *bias,
-                                        const sp_tensor *gamma, const sp_tensor *beta, const sp_tensor *mean,
-                                        const sp_tensor *var, double eps, const sp_tensor *residual, int relu,
-                                        int stride_h, int stride_w, int pad_top, int pad_bottom, int pad_left,
-                                        int pad_right, int dil_h, int dil_w, int groups);
 /* bfloat16 activations (channels-last; engine/ops) where oneDNN does not run the layer (conv_kernel
  * "spore", a build without oneDNN, a declined geometry): float32 copies of the bf16 operands (exact),
  * the float32-activation path, and the result rounded into a bf16 out (nearest even), as oneDNN

@@ -624,8 +624,9 @@ int sp_cpu_dnnl_conv_forward(sp_status *st, sp_tensor *out, const sp_tensor *x, 
              (residual && !sp_tensor_is_contiguous(residual) ? CL_RES : 0);
     /* a bf16 activation is channels-last (engine/ops), also where that is the contiguous layout
      * too ([N,C,1,1]): its md is the NHWC one, in bf16 */
-    cl |= (x->dtype == SP_BFLOAT16 ? CL_X : 0) | (out->dtype == SP_BFLOAT16 ? CL_OUT : 0) |
-          (residual && residual->dtype == SP_BFLOAT16 ? CL_RES : 0);
+    int b16 = (x->dtype == SP_BFLOAT16 ? X_BF16 | CL_X : 0) | (out->dtype == SP_BFLOAT16 ? OUT_BF16 | CL_OUT : 0) |
+              (residual && residual->dtype == SP_BFLOAT16 ? RES_BF16 | CL_RES : 0);
+    cl |= b16 & (CL_X | CL_OUT | CL_RES);
     if (sel == SP_CONV_AUTO && (!cl || !dn_available())) return 0;
     conv_geom c;
     conv_geom_of(&c, x, w, sh, sw, pt, pb, pl, pr, dh, dw, groups);
@@ -653,14 +654,9 @@ int sp_cpu_dnnl_conv_forward(sp_status *st, sp_tensor *out, const sp_tensor *x, 
         return 1;
     }
     int flags = (bias ? HAS_BIAS : 0) | (gamma ? EPI_BN : 0) | (residual ? EPI_RES : 0) | (relu ? EPI_RELU : 0) |
-                (bf16 ? BF16 : 0) | cl | (x->dtype == SP_BFLOAT16 ? X_BF16 : 0) |
-                (out->dtype == SP_BFLOAT16 ? OUT_BF16 : 0) | (residual && residual->dtype == SP_BFLOAT16 ? RES_BF16 : 0);
-    if (residual) { /* a residual overlapping out is summed in place (RES_SUM), else read in place */
-        const char *r0 = SP_DATA(residual), *o0 = SP_DATA(out);
-        size_t no = sp_dtype_size(out->dtype) * (size_t)sp_tensor_numel(out);
-        size_t nr = sp_dtype_size(residual->dtype) * (size_t)sp_tensor_numel(residual);
-        if (r0 < o0 + no && o0 < r0 + nr) flags |= RES_SUM;
-    }
+                (bf16 ? BF16 : 0) | cl | b16;
+    /* a residual overlapping out is summed in place (RES_SUM), else read in place */
+    if (residual && sp_bytes_overlap(residual, out)) flags |= RES_SUM;
     dn_entry *tmp, *e = entry_get(DN_FWD, &c, flags, &tmp);
     if (!e) { *st = sp_error(SP_ENOMEM, "%s: cannot allocate oneDNN's primitive", op); return 1; }
     if (!e->ok) {

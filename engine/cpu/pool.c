@@ -261,19 +261,16 @@ sp_status sp_cpu_maxpool2d_forward(sp_tensor *out, sp_tensor *argmax, const sp_t
     const float *X = F32(x);
     float *O = F32(out);
     int32_t *A = SP_DATA(argmax);
-    if (x->dtype == SP_BFLOAT16) { /* bf16 x and out, both channels-last (engine/ops) */
+    int bf16 = x->dtype == SP_BFLOAT16; /* bf16 x and out: both channels-last (engine/ops) */
+    if (bf16 || !sp_tensor_is_contiguous(x) || !sp_tensor_is_contiguous(out)) { /* both channels-last */
         size_t n = (size_t)C * (sizeof(float) + 2 * sizeof(int32_t)) * (size_t)omp_get_max_threads();
         char *ws = sp_workspace(SP_DEV(x), 0, n);
         if (!ws) return sp_error(SP_ENOMEM, "maxpool2d_forward: no memory for %zu bytes of scratch", n);
-        maxpool_nhwc_bf16((uint16_t *)O, A, (const uint16_t *)X, N, C, H, W, Ho, Wo, kh, kw, stride_h, stride_w,
-                          pad_top, pad_left, ws);
-        return SP_OK;
-    }
-    if (!sp_tensor_is_contiguous(x) || !sp_tensor_is_contiguous(out)) { /* both channels-last (engine/ops) */
-        size_t n = (size_t)C * (sizeof(float) + 2 * sizeof(int32_t)) * (size_t)omp_get_max_threads();
-        char *ws = sp_workspace(SP_DEV(x), 0, n);
-        if (!ws) return sp_error(SP_ENOMEM, "maxpool2d_forward: no memory for %zu bytes of scratch", n);
-        maxpool_nhwc(O, A, X, N, C, H, W, Ho, Wo, kh, kw, stride_h, stride_w, pad_top, pad_left, ws);
+        if (bf16)
+            maxpool_nhwc_bf16((uint16_t *)O, A, (const uint16_t *)X, N, C, H, W, Ho, Wo, kh, kw, stride_h, stride_w,
+                              pad_top, pad_left, ws);
+        else
+            maxpool_nhwc(O, A, X, N, C, H, W, Ho, Wo, kh, kw, stride_h, stride_w, pad_top, pad_left, ws);
         return SP_OK;
     }
 /* serial: a 2-core machine gains little here and the OpenMP region costs BLAS time.

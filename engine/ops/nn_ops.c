@@ -244,14 +244,9 @@ static sp_status conv_bn_args(const char *op, sp_tensor *out, const sp_tensor *x
     if (residual) {
         OP_TRY(op_act_cl(residual, act_bf16, op, "residual"));
         OP_TRY(op_shape4(residual, out->shape[0], out->shape[1], out->shape[2], out->shape[3], op, "residual"));
-        if (residual->dtype != out->dtype) { /* summed in place only as the same tensor */
-            const char *r0 = SP_DATA(residual), *o0 = SP_DATA(out);
-            size_t no = sp_dtype_size(out->dtype) * (size_t)sp_tensor_numel(out);
-            size_t nr = sp_dtype_size(residual->dtype) * (size_t)sp_tensor_numel(residual);
-            if (r0 < o0 + no && o0 < r0 + nr)
-                return sp_error(SP_EINVAL, "%s: residual (%s) overlaps out (%s)", op, sp_dtype_name(residual->dtype),
-                                sp_dtype_name(out->dtype));
-        }
+        if (residual->dtype != out->dtype && sp_bytes_overlap(residual, out)) /* summed in place: same dtype only */
+            return sp_error(SP_EINVAL, "%s: residual (%s) overlaps out (%s)", op, sp_dtype_name(residual->dtype),
+                            sp_dtype_name(out->dtype));
     }
     if (SP_DATA(out) == SP_DATA(x)) return sp_error(SP_EINVAL, "%s: out must not be the input x", op);
     OP_SAME_DEVICE(op, T(out), T(x), {w, "weight"}, T(gamma), T(beta), T(moving_mean), {moving_var, "moving_variance"},
