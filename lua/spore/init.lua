@@ -154,18 +154,6 @@ function spore.cuda_device_count() return E.cuda_device_count() end
 -- (`make CUDA=1`). spore.device_count() > 0 means t:to("cuda") and net:to("cuda") work.
 function spore.device_count() return E.cuda_device_count() end
 
---- spore.inference_mode(fn, ...) → fn(...): forwards that keep nothing for a backward
--- (spore.nn.chain). Under amp_level "O2" the activations between fused bf16 convolutions are
--- then bfloat16, as MindSpore's O2 passes float16 between its cells; Model:eval and
--- Model:predict run in it. A backward through a forward run in it is an error.
-function spore.inference_mode(fn, ...)
-  local mt = type(fn) == "table" and getmetatable(fn)
-  if type(fn) ~= "function" and not (mt and mt.__call) then
-    error("spore.inference_mode: expected a function (or a module), got " .. type(fn), 2)
-  end
-  return require("spore.nn.chain").inference_mode(fn, ...)
-end
-
 -- Submodules load on first use: spore.nn, spore.models, spore.optim, spore.data, ...
 local lazy = { nn = "spore.nn", models = "spore.models", optim = "spore.optim", data = "spore.data",
   ckpt = "spore.ckpt", train = "spore.train", repl = "spore.repl", zoo = "spore.zoo", dist = "spore.dist" }
@@ -192,6 +180,7 @@ setmetatable(spore, {
 spore._exports = {
   load_checkpoint = "spore.ckpt", load_param_into_net = "spore.ckpt", save_checkpoint = "spore.ckpt",
   Model = "spore.train", FixedLossScaleManager = "spore.train", DynamicLossScaleManager = "spore.train",
+  inference_mode = "spore.nn.chain", -- forwards that keep nothing for a backward (O2: bf16 activations)
 }
 
 require("spore.device").install(spore)

@@ -43,7 +43,7 @@ end
 -- cl_out "bf16": the reader takes a bfloat16 output too (O2 inference, spore.nn.chain); the
 -- shortcut's output may then be bf16 when the fused join reads it.
 local function bf16_join(self, x)
-  if chain.NOFUSE or self._ins.nofuse then return false end
+  if self._ins.nofuse then return false end -- (chain.takes_bf16 checks SPORE_NO_FUSE)
   local l = self:_list()
   return chain.takes_bf16(l, #l - 1, x)
 end

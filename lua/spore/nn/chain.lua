@@ -47,7 +47,10 @@ local K = require("ffi.nn")
 local cfg = require("ffi.config")
 local M = {}
 M.inference = false
---- spore.inference_mode(fn, ...): fn(...) with M.inference set (restored after, also on error)
+--- spore.inference_mode(fn, ...) → fn(...) (fn a function or a module) with M.inference set,
+-- restored after, also on error: forwards that keep nothing for a backward. Under amp_level
+-- "O2" the activations between fused bf16 convolutions are then bfloat16, as MindSpore's O2
+-- passes float16 between its cells; Model:eval and Model:predict run in it.
 function M.inference_mode(fn, ...)
   local mt = type(fn) == "table" and getmetatable(fn)
   if type(fn) ~= "function" and not (mt and mt.__call) then
@@ -70,7 +73,6 @@ do
   end
   NOFUSE = v == "1"
 end
-M.NOFUSE = NOFUSE
 local Conv, BN, ReLU
 local fusable_dev = { [false] = {}, [true] = {} } -- [bf16][device name] = the kernel exists
 
