@@ -565,8 +565,9 @@ sp_status sp_ckpt_writer_commit(sp_ckpt_writer *w);
 /* Drop everything written; the previous file at path is untouched. Frees w. */
 void sp_ckpt_writer_abort(sp_ckpt_writer *w);
 /* The .ckpt reader keeps freed content blocks (up to sp_config_ckpt_cache(), lazily freed: see
- * sp_config_set_ckpt_cache) to reuse on the next load; this returns them to the system and
- * gives the bytes freed. */
+ * sp_config_set_ckpt_cache) to reuse on the next load: a load's packed contents (its arena)
+ * once all of them died, or those freed while others of their load live. This returns
+ * them to the system and gives the bytes freed. */
 size_t sp_ckpt_release_cache(void);
 /* zlib CRC-32 of a buffer continuing from crc (0 to start). */
 uint32_t sp_crc32(uint32_t crc, const void *data, size_t nbytes);
@@ -762,7 +763,8 @@ void sp_loader_free(sp_loader *l);
  * (0, the default: with the pthread OpenBLAS, libgomp's spinning workers steal BLAS's CPU). */
 void sp_config_set_nn_omp(int on);
 int sp_config_nn_omp(void);
-/* Cap on the .ckpt reader's cache of freed content blocks, in bytes; 0 disables it.
+/* Cap on the .ckpt reader's cache of freed content blocks, in bytes; 0 disables it (a
+ * content freed while others of its load live then returns its whole pages at once).
  * SP_CKPT_CACHE_AUTO (the default) makes it the most bytes of content blocks this process
  * has had at once, at least 256 MiB and at most half the machine's memory, so that loading
  * a checkpoint again (of any size) reuses the pages of the last one. Cached blocks' whole
@@ -773,8 +775,9 @@ int sp_config_nn_omp(void);
 void sp_config_set_ckpt_cache(size_t bytes);
 size_t sp_config_ckpt_cache(void);
 int sp_config_ckpt_cache_auto(void);
-/* .ckpt reader: advise transparent huge pages on big content blocks (on != 0, the
- * default; measured ~4x faster loads of a 200 MB file than 4 KiB faults) or not (0). */
+/* .ckpt reader: advise transparent huge pages on the mappings that hold contents (a
+ * load's arena, big blocks; on != 0, the default; measured ~4x faster loads of a 200 MB
+ * file than 4 KiB faults) or not (0). */
 void sp_config_set_ckpt_thp(int on);
 int sp_config_ckpt_thp(void);
 /* The kernel set OpenBLAS chose when it loaded (openblas_get_corename: "SkylakeX",

@@ -6,6 +6,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 static int64_t live_now(void) {
@@ -252,6 +253,217 @@ SUITE(surface_ckpt_cache_auto) {
     ck_block_free(q);
     sp_ckpt_release_cache();
     CHECK(live_now() == live0, "back to the start (%lld)", (long long)(live_now() - live0));
+}
+
+/* One field (kB) of the mapping holding addr in /proc/self/smaps; -1 if no mapping holds it. */
+static long smaps_field(const void *addr, const char *field) {
+    long v = -1;
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (!f) return -1;
+    char line[512];
+    int in = 0;
+    size_t fl = strlen(field);
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        char c;
+        if (sscanf(line, "%lx-%lx %c", &lo, &hi, &c) == 3 && strchr(line, '-') < strchr(line, ' ')) {
+            in = (uintptr_t)addr >= lo && (uintptr_t)addr < hi;
+            continue;
+        }
+        if (in && strncmp(line, field, fl) == 0) sscanf(line + fl, " %ld", &v);
+    }
+    fclose(f);
+    return v;
+}
+
+/* A counter of /proc/vmstat (-1 if absent). */
+static long vmstat(const char *name) {
+    FILE *f = fopen("/proc/vmstat", "r");
+    if (!f) return -1;
+    char key[128];
+    long v, r = -1;
+    while (fscanf(f, "%127s %ld", key, &v) == 2)
+        if (strcmp(key, name) == 0) { r = v; break; }
+    fclose(f);
+    return r;
+}
+
+/* Transparent huge pages on for madvised mappings (sysfs "[always]" or "[madvise]"). */
+static int thp_enabled(void) {
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+    if (!f) return 0;
+    char line[256] = "";
+    int on = fgets(line, sizeof line, f) && (strstr(line, "[always]") || strstr(line, "[madvise]"));
+    fclose(f);
+    return on && sp_config_ckpt_thp();
+}
+
+static long minflt_now(void) {
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return u.ru_minflt;
+}
+
+/* The arena's tensors: odd sizes, a tiny one between two big ones, one of exactly 2 MiB. */
+#define AR_N 5
+static const int64_t ar_numel[AR_N] = {300001, 10, 786433, 1000, 524288};
+static float ar_val(int i, int64_t j) { return (float)(j % 1000003) + 0.25f * (float)i; }
+
+static size_t ar_write(const char *path, size_t slice) {
+    sp_ckpt_writer *w;
+    CHECK_OK(sp_ckpt_writer_open(&w, path, SP_CKPT_PROTO, 0, NULL, 0, NULL));
+    if (slice) sp_ckpt_writer_set_slice(w, slice);
+    size_t bytes = 0;
+    for (int i = 0; i < AR_N; i++) {
+        sp_tensor *t;
+        CHECK_OK(sp_tensor_new(&t, SP_FLOAT32, 1, &ar_numel[i]));
+        float *v = sp_host_data(t);
+        for (int64_t j = 0; j < ar_numel[i]; j++) v[j] = ar_val(i, j);
+        char name[16];
+        snprintf(name, sizeof name, "t%d", i);
+        CHECK_OK(sp_ckpt_writer_add(w, name, t));
+        bytes += sp_tensor_nbytes(t);
+        sp_tensor_free(t);
+    }
+    CHECK_OK(sp_ckpt_writer_commit(w));
+    return bytes;
+}
+
+static size_t ar_wrong(const sp_tensor *t, int i) {
+    const float *v = sp_host_data(t);
+    size_t bad = 0;
+    for (int64_t j = 0; j < ar_numel[i]; j++) bad += v[j] != ar_val(i, j);
+    return bad;
+}
+
+static void ar_open_all(const char *path, sp_tensor **t) {
+    sp_ckpt *c;
+    CHECK_OK(sp_ckpt_open(&c, path, SP_CKPT_AUTO, 0, NULL, 0, NULL));
+    for (int i = 0; i < AR_N; i++) CHECK_OK(sp_ckpt_tensor(c, i, &t[i]));
+    sp_ckpt_close(c);
+}
+
+/* A load's contents are packed, in file order, into one huge-page mapping; blocks freed
+ * while others live give their whole pages back (cap 0) or are kept (counted); an arena
+ * whose blocks all died is reused by the next load; its accounting returns to zero. */
+SUITE(surface_ckpt_arena) {
+    char dir[] = "/tmp/spore_arena_XXXXXX";
+    if (!mkdtemp(dir)) { CHECK(0, "mkdtemp"); return; }
+    char path[128], sliced[128], small[128];
+    snprintf(path, sizeof path, "%s/a.ckpt", dir);
+    snprintf(sliced, sizeof sliced, "%s/s.ckpt", dir);
+    snprintf(small, sizeof small, "%s/m.ckpt", dir);
+    size_t bytes = ar_write(path, 0);
+    ar_write(sliced, (size_t)1 << 20);
+    sp_ckpt_release_cache();
+    int64_t live0 = live_now(), allocs0, allocs1;
+    sp_mem_stats(NULL, NULL, &allocs0);
+
+    /* packed in file order, 64-byte aligned, every value right; whole or sliced */
+    for (int f = 0; f < 2; f++) {
+        sp_tensor *t[AR_N];
+        long flt0 = minflt_now(), fb0 = vmstat("thp_fault_fallback");
+        ar_open_all(f ? sliced : path, t);
+        long faults = minflt_now() - flt0, fallback = vmstat("thp_fault_fallback") - fb0;
+        const uint8_t *base = sp_host_data(t[0]);
+        int packed = 1;
+        for (int i = 0; i < AR_N; i++) {
+            const uint8_t *p = sp_host_data(t[i]);
+            CHECK(((uintptr_t)p & 63) == 0, "file %d: t%d 64-byte aligned (%p)", f, i, (const void *)p);
+            CHECK(ar_wrong(t[i], i) == 0, "file %d: t%d every value read (%zu wrong)", f, i, ar_wrong(t[i], i));
+            if (i) packed &= p > (const uint8_t *)sp_host_data(t[i - 1]) && p < base + bytes + 64 * AR_N;
+        }
+        CHECK(packed, "file %d: the contents follow one another in one mapping", f);
+        if (!thp_enabled() || (fallback > 0 && smaps_field(base, "AnonHugePages:") <= 0)) {
+            printf("  SKIP surface_ckpt_arena faults: no transparent huge pages here (sysfs, SPORE_NO_THP, or %ld "
+                   "fallbacks to 4 KiB pages)\n", fallback);
+        } else {
+            /* a block of its own per content faulted t0 (1.2 MB) and t2's last MiB in 4 KiB
+             * pages: 550 faults; packed, the 6.3 MB share 4 huge pages */
+            CHECK(faults < (long)(bytes / 4096 / 4), "file %d: %ld page faults for %zu content bytes", f, faults,
+                  bytes);
+        }
+        for (int i = 0; i < AR_N; i++) sp_tensor_free(t[i]);
+    }
+    CHECK(live_now() - live0 >= (int64_t)bytes, "freed contents kept for the next load, counted (%lld)",
+          (long long)(live_now() - live0));
+    sp_ckpt_release_cache();
+    CHECK(live_now() == live0, "release_cache returns them (%lld)", (long long)(live_now() - live0));
+
+    /* cap 0: the blocks freed beside live ones give their pages back at once; the tiny t1
+     * between t0 and t2, and t3, keep every value */
+    sp_config_set_ckpt_cache(0);
+    {
+        sp_tensor *t[AR_N];
+        ar_open_all(path, t);
+        const void *base = sp_host_data(t[0]);
+        long rss0 = smaps_field(base, "Rss:");
+        sp_tensor_free(t[0]);
+        sp_tensor_free(t[2]);
+        sp_tensor_free(t[4]);
+        long rss1 = smaps_field(base, "Rss:");
+        /* what stays: the pages t1 and t3 share, and the last huge page past the contents */
+        CHECK(rss0 >= (long)(bytes / 1024) && rss1 <= 2048 + 16, "cap 0: freed blocks' pages returned (Rss %ld -> %ld kB)",
+              rss0, rss1);
+        int64_t held = live_now() - live0;
+        CHECK(held == (int64_t)(sp_tensor_nbytes(t[1]) + sp_tensor_nbytes(t[3])),
+              "cap 0: only the live blocks stay counted (%lld)", (long long)held);
+        CHECK(ar_wrong(t[1], 1) == 0 && ar_wrong(t[3], 3) == 0, "the live blocks beside them keep every value");
+        sp_tensor_free(t[1]);
+        sp_tensor_free(t[3]);
+        CHECK(smaps_field(base, "Rss:") == -1, "cap 0: the arena unmapped with its last block");
+        CHECK(live_now() == live0, "cap 0: back to the start (%lld)", (long long)(live_now() - live0));
+    }
+    sp_config_set_ckpt_cache(SP_CKPT_CACHE_AUTO);
+
+    /* the next load of the same file takes the arena its last one left: same layout; pages
+     * the kernel took back (zero again) are read into like fresh ones */
+    {
+        sp_tensor *t[AR_N];
+        ar_open_all(path, t);
+        const void *base = sp_host_data(t[0]);
+        sp_tensor_free(t[1]);   /* freed while t0 lives: kept, counted */
+        CHECK(live_now() - live0 >= (int64_t)bytes, "a block freed beside live ones is kept, counted");
+        for (int i = 0; i < AR_N; i++) if (i != 1) sp_tensor_free(t[i]);
+        for (int round = 0; round < 2; round++) {
+            if (round) CHECK(ck_cache_drop_pages() >= bytes, "the kept arena's pages dropped");
+            ar_open_all(path, t);
+            CHECK(sp_host_data(t[0]) == base, "round %d: the kept arena reused", round);
+            size_t bad = 0;
+            for (int i = 0; i < AR_N; i++) bad += ar_wrong(t[i], i);
+            CHECK(bad == 0, "round %d: every value read into it (%zu wrong)", round, bad);
+            for (int i = 0; i < AR_N; i++) sp_tensor_free(t[i]);
+        }
+        /* a smaller file in the bigger arena: the pages past its end go back */
+        sp_ckpt_writer *w;
+        CHECK_OK(sp_ckpt_writer_open(&w, small, SP_CKPT_PROTO, 0, NULL, 0, NULL));
+        int64_t n = 300000;
+        sp_tensor *s;
+        CHECK_OK(sp_tensor_new(&s, SP_FLOAT32, 1, &n));
+        CHECK_OK(sp_fill(s, 3.5));
+        CHECK_OK(sp_ckpt_writer_add(w, "s", s));
+        sp_tensor_free(s);
+        CHECK_OK(sp_ckpt_writer_commit(w));
+        sp_ckpt *c;
+        CHECK_OK(sp_ckpt_open(&c, small, SP_CKPT_AUTO, 0, NULL, 0, NULL));
+        CHECK_OK(sp_ckpt_tensor(c, 0, &s));
+        sp_ckpt_close(c);
+        CHECK(sp_host_data(s) == base, "the smaller file's load took the kept arena");
+        CHECK(((const float *)sp_host_data(s))[n - 1] == 3.5f, "its values read");
+        long rss = smaps_field(base, "Rss:");
+        CHECK(rss >= 0 && rss <= 2 * 1024 + 8, "the longer load's pages past its end went back (Rss %ld kB)", rss);
+        CHECK(live_now() - live0 == n * 4, "only its block counted (%lld)", (long long)(live_now() - live0));
+        sp_tensor_free(s);
+    }
+    size_t freed = sp_ckpt_release_cache();
+    CHECK(freed >= 1200000, "release_cache returned the kept arena (%zu)", freed);
+    CHECK(live_now() == live0, "back to the start (%lld)", (long long)(live_now() - live0));
+    sp_mem_stats(NULL, NULL, &allocs1);
+    CHECK(allocs1 == allocs0, "live allocations back to the start (%lld)", (long long)(allocs1 - allocs0));
+    unlink(path);
+    unlink(sliced);
+    unlink(small);
+    rmdir(dir);
 }
 
 SUITE(surface_dtype_table) {
