@@ -261,6 +261,13 @@ typedef struct ck_arena ck_arena;
 #define AR_UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
 enum { AB_FREE = 0, AB_LIVE = 1, AB_KEPT = 2 };
+/* A load has two arenas: the contents its queue's threads read (64 KiB and more: all but a
+ * few bytes of a checkpoint) and those the parse copies out of its read buffer itself.
+ * One arena for both had the parse's thread fault in half of the big contents' huge
+ * pages (every small content after a big one lands in the big one's last huge page): in
+ * a VM whose fresh memory faults in the host (milliseconds a huge page), the parse then
+ * stalled and the queue ran dry. */
+enum { AR_QUEUED = 0, AR_PARSED = 1 };
 typedef struct { size_t off, len; int st; } ar_blk;
 struct ck_arena {
     uint8_t *base;          /* data start, 2 MiB-aligned */
@@ -269,6 +276,7 @@ struct ck_arena {
     size_t touched;         /* the most bytes any load used: pages that may be resident */
     size_t live;            /* blocks alive */
     int loading;            /* a load still allocates from it */
+    int role;               /* AR_QUEUED or AR_PARSED: the contents it holds */
     ar_blk *b;
     size_t nb, capb;
     struct ck_arena *next;
@@ -340,13 +348,13 @@ static void ar_retire(ck_arena *a) {
 
 /* An arena for a load of a stream of n bytes: a kept one that holds it (the smallest),
  * else a new mapping; NULL if none can be had (the load uses ck_block_alloc). */
-static ck_arena *ar_open(size_t n) {
+static ck_arena *ar_open(size_t n, int role) {
     size_t cap = ((n + CK_HUGE - 1) & ~(CK_HUGE - 1)) + CK_HUGE;
     if (cap < n) return NULL;
     pthread_mutex_lock(&blk_mu);
     ck_arena *best = NULL;
     for (ck_arena *a = ar_kept; a; a = a->next)
-        if (a->cap >= cap && (!best || a->cap < best->cap)) best = a;
+        if (a->role == role && a->cap >= cap && (!best || a->cap < best->cap)) best = a;
     if (best) {
         ar_unlink(&ar_kept, best);
         for (size_t i = 0; i < best->nb; i++)
@@ -376,6 +384,7 @@ static ck_arena *ar_open(size_t n) {
     a->base = b;
     a->cap = cap;
     a->loading = 1;
+    a->role = role;
     AR_POISON(b, cap);
     pthread_mutex_lock(&blk_mu);
     a->next = ar_live;
@@ -971,12 +980,16 @@ struct rd {
     size_t nseg, capseg;
     uint32_t run_crc;
     uint64_t run_len;
-    ck_arena *ar;           /* the contents' arena (NULL: each its own ck_block_alloc block) */
+    int use_ar;             /* contents go into arenas (a stream of CK_ARENA_MIN bytes or more) */
+    ck_arena *ar[2];        /* the load's arenas (AR_QUEUED, AR_PARSED), made on first use */
 };
 
-/* A block for a content read from the stream: out of the load's arena when it fits. */
+/* A block for a content read from the stream: out of the load's arena for its kind when
+ * it fits there, else a block of its own. */
 static void *rd_alloc(rd_t *r, size_t len) {
-    void *p = r->ar ? ar_alloc(r->ar, len) : NULL;
+    int role = len >= CK_FILL ? AR_QUEUED : AR_PARSED;
+    if (r->use_ar && !r->ar[role]) r->ar[role] = ar_open(r->n, role);
+    void *p = r->ar[role] ? ar_alloc(r->ar[role], len) : NULL;
     return p ? p : ck_block_alloc(len ? len : 1);
 }
 
@@ -1246,16 +1259,15 @@ static sp_status parse_stream_syn(sp_ckpt *c, rd_t *r, uint8_t *syn) {
 #define CK_ARENA_MIN CK_BIG
 
 sp_status ck_parse_proto(sp_ckpt *c, const uint8_t *buf, size_t n) {
-    rd_t r = {.path = c->path, .fd = -1, .mem = buf, .n = n};
-    r.ar = n >= CK_ARENA_MIN ? ar_open(n) : NULL;
+    rd_t r = {.path = c->path, .fd = -1, .mem = buf, .n = n, .use_ar = n >= CK_ARENA_MIN};
     sp_status st = parse_stream(c, &r);
-    ar_end(r.ar);
+    ar_end(r.ar[0]);
+    ar_end(r.ar[1]);
     return st;
 }
 
 sp_status ck_parse_proto_fd(sp_ckpt *c, int fd, size_t n, int want_crc, uint32_t *crc) {
-    rd_t r = {.path = c->path, .fd = fd, .n = n, .want_crc = want_crc};
-    r.ar = n >= CK_ARENA_MIN ? ar_open(n) : NULL;
+    rd_t r = {.path = c->path, .fd = fd, .n = n, .want_crc = want_crc, .use_ar = n >= CK_ARENA_MIN};
     sp_status st;
     if (ck_read_hook) {
         st = parse_stream(c, &r);
@@ -1312,7 +1324,8 @@ sp_status ck_parse_proto_fd(sp_ckpt *c, int fd, size_t n, int want_crc, uint32_t
         pthread_cond_destroy(&q.cv);
         pthread_mutex_destroy(&q.mu);
     }
-    ar_end(r.ar);   /* after the queue's threads stopped */
+    ar_end(r.ar[0]);   /* after the queue's threads stopped */
+    ar_end(r.ar[1]);
     *crc = r.crc;
     free(r.buf);
     if (r.cap) sp_mem_account(NULL, -(long long)r.cap);
