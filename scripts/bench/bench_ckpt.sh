@@ -8,6 +8,15 @@
 #   spore_first_load  a fresh process, the file in the page cache (median of RUNS processes)
 #   spore_cold_load   a fresh process after `echo 3 > /proc/sys/vm/drop_caches` (root only;
 #                     "page_cache_dropped": false and null otherwise)
+#   first_load_memory the first load (file cached) under three states of the machine's free
+#                     memory: back_to_back (= spore_first_load: each process right after the
+#                     last), reused (each right after a process that touched and freed 1.5x
+#                     the file's bytes) and idle (each after SPORE_BENCH_IDLE_S=3 seconds
+#                     with nothing running). On bare metal the three agree. A VM whose host
+#                     backs guest memory lazily and takes back what the guest frees (free
+#                     page reporting: Firecracker, this machine) makes memory that was free
+#                     a few seconds fault in the host too; limit.fresh_memory_fault_reused /
+#                     _idle are the bare faults under the same states.
 #   peers             mindspore: mindspore.load_checkpoint; torch_load: torch.load of the same
 #                     tensors saved by torch.save; torch_load_mmap: torch.load(mmap=True)
 #                     (lazy: pages fault in on first use, not timed) — warm, as spore; the
@@ -74,6 +83,22 @@ for MBS in $SIZES; do
     FIRST+=("$t"); (( r > RSS )) && RSS=$r
   done
   T_FIRST=$(printf '%s\n' "${FIRST[@]}" | med)
+  WARM_MB=$(awk -v m="$MB" 'BEGIN{printf "%d", 1.5 * m + 64}')
+  FIRST_R=(); FIRST_I=(); FAULT_R=(); FAULT_I=()
+  for ((i = 1; i <= RUNS; i++)); do
+    luajit scripts/bench/ckpt_load.lua --fault "$WARM_MB" >/dev/null
+    read -r t _ r < <(luajit scripts/bench/ckpt_load.lua "$F" 1)
+    FIRST_R+=("$t"); (( r > RSS )) && RSS=$r
+    luajit scripts/bench/ckpt_load.lua --fault "$WARM_MB" >/dev/null
+    FAULT_R+=("$(luajit scripts/bench/ckpt_load.lua --fault "$MB")")
+    sleep "${SPORE_BENCH_IDLE_S:-3}"
+    read -r t _ r < <(luajit scripts/bench/ckpt_load.lua "$F" 1)
+    FIRST_I+=("$t"); (( r > RSS )) && RSS=$r
+    sleep "${SPORE_BENCH_IDLE_S:-3}"
+    FAULT_I+=("$(luajit scripts/bench/ckpt_load.lua --fault "$MB")")
+  done
+  T_FIRST_R=$(printf '%s\n' "${FIRST_R[@]}" | med); T_FIRST_I=$(printf '%s\n' "${FIRST_I[@]}" | med)
+  T_FAULT_R=$(printf '%s\n' "${FAULT_R[@]}" | med); T_FAULT_I=$(printf '%s\n' "${FAULT_I[@]}" | med)
   read -r _ T_WARM _ < <(luajit scripts/bench/ckpt_load.lua "$F" $((RUNS + 1)))
   # limits
   T_MEMCPY=$(luajit scripts/bench/ckpt_load.lua --memcpy "$MB" "$RUNS")
@@ -97,17 +122,20 @@ for MBS in $SIZES; do
   fi
   rm -f "$PT"
   "$PY_DEBIAN" - "$MBS" "$SIZE" "$RUNS" "$T_WARM" "$T_FIRST" "$T_COLD" "$RSS" "$T_MEMCPY" "$T_PREAD" "$T_FAULT" \
-    "$T_DISK" "$T_MS" "$T_MS_COLD" "$RSS_MS" "$T_TL" "$T_TL_COLD" "$RSS_TL" "$T_TM" "$T_TM_COLD" "$DROP" <<'PY'
+    "$T_DISK" "$T_MS" "$T_MS_COLD" "$RSS_MS" "$T_TL" "$T_TL_COLD" "$RSS_TL" "$T_TM" "$T_TM_COLD" "$DROP" \
+    "$T_FIRST_R" "$T_FIRST_I" "$T_FAULT_R" "$T_FAULT_I" <<'PY'
 import json, sys
 (mbs, size, runs, warm, first, cold, rss, memcpy, pread, fault, disk, ms, ms_cold, rss_ms, tl, tl_cold, rss_tl,
- tm, tm_cold, dropped) = sys.argv[1:21]
+ tm, tm_cold, dropped, first_r, first_i, fault_r, fault_i) = sys.argv[1:25]
 size = int(size)
 def rate(t):
     return None if t in ("null", "", None) or float(t) <= 0 else round(size / 1e6 / float(t), 1)
 s, f, c = rate(warm), rate(first), rate(cold)
 peers = {"mindspore": rate(ms), "torch_load": rate(tl), "torch_load_mmap": rate(tm)}
 lim = {"memcpy": rate(memcpy), "pread_page_cache": rate(pread), "fresh_memory_fault": rate(fault),
+       "fresh_memory_fault_reused": rate(fault_r), "fresh_memory_fault_idle": rate(fault_i),
        "disk_cold_read": rate(disk)}
+fm = {"back_to_back": f, "reused": rate(first_r), "idle": rate(first_i)}
 rss_mb = round(int(rss) / 1024, 1)
 row = {"name": "ckpt_load_%smb" % mbs, "unit": "MB/s", "spore": s, "peers": peers,
        "ratio_vs_torch": None if not peers["torch_load"] else round(s / peers["torch_load"], 2), "runs": int(runs),
@@ -115,6 +143,8 @@ row = {"name": "ckpt_load_%smb" % mbs, "unit": "MB/s", "spore": s, "peers": peer
        "page_cache_dropped": dropped == "true",
        "peers_cold": {"mindspore": rate(ms_cold), "torch_load": rate(tl_cold), "torch_load_mmap": rate(tm_cold)},
        "limit": lim,
+       "first_load_memory": fm,
+       "first_load_memory_ratio_vs_memcpy": {k: round(v / lim["memcpy"], 3) for k, v in fm.items()},
        "ratio_vs_memcpy": round(s / lim["memcpy"], 3), "first_load_ratio_vs_memcpy": round(f / lim["memcpy"], 3),
        "ratio_vs_mindspore": None if not peers["mindspore"] else round(s / peers["mindspore"], 1),
        "peak_rss_mb": rss_mb, "rss_limit_mb": round(1.15 * size / 2**20 + 50, 1),
