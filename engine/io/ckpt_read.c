@@ -424,8 +424,11 @@ out:
 static void ar_end(ck_arena *a) {
     if (!a) return;
     pthread_mutex_lock(&blk_mu);
-    uint8_t *lo = a->base + ((a->used + 4095) & ~(size_t)4095), *hi = a->base + ((a->touched + 4095) & ~(size_t)4095);
-    if (hi > lo) madvise(lo, (size_t)(hi - lo), MADV_DONTNEED);
+    if (a->touched > a->used) {   /* to the end of the last huge page the longer load had */
+        size_t lo = (a->used + 4095) & ~(size_t)4095, hi = (a->touched + CK_HUGE - 1) & ~(CK_HUGE - 1);
+        if (hi > a->cap) hi = a->cap;
+        if (hi > lo) madvise(a->base + lo, hi - lo, MADV_DONTNEED);
+    }
     a->touched = a->used;
     a->loading = 0;
     if (!a->live) ar_retire(a);
@@ -454,11 +457,13 @@ static void ar_free(ck_arena *a, const void *p, int cache) {
     AR_POISON(a->base + k->off, k->len);
     size_t cap = cap_now();
     if (cache && k->len <= cap && blk_cached_bytes <= cap - k->len) {
-        uint8_t *pg;
-        size_t n;
-        ar_pages(a->base + k->off, k->len, &pg, &n);
+        /* its whole huge pages lazily freed, as the block cache does (lazy_free): a part
+         * of one would split it, and a warm load writing into 4 KiB pages whose dirty
+         * bits MADV_FREE cleared ran 30-60 % slower (50 MB: 2.8-3.2 -> 3.6-4.5 ms) */
+        uintptr_t lo = ((uintptr_t)(a->base + k->off) + CK_HUGE - 1) & ~(uintptr_t)(CK_HUGE - 1),
+                  hi = (uintptr_t)(a->base + k->off + k->len) & ~(uintptr_t)(CK_HUGE - 1);
 #ifdef MADV_FREE
-        if (n) madvise(pg, n, MADV_FREE);
+        if (hi > lo) madvise((void *)lo, (size_t)(hi - lo), MADV_FREE);
 #endif
         k->st = AB_KEPT;
         blk_cached_bytes += k->len;
