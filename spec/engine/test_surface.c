@@ -434,28 +434,37 @@ SUITE(surface_ckpt_arena) {
             CHECK(bad == 0, "round %d: every value read into it (%zu wrong)", round, bad);
             for (int i = 0; i < AR_N; i++) sp_tensor_free(t[i]);
         }
-        /* a smaller file in the bigger arena: the pages past its end go back */
-        sp_ckpt_writer *w;
-        CHECK_OK(sp_ckpt_writer_open(&w, small, SP_CKPT_PROTO, 0, NULL, 0, NULL));
-        int64_t n = 300000;
-        sp_tensor *s;
-        CHECK_OK(sp_tensor_new(&s, SP_FLOAT32, 1, &n));
-        CHECK_OK(sp_fill(s, 3.5));
-        CHECK_OK(sp_ckpt_writer_add(w, "s", s));
-        sp_tensor_free(s);
-        CHECK_OK(sp_ckpt_writer_commit(w));
-        sp_ckpt *c;
-        CHECK_OK(sp_ckpt_open(&c, small, SP_CKPT_AUTO, 0, NULL, 0, NULL));
-        CHECK_OK(sp_ckpt_tensor(c, 0, &s));
-        sp_ckpt_close(c);
-        CHECK(sp_host_data(s) == base, "the smaller file's load took the kept arena");
-        CHECK(((const float *)sp_host_data(s))[n - 1] == 3.5f, "its values read");
-        long rss = smaps_field(base, "Rss:");
-        CHECK(rss >= 0 && rss <= 2 * 1024 + 8, "the longer load's pages past its end went back (Rss %ld kB)", rss);
-        /* counted: its block, and the small contents kept in the other arena */
-        CHECK(live_now() - live0 == n * 4 + (int64_t)(ar_numel[1] + ar_numel[3]) * 4,
-              "only its block and the kept small ones counted (%lld)", (long long)(live_now() - live0));
-        sp_tensor_free(s);
+        /* a smaller file takes the kept arena if it is at least half its length, and the
+         * pages past its end go back; a much smaller one leaves the arena for a load of
+         * its size (kept arena: 10 MiB reserved) */
+        const int64_t ns[2] = {900000, 300000};
+        for (int k = 0; k < 2; k++) {
+            int64_t n = ns[k];
+            sp_ckpt_writer *w;
+            CHECK_OK(sp_ckpt_writer_open(&w, small, SP_CKPT_PROTO, 0, NULL, 0, NULL));
+            sp_tensor *s;
+            CHECK_OK(sp_tensor_new(&s, SP_FLOAT32, 1, &n));
+            CHECK_OK(sp_fill(s, 3.5));
+            CHECK_OK(sp_ckpt_writer_add(w, "s", s));
+            sp_tensor_free(s);
+            CHECK_OK(sp_ckpt_writer_commit(w));
+            sp_ckpt *c;
+            CHECK_OK(sp_ckpt_open(&c, small, SP_CKPT_AUTO, 0, NULL, 0, NULL));
+            CHECK_OK(sp_ckpt_tensor(c, 0, &s));
+            sp_ckpt_close(c);
+            CHECK(((const float *)sp_host_data(s))[n - 1] == 3.5f, "%lld floats: values read", (long long)n);
+            if (k == 0) {
+                CHECK(sp_host_data(s) == base, "3.6 MB: took the kept arena");
+                long rss = smaps_field(base, "Rss:");
+                CHECK(rss >= 0 && rss <= n * 4 / 1024 + 8, "the longer load's pages past its end went back (Rss %ld kB)", rss);
+                /* counted: its block, and the small contents kept in the other arena */
+                CHECK(live_now() - live0 == n * 4 + (int64_t)(ar_numel[1] + ar_numel[3]) * 4,
+                      "only its block and the kept small ones counted (%lld)", (long long)(live_now() - live0));
+            } else {
+                CHECK(sp_host_data(s) != base, "1.2 MB: a new arena, the kept one left alone");
+            }
+            sp_tensor_free(s);
+        }
     }
     size_t freed = sp_ckpt_release_cache();
     CHECK(freed >= 1200000, "release_cache returned the kept arena (%zu)", freed);
