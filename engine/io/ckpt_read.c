@@ -994,7 +994,8 @@ struct rd {
     size_t nseg, capseg;
     uint32_t run_crc;
     uint64_t run_len;
-    int use_ar;             /* contents go into arenas (a stream of CK_ARENA_MIN bytes or more) */
+    int use_ar;             /* contents go into arenas (a stream of CK_ARENA_MIN bytes or more);
+                             * bit 1 << (1 + role): that arena was asked for */
     ck_arena *ar[2];        /* the load's arenas (AR_QUEUED, AR_PARSED), made on first use */
 };
 
@@ -1002,7 +1003,10 @@ struct rd {
  * it fits there, else a block of its own. */
 static void *rd_alloc(rd_t *r, size_t len) {
     int role = len >= CK_FILL ? AR_QUEUED : AR_PARSED;
-    if (r->use_ar && !r->ar[role]) r->ar[role] = ar_open(r->n, role);
+    if (r->use_ar && !(r->use_ar & (2 << role))) {   /* once: a failed mapping is not asked for again */
+        r->use_ar |= 2 << role;
+        r->ar[role] = ar_open(r->n, role);
+    }
     void *p = r->ar[role] ? ar_alloc(r->ar[role], len) : NULL;
     return p ? p : ck_block_alloc(len ? len : 1);
 }
