@@ -565,7 +565,7 @@ sp_status sp_ckpt_writer_commit(sp_ckpt_writer *w);
 /* Drop everything written; the previous file at path is untouched. Frees w. */
 void sp_ckpt_writer_abort(sp_ckpt_writer *w);
 /* The .ckpt reader keeps freed content blocks (up to sp_config_ckpt_cache(), lazily freed: see
- * sp_config_set_ckpt_cache) to reuse on the next load: a load's packed contents (its arena)
+ * sp_config_set_ckpt_cache) to reuse on the next load: a load's packed contents (its arenas)
  * once all of them died, or those freed while others of their load live. This returns
  * them to the system and gives the bytes freed. */
 size_t sp_ckpt_release_cache(void);

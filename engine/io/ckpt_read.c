@@ -3,8 +3,8 @@
  * Value laid out as MindSpore writes it (tag, then the TensorProto whose last field is
  * tensor_content) protobuf-c unpacks everything but the content, and the content is read
  * from the file straight into the tensor's final block: one copy out of the page cache,
- * none through a buffer (split_value, rd_read_to); the blocks are packed in one huge-page
- * mapping per load (the arena). Any other layout is unpacked whole by
+ * none through a buffer (split_value, rd_read_to); the blocks are packed in two huge-page
+ * mappings per load (arenas). Any other layout is unpacked whole by
  * protobuf-c, which copies the content once. The file is read (never mapped), the small
  * records through a reusable buffer, so peak memory stays near one file size. */
 #include "io/ckpt_internal.h"
@@ -227,8 +227,8 @@ size_t sp_ckpt_release_cache(void) {
 
 /* ---- per-load arenas ------------------------------------------------------
  * The contents a load reads straight into their tensors (the direct path below) are
- * carved, in file order and 64-byte aligned, out of one anonymous mapping per load (an
- * arena) whose data starts on a 2 MiB boundary, with MADV_HUGEPAGE. A block of its own
+ * carved, in file order and 64-byte aligned, out of anonymous mappings (arenas; two per
+ * load, see AR_QUEUED) whose data starts on a 2 MiB boundary, with MADV_HUGEPAGE. A block of its own
  * per content faulted every content's tail past its last whole huge page, and every
  * content under 1 MiB, in 4 KiB pages: 13,000 faults for a 205 MB ResNet50 + Momentum
  * file, about 70 % of a first load's CPU time in a fresh process (sp_ckpt_open 37-98 ->
@@ -241,11 +241,12 @@ size_t sp_ckpt_release_cache(void) {
  *   block by binary search of its table (blocks are made in address order).
  * - Each block is counted in sp_mem_stats (and blk_mapped, the automatic cap's peak) from
  *   its allocation until its bytes are returned: a block that dies while others live is
- *   kept (its whole pages lazily freed, its bytes in blk_cached_bytes) if the cache cap
- *   allows, or its whole pages are returned at once (MADV_DONTNEED). An arena whose last
- *   block died after its load ended goes into the arena cache if it keeps any bytes, and
- *   a later load of at most its length takes it (the warm reload of the same file gets
- *   the same layout, the pages already there), else it is unmapped.
+ *   kept (its whole huge pages lazily freed, its bytes in blk_cached_bytes) if the cache
+ *   cap allows, or its whole pages are returned at once (MADV_DONTNEED). An arena whose
+ *   last block died after its load ended goes into the arena cache if it keeps any bytes
+ *   (all its whole huge pages lazily freed), and a later load it holds, of at least half
+ *   its length, takes it (the warm reload of the same file gets the same layout, the
+ *   pages already there), else it is unmapped.
  * All of it under blk_mu. */
 #define CK_ALIGN ((size_t)64)
 typedef struct ck_arena ck_arena;
@@ -320,15 +321,22 @@ static void ar_unlink(ck_arena **list, ck_arena *a) {
         if (*pp == a) { *pp = a->next; return; }
 }
 
-/* Unmap an arena, every kept block's count with it (returns the kept bytes). */
-static size_t ar_unmap(ck_arena *a) {
+/* Every kept block's bytes leave the cache and the count (their pages stay); the bytes. */
+static size_t ar_uncount_kept(ck_arena *a) {
     size_t freed = 0;
     for (size_t i = 0; i < a->nb; i++)
         if (a->b[i].st == AB_KEPT) {
             freed += a->b[i].len;
             blk_cached_bytes -= a->b[i].len;
             ar_count(a->b[i].len, 0);
+            a->b[i].st = AB_FREE;
         }
+    return freed;
+}
+
+/* Unmap an arena, every kept block's count with it (returns the kept bytes). */
+static size_t ar_unmap(ck_arena *a) {
+    size_t freed = ar_uncount_kept(a);
     AR_UNPOISON(a->base, a->cap);   /* the addresses go back to the system */
     munmap(a->base, a->cap);
     free(a->b);
@@ -366,11 +374,7 @@ static ck_arena *ar_open(size_t n, int role) {
         if (a->role == role && a->cap >= cap && a->cap / 2 <= cap && (!best || a->cap < best->cap)) best = a;
     if (best) {
         ar_unlink(&ar_kept, best);
-        for (size_t i = 0; i < best->nb; i++)
-            if (best->b[i].st == AB_KEPT) {
-                blk_cached_bytes -= best->b[i].len;
-                ar_count(best->b[i].len, 0);
-            }
+        ar_uncount_kept(best);
         best->used = best->nb = best->live = 0;
         best->loading = 1;
         AR_POISON(best->base, best->cap);
